@@ -1,0 +1,1 @@
+"""The cloud service: FastAPI + PostgreSQL, fleet, ingest, billing, alerts, reports, dashboard."""

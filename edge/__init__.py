@@ -1,0 +1,1 @@
+"""The gateway daemon and the field technician's command-line tools."""

@@ -1,0 +1,1 @@
+"""Simulated meters and buses for tests, demos and benchmarks."""

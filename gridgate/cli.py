@@ -1,0 +1,64 @@
+"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line).
+
+A group whose issue has not landed yet is mounted as a command that says so in one line and
+exits with status 2, so scripts and tests never mistake it for a working group.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from gridgate import __version__
+from shared import configure_logging
+
+app = typer.Typer(
+    name="gridgate",
+    help="GridGate: read electricity meters at the edge, sync them to the cloud, bill them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("INFO", help="Log level: DEBUG, INFO, WARNING, ERROR."),
+    json_logs: bool | None = typer.Option(
+        None, "--json-logs/--console-logs", help="Log format (default: JSON unless a terminal)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    configure_logging(log_level, json_output=json_logs)
+
+
+def _mount_unavailable(name: str, summary: str, issue: int) -> None:
+    """Mount `name` as a group that is not available yet: one line on stderr, exit status 2."""
+
+    def unavailable() -> None:
+        typer.echo(f"gridgate {name}: not available yet (lands with issue #{issue})", err=True)
+        raise typer.Exit(2)
+
+    unavailable.__doc__ = f"[not available yet] {summary}"
+    app.command(
+        name,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(unavailable)
+
+
+_mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
+_mount_unavailable("sim", "Simulated meters: Modbus RTU/TCP bus, DLMS meter, MQTT meter.", 3)
+_mount_unavailable("edge", "The gateway daemon and the field technician's tools.", 6)
+_mount_unavailable("cloud", "The cloud service: serve, migrate, admin.", 5)
+
+
+def main() -> None:
+    app()

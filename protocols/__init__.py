@@ -1,0 +1,1 @@
+"""Meter protocols: Modbus (RTU/TCP), DLMS/COSEM and MQTT readers producing `shared.Sample`s."""

@@ -1,0 +1,106 @@
+"""The edge<->cloud contract: wire models, quantity codes, batch bytes and signatures.
+
+This package imports nothing else of GridGate's; both the edge daemon and the cloud service speak
+only through it.
+"""
+
+from ._codec import (
+    CONTENT_ENCODINGS,
+    GATEWAY_HEADER,
+    SIGNATURE_HEADER,
+    ContentEncoding,
+    SignedBody,
+    compress,
+    decode_batch,
+    decompress,
+    describe_validation_error,
+    encode_batch,
+    open_batch,
+    seal_batch,
+)
+from ._events import EVENT_KIND_CODES, EVENT_KINDS, EventStatus, Severity
+from ._exceptions import (
+    BatchInvalid,
+    BatchTooLarge,
+    ContractError,
+    EncodingError,
+    GridgateError,
+    KeyInvalid,
+    SignatureInvalid,
+)
+from ._logging import configure_logging
+from ._models import (
+    CONTRACT_VERSION,
+    MAX_BATCH_EVENTS,
+    MAX_BATCH_READINGS,
+    MAX_BODY_BYTES,
+    MAX_DECOMPRESSED_BYTES,
+    Ack,
+    Batch,
+    Event,
+    Heartbeat,
+    Quality,
+    Reading,
+    Sample,
+)
+from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
+from ._signing import (
+    generate_private_key,
+    load_public_key,
+    public_key_text,
+    read_private_key,
+    sign_body,
+    verify_body,
+    write_private_key,
+)
+
+__all__ = [
+    "CONTENT_ENCODINGS",
+    "CONTRACT_VERSION",
+    "EVENT_KINDS",
+    "EVENT_KIND_CODES",
+    "GATEWAY_HEADER",
+    "MAX_BATCH_EVENTS",
+    "MAX_BATCH_READINGS",
+    "MAX_BODY_BYTES",
+    "MAX_DECOMPRESSED_BYTES",
+    "QUANTITIES",
+    "QUANTITY_CODES",
+    "SIGNATURE_HEADER",
+    "Ack",
+    "Batch",
+    "BatchInvalid",
+    "BatchTooLarge",
+    "ContentEncoding",
+    "ContractError",
+    "EncodingError",
+    "Event",
+    "EventStatus",
+    "GridgateError",
+    "Heartbeat",
+    "KeyInvalid",
+    "Quality",
+    "Quantity",
+    "QuantityKind",
+    "Reading",
+    "Sample",
+    "Severity",
+    "SignatureInvalid",
+    "SignedBody",
+    "compress",
+    "configure_logging",
+    "decode_batch",
+    "decompress",
+    "describe_validation_error",
+    "encode_batch",
+    "generate_private_key",
+    "get_quantity",
+    "load_public_key",
+    "open_batch",
+    "public_key_text",
+    "read_private_key",
+    "seal_batch",
+    "sign_body",
+    "verify_body",
+    "write_private_key",
+]

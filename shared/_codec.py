@@ -1,0 +1,143 @@
+"""Batch bytes: canonical encoding, compression, bounded decompression, decoding.
+
+The order of work on the receiving side matters and is fixed by `open_batch`: check the body size,
+verify the signature over the exact body bytes, decompress with a hard output bound, then parse.
+Nothing unauthenticated is ever decompressed or parsed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from typing import Literal
+
+import zstandard
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import ValidationError
+
+from ._exceptions import BatchInvalid, BatchTooLarge, EncodingError
+from ._models import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, Batch
+from ._signing import sign_body, verify_body
+
+ContentEncoding = Literal["zstd", "gzip", "identity"]
+CONTENT_ENCODINGS: tuple[str, ...] = ("zstd", "gzip", "identity")
+
+SIGNATURE_HEADER = "X-Gridgate-Signature"
+GATEWAY_HEADER = "X-Gridgate-Gateway"
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """The canonical JSON bytes of a batch: field order of the model, no whitespace, UTF-8.
+
+    Encoding the same batch twice gives the same bytes, so a resent batch has the same signature.
+    """
+    return batch.model_dump_json().encode()
+
+
+def compress(raw: bytes, encoding: ContentEncoding) -> bytes:
+    """Compress `raw` for the given Content-Encoding."""
+    if encoding == "zstd":
+        return zstandard.ZstdCompressor(level=3).compress(raw)
+    if encoding == "gzip":
+        return gzip.compress(raw, compresslevel=6, mtime=0)
+    if encoding == "identity":
+        return raw
+    raise EncodingError(f"unknown content encoding {encoding!r}; use one of {CONTENT_ENCODINGS}")
+
+
+def decompress(body: bytes, encoding: str, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Decompress `body`, refusing to produce more than `max_bytes` (zip bombs stop there)."""
+    encoding = (encoding or "identity").strip().lower()
+    too_large = BatchTooLarge(f"decompressed body is larger than the limit of {max_bytes} bytes")
+    if encoding == "identity":
+        if len(body) > max_bytes:
+            raise too_large
+        return body
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        try:
+            out = inflater.decompress(body, max_bytes + 1)
+        except zlib.error as exc:
+            raise EncodingError(f"body is not valid gzip: {exc}") from exc
+        if len(out) > max_bytes or inflater.unconsumed_tail:
+            raise too_large
+        if not inflater.eof:
+            raise EncodingError("body is not valid gzip: stream is truncated")
+        return out
+    if encoding == "zstd":
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+                while chunk := reader.read(min(1 << 20, max_bytes + 1 - total)):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise too_large
+        except zstandard.ZstdError as exc:
+            raise EncodingError(f"body is not valid zstd: {exc}") from exc
+        return b"".join(chunks)
+    raise EncodingError(f"unknown content encoding {encoding!r}; use one of {CONTENT_ENCODINGS}")
+
+
+def decode_batch(raw: bytes) -> Batch:
+    """Parse and validate canonical batch JSON; raise BatchInvalid naming every bad field."""
+    try:
+        return Batch.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BatchInvalid(describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
+    """Turn a pydantic error into (dotted.field.path, message) pairs for humans and 4xx bodies."""
+    described = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"]) or "(body)"
+        described.append((path, error["msg"]))
+    return described
+
+
+@dataclass(frozen=True, slots=True)
+class SignedBody:
+    """A batch ready to send: the exact body bytes and the headers that go with them."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def seal_batch(
+    batch: Batch, private_key: Ed25519PrivateKey, encoding: ContentEncoding = "zstd"
+) -> SignedBody:
+    """Encode, compress and sign a batch; the signature covers the compressed body as sent."""
+    body = compress(encode_batch(batch), encoding)
+    if len(body) > MAX_BODY_BYTES:
+        raise BatchTooLarge(
+            f"batch body is {len(body)} bytes, over the limit of {MAX_BODY_BYTES}; send fewer rows"
+        )
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign_body(private_key, body),
+        GATEWAY_HEADER: batch.gateway_id,
+    }
+    if encoding != "identity":
+        headers["Content-Encoding"] = encoding
+    return SignedBody(body=body, headers=headers)
+
+
+def open_batch(
+    body: bytes,
+    *,
+    content_encoding: str | None,
+    signature: str | None,
+    public_key: Ed25519PublicKey,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
+) -> Batch:
+    """Check size, verify the signature, decompress (bounded), then parse — in that order."""
+    if len(body) > max_body_bytes:
+        raise BatchTooLarge(f"body is {len(body)} bytes, over the limit of {max_body_bytes}")
+    verify_body(public_key, body, signature)
+    raw = decompress(body, content_encoding or "identity", max_decompressed_bytes)
+    return decode_batch(raw)

@@ -1,0 +1,75 @@
+"""The quantity table: OBIS short codes, the common language of every meter protocol.
+
+Modbus profiles map registers onto these codes, DLMS reads them natively and MQTT payloads are
+mapped onto them too. The unit of each quantity is fixed; decoders scale into it. Cumulative
+quantities (`*.8.*`) are registers whose difference over a period is the energy consumed — the
+billing truth. Instantaneous quantities are snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class QuantityKind(StrEnum):
+    CUMULATIVE = "cumulative"
+    INSTANTANEOUS = "instantaneous"
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    code: str
+    name: str
+    unit: str
+    kind: QuantityKind
+    description: str
+
+    @property
+    def is_cumulative(self) -> bool:
+        return self.kind is QuantityKind.CUMULATIVE
+
+
+def _q(code: str, name: str, unit: str, kind: QuantityKind, description: str) -> Quantity:
+    return Quantity(code, name, unit, kind, description)
+
+
+_C, _I = QuantityKind.CUMULATIVE, QuantityKind.INSTANTANEOUS
+
+QUANTITIES: dict[str, Quantity] = {
+    q.code: q
+    for q in (
+        _q("1.8.0", "active_energy_import", "kWh", _C, "Active energy imported, total"),
+        _q("2.8.0", "active_energy_export", "kWh", _C, "Active energy exported, total"),
+        _q("3.8.0", "reactive_energy_import", "kvarh", _C, "Reactive energy imported, total"),
+        _q("9.8.0", "apparent_energy", "kVAh", _C, "Apparent energy, total (kVAh billing)"),
+        _q("1.7.0", "active_power_import", "kW", _I, "Active power import"),
+        _q("2.7.0", "active_power_export", "kW", _I, "Active power export"),
+        _q("16.7.0", "active_power_net", "kW", _I, "Net active power (import minus export)"),
+        _q("3.7.0", "reactive_power", "kvar", _I, "Reactive power"),
+        _q("9.7.0", "apparent_power", "kVA", _I, "Apparent power"),
+        _q("21.7.0", "active_power_l1", "kW", _I, "Active power, phase L1 (signed)"),
+        _q("41.7.0", "active_power_l2", "kW", _I, "Active power, phase L2 (signed)"),
+        _q("61.7.0", "active_power_l3", "kW", _I, "Active power, phase L3 (signed)"),
+        _q("32.7.0", "voltage_l1", "V", _I, "Voltage, phase L1 to neutral"),
+        _q("52.7.0", "voltage_l2", "V", _I, "Voltage, phase L2 to neutral"),
+        _q("72.7.0", "voltage_l3", "V", _I, "Voltage, phase L3 to neutral"),
+        _q("31.7.0", "current_l1", "A", _I, "Current, phase L1"),
+        _q("51.7.0", "current_l2", "A", _I, "Current, phase L2"),
+        _q("71.7.0", "current_l3", "A", _I, "Current, phase L3"),
+        _q("13.7.0", "power_factor", "", _I, "Power factor, total (dimensionless)"),
+        _q("14.7.0", "frequency", "Hz", _I, "Supply frequency"),
+    )
+}
+
+QUANTITY_CODES: tuple[str, ...] = tuple(QUANTITIES)
+
+
+def get_quantity(code: str) -> Quantity:
+    """Look up a quantity by its OBIS short code; raise KeyError naming the known codes."""
+    try:
+        return QUANTITIES[code]
+    except KeyError:
+        raise KeyError(
+            f"unknown quantity {code!r}; known OBIS codes: {', '.join(QUANTITY_CODES)}"
+        ) from None

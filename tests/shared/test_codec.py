@@ -1,0 +1,179 @@
+"""Batch bytes: compression both ways, bounded decompression, signatures, and the receive order."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared import (
+    GATEWAY_HEADER,
+    SIGNATURE_HEADER,
+    BatchInvalid,
+    BatchTooLarge,
+    EncodingError,
+    SignatureInvalid,
+    compress,
+    decompress,
+    generate_private_key,
+    open_batch,
+    seal_batch,
+)
+from tests.shared.factories import make_batch
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "gzip", "identity"])
+def test_seal_then_open_round_trips(encoding: str) -> None:
+    key = generate_private_key()
+    batch = make_batch(readings=500, events=2)
+    sealed = seal_batch(batch, key, encoding)  # type: ignore[arg-type]
+    assert sealed.headers[GATEWAY_HEADER] == "gw-0001"
+    opened = open_batch(
+        sealed.body,
+        content_encoding=sealed.headers.get("Content-Encoding"),
+        signature=sealed.headers[SIGNATURE_HEADER],
+        public_key=key.public_key(),
+    )
+    assert opened == batch
+
+
+def test_compression_actually_compresses_readings() -> None:
+    raw = json.dumps([r.model_dump(mode="json") for r in make_batch(2000).readings]).encode()
+    assert len(compress(raw, "zstd")) < len(raw) / 5
+    assert len(compress(raw, "gzip")) < len(raw) / 5
+
+
+def test_sealing_is_deterministic_for_the_same_batch() -> None:
+    key = generate_private_key()
+    batch = make_batch()
+    assert seal_batch(batch, key).body == seal_batch(batch, key).body
+
+
+def test_signature_from_another_key_fails() -> None:
+    batch = make_batch()
+    sealed = seal_batch(batch, generate_private_key())
+    with pytest.raises(SignatureInvalid, match="does not match"):
+        open_batch(
+            sealed.body,
+            content_encoding="zstd",
+            signature=sealed.headers[SIGNATURE_HEADER],
+            public_key=generate_private_key().public_key(),
+        )
+
+
+@settings(max_examples=50)
+@given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
+def test_any_one_byte_change_breaks_the_signature(position: int, flip: int) -> None:
+    key = _KEY
+    body = bytearray(_SEALED.body)
+    body[position % len(body)] ^= flip
+    with pytest.raises(SignatureInvalid):
+        open_batch(
+            bytes(body),
+            content_encoding="zstd",
+            signature=_SEALED.headers[SIGNATURE_HEADER],
+            public_key=key.public_key(),
+        )
+
+
+_KEY = generate_private_key()
+_SEALED = seal_batch(make_batch(readings=20), _KEY)
+
+
+@pytest.mark.parametrize("signature", [None, "", "not base64!!", "AAAA"])
+def test_missing_or_malformed_signature(signature: str | None) -> None:
+    with pytest.raises(SignatureInvalid):
+        open_batch(
+            _SEALED.body, content_encoding="zstd", signature=signature, public_key=_KEY.public_key()
+        )
+
+
+def test_oversized_body_is_refused_before_the_signature_is_checked() -> None:
+    with pytest.raises(BatchTooLarge, match="limit"):
+        open_batch(
+            b"x" * 101,
+            content_encoding="identity",
+            signature=None,
+            public_key=_KEY.public_key(),
+            max_body_bytes=100,
+        )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_decompression_bomb_stops_at_the_limit(encoding: str) -> None:
+    bomb = compress(b"\0" * (64 * 1024 * 1024), encoding)  # type: ignore[arg-type]
+    assert len(bomb) < 200_000
+    with pytest.raises(BatchTooLarge, match="decompressed"):
+        decompress(bomb, encoding, max_bytes=1024 * 1024)
+
+
+def test_zstd_bomb_without_content_size_stops_at_the_limit() -> None:
+    compressor = zstandard.ZstdCompressor(write_content_size=False)
+    bomb = compressor.compress(b"\0" * (32 * 1024 * 1024))
+    with pytest.raises(BatchTooLarge):
+        decompress(bomb, "zstd", max_bytes=1024 * 1024)
+
+
+def test_signed_bomb_is_refused_by_open_batch() -> None:
+    key = generate_private_key()
+    from shared import sign_body
+
+    bomb = gzip.compress(b"[" * (20 * 1024 * 1024))
+    with pytest.raises(BatchTooLarge):
+        open_batch(
+            bomb,
+            content_encoding="gzip",
+            signature=sign_body(key, bomb),
+            public_key=key.public_key(),
+            max_decompressed_bytes=1024 * 1024,
+        )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [("gzip", b"definitely not gzip"), ("zstd", b"definitely not zstd"), ("br", b"{}")],
+)
+def test_undecodable_or_unknown_encoding(encoding: str, body: bytes) -> None:
+    with pytest.raises(EncodingError):
+        decompress(body, encoding)
+
+
+def test_truncated_gzip_is_an_encoding_error() -> None:
+    body = gzip.compress(b'{"a": 1}' * 1000)
+    with pytest.raises(EncodingError, match="truncated"):
+        decompress(body[: len(body) // 2], "gzip")
+
+
+def test_signed_but_invalid_batch_names_the_field() -> None:
+    key = generate_private_key()
+    from shared import sign_body
+
+    body = gzip.compress(b'{"gateway_id": 5}')
+    with pytest.raises(BatchInvalid) as caught:
+        open_batch(
+            body,
+            content_encoding="gzip",
+            signature=sign_body(key, body),
+            public_key=key.public_key(),
+        )
+    assert "gateway_id" in [path for path, _ in caught.value.errors]
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=2048), st.sampled_from(["gzip", "zstd", "identity"]))
+def test_random_bytes_never_escape_as_untyped_errors(body: bytes, encoding: str) -> None:
+    from shared import ContractError, sign_body
+
+    key = _KEY
+    with contextlib.suppress(ContractError):
+        open_batch(
+            body,
+            content_encoding=encoding,
+            signature=sign_body(key, body),
+            public_key=key.public_key(),
+        )

@@ -1,0 +1,75 @@
+"""The public surface of `shared` is deliberate: adding or removing a name is a contract change."""
+
+import shared
+from shared import EVENT_KINDS, QUANTITIES, QuantityKind
+
+EXPECTED = {
+    "CONTENT_ENCODINGS",
+    "CONTRACT_VERSION",
+    "EVENT_KINDS",
+    "EVENT_KIND_CODES",
+    "GATEWAY_HEADER",
+    "MAX_BATCH_EVENTS",
+    "MAX_BATCH_READINGS",
+    "MAX_BODY_BYTES",
+    "MAX_DECOMPRESSED_BYTES",
+    "QUANTITIES",
+    "QUANTITY_CODES",
+    "SIGNATURE_HEADER",
+    "Ack",
+    "Batch",
+    "BatchInvalid",
+    "BatchTooLarge",
+    "ContentEncoding",
+    "ContractError",
+    "EncodingError",
+    "Event",
+    "EventStatus",
+    "GridgateError",
+    "Heartbeat",
+    "KeyInvalid",
+    "Quality",
+    "Quantity",
+    "QuantityKind",
+    "Reading",
+    "Sample",
+    "Severity",
+    "SignatureInvalid",
+    "SignedBody",
+    "compress",
+    "configure_logging",
+    "decode_batch",
+    "decompress",
+    "describe_validation_error",
+    "encode_batch",
+    "generate_private_key",
+    "get_quantity",
+    "load_public_key",
+    "open_batch",
+    "public_key_text",
+    "read_private_key",
+    "seal_batch",
+    "sign_body",
+    "verify_body",
+    "write_private_key",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(shared.__all__) == EXPECTED
+    for name in shared.__all__:
+        assert hasattr(shared, name), name
+
+
+def test_quantity_table_follows_obis_conventions() -> None:
+    for code, quantity in QUANTITIES.items():
+        assert code == quantity.code
+        is_energy_register = code.split(".")[1] == "8"
+        assert (quantity.kind is QuantityKind.CUMULATIVE) == is_energy_register, code
+    assert QUANTITIES["1.8.0"].unit == "kWh"
+    assert QUANTITIES["9.8.0"].unit == "kVAh"
+    assert QUANTITIES["14.7.0"].unit == "Hz"
+
+
+def test_every_event_kind_has_a_description() -> None:
+    assert all(description for _, description in EVENT_KINDS.values())
