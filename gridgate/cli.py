@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from firmware_sim.cli import app as sim_app
 from gridgate import __version__
 from shared import configure_logging
 
@@ -54,8 +55,8 @@ def _mount_unavailable(name: str, summary: str, issue: int) -> None:
     )(unavailable)
 
 
+app.add_typer(sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, MQTT meters.")
 _mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
-_mount_unavailable("sim", "Simulated meters: Modbus RTU/TCP bus, DLMS meter, MQTT meter.", 3)
 _mount_unavailable("edge", "The gateway daemon and the field technician's tools.", 6)
 _mount_unavailable("cloud", "The cloud service: serve, migrate, admin.", 5)
 

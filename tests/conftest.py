@@ -1,9 +1,15 @@
-"""Session-wide real services: a PostgreSQL database and an MQTT broker (see tests/support)."""
+"""Session-wide real services: a PostgreSQL database and an MQTT broker (see tests/support).
+
+hypothesis is imported here, at collection, because its pytest plugin otherwise imports it
+lazily in the terminal summary, where CPython 3.11.7's ast.parse can fail with "AST constructor
+recursion depth mismatch" (gh-106905) after asyncio-heavy tests.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import hypothesis  # noqa: F401  (imported at collection: see below)
 import pytest
 
 from tests.support.services import (

@@ -8,10 +8,7 @@ its own MQTT topic prefix, so parallel sessions never see each other's data.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now; never a fixed well-known one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from protocols.mqtt.embedded_broker import embedded_broker_thread
 
 
 @contextmanager
@@ -87,42 +79,5 @@ def mqtt_broker() -> Iterator[MqttBroker]:
         parts = urlsplit(configured)
         yield MqttBroker(parts.hostname or "127.0.0.1", parts.port or 1883, prefix)
         return
-    with _embedded_amqtt() as port:
+    with embedded_broker_thread() as port:
         yield MqttBroker("127.0.0.1", port, prefix)
-
-
-@contextmanager
-def _embedded_amqtt() -> Iterator[int]:
-    """Run amqtt's broker on its own event loop in a thread, for the test session."""
-    from amqtt.broker import Broker
-
-    port = free_tcp_port()
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    broker_box: list[Broker] = []
-
-    async def start() -> None:
-        broker = Broker(config)
-        await broker.start()
-        broker_box.append(broker)
-        started.set()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
-    thread.start()
-    if not started.wait(30):
-        raise RuntimeError("embedded amqtt broker did not start within 30 s")
-    try:
-        yield port
-    finally:
-        asyncio.run_coroutine_threadsafe(broker_box[0].shutdown(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)

@@ -1,0 +1,186 @@
+"""`gridgate sim`: simulated meters on a pty, a TCP port or an MQTT broker, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+
+from protocols.modbus.timing import LineSettings
+
+from .clock import SimClock
+from .faults import FaultError, FaultTarget, apply_fault, parse_fault_spec
+from .fleet import MeterSpecError, build_modbus_meters, parse_meter_spec, physics_for
+from .rtu_bus import LinkPathError, RtuBus
+from .tcp_server import ModbusTcpServer
+
+app = typer.Typer(
+    help="Simulated meters for tests, demos and benchmarks. Each runs until Ctrl-C.",
+    no_args_is_help=True,
+)
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit status 2: how every bad input ends."""
+    typer.echo(f"gridgate sim: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def parse_host_port(text: str, option: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        fail(f"{option} {text!r} must look like HOST:PORT (port 0 picks a free one)")
+    return host or "127.0.0.1", int(port)
+
+
+async def run_until_stopped(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await start()
+    try:
+        await stopping.wait()
+    finally:
+        await stop()
+
+
+@app.command("modbus")
+def modbus(
+    meter: list[str] = typer.Option(
+        ..., "--meter", "-m", help="UNIT:MODEL, repeatable (models: sdm630 sdm120 em24 iem3000)."
+    ),
+    link: Path | None = typer.Option(None, help="Symlink to create to the gateway end of the pty."),
+    tcp: str | None = typer.Option(None, help="Also serve Modbus TCP on HOST:PORT."),
+    baud: int = typer.Option(9600, help="Line speed; sets the simulated wire time."),
+    parity: str = typer.Option("N", help="N, E or O."),
+    stop_bits: int = typer.Option(1, help="1 or 2."),
+    turnaround_ms: float = typer.Option(5.0, help="Each meter's answer delay after a request."),
+    fault: list[str] = typer.Option([], help="UNIT:NAME[=VALUE], repeatable; see `faults`."),
+    speed: float = typer.Option(1.0, help="Simulated time runs this many times faster."),
+    seed: int = typer.Option(1, help="Seed of the meters' load models."),
+) -> None:
+    """A Modbus RTU bus of meters on a pseudo-terminal (and optionally Modbus TCP).
+
+    Example: gridgate sim modbus --link /tmp/rs485 --meter 1:sdm630 --meter 2:sdm120 --meter 3:em24
+    """
+    try:
+        specs = [parse_meter_spec(text) for text in meter]
+        line = LineSettings(baud=baud, parity=parity.upper(), stop_bits=stop_bits)  # type: ignore[arg-type]
+        if speed <= 0:
+            raise ValueError(f"--speed must be positive, got {speed}")
+        clock = SimClock(speed=speed)
+        meters = build_modbus_meters(specs, clock, seed=seed, turnaround_s=turnaround_ms / 1000)
+        by_unit = {m.unit_id: m for m in meters}
+        for text in fault:
+            unit, name, value = parse_fault_spec(text, with_unit=True)
+            if unit not in by_unit:
+                raise FaultError(f"fault {text!r}: no meter with unit id {unit}")
+            target = by_unit[unit]
+            apply_fault(FaultTarget(target.physics, target.faults, clock.now_s), name, value)
+    except (MeterSpecError, FaultError, ValueError) as exc:
+        fail(str(exc))
+    if link is None and tcp is None:
+        fail("give --link PATH (RTU on a pty) and/or --tcp HOST:PORT")
+    bus = RtuBus(meters, line, link=link, seed=seed) if link is not None else None
+    server = ModbusTcpServer(meters, *parse_host_port(tcp, "--tcp"), seed=seed) if tcp else None
+
+    async def start() -> None:
+        if bus is not None:
+            await bus.start()
+            typer.echo(
+                f"modbus rtu: {bus.device_path} linked at {link} ({baud} {parity}"
+                f"{stop_bits}), units {sorted(by_unit)}"
+            )
+        if server is not None:
+            await server.start()
+            typer.echo(f"modbus tcp: {server.host}:{server.port}, units {sorted(by_unit)}")
+        sys.stdout.flush()
+
+    async def stop() -> None:
+        if bus is not None:
+            await bus.stop()
+        if server is not None:
+            await server.stop()
+
+    try:
+        asyncio.run(run_until_stopped(start, stop))
+    except LinkPathError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen: {exc.strerror or exc}")
+
+
+@app.command("mqtt")
+def mqtt(
+    broker: str | None = typer.Option(
+        None, help="mqtt://HOST:PORT of the broker; without it an embedded broker is started."
+    ),
+    meters: int = typer.Option(1, min=1, max=500, help="How many meters to simulate."),
+    interval_s: float = typer.Option(10.0, help="Seconds between readings (Tasmota TelePeriod)."),
+    topic_prefix: str = typer.Option("", help="Prepended to every topic (e.g. site1/)."),
+    speed: float = typer.Option(1.0, help="Simulated time runs this many times faster."),
+    seed: int = typer.Option(1, help="Seed of the meters' load models."),
+) -> None:
+    """Single-phase MQTT meters publishing Tasmota-style JSON, with retained LWT status.
+
+    Example: gridgate sim mqtt --broker mqtt://127.0.0.1:1883 --meters 3
+    """
+    from protocols.mqtt.embedded_broker import embedded_broker
+
+    from .mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
+
+    host, port = ("127.0.0.1", 0)
+    if broker is not None:
+        parts = urlsplit(broker)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            fail(f"--broker {broker!r} must look like mqtt://HOST:PORT")
+        host, port = parts.hostname, parts.port or 1883
+    if speed <= 0:
+        fail(f"--speed must be positive, got {speed}")
+    clock = SimClock(speed=speed)
+    broker_cm: contextlib.AbstractAsyncContextManager[int | None] = (
+        embedded_broker() if broker is None else contextlib.nullcontext(port)
+    )
+    stack = contextlib.AsyncExitStack()
+    sims: list[SimulatedMqttMeter] = []
+
+    async def start() -> None:
+        bound = await stack.enter_async_context(broker_cm)
+        if broker is None:
+            typer.echo(f"embedded mqtt broker: mqtt://127.0.0.1:{bound}")
+        for index in range(1, meters + 1):
+            device = f"gridgate-sim-{seed}-{index}"
+            settings = MqttMeterSettings(host, int(bound or port), device, topic_prefix, interval_s)
+            sim = SimulatedMqttMeter(settings, physics_for(seed * 1000 + index, 1, clock), clock)
+            await sim.start()
+            sims.append(sim)
+            typer.echo(f"mqtt meter {device}: {sim.topic('SENSOR')} every {interval_s:g} s")
+        sys.stdout.flush()
+
+    async def stop() -> None:
+        for sim in sims:
+            await sim.stop()
+        await stack.aclose()
+
+    try:
+        asyncio.run(run_until_stopped(start, stop))
+    except (OSError, TimeoutError) as exc:
+        fail(f"cannot reach the MQTT broker at {host}:{port}: {exc}")
+
+
+@app.command("faults")
+def list_faults() -> None:
+    """List the faults a simulated meter can be given with --fault."""
+    from .faults import FAULTS
+
+    for name, (description, _) in FAULTS.items():
+        typer.echo(f"{name:<14} {description}")

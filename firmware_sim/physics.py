@@ -1,0 +1,242 @@
+"""Meter physics shared by every protocol face: a seeded model of one consumer's load.
+
+Power is piecewise constant over short slots (`slot_s`), a pure function of (seed, slot): a
+daily and weekly shape, appliances switching in 15-minute blocks, noise, and optional rooftop
+solar. Energy registers integrate that power exactly, slot by slot, so the register difference
+between two instants equals the integral of power between them. Voltage, current, power factor
+and frequency follow from the same draw. Faults (sag, phase loss, stuck values, reverse power,
+register reset/rollover, clock drift) change what the meter reports from the instant they are set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+MASK64 = (1 << 64) - 1
+CAPTURE_PERIOD_S = 900  # load profile capture period (15 minutes)
+CAPTURE_DEPTH = 96 * 45  # 45 days of 15-minute captures
+ENERGY_CODES = ("1.8.0", "2.8.0", "3.8.0", "9.8.0")
+
+
+def _unit_interval(seed: int, *keys: int) -> float:
+    """A deterministic uniform draw in [0, 1) from integer keys (splitmix64)."""
+    x = seed & MASK64
+    for key in keys:
+        x = (x + 0x9E3779B97F4A7C15 + (key & MASK64)) & MASK64
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+        x ^= x >> 31
+    return x / 2**64
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """What kind of consumer this meter measures."""
+
+    phases: int = 3
+    base_kw: float = 0.4  # night-time standing load
+    peak_kw: float = 3.5  # evening peak above base
+    appliance_kw: float = 1.8  # typical appliance step
+    solar_kwp: float = 0.0  # rooftop solar peak; > 0 makes the meter export at noon
+    nominal_v: float = 230.0
+    nominal_hz: float = 50.0
+    utc_offset_h: float = 5.5  # local time of the daily shape (India by default)
+
+
+@dataclass
+class MeterFaults:
+    """Faults in what the meter measures or reports; set them with `MeterPhysics.set_fault`."""
+
+    voltage_sag: float = 1.0  # multiply voltages (0.8 = a 20 % sag)
+    phase_loss: int | None = None  # index 0..2 of a phase with no voltage or current
+    stuck: bool = False  # instantaneous values frozen at their last value
+    reverse_power: bool = False  # power flows to the grid
+    clock_drift_s_per_day: float = 0.0  # the meter's own clock runs fast (>0) or slow
+
+
+@dataclass(frozen=True)
+class MeterState:
+    """What the meter holds at one instant: quantity code -> value in the quantity's unit."""
+
+    t_s: float
+    values: dict[str, float]
+
+
+@dataclass
+class MeterPhysics:
+    seed: int
+    shape: LoadShape
+    start_s: float
+    slot_s: float = 5.0
+    faults: MeterFaults = field(default_factory=MeterFaults)
+    register_offset_kwh: float = 0.0  # reset/rollover shift of every energy register
+    register_modulus_kwh: float = 1e9  # registers wrap around at this value
+    initial_import_kwh: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.shape.phases not in (1, 3):
+            raise ValueError("phases must be 1 or 3")
+        rng = [_unit_interval(self.seed, 7, i) for i in range(3)]
+        weights = [0.8 + 0.4 * r for r in rng] if self.shape.phases == 3 else [1.0, 0, 0]
+        total = sum(weights)
+        self._split = [w / total for w in weights]
+        self._t = self.start_s
+        self._energy = {
+            "1.8.0": self.initial_import_kwh,
+            "2.8.0": 0.0,
+            "3.8.0": 0.0,
+            "9.8.0": 0.0,
+        }
+        self._clock_offset_s = 0.0
+        self._drift_since_s = self.start_s
+        self._frozen: dict[str, float] | None = None
+        self.captures: deque[MeterState] = deque(maxlen=CAPTURE_DEPTH)
+        self._next_capture_s = (math.floor(self.start_s / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
+
+    # --- the load model ----------------------------------------------------------------------
+
+    def _slot_power(self, slot: int) -> tuple[float, float, float]:
+        """(net active kW, power factor, frequency Hz) during `slot`; net < 0 exports."""
+        shape, seed = self.shape, self.seed
+        t = slot * self.slot_s
+        local_h = ((t / 3600.0) + shape.utc_offset_h) % 24.0
+        day = int((t + shape.utc_offset_h * 3600) // 86400)
+        weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+        evening = math.exp(-(((local_h - 20.0) / 2.2) ** 2))
+        morning = math.exp(-(((local_h - 8.0) / 1.6) ** 2))
+        load = shape.base_kw + shape.peak_kw * (0.65 * evening + 0.35 * morning)
+        if weekend:
+            load *= 1.15
+        block = int(t // 900)
+        if _unit_interval(seed, 1, block) < 0.3:
+            load += shape.appliance_kw * (0.5 + _unit_interval(seed, 2, block))
+        load *= 1.0 + 0.06 * (_unit_interval(seed, 3, slot) - 0.5)
+        solar = 0.0
+        if shape.solar_kwp > 0 and 6.0 < local_h < 18.0:
+            clouds = 0.55 + 0.45 * _unit_interval(seed, 4, day)
+            solar = shape.solar_kwp * math.sin(math.pi * (local_h - 6.0) / 12.0) * clouds
+        net = load - solar
+        if self.faults.reverse_power:
+            net = -abs(net)
+        pf = 0.90 + 0.08 * _unit_interval(seed, 5, block)
+        hz = shape.nominal_hz + 0.08 * (_unit_interval(seed, 6, slot) - 0.5)
+        return net, pf, hz
+
+    def _phase_shares(self) -> list[float]:
+        shares = list(self._split)
+        if self.faults.phase_loss is not None and self.shape.phases == 3:
+            shares[self.faults.phase_loss] = 0.0
+        return shares
+
+    def _active_fraction(self) -> float:
+        """Share of the load still connected (a lost phase takes its load with it)."""
+        return sum(self._phase_shares())
+
+    # --- integration ---------------------------------------------------------------------------
+
+    def advance_to(self, t_s: float) -> None:
+        """Integrate energy up to `t_s`; earlier instants are already integrated."""
+        while self._t < t_s:
+            slot = math.floor(self._t / self.slot_s)
+            slot_end = (slot + 1) * self.slot_s
+            step_end = min(slot_end, t_s, self._next_capture_s)
+            hours = (step_end - self._t) / 3600.0
+            net, pf, _ = self._slot_power(slot)
+            net *= self._active_fraction()
+            apparent = abs(net) / pf
+            reactive = math.sqrt(max(apparent * apparent - net * net, 0.0))
+            self._energy["1.8.0"] += max(net, 0.0) * hours
+            self._energy["2.8.0"] += max(-net, 0.0) * hours
+            self._energy["3.8.0"] += reactive * hours
+            self._energy["9.8.0"] += apparent * hours
+            self._t = step_end
+            if self._t >= self._next_capture_s:
+                self.captures.append(MeterState(self._t, self.registers()))
+                self._next_capture_s += CAPTURE_PERIOD_S
+
+    def registers(self) -> dict[str, float]:
+        """Energy registers as the meter reports them (after any reset or rollover shift)."""
+        return {
+            code: (value + self.register_offset_kwh) % self.register_modulus_kwh
+            for code, value in self._energy.items()
+        }
+
+    def true_energy_kwh(self) -> dict[str, float]:
+        """Energy actually integrated since the start (no reset or rollover): the truth."""
+        return dict(self._energy)
+
+    def state_at(self, t_s: float) -> MeterState:
+        """Everything the meter holds at `t_s` (which must not be before the last call)."""
+        self.advance_to(t_s)
+        slot = math.floor(t_s / self.slot_s)
+        net, pf, hz = self._slot_power(slot)
+        shares = self._phase_shares()
+        net *= sum(shares)
+        apparent = abs(net) / pf
+        reactive = math.sqrt(max(apparent * apparent - net * net, 0.0))
+        values: dict[str, float] = {
+            "16.7.0": net,
+            "1.7.0": max(net, 0.0),
+            "2.7.0": max(-net, 0.0),
+            "9.7.0": apparent,
+            "3.7.0": reactive,
+            "13.7.0": pf,
+            "14.7.0": hz,
+        }
+        total_share = sum(shares) or 1.0
+        phase_codes = (
+            ("32.7.0", "31.7.0", "21.7.0"),
+            ("52.7.0", "51.7.0", "41.7.0"),
+            ("72.7.0", "71.7.0", "61.7.0"),
+        )
+        for index in range(self.shape.phases):
+            v_code, i_code, p_code = phase_codes[index]
+            share = shares[index]
+            phase_kw = net * share / total_share if share else 0.0
+            wobble = 0.012 * math.sin(2 * math.pi * t_s / 86400 + index) + 0.006 * (
+                _unit_interval(self.seed, 8 + index, slot) - 0.5
+            )
+            volts = self.shape.nominal_v * (1 + wobble) - 0.6 * abs(phase_kw)
+            volts *= self.faults.voltage_sag
+            if self.faults.phase_loss == index:
+                volts = 0.0
+            values[v_code] = volts
+            values[p_code] = phase_kw
+            values[i_code] = abs(phase_kw) * 1000 / (volts * pf) if volts > 1 else 0.0
+        if self.faults.stuck and self._frozen is not None:
+            values = dict(self._frozen)
+        else:
+            self._frozen = values
+        values.update(self.registers())
+        return MeterState(t_s, values)
+
+    # --- faults and the meter's clock --------------------------------------------------------
+
+    def set_fault(self, now_s: float, **changes: object) -> None:
+        """Change faults from `now_s` on: energy up to then is integrated with the old ones."""
+        self.advance_to(now_s)
+        if "clock_drift_s_per_day" in changes:
+            self._clock_offset_s = self.meter_clock_s(now_s) - now_s
+            self._drift_since_s = now_s
+        for name, value in changes.items():
+            if not hasattr(self.faults, name):
+                raise ValueError(f"unknown meter fault {name!r}")
+            setattr(self.faults, name, value)
+
+    def reset_registers(self, now_s: float) -> None:
+        """Energy registers read zero from now on (a tamper or a meter reset)."""
+        self.advance_to(now_s)
+        self.register_offset_kwh -= self.registers()["1.8.0"]
+
+    def roll_over_soon(self, now_s: float, modulus_kwh: float, headroom_kwh: float = 0.2) -> None:
+        """Make the import register wrap at `modulus_kwh` after `headroom_kwh` more energy."""
+        self.advance_to(now_s)
+        self.register_modulus_kwh = modulus_kwh
+        self.register_offset_kwh = modulus_kwh - headroom_kwh - self._energy["1.8.0"]
+
+    def meter_clock_s(self, true_s: float) -> float:
+        """The meter's own clock at true time `true_s` (drifts when that fault is set)."""
+        drift = self.faults.clock_drift_s_per_day * (true_s - self._drift_since_s) / 86400.0
+        return true_s + self._clock_offset_s + drift

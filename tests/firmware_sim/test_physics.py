@@ -1,0 +1,103 @@
+"""Meter physics: deterministic, plausible, and energy registers that integrate power exactly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from firmware_sim.physics import CAPTURE_PERIOD_S, LoadShape, MeterPhysics
+from tests.firmware_sim.conftest import T0
+
+START = T0.timestamp()
+
+
+def test_same_seed_same_meter() -> None:
+    a = MeterPhysics(seed=5, shape=LoadShape(), start_s=START)
+    b = MeterPhysics(seed=5, shape=LoadShape(), start_s=START)
+    assert a.state_at(START + 7200).values == b.state_at(START + 7200).values
+    c = MeterPhysics(seed=6, shape=LoadShape(), start_s=START)
+    assert c.state_at(START + 7200).values != a.state_at(START + 7200).values
+
+
+@pytest.mark.parametrize("solar", [0.0, 4.0])
+def test_import_register_is_the_integral_of_sampled_power(solar: float) -> None:
+    START = T0.timestamp() - 10 * 3600  # 09:00 IST: six hours through the solar noon
+    physics = MeterPhysics(seed=11, shape=LoadShape(solar_kwp=solar), start_s=START, slot_s=5.0)
+    before = physics.state_at(START).values
+    # Power is constant within a slot: sample it once per slot and integrate independently.
+    imported = exported = 0.0
+    twin = MeterPhysics(seed=11, shape=LoadShape(solar_kwp=solar), start_s=START, slot_s=5.0)
+    for k in range(int(6 * 3600 / 5)):
+        net = twin.state_at(START + 5 * k).values["16.7.0"]
+        imported += max(net, 0) * 5 / 3600
+        exported += max(-net, 0) * 5 / 3600
+    after = physics.state_at(START + 6 * 3600).values
+    assert after["1.8.0"] - before["1.8.0"] == pytest.approx(imported, rel=1e-9, abs=1e-9)
+    assert after["2.8.0"] - before["2.8.0"] == pytest.approx(exported, rel=1e-9, abs=1e-9)
+    if solar:
+        assert exported > 0
+
+
+def test_values_are_physically_plausible() -> None:
+    physics = MeterPhysics(seed=2, shape=LoadShape(), start_s=START)
+    for hour in range(0, 48, 3):
+        v = physics.state_at(START + hour * 3600).values
+        for code in ("32.7.0", "52.7.0", "72.7.0"):
+            assert 207 < v[code] < 253  # within EN 50160's ±10 %
+        assert 49.9 < v["14.7.0"] < 50.1
+        assert 0.85 < v["13.7.0"] <= 1.0
+        assert v["9.7.0"] == pytest.approx(math.hypot(v["16.7.0"], v["3.7.0"]), rel=1e-9)
+        phase_sum = v["21.7.0"] + v["41.7.0"] + v["61.7.0"]
+        assert phase_sum == pytest.approx(v["16.7.0"], rel=1e-9)
+
+
+def test_load_has_a_daily_shape() -> None:
+    physics = MeterPhysics(seed=3, shape=LoadShape(appliance_kw=0), start_s=START)
+    day = START - (START % 86400) + 86400  # next UTC midnight = 05:30 IST
+    night = [physics.state_at(day + 21.5 * 3600 + m * 60).values["16.7.0"] for m in range(30)]
+    evening = [physics.state_at(day + 38.5 * 3600 + m * 60).values["16.7.0"] for m in range(30)]
+    assert sum(evening) > 3 * sum(night)  # 20:00 IST against 03:00 IST
+
+
+def test_load_profile_captures_every_15_minutes() -> None:
+    physics = MeterPhysics(seed=4, shape=LoadShape(), start_s=START)
+    physics.state_at(START + 24 * 3600)
+    times = [c.t_s for c in physics.captures]
+    assert len(times) == 96
+    assert all(t % CAPTURE_PERIOD_S == 0 for t in times)
+    imports = [c.values["1.8.0"] for c in physics.captures]
+    assert imports == sorted(imports)
+
+
+def test_faults_change_what_is_measured_from_when_they_are_set() -> None:
+    physics = MeterPhysics(seed=8, shape=LoadShape(), start_s=START)
+    now = START + 3600
+    physics.set_fault(now, voltage_sag=0.8)
+    assert physics.state_at(now).values["32.7.0"] < 0.82 * 230 * 1.02
+    physics.set_fault(now, voltage_sag=1.0, phase_loss=1)
+    lost = physics.state_at(now + 60).values
+    assert lost["52.7.0"] == 0
+    assert lost["51.7.0"] == 0
+    assert lost["41.7.0"] == 0
+    physics.set_fault(now + 60, phase_loss=None, reverse_power=True)
+    assert physics.state_at(now + 120).values["16.7.0"] < 0
+    physics.set_fault(now + 120, reverse_power=False, stuck=True)
+    frozen = physics.state_at(now + 180).values["32.7.0"]
+    assert physics.state_at(now + 900).values["32.7.0"] == frozen
+
+
+def test_reset_and_rollover_shift_the_reported_register_not_the_truth() -> None:
+    physics = MeterPhysics(seed=9, shape=LoadShape(), start_s=START, initial_import_kwh=500)
+    physics.reset_registers(START + 3600)
+    assert physics.state_at(START + 3600).values["1.8.0"] == pytest.approx(0, abs=1e-9)
+    assert physics.true_energy_kwh()["1.8.0"] > 500
+    physics.roll_over_soon(START + 3600, modulus_kwh=100000, headroom_kwh=0.2)
+    assert physics.state_at(START + 3600).values["1.8.0"] == pytest.approx(99999.8)
+    assert physics.state_at(START + 5 * 3600).values["1.8.0"] < 50  # it wrapped
+
+
+def test_meter_clock_drift() -> None:
+    physics = MeterPhysics(seed=1, shape=LoadShape(), start_s=START)
+    physics.set_fault(START, clock_drift_s_per_day=86.4)
+    assert physics.meter_clock_s(START + 86400) - (START + 86400) == pytest.approx(86.4)
