@@ -17,7 +17,8 @@ from protocols.modbus.timing import LineSettings
 from .clock import SimClock
 from .faults import FaultError, FaultTarget, apply_fault, parse_fault_spec
 from .fleet import MeterSpecError, build_modbus_meters, parse_meter_spec, physics_for
-from .rtu_bus import LinkPathError, RtuBus
+from .pty_line import LinkPathError
+from .rtu_bus import RtuBus
 from .tcp_server import ModbusTcpServer
 
 app = typer.Typer(
@@ -127,6 +128,9 @@ def mqtt(
     meters: int = typer.Option(1, min=1, max=500, help="How many meters to simulate."),
     interval_s: float = typer.Option(10.0, help="Seconds between readings (Tasmota TelePeriod)."),
     topic_prefix: str = typer.Option("", help="Prepended to every topic (e.g. site1/)."),
+    fault: list[str] = typer.Option(
+        [], help="INDEX:NAME[=VALUE] (meter 1..N), repeatable; physics faults only."
+    ),
     speed: float = typer.Option(1.0, help="Simulated time runs this many times faster."),
     seed: int = typer.Option(1, help="Seed of the meters' load models."),
 ) -> None:
@@ -147,6 +151,15 @@ def mqtt(
     if speed <= 0:
         fail(f"--speed must be positive, got {speed}")
     clock = SimClock(speed=speed)
+    physics = {index: physics_for(seed * 1000 + index, 1, clock) for index in range(1, meters + 1)}
+    try:
+        for text in fault:
+            index, name, value = parse_fault_spec(text, with_unit=True)
+            if index not in physics:
+                raise FaultError(f"fault {text!r}: no meter number {index} (1-{meters})")
+            apply_fault(FaultTarget(physics[index], None, clock.now_s), name, value)
+    except FaultError as exc:
+        fail(str(exc))
     broker_cm: contextlib.AbstractAsyncContextManager[int | None] = (
         embedded_broker() if broker is None else contextlib.nullcontext(port)
     )
@@ -160,7 +173,7 @@ def mqtt(
         for index in range(1, meters + 1):
             device = f"gridgate-sim-{seed}-{index}"
             settings = MqttMeterSettings(host, int(bound or port), device, topic_prefix, interval_s)
-            sim = SimulatedMqttMeter(settings, physics_for(seed * 1000 + index, 1, clock), clock)
+            sim = SimulatedMqttMeter(settings, physics[index], clock)
             await sim.start()
             sims.append(sim)
             typer.echo(f"mqtt meter {device}: {sim.topic('SENSOR')} every {interval_s:g} s")
@@ -175,6 +188,78 @@ def mqtt(
         asyncio.run(run_until_stopped(start, stop))
     except (OSError, TimeoutError) as exc:
         fail(f"cannot reach the MQTT broker at {host}:{port}: {exc}")
+
+
+@app.command("dlms")
+def dlms(
+    link: Path | None = typer.Option(None, help="Symlink to the pty of the meter's HDLC port."),
+    tcp: str | None = typer.Option(None, help="Also serve the DLMS TCP wrapper on HOST:PORT."),
+    baud: int = typer.Option(9600, help="HDLC line speed; sets the simulated wire time."),
+    hdlc_address: int = typer.Option(17, min=16, max=0x3FFD, help="Physical HDLC address."),
+    password: str | None = typer.Option(
+        None, help="Require a low-level-security association with this password."
+    ),
+    phases: int = typer.Option(3, help="1 or 3."),
+    fault: list[str] = typer.Option([], help="NAME[=VALUE], repeatable; see `faults`."),
+    speed: float = typer.Option(1.0, help="Simulated time runs this many times faster."),
+    seed: int = typer.Option(1, help="Seed of the meter's load model."),
+) -> None:
+    """A DLMS/COSEM meter: HDLC on a pseudo-terminal and/or the TCP wrapper, with a load profile.
+
+    Example: gridgate sim dlms --link /tmp/dlms --password 12345678 --speed 60
+    """
+    from .dlms_line import DlmsTcpServer, HdlcMeterLine
+    from .dlms_meter import SimulatedDlmsMeter
+
+    if link is None and tcp is None:
+        fail("give --link PATH (HDLC on a pty) and/or --tcp HOST:PORT")
+    try:
+        if phases not in (1, 3):
+            raise ValueError(f"--phases must be 1 or 3, got {phases}")
+        if speed <= 0:
+            raise ValueError(f"--speed must be positive, got {speed}")
+        line = LineSettings(baud=baud)
+        clock = SimClock(speed=speed)
+        meter = SimulatedDlmsMeter(
+            physics_for(seed * 1000 + 500, phases, clock),
+            clock,
+            serial_number=31_000_000 + seed,
+            physical_address=hdlc_address,
+            password=password.encode() if password is not None else None,
+        )
+        for text in fault:
+            _, name, value = parse_fault_spec(text, with_unit=False)
+            apply_fault(FaultTarget(meter.physics, meter.faults, clock.now_s), name, value)
+    except (FaultError, ValueError) as exc:
+        fail(str(exc))
+    hdlc = HdlcMeterLine(meter, line, link, seed=seed) if link is not None else None
+    server = DlmsTcpServer(meter, *parse_host_port(tcp, "--tcp")) if tcp else None
+    security = "LLS password" if password is not None else "no security"
+
+    async def start() -> None:
+        if hdlc is not None:
+            await hdlc.start()
+            typer.echo(
+                f"dlms hdlc: {hdlc.device_path} linked at {link} ({baud} 8N1), "
+                f"physical address {hdlc_address}, {security}"
+            )
+        if server is not None:
+            await server.start()
+            typer.echo(f"dlms tcp: {server.host}:{server.port}, {security}")
+        sys.stdout.flush()
+
+    async def stop() -> None:
+        if hdlc is not None:
+            await hdlc.stop()
+        if server is not None:
+            await server.stop()
+
+    try:
+        asyncio.run(run_until_stopped(start, stop))
+    except LinkPathError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen: {exc.strerror or exc}")
 
 
 @app.command("faults")

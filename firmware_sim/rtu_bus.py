@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import termios
-import tty
 from pathlib import Path
 
 import structlog
@@ -24,12 +21,9 @@ from protocols.modbus.rtu import crc_ok, request_length, with_crc
 from protocols.modbus.timing import LineSettings
 
 from .modbus_meter import Answer, SimulatedModbusMeter
+from .pty_line import PtyLine
 
 log = structlog.get_logger(__name__)
-
-
-class LinkPathError(ValueError):
-    """The --link path cannot be used (exists and is not ours, or its folder is missing)."""
 
 
 class RtuBus:
@@ -48,8 +42,7 @@ class RtuBus:
         self.line = line
         self.link = link
         self._rng = random.Random(seed)
-        self._master = -1
-        self._slave = -1
+        self._line = PtyLine(link, self._on_bytes)
         self._buffer = bytearray()
         self._first_byte_at: float | None = None
         self._silence_timer: asyncio.TimerHandle | None = None
@@ -61,20 +54,10 @@ class RtuBus:
     @property
     def device_path(self) -> str:
         """The gateway end of the line (the pty slave)."""
-        return os.ttyname(self._slave)
+        return self._line.device_path
 
     async def start(self) -> None:
-        if self.link is not None:
-            _check_link_path(self.link)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave, termios.TCSANOW)  # no echo, no line editing: a raw wire
-        os.set_blocking(self._master, False)
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
-            self.link.symlink_to(self.device_path)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._master, self._on_readable)
+        self._line.open()
         self._worker = asyncio.create_task(self._serve(), name="rtu-bus")
         log.info(
             "rtu bus listening",
@@ -85,19 +68,11 @@ class RtuBus:
         )
 
     async def stop(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._master >= 0:
-            loop.remove_reader(self._master)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        if self.link is not None and self.link.is_symlink():
-            self.link.unlink()
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
+        self._line.close()
 
     async def __aenter__(self) -> RtuBus:
         await self.start()
@@ -108,18 +83,10 @@ class RtuBus:
 
     # --- receiving: split the byte stream into frames -----------------------------------------
 
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # no process holds the slave open right now
-            return
-        if not data:
-            return
+    def _on_bytes(self, data: bytes, now: float) -> None:
         loop = asyncio.get_running_loop()
         if not self._buffer:
-            self._first_byte_at = loop.time()
+            self._first_byte_at = now
         self._buffer += data
         self._take_frames()
         if self._silence_timer is not None:
@@ -172,10 +139,7 @@ class RtuBus:
             ready = request_end + self.line.silence_s + answer.delay_s
             done = ready + self.line.frame_s(len(wire))
             await asyncio.sleep(max(0.0, done - loop.time()))
-            try:
-                os.write(self._master, wire)
-            except OSError as exc:
-                log.warning("rtu bus write failed", error=str(exc))
+            self._line.write(wire)
             line_free_at = done + self.line.silence_s
 
     def _wire_bytes(self, unit: int, answer: Answer) -> bytes:
@@ -188,12 +152,3 @@ class RtuBus:
         if answer.truncate:
             frame = frame[: max(2, len(frame) // 2)]
         return frame
-
-
-def _check_link_path(link: Path) -> None:
-    if not link.parent.is_dir():
-        raise LinkPathError(f"--link {link}: folder {link.parent} does not exist")
-    if link.exists() and not link.is_symlink():
-        raise LinkPathError(f"--link {link}: a file that is not a symlink is already there")
-    if not os.access(link.parent, os.W_OK):
-        raise LinkPathError(f"--link {link}: folder {link.parent} is not writable")

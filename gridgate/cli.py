@@ -55,7 +55,9 @@ def _mount_unavailable(name: str, summary: str, issue: int) -> None:
     )(unavailable)
 
 
-app.add_typer(sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, MQTT meters.")
+app.add_typer(
+    sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, DLMS/COSEM meter, MQTT meters."
+)
 _mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
 _mount_unavailable("edge", "The gateway daemon and the field technician's tools.", 6)
 _mount_unavailable("cloud", "The cloud service: serve, migrate, admin.", 5)

@@ -127,3 +127,64 @@ def test_mqtt_meters_with_an_embedded_broker() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--phases", "2"], "--phases must be 1 or 3"),
+        (["--fault", "melt"], "unknown fault 'melt'"),
+        (["--speed", "0"], "--speed must be positive"),
+        (["--tcp", "nowhere"], "must look like HOST:PORT"),
+    ],
+)
+def test_dlms_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [*GRIDGATE, "sim", "dlms", "--link", str(tmp_path / "dlms"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert message in done.stderr
+
+
+def test_dlms_meter_runs_until_stopped(tmp_path: Path) -> None:
+    link = tmp_path / "dlms"
+    process = subprocess.Popen(
+        [
+            *GRIDGATE,
+            "sim",
+            "dlms",
+            "--link",
+            str(link),
+            "--tcp",
+            "127.0.0.1:0",
+            "--password",
+            "12345678",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert f"linked at {link}" in process.stdout.readline()
+        assert "LLS password" in process.stdout.readline()
+        assert link.is_symlink()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    assert not link.exists()
+
+
+def test_mqtt_refuses_line_faults() -> None:
+    done = subprocess.run(
+        [*GRIDGATE, "sim", "mqtt", "--broker", "mqtt://127.0.0.1:1", "--fault", "1:crc_error"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "no serial line" in done.stderr

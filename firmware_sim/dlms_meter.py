@@ -1,0 +1,352 @@
+"""A simulated DLMS/COSEM meter: association, GET with block transfer, and its load profile.
+
+Objects (logical names):
+    0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
+    0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to)
+    1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit
+    1-0:99.1.0*255   load profile (class 7): every 15 minutes, clock and the energy registers;
+                     attribute 2 answers a range (from/to on the clock column) selectively
+
+With a password set the meter accepts only a low-level-security (LLS) association with that
+password; without one it also accepts an association with no security. Answers longer than the
+negotiated PDU size go out as GET blocks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from dlms_cosem import dlms_data
+from dlms_cosem import enumerations as enums
+from dlms_cosem.cosem.selective_access import RangeDescriptor
+from dlms_cosem.protocol import acse, xdlms
+from dlms_cosem.protocol.xdlms.conformance import Conformance
+
+from protocols.dlms.cosem import (
+    CLOCK,
+    CLOCK_LN,
+    DATA,
+    LOAD_PROFILE_LN,
+    LOAD_PROFILE_PERIOD_S,
+    LOGICAL_DEVICE_NAME_LN,
+    PROFILE_GENERIC,
+    REGISTER,
+    SERIAL_NUMBER_LN,
+    UNIT_CODE_FOR,
+    encode_datetime,
+    quantity_ln,
+)
+from shared import QUANTITIES
+
+from .clock import Clock
+from .modbus_meter import LineFaults
+from .physics import MeterPhysics
+
+PROFILE_COLUMNS = ("1.8.0", "2.8.0", "9.8.0")
+
+
+@dataclass(frozen=True)
+class RegisterDef:
+    quantity: str
+    data_class: type
+    scaler: int
+
+    @property
+    def unit_code(self) -> int:
+        return UNIT_CODE_FOR[QUANTITIES[self.quantity].unit]
+
+    def raw(self, value: float) -> int:
+        """The integer the meter stores: value in the DLMS base unit (Wh, W...) / 10**scaler."""
+        base = value * 1000 if QUANTITIES[self.quantity].unit.startswith("k") else value
+        return round(base / 10**self.scaler)
+
+
+_U32, _S32 = dlms_data.DoubleLongUnsignedData, dlms_data.DoubleLongData
+_U16, _S16 = dlms_data.UnsignedLongData, dlms_data.LongData
+_COMMON = [
+    RegisterDef("1.8.0", _U32, 0),
+    RegisterDef("2.8.0", _U32, 0),
+    RegisterDef("9.8.0", _U32, 0),
+    RegisterDef("3.8.0", _U32, 0),
+    RegisterDef("1.7.0", _U32, 0),
+    RegisterDef("2.7.0", _U32, 0),
+    RegisterDef("16.7.0", _S32, 0),
+    RegisterDef("9.7.0", _U32, 0),
+    RegisterDef("3.7.0", _U32, 0),
+    RegisterDef("13.7.0", _S16, -3),
+    RegisterDef("14.7.0", _U16, -2),
+]
+_PHASES = [
+    (RegisterDef(v, _U16, -1), RegisterDef(i, _U16, -2), RegisterDef(p, _S32, 0))
+    for v, i, p in (
+        ("32.7.0", "31.7.0", "21.7.0"),
+        ("52.7.0", "51.7.0", "41.7.0"),
+        ("72.7.0", "71.7.0", "61.7.0"),
+    )
+]
+
+
+def register_table(phases: int) -> dict[bytes, RegisterDef]:
+    defs = list(_COMMON)
+    for phase in _PHASES[:phases]:
+        defs.extend(phase)
+    return {quantity_ln(d.quantity): d for d in defs}
+
+
+def _array(items: list[dlms_data.BaseDlmsData]) -> bytes:
+    """A-XDR array (tag 1, length, elements). dlms-cosem 21.3.2's DataArray.to_bytes appends the
+    length's bytes object to a bytearray and fails, so arrays are encoded here."""
+    encoded = b"".join(item.to_bytes() for item in items)
+    return bytes([1]) + dlms_data.encode_variable_integer(len(items)) + encoded
+
+
+def _epoch(moment: datetime) -> float:
+    """dlms-cosem decodes a date-time with deviation 0 as naive; on the wire that means UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _octets(data: bytes) -> dlms_data.OctetStringData:
+    return dlms_data.OctetStringData(data)
+
+
+def _capture_object(class_id: int, ln: bytes, attribute: int) -> dlms_data.DataStructure:
+    return dlms_data.DataStructure(
+        [
+            dlms_data.UnsignedLongData(class_id),
+            _octets(ln),
+            dlms_data.IntegerData(attribute),
+            dlms_data.UnsignedLongData(0),
+        ]
+    )
+
+
+class AccessError(Exception):
+    """A GET that the meter answers with a data-access-result instead of data."""
+
+    def __init__(self, result: enums.DataAccessResult) -> None:
+        self.result = result
+        super().__init__(result.name)
+
+
+class SimulatedDlmsMeter:
+    def __init__(
+        self,
+        physics: MeterPhysics,
+        clock: Clock,
+        *,
+        serial_number: int,
+        password: bytes | None = None,
+        physical_address: int = 17,
+        max_pdu_bytes: int = 512,
+        turnaround_s: float = 0.02,
+    ) -> None:
+        self.physics = physics
+        self.clock = clock
+        self.serial_number = serial_number
+        self.password = password
+        self.physical_address = physical_address
+        self.max_pdu_bytes = max_pdu_bytes
+        self.turnaround_s = turnaround_s
+        self.faults = LineFaults()
+        self.registers = register_table(physics.shape.phases)
+        self.associations = 0
+
+    # --- the object model -------------------------------------------------------------------
+
+    def read_attribute(
+        self, class_id: int, ln: bytes, attribute: int, selection: object | None = None
+    ) -> bytes:
+        """The A-XDR encoded value of one attribute; raises AccessError when there is none."""
+        now = self.clock.now_s()
+        if ln == LOGICAL_DEVICE_NAME_LN and class_id == DATA and attribute == 2:
+            return _octets(f"GGS{self.serial_number:013d}".encode()).to_bytes()
+        if ln == SERIAL_NUMBER_LN and class_id == DATA and attribute == 2:
+            return dlms_data.VisibleStringData(str(self.serial_number).encode()).to_bytes()
+        if ln == CLOCK_LN and class_id == CLOCK and attribute == 2:
+            meter_time = datetime.fromtimestamp(self.physics.meter_clock_s(now), UTC)
+            return _octets(encode_datetime(meter_time)).to_bytes()
+        if ln in self.registers and class_id == REGISTER and attribute in (2, 3):
+            reg = self.registers[ln]
+            if attribute == 3:
+                return dlms_data.DataStructure(
+                    [dlms_data.IntegerData(reg.scaler), dlms_data.EnumData(reg.unit_code)]
+                ).to_bytes()
+            value = self.physics.state_at(now).values.get(reg.quantity)
+            if value is None:
+                raise AccessError(enums.DataAccessResult.OBJECT_UNAVAILABLE)
+            return reg.data_class(reg.raw(value)).to_bytes()
+        if ln == LOAD_PROFILE_LN and class_id == PROFILE_GENERIC:
+            return self._load_profile(attribute, selection, now)
+        if any(
+            ln == known
+            for known in (
+                CLOCK_LN,
+                LOGICAL_DEVICE_NAME_LN,
+                SERIAL_NUMBER_LN,
+                LOAD_PROFILE_LN,
+                *self.registers,
+            )
+        ):
+            raise AccessError(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT)
+        raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
+
+    def _load_profile(self, attribute: int, selection: object | None, now: float) -> bytes:
+        if attribute == 3:
+            columns = [_capture_object(CLOCK, CLOCK_LN, 2)]
+            columns += [_capture_object(REGISTER, quantity_ln(q), 2) for q in PROFILE_COLUMNS]
+            return _array(columns)
+        if attribute == 4:
+            return dlms_data.DoubleLongUnsignedData(LOAD_PROFILE_PERIOD_S).to_bytes()
+        if attribute == 7:
+            self.physics.advance_to(now)
+            return dlms_data.DoubleLongUnsignedData(len(self.physics.captures)).to_bytes()
+        if attribute != 2:
+            raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
+        self.physics.advance_to(now)
+        if selection is not None and not isinstance(selection, RangeDescriptor):
+            raise AccessError(enums.DataAccessResult.OTHER_REASON)
+        low, high = float("-inf"), float("inf")
+        if isinstance(selection, RangeDescriptor):
+            low, high = _epoch(selection.from_value), _epoch(selection.to_value)
+        rows = []
+        for capture in self.physics.captures:
+            stamp = self.physics.meter_clock_s(capture.t_s)
+            if not low <= stamp <= high:
+                continue
+            cells = [_octets(encode_datetime(datetime.fromtimestamp(stamp, UTC)))]
+            for quantity in PROFILE_COLUMNS:
+                reg = self.registers[quantity_ln(quantity)]
+                cells.append(reg.data_class(reg.raw(capture.values[quantity])))
+            rows.append(dlms_data.DataStructure(cells))
+        return _array(rows)
+
+
+@dataclass
+class DlmsSession:
+    """One association's state on one link (an HDLC connection or a TCP connection)."""
+
+    meter: SimulatedDlmsMeter
+    associated: bool = False
+    client_max_pdu: int = 65535
+    blocks: deque[bytes] = field(default_factory=deque)
+    block_number: int = 0
+
+    @property
+    def pdu_limit(self) -> int:
+        return min(self.client_max_pdu, self.meter.max_pdu_bytes)
+
+    def handle(self, apdu: bytes) -> bytes | None:
+        """The response APDU to one request APDU (None: the request deserves no answer)."""
+        if not apdu:
+            return None
+        tag = apdu[0]
+        try:
+            if tag == acse.ApplicationAssociationRequest.TAG:
+                aarq = acse.ApplicationAssociationRequest.from_bytes(apdu)
+                return self._associate(aarq)
+            if tag == acse.ReleaseRequest.TAG:
+                self.associated = False
+                return acse.ReleaseResponse(reason=enums.ReleaseResponseReason.NORMAL).to_bytes()
+            if tag == xdlms.GetRequestNormal.TAG and len(apdu) > 1:
+                if apdu[1] == enums.GetRequestType.NEXT:
+                    request_next = xdlms.GetRequestNext.from_bytes(apdu)
+                    return self._next_block(
+                        request_next.invoke_id_and_priority, request_next.block_number
+                    )
+                if apdu[1] == enums.GetRequestType.NORMAL:
+                    return self._get(xdlms.GetRequestNormal.from_bytes(apdu))
+        except (ValueError, KeyError, IndexError):
+            pass  # the library could not parse it: a malformed APDU, answered as meters do
+        return xdlms.ExceptionResponse(
+            state_error=enums.StateException.SERVICE_NOT_ALLOWED,
+            service_error=enums.ServiceException.SERVICE_NOT_SUPPORTED,
+        ).to_bytes()
+
+    def _associate(self, aarq: acse.ApplicationAssociationRequest) -> bytes:
+        password = self.meter.password
+        mechanism = aarq.authentication
+        given = bytes(aarq.authentication_value) if aarq.authentication_value else None
+        accepted = (
+            password is None
+            and mechanism
+            in (None, enums.AuthenticationMechanism.NONE, enums.AuthenticationMechanism.LLS)
+        ) or (
+            password is not None
+            and mechanism == enums.AuthenticationMechanism.LLS
+            and given == password
+        )
+        if not accepted:
+            diagnostic = (
+                enums.AcseServiceUserDiagnostics.AUTHENTICATION_REQUIRED
+                if mechanism in (None, enums.AuthenticationMechanism.NONE)
+                else enums.AcseServiceUserDiagnostics.AUTHENTICATION_FAILED
+            )
+            return acse.ApplicationAssociationResponse(
+                result=enums.AssociationResult.REJECTED_PERMANENT,
+                result_source_diagnostics=diagnostic,
+            ).to_bytes()
+        initiate = aarq.user_information.content if aarq.user_information else None
+        self.client_max_pdu = getattr(initiate, "client_max_receive_pdu_size", 65535) or 65535
+        self.associated = True
+        self.meter.associations += 1
+        return acse.ApplicationAssociationResponse(
+            result=enums.AssociationResult.ACCEPTED,
+            result_source_diagnostics=enums.AcseServiceUserDiagnostics.NULL,
+            authentication=mechanism if password is not None else None,
+            user_information=acse.UserInformation(
+                content=xdlms.InitiateResponse(
+                    negotiated_conformance=Conformance(
+                        get=True, block_transfer_with_get_or_read=True, selective_access=True
+                    ),
+                    server_max_receive_pdu_size=self.meter.max_pdu_bytes,
+                )
+            ),
+        ).to_bytes()
+
+    def _get(self, request: xdlms.GetRequestNormal) -> bytes:
+        invoke = request.invoke_id_and_priority
+        if not self.associated:
+            return xdlms.GetResponseNormalWithError(
+                error=enums.DataAccessResult.READ_WRITE_DENIED, invoke_id_and_priority=invoke
+            ).to_bytes()
+        if self.meter.faults.exception_code is not None:
+            return xdlms.GetResponseNormalWithError(
+                error=enums.DataAccessResult(self.meter.faults.exception_code),
+                invoke_id_and_priority=invoke,
+            ).to_bytes()
+        attribute = request.cosem_attribute
+        try:
+            data = self.meter.read_attribute(
+                int(attribute.interface),
+                attribute.instance.to_bytes(),
+                attribute.attribute,
+                request.access_selection,
+            )
+        except AccessError as exc:
+            return xdlms.GetResponseNormalWithError(
+                error=exc.result, invoke_id_and_priority=invoke
+            ).to_bytes()
+        if len(data) + 4 <= self.pdu_limit:
+            # Get-Response-Normal: tag C4, type 01, invoke id, result choice 0 (data), data.
+            # (dlms-cosem 21.3.2's GetResponseNormal.to_bytes appends bytes to a bytearray.)
+            return bytes([0xC4, 0x01]) + invoke.to_bytes() + b"\x00" + data
+        size = self.pdu_limit - 16  # block header: tags, invoke id, last flag, number, length
+        self.blocks = deque(data[i : i + size] for i in range(0, len(data), size))
+        self.block_number = 0
+        return self._next_block(invoke, 0)
+
+    def _next_block(self, invoke: object, acknowledged: int) -> bytes:
+        if not self.blocks or acknowledged != self.block_number:
+            return xdlms.GetResponseLastBlockWithError(
+                error=enums.DataAccessResult.NO_LONG_GET_IN_PROGRESS,
+                block_number=acknowledged,
+                invoke_id_and_priority=invoke,
+            ).to_bytes()
+        self.block_number += 1
+        chunk = self.blocks.popleft()
+        kind = xdlms.GetResponseLastBlock if not self.blocks else xdlms.GetResponseWithBlock
+        return kind(
+            data=chunk, block_number=self.block_number, invoke_id_and_priority=invoke
+        ).to_bytes()
