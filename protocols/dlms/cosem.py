@@ -8,6 +8,7 @@ have fixed units (kWh, kW, V, ...), so DLMS units are converted here, in one pla
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from shared import QUANTITIES
 
@@ -42,18 +43,18 @@ def format_ln(ln: bytes) -> str:
 
 
 # DLMS unit enumeration (Blue Book table "Enumerated values for physical units") ->
-# (GridGate unit, factor from the DLMS unit to it)
-DLMS_UNITS: dict[int, tuple[str, float]] = {
-    27: ("kW", 1e-3),  # W
-    28: ("kVA", 1e-3),  # VA
-    29: ("kvar", 1e-3),  # var
-    30: ("kWh", 1e-3),  # Wh
-    31: ("kVAh", 1e-3),  # VAh
-    32: ("kvarh", 1e-3),  # varh
-    33: ("A", 1.0),
-    35: ("V", 1.0),
-    44: ("Hz", 1.0),
-    255: ("", 1.0),  # count / unitless
+# (GridGate unit, power of ten from the DLMS unit to it)
+DLMS_UNITS: dict[int, tuple[str, int]] = {
+    27: ("kW", -3),  # W
+    28: ("kVA", -3),  # VA
+    29: ("kvar", -3),  # var
+    30: ("kWh", -3),  # Wh
+    31: ("kVAh", -3),  # VAh
+    32: ("kvarh", -3),  # varh
+    33: ("A", 0),
+    35: ("V", 0),
+    44: ("Hz", 0),
+    255: ("", 0),  # count / unitless
 }
 UNIT_CODE_FOR: dict[str, int] = {
     "kWh": 30,
@@ -72,10 +73,13 @@ UNIT_CODE_FOR: dict[str, int] = {
 def to_quantity_value(raw: int, scaler: int, unit_code: int, quantity: str) -> float:
     """Apply scaler-unit and convert into the quantity's unit; refuse a unit that does not fit."""
     expected = QUANTITIES[quantity].unit
-    unit, factor = DLMS_UNITS.get(unit_code, (None, 0.0))
+    unit, exponent = DLMS_UNITS.get(unit_code, (None, 0))
     if unit != expected:
         raise FrameError(f"{quantity}: DLMS unit code {unit_code} is not {expected!r}")
-    return raw * (10.0**scaler) * factor
+    if not -20 <= scaler <= 20:
+        raise FrameError(f"{quantity}: scaler {scaler} is out of any meter's range")
+    # a decimal shift, exact: 1543735 Wh is 1543.735 kWh, not 1543.7350000000001
+    return float(Decimal(raw).scaleb(scaler + exponent))
 
 
 def encode_datetime(moment: datetime) -> bytes:

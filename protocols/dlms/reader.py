@@ -1,0 +1,200 @@
+"""Reading one DLMS/COSEM meter into Samples: registers, its clock, and its load profile.
+
+Each read opens a session (HDLC connect or TCP, association, GETs, release), so a meter that
+drops idle links between polls costs nothing extra to handle. Scaler-units are read once per
+register and kept. A register the meter does not have is remembered and not asked for again.
+`read_load_profile(start, end)` fills a gap after an outage from the meter's own memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+from dlms_cosem import cosem
+from dlms_cosem import enumerations as enums
+from dlms_cosem.cosem.capture_object import CaptureObject
+from dlms_cosem.cosem.selective_access import RangeDescriptor
+
+from shared import QUANTITIES, Sample
+
+from ..errors import FrameError, MeterException
+from ..modbus.timing import LineSettings
+from ..serial_port import SerialStream
+from .client import CosemSession
+from .cosem import (
+    CLOCK,
+    CLOCK_LN,
+    LOAD_PROFILE_LN,
+    PROFILE_GENERIC,
+    REGISTER,
+    decode_datetime,
+    ln_quantity,
+    quantity_ln,
+    to_quantity_value,
+)
+from .link import DlmsLink, HdlcLink, WrapperLink
+
+log = structlog.get_logger(__name__)
+PollClass = Literal["fast", "slow"]
+DEFAULT_QUANTITIES = ("1.8.0", "2.8.0", "9.8.0", "16.7.0", "32.7.0", "31.7.0", "13.7.0", "14.7.0")
+_OBJECT_MISSING = {
+    int(enums.DataAccessResult.OBJECT_UNDEFINED),
+    int(enums.DataAccessResult.OBJECT_UNAVAILABLE),
+    int(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT),
+}
+
+
+@dataclass(frozen=True)
+class DlmsMeterConfig:
+    meter_id: str
+    password: bytes | None = None  # LLS password; None: no-security association
+    physical_address: int = 17  # HDLC lower address
+    logical_device: int = 1  # HDLC upper address / wrapper destination wPort
+    quantities: tuple[str, ...] = DEFAULT_QUANTITIES
+    timeout_s: float = 2.0
+
+    @property
+    def client_address(self) -> int:
+        return 1 if self.password else 16  # management client for LLS, public client otherwise
+
+
+def hdlc_link_factory(
+    port: str, settings: LineSettings, config: DlmsMeterConfig
+) -> Callable[[], DlmsLink]:
+    return lambda: HdlcLink(
+        SerialStream(port, settings),
+        meter=config.meter_id,
+        client_address=config.client_address,
+        server_logical=config.logical_device,
+        server_physical=config.physical_address,
+        timeout_s=config.timeout_s,
+    )
+
+
+def wrapper_link_factory(host: str, port: int, config: DlmsMeterConfig) -> Callable[[], DlmsLink]:
+    return lambda: WrapperLink(
+        host,
+        port,
+        meter=config.meter_id,
+        client_address=config.client_address,
+        server_logical=config.logical_device,
+        timeout_s=config.timeout_s,
+    )
+
+
+class DlmsMeterReader:
+    def __init__(self, config: DlmsMeterConfig, link_factory: Callable[[], DlmsLink]) -> None:
+        unknown = [q for q in config.quantities if q not in QUANTITIES]
+        if unknown:
+            raise ValueError(f"unknown quantities {unknown}")
+        self.config = config
+        self._link_factory = link_factory
+        self._scaler_units: dict[str, tuple[int, int]] = {}
+        self.missing: set[str] = set()
+        self._log = log.bind(meter_id=config.meter_id)
+
+    @property
+    def meter_id(self) -> str:
+        return self.config.meter_id
+
+    def _session(self) -> CosemSession:
+        return CosemSession(
+            self._link_factory(), meter=self.meter_id, password=self.config.password
+        )
+
+    async def _scaler_unit(self, session: CosemSession, quantity: str) -> tuple[int, int]:
+        if quantity not in self._scaler_units:
+            value = await session.get(REGISTER, quantity_ln(quantity), 3)
+            if not (isinstance(value, list) and len(value) == 2):
+                raise FrameError(
+                    f"{quantity}: scaler_unit is not a 2-element structure", meter=self.meter_id
+                )
+            self._scaler_units[quantity] = (int(value[0]), int(value[1]))
+        return self._scaler_units[quantity]
+
+    async def read(self, poll_class: PollClass | None = None) -> list[Sample]:
+        wanted = [
+            q
+            for q in self.config.quantities
+            if q not in self.missing
+            and (poll_class is None or (poll_class == "slow") == QUANTITIES[q].is_cumulative)
+        ]
+        samples = []
+        async with self._session() as session:
+            for quantity in wanted:
+                try:
+                    scaler, unit = await self._scaler_unit(session, quantity)
+                    raw = await session.get(REGISTER, quantity_ln(quantity), 2)
+                except MeterException as exc:
+                    if exc.code in _OBJECT_MISSING:
+                        self.missing.add(quantity)
+                        self._log.warning("meter has no such register", quantity=quantity)
+                        continue
+                    raise
+                if not isinstance(raw, int):
+                    raise FrameError(
+                        f"{quantity}: value is {type(raw).__name__}, not integer",
+                        meter=self.meter_id,
+                    )
+                value = to_quantity_value(raw, scaler, unit, quantity)
+                samples.append(
+                    Sample(
+                        meter_id=self.meter_id, quantity=quantity, ts=datetime.now(UTC), value=value
+                    )
+                )
+        return samples
+
+    async def read_clock(self) -> datetime:
+        """The meter's own clock (compare with the gateway's to measure drift)."""
+        async with self._session() as session:
+            raw = await session.get(CLOCK, CLOCK_LN, 2)
+        if not isinstance(raw, bytes | bytearray):
+            raise FrameError("clock is not an octet string", meter=self.meter_id)
+        return decode_datetime(bytes(raw))
+
+    async def read_load_profile(self, start: datetime, end: datetime) -> list[Sample]:
+        """Energy registers captured by the meter between `start` and `end` (inclusive),
+        stamped with the meter's capture times."""
+        if end < start:
+            raise ValueError(f"load profile range ends ({end}) before it starts ({start})")
+        clock = cosem.CosemAttribute(enums.CosemInterface.CLOCK, cosem.Obis.from_bytes(CLOCK_LN), 2)
+        selection = RangeDescriptor(
+            CaptureObject(clock, 0), start.astimezone(UTC), end.astimezone(UTC)
+        )
+        async with self._session() as session:
+            columns = await session.get(PROFILE_GENERIC, LOAD_PROFILE_LN, 3)
+            layout: list[str | None] = []
+            clock_column = None
+            for index, column in enumerate(columns):
+                class_id, ln = int(column[0]), bytes(column[1])
+                if class_id == CLOCK and ln == CLOCK_LN:
+                    clock_column = index
+                    layout.append(None)
+                else:
+                    layout.append(ln_quantity(ln) if class_id == REGISTER else None)
+            if clock_column is None:
+                raise FrameError("load profile has no clock column", meter=self.meter_id)
+            units = {q: await self._scaler_unit(session, q) for q in layout if q is not None}
+            rows = await session.get(PROFILE_GENERIC, LOAD_PROFILE_LN, 2, selection)
+        samples = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) != len(layout):
+                raise FrameError("load profile row does not match its columns", meter=self.meter_id)
+            ts = decode_datetime(bytes(row[clock_column]))
+            for quantity, raw in zip(layout, row, strict=True):
+                if quantity is None or not isinstance(raw, int):
+                    continue
+                scaler, unit = units[quantity]
+                samples.append(
+                    Sample(
+                        meter_id=self.meter_id,
+                        quantity=quantity,
+                        ts=ts,
+                        value=to_quantity_value(raw, scaler, unit, quantity),
+                    )
+                )
+        return samples
