@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import typer
@@ -38,6 +39,34 @@ def parse_host_port(text: str, option: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         fail(f"{option} {text!r} must look like HOST:PORT (port 0 picks a free one)")
     return host or "127.0.0.1", int(port)
+
+
+class Face(Protocol):
+    """Something that serves simulated meters: a pty line or a TCP server."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def serve_faces(faces: list[tuple[Face, Callable[[], str]]]) -> None:
+    """Start every face, print where each listens, run until a signal, stop them all."""
+
+    async def start() -> None:
+        for face, describe in faces:
+            await face.start()
+            typer.echo(describe())
+        sys.stdout.flush()
+
+    async def stop() -> None:
+        for face, _ in faces:
+            await face.stop()
+
+    try:
+        asyncio.run(run_until_stopped(start, stop))
+    except LinkPathError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen: {exc.strerror or exc}")
 
 
 async def run_until_stopped(
@@ -91,33 +120,23 @@ def modbus(
         fail(str(exc))
     if link is None and tcp is None:
         fail("give --link PATH (RTU on a pty) and/or --tcp HOST:PORT")
-    bus = RtuBus(meters, line, link=link, seed=seed) if link is not None else None
-    server = ModbusTcpServer(meters, *parse_host_port(tcp, "--tcp"), seed=seed) if tcp else None
-
-    async def start() -> None:
-        if bus is not None:
-            await bus.start()
-            typer.echo(
-                f"modbus rtu: {bus.device_path} linked at {link} ({baud} {parity}"
-                f"{stop_bits}), units {sorted(by_unit)}"
+    units = sorted(by_unit)
+    faces: list[tuple[Face, Callable[[], str]]] = []
+    if link is not None:
+        bus = RtuBus(meters, line, link=link, seed=seed)
+        faces.append(
+            (
+                bus,
+                lambda: (
+                    f"modbus rtu: {bus.device_path} linked at {link} "
+                    f"({baud} {parity}{stop_bits}), units {units}"
+                ),
             )
-        if server is not None:
-            await server.start()
-            typer.echo(f"modbus tcp: {server.host}:{server.port}, units {sorted(by_unit)}")
-        sys.stdout.flush()
-
-    async def stop() -> None:
-        if bus is not None:
-            await bus.stop()
-        if server is not None:
-            await server.stop()
-
-    try:
-        asyncio.run(run_until_stopped(start, stop))
-    except LinkPathError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot listen: {exc.strerror or exc}")
+        )
+    if tcp:
+        server = ModbusTcpServer(meters, *parse_host_port(tcp, "--tcp"), seed=seed)
+        faces.append((server, lambda: f"modbus tcp: {server.host}:{server.port}, units {units}"))
+    serve_faces(faces)
 
 
 @app.command("mqtt")
@@ -232,34 +251,23 @@ def dlms(
             apply_fault(FaultTarget(meter.physics, meter.faults, clock.now_s), name, value)
     except (FaultError, ValueError) as exc:
         fail(str(exc))
-    hdlc = HdlcMeterLine(meter, line, link, seed=seed) if link is not None else None
-    server = DlmsTcpServer(meter, *parse_host_port(tcp, "--tcp")) if tcp else None
     security = "LLS password" if password is not None else "no security"
-
-    async def start() -> None:
-        if hdlc is not None:
-            await hdlc.start()
-            typer.echo(
-                f"dlms hdlc: {hdlc.device_path} linked at {link} ({baud} 8N1), "
-                f"physical address {hdlc_address}, {security}"
+    faces: list[tuple[Face, Callable[[], str]]] = []
+    if link is not None:
+        hdlc = HdlcMeterLine(meter, line, link, seed=seed)
+        faces.append(
+            (
+                hdlc,
+                lambda: (
+                    f"dlms hdlc: {hdlc.device_path} linked at {link} ({baud} "
+                    f"8N1), physical address {hdlc_address}, {security}"
+                ),
             )
-        if server is not None:
-            await server.start()
-            typer.echo(f"dlms tcp: {server.host}:{server.port}, {security}")
-        sys.stdout.flush()
-
-    async def stop() -> None:
-        if hdlc is not None:
-            await hdlc.stop()
-        if server is not None:
-            await server.stop()
-
-    try:
-        asyncio.run(run_until_stopped(start, stop))
-    except LinkPathError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot listen: {exc.strerror or exc}")
+        )
+    if tcp:
+        server = DlmsTcpServer(meter, *parse_host_port(tcp, "--tcp"))
+        faces.append((server, lambda: f"dlms tcp: {server.host}:{server.port}, {security}"))
+    serve_faces(faces)
 
 
 @app.command("faults")

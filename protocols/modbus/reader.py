@@ -13,7 +13,7 @@ from shared import Sample
 from ..errors import IllegalDataAddress
 from .codec import decode_ascii, decode_words
 from .plan import MeterReadPlan, ReadRequest
-from .profile import ModbusProfile, PollClass
+from .profile import IdentifySpec, ModbusProfile, PollClass, SerialSpec
 from .transport import ModbusLine
 
 log = structlog.get_logger(__name__)
@@ -90,31 +90,22 @@ class ModbusMeterReader:
             samples.append(Sample(meter_id=self.meter_id, quantity=quantity, ts=now, value=value))
         return samples
 
+    async def _read_block(self, spec: IdentifySpec | SerialSpec) -> int | str:
+        words = await self.line.read_registers(
+            meter=self.meter_id,
+            unit=self.config.unit_id,
+            register_type=spec.register_type,
+            address=spec.address,
+            count=spec.register_count,
+            timeout_s=self.config.timeout_s,
+        )
+        if spec.data_type == "ascii":
+            return decode_ascii(words)
+        return int(decode_words(words, spec.data_type, "big"))
+
     async def identify(self) -> int | str:
         """The value of the profile's identification register (compare with `expect`)."""
-        ident = self.config.profile.identify
-        words = await self.line.read_registers(
-            meter=self.meter_id,
-            unit=self.config.unit_id,
-            register_type=ident.register_type,
-            address=ident.address,
-            count=ident.register_count,
-            timeout_s=self.config.timeout_s,
-        )
-        if ident.data_type == "ascii":
-            return decode_ascii(words)
-        return int(decode_words(words, ident.data_type, "big"))
+        return await self._read_block(self.config.profile.identify)
 
     async def serial_number(self) -> str:
-        serial = self.config.profile.serial
-        words = await self.line.read_registers(
-            meter=self.meter_id,
-            unit=self.config.unit_id,
-            register_type=serial.register_type,
-            address=serial.address,
-            count=serial.register_count,
-            timeout_s=self.config.timeout_s,
-        )
-        if serial.data_type == "ascii":
-            return decode_ascii(words)
-        return str(int(decode_words(words, "u32", "big")))
+        return str(await self._read_block(self.config.profile.serial))
