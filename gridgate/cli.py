@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cloud.cli import app as cloud_app
 from firmware_sim.cli import app as sim_app
 from gridgate import __version__
 from shared import configure_logging
@@ -58,9 +59,9 @@ def _mount_unavailable(name: str, summary: str, issue: int) -> None:
 app.add_typer(
     sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, DLMS/COSEM meter, MQTT meters."
 )
+app.add_typer(cloud_app, name="cloud", help="The cloud service: serve, migrate, admin.")
 _mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
 _mount_unavailable("edge", "The gateway daemon and the field technician's tools.", 6)
-_mount_unavailable("cloud", "The cloud service: serve, migrate, admin.", 5)
 
 
 def main() -> None:

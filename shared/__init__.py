@@ -31,6 +31,7 @@ from ._exceptions import (
 from ._logging import configure_logging
 from ._models import (
     CONTRACT_VERSION,
+    IDENTIFIER_PATTERN,
     MAX_BATCH_EVENTS,
     MAX_BATCH_READINGS,
     MAX_BODY_BYTES,
@@ -60,6 +61,7 @@ __all__ = [
     "EVENT_KINDS",
     "EVENT_KIND_CODES",
     "GATEWAY_HEADER",
+    "IDENTIFIER_PATTERN",
     "MAX_BATCH_EVENTS",
     "MAX_BATCH_READINGS",
     "MAX_BODY_BYTES",

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; they validate, call a service, and shape the answer."""

@@ -1,0 +1,56 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .api import gateways, health, ingest
+from .db import open_pool
+from .errors import CloudError
+from .migrate import migrate
+from .settings import CloudSettings
+
+
+def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
+    """An app bound to one database; the pool opens and migrations run at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_pool(database_url, settings) as pool:
+            async with pool.connection() as conn:
+                await migrate(conn)
+            app.state.pool = pool
+            yield
+
+    app = FastAPI(title="GridGate cloud", version="1", lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.exception_handler(CloudError)
+    async def cloud_error(_request: Request, exc: CloudError) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": str(exc),
+                "errors": [{"field": field, "message": message} for field, message in exc.errors],
+            },
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        return JSONResponse(
+            {
+                "detail": "; ".join(f"{f}: {m}" for f, m in problems[:10]),
+                "errors": [{"field": f, "message": m} for f, m in problems],
+            },
+            status_code=422,
+        )
+
+    for module in (health, gateways, ingest):
+        app.include_router(module.router)
+    return app

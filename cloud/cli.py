@@ -1,0 +1,124 @@
+"""`gridgate cloud`: serve, migrate, and the admin's commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+import typer
+from psycopg.rows import dict_row
+
+from .db import database_url
+from .errors import CloudError
+from .migrate import migrate
+from .services import enrollment, fleet
+from .settings import CloudSettings
+
+app = typer.Typer(help="The cloud service: serve, migrate, admin.", no_args_is_help=True)
+admin = typer.Typer(help="Create states, boards and enrollment tokens.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+T = TypeVar("T")
+
+
+def _with_connection(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
+    settings = CloudSettings()
+
+    async def run(url: str) -> T:
+        async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+            await migrate(conn)
+            await conn.set_autocommit(False)
+            return await work(conn)
+
+    try:
+        with database_url(settings) as url:
+            return asyncio.run(run(url))
+    except CloudError as exc:
+        typer.echo(f"gridgate cloud: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except psycopg.OperationalError as exc:
+        typer.echo(f"gridgate cloud: cannot reach the database: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply the schema migrations that are missing (they also run at start-up).
+
+    Example: GRIDGATE_DATABASE_URL=postgresql://... gridgate cloud migrate
+    """
+
+    async def work(conn: psycopg.AsyncConnection) -> list[str]:
+        return await migrate(conn)
+
+    _with_connection(work)
+    typer.echo("schema is up to date")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Listen address (GRIDGATE_HOST)."),
+    port: int | None = typer.Option(None, help="Port (GRIDGATE_PORT; 0 picks a free one)."),
+) -> None:
+    """Run the API. Uses GRIDGATE_DATABASE_URL, else an embedded PostgreSQL in GRIDGATE_DATA_DIR.
+
+    Example: gridgate cloud serve --port 8000
+    """
+    import uvicorn
+
+    from .app import create_app
+
+    changes: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = CloudSettings(**changes)
+    with database_url(settings) as url:
+        uvicorn.run(
+            create_app(settings, url), host=settings.host, port=settings.port, log_config=None
+        )
+
+
+@admin.command("create-state")
+def create_state(code: str = typer.Option(...), name: str = typer.Option(...)) -> None:
+    """Create a state. Example: gridgate cloud admin create-state --code DL --name Delhi"""
+    _with_connection(lambda conn: fleet.create_state(conn, code=code, name=name, actor="cli"))
+    typer.echo(f"state {code} created")
+
+
+@admin.command("create-board")
+def create_board(
+    state: str = typer.Option(..., help="State code."),
+    code: str = typer.Option(...),
+    name: str = typer.Option(...),
+    time_zone: str = typer.Option("Asia/Kolkata"),
+) -> None:
+    """Create a board (DISCOM). Example: gridgate cloud admin create-board --state DL --code BRPL
+    --name "BSES Rajdhani" """
+    _with_connection(
+        lambda conn: fleet.create_board(
+            conn, state_code=state, code=code, name=name, time_zone=time_zone, actor="cli"
+        )
+    )
+    typer.echo(f"board {code} created")
+
+
+@admin.command("enroll-token")
+def enroll_token(
+    board: str = typer.Option(..., help="Board code the gateway will belong to."),
+    ttl_s: int = typer.Option(86400, min=60, max=7 * 86400, help="Validity in seconds."),
+) -> None:
+    """Print a one-time enrollment token for a gateway of BOARD.
+
+    Example: gridgate cloud admin enroll-token --board BRPL
+    """
+    token, expires = _with_connection(
+        lambda conn: enrollment.create_token(conn, board_code=board, ttl_s=ttl_s, actor="cli")
+    )
+    typer.echo(token)
+    typer.echo(f"valid until {expires:%Y-%m-%d %H:%M} UTC, once", err=True)
+
+
+@admin.command("revoke-gateway")
+def revoke_gateway(gateway: str = typer.Option(...)) -> None:
+    """Revoke a gateway's key: its batches are refused from now on."""
+    _with_connection(lambda conn: enrollment.revoke(conn, gateway_code=gateway, actor="cli"))
+    typer.echo(f"gateway {gateway} revoked")

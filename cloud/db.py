@@ -1,0 +1,56 @@
+"""The database: the configured PostgreSQL, or an embedded one; the connection pool.
+
+Every query runs through the pool; SQL lives beside the service that owns its tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from .settings import CloudSettings
+
+log = structlog.get_logger(__name__)
+
+
+@contextlib.contextmanager
+def database_url(settings: CloudSettings) -> Iterator[str]:
+    """The configured URL, or that of an embedded PostgreSQL kept in the data directory."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    import pgserver
+
+    folder = Path(settings.data_dir) / "postgres"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    log.info("embedded postgresql started", data_dir=str(folder))
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def open_pool(url: str, settings: CloudSettings) -> AsyncIterator[AsyncConnectionPool]:
+    pool = AsyncConnectionPool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        open=False,
+        kwargs={"row_factory": dict_row},
+    )
+    await pool.open(wait=True, timeout=30)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+Connection = AsyncConnection

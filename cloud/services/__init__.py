@@ -1,0 +1,1 @@
+"""Business logic: each module owns its tables and its SQL; routes call these, never SQL."""

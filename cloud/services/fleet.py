@@ -1,0 +1,59 @@
+"""States and boards (the top of the hierarchy), as the admin CLI and tests create them.
+
+The scoped CRUD API over the whole fleet (consumers, meters, users, RBAC) builds on these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection, errors
+
+from ..errors import Conflict, NotFound
+from . import audit
+
+
+async def create_state(
+    conn: AsyncConnection, *, code: str, name: str, actor: str
+) -> dict[str, Any]:
+    async with conn.transaction():
+        try:
+            cursor = await conn.execute(
+                "INSERT INTO states (code, name) VALUES (%s, %s) RETURNING *", (code, name)
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict(f"state {code} already exists") from exc
+        state = await cursor.fetchone()
+        await audit.record(
+            conn, actor=actor, action="create", entity="state", entity_id=state["id"], after=state
+        )
+    return state
+
+
+async def create_board(
+    conn: AsyncConnection,
+    *,
+    state_code: str,
+    code: str,
+    name: str,
+    time_zone: str = "Asia/Kolkata",
+    actor: str,
+) -> dict[str, Any]:
+    async with conn.transaction():
+        cursor = await conn.execute("SELECT id FROM states WHERE code = %s", (state_code,))
+        state = await cursor.fetchone()
+        if state is None:
+            raise NotFound(f"no state with code {state_code}")
+        try:
+            cursor = await conn.execute(
+                "INSERT INTO boards (state_id, code, name, time_zone) VALUES (%s, %s, %s, %s)"
+                " RETURNING *",
+                (state["id"], code, name, time_zone),
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict(f"board {code} already exists") from exc
+        board = await cursor.fetchone()
+        await audit.record(
+            conn, actor=actor, action="create", entity="board", entity_id=board["id"], after=board
+        )
+    return board

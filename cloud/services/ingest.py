@@ -1,0 +1,218 @@
+"""Ingest of signed batches (DESIGN.md: the sync contract).
+
+Order of work: the gateway (named in a header) must exist and be active; the body is checked
+for size, its signature verified over the exact bytes, decompressed with a bound, then parsed
+(`shared.open_batch`). Only then is anything written, in one transaction: meters first seen are
+registered under the gateway's board, readings go through COPY into a staging table and then
+`INSERT ... ON CONFLICT DO NOTHING`, events likewise by (gateway, seq), the heartbeat is
+recorded, and the batch id is kept so a replay is answered from the record. The Ack is returned
+only after the commit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from shared import (
+    Ack,
+    Batch,
+    BatchInvalid,
+    BatchTooLarge,
+    EncodingError,
+    KeyInvalid,
+    SignatureInvalid,
+    load_public_key,
+    open_batch,
+)
+
+from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
+from ..settings import CloudSettings
+
+
+async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
+    if not code:
+        raise Unauthorized("X-Gridgate-Gateway header is missing")
+    cursor = await conn.execute(
+        "SELECT id, board_id, status, public_key FROM gateways WHERE gateway_code = %s", (code,)
+    )
+    gateway = await cursor.fetchone()
+    if gateway is None:
+        raise Unauthorized(f"gateway {code} is not enrolled")
+    if gateway["status"] != "active":
+        raise Forbidden(f"gateway {code} is revoked; re-enroll it with a new token")
+    return gateway
+
+
+def _check_times(batch: Batch, settings: CloudSettings) -> None:
+    now = datetime.now(UTC)
+    earliest = now - timedelta(days=settings.ingest_max_age_days)
+    latest = now + timedelta(seconds=settings.ingest_max_future_s)
+    bad = [
+        (
+            f"readings.{i}.ts",
+            f"{r.ts.isoformat()} is outside the accepted window "
+            f"{earliest:%Y-%m-%d} .. {latest:%Y-%m-%d %H:%M}Z",
+        )
+        for i, r in enumerate(batch.readings)
+        if not earliest <= r.ts <= latest
+    ]
+    if bad:
+        raise InvalidInput(
+            f"{len(bad)} readings carry impossible timestamps (is the gateway clock right?)",
+            errors=bad[:20],
+        )
+
+
+def _months(batch: Batch) -> set[date]:
+    return {date(r.ts.year, r.ts.month, 1) for r in batch.readings}
+
+
+async def ingest_batch(
+    pool: AsyncConnectionPool,
+    settings: CloudSettings,
+    *,
+    body: bytes,
+    gateway_code: str | None,
+    signature: str | None,
+    content_encoding: str | None,
+) -> Ack:
+    async with pool.connection() as conn:
+        gateway = await _gateway(conn, gateway_code)
+        await conn.rollback()  # do not hold a transaction open while parsing
+    try:
+        batch = open_batch(
+            body,
+            content_encoding=content_encoding,
+            signature=signature,
+            public_key=load_public_key(gateway["public_key"]),
+        )
+    except (SignatureInvalid, KeyInvalid) as exc:
+        raise Unauthorized(str(exc)) from exc
+    except BatchTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from exc
+    except BatchInvalid as exc:
+        raise InvalidInput(str(exc), errors=exc.errors) from exc
+    except EncodingError as exc:
+        raise InvalidInput(str(exc), errors=[("Content-Encoding", str(exc))]) from exc
+    if batch.gateway_id != gateway_code:
+        raise Unauthorized(f"batch is for gateway {batch.gateway_id}, signed as {gateway_code}")
+    _check_times(batch, settings)
+    async with pool.connection() as conn, conn.transaction():
+        return await _write(conn, gateway, batch)
+
+
+async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
+    cursor = await conn.execute(
+        "SELECT gateway_id, last_seq, readings_new, events_new FROM ingest_batches"
+        " WHERE batch_id = %s",
+        (batch.batch_id,),
+    )
+    seen = await cursor.fetchone()
+    if seen is not None:
+        if seen["gateway_id"] != gateway["id"]:
+            raise Unauthorized("batch id belongs to another gateway")
+        return Ack(batch_id=batch.batch_id, acked_through_seq=seen["last_seq"])
+    for month in sorted(_months(batch)):
+        await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
+    meter_ids = await _meters(conn, gateway, batch)
+    readings_new = 0
+    if batch.readings:
+        await conn.execute(
+            "CREATE TEMP TABLE staging_readings (meter_id bigint, quantity text, ts timestamptz,"
+            " value double precision, quality text) ON COMMIT DROP"
+        )
+        async with conn.cursor() as cur:
+            async with cur.copy("COPY staging_readings FROM STDIN") as copy:
+                for r in batch.readings:
+                    await copy.write_row(
+                        (meter_ids[r.meter_id], r.quantity, r.ts, r.value, r.quality.value)
+                    )
+            await cur.execute(
+                "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
+                " SELECT meter_id, quantity, ts, value, quality, %s FROM staging_readings"
+                " ON CONFLICT DO NOTHING",
+                (gateway["id"],),
+            )
+            readings_new = cur.rowcount
+    events_new = 0
+    if batch.events:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO events (gateway_id, seq, meter_id, board_id, ts, kind, status,"
+                " severity, quantity, message, details)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (gateway_id, seq) DO NOTHING",
+                [
+                    (
+                        gateway["id"],
+                        e.seq,
+                        meter_ids.get(e.meter_id) if e.meter_id else None,
+                        gateway["board_id"],
+                        e.ts,
+                        e.kind,
+                        e.status.value,
+                        e.severity.value,
+                        e.quantity,
+                        e.message,
+                        Jsonb(e.details),
+                    )
+                    for e in batch.events
+                ],
+            )
+            events_new = max(cur.rowcount, 0)
+    heartbeat = batch.heartbeat
+    await conn.execute(
+        "UPDATE gateways SET last_seen_at = now(),"
+        " acked_through_seq = greatest(acked_through_seq, %s),"
+        " backlog_readings = coalesce(%s, backlog_readings),"
+        " oldest_unsent_at = CASE WHEN %s THEN %s ELSE oldest_unsent_at END,"
+        " clock_synced = coalesce(%s, clock_synced),"
+        " clock_offset_s = coalesce(%s, clock_offset_s),"
+        " software_version = coalesce(%s, software_version) WHERE id = %s",
+        (
+            batch.last_seq,
+            heartbeat.backlog_readings if heartbeat else None,
+            heartbeat is not None,
+            heartbeat.oldest_unsent_ts if heartbeat else None,
+            heartbeat.clock_synced if heartbeat else None,
+            heartbeat.clock_offset_s if heartbeat else None,
+            heartbeat.software_version if heartbeat else None,
+            gateway["id"],
+        ),
+    )
+    await conn.execute(
+        "INSERT INTO ingest_batches (batch_id, gateway_id, first_seq, last_seq, readings_new,"
+        " events_new) VALUES (%s, %s, %s, %s, %s, %s)",
+        (batch.batch_id, gateway["id"], batch.first_seq, batch.last_seq, readings_new, events_new),
+    )
+    return Ack(
+        batch_id=batch.batch_id,
+        acked_through_seq=batch.last_seq,
+        readings_new=readings_new,
+        events_new=events_new,
+    )
+
+
+async def _meters(conn: AsyncConnection, gateway: dict, batch: Batch) -> dict[str, int]:
+    """Wire meter id -> meters.id; meters first seen are registered, unassigned, under the
+    gateway's board."""
+    external = sorted(
+        {r.meter_id for r in batch.readings} | {e.meter_id for e in batch.events if e.meter_id}
+    )
+    if not external:
+        return {}
+    await conn.execute(
+        "INSERT INTO meters (board_id, external_id, gateway_id)"
+        " SELECT %s, x, %s FROM unnest(%s::text[]) AS x"
+        " ON CONFLICT (board_id, external_id) DO NOTHING",
+        (gateway["board_id"], gateway["id"], external),
+    )
+    cursor = await conn.execute(
+        "SELECT id, external_id FROM meters WHERE board_id = %s AND external_id = ANY(%s)",
+        (gateway["board_id"], external),
+    )
+    return {row["external_id"]: row["id"] for row in await cursor.fetchall()}

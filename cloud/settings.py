@@ -1,0 +1,28 @@
+"""Cloud settings, read once at start-up from the environment (prefix GRIDGATE_) and passed down.
+
+Nothing reads the environment at import time. `database_url` unset means: start an embedded
+PostgreSQL (pgserver) in `data_dir`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CloudSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDGATE_", extra="ignore", frozen=True)
+
+    database_url: str | None = None
+    data_dir: Path = Path("data/cloud")
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    pool_min_size: Annotated[int, Field(ge=1)] = 2
+    pool_max_size: Annotated[int, Field(ge=1)] = 10
+    enrollment_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 86400
+    # readings outside this window around "now" are refused: they would be clock faults
+    ingest_max_age_days: Annotated[int, Field(ge=1)] = 3 * 366
+    ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400

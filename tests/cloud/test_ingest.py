@@ -1,0 +1,270 @@
+"""Ingest: signed batches stored exactly once; every kind of bad batch refused, nothing written."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cloud.services import enrollment
+from shared import (
+    GATEWAY_HEADER,
+    SIGNATURE_HEADER,
+    Batch,
+    Event,
+    EventStatus,
+    Heartbeat,
+    Reading,
+    Severity,
+    compress,
+    generate_private_key,
+    seal_batch,
+    sign_body,
+)
+from tests.cloud.conftest import Cloud, EnrolledGateway
+
+URL = "/api/v1/ingest/batches"
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+
+
+def make_batch(
+    gateway: str, first_seq: int = 1, count: int = 30, meter: str = "m-1", events: int = 1
+) -> Batch:
+    readings = [
+        Reading(
+            seq=first_seq + i,
+            meter_id=meter,
+            quantity=("1.8.0", "16.7.0", "32.7.0")[i % 3],
+            ts=T0 + timedelta(minutes=i // 3),
+            value=1000 + i * 0.125,
+        )
+        for i in range(count)
+    ]
+    evts = [
+        Event(
+            seq=first_seq + count + i,
+            ts=T0,
+            kind="voltage_sag",
+            status=EventStatus.RAISED,
+            severity=Severity.MEDIUM,
+            meter_id=meter,
+            message="sag",
+            details={"v": 201.5},
+        )
+        for i in range(events)
+    ]
+    last = first_seq + count + events - 1
+    return Batch(
+        gateway_id=gateway,
+        batch_id=uuid.uuid4(),
+        first_seq=first_seq,
+        last_seq=last,
+        sent_at=datetime.now(UTC),
+        readings=readings,
+        events=evts,
+        heartbeat=Heartbeat(
+            software_version="0.1.0", backlog_readings=42, clock_synced=True, clock_offset_s=0.01
+        ),
+    )
+
+
+async def post(cloud: Cloud, body: bytes, headers: dict[str, str]):
+    return await cloud.client.post(URL, content=body, headers=headers)
+
+
+async def count_rows(cloud: Cloud, gateway: str) -> tuple[int, int]:
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT (SELECT count(*) FROM readings r JOIN gateways g ON g.id = r.gateway_id"
+            "        WHERE g.gateway_code = %s) AS readings,"
+            " (SELECT count(*) FROM events e JOIN gateways g ON g.id = e.gateway_id"
+            "        WHERE g.gateway_code = %s) AS events",
+            (gateway, gateway),
+        )
+        row = await cursor.fetchone()
+        return row["readings"], row["events"]
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "gzip", "identity"])
+async def test_a_batch_is_stored_and_acknowledged(
+    cloud: Cloud, gateway: EnrolledGateway, encoding: str
+) -> None:
+    batch = make_batch(gateway.code)
+    sealed = seal_batch(batch, gateway.key, encoding)  # type: ignore[arg-type]
+    response = await post(cloud, sealed.body, sealed.headers)
+    assert response.status_code == 200, response.text
+    ack = response.json()
+    assert ack["acked_through_seq"] == batch.last_seq
+    assert ack["readings_new"] == 30
+    assert ack["events_new"] == 1
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT m.external_id, m.consumer_id, r.quantity, r.ts, r.value FROM readings r"
+            " JOIN meters m ON m.id = r.meter_id JOIN gateways g ON g.id = r.gateway_id"
+            " WHERE g.gateway_code = %s ORDER BY r.ts, r.quantity",
+            (gateway.code,),
+        )
+        rows = await cursor.fetchall()
+        stored = {(r["quantity"], r["ts"]): r["value"] for r in rows}
+        assert stored == {(x.quantity, x.ts): x.value for x in batch.readings}
+        assert {r["external_id"] for r in rows} == {"m-1"}
+        assert all(r["consumer_id"] is None for r in rows)  # first seen: unassigned
+        cursor = await conn.execute(
+            "SELECT acked_through_seq, backlog_readings, clock_synced, software_version,"
+            " last_seen_at FROM gateways WHERE gateway_code = %s",
+            (gateway.code,),
+        )
+        heartbeat = await cursor.fetchone()
+        assert heartbeat["acked_through_seq"] == batch.last_seq
+        assert heartbeat["backlog_readings"] == 42
+        assert heartbeat["software_version"] == "0.1.0"
+
+
+async def test_the_same_batch_twice_stores_rows_once(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    sealed = seal_batch(make_batch(gateway.code), gateway.key)
+    first = await post(cloud, sealed.body, sealed.headers)
+    second = await post(cloud, sealed.body, sealed.headers)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["acked_through_seq"] == first.json()["acked_through_seq"]
+    assert await count_rows(cloud, gateway.code) == (30, 1)
+
+
+async def test_resent_readings_under_a_new_batch_id_are_not_duplicated(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    batch = make_batch(gateway.code)
+    await post(cloud, *_sealed(batch, gateway))
+    again = batch.model_copy(update={"batch_id": uuid.uuid4()})
+    response = await post(cloud, *_sealed(again, gateway))
+    assert response.json()["readings_new"] == 0
+    assert await count_rows(cloud, gateway.code) == (30, 1)
+
+
+def _sealed(batch: Batch, gateway: EnrolledGateway) -> tuple[bytes, dict[str, str]]:
+    sealed = seal_batch(batch, gateway.key)
+    return sealed.body, sealed.headers
+
+
+async def test_bad_signature_unknown_and_revoked_gateways(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    batch = make_batch(gateway.code)
+    forged = seal_batch(batch, generate_private_key())
+    response = await post(cloud, forged.body, forged.headers)
+    assert response.status_code == 401
+    assert "signature" in response.json()["detail"]
+
+    stranger = make_batch("gw-never-enrolled")
+    body, headers = _sealed(stranger, gateway)
+    response = await post(cloud, body, headers)
+    assert response.status_code == 401
+    assert "not enrolled" in response.json()["detail"]
+
+    body, headers = _sealed(batch, gateway)
+    response = await post(cloud, body, {**headers, GATEWAY_HEADER: ""})
+    assert response.status_code == 401
+
+    async with cloud.pool.connection() as conn:
+        await enrollment.revoke(conn, gateway_code=gateway.code, actor="test")
+    response = await post(cloud, body, headers)  # a replay from the revoked key
+    assert response.status_code == 403
+    assert "revoked" in response.json()["detail"]
+    assert await count_rows(cloud, gateway.code) == (0, 0)
+
+
+async def test_a_batch_signed_by_one_gateway_for_another_is_refused(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    batch = make_batch("gw-someone-else")
+    sealed = seal_batch(batch, gateway.key)
+    response = await post(cloud, sealed.body, {**sealed.headers, GATEWAY_HEADER: gateway.code})
+    assert response.status_code == 401
+    assert await count_rows(cloud, gateway.code) == (0, 0)
+
+
+async def test_oversized_body_and_decompression_bomb(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    huge = b"x" * (4 * 1024 * 1024 + 1)
+    response = await post(
+        cloud, huge, {GATEWAY_HEADER: gateway.code, SIGNATURE_HEADER: sign_body(gateway.key, huge)}
+    )
+    assert response.status_code == 413
+    bomb = gzip.compress(b" " * (64 * 1024 * 1024))
+    response = await post(
+        cloud,
+        bomb,
+        {
+            GATEWAY_HEADER: gateway.code,
+            SIGNATURE_HEADER: sign_body(gateway.key, bomb),
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert response.status_code == 413
+    assert "decompressed" in response.json()["detail"]
+    assert await count_rows(cloud, gateway.code) == (0, 0)
+
+
+def _signed_raw(gateway: EnrolledGateway, raw: bytes) -> tuple[bytes, dict[str, str]]:
+    body = compress(raw, "gzip")
+    return body, {
+        GATEWAY_HEADER: gateway.code,
+        SIGNATURE_HEADER: sign_body(gateway.key, body),
+        "Content-Encoding": "gzip",
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["readings"][3].update(value=math.nan), "readings.3.value"),
+        (lambda d: d["readings"][1].update(ts="2026-01-01T00:00:00"), "readings.1.ts"),
+        (lambda d: d.update(admin=True), "admin"),
+        (lambda d: d["readings"][0].update(quantity="1.8.9"), "readings.0.quantity"),
+        (
+            lambda d: d["readings"][2].update(
+                ts=(datetime.now(UTC) + timedelta(days=30)).isoformat()
+            ),
+            "readings.2.ts",
+        ),
+    ],
+)
+async def test_invalid_batches_name_the_field_and_write_nothing(
+    cloud: Cloud, gateway: EnrolledGateway, mutate, field: str
+) -> None:
+    data = json.loads(make_batch(gateway.code).model_dump_json())
+    mutate(data)
+    raw = json.dumps(data).replace('"value": NaN', '"value": NaN').encode()
+    response = await post(cloud, *_signed_raw(gateway, raw))
+    assert response.status_code == 422, response.text
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert await count_rows(cloud, gateway.code) == (0, 0)
+
+
+async def test_malformed_json_and_unknown_encoding(cloud: Cloud, gateway: EnrolledGateway) -> None:
+    response = await post(cloud, *_signed_raw(gateway, b'{"gateway_id": '))
+    assert response.status_code == 422
+    assert "JSON" in response.json()["detail"]
+    body = b"{}"
+    response = await post(
+        cloud,
+        body,
+        {
+            GATEWAY_HEADER: gateway.code,
+            SIGNATURE_HEADER: sign_body(gateway.key, body),
+            "Content-Encoding": "br",
+        },
+    )
+    assert response.status_code == 422
+    assert "encoding" in response.json()["detail"]
+
+
+async def test_health(cloud: Cloud) -> None:
+    response = await cloud.client.get("/health")
+    assert response.json() == {"status": "ok", "database": "reachable"}
