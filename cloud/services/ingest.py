@@ -101,8 +101,14 @@ async def ingest_batch(
     if batch.gateway_id != gateway_code:
         raise Unauthorized(f"batch is for gateway {batch.gateway_id}, signed as {gateway_code}")
     _check_times(batch, settings)
-    async with pool.connection() as conn, conn.transaction():
-        return await _write(conn, gateway, batch)
+    async with pool.connection() as conn:
+        # partitions first, each in its own short transaction: the write below never waits on
+        # (or holds) the lock that serialises a new month's creation
+        for month in sorted(_months(batch)):
+            async with conn.transaction():
+                await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
+        async with conn.transaction():
+            return await _write(conn, gateway, batch)
 
 
 async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
@@ -116,8 +122,6 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         if seen["gateway_id"] != gateway["id"]:
             raise Unauthorized("batch id belongs to another gateway")
         return Ack(batch_id=batch.batch_id, acked_through_seq=seen["last_seq"])
-    for month in sorted(_months(batch)):
-        await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
     meter_ids = await _meters(conn, gateway, batch)
     readings_new = 0
     if batch.readings:
@@ -126,7 +130,9 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             " value double precision, quality text) ON COMMIT DROP"
         )
         async with conn.cursor() as cur:
-            async with cur.copy("COPY staging_readings FROM STDIN") as copy:
+            # binary COPY with declared types: no text formatting of timestamps and floats
+            async with cur.copy("COPY staging_readings FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "text", "timestamptz", "float8", "text"])
                 for r in batch.readings:
                     await copy.write_row(
                         (meter_ids[r.meter_id], r.quantity, r.ts, r.value, r.quality.value)

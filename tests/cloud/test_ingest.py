@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import math
@@ -268,3 +269,18 @@ async def test_malformed_json_and_unknown_encoding(cloud: Cloud, gateway: Enroll
 async def test_health(cloud: Cloud) -> None:
     response = await cloud.client.get("/health")
     assert response.json() == {"status": "ok", "database": "reachable"}
+
+
+async def test_concurrent_gateways_opening_a_new_month(cloud: Cloud, board: str) -> None:
+    """Regression: concurrent first batches of a month raced to create its partition."""
+    from tests.cloud.conftest import enroll_gateway
+
+    gateways = [await enroll_gateway(cloud, board) for _ in range(4)]
+    month = datetime(2025, 3, 1, tzinfo=UTC)  # a month no other test writes to
+    bodies = []
+    for gw in gateways:
+        batch = make_batch(gw.code, count=60, events=0)
+        moved = [r.model_copy(update={"ts": month + (r.ts - T0)}) for r in batch.readings]
+        bodies.append(_sealed(batch.model_copy(update={"readings": moved}), gw))
+    responses = await asyncio.gather(*(post(cloud, body, headers) for body, headers in bodies))
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
