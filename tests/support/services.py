@@ -19,7 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from protocols.mqtt.embedded_broker import embedded_broker_thread
+from protocols.mqtt.embedded_broker import embedded_broker_thread, free_port
+
+
+def free_tcp_port() -> int:
+    """A port the OS says is free now; never a fixed well-known one."""
+    return free_port()
 
 
 @contextmanager
