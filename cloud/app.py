@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from .api import gateways, health, ingest
 from .db import open_pool
 from .errors import CloudError
+from .metrics import Metrics
+from .metrics import install as install_metrics
 from .migrate import migrate
 from .settings import CloudSettings
 
@@ -29,6 +31,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="GridGate cloud", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_metrics(app, app.state.metrics)
 
     @app.exception_handler(CloudError)
     async def cloud_error(_request: Request, exc: CloudError) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 
+from ..metrics import Metrics
 from ..settings import CloudSettings
 
 
@@ -18,5 +19,10 @@ def _settings(request: Request) -> CloudSettings:
     return request.app.state.settings
 
 
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
 PoolDep = Annotated[AsyncConnectionPool, Depends(_pool)]
 SettingsDep = Annotated[CloudSettings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]

@@ -8,7 +8,7 @@ from shared import GATEWAY_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER, Ack
 
 from ..errors import PayloadTooLarge
 from ..services.ingest import ingest_batch
-from .deps import PoolDep, SettingsDep
+from .deps import MetricsDep, PoolDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 
@@ -27,10 +27,12 @@ async def read_bounded_body(request: Request, limit: int) -> bytes:
 
 
 @router.post("/batches", response_model=Ack)
-async def post_batch(request: Request, pool: PoolDep, settings: SettingsDep) -> Ack:
+async def post_batch(
+    request: Request, pool: PoolDep, settings: SettingsDep, metrics: MetricsDep
+) -> Ack:
     """Store a gateway's batch idempotently; answer `acked_through_seq` after commit."""
     body = await read_bounded_body(request, MAX_BODY_BYTES)
-    return await ingest_batch(
+    ack = await ingest_batch(
         pool,
         settings,
         body=body,
@@ -38,3 +40,7 @@ async def post_batch(request: Request, pool: PoolDep, settings: SettingsDep) -> 
         signature=request.headers.get(SIGNATURE_HEADER),
         content_encoding=request.headers.get("content-encoding"),
     )
+    metrics.ingest_batches.inc()
+    metrics.ingest_readings.inc(ack.readings_new)
+    metrics.ingest_events.inc(ack.events_new)
+    return ack

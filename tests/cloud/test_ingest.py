@@ -284,3 +284,14 @@ async def test_concurrent_gateways_opening_a_new_month(cloud: Cloud, board: str)
         bodies.append(_sealed(batch.model_copy(update={"readings": moved}), gw))
     responses = await asyncio.gather(*(post(cloud, body, headers) for body, headers in bodies))
     assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+
+
+async def test_metrics_count_requests_and_ingested_rows(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    await post(cloud, *_sealed(make_batch(gateway.code), gateway))
+    await cloud.client.get("/health")
+    text = (await cloud.client.get("/metrics")).text
+    assert "gridgate_ingest_readings_total 30.0" in text
+    assert 'route="/api/v1/ingest/batches",status="200"' in text
+    assert 'gridgate_http_request_seconds_bucket{le="0.005",route="/health"}' in text

@@ -1,0 +1,65 @@
+"""Prometheus metrics, one registry per app (no process-global state): requests by route and
+status, request latency, and what ingest stored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest as render
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gridgate_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gridgate_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.ingest_batches = Counter(
+            "gridgate_ingest_batches", "Batches acknowledged", registry=self.registry
+        )
+        self.ingest_readings = Counter(
+            "gridgate_ingest_readings", "Readings stored (new, not replays)", registry=self.registry
+        )
+        self.ingest_events = Counter(
+            "gridgate_ingest_events", "Events stored", registry=self.registry
+        )
+
+    def render(self) -> Response:
+        return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    """Count every request by its route template (never the raw path: unbounded labels)."""
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics.requests.labels(request.method, template, str(status)).inc()
+            metrics.latency.labels(template).observe(time.perf_counter() - started)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def expose() -> Response:
+        return metrics.render()
