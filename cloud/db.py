@@ -6,6 +6,7 @@ Every query runs through the pool; SQL lives beside the service that owns its ta
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -29,7 +30,11 @@ def database_url(settings: CloudSettings) -> Iterator[str]:
 
     folder = Path(settings.data_dir) / "postgres"
     folder.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir; on servers without XDG_RUNTIME_DIR it
+        # warns and falls back to /tmp, which is fine for a socket folder
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+        server = pgserver.get_server(str(folder), cleanup_mode="stop")
     log.info("embedded postgresql started", data_dir=str(folder))
     try:
         yield server.get_uri()
