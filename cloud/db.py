@@ -26,14 +26,14 @@ def database_url(settings: CloudSettings) -> Iterator[str]:
     if settings.database_url:
         yield settings.database_url
         return
-    import pgserver
-
     folder = Path(settings.data_dir) / "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # pgserver asks platformdirs for a runtime dir; on servers without XDG_RUNTIME_DIR it
-        # warns and falls back to /tmp, which is fine for a socket folder
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+        # pgserver asks platformdirs for a runtime dir (on import too); on servers without
+        # XDG_RUNTIME_DIR it warns and falls back to /tmp, which is fine for a socket folder
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
+
         server = pgserver.get_server(str(folder), cleanup_mode="stop")
     log.info("embedded postgresql started", data_dir=str(folder))
     try:
