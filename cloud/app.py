@@ -9,12 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .api import gateways, health, ingest
+from .api import auth, gateways, health, ingest
 from .db import open_pool
 from .errors import CloudError
 from .metrics import Metrics
 from .metrics import install as install_metrics
 from .migrate import migrate
+from .services.auth import resolve_jwt_secret
 from .settings import CloudSettings
 
 
@@ -31,6 +32,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="GridGate cloud", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.metrics = Metrics()
     install_metrics(app, app.state.metrics)
 
@@ -55,6 +57,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
-    for module in (health, gateways, ingest):
+    for module in (health, auth, gateways, ingest):
         app.include_router(module.router)
     return app

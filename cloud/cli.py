@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from .db import database_url
 from .errors import CloudError
 from .migrate import migrate
-from .services import enrollment, fleet
+from .services import auth, enrollment, fleet
 from .settings import CloudSettings
 
 app = typer.Typer(help="The cloud service: serve, migrate, admin.", no_args_is_help=True)
@@ -115,6 +115,34 @@ def enroll_token(
     )
     typer.echo(token)
     typer.echo(f"valid until {expires:%Y-%m-%d %H:%M} UTC, once", err=True)
+
+
+@admin.command("create-user")
+def create_user(
+    email: str = typer.Option(...),
+    role: str = typer.Option(
+        ...,
+        help="SUPER_ADMIN, STATE_ADMIN, BOARD_ADMIN, SUPPORT_AGENT, "
+        "AUDITOR, TECHNICIAN or CONSUMER.",
+    ),
+    state: str | None = typer.Option(None, help="State code (STATE_ADMIN)."),
+    board: str | None = typer.Option(None, help="Board code (board-scoped roles)."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a user. Example: gridgate cloud admin create-user --email a@b.in --role
+    BOARD_ADMIN --board BRPL (the password is asked for)."""
+    _with_connection(
+        lambda conn: auth.create_user(
+            conn,
+            email=email,
+            password=password,
+            role=role.upper(),
+            state_code=state,
+            board_code=board,
+            actor="cli",
+        )
+    )
+    typer.echo(f"user {email} created")
 
 
 @admin.command("revoke-gateway")

@@ -45,3 +45,7 @@ class PayloadTooLarge(CloudError):
 
 class InvalidInput(CloudError):
     status_code = 422
+
+
+class TooManyRequests(CloudError):
+    status_code = 429

@@ -23,6 +23,13 @@ class CloudSettings(BaseSettings):
     pool_min_size: Annotated[int, Field(ge=1)] = 2
     pool_max_size: Annotated[int, Field(ge=1)] = 10
     enrollment_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 86400
+    # access tokens: HS256 over jwt_secret; unset, a random secret is kept in data_dir (0600)
+    jwt_secret: str | None = Field(default=None, min_length=32, repr=False)
+    access_token_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900
+    refresh_token_ttl_s: Annotated[int, Field(ge=3600, le=90 * 86400)] = 14 * 86400
+    login_failures_per_account: Annotated[int, Field(ge=1)] = 5
+    login_failures_per_ip: Annotated[int, Field(ge=1)] = 20
+    login_window_s: Annotated[int, Field(ge=10)] = 900
     # readings outside this window around "now" are refused: they would be clock faults
     ingest_max_age_days: Annotated[int, Field(ge=1)] = 3 * 366
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400

@@ -35,7 +35,9 @@ async def cloud(database_url: str) -> AsyncIterator[Cloud]:
     settings = CloudSettings(database_url=database_url, pool_min_size=1, pool_max_size=4)
     app = create_app(settings, database_url)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        # each test calls from its own address, so per-address login limits stay per test
+        address = ".".join(str(b) for b in uuid.uuid4().bytes[:3])
+        transport = httpx.ASGITransport(app=app, client=(f"10.{address}", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as client:
             yield Cloud(client, app.state.pool)
 

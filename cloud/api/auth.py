@@ -1,0 +1,101 @@
+"""Login, refresh, logout, and who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import Unauthorized
+from ..services import auth
+from .deps import PoolDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+_bearer = HTTPBearer(auto_error=False)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: Annotated[str, Field(min_length=16, max_length=128)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str
+
+
+class Me(BaseModel):
+    user_id: int
+    role: str
+    state_id: int | None
+    board_id: int | None
+    consumer_id: int | None
+
+
+def _secret(request: Request) -> str:
+    return request.app.state.jwt_secret
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> auth.Principal:
+    if credentials is None:
+        raise Unauthorized("an access token is required (Authorization: Bearer ...)")
+    return auth.decode_access(credentials.credentials, _secret(request))
+
+
+CurrentPrincipal = Annotated[auth.Principal, Depends(current_principal)]
+
+
+@router.post("/login", response_model=TokenResponse)
+async def login(
+    body: LoginRequest, request: Request, pool: PoolDep, settings: SettingsDep
+) -> auth.TokenPair:
+    client_ip = request.client.host if request.client else "unknown"
+    async with pool.connection() as conn:
+        return await auth.login(
+            conn,
+            email=body.email,
+            password=body.password,
+            client_ip=client_ip,
+            settings=settings,
+            secret=_secret(request),
+        )
+
+
+@router.post("/refresh", response_model=TokenResponse)
+async def refresh(
+    body: RefreshRequest, request: Request, pool: PoolDep, settings: SettingsDep
+) -> auth.TokenPair:
+    async with pool.connection() as conn:
+        return await auth.refresh(
+            conn, refresh_token=body.refresh_token, settings=settings, secret=_secret(request)
+        )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(body: RefreshRequest, pool: PoolDep) -> None:
+    async with pool.connection() as conn:
+        await auth.logout(conn, refresh_token=body.refresh_token)
+
+
+@router.get("/me", response_model=Me)
+async def me(principal: CurrentPrincipal) -> Me:
+    return Me(
+        user_id=principal.user_id,
+        role=principal.role,
+        state_id=principal.state_id,
+        board_id=principal.board_id,
+        consumer_id=principal.consumer_id,
+    )

@@ -1,0 +1,312 @@
+"""Users and sessions: Argon2 passwords, short-lived JWT access tokens, rotating refresh tokens.
+
+A login opens a refresh-token family. Each refresh uses the presented token up and issues the
+next one of the family; presenting a used token again means it was stolen, so the whole family
+is revoked and both holders must log in again. Logins are limited per account and per client
+address over a sliding window, counted before the password is checked and without saying
+whether the account exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg import AsyncConnection, errors
+
+from ..errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from ..settings import CloudSettings
+from . import audit
+
+ROLES = (
+    "SUPER_ADMIN",
+    "STATE_ADMIN",
+    "BOARD_ADMIN",
+    "SUPPORT_AGENT",
+    "AUDITOR",
+    "TECHNICIAN",
+    "CONSUMER",
+)
+_HASHER = PasswordHasher()  # immutable parameters (RFC 9106 defaults), safe to share
+_ALGORITHM = "HS256"
+PLACEHOLDER_SECRETS = {"changeme", "secret", "change-me-to-a-long-random-secret-value!!"}
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and the scope their role carries."""
+
+    user_id: int
+    role: str
+    state_id: int | None
+    board_id: int | None
+    consumer_id: int | None
+
+
+def resolve_jwt_secret(settings: CloudSettings) -> str:
+    """The configured secret, or one generated once and kept in the data directory (0600)."""
+    if settings.jwt_secret:
+        if settings.jwt_secret.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError("GRIDGATE_JWT_SECRET is a placeholder; set a long random value")
+        return settings.jwt_secret
+    path = Path(settings.data_dir) / "jwt_secret"
+    if path.exists():
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"{path} is readable by others; run: chmod 600 {path}")
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _check_password(password: str) -> None:
+    if not 10 <= len(password) <= 256:
+        raise InvalidInput(
+            "password must be 10 to 256 characters",
+            errors=[("password", "must be 10 to 256 characters")],
+        )
+
+
+async def create_user(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    actor: str,
+    state_code: str | None = None,
+    board_code: str | None = None,
+    consumer_id: int | None = None,
+) -> dict[str, Any]:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", errors=[("role", role)])
+    _check_password(password)
+    async with conn.transaction():
+        state_id = board_id = None
+        if state_code:
+            cursor = await conn.execute("SELECT id FROM states WHERE code = %s", (state_code,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise NotFound(f"no state with code {state_code}")
+            state_id = row["id"]
+        if board_code:
+            cursor = await conn.execute(
+                "SELECT id, state_id FROM boards WHERE code = %s", (board_code,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise NotFound(f"no board with code {board_code}")
+            board_id, state_id = row["id"], state_id or row["state_id"]
+        try:
+            cursor = await conn.execute(
+                "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id)"
+                " VALUES (lower(%s), %s, %s, %s, %s, %s)"
+                " RETURNING id, email, role, state_id, board_id, consumer_id, active",
+                (email, _HASHER.hash(password), role, state_id, board_id, consumer_id),
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict(f"a user with email {email} exists") from exc
+        except errors.CheckViolation as exc:
+            raise InvalidInput(
+                f"role {role} needs its scope (state, board or consumer) and a valid email"
+            ) from exc
+        user = await cursor.fetchone()
+        await audit.record(
+            conn, actor=actor, action="create", entity="user", entity_id=user["id"], after=user
+        )
+    return user
+
+
+async def _issue(
+    conn: AsyncConnection,
+    user: dict[str, Any],
+    family: uuid.UUID,
+    settings: CloudSettings,
+    secret: str,
+) -> TokenPair:
+    now = datetime.now(UTC)
+    refresh = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO refresh_tokens (user_id, family, token_hash, expires_at)"
+        " VALUES (%s, %s, %s, %s)",
+        (
+            user["id"],
+            family,
+            _digest(refresh),
+            now + timedelta(seconds=settings.refresh_token_ttl_s),
+        ),
+    )
+    claims = {
+        "sub": str(user["id"]),
+        "role": user["role"],
+        "sid": str(family),
+        "state": user["state_id"],
+        "board": user["board_id"],
+        "consumer": user["consumer_id"],
+        "iat": now,
+        "exp": now + timedelta(seconds=settings.access_token_ttl_s),
+    }
+    return TokenPair(
+        jwt.encode(claims, secret, algorithm=_ALGORITHM), refresh, settings.access_token_ttl_s
+    )
+
+
+async def login(
+    conn: AsyncConnection,
+    *,
+    email: str,
+    password: str,
+    client_ip: str,
+    settings: CloudSettings,
+    secret: str,
+) -> TokenPair:
+    email = email.lower()
+    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
+    cursor = await conn.execute(
+        "SELECT count(*) FILTER (WHERE email = %s) AS account,"
+        " count(*) FILTER (WHERE client_ip = %s) AS ip FROM login_attempts"
+        " WHERE NOT succeeded AND at > %s AND (email = %s OR client_ip = %s)",
+        (email, client_ip, since, email, client_ip),
+    )
+    failures = await cursor.fetchone()
+    if (
+        failures["account"] >= settings.login_failures_per_account
+        or failures["ip"] >= settings.login_failures_per_ip
+    ):
+        await conn.rollback()
+        raise TooManyRequests("too many failed logins; wait a few minutes and try again")
+    cursor = await conn.execute(
+        "SELECT id, role, state_id, board_id, consumer_id, password_hash, active FROM users"
+        " WHERE email = %s",
+        (email,),
+    )
+    user = await cursor.fetchone()
+    ok = False
+    if user is not None and user["active"]:
+        try:
+            ok = _HASHER.verify(user["password_hash"], password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+    else:
+        _HASHER.hash(password)  # the same work either way: timing does not reveal accounts
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO login_attempts (email, client_ip, succeeded) VALUES (%s, %s, %s)",
+            (email, client_ip, ok),
+        )
+    if not ok:
+        raise Unauthorized("email or password is wrong")
+    async with conn.transaction():
+        pair = await _issue(conn, user, uuid.uuid4(), settings, secret)
+        await audit.record(
+            conn, actor=f"user:{user['id']}", action="login", entity="user", entity_id=user["id"]
+        )
+    return pair
+
+
+async def refresh(
+    conn: AsyncConnection, *, refresh_token: str, settings: CloudSettings, secret: str
+) -> TokenPair:
+    """Use a refresh token up and issue the next of its family. A token presented a second
+    time revokes the whole family (committed) before the call fails."""
+    reused = False
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "SELECT t.*, u.role, u.state_id, u.board_id, u.consumer_id, u.active"
+            " FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+            " WHERE token_hash = %s FOR UPDATE OF t",
+            (_digest(refresh_token),),
+        )
+        token = await cursor.fetchone()
+        if token is None or token["revoked_at"] is not None or not token["active"]:
+            raise Unauthorized("refresh token is not valid; log in again")
+        if token["used_at"] is not None:
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now()"
+                " WHERE family = %s AND revoked_at IS NULL",
+                (token["family"],),
+            )
+            await audit.record(
+                conn,
+                actor=f"user:{token['user_id']}",
+                action="refresh_reuse",
+                entity="session",
+                entity_id=token["family"],
+            )
+            reused = True  # commit the revocation; fail after the transaction
+        elif token["expires_at"] <= datetime.now(UTC):
+            raise Unauthorized("refresh token expired; log in again")
+        else:
+            await conn.execute(
+                "UPDATE refresh_tokens SET used_at = now() WHERE id = %s", (token["id"],)
+            )
+            user = {
+                "id": token["user_id"],
+                **{k: token[k] for k in ("role", "state_id", "board_id", "consumer_id")},
+            }
+            return await _issue(conn, user, token["family"], settings, secret)
+    assert reused
+    raise Unauthorized(
+        "refresh token was already used: every session of this login is revoked; log in again"
+    )
+
+
+async def logout(conn: AsyncConnection, *, refresh_token: str) -> None:
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE family = ("
+            " SELECT family FROM refresh_tokens WHERE token_hash = %s) AND revoked_at IS NULL"
+            " RETURNING user_id, family",
+            (_digest(refresh_token),),
+        )
+        rows = await cursor.fetchall()
+        if rows:
+            await audit.record(
+                conn,
+                actor=f"user:{rows[0]['user_id']}",
+                action="logout",
+                entity="session",
+                entity_id=rows[0]["family"],
+            )
+
+
+def decode_access(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub", "role"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("access token expired; refresh it") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized("access token is not valid") from exc
+    return Principal(
+        int(claims["sub"]),
+        claims["role"],
+        claims.get("state"),
+        claims.get("board"),
+        claims.get("consumer"),
+    )
