@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .api import auth, gateways, health, ingest
+from .api import auth, fleet, gateways, health, ingest
 from .db import open_pool
 from .errors import CloudError
 from .metrics import Metrics
@@ -57,6 +57,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
-    for module in (health, auth, gateways, ingest):
+    for module in (health, auth, gateways, ingest, fleet):
         app.include_router(module.router)
     return app

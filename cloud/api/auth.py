@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import Unauthorized
 from ..services import auth
-from .deps import PoolDep, SettingsDep
+from .deps import CurrentPrincipal, PoolDep, SettingsDep, jwt_secret
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-_bearer = HTTPBearer(auto_error=False)
 
 
 class LoginRequest(BaseModel):
@@ -42,22 +39,6 @@ class Me(BaseModel):
     consumer_id: int | None
 
 
-def _secret(request: Request) -> str:
-    return request.app.state.jwt_secret
-
-
-def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> auth.Principal:
-    if credentials is None:
-        raise Unauthorized("an access token is required (Authorization: Bearer ...)")
-    return auth.decode_access(credentials.credentials, _secret(request))
-
-
-CurrentPrincipal = Annotated[auth.Principal, Depends(current_principal)]
-
-
 @router.post("/login", response_model=TokenResponse)
 async def login(
     body: LoginRequest, request: Request, pool: PoolDep, settings: SettingsDep
@@ -70,7 +51,7 @@ async def login(
             password=body.password,
             client_ip=client_ip,
             settings=settings,
-            secret=_secret(request),
+            secret=jwt_secret(request),
         )
 
 
@@ -80,7 +61,7 @@ async def refresh(
 ) -> auth.TokenPair:
     async with pool.connection() as conn:
         return await auth.refresh(
-            conn, refresh_token=body.refresh_token, settings=settings, secret=_secret(request)
+            conn, refresh_token=body.refresh_token, settings=settings, secret=jwt_secret(request)
         )
 
 

@@ -1,0 +1,90 @@
+"""The permission map: which role may do what. One declarative table; nothing else in the code
+checks role names. (Matrix of the reference system, extended with TECHNICIAN and CONSUMER, and
+with gateway and reading permissions of our own.)
+
+What a permission allows is further limited by the caller's scope (`cloud.scope`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    METER_CREATE = "meter:create"
+    METER_READ = "meter:read"
+    METER_UPDATE = "meter:update"
+    METER_ASSIGN = "meter:assign"
+    METER_DELETE = "meter:delete"
+    CONSUMER_CREATE = "consumer:create"
+    CONSUMER_READ = "consumer:read"
+    CONSUMER_UPDATE = "consumer:update"
+    CONSUMER_DELETE = "consumer:delete"
+    BILLING_READ = "billing:read"
+    BILLING_GENERATE = "billing:generate"
+    BILLING_RECALCULATE = "billing:recalculate"
+    REPORT_GENERATE = "report:generate"
+    QUERY_MANAGE = "query:manage"
+    NOTIFICATION_MANAGE = "notification:manage"
+    AUDIT_READ = "audit:read"
+    USER_MANAGE = "user:manage"
+    GATEWAY_READ = "gateway:read"
+    GATEWAY_ENROLL = "gateway:enroll"
+    GATEWAY_REVOKE = "gateway:revoke"
+    READING_READ = "reading:read"
+
+
+P = Permission
+_ADMIN = {
+    P.METER_CREATE,
+    P.METER_READ,
+    P.METER_UPDATE,
+    P.METER_ASSIGN,
+    P.CONSUMER_CREATE,
+    P.CONSUMER_READ,
+    P.CONSUMER_UPDATE,
+    P.CONSUMER_DELETE,
+    P.BILLING_READ,
+    P.BILLING_GENERATE,
+    P.BILLING_RECALCULATE,
+    P.REPORT_GENERATE,
+    P.QUERY_MANAGE,
+    P.NOTIFICATION_MANAGE,
+    P.GATEWAY_READ,
+    P.GATEWAY_ENROLL,
+    P.GATEWAY_REVOKE,
+    P.READING_READ,
+}
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "SUPER_ADMIN": frozenset(Permission),
+    "STATE_ADMIN": frozenset(_ADMIN | {P.AUDIT_READ, P.USER_MANAGE}),
+    "BOARD_ADMIN": frozenset(_ADMIN),
+    "SUPPORT_AGENT": frozenset(
+        {
+            P.METER_READ,
+            P.CONSUMER_READ,
+            P.BILLING_READ,
+            P.QUERY_MANAGE,
+            P.NOTIFICATION_MANAGE,
+            P.GATEWAY_READ,
+            P.READING_READ,
+        }
+    ),
+    "AUDITOR": frozenset(
+        {
+            P.METER_READ,
+            P.CONSUMER_READ,
+            P.BILLING_READ,
+            P.AUDIT_READ,
+            P.GATEWAY_READ,
+            P.READING_READ,
+        }
+    ),
+    "TECHNICIAN": frozenset({P.METER_READ, P.GATEWAY_READ, P.GATEWAY_ENROLL, P.READING_READ}),
+    "CONSUMER": frozenset({P.METER_READ, P.CONSUMER_READ, P.BILLING_READ, P.READING_READ}),
+}
+
+
+def allowed(role: str, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS.get(role, frozenset())

@@ -1,0 +1,72 @@
+"""Consumers: created and changed inside the caller's scope, every write audited."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection, errors, sql
+
+from ..errors import Conflict
+from . import audit
+from .auth import Principal
+from .scoped import BOARDS, CONSUMERS, get_row
+
+
+async def create(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    board_id: int,
+    account_no: str,
+    name: str,
+    category: str,
+    sanctioned_load_kw: Decimal,
+) -> dict[str, Any]:
+    async with conn.transaction():
+        await get_row(conn, principal, BOARDS, board_id)  # the board must be in scope
+        try:
+            cursor = await conn.execute(
+                "INSERT INTO consumers (board_id, account_no, name, category, sanctioned_load_kw)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (board_id, account_no, name, category, sanctioned_load_kw),
+            )
+        except errors.UniqueViolation as exc:
+            raise Conflict(f"account {account_no} already exists on this board") from exc
+        new_id = (await cursor.fetchone())["id"]
+        row = await get_row(conn, principal, CONSUMERS, new_id)
+        await audit.record(
+            conn,
+            actor=f"user:{principal.user_id}",
+            action="create",
+            entity="consumer",
+            entity_id=new_id,
+            after=row,
+        )
+    return row
+
+
+async def update(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    async with conn.transaction():
+        before = await get_row(conn, principal, CONSUMERS, consumer_id, for_update=True)
+        if changes:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes
+            )
+            await conn.execute(
+                sql.SQL("UPDATE consumers SET {} WHERE id = %s").format(assignments),
+                [*changes.values(), consumer_id],
+            )
+        after = await get_row(conn, principal, CONSUMERS, consumer_id)
+        await audit.record(
+            conn,
+            actor=f"user:{principal.user_id}",
+            action="update",
+            entity="consumer",
+            entity_id=consumer_id,
+            before=before,
+            after=after,
+        )
+    return after

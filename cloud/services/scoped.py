@@ -1,0 +1,154 @@
+"""Scoped reads of fleet tables: every list and every fetch passes `cloud.scope.scope_filter`.
+
+Tables, columns and sort keys come from fixed whitelists here; only values are parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from ..errors import NotFound
+from ..scope import Entity, scope_filter
+from .auth import Principal
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    entity: Entity
+    columns: tuple[str, ...]  # what is returned
+    filters: tuple[str, ...]  # what may be filtered on (equality)
+    sorts: tuple[str, ...]  # what may be sorted on
+
+
+BOARDS = Table(
+    "boards",
+    "board",
+    ("id", "state_id", "code", "name", "time_zone", "currency", "capacity_kw"),
+    ("state_id",),
+    ("id", "code", "name"),
+)
+CONSUMERS = Table(
+    "consumers",
+    "consumer",
+    ("id", "board_id", "account_no", "name", "category", "sanctioned_load_kw", "created_at"),
+    ("board_id", "category", "account_no"),
+    ("id", "name", "account_no", "created_at"),
+)
+METERS = Table(
+    "meters",
+    "meter",
+    (
+        "id",
+        "board_id",
+        "external_id",
+        "consumer_id",
+        "gateway_id",
+        "model",
+        "protocol",
+        "phases",
+        "ct_ratio",
+        "installed_at",
+        "replaced_at",
+        "created_at",
+    ),
+    ("board_id", "consumer_id", "gateway_id", "model"),
+    ("id", "external_id", "created_at"),
+)
+GATEWAYS = Table(
+    "gateways",
+    "gateway",
+    (
+        "id",
+        "board_id",
+        "gateway_code",
+        "status",
+        "enrolled_at",
+        "last_seen_at",
+        "acked_through_seq",
+        "backlog_readings",
+        "oldest_unsent_at",
+        "clock_synced",
+        "clock_offset_s",
+        "software_version",
+    ),
+    ("board_id", "status"),
+    ("id", "gateway_code", "last_seen_at"),
+)
+
+
+def _columns(table: Table) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier("t", c) for c in table.columns)
+
+
+async def list_rows(
+    conn: AsyncConnection,
+    principal: Principal,
+    table: Table,
+    *,
+    filters: dict[str, Any],
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of rows in scope, and how many there are in all."""
+    condition, params = scope_filter(principal, table.entity, "t")
+    clauses = [condition]
+    for column, value in filters.items():
+        if column not in table.filters:
+            raise ValueError(f"{column} is not a filter of {table.name}")
+        if value is not None:
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier("t", column)))
+            params.append(value)
+    if sort not in table.sorts:
+        raise ValueError(f"{sort} is not a sort key of {table.name}")
+    where = sql.SQL(" AND ").join(clauses)
+    query = sql.SQL(
+        "SELECT {cols}, count(*) OVER () AS total FROM {table} t WHERE {where}"
+        " ORDER BY {sort} {direction}, t.id LIMIT %s OFFSET %s"
+    ).format(
+        cols=_columns(table),
+        table=sql.Identifier(table.name),
+        where=where,
+        sort=sql.Identifier("t", sort),
+        direction=sql.SQL("DESC" if descending else "ASC"),
+    )
+    cursor = await conn.execute(query, [*params, limit, offset])
+    rows = await cursor.fetchall()
+    total = rows[0]["total"] if rows else 0
+    if not rows and offset:
+        count = await conn.execute(
+            sql.SQL("SELECT count(*) AS n FROM {table} t WHERE {where}").format(
+                table=sql.Identifier(table.name), where=where
+            ),
+            params,
+        )
+        total = (await count.fetchone())["n"]
+    return [{k: v for k, v in row.items() if k != "total"} for row in rows], total
+
+
+async def get_row(
+    conn: AsyncConnection,
+    principal: Principal,
+    table: Table,
+    row_id: int,
+    *,
+    for_update: bool = False,
+) -> dict[str, Any]:
+    """One row by id if it is in scope; NotFound otherwise (existence is not disclosed)."""
+    condition, params = scope_filter(principal, table.entity, "t")
+    query = sql.SQL("SELECT {cols} FROM {table} t WHERE t.id = %s AND {where}{lock}").format(
+        cols=_columns(table),
+        table=sql.Identifier(table.name),
+        where=condition,
+        lock=sql.SQL(" FOR UPDATE" if for_update else ""),
+    )
+    cursor = await conn.execute(query, [row_id, *params])
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no {table.entity} {row_id}")
+    return row
