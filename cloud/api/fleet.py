@@ -6,14 +6,16 @@ and sorted only on whitelisted keys; input models forbid unknown fields (no mass
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InvalidInput
 from ..permissions import Permission
-from ..services import consumers
+from ..services import consumers, readings
 from ..services.auth import Principal
 from ..services.scoped import CONSUMERS, GATEWAYS, METERS, Table, get_row, list_rows
 from .deps import PoolDep, require
@@ -169,6 +171,26 @@ async def get_meter(
     meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
 ) -> dict:
     return await _one(pool, principal, METERS, meter_id)
+
+
+@router.get("/meters/{meter_id}/readings")
+async def get_meter_readings(
+    meter_id: int,
+    pool: PoolDep,
+    quantity: str = Query(..., max_length=16),
+    start: datetime = Query(..., alias="from"),
+    end: datetime = Query(..., alias="to"),
+    interval: Literal["raw", "15min", "hour", "day"] = "hour",
+    principal: Principal = require(Permission.READING_READ),
+) -> dict:
+    """Raw readings, or energy per bucket (cumulative registers) / min-avg-max (others)."""
+    for name, moment in (("from", start), ("to", end)):
+        if moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a time zone (e.g. Z)", errors=[(name, "naive")])
+    async with pool.connection() as conn:
+        return await readings.meter_readings(
+            conn, principal, meter_id, quantity=quantity, start=start, end=end, interval=interval
+        )
 
 
 @router.get("/gateways", response_model=Page)

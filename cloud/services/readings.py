@@ -1,0 +1,125 @@
+"""Readings of one meter, raw or aggregated, inside the caller's scope.
+
+Aggregates: for cumulative registers (`*.8.*`) the energy of each bucket is the sum of the
+differences between consecutive reads (the read just before the range counts, so the first
+bucket is whole); a difference below zero (register reset or rollover) is left out and the
+bucket is marked. For instantaneous quantities: min, avg and max per bucket. Hours and days are
+cut in the board's time zone; 15-minute buckets fall on the same instants in every zone whose
+offset is a multiple of 15 minutes (India's is).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, sql
+
+from shared import QUANTITIES
+
+from ..errors import InvalidInput
+from .auth import Principal
+from .scoped import METERS, get_row
+
+Interval = Literal["raw", "15min", "hour", "day"]
+MAX_RAW_ROWS = 10_000
+MAX_SPAN = {
+    "raw": timedelta(days=31),
+    "15min": timedelta(days=93),
+    "hour": timedelta(days=366),
+    "day": timedelta(days=3 * 366),
+}
+_BUCKET = {
+    "15min": "date_bin('15 minutes', {ts}, TIMESTAMPTZ '2000-01-01 00:00+00')",
+    "hour": "date_trunc('hour', {ts} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s",
+    "day": "date_trunc('day', {ts} AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s",
+}
+
+
+def _bucket(interval: str, column: str) -> sql.Composed:
+    return sql.SQL(_BUCKET[interval]).format(ts=sql.Identifier(column))
+
+
+async def meter_readings(
+    conn: AsyncConnection,
+    principal: Principal,
+    meter_id: int,
+    *,
+    quantity: str,
+    start: datetime,
+    end: datetime,
+    interval: Interval,
+) -> dict[str, Any]:
+    if quantity not in QUANTITIES:
+        raise InvalidInput(f"unknown quantity {quantity}", errors=[("quantity", quantity)])
+    if end <= start:
+        raise InvalidInput("the range ends before it starts", errors=[("to", str(end))])
+    if end - start > MAX_SPAN[interval]:
+        raise InvalidInput(
+            f"{interval} readings span at most {MAX_SPAN[interval].days} days",
+            errors=[("to", str(end))],
+        )
+    meter = await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
+    cursor = await conn.execute("SELECT time_zone FROM boards WHERE id = %s", (meter["board_id"],))
+    tz = (await cursor.fetchone())["time_zone"]
+    params = {
+        "meter": meter_id,
+        "quantity": quantity,
+        "start": start,
+        "end": end,
+        "tz": tz,
+        "limit": MAX_RAW_ROWS + 1,
+    }
+    unit = QUANTITIES[quantity].unit
+    if interval == "raw":
+        cursor = await conn.execute(
+            "SELECT ts, value, quality FROM readings WHERE meter_id = %(meter)s"
+            " AND quantity = %(quantity)s AND ts >= %(start)s AND ts < %(end)s"
+            " ORDER BY ts LIMIT %(limit)s",
+            params,
+        )
+        rows = await cursor.fetchall()
+        if len(rows) > MAX_RAW_ROWS:
+            raise InvalidInput(
+                f"more than {MAX_RAW_ROWS} readings; narrow the range or aggregate",
+                errors=[("interval", "raw")],
+            )
+        return {
+            "meter_id": meter_id,
+            "quantity": quantity,
+            "unit": unit,
+            "interval": interval,
+            "points": rows,
+        }
+    if QUANTITIES[quantity].is_cumulative:
+        query = sql.SQL("""
+            WITH reads AS (
+                SELECT ts, value FROM readings WHERE meter_id = %(meter)s
+                  AND quantity = %(quantity)s AND ts >= %(start)s AND ts < %(end)s
+                UNION ALL
+                (SELECT ts, value FROM readings WHERE meter_id = %(meter)s
+                  AND quantity = %(quantity)s AND ts < %(start)s ORDER BY ts DESC LIMIT 1)
+            ), deltas AS (
+                SELECT ts, value - lag(value) OVER (ORDER BY ts) AS delta FROM reads
+            )
+            SELECT {bucket} AS bucket,
+                   sum(greatest(delta, 0)) AS energy, bool_or(delta < 0) AS register_reset,
+                   count(*) AS reads
+            FROM deltas WHERE delta IS NOT NULL AND ts >= %(start)s
+            GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "ts"))
+    else:
+        query = sql.SQL("""
+            SELECT {bucket} AS bucket, min(value) AS min, avg(value) AS avg, max(value) AS max,
+                   count(*) AS reads
+            FROM readings WHERE meter_id = %(meter)s AND quantity = %(quantity)s
+              AND ts >= %(start)s AND ts < %(end)s
+            GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "ts"))
+    cursor = await conn.execute(query, params)
+    return {
+        "meter_id": meter_id,
+        "quantity": quantity,
+        "unit": unit,
+        "interval": interval,
+        "time_zone": tz,
+        "points": await cursor.fetchall(),
+    }
