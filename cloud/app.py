@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -44,6 +45,13 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                 "errors": [{"field": field, "message": message} for field, message in exc.errors],
             },
             status_code=exc.status_code,
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(_request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # input validation should stop these first; this keeps a miss a client error, not a 500
+        return JSONResponse(
+            {"detail": f"a value is not acceptable: {exc}", "errors": []}, status_code=422
         )
 
     @app.exception_handler(RequestValidationError)

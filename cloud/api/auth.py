@@ -9,14 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..services import auth
 from .deps import CurrentPrincipal, PoolDep, SettingsDep, jwt_secret
+from .types import text
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: Annotated[str, Field(min_length=3, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    email: text(254, min_length=3)  # type: ignore[valid-type]
+    password: text(256, min_length=1)  # type: ignore[valid-type]
 
 
 class RefreshRequest(BaseModel):

@@ -19,6 +19,7 @@ from ..services import consumers, readings
 from ..services.auth import Principal
 from ..services.scoped import CONSUMERS, GATEWAYS, METERS, Table, get_row, list_rows
 from .deps import PoolDep, require
+from .types import PLAIN_TEXT, text
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -69,8 +70,8 @@ async def list_consumers(
     pool: PoolDep,
     principal: Principal = require(Permission.CONSUMER_READ),
     board_id: int | None = None,
-    category: str | None = Query(None, max_length=64),
-    account_no: str | None = Query(None, max_length=64),
+    category: str | None = Query(None, max_length=64, pattern=PLAIN_TEXT),
+    account_no: str | None = Query(None, max_length=64, pattern=PLAIN_TEXT),
     sort: Literal["id", "name", "account_no", "created_at"] = "id",
     order: Order = "asc",
     limit: Limit = 50,
@@ -99,7 +100,7 @@ class ConsumerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     board_id: int
     account_no: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_-]+$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: text(200, min_length=1)  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] = "domestic"
     sanctioned_load_kw: Annotated[
         Decimal, Field(gt=0, le=100_000, max_digits=10, decimal_places=3)
@@ -108,7 +109,7 @@ class ConsumerCreate(BaseModel):
 
 class ConsumerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: text(200, min_length=1) | None = None  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] | None = None
     sanctioned_load_kw: (
         Annotated[Decimal, Field(gt=0, le=100_000, max_digits=10, decimal_places=3)] | None
@@ -143,7 +144,7 @@ async def list_meters(
     board_id: int | None = None,
     consumer_id: int | None = None,
     gateway_id: int | None = None,
-    model: str | None = Query(None, max_length=32),
+    model: str | None = Query(None, max_length=32, pattern=PLAIN_TEXT),
     sort: Literal["id", "external_id", "created_at"] = "id",
     order: Order = "asc",
     limit: Limit = 50,
@@ -177,7 +178,7 @@ async def get_meter(
 async def get_meter_readings(
     meter_id: int,
     pool: PoolDep,
-    quantity: str = Query(..., max_length=16),
+    quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
     start: datetime = Query(..., alias="from"),
     end: datetime = Query(..., alias="to"),
     interval: Literal["raw", "15min", "hour", "day"] = "hour",

@@ -88,7 +88,10 @@ def test_no_input_makes_a_server_error(served: tuple[str, str]) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=int(os.environ.get("GRIDGATE_FUZZ_EXAMPLES", "30")),
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
         )
         def check(case: schemathesis.Case) -> None:
             nonlocal calls
