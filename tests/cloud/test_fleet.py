@@ -193,16 +193,21 @@ async def test_writes_are_audited_with_before_and_after(cloud: Cloud, world: Wor
     assert all(r["actor"].startswith("user:") for r in rows)
 
 
-async def test_nul_and_control_characters_are_refused_not_crashed_on(cloud: Cloud,
-                                                                     world: World) -> None:
+async def test_nul_and_control_characters_are_refused_not_crashed_on(
+    cloud: Cloud, world: World
+) -> None:
     """Regression (found by schemathesis): a NUL reached PostgreSQL and made a 500."""
     headers = as_role(world, "BOARD_ADMIN")
     listed = await cloud.client.get("/api/v1/consumers?account_no=%00", headers=headers)
     assert listed.status_code == 422
-    created = await cloud.client.post("/api/v1/consumers", headers=headers, json={
-        "board_id": world.board_a, "account_no": "NUL-1", "name": "bad\u0000name"})
+    created = await cloud.client.post(
+        "/api/v1/consumers",
+        headers=headers,
+        json={"board_id": world.board_a, "account_no": "NUL-1", "name": "bad\u0000name"},
+    )
     assert created.status_code == 422
     assert "name" in created.json()["detail"]
-    login = await cloud.client.post("/api/v1/auth/login",
-                                    json={"email": "a\u0000@b.in", "password": "x"})
+    login = await cloud.client.post(
+        "/api/v1/auth/login", json={"email": "a\u0000@b.in", "password": "x"}
+    )
     assert login.status_code == 422
