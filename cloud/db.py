@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import structlog
-from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -56,6 +55,3 @@ async def open_pool(url: str, settings: CloudSettings) -> AsyncIterator[AsyncCon
         yield pool
     finally:
         await pool.close()
-
-
-Connection = AsyncConnection

@@ -22,7 +22,6 @@ class CloudSettings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     pool_min_size: Annotated[int, Field(ge=1)] = 2
     pool_max_size: Annotated[int, Field(ge=1)] = 10
-    enrollment_token_ttl_s: Annotated[int, Field(ge=60, le=7 * 86400)] = 86400
     # access tokens: HS256 over jwt_secret; unset, a random secret is kept in data_dir (0600)
     jwt_secret: str | None = Field(default=None, min_length=32, repr=False)
     access_token_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900

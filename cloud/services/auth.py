@@ -24,9 +24,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import AsyncConnection, errors
 
-from ..errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from ..errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
 from ..settings import CloudSettings
-from . import audit
+from . import audit, fleet
 
 ROLES = (
     "SUPER_ADMIN",
@@ -106,21 +106,11 @@ async def create_user(
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", errors=[("role", role)])
     _check_password(password)
     async with conn.transaction():
-        state_id = board_id = None
-        if state_code:
-            cursor = await conn.execute("SELECT id FROM states WHERE code = %s", (state_code,))
-            row = await cursor.fetchone()
-            if row is None:
-                raise NotFound(f"no state with code {state_code}")
-            state_id = row["id"]
+        state_id = await fleet.state_id(conn, state_code) if state_code else None
+        board_id = None
         if board_code:
-            cursor = await conn.execute(
-                "SELECT id, state_id FROM boards WHERE code = %s", (board_code,)
-            )
-            row = await cursor.fetchone()
-            if row is None:
-                raise NotFound(f"no board with code {board_code}")
-            board_id, state_id = row["id"], state_id or row["state_id"]
+            board = await fleet.board_by_code(conn, board_code)
+            board_id, state_id = board["id"], state_id or board["state_id"]
         try:
             cursor = await conn.execute(
                 "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id)"
@@ -233,7 +223,6 @@ async def refresh(
 ) -> TokenPair:
     """Use a refresh token up and issue the next of its family. A token presented a second
     time revokes the whole family (committed) before the call fails."""
-    reused = False
     async with conn.transaction():
         cursor = await conn.execute(
             "SELECT t.*, u.role, u.state_id, u.board_id, u.consumer_id, u.active"
@@ -245,19 +234,8 @@ async def refresh(
         if token is None or token["revoked_at"] is not None or not token["active"]:
             raise Unauthorized("refresh token is not valid; log in again")
         if token["used_at"] is not None:
-            await conn.execute(
-                "UPDATE refresh_tokens SET revoked_at = now()"
-                " WHERE family = %s AND revoked_at IS NULL",
-                (token["family"],),
-            )
-            await audit.record(
-                conn,
-                actor=f"user:{token['user_id']}",
-                action="refresh_reuse",
-                entity="session",
-                entity_id=token["family"],
-            )
-            reused = True  # commit the revocation; fail after the transaction
+            # stolen: revoke the family, and fail only after this transaction commits
+            await _revoke_family(conn, token["family"], token["user_id"], "refresh_reuse")
         elif token["expires_at"] <= datetime.now(UTC):
             raise Unauthorized("refresh token expired; log in again")
         else:
@@ -269,29 +247,31 @@ async def refresh(
                 **{k: token[k] for k in ("role", "state_id", "board_id", "consumer_id")},
             }
             return await _issue(conn, user, token["family"], settings, secret)
-    assert reused
+    # only the reuse branch leaves the transaction without returning or raising
     raise Unauthorized(
         "refresh token was already used: every session of this login is revoked; log in again"
+    )
+
+
+async def _revoke_family(conn: AsyncConnection, family: object, user_id: int, action: str) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family = %s AND revoked_at IS NULL",
+        (family,),
+    )
+    await audit.record(
+        conn, actor=f"user:{user_id}", action=action, entity="session", entity_id=family
     )
 
 
 async def logout(conn: AsyncConnection, *, refresh_token: str) -> None:
     async with conn.transaction():
         cursor = await conn.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE family = ("
-            " SELECT family FROM refresh_tokens WHERE token_hash = %s) AND revoked_at IS NULL"
-            " RETURNING user_id, family",
+            "SELECT family, user_id FROM refresh_tokens WHERE token_hash = %s",
             (_digest(refresh_token),),
         )
-        rows = await cursor.fetchall()
-        if rows:
-            await audit.record(
-                conn,
-                actor=f"user:{rows[0]['user_id']}",
-                action="logout",
-                entity="session",
-                entity_id=rows[0]["family"],
-            )
+        token = await cursor.fetchone()
+        if token is not None:
+            await _revoke_family(conn, token["family"], token["user_id"], "logout")
 
 
 def decode_access(token: str, secret: str) -> Principal:

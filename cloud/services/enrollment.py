@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from shared import KeyInvalid, load_public_key
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from . import audit
+from . import audit, fleet
 
 
 def _hash(token: str) -> bytes:
@@ -31,10 +31,7 @@ async def create_token(
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
     async with conn.transaction():
-        cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (board_code,))
-        board = await cursor.fetchone()
-        if board is None:
-            raise NotFound(f"no board with code {board_code}")
+        board = await fleet.board_by_code(conn, board_code)
         cursor = await conn.execute(
             "INSERT INTO enrollment_tokens (board_id, token_hash, expires_at)"
             " VALUES (%s, %s, %s) RETURNING id",

@@ -13,6 +13,24 @@ from ..errors import Conflict, NotFound
 from . import audit
 
 
+async def state_id(conn: AsyncConnection, code: str) -> int:
+    """The id of the state with this code; NotFound naming it otherwise."""
+    cursor = await conn.execute("SELECT id FROM states WHERE code = %s", (code,))
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no state with code {code}")
+    return row["id"]
+
+
+async def board_by_code(conn: AsyncConnection, code: str) -> dict[str, Any]:
+    """The board (id, state_id) with this code; NotFound naming it otherwise."""
+    cursor = await conn.execute("SELECT id, state_id FROM boards WHERE code = %s", (code,))
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"no board with code {code}")
+    return row
+
+
 async def create_state(
     conn: AsyncConnection, *, code: str, name: str, actor: str
 ) -> dict[str, Any]:
@@ -40,10 +58,7 @@ async def create_board(
     actor: str,
 ) -> dict[str, Any]:
     async with conn.transaction():
-        cursor = await conn.execute("SELECT id FROM states WHERE code = %s", (state_code,))
-        state = await cursor.fetchone()
-        if state is None:
-            raise NotFound(f"no state with code {state_code}")
+        state = {"id": await state_id(conn, state_code)}
         try:
             cursor = await conn.execute(
                 "INSERT INTO boards (state_id, code, name, time_zone) VALUES (%s, %s, %s, %s)"
