@@ -241,7 +241,7 @@ async def test_invalid_batches_name_the_field_and_write_nothing(
 ) -> None:
     data = json.loads(make_batch(gateway.code).model_dump_json())
     mutate(data)
-    raw = json.dumps(data).replace('"value": NaN', '"value": NaN').encode()
+    raw = json.dumps(data).encode()  # json emits NaN as the bare token a lax encoder sends
     response = await post(cloud, *_signed_raw(gateway, raw))
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]
