@@ -32,6 +32,9 @@ class Permission(StrEnum):
     GATEWAY_ENROLL = "gateway:enroll"
     GATEWAY_REVOKE = "gateway:revoke"
     READING_READ = "reading:read"
+    BOARD_READ = "board:read"
+    BOARD_MANAGE = "board:manage"
+    STATE_MANAGE = "state:manage"
 
 
 P = Permission
@@ -54,11 +57,12 @@ _ADMIN = {
     P.GATEWAY_ENROLL,
     P.GATEWAY_REVOKE,
     P.READING_READ,
+    P.BOARD_READ,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "SUPER_ADMIN": frozenset(Permission),
-    "STATE_ADMIN": frozenset(_ADMIN | {P.AUDIT_READ, P.USER_MANAGE}),
+    "STATE_ADMIN": frozenset(_ADMIN | {P.AUDIT_READ, P.USER_MANAGE, P.BOARD_MANAGE}),
     "BOARD_ADMIN": frozenset(_ADMIN),
     "SUPPORT_AGENT": frozenset(
         {
@@ -69,6 +73,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.NOTIFICATION_MANAGE,
             P.GATEWAY_READ,
             P.READING_READ,
+            P.BOARD_READ,
         }
     ),
     "AUDITOR": frozenset(
@@ -79,11 +84,26 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.AUDIT_READ,
             P.GATEWAY_READ,
             P.READING_READ,
+            P.BOARD_READ,
         }
     ),
-    "TECHNICIAN": frozenset({P.METER_READ, P.GATEWAY_READ, P.GATEWAY_ENROLL, P.READING_READ}),
+    "TECHNICIAN": frozenset(
+        {P.METER_READ, P.GATEWAY_READ, P.GATEWAY_ENROLL, P.READING_READ, P.BOARD_READ}
+    ),
     "CONSUMER": frozenset({P.METER_READ, P.CONSUMER_READ, P.BILLING_READ, P.READING_READ}),
 }
+
+
+# Which roles a user manager may grant (and so create, change or deactivate). Scope is checked
+# separately: the new user's state, board or consumer must lie inside the manager's scope.
+ROLE_GRANTS: dict[str, frozenset[str]] = {
+    "SUPER_ADMIN": frozenset(ROLE_PERMISSIONS),
+    "STATE_ADMIN": frozenset({"BOARD_ADMIN", "SUPPORT_AGENT", "AUDITOR", "TECHNICIAN", "CONSUMER"}),
+}
+
+
+def may_grant(role: str, granted: str) -> bool:
+    return granted in ROLE_GRANTS.get(role, frozenset())
 
 
 def allowed(role: str, permission: Permission) -> bool:

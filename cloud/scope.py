@@ -14,7 +14,7 @@ from psycopg import sql
 
 from .services.auth import Principal
 
-Entity = Literal["board", "consumer", "meter", "gateway"]
+Entity = Literal["state", "board", "consumer", "meter", "gateway", "user"]
 _BOARD_COLUMN = {"board": "id", "consumer": "board_id", "meter": "board_id", "gateway": "board_id"}
 
 
@@ -22,10 +22,14 @@ def scope_filter(
     principal: Principal, entity: Entity, alias: str
 ) -> tuple[sql.Composable, list[object]]:
     """A WHERE condition (and its parameters) that keeps `alias` rows inside the scope."""
-    board = sql.Identifier(alias, _BOARD_COLUMN[entity])
     role = principal.role
     if role == "SUPER_ADMIN":
         return sql.SQL("TRUE"), []
+    if entity == "state":
+        return _state_scope(principal, sql.Identifier(alias, "id"))
+    if entity == "user":
+        return _user_scope(principal, alias)
+    board = sql.Identifier(alias, _BOARD_COLUMN[entity])
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
@@ -43,3 +47,45 @@ def scope_filter(
             [principal.state_id],
         )
     return sql.SQL("FALSE"), []  # a scoped role without a scope sees nothing
+
+
+def _state_scope(
+    principal: Principal, state: sql.Identifier
+) -> tuple[sql.Composable, list[object]]:
+    """A state is in scope for its admins and for the roles of its boards."""
+    if principal.role == "CONSUMER":
+        return (
+            sql.SQL(
+                "{} = (SELECT b.state_id FROM boards b JOIN consumers c ON c.board_id = b.id"
+                " WHERE c.id = %s)"
+            ).format(state),
+            [principal.consumer_id],
+        )
+    if principal.state_id is not None:
+        return sql.SQL("{} = %s").format(state), [principal.state_id]
+    return sql.SQL("FALSE"), []
+
+
+def _user_scope(principal: Principal, alias: str) -> tuple[sql.Composable, list[object]]:
+    """Users are in scope where their own scope lies inside the caller's: a state admin sees the
+    state's users, board users and consumers of its boards; a board role those of its board;
+    anyone else only themselves. Nobody but a super admin sees a super admin."""
+    user_state, user_board, user_consumer = (
+        sql.Identifier(alias, c) for c in ("state_id", "board_id", "consumer_id")
+    )
+    if principal.role == "STATE_ADMIN" and principal.state_id is not None:
+        return (
+            sql.SQL(
+                "({state} = %s OR {consumer} IN (SELECT c.id FROM consumers c"
+                " JOIN boards b ON b.id = c.board_id WHERE b.state_id = %s))"
+            ).format(state=user_state, consumer=user_consumer),
+            [principal.state_id, principal.state_id],
+        )
+    if principal.board_id is not None and principal.role != "CONSUMER":
+        return (
+            sql.SQL(
+                "({board} = %s OR {consumer} IN (SELECT id FROM consumers WHERE board_id = %s))"
+            ).format(board=user_board, consumer=user_consumer),
+            [principal.board_id, principal.board_id],
+        )
+    return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.user_id]

@@ -1,4 +1,5 @@
-"""Fleet reads and consumer writes under `/api/v1`, each behind a permission and the scope filter.
+"""Consumers, meters and their readings under `/api/v1`, each behind a permission and the scope
+filter.
 
 Lists are paginated (limit 1-200, offset up to 100,000), filtered only on whitelisted columns
 and sorted only on whitelisted keys; input models forbid unknown fields (no mass assignment).
@@ -8,61 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared import IDENTIFIER_PATTERN
 
 from ..errors import InvalidInput
 from ..permissions import Permission
-from ..services import consumers, readings
+from ..services import consumers, meters, readings
 from ..services.auth import Principal
-from ..services.scoped import CONSUMERS, GATEWAYS, METERS, Table, get_row, list_rows
+from ..services.scoped import CONSUMERS, METERS
 from .deps import PoolDep, require
-from .types import PLAIN_TEXT, text
+from .paging import Limit, Offset, Order, Page, one, page
+from .types import PLAIN_TEXT, Patch, text
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=100_000)]
-
-
-class Page(BaseModel):
-    items: list[dict[str, Any]]
-    total: int
-    limit: int
-    offset: int
-
-
-async def _page(
-    pool: PoolDep,
-    principal: Principal,
-    table: Table,
-    filters: dict[str, Any],
-    sort: str,
-    order: str,
-    limit: int,
-    offset: int,
-) -> Page:
-    async with pool.connection() as conn:
-        items, total = await list_rows(
-            conn,
-            principal,
-            table,
-            filters=filters,
-            sort=sort,
-            descending=order == "desc",
-            limit=limit,
-            offset=offset,
-        )
-    return Page(items=items, total=total, limit=limit, offset=offset)
-
-
-async def _one(pool: PoolDep, principal: Principal, table: Table, row_id: int) -> dict:
-    async with pool.connection() as conn:
-        return await get_row(conn, principal, table, row_id)
-
-
-Order = Literal["asc", "desc"]
 
 
 @router.get("/consumers", response_model=Page)
@@ -77,7 +40,7 @@ async def list_consumers(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page:
-    return await _page(
+    return await page(
         pool,
         principal,
         CONSUMERS,
@@ -93,7 +56,7 @@ async def list_consumers(
 async def get_consumer(
     consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.CONSUMER_READ)
 ) -> dict:
-    return await _one(pool, principal, CONSUMERS, consumer_id)
+    return await one(pool, principal, CONSUMERS, consumer_id)
 
 
 class ConsumerCreate(BaseModel):
@@ -107,8 +70,7 @@ class ConsumerCreate(BaseModel):
     ] = Decimal(1)
 
 
-class ConsumerUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConsumerUpdate(Patch):
     name: text(200, min_length=1) | None = None  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] | None = None
     sanctioned_load_kw: (
@@ -137,6 +99,15 @@ async def update_consumer(
         )
 
 
+@router.delete("/consumers/{consumer_id}")
+async def delete_consumer(
+    consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.CONSUMER_DELETE)
+) -> dict:
+    """Delete a consumer registered by mistake; one with meters or users answers 409."""
+    async with pool.connection() as conn:
+        return await consumers.delete(conn, principal, consumer_id)
+
+
 @router.get("/meters", response_model=Page)
 async def list_meters(
     pool: PoolDep,
@@ -150,7 +121,7 @@ async def list_meters(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page:
-    return await _page(
+    return await page(
         pool,
         principal,
         METERS,
@@ -171,7 +142,7 @@ async def list_meters(
 async def get_meter(
     meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
 ) -> dict:
-    return await _one(pool, principal, METERS, meter_id)
+    return await one(pool, principal, METERS, meter_id)
 
 
 @router.get("/meters/{meter_id}/readings")
@@ -185,40 +156,108 @@ async def get_meter_readings(
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:
     """Raw readings, or energy per bucket (cumulative registers) / min-avg-max (others)."""
-    for name, moment in (("from", start), ("to", end)):
-        if moment.tzinfo is None:
-            raise InvalidInput(f"{name} needs a time zone (e.g. Z)", errors=[(name, "naive")])
+    check_aware(start=start, end=end)
     async with pool.connection() as conn:
         return await readings.meter_readings(
             conn, principal, meter_id, quantity=quantity, start=start, end=end, interval=interval
         )
 
 
-@router.get("/gateways", response_model=Page)
-async def list_gateways(
-    pool: PoolDep,
-    principal: Principal = require(Permission.GATEWAY_READ),
-    board_id: int | None = None,
-    status_: Literal["active", "revoked"] | None = Query(None, alias="status"),
-    sort: Literal["id", "gateway_code", "last_seen_at"] = "id",
-    order: Order = "asc",
-    limit: Limit = 50,
-    offset: Offset = 0,
-) -> Page:
-    return await _page(
-        pool,
-        principal,
-        GATEWAYS,
-        {"board_id": board_id, "status": status_},
-        sort,
-        order,
-        limit,
-        offset,
-    )
+def check_aware(*, start: datetime, end: datetime) -> None:
+    for name, moment in (("from", start), ("to", end)):
+        if moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a time zone (e.g. Z)", errors=[(name, "naive")])
 
 
-@router.get("/gateways/{gateway_id}")
-async def get_gateway(
-    gateway_id: int, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_READ)
+ExternalId = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+Model = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._-]+$")]
+Protocol = Literal["modbus-rtu", "modbus-tcp", "dlms", "mqtt"]
+CtRatio = Annotated[Decimal, Field(gt=0, le=100_000, max_digits=10, decimal_places=3)]
+
+
+class MeterFields(Patch):
+    NULLABLE = frozenset({"model", "protocol", "phases", "installed_at"})
+    model: Model | None = None
+    protocol: Protocol | None = None
+    phases: Literal[1, 3] | None = None
+    ct_ratio: CtRatio | None = None
+    installed_at: AwareDatetime | None = None
+
+
+class MeterCreate(MeterFields):
+    board_id: int
+    external_id: ExternalId
+
+
+class MeterAssign(BaseModel):
+    """Null clears an assignment; an absent field leaves it as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+    consumer_id: int | None = None
+    gateway_id: int | None = None
+
+
+class MeterReplace(MeterFields):
+    external_id: ExternalId
+    replaced_at: AwareDatetime
+
+
+@router.post("/meters", status_code=status.HTTP_201_CREATED)
+async def create_meter(
+    body: MeterCreate, pool: PoolDep, principal: Principal = require(Permission.METER_CREATE)
 ) -> dict:
-    return await _one(pool, principal, GATEWAYS, gateway_id)
+    async with pool.connection() as conn:
+        return await meters.create(conn, principal, **body.model_dump())
+
+
+@router.patch("/meters/{meter_id}")
+async def update_meter(
+    meter_id: int,
+    body: MeterFields,
+    pool: PoolDep,
+    principal: Principal = require(Permission.METER_UPDATE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await meters.update(conn, principal, meter_id, body.model_dump(exclude_unset=True))
+
+
+@router.post("/meters/{meter_id}/assign")
+async def assign_meter(
+    meter_id: int,
+    body: MeterAssign,
+    pool: PoolDep,
+    principal: Principal = require(Permission.METER_ASSIGN),
+) -> dict:
+    """Assign the meter to a consumer and/or a gateway of its board (null unassigns)."""
+    async with pool.connection() as conn:
+        return await meters.assign(conn, principal, meter_id, body.model_dump(exclude_unset=True))
+
+
+@router.post("/meters/{meter_id}/replace", status_code=status.HTTP_201_CREATED)
+async def replace_meter(
+    meter_id: int,
+    body: MeterReplace,
+    pool: PoolDep,
+    principal: Principal = require(Permission.METER_ASSIGN),
+) -> dict:
+    """Swap the meter for a new one: the consumer and gateway move to the new meter."""
+    async with pool.connection() as conn:
+        return await meters.replace(conn, principal, meter_id, **body.model_dump())
+
+
+@router.get("/meters/{meter_id}/history")
+async def meter_history(
+    meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
+) -> list[dict]:
+    """The meter's replacement chain (installation and replacement dates), oldest first."""
+    async with pool.connection() as conn:
+        return await meters.history(conn, principal, meter_id)
+
+
+@router.delete("/meters/{meter_id}")
+async def delete_meter(
+    meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_DELETE)
+) -> dict:
+    """Delete a meter registered by mistake; one with readings answers 409."""
+    async with pool.connection() as conn:
+        return await meters.delete(conn, principal, meter_id)

@@ -1,16 +1,22 @@
-"""Gateway enrollment over HTTP: a gateway registers its public key with a one-time token."""
+"""Gateways over HTTP: enrollment (a gateway registers its public key with a one-time token
+that an admin or technician issued for a board), the scoped fleet view, and revocation."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import IDENTIFIER_PATTERN
 
+from ..permissions import Permission
 from ..services import enrollment
-from .deps import PoolDep
+from ..services.auth import Principal
+from ..services.scoped import BOARDS, GATEWAYS, actor, get_row
+from .deps import PoolDep, require
+from .paging import Limit, Offset, Order, Page, one, page
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
 
@@ -35,3 +41,63 @@ async def enroll(body: EnrollRequest, pool: PoolDep) -> dict[str, str]:
         return await enrollment.enroll(
             conn, token=body.token, gateway_code=body.gateway_id, public_key=body.public_key
         )
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    board_id: int
+    ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 24 * 3600
+
+
+class TokenResponse(BaseModel):
+    token: str
+    board_id: int
+    expires_at: datetime
+
+
+@router.post(
+    "/enrollment-tokens", status_code=status.HTTP_201_CREATED, response_model=TokenResponse
+)
+async def create_enrollment_token(
+    body: TokenRequest, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_ENROLL)
+) -> dict:
+    """A one-time token a gateway of this board enrolls with; shown once, stored as a hash."""
+    async with pool.connection() as conn:
+        board = await get_row(conn, principal, BOARDS, body.board_id)  # 404 outside scope
+        token, expires = await enrollment.create_token(
+            conn, board_code=board["code"], ttl_s=body.ttl_s, actor=actor(principal)
+        )
+    return {"token": token, "board_id": board["id"], "expires_at": expires}
+
+
+@router.get("", response_model=Page)
+async def list_gateways(
+    pool: PoolDep,
+    principal: Principal = require(Permission.GATEWAY_READ),
+    board_id: int | None = None,
+    status_: Literal["active", "revoked"] | None = Query(None, alias="status"),
+    sort: Literal["id", "gateway_code", "last_seen_at"] = "id",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    filters = {"board_id": board_id, "status": status_}
+    return await page(pool, principal, GATEWAYS, filters, sort, order, limit, offset)
+
+
+@router.get("/{gateway_id}")
+async def get_gateway(
+    gateway_id: int, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_READ)
+) -> dict:
+    return await one(pool, principal, GATEWAYS, gateway_id)
+
+
+@router.post("/{gateway_id}/revoke")
+async def revoke_gateway(
+    gateway_id: int, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_REVOKE)
+) -> dict:
+    """Revoke the gateway's key: its batches are refused until it enrolls again."""
+    async with pool.connection() as conn:
+        gateway = await get_row(conn, principal, GATEWAYS, gateway_id)  # 404 outside scope
+        await enrollment.revoke(conn, gateway_code=gateway["gateway_code"], actor=actor(principal))
+        return await get_row(conn, principal, GATEWAYS, gateway_id)

@@ -6,9 +6,9 @@ a NUL that reached a query would turn bad input into a server error).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar, Self
 
-from pydantic import StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
@@ -18,3 +18,18 @@ def text(max_length: int, min_length: int = 0) -> type[str]:
     return Annotated[
         str, StringConstraints(min_length=min_length, max_length=max_length, pattern=PLAIN_TEXT)
     ]  # type: ignore[return-value]
+
+
+class Patch(BaseModel):
+    """A partial update: absent fields stay as they are; unknown fields are refused; an explicit
+    null is accepted only for the fields listed in `NULLABLE` (columns that may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None and name not in self.NULLABLE:
+                raise ValueError(f"{name} cannot be null; leave it out to keep it")
+        return self

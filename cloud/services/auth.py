@@ -131,6 +131,22 @@ async def create_user(
     return user
 
 
+async def set_password(conn: AsyncConnection, user_id: int, password: str) -> None:
+    """A new password; every session of the user ends (a reset means the old one leaked)."""
+    _check_password(password)
+    await conn.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s", (_HASHER.hash(password), user_id)
+    )
+    await revoke_sessions(conn, user_id)
+
+
+async def revoke_sessions(conn: AsyncConnection, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
+        (user_id,),
+    )
+
+
 async def _issue(
     conn: AsyncConnection,
     user: dict[str, Any],

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection, errors, sql
+from psycopg import AsyncConnection, errors
 
 from ..errors import Conflict
 from . import audit
 from .auth import Principal
-from .scoped import BOARDS, CONSUMERS, get_row
+from .scoped import BOARDS, CONSUMERS, actor, delete_row, get_row, update_row
 
 
 async def create(
@@ -37,7 +37,7 @@ async def create(
         row = await get_row(conn, principal, CONSUMERS, new_id)
         await audit.record(
             conn,
-            actor=f"user:{principal.user_id}",
+            actor=actor(principal),
             action="create",
             entity="consumer",
             entity_id=new_id,
@@ -49,24 +49,9 @@ async def create(
 async def update(
     conn: AsyncConnection, principal: Principal, consumer_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    async with conn.transaction():
-        before = await get_row(conn, principal, CONSUMERS, consumer_id, for_update=True)
-        if changes:
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes
-            )
-            await conn.execute(
-                sql.SQL("UPDATE consumers SET {} WHERE id = %s").format(assignments),
-                [*changes.values(), consumer_id],
-            )
-        after = await get_row(conn, principal, CONSUMERS, consumer_id)
-        await audit.record(
-            conn,
-            actor=f"user:{principal.user_id}",
-            action="update",
-            entity="consumer",
-            entity_id=consumer_id,
-            before=before,
-            after=after,
-        )
-    return after
+    return await update_row(conn, principal, CONSUMERS, consumer_id, changes)
+
+
+async def delete(conn: AsyncConnection, principal: Principal, consumer_id: int) -> dict[str, Any]:
+    """Delete a consumer with no meters, bills or users left; 409 naming what remains."""
+    return await delete_row(conn, principal, CONSUMERS, consumer_id)

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 
 from shared import KeyInvalid, load_public_key
 
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ..errors import Conflict, InvalidInput, NotFound, Unauthorized
 from . import audit, fleet
 
 
@@ -118,7 +118,7 @@ async def revoke(conn: AsyncConnection, *, gateway_code: str, actor: str) -> Non
         if gateway is None:
             raise NotFound(f"no gateway {gateway_code}")
         if gateway["status"] == "revoked":
-            raise Forbidden(f"gateway {gateway_code} is already revoked")
+            raise Conflict(f"gateway {gateway_code} is already revoked")
         cursor = await conn.execute(
             "UPDATE gateways SET status = 'revoked' WHERE id = %s RETURNING *", (gateway["id"],)
         )

@@ -1,15 +1,18 @@
-"""States and boards (the top of the hierarchy), as the admin CLI and tests create them.
+"""States and boards (the top of the hierarchy), created by the admin CLI and the API.
 
-The scoped CRUD API over the whole fleet (consumers, meters, users, RBAC) builds on these.
+The CLI acts as an operator on the machine (actor 'cli'); the API checks the caller's scope
+first (`cloud.api.fleet`) and passes the caller as the actor.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection, errors
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
 
 
@@ -55,15 +58,18 @@ async def create_board(
     code: str,
     name: str,
     time_zone: str = "Asia/Kolkata",
+    currency: str = "INR",
+    capacity_kw: Decimal | None = None,
     actor: str,
 ) -> dict[str, Any]:
+    check_time_zone(time_zone)
     async with conn.transaction():
         state = {"id": await state_id(conn, state_code)}
         try:
             cursor = await conn.execute(
-                "INSERT INTO boards (state_id, code, name, time_zone) VALUES (%s, %s, %s, %s)"
-                " RETURNING *",
-                (state["id"], code, name, time_zone),
+                "INSERT INTO boards (state_id, code, name, time_zone, currency, capacity_kw)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+                (state["id"], code, name, time_zone, currency, capacity_kw),
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"board {code} already exists") from exc
@@ -72,3 +78,13 @@ async def create_board(
             conn, actor=actor, action="create", entity="board", entity_id=board["id"], after=board
         )
     return board
+
+
+def check_time_zone(name: str) -> None:
+    """Tariffs are cut in the board's zone: it must be a real IANA zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise InvalidInput(
+            f"{name!r} is not an IANA time zone (e.g. Asia/Kolkata)", errors=[("time_zone", name)]
+        ) from exc

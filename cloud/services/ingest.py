@@ -37,7 +37,9 @@ async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
     if not code:
         raise Unauthorized("X-Gridgate-Gateway header is missing")
     cursor = await conn.execute(
-        "SELECT id, board_id, status, public_key FROM gateways WHERE gateway_code = %s", (code,)
+        "SELECT id, gateway_code, board_id, status, public_key FROM gateways"
+        " WHERE gateway_code = %s",
+        (code,),
     )
     gateway = await cursor.fetchone()
     if gateway is None:
@@ -112,6 +114,14 @@ async def ingest_batch(
 
 
 async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
+    # the key was checked before this transaction: hold the gateway row so a revocation or a
+    # key rotation either happens before (and this batch is refused) or waits for this commit
+    cursor = await conn.execute(
+        "SELECT status, public_key FROM gateways WHERE id = %s FOR SHARE", (gateway["id"],)
+    )
+    now = await cursor.fetchone()
+    if now["status"] != "active" or now["public_key"] != gateway["public_key"]:
+        raise Forbidden(f"gateway {gateway['gateway_code']} was revoked or re-keyed meanwhile")
     cursor = await conn.execute(
         "SELECT gateway_id, last_seq, readings_new, events_new FROM ingest_batches"
         " WHERE batch_id = %s",

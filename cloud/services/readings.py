@@ -1,4 +1,4 @@
-"""Readings of one meter, raw or aggregated, inside the caller's scope.
+"""Readings of one meter (raw or aggregated) or of a whole board (aggregated), inside scope.
 
 Aggregates: for cumulative registers (`*.8.*`) the energy of each bucket is the sum of the
 differences between consecutive reads (the read just before the range counts, so the first
@@ -6,6 +6,11 @@ bucket is whole); a difference below zero (register reset or rollover) is left o
 bucket is marked. For instantaneous quantities: min, avg and max per bucket. Hours and days are
 cut in the board's time zone; 15-minute buckets fall on the same instants in every zone whose
 offset is a multiple of 15 minutes (India's is).
+
+A board's aggregate adds its meters up: energy per bucket is the sum of each meter's own
+deltas (a register is never subtracted from another meter's); for instantaneous quantities
+`sum` adds each meter's mean in the bucket (the board's load, for power) beside the min, mean
+and max over all readings.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from shared import QUANTITIES
 
 from ..errors import InvalidInput
 from .auth import Principal
-from .scoped import METERS, get_row
+from .scoped import BOARDS, METERS, get_row
 
 Interval = Literal["raw", "15min", "hour", "day"]
 MAX_RAW_ROWS = 10_000
@@ -37,7 +42,19 @@ _BUCKET = {
 
 
 def _bucket(interval: str, column: str) -> sql.Composed:
-    return sql.SQL(_BUCKET[interval]).format(ts=sql.Identifier(column))
+    return sql.SQL(_BUCKET[interval]).format(ts=sql.Identifier(*column.split(".")))
+
+
+def _check_range(quantity: str, start: datetime, end: datetime, interval: str) -> None:
+    if quantity not in QUANTITIES:
+        raise InvalidInput(f"unknown quantity {quantity}", errors=[("quantity", quantity)])
+    if end <= start:
+        raise InvalidInput("the range ends before it starts", errors=[("to", str(end))])
+    if end - start > MAX_SPAN[interval]:
+        raise InvalidInput(
+            f"{interval} readings span at most {MAX_SPAN[interval].days} days",
+            errors=[("to", str(end))],
+        )
 
 
 async def meter_readings(
@@ -50,15 +67,7 @@ async def meter_readings(
     end: datetime,
     interval: Interval,
 ) -> dict[str, Any]:
-    if quantity not in QUANTITIES:
-        raise InvalidInput(f"unknown quantity {quantity}", errors=[("quantity", quantity)])
-    if end <= start:
-        raise InvalidInput("the range ends before it starts", errors=[("to", str(end))])
-    if end - start > MAX_SPAN[interval]:
-        raise InvalidInput(
-            f"{interval} readings span at most {MAX_SPAN[interval].days} days",
-            errors=[("to", str(end))],
-        )
+    _check_range(quantity, start, end, interval)
     meter = await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
     cursor = await conn.execute("SELECT time_zone FROM boards WHERE id = %s", (meter["board_id"],))
     tz = (await cursor.fetchone())["time_zone"]
@@ -121,5 +130,70 @@ async def meter_readings(
         "unit": unit,
         "interval": interval,
         "time_zone": tz,
+        "points": await cursor.fetchall(),
+    }
+
+
+async def board_readings(
+    conn: AsyncConnection,
+    principal: Principal,
+    board_id: int,
+    *,
+    quantity: str,
+    start: datetime,
+    end: datetime,
+    interval: Interval,
+) -> dict[str, Any]:
+    if interval == "raw":
+        raise InvalidInput("a board's readings are aggregated", errors=[("interval", "raw")])
+    _check_range(quantity, start, end, interval)
+    board = await get_row(conn, principal, BOARDS, board_id)  # scope: 404 outside it
+    params = {
+        "board": board_id,
+        "quantity": quantity,
+        "start": start,
+        "end": end,
+        "tz": board["time_zone"],
+    }
+    if QUANTITIES[quantity].is_cumulative:
+        query = sql.SQL("""
+            WITH m AS (SELECT id FROM meters WHERE board_id = %(board)s),
+            reads AS (
+                SELECT r.meter_id, r.ts, r.value FROM readings r JOIN m ON m.id = r.meter_id
+                WHERE r.quantity = %(quantity)s AND r.ts >= %(start)s AND r.ts < %(end)s
+                UNION ALL
+                SELECT p.meter_id, p.ts, p.value FROM m CROSS JOIN LATERAL (
+                    SELECT meter_id, ts, value FROM readings WHERE meter_id = m.id
+                      AND quantity = %(quantity)s AND ts < %(start)s ORDER BY ts DESC LIMIT 1
+                ) p
+            ), deltas AS (
+                SELECT meter_id, ts,
+                       value - lag(value) OVER (PARTITION BY meter_id ORDER BY ts) AS delta
+                FROM reads
+            )
+            SELECT {bucket} AS bucket, sum(greatest(delta, 0)) AS energy,
+                   bool_or(delta < 0) AS register_reset, count(DISTINCT meter_id) AS meters
+            FROM deltas WHERE delta IS NOT NULL AND ts >= %(start)s
+            GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "ts"))
+    else:
+        query = sql.SQL("""
+            WITH per_meter AS (
+                SELECT {bucket} AS bucket, r.meter_id, min(r.value) AS min,
+                       avg(r.value) AS avg, max(r.value) AS max, count(*) AS reads
+                FROM readings r JOIN meters m ON m.id = r.meter_id
+                WHERE m.board_id = %(board)s AND r.quantity = %(quantity)s
+                  AND r.ts >= %(start)s AND r.ts < %(end)s
+                GROUP BY 1, 2
+            )
+            SELECT bucket, min(min) AS min, sum(avg * reads) / sum(reads) AS avg,
+                   max(max) AS max, sum(avg) AS sum, count(*) AS meters
+            FROM per_meter GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "r.ts"))
+    cursor = await conn.execute(query, params)
+    return {
+        "board_id": board_id,
+        "quantity": quantity,
+        "unit": QUANTITIES[quantity].unit,
+        "interval": interval,
+        "time_zone": board["time_zone"],
         "points": await cursor.fetchall(),
     }

@@ -1,4 +1,5 @@
-"""Scoped reads of fleet tables: every list and every fetch passes `cloud.scope.scope_filter`.
+"""Scoped reads and writes of fleet tables: every list, fetch and change passes
+`cloud.scope.scope_filter`, and every write is audited in its own transaction.
 
 Tables, columns and sort keys come from fixed whitelists here; only values are parameters.
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..scope import Entity, scope_filter
+from . import audit
 from .auth import Principal
 
 
@@ -24,6 +26,7 @@ class Table:
     sorts: tuple[str, ...]  # what may be sorted on
 
 
+STATES = Table("states", "state", ("id", "code", "name", "created_at"), (), ("id", "code", "name"))
 BOARDS = Table(
     "boards",
     "board",
@@ -53,6 +56,7 @@ METERS = Table(
         "ct_ratio",
         "installed_at",
         "replaced_at",
+        "replaces_id",
         "created_at",
     ),
     ("board_id", "consumer_id", "gateway_id", "model"),
@@ -77,6 +81,15 @@ GATEWAYS = Table(
     ),
     ("board_id", "status"),
     ("id", "gateway_code", "last_seen_at"),
+)
+
+
+USERS = Table(
+    "users",
+    "user",
+    ("id", "email", "role", "state_id", "board_id", "consumer_id", "active", "created_at"),
+    ("role", "state_id", "board_id", "consumer_id", "active"),
+    ("id", "email", "created_at"),
 )
 
 
@@ -152,3 +165,76 @@ async def get_row(
     if row is None:
         raise NotFound(f"no {table.entity} {row_id}")
     return row
+
+
+def actor(principal: Principal) -> str:
+    return f"user:{principal.user_id}"
+
+
+async def update_row(
+    conn: AsyncConnection,
+    principal: Principal,
+    table: Table,
+    row_id: int,
+    changes: dict[str, Any],
+    *,
+    action: str = "update",
+) -> dict[str, Any]:
+    """Change whitelisted columns of a row in scope; audited with before and after."""
+    async with conn.transaction():
+        before = await get_row(conn, principal, table, row_id, for_update=True)
+        unknown = set(changes) - set(table.columns)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} are not columns of {table.name}")
+        if changes:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in changes
+            )
+            try:
+                await conn.execute(
+                    sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+                        sql.Identifier(table.name), assignments
+                    ),
+                    [*changes.values(), row_id],
+                )
+            except errors.UniqueViolation as exc:
+                raise Conflict(f"another {table.entity} already has these values") from exc
+        after = await get_row(conn, principal, table, row_id)
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action=action,
+            entity=table.entity,
+            entity_id=row_id,
+            before=before,
+            after=after,
+        )
+    return after
+
+
+async def delete_row(
+    conn: AsyncConnection, principal: Principal, table: Table, row_id: int
+) -> dict[str, Any]:
+    """Delete a row in scope; refused (409) while other rows still refer to it."""
+    async with conn.transaction():
+        before = await get_row(conn, principal, table, row_id, for_update=True)
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(table.name)),
+                    [row_id],
+                )
+        except errors.ForeignKeyViolation as exc:
+            raise Conflict(
+                f"{table.entity} {row_id} is still referred to ({exc.diag.table_name});"
+                " remove or reassign those first"
+            ) from exc
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="delete",
+            entity=table.entity,
+            entity_id=row_id,
+            before=before,
+        )
+    return before

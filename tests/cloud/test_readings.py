@@ -137,3 +137,60 @@ async def test_bad_queries_and_scope(cloud: Cloud, gateway: EnrolledGateway) -> 
     assert (await cloud.client.get(elsewhere, headers=headers)).status_code == 404
     anonymous = url(meter_id, "1.8.0", DAY, DAY + timedelta(hours=1), "hour")
     assert (await cloud.client.get(anonymous)).status_code == 401
+
+
+async def test_a_boards_readings_add_up_its_meters(cloud: Cloud, gateway: EnrolledGateway) -> None:
+    """Board energy is the sum of each meter's own deltas (a second meter with a register 10^6
+    kWh higher must not create a jump); board power sums each meter's mean."""
+    headers, _ = await setup(cloud, gateway)
+    readings = []
+    for step in range(2 * 96 + 1):
+        ts = DAY + timedelta(minutes=15 * step)
+        seq = 10_000 + 2 * step
+        readings.append(
+            Reading(seq=seq, meter_id="em-2", quantity="1.8.0", ts=ts, value=1e6 + 0.5 * step)
+        )
+        readings.append(
+            Reading(seq=seq + 1, meter_id="em-2", quantity="1.7.0", ts=ts, value=2.0 + step % 2)
+        )
+        readings.append(
+            Reading(seq=seq + 100_000, meter_id="em-1", quantity="1.7.0", ts=ts, value=1.0)
+        )
+    batch = Batch(
+        gateway_id=gateway.code,
+        batch_id=__import__("uuid").uuid4(),
+        first_seq=10_000,
+        last_seq=max(r.seq for r in readings),
+        sent_at=datetime.now(UTC),
+        readings=readings,
+    )
+    sealed = seal_batch(batch, gateway.key)
+    response = await cloud.client.post(
+        "/api/v1/ingest/batches", content=sealed.body, headers=sealed.headers
+    )
+    assert response.status_code == 200, response.text
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (gateway.board,))
+        board_id = (await cursor.fetchone())["id"]
+    start = datetime(2026, 10, 10, 18, 30, tzinfo=UTC)  # the IST day of 11 Oct
+    base = f"/api/v1/boards/{board_id}/readings?from={start.isoformat()}".replace("+00:00", "Z")
+    end = (start + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    energy = await cloud.client.get(f"{base}&to={end}&quantity=1.8.0&interval=day", headers=headers)
+    assert energy.status_code == 200, energy.text
+    [day] = energy.json()["points"]
+    assert day["energy"] == pytest.approx(96 * 0.25 + 96 * 0.5)
+    assert day["meters"] == 2
+    power = await cloud.client.get(f"{base}&to={end}&quantity=1.7.0&interval=hour", headers=headers)
+    hours = power.json()["points"]
+    assert len(hours) == 24
+    # em-1 draws 1 kW, em-2 alternates 2 and 3 kW: the board draws 3.5 kW on average
+    assert all(h["sum"] == pytest.approx(3.5) and h["meters"] == 2 for h in hours)
+    assert all((h["min"], h["max"]) == (1.0, 3.0) for h in hours)
+    raw = await cloud.client.get(f"{base}&to={end}&quantity=1.7.0&interval=raw", headers=headers)
+    assert raw.status_code == 422
+    elsewhere = await cloud.client.get(
+        f"/api/v1/boards/{board_id + 10_000_000}/readings?quantity=1.8.0&interval=day"
+        "&from=2026-10-10T00:00Z&to=2026-10-11T00:00Z",
+        headers=headers,
+    )
+    assert elsewhere.status_code == 404

@@ -1,0 +1,166 @@
+"""Meters: registered, assigned to a consumer and a gateway, and replaced — all inside scope.
+
+A meter belongs to one board. Its consumer and its gateway must be of the same board (checked
+here, inside the caller's scope, so nothing outside it can be named). Replacing a meter closes
+the old one (`replaced_at`; it stays the consumer's for the time before), opens the new one with
+`replaces_id` pointing back, and moves the consumer and gateway over: billing follows the chain
+to join the two registers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection, errors
+
+from ..errors import Conflict, InvalidInput, NotFound
+from . import audit
+from .auth import Principal
+from .scoped import BOARDS, CONSUMERS, GATEWAYS, METERS, actor, delete_row, get_row, update_row
+
+_FIELDS = ("external_id", "model", "protocol", "phases", "ct_ratio", "installed_at")
+
+
+async def create(
+    conn: AsyncConnection, principal: Principal, *, board_id: int, **fields: Any
+) -> dict[str, Any]:
+    async with conn.transaction():
+        await get_row(conn, principal, BOARDS, board_id)  # the board must be in scope
+        return await _insert(conn, principal, board_id, fields, replaces=None)
+
+
+async def _insert(
+    conn: AsyncConnection,
+    principal: Principal,
+    board_id: int,
+    fields: dict[str, Any],
+    *,
+    replaces: dict[str, Any] | None,
+) -> dict[str, Any]:
+    values = {k: fields.get(k) for k in _FIELDS if fields.get(k) is not None}
+    values["board_id"] = board_id
+    if replaces is not None:
+        values |= {
+            "replaces_id": replaces["id"],
+            "consumer_id": replaces["consumer_id"],
+            "gateway_id": replaces["gateway_id"],
+        }
+    columns = ", ".join(values)  # keys from the fixed _FIELDS list above
+    placeholders = ", ".join(["%s"] * len(values))
+    try:
+        async with conn.transaction():
+            cursor = await conn.execute(
+                f"INSERT INTO meters ({columns}) VALUES ({placeholders}) RETURNING id",  # noqa: S608
+                list(values.values()),
+            )
+    except errors.UniqueViolation as exc:
+        raise Conflict(f"meter {values['external_id']} already exists on this board") from exc
+    new_id = (await cursor.fetchone())["id"]
+    row = await get_row(conn, principal, METERS, new_id)
+    await audit.record(
+        conn, actor=actor(principal), action="create", entity="meter", entity_id=new_id, after=row
+    )
+    return row
+
+
+async def update(
+    conn: AsyncConnection, principal: Principal, meter_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    return await update_row(conn, principal, METERS, meter_id, changes)
+
+
+async def assign(
+    conn: AsyncConnection, principal: Principal, meter_id: int, changes: dict[str, int | None]
+) -> dict[str, Any]:
+    """Set (or clear, with null) the meter's consumer and/or gateway, both of its board."""
+    async with conn.transaction():
+        meter = await get_row(conn, principal, METERS, meter_id, for_update=True)
+        if meter["replaced_at"] is not None:
+            raise Conflict(f"meter {meter_id} was replaced; assign its replacement instead")
+        for field, table in (("consumer_id", CONSUMERS), ("gateway_id", GATEWAYS)):
+            target = changes.get(field)
+            if target is None:
+                continue
+            row = await get_row(conn, principal, table, target)  # 404 outside scope
+            if row["board_id"] != meter["board_id"]:
+                raise InvalidInput(
+                    f"{table.entity} {target} is on another board than meter {meter_id}",
+                    errors=[(field, "another board")],
+                )
+        return await update_row(conn, principal, METERS, meter_id, changes, action="assign")
+
+
+async def replace(
+    conn: AsyncConnection,
+    principal: Principal,
+    meter_id: int,
+    *,
+    replaced_at: datetime,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Close meter `meter_id` at `replaced_at` and open its successor; returns the new meter."""
+    async with conn.transaction():
+        old = await get_row(conn, principal, METERS, meter_id, for_update=True)
+        if old["replaced_at"] is not None:
+            raise Conflict(f"meter {meter_id} was already replaced at {old['replaced_at']}")
+        if old["installed_at"] is not None and replaced_at <= old["installed_at"]:
+            raise InvalidInput(
+                "a meter cannot be replaced before it was installed",
+                errors=[("replaced_at", str(replaced_at))],
+            )
+        await update_row(
+            conn,
+            principal,
+            METERS,
+            meter_id,
+            {"replaced_at": replaced_at, "gateway_id": None},
+            action="replace",
+        )
+        if fields.get("installed_at") is None:
+            fields["installed_at"] = replaced_at
+        for inherited in ("model", "protocol", "phases", "ct_ratio"):
+            if fields.get(inherited) is None:
+                fields[inherited] = old[inherited]
+        return await _insert(conn, principal, old["board_id"], fields, replaces=old)
+
+
+async def history(conn: AsyncConnection, principal: Principal, meter_id: int) -> list[dict]:
+    """The replacement chain through this meter, oldest first (links outside scope left out)."""
+    await get_row(conn, principal, METERS, meter_id)
+    cursor = await conn.execute(
+        """
+        WITH RECURSIVE back AS (
+            SELECT id, replaces_id FROM meters WHERE id = %(id)s
+            UNION SELECT m.id, m.replaces_id FROM meters m JOIN back ON m.id = back.replaces_id
+        ), forward AS (
+            SELECT id FROM meters WHERE id = %(id)s
+            UNION SELECT m.id FROM meters m JOIN forward ON m.replaces_id = forward.id
+        )
+        SELECT id FROM back UNION SELECT id FROM forward
+        """,
+        {"id": meter_id},
+    )
+    ids = [row["id"] for row in await cursor.fetchall()]
+    rows = {}
+    for linked in ids:
+        with contextlib.suppress(NotFound):
+            rows[linked] = await get_row(conn, principal, METERS, linked)
+    successor = {m["replaces_id"]: m for m in rows.values() if m["replaces_id"] in rows}
+    chain = [next(m for m in rows.values() if m["replaces_id"] not in rows)]
+    while chain[-1]["id"] in successor:
+        chain.append(successor[chain[-1]["id"]])
+    return chain
+
+
+async def delete(conn: AsyncConnection, principal: Principal, meter_id: int) -> dict[str, Any]:
+    """Delete a meter registered by mistake; one with readings is kept (replace it instead)."""
+    async with conn.transaction():
+        await get_row(conn, principal, METERS, meter_id, for_update=True)
+        cursor = await conn.execute(
+            "SELECT 1 FROM readings WHERE meter_id = %s LIMIT 1", (meter_id,)
+        )
+        if await cursor.fetchone() is not None:
+            raise Conflict(f"meter {meter_id} has readings; replace it instead of deleting it")
+        return await delete_row(conn, principal, METERS, meter_id)

@@ -1,0 +1,86 @@
+"""Users managed over the API: created, changed and deactivated inside the manager's scope.
+
+A manager may only grant the roles `permissions.ROLE_GRANTS` lists for them, and only with a
+scope (state, board or consumer) inside their own. Deactivating a user ends all their sessions;
+users are never deleted, so the audit log keeps naming a real account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ..errors import Forbidden, InvalidInput
+from ..permissions import may_grant
+from . import audit, auth
+from .auth import Principal
+from .scoped import BOARDS, CONSUMERS, STATES, USERS, actor, get_row, update_row
+
+
+def _check_grant(principal: Principal, role: str) -> None:
+    if not may_grant(principal.role, role):
+        raise Forbidden(f"role {principal.role} may not grant role {role}")
+
+
+async def create(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    email: str,
+    password: str,
+    role: str,
+    state_id: int | None,
+    board_id: int | None,
+    consumer_id: int | None,
+) -> dict[str, Any]:
+    _check_grant(principal, role)
+    async with conn.transaction():
+        scope: dict[str, Any] = {}
+        if state_id is not None:
+            scope["state_code"] = (await get_row(conn, principal, STATES, state_id))["code"]
+        if board_id is not None:
+            scope["board_code"] = (await get_row(conn, principal, BOARDS, board_id))["code"]
+        if consumer_id is not None:
+            scope["consumer_id"] = (await get_row(conn, principal, CONSUMERS, consumer_id))["id"]
+        if role != "SUPER_ADMIN" and not scope:
+            raise InvalidInput(
+                f"role {role} needs a scope: state_id, board_id or consumer_id",
+                errors=[("role", role)],
+            )
+        created = await auth.create_user(
+            conn, email=email, password=password, role=role, actor=actor(principal), **scope
+        )
+        return await get_row(conn, principal, USERS, created["id"])
+
+
+async def update(
+    conn: AsyncConnection, principal: Principal, user_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a user's role (within what the manager may grant), password or active flag."""
+    async with conn.transaction():
+        target = await get_row(conn, principal, USERS, user_id, for_update=True)
+        _check_grant(principal, target["role"])
+        if "role" in changes:
+            _check_grant(principal, changes["role"])
+        password = changes.pop("password", None)
+        if password is not None:
+            await auth.set_password(conn, user_id, password)
+            await audit.record(
+                conn,
+                actor=actor(principal),
+                action="reset_password",
+                entity="user",
+                entity_id=user_id,
+            )
+        if changes.get("active") is False:
+            await auth.revoke_sessions(conn, user_id)
+        if not changes:
+            return target
+        return await update_row(conn, principal, USERS, user_id, changes)
+
+
+async def deactivate(conn: AsyncConnection, principal: Principal, user_id: int) -> dict[str, Any]:
+    if user_id == principal.user_id:
+        raise InvalidInput("you cannot deactivate yourself", errors=[("user_id", str(user_id))])
+    return await update(conn, principal, user_id, {"active": False})
