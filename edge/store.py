@@ -1,0 +1,556 @@
+"""The gateway's store: one SQLite file (WAL), append-only logs of readings and events.
+
+Readings and events share one `seq` space (the contract's). Each log has its sync cursor: the
+highest seq of that log the cloud has acknowledged (events travel ahead of readings, so the two
+advance separately). Nothing is copied into an outbox: a batch is a slice of the logs above
+the cursors.
+
+A write is one transaction with `synchronous=FULL`: when `append` returns, the rows survive a
+power cut. A fresh store starts its seq at the wall clock in microseconds, so a store that had
+to be reset (corrupt file, new SD card) never reuses a seq the cloud has already seen.
+
+Disk budget (DESIGN.md): when the file passes the high-water mark the store first deletes
+acknowledged rows, oldest first; if that is not enough it downsamples the oldest unacknowledged
+instantaneous values (per interval: the minimum and maximum samples kept as read, one more row
+carrying the mean, flagged `estimated`) and keeps only the first read of each interval of a
+cumulative register — the reads at interval boundaries, so energy per interval stays exact.
+Each reduction is itself logged as an event. New rows are always accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from shared import QUANTITIES, EventStatus, Quality, Severity
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = [
+    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE readings (
+        seq INTEGER PRIMARY KEY,
+        meter_id TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,          -- UTC, microseconds since the epoch
+        value REAL NOT NULL,
+        quality TEXT NOT NULL,
+        mono_us INTEGER                  -- monotonic clock when taken unsynchronised
+    )""",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        ts_us INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        meter_id TEXT,
+        quantity TEXT,
+        message TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}'
+    )""",
+    """CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+]
+HIGH_WATER = 0.90  # act above this share of the budget ...
+LOW_WATER = 0.75  # ... until usage is back under this one
+_CHUNK = 50_000
+
+
+def to_us(ts: datetime) -> int:
+    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class NewReading:
+    meter_id: str
+    quantity: str
+    ts: datetime
+    value: float
+    quality: Quality = Quality.OK
+    mono_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    ts: datetime
+    kind: str
+    status: EventStatus
+    severity: Severity
+    meter_id: str | None = None
+    quantity: str | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    seq: int
+    meter_id: str
+    quantity: str
+    ts_us: int
+    value: float
+    quality: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    ts_us: int
+    kind: str
+    status: str
+    severity: str
+    meter_id: str | None
+    quantity: str | None
+    message: str
+    details: dict[str, Any]
+
+
+class StoreCorrupt(Exception):
+    pass
+
+
+class Store:
+    """Open (creating, migrating or replacing a corrupt file) the store at `path`."""
+
+    def __init__(self, path: Path, *, budget_bytes: int | None = None) -> None:
+        self.path = Path(path)
+        self.budget_bytes = budget_bytes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.reset_reason: str | None = None
+        try:
+            self._conn = self._open()
+        except (sqlite3.DatabaseError, StoreCorrupt) as exc:
+            self.reset_reason = str(exc) or type(exc).__name__
+            aside = self._move_aside()
+            log.error("store corrupt; moved aside, starting a new one", moved_to=str(aside))
+            self._conn = self._open()
+            self.reset_reason = f"{self.reset_reason}; the old file is at {aside}"
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        self._last_seq = int(row[0])
+
+    # ------------------------------------------------------------------ opening
+    def _open(self) -> sqlite3.Connection:
+        fresh = not self.path.exists()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            if fresh:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            # the WAL counts against the disk budget: checkpoint it every ~1 MB
+            conn.execute("PRAGMA wal_autocheckpoint = 256")
+            conn.execute("PRAGMA journal_size_limit = 1048576")
+            if not fresh:
+                result = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if result != "ok":
+                    raise StoreCorrupt(f"integrity check failed: {result}")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreCorrupt(f"store schema {version} is newer than this software")
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        start = int(time.time() * 1_000_000)
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("last_seq", str(start)),
+                ("acked_readings_seq", str(start)),
+                ("acked_events_seq", str(start)),
+                ("created_at", datetime.now(UTC).isoformat()),
+            ],
+        )
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+
+    def _move_aside(self) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, Path(str(aside) + suffix))
+        return aside
+
+    def close(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ writing
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    def append(
+        self, readings: Sequence[NewReading] = (), events: Sequence[NewEvent] = ()
+    ) -> tuple[int, int]:
+        """Write rows durably in one transaction; returns the first and last seq given."""
+        first = self._last_seq + 1
+        seq = self._last_seq
+        reading_rows = []
+        for r in readings:
+            seq += 1
+            reading_rows.append(
+                (seq, r.meter_id, r.quantity, to_us(r.ts), r.value, r.quality.value, r.mono_us)
+            )
+        event_rows = []
+        for e in events:
+            seq += 1
+            event_rows.append(
+                (
+                    seq,
+                    to_us(e.ts),
+                    e.kind,
+                    e.status.value,
+                    e.severity.value,
+                    e.meter_id,
+                    e.quantity,
+                    e.message[:500],
+                    json.dumps(e.details, default=str),
+                )
+            )
+        if seq == self._last_seq:
+            return first, seq
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", reading_rows)
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._last_seq = seq
+        return first, seq
+
+    # ------------------------------------------------------------------ state
+    def get_state(self, key: str) -> Any:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_state(self, items: dict[str, Any]) -> None:
+        """Small durable state (check baselines, open alerts, meter statistics) by key."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                "INSERT INTO state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v, default=str)) for k, v in items.items()],
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def state_items(self, prefix: str) -> dict[str, Any]:
+        rows = self._conn.execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff")
+        ).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def _meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, items: dict[str, object]) -> None:
+        self._conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, str(v)) for k, v in items.items()],
+        )
+
+    # ------------------------------------------------------------------ sync
+    @property
+    def cursors(self) -> tuple[int, int]:
+        """(readings, events): the highest seq of each log the cloud acknowledged."""
+        return int(self._meta("acked_readings_seq") or 0), int(self._meta("acked_events_seq") or 0)
+
+    def pending_events(self, limit: int) -> list[StoredEvent]:
+        _, cursor = self.cursors
+        rows = self._conn.execute(
+            "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit)
+        ).fetchall()
+        return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
+
+    def pending_readings(self, limit: int) -> list[StoredReading]:
+        """Readings above the cursor, in seq order, stopping before the first one whose time is
+        still unknown (taken with the clock unsynchronised and not corrected yet)."""
+        cursor, _ = self.cursors
+        rows = self._conn.execute(
+            "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, limit),
+        ).fetchall()
+        out = []
+        for row in rows:
+            if row[5] == Quality.CLOCK_UNSYNCED.value:
+                break
+            out.append(StoredReading(*row))
+        return out
+
+    def acknowledge(self, readings_through: int | None, events_through: int | None) -> None:
+        """Advance the cursors (never backwards) once the cloud has acknowledged a batch."""
+        readings_cursor, events_cursor = self.cursors
+        items: dict[str, object] = {"last_sync_at": datetime.now(UTC).isoformat()}
+        if readings_through is not None and readings_through > readings_cursor:
+            items["acked_readings_seq"] = readings_through
+        if events_through is not None and events_through > events_cursor:
+            items["acked_events_seq"] = events_through
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._set_meta(items)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def note_sync_error(self, message: str) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._set_meta({"last_sync_error": message[:500], "last_sync_error_at": _now_iso()})
+        self._conn.execute("COMMIT")
+
+    def backlog(self) -> tuple[int, int, datetime | None]:
+        """(unsent readings, unsent events, time of the oldest unsent reading)."""
+        readings_cursor, events_cursor = self.cursors
+        readings, oldest = self._conn.execute(
+            "SELECT count(*), min(ts_us) FROM readings WHERE seq > ?", (readings_cursor,)
+        ).fetchone()
+        events = self._conn.execute(
+            "SELECT count(*) FROM events WHERE seq > ?", (events_cursor,)
+        ).fetchone()[0]
+        return readings, events, from_us(oldest) if oldest is not None else None
+
+    def sync_info(self) -> dict[str, str | None]:
+        return {k: self._meta(k) for k in ("last_sync_at", "last_sync_error", "last_sync_error_at")}
+
+    # ------------------------------------------------------------------ clock
+    def correct_unsynced(self, wall_now_us: int, mono_now_us: int) -> int:
+        """Re-stamp readings taken while the clock was unknown, from their monotonic reading:
+        ts = now - (mono_now - mono). Only rows of this boot carry a usable mono value."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = self._conn.execute(
+                "UPDATE readings SET ts_us = ? - (? - mono_us), quality = ?"
+                " WHERE quality = ? AND mono_us IS NOT NULL AND mono_us <= ?",
+                (
+                    wall_now_us,
+                    mono_now_us,
+                    Quality.OK.value,
+                    Quality.CLOCK_UNSYNCED.value,
+                    mono_now_us,
+                ),
+            )
+            corrected = cursor.rowcount
+            # rows of an earlier boot cannot be placed in time: mark them suspect, keep them
+            self._conn.execute(
+                "UPDATE readings SET quality = ? WHERE quality = ?",
+                (Quality.SUSPECT.value, Quality.CLOCK_UNSYNCED.value),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return corrected
+
+    def forget_monotonic(self) -> None:
+        """At start: monotonic values of an earlier boot mean nothing any more."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute(
+            "UPDATE readings SET mono_us = NULL WHERE mono_us IS NOT NULL AND quality = ?",
+            (Quality.CLOCK_UNSYNCED.value,),
+        )
+        self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ disk budget
+    def size_bytes(self) -> int:
+        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        wal = Path(str(self.path) + "-wal")
+        return page_size * pages + (wal.stat().st_size if wal.exists() else 0)
+
+    def enforce_budget(self, interval_s: int = 900) -> list[NewEvent]:
+        """Bring the file under the low-water mark if it passed the high-water mark. Returns the
+        events describing what was done (the caller appends them)."""
+        if self.budget_bytes is None or self.size_bytes() <= self.budget_bytes * HIGH_WATER:
+            return []
+        target = self.budget_bytes * LOW_WATER
+        events = []
+        pruned = self._prune_acknowledged(target)
+        if pruned:
+            events.append(
+                NewEvent(
+                    ts=datetime.now(UTC),
+                    kind="disk_budget_pruned",
+                    status=EventStatus.NOTICE,
+                    severity=Severity.INFO,
+                    message=f"{pruned} acknowledged rows deleted to stay within the disk budget",
+                    details={"rows": pruned, "budget_bytes": self.budget_bytes},
+                )
+            )
+        level = 0
+        while self._used_bytes() > target and level < 6:
+            reduced, span = self._downsample(interval_s * 4**level, target)
+            if reduced:
+                events.append(
+                    NewEvent(
+                        ts=datetime.now(UTC),
+                        kind="disk_budget_downsampled",
+                        status=EventStatus.NOTICE,
+                        severity=Severity.MEDIUM,
+                        message=(
+                            f"{reduced} unsent readings reduced to min/mean/max per"
+                            f" {interval_s * 4**level // 60} min to stay within the disk budget"
+                        ),
+                        details={
+                            "rows_removed": reduced,
+                            "interval_s": interval_s * 4**level,
+                            "from": span[0],
+                            "to": span[1],
+                        },
+                    )
+                )
+            else:
+                level += 1
+        self._reclaim()
+        return events
+
+    def _used_bytes(self) -> int:
+        page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return page_size * (pages - free)
+
+    def _reclaim(self) -> None:
+        self._conn.execute("PRAGMA incremental_vacuum")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _prune_acknowledged(self, target: float) -> int:
+        readings_cursor, events_cursor = self.cursors
+        removed = 0
+        while self._used_bytes() > target:
+            self._conn.execute("BEGIN IMMEDIATE")
+            cursor = self._conn.execute(
+                "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ?"
+                " ORDER BY seq LIMIT ?)",
+                (readings_cursor, _CHUNK),
+            )
+            deleted = cursor.rowcount
+            deleted += self._conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ?"
+                " ORDER BY seq LIMIT ?)",
+                (events_cursor, _CHUNK // 10),
+            ).rowcount
+            self._conn.execute("COMMIT")
+            removed += deleted
+            if not deleted:
+                break
+        return removed
+
+    def _downsample(self, interval_s: int, target: float) -> tuple[int, tuple[str, str]]:
+        """Reduce the oldest unsent readings not yet reduced at this interval, chunk by chunk,
+        until under target. Returns (rows removed, (first, last) time touched)."""
+        key = f"downsampled_through_{interval_s}"
+        start = max(int(self._meta(key) or 0), self.cursors[0])
+        interval_us = interval_s * 1_000_000
+        removed = 0
+        first_ts = last_ts = None
+        while self._used_bytes() > target:
+            rows = self._conn.execute(
+                "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
+                " WHERE seq > ? ORDER BY seq LIMIT ?",
+                (start, _CHUNK),
+            ).fetchall()
+            if len(rows) < 2:
+                break
+            # leave the newest bucket of each series alone: it may still be filling
+            end_seq = rows[-1][0] if len(rows) == _CHUNK else rows[-1][0] - 1
+            groups: dict[tuple[str, str, int], list[tuple]] = {}
+            for row in rows:
+                if row[0] > end_seq or row[5] == Quality.CLOCK_UNSYNCED.value:
+                    continue
+                groups.setdefault((row[1], row[2], row[3] // interval_us), []).append(row)
+            deletes: list[tuple[int]] = []
+            updates: list[tuple[float, str, int]] = []
+            for (_, quantity, _), members in groups.items():
+                if len(members) <= 1:
+                    continue
+                if QUANTITIES[quantity].is_cumulative:
+                    members.sort(key=lambda r: r[3])
+                    deletes += [(r[0],) for r in members[1:]]  # keep the boundary read
+                    continue
+                if len(members) <= 3:
+                    continue
+                low = min(members, key=lambda r: r[4])
+                high = max(members, key=lambda r: r[4])
+                rest = [r for r in members if r is not low and r is not high]
+                mean = sum(r[4] for r in members) / len(members)
+                keeper = min(rest, key=lambda r: r[3])
+                updates.append((mean, Quality.ESTIMATED.value, keeper[0]))
+                deletes += [(r[0],) for r in rest if r is not keeper]
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("DELETE FROM readings WHERE seq = ?", deletes)
+            self._conn.executemany(
+                "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
+            )
+            self._set_meta({key: end_seq})
+            self._conn.execute("COMMIT")
+            removed += len(deletes)
+            touched = [r[3] for r in rows if r[0] <= end_seq]
+            if touched:
+                first_ts = first_ts or from_us(min(touched)).isoformat()
+                last_ts = from_us(max(touched)).isoformat()
+            start = end_seq
+            if end_seq >= self._last_seq - 1:
+                break
+        return removed, (first_ts or "", last_ts or "")
+
+    # ------------------------------------------------------------------ reading back
+    def readings_since(self, seq: int = 0, limit: int = 1_000_000) -> list[StoredReading]:
+        rows = self._conn.execute(
+            "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+        return [StoredReading(*row) for row in rows]
+
+    def all_readings(self) -> Iterable[StoredReading]:
+        for row in self._conn.execute(
+            "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings ORDER BY seq"
+        ):
+            yield StoredReading(*row)
+
+    def recent_events(self, limit: int = 50) -> list[StoredEvent]:
+        rows = self._conn.execute(
+            "SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
