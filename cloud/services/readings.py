@@ -1,8 +1,10 @@
 """Readings of one meter (raw or aggregated) or of a whole board (aggregated), inside scope.
 
 Aggregates: for cumulative registers (`*.8.*`) the energy of each bucket is the sum of the
-differences between consecutive reads (the read just before the range counts, so the first
-bucket is whole); a difference below zero (register reset or rollover) is left out and the
+differences between consecutive reads, each counted in the bucket where its interval ends (a read
+exactly on a boundary closes the bucket before it, so boundary reads give exact energy per
+bucket; the read at or before the range's start counts, so the first bucket is whole); a
+difference below zero (register reset or rollover) is left out and the
 bucket is marked. For instantaneous quantities: min, avg and max per bucket. Hours and days are
 cut in the board's time zone; 15-minute buckets fall on the same instants in every zone whose
 offset is a multiple of 15 minutes (India's is).
@@ -43,6 +45,12 @@ _BUCKET = {
 
 def _bucket(interval: str, column: str) -> sql.Composed:
     return sql.SQL(_BUCKET[interval]).format(ts=sql.Identifier(*column.split(".")))
+
+
+def _delta_bucket(interval: str) -> sql.Composed:
+    """A register delta covers (previous read, this read]: it belongs to the bucket holding the
+    instant just before its end, so a read exactly on a boundary closes the bucket before it."""
+    return sql.SQL(_BUCKET[interval]).format(ts=sql.SQL("(ts - interval '1 microsecond')"))
 
 
 def _check_range(quantity: str, start: datetime, end: datetime, interval: str) -> None:
@@ -104,18 +112,18 @@ async def meter_readings(
         query = sql.SQL("""
             WITH reads AS (
                 SELECT ts, value FROM readings WHERE meter_id = %(meter)s
-                  AND quantity = %(quantity)s AND ts >= %(start)s AND ts < %(end)s
+                  AND quantity = %(quantity)s AND ts > %(start)s AND ts <= %(end)s
                 UNION ALL
                 (SELECT ts, value FROM readings WHERE meter_id = %(meter)s
-                  AND quantity = %(quantity)s AND ts < %(start)s ORDER BY ts DESC LIMIT 1)
+                  AND quantity = %(quantity)s AND ts <= %(start)s ORDER BY ts DESC LIMIT 1)
             ), deltas AS (
                 SELECT ts, value - lag(value) OVER (ORDER BY ts) AS delta FROM reads
             )
             SELECT {bucket} AS bucket,
                    sum(greatest(delta, 0)) AS energy, bool_or(delta < 0) AS register_reset,
                    count(*) AS reads
-            FROM deltas WHERE delta IS NOT NULL AND ts >= %(start)s
-            GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "ts"))
+            FROM deltas WHERE delta IS NOT NULL AND ts > %(start)s
+            GROUP BY 1 ORDER BY 1""").format(bucket=_delta_bucket(interval))
     else:
         query = sql.SQL("""
             SELECT {bucket} AS bucket, min(value) AS min, avg(value) AS avg, max(value) AS max,
@@ -160,11 +168,11 @@ async def board_readings(
             WITH m AS (SELECT id FROM meters WHERE board_id = %(board)s),
             reads AS (
                 SELECT r.meter_id, r.ts, r.value FROM readings r JOIN m ON m.id = r.meter_id
-                WHERE r.quantity = %(quantity)s AND r.ts >= %(start)s AND r.ts < %(end)s
+                WHERE r.quantity = %(quantity)s AND r.ts > %(start)s AND r.ts <= %(end)s
                 UNION ALL
                 SELECT p.meter_id, p.ts, p.value FROM m CROSS JOIN LATERAL (
                     SELECT meter_id, ts, value FROM readings WHERE meter_id = m.id
-                      AND quantity = %(quantity)s AND ts < %(start)s ORDER BY ts DESC LIMIT 1
+                      AND quantity = %(quantity)s AND ts <= %(start)s ORDER BY ts DESC LIMIT 1
                 ) p
             ), deltas AS (
                 SELECT meter_id, ts,
@@ -173,8 +181,8 @@ async def board_readings(
             )
             SELECT {bucket} AS bucket, sum(greatest(delta, 0)) AS energy,
                    bool_or(delta < 0) AS register_reset, count(DISTINCT meter_id) AS meters
-            FROM deltas WHERE delta IS NOT NULL AND ts >= %(start)s
-            GROUP BY 1 ORDER BY 1""").format(bucket=_bucket(interval, "ts"))
+            FROM deltas WHERE delta IS NOT NULL AND ts > %(start)s
+            GROUP BY 1 ORDER BY 1""").format(bucket=_delta_bucket(interval))
     else:
         query = sql.SQL("""
             WITH per_meter AS (
