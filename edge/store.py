@@ -531,6 +531,14 @@ class Store:
         return removed, (first_ts or "", last_ts or "")
 
     # ------------------------------------------------------------------ reading back
+    def latest_times(self) -> dict[tuple[str, str], int]:
+        """The newest reading time of every (meter, quantity): a repeated or late sample (a
+        retained MQTT message seen again, say) must not enter the log twice."""
+        rows = self._conn.execute(
+            "SELECT meter_id, quantity, max(ts_us) FROM readings GROUP BY meter_id, quantity"
+        ).fetchall()
+        return {(m, q): ts for m, q, ts in rows}
+
     def readings_since(self, seq: int = 0, limit: int = 1_000_000) -> list[StoredReading]:
         rows = self._conn.execute(
             "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"

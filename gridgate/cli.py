@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cloud.cli import app as cloud_app
+from edge.cli import app as edge_app
 from firmware_sim.cli import app as sim_app
 from gridgate import __version__
 from shared import configure_logging
@@ -61,7 +62,7 @@ app.add_typer(
 )
 app.add_typer(cloud_app, name="cloud", help="The cloud service: serve, migrate, admin.")
 _mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
-_mount_unavailable("edge", "The gateway daemon and the field technician's tools.", 6)
+app.add_typer(edge_app, name="edge", help="The gateway daemon and the field technician's tools.")
 
 
 def main() -> None:

@@ -1,0 +1,381 @@
+"""The edge daemon: buses -> checks -> store -> sync, under systemd's watchdog.
+
+    samples (bus schedulers) --> clock flag, local checks --> buffer --> store (durable, batched)
+                                                                         |
+                                                      disk budget <------+------> sync (cloud)
+
+Readings count as taken only once their transaction has committed. The store is touched from
+one thread only (SQLite writes and fsyncs never block the event loop). SIGTERM or SIGINT stop the
+buses, flush what was read, and close the store within a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+
+from shared import EVENT_KINDS, EventStatus, KeyInvalid, Quality, Sample, Severity, read_private_key
+
+from . import systemd
+from .checks import Checker, MeterProfile
+from .clock import GatewayClock
+from .config import EdgeConfig
+from .scheduler import BusScheduler, MqttBus, build_meters
+from .store import NewEvent, NewReading, Store, to_us
+from .sync import Syncer
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuck
+
+
+class StoreThread:
+    """Runs Store methods on one dedicated thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="store")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, self.store, *args))
+
+    def shutdown(self) -> None:
+        self._executor.submit(self.store.close).result()
+        self._executor.shutdown(wait=True)
+
+
+def clock_from_config(config: EdgeConfig) -> GatewayClock:
+    not_before = datetime.fromisoformat(config.clock.not_before.replace("Z", "+00:00"))
+    return GatewayClock(not_before=not_before, require_ntp=config.clock.require_ntp)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        clock: GatewayClock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or clock_from_config(config)
+        self._transport = transport
+        self._readings: list[NewReading] = []
+        self._events: list[NewEvent] = []
+        self.taken = 0  # readings durably stored by this run
+        self.profiles = {
+            m.id: MeterProfile(m.phases, m.export_allowed) for b in config.buses for m in b.meters
+        }
+        self._synced: bool | None = None
+        self._writer_beat = time.monotonic()
+        self.buses: list[BusScheduler | MqttBus] = []
+        self.syncer: Syncer | None = None
+        self.stopping = asyncio.Event()
+
+    # -- intake ---------------------------------------------------------------------------------
+    def _event(self, kind: str, status: EventStatus, message: str = "", **kw: Any) -> NewEvent:
+        return NewEvent(
+            ts=self.clock.now(),
+            kind=kind,
+            status=status,
+            severity=kw.pop("severity", EVENT_KINDS[kind][0]),
+            message=message or EVENT_KINDS[kind][1],
+            **kw,
+        )
+
+    async def on_samples(self, meter_id: str, samples: list[Sample], backfill: bool) -> None:
+        if not backfill:  # a sample not newer than the last of its series is a repeat
+            fresh = []
+            for s in samples:
+                key, ts = (meter_id, s.quantity), to_us(s.ts)
+                if ts > self._latest.get(key, -1):
+                    self._latest[key] = ts
+                    fresh.append(s)
+            samples = fresh
+            if not samples:
+                return
+        synced = self._synced is not False
+        mono = None if synced else self.clock.monotonic_us()
+        readings = [
+            NewReading(
+                meter_id,
+                s.quantity,
+                s.ts,
+                s.value,
+                s.quality if synced else Quality.CLOCK_UNSYNCED,
+                mono,
+            )
+            for s in samples
+        ]
+        if backfill:
+            events = [
+                self._event(
+                    "backfill",
+                    EventStatus.NOTICE,
+                    f"{len(readings)} readings filled from the meter's load profile",
+                    meter_id=meter_id,
+                    details={"readings": len(readings)},
+                )
+            ]
+        else:
+            readings, events = self.checker.process(
+                meter_id, readings, self.profiles.get(meter_id, MeterProfile())
+            )
+        self._readings.extend(readings)
+        self._events.extend(events)
+
+    async def on_health(self, meter_id: str, ok: bool, detail: str) -> None:
+        self._events.extend(self.checker.communication(meter_id, ok, self.clock.now(), detail))
+
+    async def on_meter_clock(self, meter_id: str, drift_s: float) -> None:
+        self._events.extend(self.checker.meter_clock(meter_id, drift_s, self.clock.now()))
+
+    # -- loops ----------------------------------------------------------------------------------
+    async def _flush(self) -> None:
+        readings, events = self._readings, self._events
+        self._readings, self._events = [], []
+        if readings or events:
+            try:
+                await self.store(Store.append, readings, events)
+            except Exception as exc:  # disk full, I/O error: keep the rows, say so, retry
+                self._readings[:0], self._events[:0] = readings, events
+                log.error("store write failed; keeping rows in memory", error=str(exc))
+                return
+            self.taken += len(readings)
+            if events and self.syncer is not None:
+                self.syncer.wake.set()  # alerts go out ahead of the next interval
+        reductions = await self.store(Store.enforce_budget, self.config.store.downsample_interval_s)
+        if reductions:
+            await self.store(Store.append, [], reductions)
+        self._writer_beat = time.monotonic()
+
+    async def _writer(self) -> None:
+        last_state = 0.0
+        while True:
+            await asyncio.sleep(self.config.store.commit_interval_s)
+            await self._flush()
+            if time.monotonic() - last_state > 2.0:
+                await self._save_state()
+                last_state = time.monotonic()
+
+    async def _save_state(self) -> None:
+        items: dict[str, Any] = {
+            f"check:{meter}": state for meter, state in self.checker.dump_dirty().items()
+        }
+        for bus in self.buses:
+            if isinstance(bus, BusScheduler):
+                meters = {m.meter_id: asdict(m.stats) for m in bus.meters}
+                utilisation = bus.busy_s / max(time.monotonic() - bus.started, 1e-9)
+            else:
+                meters = {meter: asdict(stats) for meter, stats in bus.stats.items()}
+                utilisation = None
+            for meter, stats in meters.items():
+                items[f"meter:{meter}"] = {**stats, "bus": bus.bus.name}
+            items[f"bus:{bus.bus.name}"] = {
+                "kind": bus.bus.kind,
+                "meters": list(meters),
+                "utilisation": utilisation,
+            }
+        items["daemon"] = {
+            "pid": os.getpid(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "taken": self.taken,
+            "clock_synced": self._synced,
+            "sync": asdict(self.syncer.stats) if self.syncer else None,
+            "cloud": self.config.cloud.url,
+        }
+        await self.store(Store.put_state, items)
+
+    async def _clock_watch(self) -> None:
+        while True:
+            synced = self.clock.synchronised()
+            if synced != self._synced:
+                await self._clock_changed(synced)
+            self._synced = synced
+            await asyncio.sleep(5.0)
+
+    async def _clock_changed(self, synced: bool) -> None:
+        was_open = bool(await self.store(Store.get_state, "clock:unsynced_open"))
+        if synced:
+            if was_open or self._synced is False:
+                corrected = await self.store(
+                    Store.correct_unsynced,
+                    int(self.clock.now().timestamp() * 1_000_000),
+                    self.clock.monotonic_us(),
+                )
+                self._events.append(
+                    self._event(
+                        "clock_corrected",
+                        EventStatus.NOTICE,
+                        f"{corrected} readings re-stamped after the clock synchronised",
+                        details={"readings": corrected},
+                    )
+                )
+                self._events.append(self._event("clock_unsynced", EventStatus.CLEARED))
+            await self.store(Store.put_state, {"clock:unsynced_open": False})
+        else:
+            if not was_open:
+                self._events.append(self._event("clock_unsynced", EventStatus.RAISED))
+            await self.store(Store.put_state, {"clock:unsynced_open": True})
+            log.warning("gateway clock is not synchronised; readings are held back")
+
+    def clock_state(self) -> tuple[bool, float | None]:
+        return bool(self._synced), None
+
+    async def _watchdog(self) -> None:
+        interval = systemd.watchdog_interval_s() or 10.0
+        while True:
+            now = time.monotonic()
+            stalled = [
+                b.bus.name
+                for b in self.buses
+                if isinstance(b, BusScheduler) and now - b.heartbeat > STALL_S
+            ]
+            if now - self._writer_beat > STALL_S:
+                stalled.append("store writer")
+            if stalled:
+                log.error("stalled; withholding the watchdog ping", stalled=stalled)
+            else:
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval / 2)
+
+    # -- life -----------------------------------------------------------------------------------
+    def _open_store(self) -> None:
+        budget = int(self.config.store.disk_budget_mb * 1024 * 1024)
+        store = Store(self.config.store_path, budget_bytes=budget)
+        store.forget_monotonic()
+        self.store = StoreThread(store)
+        saved = store.state_items("check:")
+        self.checker = Checker(self.config.checks, {k[6:]: v for k, v in saved.items()})
+        if store.reset_reason:
+            self._events.append(
+                self._event(
+                    "store_corrupt",
+                    EventStatus.NOTICE,
+                    f"the store was reset: {store.reset_reason}",
+                    severity=Severity.HIGH,
+                )
+            )
+        self._meter_state = store.state_items("meter:")
+        self._latest = store.latest_times()
+
+    def _make_syncer(self) -> Syncer | None:
+        if not self.config.cloud.url:
+            log.warning("no [cloud] url configured: readings are kept, not sent")
+            return None
+        try:
+            key = read_private_key(self.config.key_path)
+        except (OSError, KeyInvalid) as exc:
+            log.error(
+                "gateway is not enrolled or its key cannot be read; readings are kept, not sent"
+                " (run: gridgate edge enroll)",
+                key_file=str(self.config.key_path),
+                error=str(exc),
+            )
+            return None
+        return Syncer(
+            gateway_id=self.config.gateway.id,
+            config=self.config.cloud,
+            key=key,
+            store_call=self.store,
+            clock_state=self.clock_state,
+            transport=self._transport,
+        )
+
+    def _make_buses(self) -> None:
+        for bus in self.config.buses:
+            if bus.kind == "mqtt":
+                self.buses.append(
+                    MqttBus(
+                        bus,
+                        on_samples=self.on_samples,
+                        on_health=self.on_health,
+                        client_id=f"{self.config.gateway.id}-{bus.name}",
+                    )
+                )
+                continue
+            meters, line = build_meters(bus)
+            scheduler = BusScheduler(
+                bus,
+                meters,
+                on_samples=self.on_samples,
+                on_health=self.on_health,
+                on_meter_clock=self.on_meter_clock,
+                communication_loss_s=self.config.checks.communication_loss_s,
+                line=line,
+            )
+            scheduler.restore(
+                {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}
+            )
+            self.buses.append(scheduler)
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or `stopping` is set), then flush and close."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._open_store()
+        self._synced = self.clock.synchronised()
+        self._events.append(
+            self._event(
+                "gateway_started",
+                EventStatus.NOTICE,
+                f"edge daemon started with {sum(len(b.meters) for b in self.config.buses)} meters",
+            )
+        )
+        self.syncer = self._make_syncer()
+        self._make_buses()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stopping.set)
+        tasks = [asyncio.create_task(bus.run(), name=f"bus {bus.bus.name}") for bus in self.buses]
+        tasks.append(asyncio.create_task(self._writer(), name="writer"))
+        tasks.append(asyncio.create_task(self._clock_watch(), name="clock"))
+        tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+        if self.syncer is not None:
+            tasks.append(asyncio.create_task(self.syncer.run(), name="sync"))
+        if not self._synced:
+            await self._clock_changed(False)
+        await self._flush()
+        systemd.notify("READY=1")
+        log.info(
+            "edge daemon running",
+            gateway=self.config.gateway.id,
+            buses=len(self.buses),
+            store=str(self.config.store_path),
+        )
+        try:
+            stopper = asyncio.create_task(self.stopping.wait())
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    log.error(
+                        "a daemon task failed", task=task.get_name(), error=repr(task.exception())
+                    )
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            systemd.notify("STOPPING=1")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for bus in self.buses:
+                bus.close()
+            with contextlib.suppress(Exception):
+                await self._flush()
+                await self._save_state()
+            if self.syncer is not None:
+                await self.syncer.close()
+            self.store.shutdown()
+            log.info("edge daemon stopped", taken=self.taken)

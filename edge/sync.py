@@ -1,0 +1,235 @@
+"""Store-and-forward sync: slices of the store's logs, signed, sent until the cloud acknowledges.
+
+A batch carries the unsent events first (alerts travel ahead of bulk readings), then readings in
+seq order, bounded by rows and by compressed bytes, with a heartbeat (backlog, oldest unsent
+reading, clock state, version). The cursors move only when the cloud's answer names this batch
+and its last seq: a batch that was committed in the cloud but whose answer was lost is sent again
+and changes nothing there. Failures are retried with capped exponential back-off and jitter
+(tenacity); a backlog drains at full resolution, no faster than the configured rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+import httpx
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from shared import (
+    MAX_BATCH_EVENTS,
+    Ack,
+    Batch,
+    BatchTooLarge,
+    Event,
+    Heartbeat,
+    Reading,
+    seal_batch,
+)
+
+from .config import CloudSection
+from .store import Store, StoredEvent, StoredReading, from_us
+
+log = structlog.get_logger(__name__)
+try:
+    VERSION = version("gridgate")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0+unknown"
+
+
+class SyncFailed(Exception):
+    """A batch was not acknowledged; the message says why (for status and the logs)."""
+
+
+@dataclass
+class SyncStats:
+    batches: int = 0
+    readings: int = 0
+    events: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+def _reading(r: StoredReading) -> Reading:
+    return Reading(
+        seq=r.seq,
+        meter_id=r.meter_id,
+        quantity=r.quantity,
+        ts=from_us(r.ts_us),
+        value=r.value,
+        quality=r.quality,
+    )
+
+
+def _event(e: StoredEvent) -> Event:
+    return Event(
+        seq=e.seq,
+        ts=from_us(e.ts_us),
+        kind=e.kind,
+        status=e.status,
+        severity=e.severity,
+        meter_id=e.meter_id,
+        quantity=e.quantity,
+        message=e.message,
+        details=e.details,
+    )
+
+
+class Syncer:
+    def __init__(
+        self,
+        *,
+        gateway_id: str,
+        config: CloudSection,
+        key: Ed25519PrivateKey,
+        store_call,  # async callable running a Store method in the store's thread
+        clock_state,  # () -> (synchronised, offset_s)
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.gateway_id = gateway_id
+        self.config = config
+        self.key = key
+        self._store = store_call
+        self._clock_state = clock_state
+        self._client = httpx.AsyncClient(
+            base_url=config.url or "",
+            timeout=httpx.Timeout(config.timeout_s),
+            transport=transport,
+        )
+        self.stats = SyncStats()
+        self._limit = config.batch_readings
+        self.started = time.monotonic()
+        self.wake = asyncio.Event()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _build(self) -> tuple[Batch, int | None, int | None]:
+        events = await self._store(Store.pending_events, MAX_BATCH_EVENTS)
+        readings = await self._store(Store.pending_readings, self._limit)
+        unsent_readings, unsent_events, oldest = await self._store(Store.backlog)
+        synced, offset = self._clock_state()
+        heartbeat = Heartbeat(
+            software_version=VERSION,
+            backlog_readings=unsent_readings,
+            backlog_events=unsent_events,
+            oldest_unsent_ts=oldest,
+            clock_synced=synced,
+            clock_offset_s=offset,
+            uptime_s=time.monotonic() - self.started,
+        )
+        wire_readings = [_reading(r) for r in readings]
+        wire_events = [_event(e) for e in events]
+        seqs = [r.seq for r in wire_readings] + [e.seq for e in wire_events]
+        if seqs:
+            first, last = min(seqs), max(seqs)
+        else:
+            first = last = max(await self._store(lambda s: s.cursors))
+        batch = Batch(
+            gateway_id=self.gateway_id,
+            batch_id=uuid.uuid4(),
+            first_seq=first,
+            last_seq=last,
+            sent_at=datetime.now(UTC),
+            readings=wire_readings,
+            events=wire_events,
+            heartbeat=heartbeat,
+        )
+        return (
+            batch,
+            max((r.seq for r in readings), default=None),
+            max((e.seq for e in events), default=None),
+        )
+
+    async def send_once(self) -> int:
+        """Send one batch (a heartbeat if nothing is pending); the rows acknowledged."""
+        batch, readings_through, events_through = await self._build()
+        try:
+            sealed = seal_batch(batch, self.key)
+            if len(sealed.body) > self.config.batch_bytes:
+                raise BatchTooLarge(f"{len(sealed.body)} bytes")
+        except BatchTooLarge:
+            self._limit = max(1, len(batch.readings) // 2)
+            raise SyncFailed(f"batch over the byte limit; next holds {self._limit}") from None
+        try:
+            response = await self._client.post(
+                "/api/v1/ingest/batches", content=sealed.body, headers=sealed.headers
+            )
+        except httpx.HTTPError as exc:
+            raise SyncFailed(f"cloud unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 413:
+            self._limit = max(1, len(batch.readings) // 2)
+            raise SyncFailed(f"cloud refused the size; next batch holds {self._limit} readings")
+        if response.status_code != 200:
+            detail = response.text[:300]
+            raise SyncFailed(f"cloud answered {response.status_code}: {detail}")
+        try:
+            ack = Ack.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise SyncFailed(f"cloud answer is not an acknowledgement: {exc}") from exc
+        if ack.batch_id != batch.batch_id or ack.acked_through_seq != batch.last_seq:
+            raise SyncFailed(
+                f"acknowledgement names batch {ack.batch_id} through {ack.acked_through_seq},"
+                f" not {batch.batch_id} through {batch.last_seq}"
+            )
+        await self._store(Store.acknowledge, readings_through, events_through)
+        self._limit = min(self.config.batch_readings, self._limit * 2)
+        rows = len(batch.readings) + len(batch.events)
+        self.stats.batches += 1
+        self.stats.readings += len(batch.readings)
+        self.stats.events += len(batch.events)
+        self.stats.last_error = None
+        return rows
+
+    async def drain(self) -> int:
+        """Send until nothing is pending (rate-limited); returns the rows acknowledged."""
+        total = 0
+        while True:
+            started = time.monotonic()
+            rows = await self._with_retries()
+            total += rows
+            if rows < self._limit:
+                return total
+            floor = rows / self.config.backfill_readings_per_s
+            spent = time.monotonic() - started
+            if spent < floor:
+                await asyncio.sleep(floor - spent)
+
+    async def _with_retries(self) -> int:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(SyncFailed),
+            wait=wait_exponential_jitter(initial=1, max=self.config.retry_max_s, jitter=1),
+            reraise=True,
+            before_sleep=self._note_failure,
+        ):
+            with attempt:
+                return await self.send_once()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _note_failure(self, retry_state) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        self.stats.failures += 1
+        self.stats.last_error = str(exc)
+        log.warning(
+            "sync failed; retrying",
+            error=str(exc)[:300],
+            attempt=retry_state.attempt_number,
+            retry_in_s=round(retry_state.upcoming_sleep, 1),
+        )
+        await self._store(Store.note_sync_error, str(exc))
+
+    async def run(self) -> None:
+        """Drain, then wait for the next interval (or a wake-up: an alert wants out now)."""
+        while True:
+            await self.drain()
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.config.sync_interval_s)
