@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -186,7 +186,8 @@ class BusScheduler:
         for meter in self.meters:
             data = saved.get(meter.meter_id)
             if data:
-                meter.stats = MeterStats(**{**asdict(MeterStats()), **data, "failures_in_row": 0})
+                known = {k: v for k, v in data.items() if k in MeterStats.__dataclass_fields__}
+                meter.stats = MeterStats(**{**known, "failures_in_row": 0, "backoff_s": 0.0})
 
     def _next(self, now: float) -> tuple[float, PolledMeter | None, PollClass]:
         best: tuple[float, PolledMeter | None, PollClass] = (now + 1.0, None, "fast")

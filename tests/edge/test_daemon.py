@@ -43,6 +43,19 @@ require_ntp = false
     return path
 
 
+async def drain(config_path: Path, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    """Send everything the store holds, as the daemon's syncer does, without polling."""
+    daemon = Daemon(load_config(config_path), transport=transport)
+    daemon._open_store()
+    daemon.syncer = daemon._make_syncer()
+    assert daemon.syncer is not None
+    try:
+        await asyncio.wait_for(daemon.syncer.drain(), 60)
+    finally:
+        await daemon.syncer.close()
+        daemon.store.shutdown()
+
+
 async def cloud_readings(cloud: Cloud, gateway: EnrolledGateway) -> list[tuple]:
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
@@ -74,12 +87,7 @@ async def test_every_reading_arrives_once_with_equal_values(
     store = Store(config.store_path)
     stored = [(r.meter_id, r.quantity, r.ts_us, r.value, r.quality) for r in store.all_readings()]
     store.close()
-    again = Daemon(load_config(config.source), transport=transport)
-    again._open_store()
-    again.syncer = again._make_syncer()
-    await again.syncer.drain()
-    await again.syncer.close()
-    again.store.shutdown()
+    await drain(config.source, transport)
 
     assert {s[0] for s in stored} == set(field.meter_ids), "every meter on every transport read"
     arrived = await cloud_readings(cloud, gateway)
