@@ -415,7 +415,7 @@ class Store:
             )
         level = 0
         while self._used_bytes() > target and level < 6:
-            reduced, span = self._downsample(interval_s * 4**level, target)
+            reduced, span = self._downsample(interval_s * 4**level, interval_s, target)
             if reduced:
                 events.append(
                     NewEvent(
@@ -472,12 +472,17 @@ class Store:
                 break
         return removed
 
-    def _downsample(self, interval_s: int, target: float) -> tuple[int, tuple[str, str]]:
+    def _downsample(
+        self, interval_s: int, register_interval_s: int, target: float
+    ) -> tuple[int, tuple[str, str]]:
         """Reduce the oldest unsent readings not yet reduced at this interval, chunk by chunk,
-        until under target. Returns (rows removed, (first, last) time touched)."""
+        until under target. Cumulative registers keep their reads at `register_interval_s`
+        boundaries whatever the interval (15 minutes: a boundary of every local day, since time
+        zones differ from UTC by whole quarter hours). Returns (rows removed, time span)."""
         key = f"downsampled_through_{interval_s}"
         start = max(int(self._meta(key) or 0), self.cursors[0])
         interval_us = interval_s * 1_000_000
+        register_us = register_interval_s * 1_000_000
         removed = 0
         first_ts = last_ts = None
         while self._used_bytes() > target:
@@ -494,7 +499,9 @@ class Store:
             for row in rows:
                 if row[0] > end_seq or row[5] == Quality.CLOCK_UNSYNCED.value:
                     continue
-                groups.setdefault((row[1], row[2], row[3] // interval_us), []).append(row)
+                cumulative = QUANTITIES[row[2]].is_cumulative
+                bucket = row[3] // (register_us if cumulative else interval_us)
+                groups.setdefault((row[1], row[2], bucket), []).append(row)
             deletes: list[tuple[int]] = []
             updates: list[tuple[float, str, int]] = []
             for (_, quantity, _), members in groups.items():
