@@ -229,6 +229,12 @@ def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
                     current.append(counters[key])
             if wanted[: len(current)] == current and (best is None or len(current) > best[0]):
                 best = (len(current), number)
+            elif (
+                wanted
+                and current[: len(wanted)] == wanted
+                and (best is None or best[0] < len(wanted))
+            ):
+                best = (len(wanted), number)  # the key is an array of tables: its first header
             continue
         assignment = re.match(r"^([A-Za-z0-9_-]+)\s*=", stripped)
         if assignment and [*current, assignment.group(1)] == wanted[: len(current) + 1]:

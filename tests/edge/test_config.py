@@ -1,0 +1,108 @@
+"""Configuration: every problem named with its file, line and key; `gridgate edge check-config`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import ConfigError, load_config
+
+GOOD = """
+[gateway]
+id = "gw-1"
+
+[cloud]
+url = "https://cloud.example.in"
+
+[[buses]]
+name = "rs485-1"
+kind = "modbus-rtu"
+port = "/dev/ttyUSB0"
+
+[[buses.meters]]
+id = "m-1"
+unit = 1
+profile = "sdm630"
+
+[[buses.meters]]
+id = "m-2"
+unit = 2
+profile = "sdm120"
+phases = 1
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    return caught.value.problems
+
+
+def test_a_good_file_loads_with_paths_beside_it(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert [m.id for m in config.buses[0].meters] == ["m-1", "m-2"]
+    assert config.store_path == tmp_path / "data" / "edge.sqlite"
+    assert config.key_path == tmp_path / "data" / "gateway.key"
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "key", "words"),
+    [
+        (("unit = 2", "unit = 300"), 20, "buses.0.meters.1.unit", "less than or equal to 247"),
+        (('profile = "sdm120"', 'profile = "sdm999"'), 21, "buses.0.meters.1.profile", "sdm999"),
+        (("unit = 2", "unit = 1"), 18, "buses.0.meters.1", "share address 1"),
+        (('id = "m-2"', 'id = "m-1"'), None, "(top level)", "m-1"),
+        (('kind = "modbus-rtu"', 'kind = "rs232"'), 10, "buses.0.kind", "modbus-rtu"),
+        (("phases = 1", "phases = 2"), 22, "buses.0.meters.1.phases", "1 or 3"),
+        (('url = "https://cloud.example.in"', 'url = "ftp://x"'), 6, "cloud.url", "pattern"),
+        (("[[buses.meters]]", "[[buses.meter]]"), 18, "buses.0.meter", "Extra inputs"),
+    ],
+)
+def test_every_problem_names_file_line_and_key(
+    tmp_path: Path, change: tuple[str, str], line: int | None, key: str, words: str
+) -> None:
+    old, new = change
+    text = GOOD[::-1].replace(old[::-1], new[::-1], 1)[::-1]  # the last occurrence
+    found = problems(tmp_path, text)
+    assert len(found) >= 1
+    where = f"{tmp_path / 'edge.toml'}:{line}: " if line else f"{tmp_path / 'edge.toml'}: "
+    assert any(p.startswith(where + key) and words in p for p in found), found
+
+
+def test_broken_toml_and_missing_files(tmp_path: Path) -> None:
+    [syntax] = problems(tmp_path, GOOD.replace('id = "gw-1"', 'id = "gw-1'))
+    assert "not valid TOML" in syntax
+    assert "line 3" in syntax
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    good = write(tmp_path, GOOD)
+    ok = subprocess.run(
+        [sys.executable, "-m", "gridgate", "edge", "check-config", str(good)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "1 buses, 2 meters" in ok.stdout
+    good.write_text(GOOD.replace("unit = 2", "unit = 0"))
+    bad = subprocess.run(
+        [sys.executable, "-m", "gridgate", "edge", "check-config", str(good)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert f"{good}:20: buses.0.meters.1.unit" in bad.stderr
+    assert "Traceback" not in bad.stderr
