@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..scope import Entity, scope_filter
 from . import audit
 from .auth import Principal
@@ -199,6 +199,17 @@ async def update_row(
                 )
             except errors.UniqueViolation as exc:
                 raise Conflict(f"another {table.entity} already has these values") from exc
+            except errors.CheckViolation as exc:
+                fields = ", ".join(changes)
+                raise InvalidInput(
+                    f"the change of {fields} breaks a rule of {table.name}"
+                    f" ({exc.diag.constraint_name}): a role needs its scope (state, board or"
+                    " consumer) and values must be in range"
+                    if table.name == "users"
+                    else f"the change of {fields} breaks a rule of {table.name}"
+                    f" ({exc.diag.constraint_name})",
+                    errors=[(field, "breaks a rule") for field in changes],
+                ) from exc
         after = await get_row(conn, principal, table, row_id)
         await audit.record(
             conn,

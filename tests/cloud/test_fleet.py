@@ -696,3 +696,16 @@ async def test_enrollment_tokens_and_revocation_over_the_api(cloud: Cloud, world
         headers=admin,
     )
     assert too_long.status_code == 422
+
+
+async def test_a_role_change_that_breaks_the_scope_rule_is_refused(
+    cloud: Cloud, world: World
+) -> None:
+    """Regression (found by schemathesis): a board user made CONSUMER has no consumer: 500."""
+    response = await cloud.client.patch(
+        f"/api/v1/users/{world.technicians[0]}",
+        json={"role": "CONSUMER"},
+        headers=as_role(world, "SUPER_ADMIN"),
+    )
+    assert response.status_code == 422
+    assert "role" in response.json()["detail"]

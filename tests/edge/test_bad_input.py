@@ -4,6 +4,8 @@ Each is logged and shows in the status; the daemon keeps serving the other meter
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 from edge.config import load_config
@@ -124,4 +126,23 @@ async def test_bad_ports_dead_meters_and_a_bad_cloud_are_survived(tmp_path: Path
         assert {r.meter_id for r in store.all_readings()} == {"alive"}
         assert store.backlog()[0] > 0  # nothing was acknowledged, nothing was lost
         store.close()
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "gridgate",
+                "edge",
+                "status",
+                "--config",
+                str(folder / "edge.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "ghost" in shown.stdout
+        assert "communication_loss" in shown.stdout
+        assert "last error" in shown.stdout
     await server.stop()
