@@ -26,7 +26,16 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from shared import EVENT_KINDS, EventStatus, KeyInvalid, Quality, Sample, Severity, read_private_key
+from shared import (
+    EVENT_KINDS,
+    QUANTITIES,
+    EventStatus,
+    KeyInvalid,
+    Quality,
+    Sample,
+    Severity,
+    read_private_key,
+)
 
 from . import systemd
 from .checks import Checker, MeterProfile
@@ -39,6 +48,9 @@ from .sync import Syncer
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuck
+# rows held in memory while the store cannot be written; past this, the oldest instantaneous
+# values go first (energy registers are kept: they are the bill)
+MAX_PENDING = 500_000
 
 
 class StoreThread:
@@ -84,6 +96,8 @@ class Daemon:
         self.buses: list[BusScheduler | MqttBus] = []
         self.syncer: Syncer | None = None
         self.stopping = asyncio.Event()
+        self._write_failure: tuple[datetime, str] | None = None
+        self._dropped = 0
 
     # -- intake ---------------------------------------------------------------------------------
     def _event(self, kind: str, status: EventStatus, message: str = "", **kw: Any) -> NewEvent:
@@ -151,16 +165,54 @@ class Daemon:
             try:
                 await self.store(Store.append, readings, events)
             except Exception as exc:  # disk full, I/O error: keep the rows, say so, retry
-                self._readings[:0], self._events[:0] = readings, events
-                log.error("store write failed; keeping rows in memory", error=str(exc))
+                self._hold(readings, events, exc)
                 return
             self.taken += len(readings)
+            if self._write_failure is not None:
+                self._report_recovery()
             if events and self.syncer is not None:
                 self.syncer.wake.set()  # alerts go out ahead of the next interval
+        self._writer_beat = time.monotonic()
+        if self._write_failure is not None:
+            return
         reductions = await self.store(Store.enforce_budget, self.config.store.downsample_interval_s)
         if reductions:
             await self.store(Store.append, [], reductions)
-        self._writer_beat = time.monotonic()
+
+    def _hold(self, readings: list[NewReading], events: list[NewEvent], exc: Exception) -> None:
+        if self._write_failure is None:
+            self._write_failure = (self.clock.now(), str(exc))
+        self._readings[:0], self._events[:0] = readings, events
+        excess = len(self._readings) - MAX_PENDING
+        if excess > 0:
+            kept = []
+            for reading in self._readings:
+                if excess > 0 and not QUANTITIES[reading.quantity].is_cumulative:
+                    excess -= 1
+                    self._dropped += 1
+                    continue
+                kept.append(reading)
+            self._readings = kept
+        log.error(
+            "store write failed; holding rows in memory",
+            error=str(exc),
+            held=len(self._readings),
+            dropped=self._dropped,
+        )
+
+    def _report_recovery(self) -> None:
+        since, error = self._write_failure or (self.clock.now(), "")
+        self._events.append(
+            self._event(
+                "store_write_failed",
+                EventStatus.NOTICE,
+                f"the store could not be written from {since:%Y-%m-%d %H:%M:%S}Z ({error});"
+                f" {self._dropped} instantaneous readings were dropped",
+                details={"since": since.isoformat(), "error": error, "dropped": self._dropped},
+            )
+        )
+        log.info("store writable again", dropped=self._dropped)
+        self._write_failure, self._dropped = None, 0
 
     async def _writer(self) -> None:
         last_state = 0.0
@@ -168,8 +220,11 @@ class Daemon:
             await asyncio.sleep(self.config.store.commit_interval_s)
             await self._flush()
             if time.monotonic() - last_state > 2.0:
-                await self._save_state()
                 last_state = time.monotonic()
+                try:
+                    await self._save_state()
+                except Exception as exc:  # the same trouble as a failed write: retried
+                    log.error("saving state failed", error=str(exc))
 
     async def _save_state(self) -> None:
         items: dict[str, Any] = {

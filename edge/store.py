@@ -244,7 +244,7 @@ class Store:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._last_seq = seq
         return first, seq
@@ -265,7 +265,7 @@ class Store:
             )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            _rollback(self._conn)
             raise
 
     def state_items(self, prefix: str) -> dict[str, Any]:
@@ -327,7 +327,7 @@ class Store:
             self._set_meta(items)
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            _rollback(self._conn)
             raise
 
     def note_sync_error(self, message: str) -> None:
@@ -374,7 +374,7 @@ class Store:
             )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            _rollback(self._conn)
             raise
         return corrected
 
@@ -565,6 +565,13 @@ class Store:
             "SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
         return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends one itself on some errors (a full
+    disk), and a failing ROLLBACK must not hide the error that matters."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _now_iso() -> str:

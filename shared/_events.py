@@ -45,6 +45,10 @@ EVENT_KINDS: dict[str, tuple[Severity, str]] = {
     # the gateway itself
     "gateway_started": (Severity.INFO, "The edge daemon started"),
     "store_corrupt": (Severity.HIGH, "The local store failed its integrity check and was reset"),
+    "store_write_failed": (
+        Severity.HIGH,
+        "The local store could not be written (disk full?); readings were held in memory",
+    ),
     "disk_budget_pruned": (Severity.INFO, "Acknowledged data pruned to stay within disk budget"),
     "disk_budget_downsampled": (
         Severity.MEDIUM,

@@ -21,8 +21,12 @@ from shared import generate_private_key, write_private_key
 async def _misbehaving_cloud(mode: str) -> asyncio.Server:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
-        if mode == "500":
-            writer.write(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops")
+        if mode in ("500", "403"):
+            reason = b"500 Internal Server Error" if mode == "500" else b"403 Forbidden"
+            body = b'{"detail": "gateway gw-bad is revoked"}' if mode == "403" else b"oops"
+            writer.write(
+                b"HTTP/1.1 " + reason + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+            )
             await writer.drain()
             writer.close()
         else:
@@ -102,7 +106,7 @@ async def test_bad_ports_dead_meters_and_a_bad_cloud_are_survived(tmp_path: Path
         0,
     )
     await server.start()
-    for mode in ("hang", "500"):
+    for mode in ("hang", "500", "403"):
         cloud = await _misbehaving_cloud(mode)
         folder = tmp_path / mode
         folder.mkdir()
@@ -121,7 +125,9 @@ async def test_bad_ports_dead_meters_and_a_bad_cloud_are_survived(tmp_path: Path
         assert kinds == {"communication_loss"}
         error = status["sync"]["last_error"]
         assert error is not None
-        assert ("500" in error) if mode == "500" else ("unreachable" in error)
+        assert (mode in error) if mode != "hang" else ("unreachable" in error)
+        if mode == "403":
+            assert "revoked" in error  # the cloud's reason reaches the technician
         store = Store(folder / "data" / "edge.sqlite")
         assert {r.meter_id for r in store.all_readings()} == {"alive"}
         assert store.backlog()[0] > 0  # nothing was acknowledged, nothing was lost
