@@ -376,3 +376,50 @@ slow_s = 0.2
     # SQLite names a write past the file-size limit an I/O error; a full disk is "disk is full"
     assert "disk I/O error" in text or "database or disk is full" in text
     assert "Traceback" not in text
+
+
+async def test_a_drifting_meter_clock_raises_an_alert(tmp_path: Path) -> None:
+    clock = SimClock()
+    meter = SimulatedDlmsMeter(physics_for(9, 1, clock), clock, serial_number=4)
+    # the meter's clock runs away: about 12 s fast per second from now on
+    meter.physics.set_fault(clock.now_s(), clock_drift_s_per_day=1_000_000)
+    server = DlmsTcpServer(meter, "127.0.0.1", 0)
+    await server.start()
+    config = load_config(
+        config_file(
+            tmp_path,
+            f"""
+[[buses]]
+name = "dlms"
+kind = "dlms-tcp"
+host = "127.0.0.1"
+tcp_port = {server.port}
+
+[[buses.meters]]
+id = "drifty"
+fast_s = 0.5
+slow_s = 0.5
+timeout_s = 2.0
+""",
+        )
+    )
+    daemon = Daemon(config)
+    task = asyncio.create_task(daemon.run())
+
+    def raised() -> bool:
+        if not config.store_path.exists():
+            return False
+        return any(
+            a["kind"] == "meter_clock_drift" for a in read_status(config.store_path)["alerts"]
+        )
+
+    try:
+        await wait_for(raised, 30)
+    finally:
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 15)
+        await server.stop()
+    store = Store(config.store_path)
+    [event] = [e for e in store.recent_events(100) if e.kind == "meter_clock_drift"]
+    store.close()
+    assert event.details["drift_s"] > 30
