@@ -1,0 +1,397 @@
+"""Tariffs as data, and the arithmetic that prices a period's usage with them.
+
+A `TariffSpec` is one version of a board's tariff for a consumer category. Every amount is a
+`Decimal`; every line is rounded once, when it is made, and a bill's total is the sum of its
+lines (a rounding line makes up any difference the total's own rounding rule asks for).
+
+Energy is priced one of four ways:
+- flat: every unit at one rate;
+- telescopic slabs: each slab's units at that slab's rate (0-200 at 4.00, the next 200 at 5.95...);
+- non-telescopic slabs: all units at the rate of the slab the consumption falls in;
+- time of day: each period's units at its rate, periods from a 12 x 24 month-by-hour matrix for
+  weekdays and one for weekends and holidays, read in the board's time zone.
+Slab limits are per month: a part-month (a tariff change mid-cycle) scales them by its share.
+
+Around the energy charge: a load-based adjustment (regional load tiers, +20 % at 90 % load ...),
+fixed charges (per connection, per kW of sanctioned load, or banded by load), a fuel/power
+purchase adjustment per unit, duties and taxes as a percentage of a chosen base, and a minimum
+charge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e9"), max_digits=18, decimal_places=6)]
+Rate = Annotated[Decimal, Field(ge=0, le=Decimal("1e6"), max_digits=14, decimal_places=6)]
+SignedRate = Annotated[
+    Decimal, Field(ge=Decimal("-1e6"), le=Decimal("1e6"), max_digits=14, decimal_places=6)
+]
+Percent = Annotated[Decimal, Field(ge=-100, le=1000, max_digits=8, decimal_places=4)]
+Units = Annotated[Decimal, Field(gt=0, le=Decimal("1e9"), max_digits=18, decimal_places=6)]
+PeriodName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Slab(_Spec):
+    up_to: Units | None = None  # monthly units where this slab ends; None: no end (the last)
+    rate: Rate
+
+
+class EnergyCharge(_Spec):
+    mode: Literal["flat", "telescopic", "non_telescopic", "time_of_day"]
+    rate: Rate | None = None
+    slabs: list[Slab] | None = Field(default=None, max_length=20)
+    rates: dict[PeriodName, Rate] | None = Field(default=None, max_length=12)
+    weekday: list[list[PeriodName]] | None = None  # [month 0-11][hour 0-23]
+    weekend: list[list[PeriodName]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> EnergyCharge:
+        needs = {
+            "flat": ("rate",),
+            "telescopic": ("slabs",),
+            "non_telescopic": ("slabs",),
+            "time_of_day": ("rates", "weekday", "weekend"),
+        }[self.mode]
+        for name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is required for {self.mode} energy charges")
+        if self.slabs is not None:
+            _check_slabs(self.slabs)
+        if self.mode == "time_of_day":
+            for name in ("weekday", "weekend"):
+                _check_schedule(name, getattr(self, name), set(self.rates or {}))
+        return self
+
+
+def _check_slabs(slabs: list[Slab]) -> None:
+    if not slabs:
+        raise ValueError("slabs: at least one slab is needed")
+    for index, slab in enumerate(slabs[:-1]):
+        if slab.up_to is None:
+            raise ValueError(f"slabs.{index}.up_to: only the last slab may be open-ended")
+        following = slabs[index + 1].up_to
+        if following is not None and following <= slab.up_to:
+            raise ValueError(
+                f"slabs.{index + 1}.up_to: {following} must be above the previous slab's"
+                f" {slab.up_to} (slabs are contiguous and ascending)"
+            )
+    if slabs[-1].up_to is not None:
+        raise ValueError(
+            f"slabs.{len(slabs) - 1}.up_to: the last slab must be open-ended (no up_to), or"
+            " consumption above it would have no price"
+        )
+
+
+def _check_schedule(name: str, matrix: list[list[str]] | None, periods: set[str]) -> None:
+    if matrix is None or len(matrix) != 12 or any(len(row) != 24 for row in matrix):
+        shape = f"{len(matrix)} rows" if matrix is not None else "missing"
+        raise ValueError(f"{name}: a schedule is 12 months x 24 hours ({shape})")
+    unknown = sorted({p for row in matrix for p in row} - periods)
+    if unknown:
+        raise ValueError(f"{name}: periods {unknown} have no rate in rates")
+
+
+class DynamicTier(_Spec):
+    min_load_pct: Annotated[Decimal, Field(ge=0, le=1000)]
+    adjust_pct: Percent
+
+
+class FixedBand(_Spec):
+    up_to_kw: Units | None = None  # sanctioned load up to this; None: above the last band
+    amount: Money | None = None  # per month
+    per_kw: Rate | None = None  # per kW (or kVA) of sanctioned load per month
+
+    @model_validator(mode="after")
+    def _one(self) -> FixedBand:
+        if (self.amount is None) == (self.per_kw is None):
+            raise ValueError("a fixed-charge band has either amount or per_kw")
+        return self
+
+
+class FixedCharge(_Spec):
+    per_connection: Money = Decimal(0)  # per month
+    per_kw: Rate = Decimal(0)  # per kW of sanctioned load per month
+    bands: list[FixedBand] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> FixedCharge:
+        limits = [b.up_to_kw for b in self.bands]
+        if self.bands and limits[-1] is not None:
+            raise ValueError("fixed.bands: the last band must be open-ended (no up_to_kw)")
+        bounded = [limit for limit in limits[:-1] if limit is not None]
+        if len(bounded) != len(limits[:-1]) or bounded != sorted(set(bounded)):
+            raise ValueError("fixed.bands: up_to_kw must rise from band to band")
+        return self
+
+
+class Tax(_Spec):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]*$")]
+    percent: Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4)]
+    base: Literal["energy", "fixed", "energy_and_fixed", "subtotal"] = "energy"
+
+
+class Rounding(_Spec):
+    line: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.01")
+    total: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("0.01")
+
+
+class TariffSpec(_Spec):
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "INR"
+    energy_unit: Literal["kWh", "kVAh"] = "kWh"
+    energy: EnergyCharge
+    dynamic: list[DynamicTier] = Field(default_factory=list, max_length=10)
+    fixed: FixedCharge = FixedCharge()
+    fuel_adjustment_per_unit: SignedRate = Decimal(0)
+    taxes: list[Tax] = Field(default_factory=list, max_length=10)
+    minimum_charge: Money = Decimal(0)  # per month
+    rounding: Rounding = Rounding()
+
+    @model_validator(mode="after")
+    def _check(self) -> TariffSpec:
+        thresholds = [t.min_load_pct for t in self.dynamic]
+        if thresholds != sorted(set(thresholds), reverse=True):
+            raise ValueError("dynamic: tiers go from the highest min_load_pct down, each once")
+        if self.dynamic and thresholds[-1] != 0:
+            raise ValueError("dynamic: the last tier starts at min_load_pct 0 (covers any load)")
+        return self
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a bill: what, how much, at what rate, and the (rounded) amount."""
+
+    code: str
+    description: str
+    quantity: Decimal
+    unit: str
+    rate: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What is priced for one stretch of a billing period under one tariff version."""
+
+    units: Decimal  # kWh or kVAh, as the tariff bills
+    months: Decimal  # the stretch's share of a month (slabs and fixed charges scale by it)
+    by_period: dict[str, Decimal] | None = None  # time-of-day units (they sum to `units`)
+    sanctioned_kw: Decimal = Decimal(1)
+    load_pct: Decimal | None = None  # regional load, for dynamic tiers
+
+
+def _round(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def price(spec: TariffSpec, usage: Usage, *, label: str = "") -> list[Line]:
+    """The lines (each rounded once) for `usage` under `spec`; no total rounding here (see
+    `close_bill`). `label` distinguishes the lines of two versions in one period."""
+    step = spec.rounding.line
+    unit = spec.energy_unit
+    suffix = f" ({label})" if label else ""
+    energy_lines = _energy_lines(spec, usage, step, unit, suffix)
+    lines = list(energy_lines)
+    energy_total = sum((line.amount for line in energy_lines), Decimal(0))
+    if spec.dynamic and usage.load_pct is not None:
+        tier = next(t for t in spec.dynamic if usage.load_pct >= t.min_load_pct)
+        if tier.adjust_pct:
+            amount = _round(energy_total * tier.adjust_pct / 100, step)
+            lines.append(
+                Line(
+                    "dynamic",
+                    f"Load-based adjustment at {_fmt(usage.load_pct)} % regional load{suffix}",
+                    energy_total,
+                    spec.currency,
+                    tier.adjust_pct / 100,
+                    amount,
+                )
+            )
+            energy_total += amount
+    if spec.fuel_adjustment_per_unit:
+        amount = _round(usage.units * spec.fuel_adjustment_per_unit, step)
+        lines.append(
+            Line(
+                "fuel",
+                f"Fuel and power purchase adjustment{suffix}",
+                usage.units,
+                unit,
+                spec.fuel_adjustment_per_unit,
+                amount,
+            )
+        )
+        energy_total += amount
+    fixed_lines = _fixed_lines(spec, usage, step, suffix)
+    lines += fixed_lines
+    fixed_total = sum((line.amount for line in fixed_lines), Decimal(0))
+    minimum = _round(spec.minimum_charge * usage.months, step)
+    if energy_total + fixed_total < minimum:
+        top_up = minimum - energy_total - fixed_total
+        lines.append(
+            Line("minimum", f"Minimum charge top-up{suffix}", Decimal(1), "", top_up, top_up)
+        )
+        fixed_total += top_up
+    for tax in spec.taxes:
+        base = {
+            "energy": energy_total,
+            "fixed": fixed_total,
+            "energy_and_fixed": energy_total + fixed_total,
+            "subtotal": sum((line.amount for line in lines), Decimal(0)),
+        }[tax.base]
+        lines.append(
+            Line(
+                "tax",
+                f"{tax.name} at {_fmt(tax.percent)} % of {tax.base.replace('_', ' ')}{suffix}",
+                base,
+                spec.currency,
+                tax.percent / 100,
+                _round(base * tax.percent / 100, step),
+            )
+        )
+    return lines
+
+
+def _energy_lines(
+    spec: TariffSpec, usage: Usage, step: Decimal, unit: str, suffix: str
+) -> list[Line]:
+    charge = spec.energy
+    if charge.mode == "flat":
+        rate = charge.rate or Decimal(0)
+        return [
+            Line(
+                "energy",
+                f"Energy{suffix}",
+                usage.units,
+                unit,
+                rate,
+                _round(usage.units * rate, step),
+            )
+        ]
+    if charge.mode == "time_of_day":
+        periods = usage.by_period or {}
+        return [
+            Line(
+                "energy",
+                f"Energy, {name} hours{suffix}",
+                periods.get(name, Decimal(0)),
+                unit,
+                rate,
+                _round(periods.get(name, Decimal(0)) * rate, step),
+            )
+            for name, rate in (charge.rates or {}).items()
+            if periods.get(name)
+        ]
+    slabs = charge.slabs or []
+    if charge.mode == "non_telescopic":
+        slab = next(s for s in slabs if s.up_to is None or usage.units <= s.up_to * usage.months)
+        return [
+            Line(
+                "energy",
+                f"Energy, all units at the rate of the slab they reach{suffix}",
+                usage.units,
+                unit,
+                slab.rate,
+                _round(usage.units * slab.rate, step),
+            )
+        ]
+    lines = []
+    lower = Decimal(0)
+    for slab in slabs:
+        upper = None if slab.up_to is None else slab.up_to * usage.months
+        in_slab = (usage.units if upper is None else min(usage.units, upper)) - lower
+        if in_slab <= 0:
+            break
+        span = f"{_fmt(lower)}-{_fmt(upper)}" if upper is not None else f"above {_fmt(lower)}"
+        lines.append(
+            Line(
+                "energy",
+                f"Energy, slab {span} {unit}{suffix}",
+                in_slab,
+                unit,
+                slab.rate,
+                _round(in_slab * slab.rate, step),
+            )
+        )
+        if upper is None:
+            break
+        lower = upper
+    return lines
+
+
+def _fixed_lines(spec: TariffSpec, usage: Usage, step: Decimal, suffix: str) -> list[Line]:
+    fixed, months, load = spec.fixed, usage.months, usage.sanctioned_kw
+    lines = []
+    if fixed.per_connection:
+        lines.append(
+            Line(
+                "fixed",
+                f"Fixed charge per connection{suffix}",
+                months,
+                "month",
+                fixed.per_connection,
+                _round(fixed.per_connection * months, step),
+            )
+        )
+    if fixed.per_kw:
+        lines.append(
+            Line(
+                "fixed",
+                f"Fixed charge, {_fmt(load)} kW sanctioned{suffix}",
+                load * months,
+                "kW-month",
+                fixed.per_kw,
+                _round(fixed.per_kw * load * months, step),
+            )
+        )
+    if fixed.bands:
+        band = next(b for b in fixed.bands if b.up_to_kw is None or load <= b.up_to_kw)
+        if band.amount is not None:
+            lines.append(
+                Line(
+                    "fixed",
+                    f"Fixed charge for {_fmt(load)} kW sanctioned load{suffix}",
+                    months,
+                    "month",
+                    band.amount,
+                    _round(band.amount * months, step),
+                )
+            )
+        else:
+            rate = band.per_kw or Decimal(0)
+            lines.append(
+                Line(
+                    "fixed",
+                    f"Fixed charge, {_fmt(load)} kW sanctioned{suffix}",
+                    load * months,
+                    "kW-month",
+                    rate,
+                    _round(rate * load * months, step),
+                )
+            )
+    return lines
+
+
+def close_bill(spec: TariffSpec, lines: list[Line]) -> tuple[list[Line], Decimal]:
+    """The lines plus a rounding line if the total's rule needs one, and the total (which is
+    always the sum of the lines)."""
+    raw = sum((line.amount for line in lines), Decimal(0))
+    total = _round(raw, spec.rounding.total)
+    if total != raw:
+        difference = total - raw
+        lines = [
+            *lines,
+            Line("rounding", "Rounding", Decimal(1), "", difference, difference),
+        ]
+    return lines, total
