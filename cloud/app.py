@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .api import auth, boards, fleet, gateways, health, ingest, users
+from .api import auth, billing, boards, fleet, gateways, health, ingest, users
 from .db import open_pool
 from .errors import CloudError
 from .metrics import Metrics
@@ -65,6 +65,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
-    for module in (health, auth, gateways, ingest, fleet, boards, users):
+    for module in (health, auth, gateways, ingest, fleet, boards, users, billing):
         app.include_router(module.router)
     return app

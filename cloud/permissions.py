@@ -35,6 +35,9 @@ class Permission(StrEnum):
     BOARD_READ = "board:read"
     BOARD_MANAGE = "board:manage"
     STATE_MANAGE = "state:manage"
+    TARIFF_MANAGE = "tariff:manage"
+    BILLING_COLLECT = "billing:collect"  # record payments
+    BILLING_DISPUTE = "billing:dispute"  # open a dispute on a bill
 
 
 P = Permission
@@ -58,6 +61,9 @@ _ADMIN = {
     P.GATEWAY_REVOKE,
     P.READING_READ,
     P.BOARD_READ,
+    P.TARIFF_MANAGE,
+    P.BILLING_COLLECT,
+    P.BILLING_DISPUTE,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -74,6 +80,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.GATEWAY_READ,
             P.READING_READ,
             P.BOARD_READ,
+            P.BILLING_COLLECT,
+            P.BILLING_DISPUTE,
         }
     ),
     "AUDITOR": frozenset(
@@ -90,7 +98,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "TECHNICIAN": frozenset(
         {P.METER_READ, P.GATEWAY_READ, P.GATEWAY_ENROLL, P.READING_READ, P.BOARD_READ}
     ),
-    "CONSUMER": frozenset({P.METER_READ, P.CONSUMER_READ, P.BILLING_READ, P.READING_READ}),
+    "CONSUMER": frozenset(
+        {P.METER_READ, P.CONSUMER_READ, P.BILLING_READ, P.READING_READ, P.BILLING_DISPUTE}
+    ),
 }
 
 

@@ -14,8 +14,15 @@ from psycopg import sql
 
 from .services.auth import Principal
 
-Entity = Literal["state", "board", "consumer", "meter", "gateway", "user"]
-_BOARD_COLUMN = {"board": "id", "consumer": "board_id", "meter": "board_id", "gateway": "board_id"}
+Entity = Literal["state", "board", "consumer", "meter", "gateway", "user", "invoice", "tariff"]
+_BOARD_COLUMN = {
+    "board": "id",
+    "consumer": "board_id",
+    "meter": "board_id",
+    "gateway": "board_id",
+    "invoice": "board_id",
+    "tariff": "board_id",
+}
 
 
 def scope_filter(
@@ -33,7 +40,7 @@ def scope_filter(
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
-        if entity == "meter":
+        if entity in ("meter", "invoice"):
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
                 [principal.consumer_id],

@@ -84,6 +84,40 @@ GATEWAYS = Table(
 )
 
 
+TARIFFS = Table(
+    "tariffs",
+    "tariff",
+    ("id", "board_id", "category", "name", "created_at"),
+    ("board_id", "category"),
+    ("id", "category", "name"),
+)
+INVOICES = Table(
+    "invoices",
+    "invoice",
+    (
+        "id",
+        "board_id",
+        "consumer_id",
+        "period_start",
+        "period_end",
+        "version",
+        "previous_id",
+        "status",
+        "currency",
+        "units",
+        "total",
+        "amount_due",
+        "paid",
+        "estimated",
+        "due_date",
+        "details",
+        "issued_at",
+        "viewed_at",
+        "created_at",
+    ),
+    ("board_id", "consumer_id", "status", "period_start", "estimated"),
+    ("id", "period_start", "due_date", "created_at", "total"),
+)
 USERS = Table(
     "users",
     "user",

@@ -1,0 +1,231 @@
+"""Tariffs, billing runs and invoices under `/api/v1`, each behind a permission and the scope
+filter (a consumer sees only its own invoices)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..billing.tariff import TariffSpec
+from ..permissions import Permission
+from ..services import billing_runs, invoices, tariffs
+from ..services.auth import Principal
+from ..services.scoped import INVOICES, TARIFFS, get_row
+from .deps import PoolDep, require
+from .paging import Limit, Offset, Order, Page, page
+from .types import Patch, text
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+Category = Literal["domestic", "commercial", "industrial", "agricultural"]
+
+
+class TariffCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    board_id: int
+    category: Category
+    name: text(200, min_length=1)  # type: ignore[valid-type]
+
+
+class VersionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effective_from: date
+    effective_to: date | None = None
+    spec: TariffSpec
+
+
+class VersionUpdate(Patch):
+    NULLABLE = frozenset({"effective_to"})
+    effective_from: date | None = None
+    effective_to: date | None = None
+    spec: TariffSpec | None = None
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    board_id: int
+    period_start: date
+    period_end: date  # exclusive: a calendar month is [1 Oct, 1 Nov)
+    consumer_ids: Annotated[list[int], Field(max_length=10_000)] | None = None
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: Annotated[Decimal, Field(gt=0, le=Decimal("1e10"), max_digits=14, decimal_places=2)]
+    reference: text(100) = ""  # type: ignore[valid-type]
+
+
+class DisputeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: text(2000, min_length=1)  # type: ignore[valid-type]
+
+
+class DisputeResolve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    upheld: bool
+    resolution: text(2000, min_length=1)  # type: ignore[valid-type]
+
+
+@router.get("/tariffs", response_model=Page)
+async def list_tariffs(
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_READ),
+    board_id: int | None = None,
+    category: Category | None = None,
+    sort: Literal["id", "category", "name"] = "id",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    filters = {"board_id": board_id, "category": category}
+    return await page(pool, principal, TARIFFS, filters, sort, order, limit, offset)
+
+
+@router.post("/tariffs", status_code=status.HTTP_201_CREATED)
+async def create_tariff(
+    body: TariffCreate, pool: PoolDep, principal: Principal = require(Permission.TARIFF_MANAGE)
+) -> dict:
+    async with pool.connection() as conn:
+        return await tariffs.create(conn, principal, **body.model_dump())
+
+
+@router.get("/tariffs/{tariff_id}")
+async def get_tariff(
+    tariff_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    async with pool.connection() as conn:
+        tariff = await get_row(conn, principal, TARIFFS, tariff_id)
+        return {**tariff, "versions": await tariffs.versions(conn, principal, tariff_id)}
+
+
+@router.post("/tariffs/{tariff_id}/versions", status_code=status.HTTP_201_CREATED)
+async def add_tariff_version(
+    tariff_id: int,
+    body: VersionCreate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> dict:
+    """A new effective-dated version; it may not overlap another version of the tariff."""
+    async with pool.connection() as conn:
+        return await tariffs.add_version(conn, principal, tariff_id, **body.model_dump())
+
+
+@router.patch("/tariffs/{tariff_id}/versions/{version_id}")
+async def update_tariff_version(
+    tariff_id: int,
+    version_id: int,
+    body: VersionUpdate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> dict:
+    """Change a version no issued bill has used (409 once one has)."""
+    changes = body.model_dump(exclude_unset=True)
+    if "spec" in changes:
+        changes["spec"] = body.spec
+    async with pool.connection() as conn:
+        return await tariffs.update_version(conn, principal, tariff_id, version_id, changes)
+
+
+@router.post("/billing/runs")
+async def run_billing(
+    body: RunRequest, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+) -> dict:
+    """Bill the board's consumers for the period: idempotent; changed bills get a new version
+    that bills only the difference."""
+    async with pool.connection() as conn:
+        return await billing_runs.run(conn, principal, **body.model_dump())
+
+
+@router.post("/billing/overdue")
+async def mark_overdue(
+    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+) -> dict:
+    async with pool.connection() as conn:
+        return {"marked_overdue": await invoices.mark_overdue(conn, principal, board_id)}
+
+
+@router.get("/invoices", response_model=Page)
+async def list_invoices(
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_READ),
+    board_id: int | None = None,
+    consumer_id: int | None = None,
+    status_: Literal["draft", "issued", "paid", "overdue", "disputed", "cancelled"] | None = None,
+    period_start: date | None = None,
+    estimated: bool | None = None,
+    sort: Literal["id", "period_start", "due_date", "created_at", "total"] = "id",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    filters = {
+        "board_id": board_id,
+        "consumer_id": consumer_id,
+        "status": status_,
+        "period_start": period_start,
+        "estimated": estimated,
+    }
+    return await page(pool, principal, INVOICES, filters, sort, order, limit, offset)
+
+
+@router.get("/invoices/{invoice_id}")
+async def get_invoice(
+    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    """The invoice with every line, payment and dispute."""
+    async with pool.connection() as conn:
+        return await invoices.get(conn, principal, invoice_id)
+
+
+@router.post("/invoices/{invoice_id}/issue")
+async def issue_invoice(
+    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+) -> dict:
+    async with pool.connection() as conn:
+        return await invoices.issue(conn, principal, invoice_id)
+
+
+@router.post("/invoices/{invoice_id}/cancel")
+async def cancel_invoice(
+    invoice_id: int,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_RECALCULATE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await invoices.cancel(conn, principal, invoice_id)
+
+
+@router.post("/invoices/{invoice_id}/payments", status_code=status.HTTP_201_CREATED)
+async def pay_invoice(
+    invoice_id: int,
+    body: PaymentCreate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_COLLECT),
+) -> dict:
+    async with pool.connection() as conn:
+        return await invoices.pay(conn, principal, invoice_id, **body.model_dump())
+
+
+@router.post("/invoices/{invoice_id}/disputes", status_code=status.HTTP_201_CREATED)
+async def dispute_invoice(
+    invoice_id: int,
+    body: DisputeCreate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_DISPUTE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await invoices.open_dispute(conn, principal, invoice_id, reason=body.reason)
+
+
+@router.post("/invoices/{invoice_id}/disputes/resolve")
+async def resolve_dispute(
+    invoice_id: int,
+    body: DisputeResolve,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_RECALCULATE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await invoices.resolve_dispute(conn, principal, invoice_id, **body.model_dump())

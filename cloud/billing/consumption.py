@@ -1,0 +1,157 @@
+"""Consumption from cumulative register reads: the billing truth (DESIGN.md, Quantities).
+
+Consumption over a period is the register at its end minus the register at its start. When no
+read falls exactly on a boundary the register there is interpolated linearly between the nearest
+reads on either side; with reads on one side only it cannot be known and must be estimated.
+
+A register that goes down either rolled over (it was near a power-of-ten maximum and restarted
+near zero: the modulus is added back) or was reset (counting restarts from zero: the value before
+the reset is kept as an offset). Either way the series is unwrapped into one that never falls, so
+no energy is lost or invented. A replaced meter is a second register: each meter of the chain
+counts for the part of the period it was installed.
+
+All arithmetic is Decimal: a float read is taken at its shortest decimal representation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Read:
+    ts: datetime
+    value: Decimal
+
+
+def to_decimal(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
+def _is_rollover(before: Decimal, after: Decimal) -> Decimal | None:
+    """The register's modulus if `before` -> `after` is a wrap-around, else None."""
+    if before <= 0:
+        return None
+    modulus = Decimal(10) ** len(str(int(before)))
+    if before >= Decimal("0.9") * modulus and after < Decimal("0.1") * modulus:
+        return modulus
+    return None
+
+
+def unwrap(reads: Sequence[Read]) -> list[Read]:
+    """The reads (sorted by time) as a series that never falls: rollovers and resets undone."""
+    out: list[Read] = []
+    offset = Decimal(0)
+    previous: Decimal | None = None
+    for read in sorted(reads, key=lambda r: r.ts):
+        if previous is not None and read.value < previous:
+            modulus = _is_rollover(previous, read.value)
+            offset += modulus if modulus is not None else previous
+        previous = read.value
+        out.append(Read(read.ts, read.value + offset))
+    return out
+
+
+def register_at(series: Sequence[Read], at: datetime) -> tuple[Decimal, bool] | None:
+    """The (unwrapped) register at `at`: (value, True) from a read at that instant, (value,
+    False) interpolated between the reads around it, None with reads on one side only."""
+    index = bisect_left(series, at, key=lambda r: r.ts)
+    if index < len(series) and series[index].ts == at:
+        return series[index].value, True
+    if index == 0 or index == len(series):
+        return None
+    before, after = series[index - 1], series[index]
+    share = Decimal((at - before.ts) / timedelta(microseconds=1)) / Decimal(
+        (after.ts - before.ts) / timedelta(microseconds=1)
+    )
+    return before.value + (after.value - before.value) * share, False
+
+
+@dataclass(frozen=True)
+class MeterSpan:
+    """One meter of a consumer's chain and the part of the period it served."""
+
+    meter_id: int
+    reads: Sequence[Read]  # the meter's register reads (any order, raw values)
+    start: datetime
+    end: datetime
+    multiplier: Decimal = Decimal(1)  # CT ratio: the register counts the secondary side
+
+
+@dataclass(frozen=True)
+class Consumption:
+    units: Decimal
+    by_hour: dict[datetime, Decimal]  # energy by the local hour it was used in (start instant)
+    exact: bool  # every boundary had a read on it
+    missing: list[str]  # what could not be measured (these spans need an estimate)
+
+
+def consumption(spans: Sequence[MeterSpan], tz: ZoneInfo, *, hourly: bool = False) -> Consumption:
+    """Units used over the spans, and (when `hourly`, for time of day) how they spread over
+    the local hours."""
+    units = Decimal(0)
+    by_hour: dict[datetime, Decimal] = {}
+    exact = True
+    missing = []
+    for span in spans:
+        series = unwrap(span.reads)
+        start = register_at(series, span.start)
+        end = register_at(series, span.end)
+        if start is None or end is None:
+            moment = span.end if end is None else span.start
+            missing.append(
+                f"meter {span.meter_id}: no reads on both sides of {moment:%Y-%m-%d %H:%M}Z"
+            )
+            continue
+        exact = exact and start[1] and end[1]
+        units += (end[0] - start[0]) * span.multiplier
+        if not hourly:
+            continue
+        points = [Read(span.start, start[0])]
+        points += [r for r in series if span.start < r.ts < span.end]
+        points.append(Read(span.end, end[0]))
+        for a, b in itertools.pairwise(points):
+            _spread(a, b, tz, by_hour, span.multiplier)
+    return Consumption(units, by_hour, exact and not missing, missing)
+
+
+def _spread(
+    a: Read, b: Read, tz: ZoneInfo, by_hour: dict[datetime, Decimal], multiplier: Decimal
+) -> None:
+    """Put the energy between two reads into the local hours it spans, in proportion to time."""
+    energy = (b.value - a.value) * multiplier
+    if energy == 0 or b.ts <= a.ts:
+        return
+    total_us = Decimal((b.ts - a.ts) / timedelta(microseconds=1))
+    cursor = a.ts
+    while cursor < b.ts:
+        local = cursor.astimezone(tz)
+        hour_start = local.replace(minute=0, second=0, microsecond=0)
+        next_hour = (hour_start + timedelta(hours=1)).astimezone(cursor.tzinfo)
+        stop = min(next_hour, b.ts)
+        share = Decimal((stop - cursor) / timedelta(microseconds=1)) / total_us
+        key = hour_start
+        by_hour[key] = by_hour.get(key, Decimal(0)) + energy * share
+        cursor = stop
+
+
+def split_by_period(
+    by_hour: dict[datetime, Decimal],
+    weekday: list[list[str]],
+    weekend: list[list[str]],
+    holidays: set,
+) -> dict[str, Decimal]:
+    """Time-of-day units: each local hour's energy under its period (weekends and holidays use
+    the weekend matrix)."""
+    periods: dict[str, Decimal] = {}
+    for hour, energy in by_hour.items():
+        rest_day = hour.weekday() >= 5 or hour.date() in holidays
+        name = (weekend if rest_day else weekday)[hour.month - 1][hour.hour]
+        periods[name] = periods.get(name, Decimal(0)) + energy
+    return periods

@@ -1,0 +1,310 @@
+"""Billing runs: a board's invoices for one period, made idempotently.
+
+For each consumer of the board with a meter in the period: measure consumption from the
+registers (every meter of its replacement chain, CT ratio applied), price it under the tariff
+versions in force, and compare with the latest version of its invoice for that period:
+- none yet: version 1 is created (a draft);
+- the same total and the same "estimated" flag: nothing is created (a second run changes nothing);
+- different (late data arrived, a read was corrected): a new version references the old one and
+  bills only the difference — its lines are the recalculated bill plus one line taking off what
+  the earlier versions billed. An issued invoice is never edited.
+
+Only the readings the arithmetic needs leave the database: for each meter, the reads on either
+side of its span's boundaries and the reads around any fall of the register (rollover, reset).
+Time-of-day tariffs need every read of the period (the hourly spread).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from psycopg import AsyncConnection
+
+from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
+from ..billing.engine import Bill, compute_bill, local_midnight
+from ..billing.tariff import Line
+from ..errors import CloudError, InvalidInput
+from . import audit, tariffs
+from .auth import Principal
+from .scoped import BOARDS, actor, get_row
+
+log = structlog.get_logger(__name__)
+MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
+DUE_DAYS = 15
+BILLABLE = ("ok", "estimated")
+
+_READS = """
+WITH spans AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+        AS s(meter_id, span_start, span_end)
+), r AS (
+    SELECT r.meter_id, r.ts, r.value, s.span_start, s.span_end,
+           lag(r.value) OVER w AS prev_value, lead(r.value) OVER w AS next_value,
+           lag(r.ts) OVER w AS prev_ts, lead(r.ts) OVER w AS next_ts
+    FROM readings r JOIN spans s ON s.meter_id = r.meter_id
+    WHERE r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+      AND r.ts >= s.span_start - %(margin)s AND r.ts <= s.span_end + %(margin)s
+    WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.ts)
+)
+SELECT meter_id, ts, value FROM r
+WHERE %(all)s
+   OR value < prev_value OR next_value < value
+   OR (ts <= span_start AND (next_ts IS NULL OR next_ts > span_start))
+   OR (ts >= span_start AND (prev_ts IS NULL OR prev_ts < span_start))
+   OR (ts <= span_end AND (next_ts IS NULL OR next_ts > span_end))
+   OR (ts >= span_end AND (prev_ts IS NULL OR prev_ts < span_end))
+ORDER BY meter_id, ts
+"""
+
+
+async def _spans(
+    conn: AsyncConnection,
+    consumers: list[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    quantity: str,
+    every_read: bool,
+) -> dict[int, list[MeterSpan]]:
+    """Each consumer's meter spans in [start, end) with the reads their arithmetic needs."""
+    cursor = await conn.execute(
+        "SELECT id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
+        " WHERE consumer_id = ANY(%s)"
+        " AND (installed_at IS NULL OR installed_at < %s)"
+        " AND (replaced_at IS NULL OR replaced_at > %s)",
+        ([c["id"] for c in consumers], end, start),
+    )
+    meters = await cursor.fetchall()
+    bounds = {
+        m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
+        for m in meters
+    }
+    reads: dict[int, list[Read]] = {m["id"]: [] for m in meters}
+    if meters:
+        ids = list(bounds)
+        cursor = await conn.execute(
+            _READS,
+            {
+                "ids": ids,
+                "starts": [bounds[i][0] for i in ids],
+                "ends": [bounds[i][1] for i in ids],
+                "quantity": quantity,
+                "qualities": list(BILLABLE),
+                "margin": MARGIN,
+                "all": every_read,
+            },
+        )
+        async for row in cursor:
+            reads[row["meter_id"]].append(Read(row["ts"], to_decimal(row["value"])))
+    spans: dict[int, list[MeterSpan]] = {}
+    for m in meters:
+        span_start, span_end = bounds[m["id"]]
+        spans.setdefault(m["consumer_id"], []).append(
+            MeterSpan(m["id"], reads[m["id"]], span_start, span_end, Decimal(m["ct_ratio"]))
+        )
+    return spans
+
+
+async def _daily_history(conn: AsyncConnection, consumer_id: int, start: date) -> Decimal | None:
+    """The consumer's usual units per day: its latest measured (not estimated) invoice before
+    this period."""
+    cursor = await conn.execute(
+        "SELECT units, period_end - period_start AS days FROM invoices"
+        " WHERE consumer_id = %s AND period_end <= %s AND NOT estimated"
+        " ORDER BY period_start DESC, version DESC LIMIT 1",
+        (consumer_id, start),
+    )
+    row = await cursor.fetchone()
+    if row is None or not row["days"]:
+        return None
+    return Decimal(row["units"]) / Decimal(row["days"])
+
+
+async def run(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    board_id: int,
+    period_start: date,
+    period_end: date,
+    consumer_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """Bill every consumer of the board for [period_start, period_end); see the module doc."""
+    if period_end <= period_start:
+        raise InvalidInput(
+            "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
+        )
+    if (period_end - period_start).days > 92:
+        raise InvalidInput("a billing period is at most 92 days", errors=[("period_end", "")])
+    board = await get_row(conn, principal, BOARDS, board_id)
+    tz = ZoneInfo(board["time_zone"])
+    start, end = local_midnight(period_start, tz), local_midnight(period_end, tz)
+    cursor = await conn.execute(
+        "SELECT id, category, sanctioned_load_kw FROM consumers WHERE board_id = %s"
+        " AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",
+        (board_id, consumer_ids, consumer_ids),
+    )
+    consumers = await cursor.fetchall()
+    cursor = await conn.execute("SELECT day FROM holidays WHERE board_id = %s", (board_id,))
+    holidays = {row["day"] for row in await cursor.fetchall()}
+    summary = {"created": 0, "revised": 0, "unchanged": 0, "failed": 0, "errors": []}
+    by_category: dict[str, list[dict]] = {}
+    for consumer in consumers:
+        by_category.setdefault(consumer["category"], []).append(consumer)
+    for category, members in by_category.items():
+        try:
+            versions = await tariffs.in_force(conn, board_id, category, period_start, period_end)
+        except InvalidInput as exc:
+            summary["failed"] += len(members)
+            summary["errors"].append(str(exc))
+            continue
+        spec = versions[0].spec
+        quantity = "9.8.0" if spec.energy_unit == "kVAh" else "1.8.0"
+        hourly = any(v.spec.energy.mode == "time_of_day" for v in versions)
+        spans = await _spans(conn, members, start, end, quantity, hourly)
+        for consumer in members:
+            if consumer["id"] not in spans:
+                continue  # no meter in the period: nothing to bill
+            try:
+                measured = consumption(spans[consumer["id"]], tz, hourly=hourly)
+                history = None
+                if measured.missing:
+                    history = await _daily_history(conn, consumer["id"], period_start)
+                bill = compute_bill(
+                    period_start=period_start,
+                    period_end=period_end,
+                    tz=tz,
+                    consumption=measured,
+                    versions=versions,
+                    sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
+                    holidays=holidays,
+                    daily_history=history,
+                )
+                outcome = await _record(
+                    conn, principal, board, consumer["id"], period_start, period_end, bill
+                )
+                summary[outcome] += 1
+            except CloudError as exc:
+                summary["failed"] += 1
+                summary["errors"].append(f"consumer {consumer['id']}: {exc}")
+    summary["errors"] = summary["errors"][:50]
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO billing_runs (board_id, period_start, period_end, created, revised,"
+            " unchanged, failed, actor) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                board_id,
+                period_start,
+                period_end,
+                summary["created"],
+                summary["revised"],
+                summary["unchanged"],
+                summary["failed"],
+                actor(principal),
+            ),
+        )
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="billing_run",
+            entity="board",
+            entity_id=board_id,
+            after={"period_start": period_start, "period_end": period_end, **summary},
+        )
+    return summary
+
+
+async def _record(
+    conn: AsyncConnection,
+    principal: Principal,
+    board: dict[str, Any],
+    consumer_id: int,
+    period_start: date,
+    period_end: date,
+    bill: Bill,
+) -> str:
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "SELECT id, version, total, estimated, status FROM invoices WHERE consumer_id = %s"
+            " AND period_start = %s AND period_end = %s ORDER BY version DESC LIMIT 1 FOR UPDATE",
+            (consumer_id, period_start, period_end),
+        )
+        latest = await cursor.fetchone()
+        lines = list(bill.lines)
+        if latest is None:
+            version, previous, amount_due = 1, None, bill.total
+        elif Decimal(latest["total"]) == bill.total and latest["estimated"] == bill.estimated:
+            return "unchanged"
+        else:
+            version, previous = latest["version"] + 1, latest["id"]
+            billed = Decimal(latest["total"]) if latest["status"] != "cancelled" else Decimal(0)
+            amount_due = bill.total - billed
+            lines.append(_credit_line(f"Less: billed by version {latest['version']}", billed))
+        details = {
+            "segments": [
+                {
+                    "tariff_version": s.version_id,
+                    "from": s.start.isoformat(),
+                    "to": s.end.isoformat(),
+                    "units": str(s.units),
+                }
+                for s in bill.segments
+            ],
+            "notes": bill.notes,
+        }
+        cursor = await conn.execute(
+            "INSERT INTO invoices (board_id, consumer_id, period_start, period_end, version,"
+            " previous_id, currency, units, total, amount_due, estimated, due_date, details)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                board["id"],
+                consumer_id,
+                period_start,
+                period_end,
+                version,
+                previous,
+                board["currency"],
+                bill.units,
+                bill.total,
+                amount_due,
+                bill.estimated,
+                period_end + timedelta(days=DUE_DAYS),
+                json.dumps(details),
+            ),
+        )
+        invoice_id = (await cursor.fetchone())["id"]
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO invoice_lines (invoice_id, position, code, description, quantity,"
+                " unit, rate, amount) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        invoice_id,
+                        i,
+                        ln.code,
+                        ln.description,
+                        ln.quantity,
+                        ln.unit,
+                        ln.rate,
+                        ln.amount,
+                    )
+                    for i, ln in enumerate(lines, start=1)
+                ],
+            )
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="create" if version == 1 else "revise",
+            entity="invoice",
+            entity_id=invoice_id,
+            after={"version": version, "total": bill.total, "amount_due": amount_due},
+        )
+    return "created" if version == 1 else "revised"
+
+
+def _credit_line(description: str, amount: Decimal) -> Line:
+    return Line("previous", description, Decimal(1), "", -amount, -amount)

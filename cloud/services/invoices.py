@@ -1,0 +1,207 @@
+"""An invoice's life: draft -> issued -> paid / overdue / disputed / cancelled.
+
+Issuing locks the tariff versions the bill used. Payments may be partial; the invoice is paid
+when they cover its amount due (a revision that lowers the bill is a credit: paid on issue).
+A dispute holds the invoice until it is upheld (the admin then cancels or revises the bill) or
+rejected (the invoice returns to issued or overdue). A consumer opening its own bill is recorded
+(view tracking). Every change is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from ..errors import Conflict, InvalidInput, NotFound
+from . import audit, tariffs
+from .auth import Principal
+from .scoped import INVOICES, actor, get_row
+
+SETTLEABLE = ("issued", "overdue", "disputed")
+
+
+async def get(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
+    """The invoice with its lines, payments and disputes; a consumer's first look is recorded."""
+    async with conn.transaction():
+        invoice = await get_row(conn, principal, INVOICES, invoice_id)
+        if principal.role == "CONSUMER" and invoice["viewed_at"] is None:
+            await conn.execute("UPDATE invoices SET viewed_at = now() WHERE id = %s", (invoice_id,))
+            await audit.record(
+                conn, actor=actor(principal), action="view", entity="invoice", entity_id=invoice_id
+            )
+            invoice = await get_row(conn, principal, INVOICES, invoice_id)
+        lines = await (
+            await conn.execute(
+                "SELECT position, code, description, quantity, unit, rate, amount"
+                " FROM invoice_lines WHERE invoice_id = %s ORDER BY position",
+                (invoice_id,),
+            )
+        ).fetchall()
+        payments = await (
+            await conn.execute(
+                "SELECT id, amount, paid_at, reference FROM payments WHERE invoice_id = %s"
+                " ORDER BY id",
+                (invoice_id,),
+            )
+        ).fetchall()
+        disputes = await (
+            await conn.execute(
+                "SELECT id, reason, status, resolution, created_at, resolved_at FROM disputes"
+                " WHERE invoice_id = %s ORDER BY id",
+                (invoice_id,),
+            )
+        ).fetchall()
+    return {**invoice, "lines": lines, "payments": payments, "disputes": disputes}
+
+
+async def _transition(
+    conn: AsyncConnection,
+    principal: Principal,
+    invoice_id: int,
+    allowed_from: tuple[str, ...],
+    action: str,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    before = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+    if before["status"] not in allowed_from:
+        raise Conflict(
+            f"invoice {invoice_id} is {before['status']}; it can be {action}d only when"
+            f" {' or '.join(allowed_from)}"
+        )
+    assignments = ", ".join(f"{column} = %s" for column in changes)  # fixed names below
+    await conn.execute(
+        f"UPDATE invoices SET {assignments} WHERE id = %s",  # noqa: S608
+        [*changes.values(), invoice_id],
+    )
+    after = await get_row(conn, principal, INVOICES, invoice_id)
+    await audit.record(
+        conn,
+        actor=actor(principal),
+        action=action,
+        entity="invoice",
+        entity_id=invoice_id,
+        before=before,
+        after=after,
+    )
+    return after
+
+
+async def issue(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
+    async with conn.transaction():
+        invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+        credit = Decimal(invoice["amount_due"]) <= 0
+        after = await _transition(
+            conn,
+            principal,
+            invoice_id,
+            ("draft",),
+            "issue",
+            {"status": "paid" if credit else "issued", "issued_at": datetime.now(UTC)},
+        )
+        used = [s["tariff_version"] for s in invoice["details"].get("segments", [])]
+        await tariffs.lock(conn, used)
+    return after
+
+
+async def cancel(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
+    async with conn.transaction():
+        invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+        if Decimal(invoice["paid"]) > 0:
+            raise Conflict(f"invoice {invoice_id} has payments; it cannot be cancelled")
+        return await _transition(
+            conn,
+            principal,
+            invoice_id,
+            ("draft", "issued", "overdue", "disputed"),
+            "cancel",
+            {"status": "cancelled"},
+        )
+
+
+async def pay(
+    conn: AsyncConnection, principal: Principal, invoice_id: int, *, amount: Decimal, reference: str
+) -> dict[str, Any]:
+    async with conn.transaction():
+        invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+        if invoice["status"] not in SETTLEABLE:
+            raise Conflict(f"invoice {invoice_id} is {invoice['status']}: it takes no payments")
+        outstanding = Decimal(invoice["amount_due"]) - Decimal(invoice["paid"])
+        if amount > outstanding:
+            raise InvalidInput(
+                f"the payment of {amount} is more than the {outstanding} outstanding",
+                errors=[("amount", str(amount))],
+            )
+        await conn.execute(
+            "INSERT INTO payments (invoice_id, amount, reference, actor) VALUES (%s, %s, %s, %s)",
+            (invoice_id, amount, reference, actor(principal)),
+        )
+        paid = Decimal(invoice["paid"]) + amount
+        status = "paid" if paid >= Decimal(invoice["amount_due"]) else invoice["status"]
+        return await _transition(
+            conn, principal, invoice_id, SETTLEABLE, "pay", {"paid": paid, "status": status}
+        )
+
+
+async def open_dispute(
+    conn: AsyncConnection, principal: Principal, invoice_id: int, *, reason: str
+) -> dict[str, Any]:
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO disputes (invoice_id, reason, opened_by) VALUES (%s, %s, %s)",
+            (invoice_id, reason, actor(principal)),
+        )
+        return await _transition(
+            conn, principal, invoice_id, ("issued", "overdue"), "dispute", {"status": "disputed"}
+        )
+
+
+async def resolve_dispute(
+    conn: AsyncConnection,
+    principal: Principal,
+    invoice_id: int,
+    *,
+    upheld: bool,
+    resolution: str,
+) -> dict[str, Any]:
+    """Close the open dispute. Upheld: the invoice is cancelled (a revision bills anew);
+    rejected: it goes back to issued, or overdue if its due date has passed."""
+    async with conn.transaction():
+        invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+        cursor = await conn.execute(
+            "UPDATE disputes SET status = %s, resolution = %s, resolved_by = %s,"
+            " resolved_at = now() WHERE invoice_id = %s AND status = 'open' RETURNING id",
+            ("upheld" if upheld else "rejected", resolution, actor(principal), invoice_id),
+        )
+        if await cursor.fetchone() is None:
+            raise NotFound(f"invoice {invoice_id} has no open dispute")
+        if upheld:
+            status = "cancelled" if Decimal(invoice["paid"]) == 0 else "issued"
+        else:
+            status = "overdue" if invoice["due_date"] < date.today() else "issued"
+        return await _transition(
+            conn, principal, invoice_id, ("disputed",), "resolve", {"status": status}
+        )
+
+
+async def mark_overdue(conn: AsyncConnection, principal: Principal, board_id: int) -> int:
+    """Issued invoices past their due date and not fully paid become overdue."""
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE invoices SET status = 'overdue' WHERE board_id = %s AND status = 'issued'"
+            " AND due_date < current_date AND paid < amount_due RETURNING id",
+            (board_id,),
+        )
+        ids = [row["id"] for row in await cursor.fetchall()]
+        if ids:
+            await audit.record(
+                conn,
+                actor=actor(principal),
+                action="mark_overdue",
+                entity="board",
+                entity_id=board_id,
+                after={"invoices": ids},
+            )
+    return len(ids)

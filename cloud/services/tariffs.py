@@ -1,0 +1,203 @@
+"""Tariffs of a board, one per consumer category, and their effective-dated versions.
+
+A version's validity is [effective_from, effective_to); versions of one tariff never overlap
+(checked under a lock on the tariff). A version a finalised bill used is locked: it is never
+changed again — a new version is added instead.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from psycopg import AsyncConnection, errors
+
+from ..billing.engine import TariffVersion
+from ..billing.tariff import TariffSpec
+from ..errors import Conflict, InvalidInput, NotFound
+from . import audit
+from .auth import Principal
+from .scoped import BOARDS, TARIFFS, actor, get_row
+
+
+async def create(
+    conn: AsyncConnection, principal: Principal, *, board_id: int, category: str, name: str
+) -> dict[str, Any]:
+    async with conn.transaction():
+        await get_row(conn, principal, BOARDS, board_id)
+        try:
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    "INSERT INTO tariffs (board_id, category, name) VALUES (%s, %s, %s)"
+                    " RETURNING id",
+                    (board_id, category, name),
+                )
+        except errors.UniqueViolation as exc:
+            raise Conflict(f"the board already has a tariff for category {category}") from exc
+        row = await get_row(conn, principal, TARIFFS, (await cursor.fetchone())["id"])
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="create",
+            entity="tariff",
+            entity_id=row["id"],
+            after=row,
+        )
+    return row
+
+
+def _version_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "tariff_id": row["tariff_id"],
+        "effective_from": row["effective_from"],
+        "effective_to": row["effective_to"],
+        "spec": row["spec"],
+        "locked": row["locked_at"] is not None,
+    }
+
+
+async def versions(conn: AsyncConnection, principal: Principal, tariff_id: int) -> list[dict]:
+    await get_row(conn, principal, TARIFFS, tariff_id)
+    cursor = await conn.execute(
+        "SELECT * FROM tariff_versions WHERE tariff_id = %s ORDER BY effective_from", (tariff_id,)
+    )
+    return [_version_row(r) for r in await cursor.fetchall()]
+
+
+async def _check_overlap(
+    conn: AsyncConnection, tariff_id: int, start: date, end: date | None, skip: int | None
+) -> None:
+    cursor = await conn.execute(
+        "SELECT id, effective_from, effective_to FROM tariff_versions WHERE tariff_id = %s"
+        " AND id IS DISTINCT FROM %s"
+        " AND daterange(effective_from, effective_to) && daterange(%s, %s)",
+        (tariff_id, skip, start, end),
+    )
+    clash = await cursor.fetchone()
+    if clash is not None:
+        until = clash["effective_to"] or "open end"
+        raise InvalidInput(
+            f"the version overlaps version {clash['id']} ({clash['effective_from']} to {until})",
+            errors=[("effective_from", start.isoformat())],
+        )
+
+
+async def add_version(
+    conn: AsyncConnection,
+    principal: Principal,
+    tariff_id: int,
+    *,
+    effective_from: date,
+    effective_to: date | None,
+    spec: TariffSpec,
+) -> dict[str, Any]:
+    if effective_to is not None and effective_to <= effective_from:
+        raise InvalidInput(
+            "effective_to must be after effective_from",
+            errors=[("effective_to", effective_to.isoformat())],
+        )
+    async with conn.transaction():
+        await get_row(conn, principal, TARIFFS, tariff_id, for_update=True)
+        await _check_overlap(conn, tariff_id, effective_from, effective_to, None)
+        cursor = await conn.execute(
+            "INSERT INTO tariff_versions (tariff_id, effective_from, effective_to, spec)"
+            " VALUES (%s, %s, %s, %s) RETURNING *",
+            (tariff_id, effective_from, effective_to, spec.model_dump_json()),
+        )
+        row = _version_row(await cursor.fetchone())
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="create",
+            entity="tariff_version",
+            entity_id=row["id"],
+            after=row,
+        )
+    return row
+
+
+async def update_version(
+    conn: AsyncConnection,
+    principal: Principal,
+    tariff_id: int,
+    version_id: int,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """Change a version no finalised bill has used yet; a locked one answers 409."""
+    async with conn.transaction():
+        await get_row(conn, principal, TARIFFS, tariff_id, for_update=True)
+        cursor = await conn.execute(
+            "SELECT * FROM tariff_versions WHERE id = %s AND tariff_id = %s FOR UPDATE",
+            (version_id, tariff_id),
+        )
+        before = await cursor.fetchone()
+        if before is None:
+            raise NotFound(f"no version {version_id} of tariff {tariff_id}")
+        if before["locked_at"] is not None:
+            raise Conflict(
+                f"version {version_id} was used by a finalised bill and is locked;"
+                " add a new version from the date the change applies"
+            )
+        start = changes.get("effective_from", before["effective_from"])
+        end = changes.get("effective_to", before["effective_to"])
+        if end is not None and end <= start:
+            raise InvalidInput(
+                "effective_to must be after effective_from", errors=[("effective_to", str(end))]
+            )
+        await _check_overlap(conn, tariff_id, start, end, version_id)
+        spec = changes.get("spec")
+        cursor = await conn.execute(
+            "UPDATE tariff_versions SET effective_from = %s, effective_to = %s,"
+            " spec = coalesce(%s, spec) WHERE id = %s RETURNING *",
+            (start, end, spec.model_dump_json() if spec else None, version_id),
+        )
+        after = _version_row(await cursor.fetchone())
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="update",
+            entity="tariff_version",
+            entity_id=version_id,
+            before=_version_row(before),
+            after=after,
+        )
+    return after
+
+
+async def in_force(
+    conn: AsyncConnection, board_id: int, category: str, start: date, end: date
+) -> list[TariffVersion]:
+    """The versions of the board's tariff for `category` that overlap [start, end)."""
+    cursor = await conn.execute(
+        "SELECT v.* FROM tariff_versions v JOIN tariffs t ON t.id = v.tariff_id"
+        " WHERE t.board_id = %s AND t.category = %s"
+        " AND daterange(v.effective_from, v.effective_to) && daterange(%s, %s)"
+        " ORDER BY v.effective_from",
+        (board_id, category, start, end),
+    )
+    rows = await cursor.fetchall()
+    if not rows:
+        raise InvalidInput(
+            f"the board has no tariff for category {category} in force from {start}",
+            errors=[("category", category)],
+        )
+    return [
+        TariffVersion(
+            r["id"],
+            r["effective_from"],
+            r["effective_to"],
+            TariffSpec.model_validate(
+                r["spec"] if isinstance(r["spec"], dict) else json.loads(r["spec"])
+            ),
+        )
+        for r in rows
+    ]
+
+
+async def lock(conn: AsyncConnection, version_ids: list[int]) -> None:
+    await conn.execute(
+        "UPDATE tariff_versions SET locked_at = now() WHERE id = ANY(%s) AND locked_at IS NULL",
+        (version_ids,),
+    )
