@@ -110,7 +110,14 @@ async def add_tariff_version(
 ) -> dict:
     """A new effective-dated version; it may not overlap another version of the tariff."""
     async with pool.connection() as conn:
-        return await tariffs.add_version(conn, principal, tariff_id, **body.model_dump())
+        return await tariffs.add_version(
+            conn,
+            principal,
+            tariff_id,
+            effective_from=body.effective_from,
+            effective_to=body.effective_to,
+            spec=body.spec,
+        )
 
 
 @router.patch("/tariffs/{tariff_id}/versions/{version_id}")

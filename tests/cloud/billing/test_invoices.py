@@ -1,0 +1,410 @@
+"""Billing runs and invoices against real PostgreSQL: worked bills, idempotent runs, late data
+trued up by a new version, rollover, meter replacement, a tariff change mid-cycle, the invoice
+lifecycle, and bad input refused with nothing stored."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cloud.services import auth
+from tests.cloud.billing.test_tariff import DELHI
+from tests.cloud.conftest import Cloud
+
+IST = ZoneInfo("Asia/Kolkata")
+PASSWORD = "correct horse battery"
+OCTOBER = {"period_start": "2026-10-01", "period_end": "2026-11-01"}
+
+
+def ist(day: int, hour: int = 0, month: int = 10) -> datetime:
+    return datetime(2026, month, day, hour, tzinfo=IST)
+
+
+@dataclass
+class Board:
+    id: int
+    code: str
+    admin: dict[str, str]
+
+
+async def login(cloud: Cloud, email: str) -> dict[str, str]:
+    response = await cloud.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+async def setup(cloud: Cloud, board: str) -> Board:
+    async with cloud.pool.connection() as conn:
+        board_id = (
+            await (await conn.execute("SELECT id FROM boards WHERE code = %s", (board,))).fetchone()
+        )["id"]
+        for month in ("2026-08-01", "2026-09-01", "2026-10-01", "2026-11-01"):
+            await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
+        await conn.commit()
+        email = f"admin-{uuid.uuid4().hex[:8]}@example.in"
+        await auth.create_user(
+            conn, email=email, password=PASSWORD, role="BOARD_ADMIN", board_code=board, actor="t"
+        )
+    return Board(board_id, board, await login(cloud, email))
+
+
+async def consumer_with_meter(
+    cloud: Cloud, board: Board, reads: list[tuple[datetime, float]], kw: str = "3"
+) -> tuple[int, int]:
+    tag = uuid.uuid4().hex[:8]
+    async with cloud.pool.connection() as conn:
+        consumer = (
+            await (
+                await conn.execute(
+                    "INSERT INTO consumers (board_id, account_no, name, sanctioned_load_kw)"
+                    " VALUES (%s, %s, 'C', %s) RETURNING id",
+                    (board.id, f"AC-{tag}", kw),
+                )
+            ).fetchone()
+        )["id"]
+        meter = (
+            await (
+                await conn.execute(
+                    "INSERT INTO meters (board_id, external_id, consumer_id) VALUES (%s, %s, %s)"
+                    " RETURNING id",
+                    (board.id, f"m-{tag}", consumer),
+                )
+            ).fetchone()
+        )["id"]
+        await conn.commit()
+    await add_reads(cloud, meter, reads)
+    return consumer, meter
+
+
+async def add_reads(cloud: Cloud, meter: int, reads: list[tuple[datetime, float]]) -> None:
+    async with cloud.pool.connection() as conn:
+        gateway = await _any_gateway(conn)
+        for ts, value in reads:
+            await conn.execute(
+                "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
+                " VALUES (%s, '1.8.0', %s, %s, 'ok', %s)",
+                (meter, ts, value, gateway),
+            )
+        await conn.commit()
+
+
+async def _any_gateway(conn) -> int:
+    row = await (await conn.execute("SELECT id FROM gateways LIMIT 1")).fetchone()
+    if row:
+        return row["id"]
+    board = (await (await conn.execute("SELECT id FROM boards LIMIT 1")).fetchone())["id"]
+    cursor = await conn.execute(
+        "INSERT INTO gateways (board_id, gateway_code, public_key) VALUES (%s, %s, 'k')"
+        " RETURNING id",
+        (board, f"gw-bill-{uuid.uuid4().hex[:6]}"),
+    )
+    return (await cursor.fetchone())["id"]
+
+
+async def tariff(cloud: Cloud, board: Board, versions: list[dict]) -> int:
+    created = await cloud.client.post(
+        "/api/v1/tariffs",
+        json={"board_id": board.id, "category": "domestic", "name": "Domestic"},
+        headers=board.admin,
+    )
+    assert created.status_code == 201, created.text
+    for version in versions:
+        response = await cloud.client.post(
+            f"/api/v1/tariffs/{created.json()['id']}/versions", json=version, headers=board.admin
+        )
+        assert response.status_code == 201, response.text
+    return created.json()["id"]
+
+
+async def run(cloud: Cloud, board: Board, period: dict = OCTOBER) -> dict:
+    response = await cloud.client.post(
+        "/api/v1/billing/runs", json={"board_id": board.id, **period}, headers=board.admin
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def invoices_of(cloud: Cloud, board: Board, consumer: int) -> list[dict]:
+    listed = await cloud.client.get(
+        f"/api/v1/invoices?consumer_id={consumer}&sort=id", headers=board.admin
+    )
+    return [
+        (await cloud.client.get(f"/api/v1/invoices/{i['id']}", headers=board.admin)).json()
+        for i in listed.json()["items"]
+    ]
+
+
+DELHI_VERSION = {"effective_from": "2026-04-01", "spec": DELHI.model_dump(mode="json")}
+
+
+async def test_a_month_billed_from_interpolated_boundaries(cloud: Cloud, setup: Board) -> None:
+    await tariff(cloud, setup, [DELHI_VERSION])
+    consumer, _ = await consumer_with_meter(
+        cloud,
+        setup,
+        [
+            (ist(30, 22, month=9), 1000.0),
+            (ist(1, 2), 1004.0),  # 1 Oct 00:00 lies half way: 1002.0
+            (ist(15, 12), 1200.0),
+            (ist(31, 23), 1450.0),
+            (ist(1, 1, month=11), 1452.0),  # 1 Nov 00:00 lies half way: 1451.0
+        ],
+    )
+    assert (await run(cloud, setup))["created"] == 1
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    # 1451 - 1002 = 449 units: 200 x 4.00 + 200 x 5.95 + 49 x 7.30 = 800 + 1190 + 357.70;
+    # fixed charge for 3 kW (2-5 kW band) 100
+    assert D(invoice["units"]) == D(449)
+    assert [D(line["amount"]) for line in invoice["lines"]] == [
+        D("800.00"),
+        D("1190.00"),
+        D("357.70"),
+        D("100.00"),
+    ]
+    assert D(invoice["total"]) == D(invoice["amount_due"]) == D("2447.70")
+    assert invoice["status"] == "draft"
+    assert invoice["estimated"] is False
+    again = await run(cloud, setup)
+    assert (again["created"], again["revised"], again["unchanged"]) == (0, 0, 1)
+    assert len(await invoices_of(cloud, setup, consumer)) == 1
+
+
+async def test_late_data_is_trued_up_by_a_version_billing_the_difference(
+    cloud: Cloud, setup: Board
+) -> None:
+    flat = {"energy": {"mode": "flat", "rate": "5.00"}}
+    await tariff(cloud, setup, [{"effective_from": "2026-01-01", "spec": flat}])
+    consumer, meter = await consumer_with_meter(
+        cloud,
+        setup,
+        [(ist(1, month=9), 100.0), (ist(1, month=10), 400.0), (ist(20), 600.0)],
+    )
+    september = {"period_start": "2026-09-01", "period_end": "2026-10-01"}
+    assert (await run(cloud, setup, september))["created"] == 1  # 300 units in 30 days
+    assert (await run(cloud, setup))["created"] == 1
+    _, october = await invoices_of(cloud, setup, consumer)
+    # no read after 1 Nov yet: estimated at September's 10 units a day x 31 days x 5.00
+    assert october["estimated"] is True
+    assert D(october["units"]) == D(310)
+    assert D(october["total"]) == D("1550.00")
+    await add_reads(cloud, meter, [(ist(1, month=11), 720.0)])  # the data arrives
+    revised = await run(cloud, setup)
+    assert revised["revised"] == 1
+    *_, v1, v2 = await invoices_of(cloud, setup, consumer)
+    assert (v2["version"], v2["previous_id"], v2["estimated"]) == (2, v1["id"], False)
+    # measured: 720 - 400 = 320 units x 5.00 = 1600.00; version 1 billed 1550.00
+    assert D(v2["total"]) == D("1600.00")
+    assert D(v2["amount_due"]) == D("50.00")
+    assert [D(line["amount"]) for line in v2["lines"]] == [D("1600.00"), D("-1550.00")]
+    assert sum(D(line["amount"]) for line in v2["lines"]) == D(v2["amount_due"])
+    assert D(v1["total"]) == D("1550.00")  # the first version is untouched
+    assert (await run(cloud, setup))["unchanged"] == 1
+
+
+async def test_rollover_and_replacement_lose_no_energy(cloud: Cloud, setup: Board) -> None:
+    await tariff(
+        cloud,
+        setup,
+        [{"effective_from": "2026-01-01", "spec": {"energy": {"mode": "flat", "rate": "5"}}}],
+    )
+    consumer, old = await consumer_with_meter(
+        cloud,
+        setup,
+        [(ist(1), 99_900.0), (ist(10), 99_990.0), (ist(15), 50.0), (ist(20), 80.0)],
+    )
+    headers = setup.admin
+    replaced = await cloud.client.post(
+        f"/api/v1/meters/{old}/replace",
+        json={"external_id": f"new-{old}", "replaced_at": ist(20).isoformat()},
+        headers=headers,
+    )
+    assert replaced.status_code == 201, replaced.text
+    await add_reads(cloud, replaced.json()["id"], [(ist(20), 0.0), (ist(1, month=11), 120.0)])
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    # old meter: 99,900 -> wraps at 100,000 -> 80: 180 units; new meter 0 -> 120: 300 in all
+    assert D(invoice["units"]) == D(300)
+    assert D(invoice["total"]) == D(1500)
+
+
+async def test_a_tariff_change_mid_cycle_is_prorated_by_days(cloud: Cloud, setup: Board) -> None:
+    await tariff(
+        cloud,
+        setup,
+        [
+            {
+                "effective_from": "2026-01-01",
+                "effective_to": "2026-10-16",
+                "spec": {"energy": {"mode": "flat", "rate": "4.00"}},
+            },
+            {"effective_from": "2026-10-16", "spec": {"energy": {"mode": "flat", "rate": "6.00"}}},
+        ],
+    )
+    consumer, _ = await consumer_with_meter(
+        cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 310.0)]
+    )
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    # 15 of 31 days at 4.00: 150 units = 600.00; 16 days at 6.00: 160 units = 960.00
+    assert [(D(x["quantity"]), D(x["amount"])) for x in invoice["lines"]] == [
+        (D(150), D("600.00")),
+        (D(160), D("960.00")),
+    ]
+    assert D(invoice["total"]) == D("1560.00")
+    assert len(invoice["details"]["segments"]) == 2
+
+
+async def test_the_invoice_lifecycle(cloud: Cloud, setup: Board) -> None:
+    tariff_id = await tariff(cloud, setup, [DELHI_VERSION])
+    consumer, _ = await consumer_with_meter(
+        cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 100.0)]
+    )
+    neighbour, _ = await consumer_with_meter(
+        cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 50.0)]
+    )
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    url = f"/api/v1/invoices/{invoice['id']}"
+    admin = setup.admin
+    assert (
+        await cloud.client.post(f"{url}/payments", json={"amount": "1"}, headers=admin)
+    ).status_code == 409  # a draft takes no payments
+    issued = await cloud.client.post(f"{url}/issue", headers=admin)
+    assert issued.json()["status"] == "issued"
+    # the tariff version is now locked
+    version = (await cloud.client.get(f"/api/v1/tariffs/{tariff_id}", headers=admin)).json()[
+        "versions"
+    ][0]
+    assert version["locked"] is True
+    edit = await cloud.client.patch(
+        f"/api/v1/tariffs/{tariff_id}/versions/{version['id']}",
+        json={"effective_to": "2027-01-01"},
+        headers=admin,
+    )
+    assert edit.status_code == 409
+    # 100 units x 4.00 + fixed 100 = 500.00
+    assert D(issued.json()["amount_due"]) == D("500.00")
+    part = await cloud.client.post(
+        f"{url}/payments", json={"amount": "200.00", "reference": "UPI-1"}, headers=admin
+    )
+    assert part.status_code == 201
+    assert part.json()["status"] == "issued"
+    over = await cloud.client.post(f"{url}/payments", json={"amount": "300.01"}, headers=admin)
+    assert over.status_code == 422
+    # the consumer sees its own bill (recorded), not its neighbour's, and disputes it
+    async with cloud.pool.connection() as conn:
+        email = f"consumer-{uuid.uuid4().hex[:8]}@example.in"
+        await auth.create_user(
+            conn, email=email, password=PASSWORD, role="CONSUMER", consumer_id=consumer, actor="t"
+        )
+    me = await login(cloud, email)
+    mine = await cloud.client.get("/api/v1/invoices", headers=me)
+    assert [i["id"] for i in mine.json()["items"]] == [invoice["id"]]
+    [other] = await invoices_of(cloud, setup, neighbour)
+    assert (
+        await cloud.client.get(f"/api/v1/invoices/{other['id']}", headers=me)
+    ).status_code == 404
+    seen = await cloud.client.get(url, headers=me)
+    assert seen.json()["viewed_at"] is not None
+    disputed = await cloud.client.post(
+        f"{url}/disputes", json={"reason": "I was away half the month"}, headers=me
+    )
+    assert disputed.json()["status"] == "disputed"
+    assert (await cloud.client.post(f"{url}/issue", headers=me)).status_code == 403
+    rejected = await cloud.client.post(
+        f"{url}/disputes/resolve",
+        json={"upheld": False, "resolution": "Readings verified on site"},
+        headers=admin,
+    )
+    # the dispute is over and so is the due date (1 Nov + 15 days): the bill is overdue
+    assert rejected.json()["status"] == (
+        "overdue" if date.today() > date(2026, 11, 16) else "issued"
+    )
+    paid = await cloud.client.post(f"{url}/payments", json={"amount": "300.00"}, headers=admin)
+    assert paid.json()["status"] == "paid"
+    full = (await cloud.client.get(url, headers=admin)).json()
+    assert [D(p["amount"]) for p in full["payments"]] == [D("200.00"), D("300.00")]
+    assert full["disputes"][0]["status"] == "rejected"
+    async with cloud.pool.connection() as conn:
+        actions = [
+            row["action"]
+            for row in await (
+                await conn.execute(
+                    "SELECT action FROM audit_log WHERE entity = 'invoice' AND entity_id = %s"
+                    " ORDER BY id",
+                    (str(invoice["id"]),),
+                )
+            ).fetchall()
+        ]
+    assert actions == ["create", "issue", "pay", "view", "dispute", "resolve", "pay"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"effective_from": "2026-06-01", "spec": DELHI.model_dump(mode="json")}, "overlaps"),
+        (
+            {"effective_from": "2027-01-01", "spec": {"energy": {"mode": "flat", "rate": "-2"}}},
+            "rate",
+        ),
+        (
+            {
+                "effective_from": "2027-01-01",
+                "spec": {
+                    "energy": {
+                        "mode": "telescopic",
+                        "slabs": [{"up_to": 100, "rate": 1}, {"up_to": 50, "rate": 2}, {"rate": 3}],
+                    }
+                },
+            },
+            "slabs.1.up_to",
+        ),
+        (
+            {
+                "effective_from": "2027-01-01",
+                "spec": {
+                    "energy": {
+                        "mode": "time_of_day",
+                        "rates": {"day": 1},
+                        "weekday": [["day"] * 24] * 12,
+                        "weekend": [["day"] * 23] * 12,
+                    }
+                },
+            },
+            "12 months x 24 hours",
+        ),
+        (
+            {
+                "effective_from": "2027-02-01",
+                "effective_to": "2027-01-01",
+                "spec": {"energy": {"mode": "flat", "rate": 1}},
+            },
+            "effective_to",
+        ),
+    ],
+)
+async def test_bad_tariffs_are_refused_with_nothing_stored(
+    cloud: Cloud, setup: Board, body: dict, field: str
+) -> None:
+    tariff_id = await tariff(cloud, setup, [DELHI_VERSION])
+    response = await cloud.client.post(
+        f"/api/v1/tariffs/{tariff_id}/versions", json=body, headers=setup.admin
+    )
+    assert response.status_code == 422
+    assert field in response.text
+    versions = (await cloud.client.get(f"/api/v1/tariffs/{tariff_id}", headers=setup.admin)).json()
+    assert len(versions["versions"]) == 1
+    backwards = await cloud.client.post(
+        "/api/v1/billing/runs",
+        json={"board_id": setup.id, "period_start": "2026-11-01", "period_end": "2026-10-01"},
+        headers=setup.admin,
+    )
+    assert backwards.status_code == 422
+    assert "period" in backwards.text
