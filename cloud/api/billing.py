@@ -7,12 +7,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..billing.tariff import TariffSpec
 from ..permissions import Permission
-from ..services import billing_runs, invoices, tariffs
+from ..services import billing_runs, estimates, invoices, tariffs
 from ..services.auth import Principal
 from ..services.scoped import INVOICES, TARIFFS, get_row
 from .deps import PoolDep, require
@@ -185,6 +185,33 @@ async def get_invoice(
     """The invoice with every line, payment and dispute."""
     async with pool.connection() as conn:
         return await invoices.get(conn, principal, invoice_id)
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def invoice_pdf(
+    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> Response:
+    """The invoice as a PDF, with a chart of the consumer's daily consumption."""
+    async with pool.connection() as conn:
+        body = await invoices.pdf(conn, principal, invoice_id)
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'},
+    )
+
+
+@router.get("/consumers/{consumer_id}/estimate")
+async def consumer_estimate(
+    consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    """This month so far and the bill it is heading for, at the same daily rate."""
+    async with pool.connection() as conn:
+        return await estimates.estimate(conn, principal, consumer_id)
 
 
 @router.post("/invoices/{invoice_id}/issue")

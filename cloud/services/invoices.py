@@ -9,12 +9,14 @@ rejected (the invoice returns to issued or overdue). A consumer opening its own 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..billing.pdf import render_invoice
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit, tariffs
 from .auth import Principal
@@ -205,3 +207,45 @@ async def mark_overdue(conn: AsyncConnection, principal: Principal, board_id: in
                 after={"invoices": ids},
             )
     return len(ids)
+
+
+async def daily_units(
+    conn: AsyncConnection, consumer_id: int, start: date, end: date, time_zone: str
+) -> list[tuple[date, Decimal]]:
+    """The consumer's energy per local day (for the bill's chart): register deltas of its
+    meters, each counted on the day its interval ends in."""
+    cursor = await conn.execute(
+        """
+        WITH reads AS (
+            SELECT r.meter_id, r.ts, r.value,
+                   r.value - lag(r.value) OVER (PARTITION BY r.meter_id ORDER BY r.ts) AS delta
+            FROM readings r JOIN meters m ON m.id = r.meter_id
+            WHERE m.consumer_id = %(c)s AND r.quantity = '1.8.0'
+              AND r.quality IN ('ok', 'estimated')
+              AND r.ts > (%(start)s::date::timestamp AT TIME ZONE %(tz)s) - interval '1 day'
+              AND r.ts <= (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
+        )
+        SELECT ((ts - interval '1 microsecond') AT TIME ZONE %(tz)s)::date AS day,
+               sum(greatest(delta, 0)) AS units
+        FROM reads WHERE delta IS NOT NULL
+          AND ts > (%(start)s::date::timestamp AT TIME ZONE %(tz)s)
+        GROUP BY 1 ORDER BY 1
+        """,
+        {"c": consumer_id, "start": start, "end": end, "tz": time_zone},
+    )
+    return [(row["day"], Decimal(str(row["units"]))) for row in await cursor.fetchall()]
+
+
+async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> bytes:
+    """The invoice as a PDF, with the consumer's daily consumption over the period."""
+    invoice = await get(conn, principal, invoice_id)
+    consumer = await (
+        await conn.execute("SELECT * FROM consumers WHERE id = %s", (invoice["consumer_id"],))
+    ).fetchone()
+    board = await (
+        await conn.execute("SELECT * FROM boards WHERE id = %s", (invoice["board_id"],))
+    ).fetchone()
+    daily = await daily_units(
+        conn, consumer["id"], invoice["period_start"], invoice["period_end"], board["time_zone"]
+    )
+    return await asyncio.to_thread(render_invoice, invoice, consumer, board, daily)

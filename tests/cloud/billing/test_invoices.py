@@ -4,6 +4,7 @@ lifecycle, and bad input refused with nothing stored."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -11,6 +12,7 @@ from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
 import pytest
+from pypdf import PdfReader
 
 from cloud.services import auth
 from tests.cloud.billing.test_tariff import DELHI
@@ -408,3 +410,36 @@ async def test_bad_tariffs_are_refused_with_nothing_stored(
     )
     assert backwards.status_code == 422
     assert "period" in backwards.text
+
+
+async def test_the_invoice_pdf_and_the_running_estimate(cloud: Cloud, setup: Board) -> None:
+    await tariff(
+        cloud,
+        setup,
+        [{"effective_from": "2026-01-01", "spec": {"energy": {"mode": "flat", "rate": "5.00"}}}],
+    )
+    consumer, _meter = await consumer_with_meter(
+        cloud,
+        setup,
+        [(ist(1), 0.0)]
+        + [(ist(day, 12), 10.0 * day - 5) for day in range(1, 32)]
+        + [(ist(1, month=11), 310.0), (ist(11, month=11), 410.0)],
+    )
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    response = await cloud.client.get(f"/api/v1/invoices/{invoice['id']}/pdf", headers=setup.admin)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    document = PdfReader(io.BytesIO(response.content))
+    text = " ".join(page.extract_text() for page in document.pages)
+    assert f"Invoice {invoice['id']}" in text
+    assert "1,550.00" in text  # 310 units x 5.00
+    assert any(page.images for page in document.pages), "the consumption chart is drawn"
+    # November so far: 100 units in the 10 days to 11 Nov; 300 projected for 30 days x 5.00
+    estimate = await cloud.client.get(f"/api/v1/consumers/{consumer}/estimate", headers=setup.admin)
+    assert estimate.status_code == 200, estimate.text
+    body = estimate.json()
+    assert (body["cycle_start"], body["cycle_end"]) == ("2026-11-01", "2026-12-01")
+    assert D(body["units_so_far"]) == D(100)
+    assert D(body["projected_units"]) == D(300)
+    assert D(body["projected_total"]) == D("1500.00")

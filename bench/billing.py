@@ -1,0 +1,160 @@
+"""Billing a board: 10,000 consumers, each with a month of 15-minute register reads.
+
+Fills a fresh database (GRIDGATE_BENCH_DATABASE_URL's server, else an embedded PostgreSQL) with
+the board, its consumers and meters, the Delhi domestic tariff, and ~30 million readings made
+by the server itself (not timed), then times the billing run that makes every invoice, and a
+second run (which must create nothing). Prints JSON lines:
+
+    generate_s     the first run: every consumer's invoice             target < 60 s
+    rerun_s        the same period again: nothing new is created
+    invoices       invoices created (must equal consumers)
+
+Run: python bench/billing.py [--consumers 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cloud_ingest import fresh_database
+
+from cloud.billing.tariff import TariffSpec
+from cloud.migrate import migrate
+from cloud.services import billing_runs, fleet
+from cloud.services.auth import Principal
+
+DELHI = {
+    "energy": {
+        "mode": "telescopic",
+        "slabs": [
+            {"up_to": 200, "rate": "4.00"},
+            {"up_to": 400, "rate": "5.95"},
+            {"up_to": 800, "rate": "7.30"},
+            {"up_to": 1200, "rate": "8.10"},
+            {"rate": "8.75"},
+        ],
+    },
+    "fixed": {
+        "bands": [{"up_to_kw": 2, "amount": 40}, {"up_to_kw": 5, "amount": 100}, {"per_kw": 25}]
+    },
+    "taxes": [{"name": "Electricity duty", "percent": 5, "base": "energy"}],
+}
+
+
+def emit(figure: str, value: float, unit: str, **extra: object) -> None:
+    line = {"bench": "billing", "figure": figure, "value": round(value, 2), "unit": unit}
+    print(json.dumps({**line, **extra}), flush=True)
+
+
+async def fill(url: str, consumers: int) -> int:
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        await migrate(conn)
+        await conn.set_autocommit(False)
+        await fleet.create_state(conn, code="BB", name="Bench", actor="bench")
+        board = await fleet.create_board(
+            conn, state_code="BB", code="BILL", name="Bench board", actor="bench"
+        )
+        board_id = board["id"]
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO gateways (board_id, gateway_code, public_key)"
+                " VALUES (%s, 'bench-gw', 'k')",
+                (board_id,),
+            )
+            await conn.execute(
+                "INSERT INTO consumers (board_id, account_no, name, sanctioned_load_kw)"
+                " SELECT %s, 'AC' || n, 'Consumer ' || n, 1 + n %% 8"
+                " FROM generate_series(1, %s) n",
+                (board_id, consumers),
+            )
+            await conn.execute(
+                "INSERT INTO meters (board_id, external_id, consumer_id, model)"
+                " SELECT board_id, 'm-' || id, id, 'sdm120' FROM consumers WHERE board_id = %s",
+                (board_id,),
+            )
+            cursor = await conn.execute(
+                "INSERT INTO tariffs (board_id, category, name) VALUES (%s, 'domestic', 'D')"
+                " RETURNING id",
+                (board_id,),
+            )
+            tariff_id = (await cursor.fetchone())["id"]
+            await conn.execute(
+                "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
+                " VALUES (%s, '2026-01-01', %s)",
+                (tariff_id, TariffSpec.model_validate(DELHI).model_dump_json()),
+            )
+            for month in ("2026-09-01", "2026-10-01", "2026-11-01"):
+                await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
+        # a month of 15-minute reads per meter, and one either side: made by the server
+        await conn.execute(
+            """
+            INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)
+            SELECT m.id, '1.8.0', t,
+                   1000 + (m.id %% 13) + extract(epoch FROM t - '2026-09-30 18:15+00') / 900.0
+                       * (0.05 + (m.id %% 17) / 40.0),
+                   'ok', g.id
+            FROM meters m CROSS JOIN gateways g
+            CROSS JOIN generate_series('2026-09-30 18:15+00'::timestamptz,
+                                       '2026-10-31 18:45+00'::timestamptz, '15 minutes') t
+            WHERE m.board_id = %s
+            """,
+            (board_id,),
+        )
+        await conn.commit()
+        await conn.execute("ANALYZE readings")
+        rows = (await (await conn.execute("SELECT count(*) AS n FROM readings")).fetchone())["n"]
+        emit("fill_s", time.perf_counter() - started, "s", readings=rows, note="setup, not timed")
+        return board_id
+
+
+async def bill(url: str, board_id: int, consumers: int) -> None:
+    principal = Principal(
+        user_id=0, role="SUPER_ADMIN", state_id=None, board_id=None, consumer_id=None
+    )
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        for figure in ("generate_s", "rerun_s"):
+            started = time.perf_counter()
+            summary = await billing_runs.run(
+                conn,
+                principal,
+                board_id=board_id,
+                period_start=date(2026, 10, 1),
+                period_end=date(2026, 11, 1),
+            )
+            elapsed = time.perf_counter() - started
+            emit(
+                figure,
+                elapsed,
+                "s",
+                target="< 60" if figure == "generate_s" else None,
+                consumers=consumers,
+                **{k: v for k, v in summary.items() if k != "errors"},
+            )
+        count = await (await conn.execute("SELECT count(*) AS n FROM invoices")).fetchone()
+        emit("invoices", count["n"], "invoices", consumers=consumers)
+
+
+async def main(consumers: int) -> None:
+    with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
+        board_id = await fill(url, consumers)
+        await bill(url, board_id, consumers)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--consumers", type=int, default=10_000)
+    asyncio.run(main(parser.parse_args().consumers))

@@ -1,0 +1,98 @@
+"""What a consumer's current cycle looks like so far, and what its bill is heading for.
+
+The cycle is the calendar month in the board's time zone. Consumption so far runs from the
+register at the cycle's start to the latest read; the projection scales it to the whole month
+at the same daily rate and prices it under the tariff in force.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
+from ..billing.engine import compute_bill, local_midnight
+from ..errors import InvalidInput
+from . import tariffs
+from .auth import Principal
+from .scoped import CONSUMERS, get_row
+
+
+def _month(today: date) -> tuple[date, date]:
+    start = today.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+async def estimate(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    consumer = await get_row(conn, principal, CONSUMERS, consumer_id)  # scope: 404 outside it
+    board = await conn.execute("SELECT * FROM boards WHERE id = %s", (consumer["board_id"],))
+    board = await board.fetchone()
+    tz = ZoneInfo(board["time_zone"])
+    now = now or datetime.now(UTC)
+    cycle_start, cycle_end = _month(now.astimezone(tz).date())
+    start = local_midnight(cycle_start, tz)
+    versions = await tariffs.in_force(
+        conn, board["id"], consumer["category"], cycle_start, cycle_end
+    )
+    quantity = "9.8.0" if versions[-1].spec.energy_unit == "kVAh" else "1.8.0"
+    cursor = await conn.execute(
+        "SELECT m.id, m.ct_ratio, r.ts, r.value FROM meters m JOIN LATERAL ("
+        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
+        "    AND ts <= %(start)s AND quality IN ('ok', 'estimated') ORDER BY ts DESC LIMIT 1)"
+        "  UNION ALL"
+        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
+        "    AND ts > %(start)s AND ts <= %(now)s AND quality IN ('ok', 'estimated')"
+        "    ORDER BY ts LIMIT 1)"
+        "  UNION ALL"
+        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
+        "    AND ts > %(start)s AND ts <= %(now)s AND quality IN ('ok', 'estimated')"
+        "    ORDER BY ts DESC LIMIT 1)"
+        ") r ON true WHERE m.consumer_id = %(c)s AND m.replaced_at IS NULL ORDER BY m.id, r.ts",
+        {"q": quantity, "start": start, "now": now, "c": consumer_id},
+    )
+    reads: dict[int, list[Read]] = {}
+    ratios: dict[int, Decimal] = {}
+    for row in await cursor.fetchall():
+        reads.setdefault(row["id"], []).append(Read(row["ts"], to_decimal(row["value"])))
+        ratios[row["id"]] = Decimal(row["ct_ratio"])
+    spans = [
+        MeterSpan(meter, series, start, series[-1].ts, ratios[meter])
+        for meter, series in reads.items()
+        if series[-1].ts > start
+    ]
+    if not spans:
+        raise InvalidInput(
+            "no reads yet in this cycle to estimate from",
+            errors=[("consumer_id", str(consumer_id))],
+        )
+    so_far = consumption(spans, tz)
+    latest = max(span.end for span in spans)
+    elapsed_days = Decimal((latest - start).total_seconds()) / Decimal(86_400)
+    cycle_days = Decimal((cycle_end - cycle_start).days)
+    projected = so_far.units / elapsed_days * cycle_days if elapsed_days > 0 else Decimal(0)
+    bill = compute_bill(
+        period_start=cycle_start,
+        period_end=cycle_end,
+        tz=tz,
+        consumption=Consumption(projected, {}, True, []),
+        versions=versions,
+        sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
+    )
+    return {
+        "consumer_id": consumer_id,
+        "cycle_start": cycle_start,
+        "cycle_end": cycle_end,
+        "as_of": latest,
+        "units_so_far": round(so_far.units, 3),
+        "projected_units": round(projected, 3),
+        "projected_total": bill.total,
+        "currency": board["currency"],
+        "lines": [line.__dict__ for line in bill.lines],
+    }
