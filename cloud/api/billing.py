@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import describe_validation_error
+
+from ..billing import urdb
 from ..billing.tariff import TariffSpec
+from ..errors import InvalidInput, NotFound
 from ..permissions import Permission
 from ..services import billing_runs, estimates, invoices, tariffs
 from ..services.auth import Principal
@@ -118,6 +122,57 @@ async def add_tariff_version(
             effective_to=body.effective_to,
             spec=body.spec,
         )
+
+
+class UrdbVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    effective_from: date
+    effective_to: date | None = None
+    urdb: dict[str, Any]
+
+
+@router.post("/tariffs/{tariff_id}/versions/urdb", status_code=status.HTTP_201_CREATED)
+async def import_urdb_version(
+    tariff_id: int,
+    body: UrdbVersion,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> dict:
+    """A new version from OpenEI URDB-like JSON (with GridGate's `gridgate` extension)."""
+    try:
+        spec = urdb.from_urdb(body.urdb)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise InvalidInput(
+            "; ".join(f"urdb.{f}: {m}" for f, m in problems[:10]),
+            errors=[(f"urdb.{f}", m) for f, m in problems],
+        ) from None
+    except ValueError as exc:
+        raise InvalidInput(f"urdb.{exc}", errors=[("urdb", str(exc))]) from None
+    async with pool.connection() as conn:
+        return await tariffs.add_version(
+            conn,
+            principal,
+            tariff_id,
+            effective_from=body.effective_from,
+            effective_to=body.effective_to,
+            spec=spec,
+        )
+
+
+@router.get("/tariffs/{tariff_id}/versions/{version_id}/urdb")
+async def export_urdb_version(
+    tariff_id: int,
+    version_id: int,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_READ),
+) -> dict:
+    """The version as URDB-like JSON."""
+    async with pool.connection() as conn:
+        for version in await tariffs.versions(conn, principal, tariff_id):
+            if version["id"] == version_id:
+                return urdb.to_urdb(TariffSpec.model_validate(version["spec"]))
+    raise NotFound(f"no version {version_id} of tariff {tariff_id}")
 
 
 @router.patch("/tariffs/{tariff_id}/versions/{version_id}")

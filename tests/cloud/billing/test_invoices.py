@@ -443,3 +443,25 @@ async def test_the_invoice_pdf_and_the_running_estimate(cloud: Cloud, setup: Boa
     assert D(body["units_so_far"]) == D(100)
     assert D(body["projected_units"]) == D(300)
     assert D(body["projected_total"]) == D("1500.00")
+
+
+async def test_urdb_import_and_export_over_the_api(cloud: Cloud, setup: Board) -> None:
+    tariff_id = await tariff(cloud, setup, [])
+    url = f"/api/v1/tariffs/{tariff_id}/versions/urdb"
+    bad = await cloud.client.post(
+        url,
+        json={"effective_from": "2026-01-01", "urdb": {"energyratestructure": [[{"rate": -5}]]}},
+        headers=setup.admin,
+    )
+    assert bad.status_code == 422
+    assert "rate" in bad.json()["detail"]
+    from cloud.billing.urdb import to_urdb
+
+    good = await cloud.client.post(
+        url, json={"effective_from": "2026-01-01", "urdb": to_urdb(DELHI)}, headers=setup.admin
+    )
+    assert good.status_code == 201, good.text
+    exported = await cloud.client.get(
+        f"/api/v1/tariffs/{tariff_id}/versions/{good.json()['id']}/urdb", headers=setup.admin
+    )
+    assert exported.json()["energyratestructure"][0][0] == {"rate": "4.00", "max": "200"}

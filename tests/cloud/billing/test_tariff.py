@@ -199,3 +199,50 @@ def test_bad_tariffs_name_what_is_wrong(spec: dict, field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         TariffSpec.model_validate(spec)
     assert field in str(caught.value)
+
+
+def test_urdb_round_trip_and_time_of_day_import() -> None:
+    from cloud.billing.urdb import from_urdb, to_urdb
+
+    assert from_urdb(to_urdb(DELHI)) == DELHI
+    imported = from_urdb(
+        {
+            "label": "TOD-1",
+            "energyratestructure": [[{"rate": 5, "adj": "0.25"}], [{"rate": 7}]],
+            "energyweekdayschedule": [[0] * 18 + [1] * 4 + [0] * 2] * 12,
+            "energyweekendschedule": [[0] * 24] * 12,
+            "fixedchargefirstmeter": 50,
+            "mincharge": 100,
+            "gridgate": {"period_names": ["normal", "peak"]},
+        }
+    )
+    assert imported.energy.rates == {"normal": D("5.25"), "peak": D(7)}
+    assert imported.energy.weekday[0][19] == "peak"
+    assert imported.fixed.per_connection == D(50)
+    assert imported.minimum_charge == D(100)
+    assert from_urdb(to_urdb(imported)) == imported
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (
+            {"energyratestructure": [[{"max": 1, "rate": 1}, {"rate": 2}], [{"rate": 3}]]},
+            "tiered time of day",
+        ),
+        (
+            {
+                "energyratestructure": [[{"rate": 1}], [{"rate": 2}]],
+                "energyweekdayschedule": [[0] * 24] * 12,
+                "energyweekendschedule": [[0] * 24] * 10,
+            },
+            "energyweekendschedule",
+        ),
+        ({"energyratestructure": [[{"rate": 1}]], "colour": "red"}, "colour"),
+    ],
+)
+def test_bad_urdb_names_the_field(data: dict, words: str) -> None:
+    from cloud.billing.urdb import from_urdb
+
+    with pytest.raises(ValueError, match=words):
+        from_urdb(data)
