@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import psycopg
@@ -13,7 +14,7 @@ from psycopg.rows import dict_row
 from .db import database_url
 from .errors import CloudError
 from .migrate import migrate
-from .services import auth, enrollment, fleet
+from .services import auth, billing_runs, enrollment, fleet, invoices
 from .settings import CloudSettings
 
 app = typer.Typer(help="The cloud service: serve, migrate, admin.", no_args_is_help=True)
@@ -150,3 +151,62 @@ def revoke_gateway(gateway: str = typer.Option(...)) -> None:
     """Revoke a gateway's key: its batches are refused from now on."""
     _with_connection(lambda conn: enrollment.revoke(conn, gateway_code=gateway, actor="cli"))
     typer.echo(f"gateway {gateway} revoked")
+
+
+billing = typer.Typer(help="Billing runs and overdue marking for a board.", no_args_is_help=True)
+app.add_typer(billing, name="billing")
+_OPERATOR = auth.Principal(
+    user_id=0, role="SUPER_ADMIN", state_id=None, board_id=None, consumer_id=None
+)
+
+
+def _month(text: str) -> tuple[date, date]:
+    try:
+        start = datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        typer.echo(f"gridgate cloud: --period {text!r} must look like 2026-10", err=True)
+        raise typer.Exit(2) from None
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+@billing.command("run")
+def billing_run(
+    board: str = typer.Option(..., help="The board's code."),
+    period: str = typer.Option(..., help="The calendar month to bill, e.g. 2026-10."),
+) -> None:
+    """Bill every consumer of the board for the month (idempotent: a second run creates nothing;
+    changed data makes a new version that bills the difference).
+
+    Example: gridgate cloud billing run --board BRPL --period 2026-10
+    """
+    start, end = _month(period)
+
+    async def work(conn: psycopg.AsyncConnection) -> dict:
+        board_id = (await fleet.board_by_code(conn, board))["id"]
+        return await billing_runs.run(
+            conn, _OPERATOR, board_id=board_id, period_start=start, period_end=end
+        )
+
+    summary = _with_connection(work)
+    typer.echo(
+        f"{board} {period}: {summary['created']} created, {summary['revised']} revised,"
+        f" {summary['unchanged']} unchanged, {summary['failed']} failed"
+    )
+    for error in summary["errors"]:
+        typer.echo(f"  {error}", err=True)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+@billing.command("overdue")
+def billing_overdue(board: str = typer.Option(..., help="The board's code.")) -> None:
+    """Mark the board's issued bills past their due date as overdue.
+
+    Example: gridgate cloud billing overdue --board BRPL
+    """
+
+    async def work(conn: psycopg.AsyncConnection) -> int:
+        board_id = (await fleet.board_by_code(conn, board))["id"]
+        return await invoices.mark_overdue(conn, _OPERATOR, board_id)
+
+    typer.echo(f"{_with_connection(work)} invoices marked overdue")
