@@ -191,6 +191,43 @@ async def update_tariff_version(
         return await tariffs.update_version(conn, principal, tariff_id, version_id, changes)
 
 
+class Holiday(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: text(200, min_length=1)  # type: ignore[valid-type]
+
+
+@router.get("/boards/{board_id}/holidays")
+async def list_holidays(
+    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> list[dict]:
+    """The board's holidays (billed as weekends by time-of-day tariffs)."""
+    async with pool.connection() as conn:
+        return await tariffs.holidays(conn, principal, board_id)
+
+
+@router.put("/boards/{board_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_holiday(
+    board_id: int,
+    day: date,
+    body: Holiday,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> None:
+    async with pool.connection() as conn:
+        await tariffs.set_holiday(conn, principal, board_id, day, body.name)
+
+
+@router.delete("/boards/{board_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_holiday(
+    board_id: int,
+    day: date,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> None:
+    async with pool.connection() as conn:
+        await tariffs.set_holiday(conn, principal, board_id, day, None)
+
+
 @router.post("/billing/runs")
 async def run_billing(
     body: RunRequest, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)

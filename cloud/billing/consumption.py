@@ -19,7 +19,7 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -87,7 +87,8 @@ class MeterSpan:
 @dataclass(frozen=True)
 class Consumption:
     units: Decimal
-    by_hour: dict[datetime, Decimal]  # energy by the local hour it was used in (start instant)
+    by_hour: dict[datetime, Decimal]  # energy by the local hour it was used in, keyed by the
+    # hour's start as a UTC instant (the hour repeated when clocks go back is two hours)
     exact: bool  # every boundary had a read on it
     missing: list[str]  # what could not be measured (these spans need an estimate)
 
@@ -133,10 +134,11 @@ def _spread(
     while cursor < b.ts:
         local = cursor.astimezone(tz)
         hour_start = local.replace(minute=0, second=0, microsecond=0)
-        next_hour = (hour_start + timedelta(hours=1)).astimezone(cursor.tzinfo)
+        # step in UTC: wall-clock arithmetic would skip the hour repeated when clocks go back
+        next_hour = hour_start.astimezone(UTC) + timedelta(hours=1)
         stop = min(next_hour, b.ts)
         share = Decimal((stop - cursor) / timedelta(microseconds=1)) / total_us
-        key = hour_start
+        key = hour_start.astimezone(UTC)
         by_hour[key] = by_hour.get(key, Decimal(0)) + energy * share
         cursor = stop
 
@@ -146,11 +148,13 @@ def split_by_period(
     weekday: list[list[str]],
     weekend: list[list[str]],
     holidays: set,
+    tz: ZoneInfo,
 ) -> dict[str, Decimal]:
     """Time-of-day units: each local hour's energy under its period (weekends and holidays use
-    the weekend matrix)."""
+    the weekend matrix), read on the board's clock."""
     periods: dict[str, Decimal] = {}
-    for hour, energy in by_hour.items():
+    for instant, energy in by_hour.items():
+        hour = instant.astimezone(tz)
         rest_day = hour.weekday() >= 5 or hour.date() in holidays
         name = (weekend if rest_day else weekday)[hour.month - 1][hour.hour]
         periods[name] = periods.get(name, Decimal(0)) + energy

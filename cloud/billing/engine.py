@@ -118,11 +118,19 @@ def compute_bill(
         if spec.energy.mode == "time_of_day":
             if estimated or not consumption.by_hour:
                 # no hourly data: the estimate is priced as if used evenly through the day
-                by_period = _even_split(spec, seg_units, start, end, holidays or set())
+                by_period = _even_split(spec, seg_units, start, end, holidays or set(), tz)
             else:
-                hours = {h: e for h, e in consumption.by_hour.items() if start <= h.date() < end}
+                hours = {
+                    h: e
+                    for h, e in consumption.by_hour.items()
+                    if start <= h.astimezone(tz).date() < end
+                }
                 by_period = split_by_period(
-                    hours, spec.energy.weekday or [], spec.energy.weekend or [], holidays or set()
+                    hours,
+                    spec.energy.weekday or [],
+                    spec.energy.weekend or [],
+                    holidays or set(),
+                    tz,
                 )
                 seg_units = sum(by_period.values(), Decimal(0))
         usage = Usage(
@@ -140,13 +148,14 @@ def compute_bill(
 
 
 def _even_split(
-    spec: TariffSpec, units: Decimal, start: date, end: date, holidays: set[date]
+    spec: TariffSpec, units: Decimal, start: date, end: date, holidays: set[date], tz: ZoneInfo
 ) -> dict[str, Decimal]:
     hours: dict[datetime, Decimal] = {}
     per_hour = units / Decimal((end - start).days * 24)
     day = start
     while day < end:
         for hour in range(24):
-            hours[datetime.combine(day, time(hour))] = per_hour
+            hours[datetime.combine(day, time(hour), tz)] = per_hour
         day += timedelta(days=1)
-    return split_by_period(hours, spec.energy.weekday or [], spec.energy.weekend or [], holidays)
+    weekday, weekend = spec.energy.weekday or [], spec.energy.weekend or []
+    return split_by_period(hours, weekday, weekend, holidays, tz)

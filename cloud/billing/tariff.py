@@ -41,6 +41,8 @@ class _Spec(BaseModel):
 
 
 class Slab(_Spec):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    start: Decimal | None = Field(default=None, ge=0, alias="from")  # optional, checked
     up_to: Units | None = None  # monthly units where this slab ends; None: no end (the last)
     rate: Rate
 
@@ -75,6 +77,15 @@ class EnergyCharge(_Spec):
 def _check_slabs(slabs: list[Slab]) -> None:
     if not slabs:
         raise ValueError("slabs: at least one slab is needed")
+    previous_end = Decimal(0)
+    for index, slab in enumerate(slabs):
+        if slab.start is not None and slab.start != previous_end:
+            kind = "a gap" if slab.start > previous_end else "an overlap"
+            raise ValueError(
+                f"slabs.{index}.from: {slab.start} leaves {kind} after {previous_end}"
+                " (each slab starts where the previous one ends)"
+            )
+        previous_end = slab.up_to if slab.up_to is not None else previous_end
     for index, slab in enumerate(slabs[:-1]):
         if slab.up_to is None:
             raise ValueError(f"slabs.{index}.up_to: only the last slab may be open-ended")

@@ -201,3 +201,37 @@ async def lock(conn: AsyncConnection, version_ids: list[int]) -> None:
         "UPDATE tariff_versions SET locked_at = now() WHERE id = ANY(%s) AND locked_at IS NULL",
         (version_ids,),
     )
+
+
+async def holidays(conn: AsyncConnection, principal: Principal, board_id: int) -> list[dict]:
+    await get_row(conn, principal, BOARDS, board_id)
+    cursor = await conn.execute(
+        "SELECT day, name FROM holidays WHERE board_id = %s ORDER BY day", (board_id,)
+    )
+    return await cursor.fetchall()
+
+
+async def set_holiday(
+    conn: AsyncConnection, principal: Principal, board_id: int, day: date, name: str | None
+) -> None:
+    """Add (name given) or remove (None) a holiday: time-of-day tariffs treat it as a weekend."""
+    async with conn.transaction():
+        await get_row(conn, principal, BOARDS, board_id)
+        if name is None:
+            await conn.execute(
+                "DELETE FROM holidays WHERE board_id = %s AND day = %s", (board_id, day)
+            )
+        else:
+            await conn.execute(
+                "INSERT INTO holidays (board_id, day, name) VALUES (%s, %s, %s)"
+                " ON CONFLICT (board_id, day) DO UPDATE SET name = excluded.name",
+                (board_id, day, name),
+            )
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="set_holiday" if name is not None else "remove_holiday",
+            entity="board",
+            entity_id=board_id,
+            after={"day": day, "name": name},
+        )

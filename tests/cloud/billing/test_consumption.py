@@ -3,7 +3,7 @@ hourly spread, and that splitting a period never changes the energy."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -67,3 +67,38 @@ def test_splitting_a_period_never_changes_the_energy(steps, gaps, cut) -> None:
     first = consumption([MeterSpan(1, reads, start, middle)], IST).units
     second = consumption([MeterSpan(1, reads, middle, end)], IST).units
     assert first + second == whole
+
+
+def test_time_of_day_follows_the_local_clock_through_a_dst_change() -> None:
+    from cloud.billing.consumption import split_by_period
+
+    london = ZoneInfo("Europe/London")
+    # Sunday 25 October 2026: clocks go back at 02:00 BST, the local day has 25 hours
+    start = datetime(2026, 10, 25, tzinfo=london).astimezone(UTC)  # arithmetic in UTC:
+    end = datetime(2026, 10, 26, tzinfo=london).astimezone(UTC)  # local days vary in length
+    hours = int((end - start).total_seconds() // 3600)
+    assert hours == 25
+    reads = [Read(start + timedelta(hours=h), D(h)) for h in range(hours + 1)]
+    used = consumption([MeterSpan(1, reads, start, end)], london, hourly=True)
+    assert used.units == D(25)
+    assert len(used.by_hour) == 25  # 01:00 happens twice, as two hours
+    weekday = [["day"] * 7 + ["evening"] * 17] * 12
+    weekend = [["weekend"] * 24] * 12
+    assert split_by_period(used.by_hour, weekday, weekend, set(), london) == {"weekend": D(25)}
+    monday = consumption(
+        [
+            MeterSpan(
+                1,
+                [Read(end, D(0)), Read(end + timedelta(hours=24), D(24))],
+                end,
+                end + timedelta(hours=24),
+            )
+        ],
+        london,
+        hourly=True,
+    )
+    split = split_by_period(monday.by_hour, weekday, weekend, set(), london)
+    assert split == {"day": D(7), "evening": D(17)}
+    assert split_by_period(monday.by_hour, weekday, weekend, {end.date()}, london) == {
+        "weekend": D(24)
+    }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -465,3 +465,45 @@ async def test_urdb_import_and_export_over_the_api(cloud: Cloud, setup: Board) -
         f"/api/v1/tariffs/{tariff_id}/versions/{good.json()['id']}/urdb", headers=setup.admin
     )
     assert exported.json()["energyratestructure"][0][0] == {"rate": "4.00", "max": "200"}
+
+
+async def test_time_of_day_bills_hours_and_holidays_in_the_boards_zone(
+    cloud: Cloud, setup: Board
+) -> None:
+    evening = ["day"] * 18 + ["peak"] * 4 + ["day"] * 2  # 18:00-22:00 local is peak
+    await tariff(
+        cloud,
+        setup,
+        [
+            {
+                "effective_from": "2026-01-01",
+                "spec": {
+                    "energy": {
+                        "mode": "time_of_day",
+                        "rates": {"day": "4.00", "peak": "8.00"},
+                        "weekday": [evening] * 12,
+                        "weekend": [["day"] * 24] * 12,
+                    }
+                },
+            }
+        ],
+    )
+    holiday = await cloud.client.put(
+        f"/api/v1/boards/{setup.id}/holidays/2026-10-02",
+        json={"name": "Gandhi Jayanti"},
+        headers=setup.admin,
+    )
+    assert holiday.status_code == 204
+    # one unit an hour all October, read every hour on the hour, India time
+    hours = 31 * 24
+    consumer, _ = await consumer_with_meter(
+        cloud, setup, [(ist(1) + timedelta(hours=h), float(h)) for h in range(hours + 1)]
+    )
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    # October 2026: 22 weekdays but 2 Oct is a holiday -> 21 weekdays with 4 peak hours each
+    peak_units = 21 * 4
+    lines = {line["description"]: line for line in invoice["lines"]}
+    assert D(lines["Energy, peak hours"]["quantity"]) == peak_units
+    assert D(lines["Energy, day hours"]["quantity"]) == hours - peak_units
+    assert D(invoice["total"]) == (hours - peak_units) * D(4) + peak_units * D(8)

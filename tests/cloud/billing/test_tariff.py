@@ -246,3 +246,33 @@ def test_bad_urdb_names_the_field(data: dict, words: str) -> None:
 
     with pytest.raises(ValueError, match=words):
         from_urdb(data)
+
+
+@pytest.mark.parametrize(("start", "words"), [("150", "a gap"), ("50", "an overlap")])
+def test_slabs_with_a_gap_or_an_overlap_are_refused(start: str, words: str) -> None:
+    with pytest.raises(ValidationError, match=f"slabs.1.from.*{words}"):
+        TariffSpec.model_validate(
+            {
+                "energy": {
+                    "mode": "telescopic",
+                    "slabs": [
+                        {"from": 0, "up_to": 100, "rate": 1},
+                        {"from": start, "up_to": 200, "rate": 2},
+                        {"from": 200, "rate": 3},
+                    ],
+                }
+            }
+        )
+    explicit = TariffSpec.model_validate(
+        {
+            "energy": {
+                "mode": "telescopic",
+                "slabs": [
+                    {"from": 0, "up_to": 100, "rate": 1},
+                    {"from": 100, "up_to": 200, "rate": 2},
+                    {"from": 200, "rate": 3},
+                ],
+            }
+        }
+    )
+    assert bill(explicit, "250")[1] == D(100) + D(200) + D(150)
