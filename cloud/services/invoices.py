@@ -151,6 +151,13 @@ async def open_dispute(
     conn: AsyncConnection, principal: Principal, invoice_id: int, *, reason: str
 ) -> dict[str, Any]:
     async with conn.transaction():
+        # the invoice first: in scope and open to a dispute, before anything is written
+        invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
+        if invoice["status"] not in ("issued", "overdue"):
+            raise Conflict(
+                f"invoice {invoice_id} is {invoice['status']}; only an issued or overdue bill"
+                " can be disputed"
+            )
         await conn.execute(
             "INSERT INTO disputes (invoice_id, reason, opened_by) VALUES (%s, %s, %s)",
             (invoice_id, reason, actor(principal)),
