@@ -10,6 +10,7 @@ register reset/rollover, clock drift) change what the meter reports from the ins
 
 from __future__ import annotations
 
+import cmath
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class MeterPhysics:
             "1.8.0": self.initial_import_kwh,
             "2.8.0": 0.0,
             "3.8.0": 0.0,
+            "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
             "9.8.0": 0.0,
         }
         self._clock_offset_s = 0.0
@@ -187,12 +189,13 @@ class MeterPhysics:
         }
         total_share = sum(shares) or 1.0
         phase_codes = (
-            ("32.7.0", "31.7.0", "21.7.0"),
-            ("52.7.0", "51.7.0", "41.7.0"),
-            ("72.7.0", "71.7.0", "61.7.0"),
+            ("32.7.0", "31.7.0", "21.7.0", "29.7.0", "23.7.0", "33.7.0"),
+            ("52.7.0", "51.7.0", "41.7.0", "49.7.0", "43.7.0", "53.7.0"),
+            ("72.7.0", "71.7.0", "61.7.0", "69.7.0", "63.7.0", "73.7.0"),
         )
+        neutral = 0j  # the phase currents add up in the neutral, 120 degrees apart
         for index in range(self.shape.phases):
-            v_code, i_code, p_code = phase_codes[index]
+            v_code, i_code, p_code, s_code, q_code, pf_code = phase_codes[index]
             share = shares[index]
             phase_kw = net * share / total_share if share else 0.0
             wobble = 0.012 * math.sin(2 * math.pi * t_s / 86400 + index) + 0.006 * (
@@ -205,6 +208,13 @@ class MeterPhysics:
             values[v_code] = volts
             values[p_code] = phase_kw
             values[i_code] = abs(phase_kw) * 1000 / (volts * pf) if volts > 1 else 0.0
+            phase_va = abs(phase_kw) / pf if volts > 1 else 0.0
+            values[s_code] = phase_va
+            values[q_code] = math.sqrt(max(phase_va * phase_va - phase_kw * phase_kw, 0.0))
+            values[pf_code] = pf if volts > 1 else 0.0
+            neutral += values[i_code] * cmath.exp(-2j * math.pi * index / 3)
+        if self.shape.phases == 3:
+            values["91.7.0"] = abs(neutral)
         if self.faults.stuck and self._frozen is not None:
             values = dict(self._frozen)
         else:

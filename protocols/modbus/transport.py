@@ -29,7 +29,7 @@ from ..errors import (
     TransportError,
 )
 from .rtu import crc_ok
-from .timing import LineSettings
+from .timing import LineSettings, read_response_bytes
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -55,10 +55,14 @@ class ModbusLine:
     name: str
 
     def __init__(
-        self, client: AsyncModbusSerialClient | AsyncModbusTcpClient, silence_s: float
+        self,
+        client: AsyncModbusSerialClient | AsyncModbusTcpClient,
+        silence_s: float,
+        character_s: float = 0.0,
     ) -> None:
         self._client = client
         self._silence_s = silence_s
+        self._character_s = character_s  # a late answer may still be on the wire this long
         self._lock = asyncio.Lock()
         self._quiet_at = 0.0
         self._received = bytearray()
@@ -110,7 +114,8 @@ class ModbusLine:
             try:
                 response = await read(address, count=count, device_id=unit)
             except ModbusIOException as exc:
-                quiet_s += timeout_s
+                # the answer may come late: let it pass before the next request goes out
+                quiet_s += timeout_s + read_response_bytes(count) * self._character_s
                 raise self._classify(meter, unit, where, timeout_s) from exc
             except (ConnectionException, OSError) as exc:
                 raise TransportError(
@@ -166,7 +171,7 @@ class ModbusSerialLine(ModbusLine):
             reconnect_delay=0,
             trace_packet=self._trace,
         )
-        super().__init__(client, settings.silence_s)
+        super().__init__(client, settings.silence_s, settings.character_s)
 
 
 class ModbusTcpLine(ModbusLine):
