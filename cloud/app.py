@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,9 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .api import auth, billing, boards, fleet, gateways, health, ingest, users
+from .api import alerts, auth, billing, boards, fleet, gateways, health, ingest, users
 from .db import open_pool
 from .errors import CloudError
+from .jobs import run_jobs
 from .metrics import Metrics
 from .metrics import install as install_metrics
 from .migrate import migrate
@@ -29,7 +32,17 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             async with pool.connection() as conn:
                 await migrate(conn)
             app.state.pool = pool
-            yield
+            app.state.database_url = database_url
+            jobs = (
+                asyncio.create_task(run_jobs(pool, settings)) if settings.jobs_interval_s else None
+            )
+            try:
+                yield
+            finally:
+                if jobs is not None:
+                    jobs.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await jobs
 
     app = FastAPI(title="GridGate cloud", version="1", lifespan=lifespan)
     app.state.settings = settings
@@ -65,6 +78,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
-    for module in (health, auth, gateways, ingest, fleet, boards, users, billing):
+    for module in (health, auth, gateways, ingest, fleet, boards, users, billing, alerts):
         app.include_router(module.router)
     return app

@@ -38,6 +38,9 @@ class Permission(StrEnum):
     TARIFF_MANAGE = "tariff:manage"
     BILLING_COLLECT = "billing:collect"  # record payments
     BILLING_DISPUTE = "billing:dispute"  # open a dispute on a bill
+    ALERT_READ = "alert:read"
+    ALERT_MANAGE = "alert:manage"  # acknowledge, resolve
+    JOBS_RUN = "jobs:run"  # run the fleet-wide periodic jobs now (the operator)
 
 
 P = Permission
@@ -64,6 +67,8 @@ _ADMIN = {
     P.TARIFF_MANAGE,
     P.BILLING_COLLECT,
     P.BILLING_DISPUTE,
+    P.ALERT_READ,
+    P.ALERT_MANAGE,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -82,6 +87,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.BOARD_READ,
             P.BILLING_COLLECT,
             P.BILLING_DISPUTE,
+            P.ALERT_READ,
+            P.ALERT_MANAGE,
         }
     ),
     "AUDITOR": frozenset(
@@ -93,13 +100,29 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.GATEWAY_READ,
             P.READING_READ,
             P.BOARD_READ,
+            P.ALERT_READ,
         }
     ),
     "TECHNICIAN": frozenset(
-        {P.METER_READ, P.GATEWAY_READ, P.GATEWAY_ENROLL, P.READING_READ, P.BOARD_READ}
+        {
+            P.METER_READ,
+            P.GATEWAY_READ,
+            P.GATEWAY_ENROLL,
+            P.READING_READ,
+            P.BOARD_READ,
+            P.ALERT_READ,
+            P.ALERT_MANAGE,
+        }
     ),
     "CONSUMER": frozenset(
-        {P.METER_READ, P.CONSUMER_READ, P.BILLING_READ, P.READING_READ, P.BILLING_DISPUTE}
+        {
+            P.METER_READ,
+            P.CONSUMER_READ,
+            P.BILLING_READ,
+            P.READING_READ,
+            P.BILLING_DISPUTE,
+            P.ALERT_READ,
+        }
     ),
 }
 

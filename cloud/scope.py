@@ -14,7 +14,9 @@ from psycopg import sql
 
 from .services.auth import Principal
 
-Entity = Literal["state", "board", "consumer", "meter", "gateway", "user", "invoice", "tariff"]
+Entity = Literal[
+    "state", "board", "consumer", "meter", "gateway", "user", "invoice", "tariff", "alert", "report"
+]
 _BOARD_COLUMN = {
     "board": "id",
     "consumer": "board_id",
@@ -22,6 +24,8 @@ _BOARD_COLUMN = {
     "gateway": "board_id",
     "invoice": "board_id",
     "tariff": "board_id",
+    "alert": "board_id",
+    "report": "board_id",
 }
 
 
@@ -43,6 +47,13 @@ def scope_filter(
         if entity in ("meter", "invoice"):
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
+                [principal.consumer_id],
+            )
+        if entity == "alert":  # alerts about the consumer's own meters
+            return (
+                sql.SQL("{} IN (SELECT id FROM meters WHERE consumer_id = %s)").format(
+                    sql.Identifier(alias, "meter_id")
+                ),
                 [principal.consumer_id],
             )
         return sql.SQL("FALSE"), []

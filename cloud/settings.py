@@ -32,3 +32,7 @@ class CloudSettings(BaseSettings):
     # readings outside this window around "now" are refused: they would be clock faults
     ingest_max_age_days: Annotated[int, Field(ge=1)] = 3 * 366
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400
+    # the periodic jobs (cloud checks, retention): every this many seconds; 0 turns them off
+    jobs_interval_s: Annotated[int, Field(ge=0, le=86400)] = 60
+    gateway_silent_s: Annotated[int, Field(ge=60)] = 900
+    meter_missing_s: Annotated[int, Field(ge=60)] = 3600

@@ -31,6 +31,7 @@ from shared import (
 
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
+from . import alerts
 
 
 async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
@@ -180,6 +181,8 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
                 ],
             )
             events_new = max(cur.rowcount, 0)
+        if events_new:
+            await alerts.from_gateway_events(conn, gateway)
     heartbeat = batch.heartbeat
     await conn.execute(
         "UPDATE gateways SET last_seen_at = now(),"

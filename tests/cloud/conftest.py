@@ -32,7 +32,9 @@ class EnrolledGateway:
 
 @pytest.fixture
 async def cloud(database_url: str) -> AsyncIterator[Cloud]:
-    settings = CloudSettings(database_url=database_url, pool_min_size=1, pool_max_size=4)
+    settings = CloudSettings(
+        database_url=database_url, pool_min_size=1, pool_max_size=4, jobs_interval_s=0
+    )
     app = create_app(settings, database_url)
     async with app.router.lifespan_context(app):
         # each test calls from its own address, so per-address login limits stay per test

@@ -1,0 +1,138 @@
+"""Alerts under `/api/v1/alerts`: list with filters, statistics, acknowledge, resolve, and a
+server-sent-events stream of changes in the viewer's scope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Literal
+
+import psycopg
+from fastapi import APIRouter, Request
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict
+from sse_starlette import EventSourceResponse
+
+from ..errors import NotFound
+from ..jobs import check_settings
+from ..permissions import Permission
+from ..services import alerts
+from ..services.auth import Principal
+from ..services.cloud_checks import run_checks
+from ..services.scoped import ALERTS, get_row
+from .deps import PoolDep, SettingsDep, require
+from .paging import Limit, Offset, Order, Page, one, page
+from .types import text
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+State = Literal["active", "acknowledged", "resolved"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: text(1000) = ""  # type: ignore[valid-type]
+
+
+@router.get("", response_model=Page)
+async def list_alerts(
+    pool: PoolDep,
+    principal: Principal = require(Permission.ALERT_READ),
+    board_id: int | None = None,
+    gateway_id: int | None = None,
+    meter_id: int | None = None,
+    state: State | None = None,
+    severity: Severity | None = None,
+    source: Literal["edge", "cloud"] | None = None,
+    kind: text(64) | None = None,  # type: ignore[valid-type]
+    sort: Literal["id", "opened_at", "last_seen_at", "severity"] = "opened_at",
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    filters = {
+        "board_id": board_id,
+        "gateway_id": gateway_id,
+        "meter_id": meter_id,
+        "state": state,
+        "severity": severity,
+        "source": source,
+        "kind": kind,
+    }
+    return await page(pool, principal, ALERTS, filters, sort, order, limit, offset)
+
+
+@router.get("/statistics")
+async def alert_statistics(
+    pool: PoolDep,
+    principal: Principal = require(Permission.ALERT_READ),
+    board_id: int | None = None,
+) -> dict:
+    async with pool.connection() as conn:
+        return await alerts.statistics(conn, principal, board_id)
+
+
+@router.get("/stream")
+async def alert_stream(
+    request: Request, principal: Principal = require(Permission.ALERT_READ)
+) -> EventSourceResponse:
+    """Server-sent events: one `alert` event (the alert as JSON) for each change the viewer
+    may see."""
+    url = request.app.state.database_url
+    pool = request.app.state.pool
+
+    async def events() -> AsyncIterator[dict]:
+        async with await psycopg.AsyncConnection.connect(
+            url, autocommit=True, row_factory=dict_row
+        ) as listener:
+            await listener.execute("LISTEN gridgate_alerts")
+            yield {"event": "ready", "data": "{}"}
+            async for notice in listener.notifies():
+                change = json.loads(notice.payload)
+                try:
+                    async with pool.connection() as conn:
+                        alert = await get_row(conn, principal, ALERTS, change["id"])
+                except NotFound:
+                    continue  # outside the viewer's scope
+                yield {"event": "alert", "data": json.dumps(alert, default=str)}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.post("/checks")
+async def run_cloud_checks(
+    pool: PoolDep, settings: SettingsDep, principal: Principal = require(Permission.JOBS_RUN)
+) -> dict:
+    """Run the cloud's checks now (they also run every `GRIDGATE_JOBS_INTERVAL_S`)."""
+    async with pool.connection() as conn:
+        return await run_checks(conn, datetime.now(UTC), check_settings(settings))
+
+
+@router.get("/{alert_id}")
+async def get_alert(
+    alert_id: int, pool: PoolDep, principal: Principal = require(Permission.ALERT_READ)
+) -> dict:
+    return await one(pool, principal, ALERTS, alert_id)
+
+
+@router.post("/{alert_id}/acknowledge")
+async def acknowledge_alert(
+    alert_id: int,
+    body: Note,
+    pool: PoolDep,
+    principal: Principal = require(Permission.ALERT_MANAGE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await alerts.acknowledge(conn, principal, alert_id, body.note)
+
+
+@router.post("/{alert_id}/resolve")
+async def resolve_alert(
+    alert_id: int,
+    body: Note,
+    pool: PoolDep,
+    principal: Principal = require(Permission.ALERT_MANAGE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await alerts.resolve(conn, principal, alert_id, body.note)

@@ -1,0 +1,33 @@
+"""The service's periodic jobs: the cloud checks (and, as they land, retention). One loop per
+process; a failing pass is logged and the next one runs on time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from .services.cloud_checks import CheckSettings, run_checks
+from .settings import CloudSettings
+
+log = structlog.get_logger(__name__)
+
+
+def check_settings(settings: CloudSettings) -> CheckSettings:
+    return CheckSettings(
+        gateway_silent_s=settings.gateway_silent_s, meter_missing_s=settings.meter_missing_s
+    )
+
+
+async def run_jobs(pool: AsyncConnectionPool, settings: CloudSettings) -> None:
+    while True:
+        await asyncio.sleep(settings.jobs_interval_s)
+        try:
+            async with pool.connection() as conn:
+                found = await run_checks(conn, datetime.now(UTC), check_settings(settings))
+            if any(found.values()):
+                log.info("cloud checks", **found)
+        except Exception as exc:  # keep the loop alive; the next pass may succeed
+            log.error("cloud checks failed", error=str(exc))
