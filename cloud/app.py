@@ -12,13 +12,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .api import alerts, auth, billing, boards, fleet, gateways, health, ingest, users
+from .api import alerts, auth, billing, boards, fleet, gateways, health, ingest, reports, users
 from .db import open_pool
 from .errors import CloudError
 from .jobs import run_jobs
 from .metrics import Metrics
 from .metrics import install as install_metrics
 from .migrate import migrate
+from .reports.storage import LocalStorage
 from .services.auth import resolve_jwt_secret
 from .settings import CloudSettings
 
@@ -48,6 +49,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.metrics = Metrics()
+    app.state.report_storage = LocalStorage(settings.data_dir / "reports")
+    app.state.tasks = set()  # background jobs started by requests (kept referenced)
     install_metrics(app, app.state.metrics)
 
     @app.exception_handler(CloudError)
@@ -78,6 +81,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
-    for module in (health, auth, gateways, ingest, fleet, boards, users, billing, alerts):
+    for module in (health, auth, gateways, ingest, fleet, boards, users, billing, alerts, reports):
         app.include_router(module.router)
     return app

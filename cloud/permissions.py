@@ -40,6 +40,7 @@ class Permission(StrEnum):
     BILLING_DISPUTE = "billing:dispute"  # open a dispute on a bill
     ALERT_READ = "alert:read"
     ALERT_MANAGE = "alert:manage"  # acknowledge, resolve
+    REPORT_READ = "report:read"
     JOBS_RUN = "jobs:run"  # run the fleet-wide periodic jobs now (the operator)
 
 
@@ -69,6 +70,7 @@ _ADMIN = {
     P.BILLING_DISPUTE,
     P.ALERT_READ,
     P.ALERT_MANAGE,
+    P.REPORT_READ,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
@@ -101,6 +103,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.READING_READ,
             P.BOARD_READ,
             P.ALERT_READ,
+            P.REPORT_READ,
         }
     ),
     "TECHNICIAN": frozenset(

@@ -40,6 +40,8 @@ def scope_filter(
         return _state_scope(principal, sql.Identifier(alias, "id"))
     if entity == "user":
         return _user_scope(principal, alias)
+    if entity == "report":
+        return _report_scope(principal, alias)
     board = sql.Identifier(alias, _BOARD_COLUMN[entity])
     if role == "CONSUMER":
         if entity == "consumer":
@@ -107,3 +109,21 @@ def _user_scope(principal: Principal, alias: str) -> tuple[sql.Composable, list[
             [principal.board_id, principal.board_id],
         )
     return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.user_id]
+
+
+def _report_scope(principal: Principal, alias: str) -> tuple[sql.Composable, list[object]]:
+    """A report is about a board or a whole state: state admins see both kinds in their state,
+    board roles their board's; consumers none."""
+    board, state = sql.Identifier(alias, "board_id"), sql.Identifier(alias, "state_id")
+    if principal.role == "CONSUMER":
+        return sql.SQL("FALSE"), []
+    if principal.board_id is not None and principal.role != "STATE_ADMIN":
+        return sql.SQL("{} = %s").format(board), [principal.board_id]
+    if principal.state_id is not None:
+        return (
+            sql.SQL("({} = %s OR {} IN (SELECT id FROM boards WHERE state_id = %s))").format(
+                state, board
+            ),
+            [principal.state_id, principal.state_id],
+        )
+    return sql.SQL("FALSE"), []

@@ -146,6 +146,29 @@ ALERTS = Table(
     ("board_id", "gateway_id", "meter_id", "kind", "severity", "source", "state"),
     ("id", "opened_at", "last_seen_at", "severity"),
 )
+REPORTS = Table(
+    "reports",
+    "report",
+    (
+        "id",
+        "board_id",
+        "state_id",
+        "kind",
+        "format",
+        "granularity",
+        "period_start",
+        "period_end",
+        "status",
+        "size_bytes",
+        "rows",
+        "error",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ),
+    ("board_id", "state_id", "kind", "format", "status"),
+    ("id", "created_at", "period_start"),
+)
 USERS = Table(
     "users",
     "user",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,9 +32,13 @@ class EnrolledGateway:
 
 
 @pytest.fixture
-async def cloud(database_url: str) -> AsyncIterator[Cloud]:
+async def cloud(database_url: str, tmp_path: Path) -> AsyncIterator[Cloud]:
     settings = CloudSettings(
-        database_url=database_url, pool_min_size=1, pool_max_size=4, jobs_interval_s=0
+        database_url=database_url,
+        data_dir=tmp_path / "cloud",
+        pool_min_size=1,
+        pool_max_size=4,
+        jobs_interval_s=0,
     )
     app = create_app(settings, database_url)
     async with app.router.lifespan_context(app):

@@ -1,0 +1,106 @@
+"""Reports under `/api/v1/reports`: ask for one (it is generated in the background), list,
+download and delete — within scope."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict
+
+from ..permissions import Permission
+from ..reports.formats import MEDIA_TYPES
+from ..services import reports
+from ..services.auth import Principal
+from ..services.scoped import REPORTS
+from .deps import PoolDep, require
+from .paging import Limit, Offset, Order, Page, one, page
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+Kind = Literal["consumption", "billing_summary", "alerts", "fleet_health"]
+Format = Literal["csv", "json", "xml", "pdf"]
+
+
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Kind
+    format: Format = "csv"
+    board_id: int | None = None
+    state_id: int | None = None
+    period_start: date
+    period_end: date  # exclusive
+    granularity: Literal["daily", "monthly"] = "daily"
+
+
+def _storage(request: Request):
+    return request.app.state.report_storage
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def request_report(
+    body: ReportRequest,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.REPORT_GENERATE),
+) -> dict:
+    """Queue a report; poll `GET /reports/{id}` until its status is done, then download it."""
+    async with pool.connection() as conn:
+        report = await reports.request(conn, principal, **body.model_dump())
+    task = asyncio.create_task(reports.generate(pool, _storage(request), report["id"]))
+    request.app.state.tasks.add(task)
+    task.add_done_callback(request.app.state.tasks.discard)
+    return report
+
+
+@router.get("", response_model=Page)
+async def list_reports(
+    pool: PoolDep,
+    principal: Principal = require(Permission.REPORT_READ),
+    board_id: int | None = None,
+    state_id: int | None = None,
+    kind: Kind | None = None,
+    status_: Literal["queued", "running", "done", "failed"] | None = None,
+    sort: Literal["id", "created_at", "period_start"] = "created_at",
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    filters = {"board_id": board_id, "state_id": state_id, "kind": kind, "status": status_}
+    return await page(pool, principal, REPORTS, filters, sort, order, limit, offset)
+
+
+@router.get("/{report_id}")
+async def get_report(
+    report_id: int, pool: PoolDep, principal: Principal = require(Permission.REPORT_READ)
+) -> dict:
+    return await one(pool, principal, REPORTS, report_id)
+
+
+@router.get("/{report_id}/download", responses={200: {"content": {"text/csv": {}}}})
+async def download_report(
+    report_id: int,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.REPORT_READ),
+) -> Response:
+    async with pool.connection() as conn:
+        report, body = await reports.download(conn, principal, _storage(request), report_id)
+    name = f"{report['kind']}-{report['period_start']}.{report['format']}"
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[report["format"]],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.delete("/{report_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_report(
+    report_id: int,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.REPORT_GENERATE),
+) -> None:
+    async with pool.connection() as conn:
+        await reports.delete(conn, principal, _storage(request), report_id)

@@ -1,0 +1,161 @@
+"""Reports as jobs: asked for (audited), generated in the background into the storage backend,
+listed, downloaded and deleted — each inside the asker's scope."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import Conflict, InvalidInput
+from ..reports import builders
+from ..reports.formats import WRITERS
+from ..reports.storage import LocalStorage
+from . import audit
+from .auth import Principal
+from .scoped import BOARDS, REPORTS, STATES, actor, get_row
+
+log = structlog.get_logger(__name__)
+MAX_SPAN_DAYS = 400
+
+
+async def request(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    kind: str,
+    format: str,
+    board_id: int | None,
+    state_id: int | None,
+    period_start: date,
+    period_end: date,
+    granularity: str,
+) -> dict[str, Any]:
+    if (board_id is None) == (state_id is None):
+        raise InvalidInput("give board_id or state_id (one of them)", errors=[("board_id", "")])
+    if period_end <= period_start or (period_end - period_start).days > MAX_SPAN_DAYS:
+        raise InvalidInput(
+            f"the period must end after it starts and span at most {MAX_SPAN_DAYS} days",
+            errors=[("period_end", period_end.isoformat())],
+        )
+    async with conn.transaction():
+        if board_id is not None:
+            await get_row(conn, principal, BOARDS, board_id)
+        else:
+            await get_row(conn, principal, STATES, state_id or 0)
+        cursor = await conn.execute(
+            "INSERT INTO reports (board_id, state_id, kind, format, granularity, period_start,"
+            " period_end, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                board_id,
+                state_id,
+                kind,
+                format,
+                granularity,
+                period_start,
+                period_end,
+                actor(principal),
+            ),
+        )
+        report = await get_row(conn, principal, REPORTS, (await cursor.fetchone())["id"])
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="generate",
+            entity="report",
+            entity_id=report["id"],
+            after=report,
+        )
+    return report
+
+
+async def generate(pool: AsyncConnectionPool, storage: LocalStorage, report_id: int) -> None:
+    """Build, write and store one report; its row says how it went."""
+    async with pool.connection() as conn:
+        try:
+            async with conn.transaction():
+                cursor = await conn.execute(
+                    "UPDATE reports SET status = 'running' WHERE id = %s AND status = 'queued'"
+                    " RETURNING *",
+                    (report_id,),
+                )
+                report = await cursor.fetchone()
+            if report is None:
+                return
+            data = await _build(conn, report)
+            body = await asyncio.to_thread(WRITERS[report["format"]], data)
+            key = f"r{report_id}/{report['kind']}-{report['period_start']}.{report['format']}"
+            await asyncio.to_thread(storage.put, key, body)
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE reports SET status = 'done', storage_key = %s, size_bytes = %s,"
+                    " rows = %s, finished_at = now() WHERE id = %s",
+                    (key, len(body), len(data.rows), report_id),
+                )
+        except Exception as exc:
+            log.error("report failed", report_id=report_id, error=str(exc))
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE reports SET status = 'failed', error = %s, finished_at = now()"
+                    " WHERE id = %s",
+                    (str(exc)[:500], report_id),
+                )
+
+
+async def _build(conn: AsyncConnection, report: dict[str, Any]) -> builders.ReportData:
+    if report["board_id"] is not None:
+        cursor = await conn.execute(
+            "SELECT id, time_zone FROM boards WHERE id = %s", (report["board_id"],)
+        )
+    else:
+        cursor = await conn.execute(
+            "SELECT id, time_zone FROM boards WHERE state_id = %s ORDER BY id",
+            (report["state_id"],),
+        )
+    boards = await cursor.fetchall()
+    ids = [b["id"] for b in boards]
+    start, end = report["period_start"], report["period_end"]
+    if report["kind"] == "consumption":
+        tz = boards[0]["time_zone"] if boards else "UTC"
+        return await builders.consumption(conn, ids, start, end, tz, report["granularity"])
+    if report["kind"] == "billing_summary":
+        return await builders.billing_summary(conn, ids, start, end)
+    if report["kind"] == "alerts":
+        return await builders.alerts(conn, ids, start, end)
+    return await builders.fleet_health(conn, ids)
+
+
+async def download(
+    conn: AsyncConnection, principal: Principal, storage: LocalStorage, report_id: int
+) -> tuple[dict[str, Any], bytes]:
+    report = await get_row(conn, principal, REPORTS, report_id)
+    if report["status"] != "done":
+        raise Conflict(f"report {report_id} is {report['status']}, not ready to download")
+    cursor = await conn.execute("SELECT storage_key FROM reports WHERE id = %s", (report_id,))
+    key = (await cursor.fetchone())["storage_key"]
+    return report, await asyncio.to_thread(storage.get, key)
+
+
+async def delete(
+    conn: AsyncConnection, principal: Principal, storage: LocalStorage, report_id: int
+) -> None:
+    async with conn.transaction():
+        report = await get_row(conn, principal, REPORTS, report_id, for_update=True)
+        cursor = await conn.execute(
+            "DELETE FROM reports WHERE id = %s RETURNING storage_key", (report_id,)
+        )
+        key = (await cursor.fetchone())["storage_key"]
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="delete",
+            entity="report",
+            entity_id=report_id,
+            before=report,
+        )
+    if key:
+        await asyncio.to_thread(storage.delete, key)
