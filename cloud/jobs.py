@@ -1,14 +1,17 @@
-"""The service's periodic jobs: the cloud checks (and, as they land, retention). One loop per
-process; a failing pass is logged and the next one runs on time."""
+"""The service's periodic jobs: the cloud checks every interval, retention every hour. One loop
+per process; a failing pass is logged and the next one runs on time."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from .reports.storage import LocalStorage
+from .services import retention
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
 
@@ -21,7 +24,13 @@ def check_settings(settings: CloudSettings) -> CheckSettings:
     )
 
 
-async def run_jobs(pool: AsyncConnectionPool, settings: CloudSettings) -> None:
+RETENTION_EVERY_S = 3600
+
+
+async def run_jobs(
+    pool: AsyncConnectionPool, settings: CloudSettings, storage: LocalStorage
+) -> None:
+    last_retention = 0.0
     while True:
         await asyncio.sleep(settings.jobs_interval_s)
         try:
@@ -31,3 +40,10 @@ async def run_jobs(pool: AsyncConnectionPool, settings: CloudSettings) -> None:
                 log.info("cloud checks", **found)
         except Exception as exc:  # keep the loop alive; the next pass may succeed
             log.error("cloud checks failed", error=str(exc))
+        if time.monotonic() - last_retention >= RETENTION_EVERY_S:
+            last_retention = time.monotonic()
+            try:
+                async with pool.connection() as conn:
+                    await retention.run(conn, datetime.now(UTC), storage)
+            except Exception as exc:
+                log.error("retention failed", error=str(exc))

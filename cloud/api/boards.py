@@ -6,15 +6,15 @@ fetch, list and change goes through the scope filter: outside it, a state or boa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..permissions import Permission
-from ..services import fleet, readings
+from ..services import fleet, readings, retention
 from ..services.auth import Principal
 from ..services.scoped import BOARDS, STATES, actor, delete_row, get_row, update_row
 from .deps import PoolDep, require
@@ -183,4 +183,48 @@ async def get_board_readings(
     async with pool.connection() as conn:
         return await readings.board_readings(
             conn, principal, board_id, quantity=quantity, start=start, end=end, interval=interval
+        )
+
+
+Days = Annotated[int, Field(ge=1, le=36500)]
+
+
+class RetentionUpdate(Patch):
+    raw_readings_days: Annotated[int, Field(ge=31, le=36500)] | None = None
+    aggregates_days: Annotated[int, Field(ge=31, le=36500)] | None = None
+    alerts_days: Days | None = None
+    reports_days: Days | None = None
+    audit_days: Annotated[int, Field(ge=365, le=36500)] | None = None
+
+
+@router.get("/boards/{board_id}/retention")
+async def get_retention(
+    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+) -> dict:
+    """How long the board keeps raw readings, daily aggregates, alerts, reports and audit."""
+    async with pool.connection() as conn:
+        return await retention.policy(conn, principal, board_id)
+
+
+@router.patch("/boards/{board_id}/retention")
+async def set_retention(
+    board_id: int,
+    body: RetentionUpdate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BOARD_MANAGE),
+) -> dict:
+    async with pool.connection() as conn:
+        return await retention.set_policy(
+            conn, principal, board_id, body.model_dump(exclude_unset=True)
+        )
+
+
+@router.post("/retention/run")
+async def run_retention(
+    request: Request, pool: PoolDep, principal: Principal = require(Permission.JOBS_RUN)
+) -> dict:
+    """Run the retention cleanup now (it also runs hourly with the periodic jobs)."""
+    async with pool.connection() as conn:
+        return await retention.run(
+            conn, datetime.now(UTC), request.app.state.report_storage, by=actor(principal)
         )
