@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from .api import alerts, auth, billing, boards, fleet, gateways, health, ingest, reports, users
+from .dashboard import routes as dashboard
 from .db import open_pool
 from .errors import CloudError
 from .jobs import run_jobs
@@ -81,6 +83,20 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             status_code=422,
         )
 
+    app.mount("/dashboard/static", dashboard.static, name="dashboard-static")
+
+    @app.exception_handler(dashboard.LoginNeeded)
+    async def login_needed(_request: Request, exc: dashboard.LoginNeeded) -> RedirectResponse:
+        # try the refresh cookie first; that page sends to the login form if it cannot
+        return RedirectResponse(
+            f"/dashboard/session/refresh?next={quote(exc.next_url)}", status_code=303
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status_code=303)
+
+    app.include_router(dashboard.router)
     for module in (health, auth, gateways, ingest, fleet, boards, users, billing, alerts, reports):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -39,13 +40,31 @@ def jwt_secret(request: Request) -> str:
     return request.app.state.jwt_secret
 
 
+ACCESS_COOKIE = "gg_access"
+REFRESH_COOKIE = "gg_refresh"
+CSRF_COOKIE = "gg_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None:
+    """The caller, from a bearer token (API clients) or the dashboard's session cookie. A
+    cookie-borne change must also carry the CSRF token (double submit), so another site cannot
+    make a logged-in browser act."""
+    if credentials is not None:
+        return decode_access(credentials.credentials, jwt_secret(request))
+    token = request.cookies.get(ACCESS_COOKIE)
+    if token is None:
         raise Unauthorized("an access token is required (Authorization: Bearer ...)")
-    return decode_access(credentials.credentials, jwt_secret(request))
+    if request.method not in SAFE_METHODS:
+        expected = request.cookies.get(CSRF_COOKIE)
+        given = request.headers.get(CSRF_HEADER)
+        if not expected or not given or not hmac.compare_digest(expected, given):
+            raise Forbidden("a change made with the session cookie needs the X-CSRF-Token header")
+    return decode_access(token, jwt_secret(request))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -31,3 +31,34 @@ async def record(
             json.dumps(after, default=str) if after is not None else None,
         ),
     )
+
+
+async def entries(
+    conn: AsyncConnection, principal: Any, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The audit log as the caller may see it: everything for the operator; otherwise what
+    the users and gateways inside the caller's scope did."""
+    from psycopg import sql
+
+    from ..scope import scope_filter
+
+    users, user_params = scope_filter(principal, "user", "u")
+    gateways, gateway_params = scope_filter(principal, "gateway", "g")
+    where = sql.SQL(
+        "a.actor IN (SELECT 'user:' || u.id FROM users u WHERE {})"
+        " OR a.actor IN (SELECT 'gateway:' || g.gateway_code FROM gateways g WHERE {})"
+    ).format(users, gateways)
+    params: list[Any] = [*user_params, *gateway_params]
+    if principal.role == "SUPER_ADMIN":
+        where, params = sql.SQL("TRUE"), []
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT a.id, a.at, a.actor, a.action, a.entity, a.entity_id,"
+            " count(*) OVER () AS total FROM audit_log a WHERE {} ORDER BY a.id DESC"
+            " LIMIT %s OFFSET %s"
+        ).format(where),
+        [*params, limit, offset],
+    )
+    rows = await cursor.fetchall()
+    total = rows[0]["total"] if rows else 0
+    return [{k: v for k, v in r.items() if k != "total"} for r in rows], total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import AsyncConnectionPool
 
@@ -16,6 +18,7 @@ from cloud.app import create_app
 from cloud.services import enrollment, fleet
 from cloud.settings import CloudSettings
 from shared import generate_private_key, public_key_text
+from tests.support.services import free_tcp_port
 
 
 @dataclass
@@ -80,3 +83,29 @@ async def enroll_gateway(cloud: Cloud, board: str) -> EnrolledGateway:
 @pytest.fixture
 async def gateway(cloud: Cloud, board: str) -> EnrolledGateway:
     return await enroll_gateway(cloud, board)
+
+
+@pytest.fixture
+async def served(database_url: str, tmp_path):
+    """The app on a real port (httpx's in-process transport cannot stream); it shares the
+    in-process app's data directory, so the same tokens are valid on both."""
+    settings = CloudSettings(
+        data_dir=tmp_path / "cloud",
+        database_url=database_url,
+        pool_min_size=1,
+        pool_max_size=4,
+        jobs_interval_s=0,
+    )
+    port = free_tcp_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, database_url), host="127.0.0.1", port=port, log_config=None
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield client
+    server.should_exit = True
+    await task

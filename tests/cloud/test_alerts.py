@@ -9,16 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
-import uvicorn
 
-from cloud.app import create_app
 from cloud.services import auth
 from cloud.services.cloud_checks import CheckSettings, run_checks
-from cloud.settings import CloudSettings
 from shared import Batch, Event, EventStatus, Reading, Severity, seal_batch
 from tests.cloud.conftest import Cloud, EnrolledGateway, enroll_gateway
-from tests.support.services import free_tcp_port
 
 PASSWORD = "correct horse battery"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -220,27 +215,6 @@ async def test_the_clouds_own_checks(cloud: Cloud, gateway: EnrolledGateway) -> 
     assert kinds["gateway_silent"] == "resolved"
     assert kinds["gateway_clock_unsynced"] == "resolved"
     assert kinds["backlog_growing"] == "active"
-
-
-@pytest.fixture
-async def served(database_url: str):
-    """The app on a real port (httpx's in-process transport cannot stream)."""
-    settings = CloudSettings(
-        database_url=database_url, pool_min_size=1, pool_max_size=4, jobs_interval_s=0
-    )
-    port = free_tcp_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, database_url), host="127.0.0.1", port=port, log_config=None
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
-        await asyncio.sleep(0.05)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        yield client
-    server.should_exit = True
-    await task
 
 
 async def test_the_live_stream_shows_only_the_viewers_scope(
