@@ -21,7 +21,7 @@ from .jobs import run_jobs
 from .metrics import Metrics
 from .metrics import install as install_metrics
 from .migrate import migrate
-from .reports.storage import LocalStorage
+from .reports.storage import storage_for
 from .services.auth import resolve_jwt_secret
 from .settings import CloudSettings
 
@@ -51,7 +51,9 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.metrics = Metrics()
-    app.state.report_storage = LocalStorage(settings.data_dir / "reports")
+    app.state.report_storage = storage_for(
+        settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
+    )
     app.state.tasks = set()  # background jobs started by requests (kept referenced)
     install_metrics(app, app.state.metrics)
 

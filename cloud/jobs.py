@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from .reports.storage import LocalStorage
+from .reports.storage import ReportStorage
 from .services import retention
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
@@ -28,7 +28,7 @@ RETENTION_EVERY_S = 3600
 
 
 async def run_jobs(
-    pool: AsyncConnectionPool, settings: CloudSettings, storage: LocalStorage
+    pool: AsyncConnectionPool, settings: CloudSettings, storage: ReportStorage
 ) -> None:
     last_retention = 0.0
     while True:

@@ -36,3 +36,6 @@ class CloudSettings(BaseSettings):
     jobs_interval_s: Annotated[int, Field(ge=0, le=86400)] = 60
     gateway_silent_s: Annotated[int, Field(ge=60)] = 900
     meter_missing_s: Annotated[int, Field(ge=60)] = 3600
+    # reports go to <data_dir>/reports, or to this S3-compatible bucket when set
+    reports_s3_bucket: str | None = None
+    reports_s3_endpoint: str | None = None

@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..errors import Conflict, InvalidInput
 from ..reports import builders
 from ..reports.formats import WRITERS
-from ..reports.storage import LocalStorage
+from ..reports.storage import ReportStorage
 from . import audit
 from .auth import Principal
 from .scoped import BOARDS, REPORTS, STATES, actor, get_row
@@ -73,7 +73,7 @@ async def request(
     return report
 
 
-async def generate(pool: AsyncConnectionPool, storage: LocalStorage, report_id: int) -> None:
+async def generate(pool: AsyncConnectionPool, storage: ReportStorage, report_id: int) -> None:
     """Build, write and store one report; its row says how it went."""
     async with pool.connection() as conn:
         try:
@@ -130,7 +130,7 @@ async def _build(conn: AsyncConnection, report: dict[str, Any]) -> builders.Repo
 
 
 async def download(
-    conn: AsyncConnection, principal: Principal, storage: LocalStorage, report_id: int
+    conn: AsyncConnection, principal: Principal, storage: ReportStorage, report_id: int
 ) -> tuple[dict[str, Any], bytes]:
     report = await get_row(conn, principal, REPORTS, report_id)
     if report["status"] != "done":
@@ -141,7 +141,7 @@ async def download(
 
 
 async def delete(
-    conn: AsyncConnection, principal: Principal, storage: LocalStorage, report_id: int
+    conn: AsyncConnection, principal: Principal, storage: ReportStorage, report_id: int
 ) -> None:
     async with conn.transaction():
         report = await get_row(conn, principal, REPORTS, report_id, for_update=True)

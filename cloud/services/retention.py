@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from psycopg import AsyncConnection, sql
 
-from ..reports.storage import LocalStorage
+from ..reports.storage import ReportStorage
 from . import audit
 from .auth import Principal
 from .scoped import BOARDS, actor, get_row
@@ -110,7 +110,7 @@ SELECT r.meter_id, r.quantity, r.ts FROM bounds CROSS JOIN LATERAL (
 
 
 async def run(
-    conn: AsyncConnection, now: datetime, storage: LocalStorage, *, by: str = "retention"
+    conn: AsyncConnection, now: datetime, storage: ReportStorage, *, by: str = "retention"
 ) -> dict[str, int]:
     """One cleanup pass over every board; returns what it removed."""
     removed = {
