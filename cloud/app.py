@@ -36,9 +36,11 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                 await migrate(conn)
             app.state.pool = pool
             app.state.database_url = database_url
-            jobs = (
-                asyncio.create_task(run_jobs(pool, settings)) if settings.jobs_interval_s else None
-            )
+            jobs = None
+            if settings.jobs_interval_s:
+                jobs = asyncio.create_task(
+                    run_jobs(pool, settings, app.state.report_storage), name="jobs"
+                )
             try:
                 yield
             finally:

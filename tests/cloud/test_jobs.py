@@ -1,0 +1,42 @@
+"""The periodic jobs loop inside a served app: it runs the cloud checks on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cloud.app import create_app
+from cloud.settings import CloudSettings
+from tests.cloud.conftest import Cloud, EnrolledGateway
+
+
+async def test_the_jobs_loop_runs_the_checks(
+    cloud: Cloud, gateway: EnrolledGateway, database_url: str, tmp_path: Path
+) -> None:
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE gateways SET last_seen_at = now() - interval '2 hours' WHERE gateway_code = %s",
+            (gateway.code,),
+        )
+        await conn.commit()
+    settings = CloudSettings(
+        database_url=database_url,
+        data_dir=tmp_path / "jobs",
+        jobs_interval_s=1,
+        pool_min_size=1,
+        pool_max_size=2,
+    )
+    app = create_app(settings, database_url)
+    async with app.router.lifespan_context(app):
+        for _ in range(50):
+            async with cloud.pool.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT state FROM alerts a JOIN gateways g ON g.id = a.gateway_id"
+                    " WHERE g.gateway_code = %s AND a.kind = 'gateway_silent'",
+                    (gateway.code,),
+                )
+                if await cursor.fetchone():
+                    break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError("the jobs loop raised no gateway_silent alert")
