@@ -6,12 +6,29 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
+from protocols.dlms.reader import (
+    DlmsMeterConfig,
+    DlmsMeterReader,
+    hdlc_link_factory,
+    wrapper_link_factory,
+)
+from protocols.errors import ProfileError, ProtocolError, TransportError
+from protocols.modbus.profile import get_profile
+from protocols.modbus.timing import LineSettings
+from shared import QUANTITIES
+
 from .config import ConfigError, EdgeConfig, load_config
+from .field import find_settings, open_line, parse_units
+from .field import identify as identify_unit
+from .field import read_meter as read_unit
+from .field import scan as scan_bus
 from .status import read_status
 
 app = typer.Typer(help="The gateway daemon and the field technician's tools.", no_args_is_help=True)
@@ -132,3 +149,246 @@ def status(
         f" (oldest {backlog['oldest_unsent'] or '-'}) · last sync {_age(sync['last_sync_at'])}"
         + (f" · [red]last error: {sync['last_error']}[/]" if sync["last_error"] else "")
     )
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"gridgate edge: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _line_settings(baud: str, parity: str, stop_bits: int) -> LineSettings | None:
+    if baud == "auto":
+        return None
+    if not baud.isdigit():
+        _fail(f"--baud {baud!r} must be a number like 9600, or auto")
+    try:
+        return LineSettings(baud=int(baud), parity=parity.upper(), stop_bits=stop_bits)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _values_table(title: str, values: dict[str, float]) -> Table:
+    table = Table("quantity", "name", "value", "unit", title=title)
+    for quantity, value in values.items():
+        q = QUANTITIES[quantity]
+        table.add_row(quantity, q.name, f"{value:,.3f}", q.unit)
+    return table
+
+
+PortOption = typer.Option(..., "--port", "-p", help="Serial device (/dev/ttyUSB0) or HOST:PORT.")
+BaudOption = typer.Option("9600", "--baud", help="Baud rate, or auto to try the common ones.")
+ParityOption = typer.Option("N", "--parity", help="N, E or O.")
+StopOption = typer.Option(1, "--stop-bits", help="1 or 2.")
+JsonOption = typer.Option(False, "--json", help="Plain JSON instead of tables.")
+
+
+@app.command()
+def scan(
+    port: str = PortOption,
+    baud: str = BaudOption,
+    parity: str = ParityOption,
+    stop_bits: int = StopOption,
+    units: str = typer.Option("1-247", "--units", help="Unit ids to ask: 1-247, 1,3,10-12."),
+    timeout_s: float = typer.Option(0.15, "--timeout", help="Seconds to wait for each unit."),
+    write_config: Path | None = typer.Option(
+        None, "--write-config", help="Append the meters found to this config as a new bus."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Find the meters on a bus: model, serial number and a sample reading of each.
+
+    Example: gridgate edge scan --port /dev/ttyUSB0 --baud auto --units 1-32
+    """
+    try:
+        wanted = parse_units(units)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = _line_settings(baud, parity, stop_bits)
+    console = Console(stderr=True)
+
+    async def work() -> tuple[LineSettings, list]:
+        chosen = settings
+        if chosen is None:
+            console.print("trying the common line settings...")
+            chosen = await find_settings(port, wanted)
+            if chosen is None:
+                _fail(f"no meter answered on {port} at any common setting; check wiring (A/B)")
+        with Progress(console=console, transient=True, disable=as_json) as progress:
+            task = progress.add_task(
+                f"scanning {port} at {chosen.baud} {chosen.parity}", total=len(wanted)
+            )
+            found = await scan_bus(
+                port,
+                chosen,
+                wanted,
+                timeout_s=timeout_s,
+                progress=lambda _unit: progress.advance(task),
+            )
+        return chosen, found
+
+    try:
+        chosen, found = asyncio.run(work())
+    except TransportError as exc:
+        _fail(f"{exc} (does the port exist, and is this user in the dialout group?)")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "port": port,
+                    "baud": chosen.baud,
+                    "parity": chosen.parity,
+                    "meters": [m.as_dict() for m in found],
+                },
+                indent=2,
+            )
+        )
+    else:
+        table = Table(
+            "unit", "model", "serial", "sample", title=f"{port} at {chosen.baud} {chosen.parity}"
+        )
+        for meter in found:
+            sample = ", ".join(
+                f"{QUANTITIES[q].name} {v:,.2f} {QUANTITIES[q].unit}"
+                for q, v in list(meter.values.items())[:3]
+            )
+            table.add_row(
+                str(meter.unit),
+                meter.model or "[yellow]unknown[/]",
+                meter.serial or "-",
+                sample or (meter.error or ""),
+            )
+        Console().print(table)
+        if not found:
+            typer.echo("no meter answered", err=True)
+    if write_config is not None and found:
+        _append_bus(write_config, port, chosen, [m for m in found if m.model])
+    if not found:
+        raise typer.Exit(1)
+
+
+def _append_bus(path: Path, port: str, settings: LineSettings, meters: list) -> None:
+    text = path.read_text() if path.exists() else ""
+    name = f"bus-{Path(port).name.replace(':', '-')}"
+    lines = ["", "[[buses]]", f'name = "{name}"']
+    if not port.startswith("/") and ":" in port:
+        host, _, tcp_port = port.rpartition(":")
+        lines += ['kind = "modbus-tcp"', f'host = "{host}"', f"tcp_port = {tcp_port}"]
+    else:
+        lines += [
+            'kind = "modbus-rtu"',
+            f'port = "{port}"',
+            f"baud = {settings.baud}",
+            f'parity = "{settings.parity}"',
+            f"stop_bits = {settings.stop_bits}",
+        ]
+    for meter in meters:
+        serial = f"-{meter.serial}" if meter.serial else ""
+        lines += [
+            "",
+            "[[buses.meters]]",
+            f'id = "{meter.model}-{meter.unit}{serial}"'[:80],
+            f"unit = {meter.unit}",
+            f'profile = "{meter.model}"',
+        ]
+    path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+    typer.echo(
+        f"appended {len(meters)} meters to {path}; check it: gridgate edge check-config {path}"
+    )
+
+
+@app.command()
+def identify(
+    port: str = PortOption,
+    unit: int = typer.Option(..., "--unit", min=1, max=247, help="The meter's unit id."),
+    baud: str = BaudOption,
+    parity: str = ParityOption,
+    stop_bits: int = StopOption,
+    timeout_s: float = typer.Option(0.5, "--timeout"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Say which model one meter is, and its serial number.
+
+    Example: gridgate edge identify --port /dev/ttyUSB0 --unit 3
+    """
+    settings = _line_settings(baud, parity, stop_bits) or LineSettings()
+
+    async def work():
+        line = open_line(port, settings)
+        try:
+            return await identify_unit(line, unit, timeout_s)
+        finally:
+            line.close()
+
+    try:
+        found = asyncio.run(work())
+    except TransportError as exc:
+        _fail(f"{exc} (does the port exist, and is this user in the dialout group?)")
+    if found is None:
+        _fail(f"unit {unit} does not answer on {port} at {settings.baud} {settings.parity}")
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2))
+    else:
+        typer.echo(f"unit {unit}: {found.model or 'unknown model'}, serial {found.serial or '-'}")
+
+
+@app.command()
+def read(
+    port: str = PortOption,
+    unit: int = typer.Option(1, "--unit", min=1, max=247, help="Modbus unit id."),
+    profile: str | None = typer.Option(None, "--profile", help="Model (else identified)."),
+    baud: str = BaudOption,
+    parity: str = ParityOption,
+    stop_bits: int = StopOption,
+    hdlc_address: int | None = typer.Option(
+        None, "--hdlc-address", help="Read a DLMS/COSEM meter at this HDLC address instead."
+    ),
+    password: str | None = typer.Option(None, "--password", help="DLMS LLS password."),
+    timeout_s: float = typer.Option(1.0, "--timeout"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Read one meter fully: every quantity with its unit.
+
+    Example: gridgate edge read --port /dev/ttyUSB0 --unit 3 --profile sdm630
+    Example: gridgate edge read --port /dev/ttyUSB1 --hdlc-address 17 --password 12345678
+    """
+    settings = _line_settings(baud, parity, stop_bits) or LineSettings()
+
+    async def work() -> tuple[str, dict[str, float]]:
+        if hdlc_address is not None:
+            config = DlmsMeterConfig(
+                "dlms",
+                password=password.encode() if password else None,
+                physical_address=hdlc_address,
+                timeout_s=max(timeout_s, 1.0),
+            )
+            if not port.startswith("/") and ":" in port:
+                host, _, tcp_port = port.rpartition(":")
+                factory = wrapper_link_factory(host, int(tcp_port), config)
+            else:
+                factory = hdlc_link_factory(port, settings, config)
+            samples = await DlmsMeterReader(config, factory).read()
+            return "DLMS/COSEM", {s.quantity: s.value for s in samples}
+        line = open_line(port, settings)
+        try:
+            chosen = profile
+            if chosen is None:
+                found = await identify_unit(line, unit, timeout_s)
+                if found is None or found.model is None:
+                    _fail(f"unit {unit} is not a known model; give --profile")
+                chosen = found.model
+            try:
+                model = get_profile(chosen)
+            except ProfileError as exc:
+                _fail(str(exc))
+            return chosen, await read_unit(line, unit, model, timeout_s)
+        finally:
+            line.close()
+
+    try:
+        model, values = asyncio.run(work())
+    except ProtocolError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({"model": model, "values": values}, indent=2))
+    else:
+        Console().print(_values_table(f"{model} at {port}", values))

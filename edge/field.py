@@ -18,15 +18,10 @@ from protocols.modbus.timing import LineSettings
 from protocols.modbus.transport import ModbusLine, ModbusSerialLine, ModbusTcpLine
 from shared import QUANTITIES
 
-AUTO_SETTINGS = [
-    LineSettings(baud=9600, parity="N"),
-    LineSettings(baud=19200, parity="N"),
-    LineSettings(baud=9600, parity="E"),
-    LineSettings(baud=38400, parity="N"),
-    LineSettings(baud=4800, parity="N"),
-    LineSettings(baud=2400, parity="N"),
-    LineSettings(baud=115200, parity="N"),
-    LineSettings(baud=19200, parity="E"),
+AUTO_SETTINGS = [  # the usual factory settings first, even parity after all the 8N1 rates
+    *(LineSettings(baud=b, parity="N") for b in (9600, 19200, 38400, 4800, 2400, 115200)),
+    *(LineSettings(baud=b, parity="E") for b in (9600, 19200, 38400)),
+    LineSettings(baud=9600, parity="O"),
 ]
 
 

@@ -15,6 +15,11 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
+_BAUDS = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+}
+
 
 class LinkPathError(ValueError):
     """The --link path cannot be used (exists and is not ours, or its folder is missing)."""
@@ -69,6 +74,12 @@ class PtyLine:
             return
         if data:
             self._on_bytes(data, asyncio.get_running_loop().time())
+
+    def settings(self) -> tuple[int | None, str, int]:
+        """(baud, parity N/E/O, stop bits) as the gateway set its end of the line."""
+        _, _, cflag, _, _, ospeed, _ = termios.tcgetattr(self._slave)
+        parity = "N" if not cflag & termios.PARENB else ("O" if cflag & termios.PARODD else "E")
+        return _BAUDS.get(ospeed), parity, 2 if cflag & termios.CSTOPB else 1
 
     def write(self, data: bytes) -> None:
         """Put bytes on the line now (the caller has already waited for wire time)."""

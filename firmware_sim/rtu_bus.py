@@ -85,6 +85,11 @@ class RtuBus:
 
     def _on_bytes(self, data: bytes, now: float) -> None:
         loop = asyncio.get_running_loop()
+        baud, parity, stop_bits = self._line.settings()
+        if (baud, parity, stop_bits) != (self.line.baud, self.line.parity, self.line.stop_bits):
+            # the gateway talks at other line settings: to the meters' UARTs this is noise
+            self.frames_dropped += 1
+            return
         if not self._buffer:
             self._first_byte_at = now
         self._buffer += data

@@ -14,6 +14,7 @@ collision). pymodbus discards what arrives while no request is pending.
 from __future__ import annotations
 
 import asyncio
+import termios
 import time
 from dataclasses import dataclass
 
@@ -76,9 +77,11 @@ class ModbusLine:
     async def connect(self) -> None:
         try:
             connected = await self._client.connect()
-        except (OSError, ConnectionException) as exc:
+        except (OSError, ConnectionException, termios.error) as exc:
+            self._client.close()  # a half-open port would stay locked against the next try
             raise TransportError(f"cannot open {self.name}: {exc}") from exc
         if not connected:
+            self._client.close()
             raise TransportError(f"cannot open {self.name}: check the port/host and permissions")
 
     def close(self) -> None:

@@ -1,0 +1,155 @@
+"""The technician's commands against simulated meters on a real pty: scan (with automatic line
+settings), identify, read (Modbus and DLMS), and writing the found meters into a config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from firmware_sim.clock import SimClock
+from firmware_sim.dlms_line import DlmsTcpServer
+from firmware_sim.dlms_meter import SimulatedDlmsMeter
+from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
+from firmware_sim.rtu_bus import RtuBus
+from protocols.modbus.timing import LineSettings
+
+EDGE = [sys.executable, "-m", "gridgate", "--log-level", "ERROR", "edge"]
+
+
+async def gridgate(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *EDGE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_scan_identify_read_and_write_config(tmp_path: Path) -> None:
+    clock = SimClock()
+    meters = build_modbus_meters(
+        [MeterSpec(1, "sdm630"), MeterSpec(2, "em24"), MeterSpec(5, "iem3000")],
+        clock,
+        seed=9,
+        turnaround_s=0.003,
+    )
+    link = tmp_path / "ttyRS485"
+    async with RtuBus(meters, LineSettings(19200), link=link):
+        code, out, err = await gridgate(
+            "scan", "--port", str(link), "--baud", "auto", "--units", "1-6", "--json"
+        )
+        assert code == 0, err
+        found = json.loads(out)
+        assert (found["baud"], found["parity"]) == (19200, "N")  # found by trying
+        assert [(m["unit"], m["model"]) for m in found["meters"]] == [
+            (1, "sdm630"),
+            (2, "em24"),
+            (5, "iem3000"),
+        ]
+        assert all(m["serial"] for m in found["meters"])
+        assert "1.8.0" in found["meters"][0]["values"]
+        assert found["meters"][0]["values"]["1.8.0"]["unit"] == "kWh"
+
+        code, out, _ = await gridgate(
+            "identify", "--port", str(link), "--unit", "2", "--baud", "19200"
+        )
+        assert code == 0
+        assert "em24" in out
+        code, out, err = await gridgate(
+            "read",
+            "--port",
+            str(link),
+            "--unit",
+            "5",
+            "--baud",
+            "19200",
+            "--json",
+        )
+        assert code == 0, err
+        reading = json.loads(out)
+        assert reading["model"] == "iem3000"
+        assert reading["values"]["1.8.0"] > 0
+        code, out, _ = await gridgate(
+            "read",
+            "--port",
+            str(link),
+            "--unit",
+            "1",
+            "--profile",
+            "sdm630",
+            "--baud",
+            "19200",
+        )
+        assert code == 0
+        assert "voltage_l1" in out  # a table with names and units
+        code, _, err = await gridgate(
+            "identify",
+            "--port",
+            str(link),
+            "--unit",
+            "9",
+            "--baud",
+            "19200",
+            "--timeout",
+            "0.2",
+        )
+        assert code == 2
+        assert "unit 9 does not answer" in err
+
+        config = tmp_path / "edge.toml"
+        config.write_text('[gateway]\nid = "gw-field"\n')
+        code, out, err = await gridgate(
+            "scan",
+            "--port",
+            str(link),
+            "--baud",
+            "19200",
+            "--units",
+            "1-5",
+            "--write-config",
+            str(config),
+        )
+        assert code == 0, err
+        assert "sdm630" in out
+    code, out, err = await gridgate("check-config", str(config))
+    assert code == 0, err
+    assert "1 buses, 3 meters" in out
+
+
+async def test_reading_a_dlms_meter_and_a_missing_port(tmp_path: Path) -> None:
+    clock = SimClock()
+    meter = SimulatedDlmsMeter(
+        physics_for(3, 3, clock), clock, serial_number=7, password=b"secret12"
+    )
+    server = DlmsTcpServer(meter, "127.0.0.1", 0)
+    await server.start()
+    try:
+        code, out, err = await gridgate(
+            "read",
+            "--port",
+            f"127.0.0.1:{server.port}",
+            "--hdlc-address",
+            "17",
+            "--password",
+            "secret12",
+            "--json",
+        )
+        assert code == 0, err
+        assert "32.7.0" in json.loads(out)["values"]
+        code, _, err = await gridgate(
+            "read",
+            "--port",
+            f"127.0.0.1:{server.port}",
+            "--hdlc-address",
+            "17",
+            "--password",
+            "wrong-one",
+        )
+        assert code == 2
+        assert "Traceback" not in err
+    finally:
+        await server.stop()
+    code, _, err = await gridgate("scan", "--port", str(tmp_path / "ttyUSB9"), "--units", "1-2")
+    assert code == 2
+    assert "dialout" in err
