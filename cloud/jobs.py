@@ -1,5 +1,6 @@
-"""The service's periodic jobs: the cloud checks every interval, retention every hour. One loop
-per process; a failing pass is logged and the next one runs on time."""
+"""The service's periodic jobs: the cloud checks every `jobs_interval_s`, retention every
+`retention_interval_s` (an hour). One loop per process; a failing pass is logged and the next one
+runs on time."""
 
 from __future__ import annotations
 
@@ -24,9 +25,6 @@ def check_settings(settings: CloudSettings) -> CheckSettings:
     )
 
 
-RETENTION_EVERY_S = 3600
-
-
 async def run_jobs(
     pool: AsyncConnectionPool, settings: CloudSettings, storage: ReportStorage
 ) -> None:
@@ -40,7 +38,8 @@ async def run_jobs(
                 log.info("cloud checks", **found)
         except Exception as exc:  # keep the loop alive; the next pass may succeed
             log.error("cloud checks failed", error=str(exc))
-        if time.monotonic() - last_retention >= RETENTION_EVERY_S:
+        due = time.monotonic() - last_retention >= settings.retention_interval_s
+        if settings.retention_interval_s and due:
             last_retention = time.monotonic()
             try:
                 async with pool.connection() as conn:

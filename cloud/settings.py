@@ -34,6 +34,7 @@ class CloudSettings(BaseSettings):
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400
     # the periodic jobs (cloud checks, retention): every this many seconds; 0 turns them off
     jobs_interval_s: Annotated[int, Field(ge=0, le=86400)] = 60
+    retention_interval_s: Annotated[int, Field(ge=0)] = 3600  # 0: no retention runs
     gateway_silent_s: Annotated[int, Field(ge=60)] = 900
     meter_missing_s: Annotated[int, Field(ge=60)] = 3600
     # reports go to <data_dir>/reports, or to this S3-compatible bucket when set

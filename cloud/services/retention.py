@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 
 from ..reports.storage import ReportStorage
 from . import audit
@@ -240,6 +240,13 @@ async def _drop_partitions(
         )
         if await kept.fetchone() is not None:
             continue
-        await conn.execute(sql.SQL("DROP TABLE {}").format(table))
+        try:
+            async with conn.transaction():  # a savepoint: a busy partition is left for next time
+                # dropping locks the parent table; never make the service's queries wait long
+                await conn.execute("SET LOCAL lock_timeout = '2s'")
+                await conn.execute(sql.SQL("DROP TABLE {}").format(table))
+        except errors.LockNotAvailable:
+            log.info("partition busy; dropping it next time", partition=name)
+            continue
         dropped += 1
     return dropped

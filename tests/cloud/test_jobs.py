@@ -23,6 +23,7 @@ async def test_the_jobs_loop_runs_the_checks(
         database_url=database_url,
         data_dir=tmp_path / "jobs",
         jobs_interval_s=1,
+        retention_interval_s=0,  # retention has its own test; here only the checks
         pool_min_size=1,
         pool_max_size=2,
     )
