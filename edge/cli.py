@@ -25,6 +25,9 @@ from protocols.modbus.timing import LineSettings
 from shared import QUANTITIES
 
 from .config import ConfigError, EdgeConfig, load_config
+from .enrollment import EnrollmentFailed
+from .enrollment import doctor as run_doctor
+from .enrollment import enroll as enroll_gateway
 from .field import find_settings, open_line, parse_units
 from .field import identify as identify_unit
 from .field import read_meter as read_unit
@@ -392,3 +395,47 @@ def read(
         typer.echo(json.dumps({"model": model, "values": values}, indent=2))
     else:
         Console().print(_values_table(f"{model} at {port}", values))
+
+
+@app.command()
+def enroll(
+    config: Path = ConfigOption,
+    cloud: str = typer.Option(
+        ..., "--cloud", help="The cloud's address, e.g. https://cloud.example.in"
+    ),
+    token: str = typer.Option(..., "--token", help="The one-time token from the cloud admin."),
+) -> None:
+    """Generate this gateway's key, register it with a one-time token, and record the cloud's
+    address in the config. The private key never leaves the gateway.
+
+    Example: gridgate edge enroll -c edge.toml --cloud https://cloud.example.in --token AbC...
+    """
+    loaded = _load(config)
+    try:
+        board = enroll_gateway(loaded, cloud, token)
+    except EnrollmentFailed as exc:
+        _fail(str(exc))
+    typer.echo(f"enrolled {loaded.gateway.id} on board {board}; key in {loaded.key_path}")
+
+
+@app.command()
+def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Check serial-port permissions, the clock, disk space, the key and the cloud, and say what
+    to fix. Exits 1 when something needs fixing.
+
+    Example: gridgate edge doctor --config /etc/gridgate/edge.toml
+    """
+    loaded = _load(config)
+    findings = run_doctor(loaded)
+    if as_json:
+        typer.echo(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        console = Console(soft_wrap=True)  # fixes are commands: never broken across lines
+        for f in findings:
+            mark = "[green]ok  [/]" if f.ok else "[red]FIX [/]"
+            console.print(
+                f"{mark} {f.check}: {f.detail}"
+                + (f"\n     → {f.fix}" if f.fix and not f.ok else "")
+            )
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)

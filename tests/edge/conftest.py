@@ -18,7 +18,7 @@ from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
 from firmware_sim.rtu_bus import RtuBus
 from firmware_sim.tcp_server import ModbusTcpServer
 from protocols.modbus.timing import LineSettings
-from tests.cloud.conftest import board, cloud, gateway  # noqa: F401 - fixtures for edge tests
+from tests.cloud.conftest import board, cloud, gateway, served  # noqa: F401 - fixtures
 from tests.support.services import MqttBroker
 
 

@@ -1,0 +1,204 @@
+"""Enrolling a gateway, and the doctor's checks of a gateway's set-up.
+
+Enrollment generates the Ed25519 key pair on the gateway (the private key never leaves it, mode
+0600), registers the public key with a one-time token, and writes the cloud's address into the
+configuration. The key is written only once the cloud has accepted it, so a failed enrollment
+leaves the old key (and identity) as they were.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from shared import (
+    KeyInvalid,
+    generate_private_key,
+    public_key_text,
+    read_private_key,
+    write_private_key,
+)
+
+from .clock import kernel_synchronised
+from .config import EdgeConfig
+
+
+class EnrollmentFailed(Exception):
+    """The cloud refused or could not be reached; the message says which and what to do."""
+
+
+def enroll(config: EdgeConfig, cloud_url: str, token: str, timeout_s: float = 10.0) -> str:
+    """Register a fresh key for this gateway; returns the board it joined."""
+    key = generate_private_key()
+    url = cloud_url.rstrip("/") + "/api/v1/gateways/enroll"
+    try:
+        response = httpx.post(
+            url,
+            json={
+                "token": token,
+                "gateway_id": config.gateway.id,
+                "public_key": public_key_text(key),
+            },
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        raise EnrollmentFailed(
+            f"cannot reach the cloud at {cloud_url}: {type(exc).__name__} {exc}."
+            " Check the address and this gateway's network (gridgate edge doctor)"
+        ) from exc
+    if response.status_code != 201:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text[:200]
+        raise EnrollmentFailed(
+            f"the cloud refused the enrollment ({response.status_code}): {detail}"
+        )
+    write_private_key(config.key_path, key)
+    if config.source is not None:
+        set_cloud_url(config.source, cloud_url)
+    return response.json()["board"]
+
+
+def set_cloud_url(path: Path, url: str) -> None:
+    """Write `url` as [cloud] url in the TOML file, keeping everything else as it was."""
+    text = path.read_text()
+    line = f'url = "{url}"'
+    section = re.search(r"(?m)^\[cloud\]\s*$", text)
+    if section is None:
+        text = text.rstrip("\n") + f"\n\n[cloud]\n{line}\n"
+    else:
+        end = re.search(r"(?m)^\[", text[section.end() :])
+        body_end = section.end() + (end.start() if end else len(text) - section.end())
+        body = text[section.end() : body_end]
+        if re.search(r"(?m)^url\s*=", body):
+            body = re.sub(r"(?m)^url\s*=.*$", line, body, count=1)
+        else:
+            body = "\n" + line + body
+        text = text[: section.end()] + body + text[body_end:]
+    path.write_text(text)
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _in_dialout() -> bool:
+    try:
+        group = grp.getgrnam("dialout")
+    except KeyError:
+        return False
+    return group.gr_gid in os.getgroups() or group.gr_gid == os.getgid()
+
+
+def doctor(config: EdgeConfig, timeout_s: float = 5.0) -> list[Finding]:
+    """Everything that keeps a gateway from working, with what to do about it."""
+    findings = []
+    for bus in config.buses:
+        if bus.kind not in ("modbus-rtu", "dlms-hdlc"):
+            continue
+        port = Path(bus.port or "")
+        if not port.exists():
+            findings.append(
+                Finding(
+                    f"port {port}",
+                    False,
+                    "does not exist",
+                    "plug the RS-485 adapter in; check the udev rule's name",
+                )
+            )
+        elif not os.access(port, os.R_OK | os.W_OK):
+            fix = "sudo usermod -a -G dialout $USER (then log in again)"
+            if _in_dialout():
+                fix = f"ls -l {port}: the device is not group dialout; check the udev rule"
+            findings.append(Finding(f"port {port}", False, "not readable and writable", fix))
+        else:
+            findings.append(Finding(f"port {port}", True, "can be opened"))
+    synced = kernel_synchronised()
+    not_before = datetime.fromisoformat(config.clock.not_before.replace("Z", "+00:00"))
+    if datetime.now(UTC) < not_before:
+        findings.append(
+            Finding(
+                "clock",
+                False,
+                f"the time is before {not_before:%Y-%m-%d}",
+                "set the time or enable NTP: sudo timedatectl set-ntp true",
+            )
+        )
+    elif synced is False:
+        findings.append(
+            Finding(
+                "clock",
+                not config.clock.require_ntp,
+                "not synchronised (NTP)",
+                "sudo timedatectl set-ntp true; check the network reaches NTP",
+            )
+        )
+    else:
+        findings.append(Finding("clock", True, "synchronised" if synced else "time plausible"))
+    folder = config.data_dir
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    free_mb = shutil.disk_usage(existing).free / 1024 / 1024
+    budget = config.store.disk_budget_mb
+    findings.append(
+        Finding(
+            "disk",
+            free_mb >= budget,
+            f"{free_mb:,.0f} MB free for a {budget:,.0f} MB budget",
+            "" if free_mb >= budget else "free space, or lower [store] disk_budget_mb",
+        )
+    )
+    key = config.key_path
+    if not key.exists():
+        findings.append(
+            Finding(
+                "key",
+                False,
+                f"{key} is missing",
+                "enroll: gridgate edge enroll --config FILE --cloud URL --token T",
+            )
+        )
+    else:
+        try:
+            read_private_key(key)
+            findings.append(
+                Finding("key", True, f"{key} (mode {stat.S_IMODE(key.stat().st_mode):o})")
+            )
+        except (KeyInvalid, OSError) as exc:
+            findings.append(Finding("key", False, str(exc), f"chmod 600 {key}, or enroll again"))
+    if not config.cloud.url:
+        findings.append(Finding("cloud", False, "no [cloud] url", "enroll, or set [cloud] url"))
+    else:
+        try:
+            response = httpx.get(config.cloud.url.rstrip("/") + "/health", timeout=timeout_s)
+            healthy = response.status_code == 200
+            findings.append(
+                Finding(
+                    "cloud",
+                    healthy,
+                    f"{config.cloud.url} answered {response.status_code}",
+                    "" if healthy else "the cloud is up but unhealthy: tell its operator",
+                )
+            )
+        except httpx.HTTPError as exc:
+            findings.append(
+                Finding(
+                    "cloud",
+                    False,
+                    f"{config.cloud.url}: {type(exc).__name__}",
+                    "check the address, DNS, the firewall and the network",
+                )
+            )
+    return findings
