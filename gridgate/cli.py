@@ -11,7 +11,7 @@ import typer
 from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
 from firmware_sim.cli import app as sim_app
-from gridgate import __version__
+from gridgate import __version__, demo
 from shared import configure_logging
 
 app = typer.Typer(
@@ -61,7 +61,7 @@ app.add_typer(
     sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, DLMS/COSEM meter, MQTT meters."
 )
 app.add_typer(cloud_app, name="cloud", help="The cloud service: serve, migrate, admin.")
-_mount_unavailable("demo", "Run the whole system on this machine: meters, edge, cloud.", 9)
+app.command("demo")(demo.main)
 app.add_typer(edge_app, name="edge", help="The gateway daemon and the field technician's tools.")
 
 

@@ -1,0 +1,365 @@
+"""`gridgate demo`: the whole system on one machine, with nothing else installed.
+
+    simulated meters ──RS-485 pty──┐
+    (SDM630, SDM120, EM24, iEM3000) ├─> edge daemon ──signed batches──> cloud ──> dashboard
+    DLMS meter ───────TCP wrapper──┤    (store, checks,    (HTTP)         (embedded PostgreSQL
+    MQTT plug ──embedded broker────┘     store-and-forward)                unless one is set)
+
+The first run creates a demo board, its users, a tariff and the consumers, enrolls the gateway
+with a one-time token, and keeps everything in the data directory; later runs reuse it.
+`--speed` runs the meters' physics faster, so energy (and so bills and charts) grows in minutes.
+`--offline-for` cuts the gateway's link to the cloud for a while: readings pile up in the
+gateway's store and drain when the link is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import psycopg
+import typer
+import uvicorn
+from psycopg.rows import dict_row
+from rich.console import Console
+from rich.live import Live
+
+from cloud.app import create_app
+from cloud.billing.tariff import TariffSpec
+from cloud.db import database_url
+from cloud.migrate import migrate
+from cloud.services import auth, enrollment, fleet
+from cloud.settings import CloudSettings
+from edge.config import load_config
+from edge.daemon import Daemon
+from firmware_sim.clock import SimClock
+from firmware_sim.dlms_line import DlmsTcpServer
+from firmware_sim.dlms_meter import SimulatedDlmsMeter
+from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
+from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
+from firmware_sim.rtu_bus import RtuBus
+from protocols.modbus.timing import LineSettings
+from protocols.mqtt.embedded_broker import embedded_broker_thread, free_port
+from shared import generate_private_key, public_key_text, write_private_key
+
+BOARD = "DEMO"
+GATEWAY = "gw-demo"
+ADMIN = ("admin@demo.gridgate.in", "demo-admin-password")
+CONSUMER = ("consumer@demo.gridgate.in", "demo-consumer-password")
+MODBUS = [(1, "sdm630"), (2, "sdm120"), (3, "em24"), (4, "iem3000")]
+DELHI = {
+    "energy": {
+        "mode": "telescopic",
+        "slabs": [
+            {"up_to": 200, "rate": "4.00"},
+            {"up_to": 400, "rate": "5.95"},
+            {"up_to": 800, "rate": "7.30"},
+            {"up_to": 1200, "rate": "8.10"},
+            {"rate": "8.75"},
+        ],
+    },
+    "fixed": {
+        "bands": [{"up_to_kw": 2, "amount": 40}, {"up_to_kw": 5, "amount": 100}, {"per_kw": 25}]
+    },
+}
+
+
+class CableTransport(httpx.AsyncHTTPTransport):
+    """The gateway's network link, which the demo can unplug."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unplugged_until = 0.0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if time.monotonic() < self.unplugged_until:
+            raise httpx.ConnectError("the demo unplugged the gateway's network", request=request)
+        return await super().handle_async_request(request)
+
+
+@dataclass
+class Stack:
+    cloud_url: str
+    daemon: Daemon
+    cable: CableTransport
+
+
+async def _seed(url: str) -> None:
+    """The demo's board, users, tariff and consumers; nothing is created twice."""
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        await migrate(conn)
+        await conn.set_autocommit(False)
+        cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (BOARD,))
+        if await cursor.fetchone() is not None:
+            return
+        await fleet.create_state(conn, code="DM", name="Demo state", actor="demo")
+        board = await fleet.create_board(
+            conn, state_code="DM", code=BOARD, name="Demo power board", actor="demo"
+        )
+        async with conn.transaction():
+            await conn.execute("UPDATE boards SET capacity_kw = 40 WHERE id = %s", (board["id"],))
+            tariff = await (
+                await conn.execute(
+                    "INSERT INTO tariffs (board_id, category, name) VALUES (%s, 'domestic',"
+                    " 'Domestic (DERC FY2015-16)') RETURNING id",
+                    (board["id"],),
+                )
+            ).fetchone()
+            await conn.execute(
+                "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
+                " VALUES (%s, '2015-04-01', %s)",
+                (tariff["id"], TariffSpec.model_validate(DELHI).model_dump_json()),
+            )
+            meters = [f"rtu-{unit}-{model}" for unit, model in MODBUS] + ["dlms-1", "plug-1"]
+            first = None
+            for index, external in enumerate(meters, start=1):
+                consumer = await (
+                    await conn.execute(
+                        "INSERT INTO consumers (board_id, account_no, name, sanctioned_load_kw)"
+                        " VALUES (%s, %s, %s, %s) RETURNING id",
+                        (board["id"], f"DEMO-{index:03d}", f"Demo household {index}", Decimal(3)),
+                    )
+                ).fetchone()
+                first = first or consumer["id"]
+                await conn.execute(
+                    "INSERT INTO meters (board_id, external_id, consumer_id) VALUES (%s, %s, %s)",
+                    (board["id"], external, consumer["id"]),
+                )
+        await auth.create_user(
+            conn,
+            email=ADMIN[0],
+            password=ADMIN[1],
+            role="BOARD_ADMIN",
+            board_code=BOARD,
+            actor="demo",
+        )
+        await auth.create_user(
+            conn,
+            email=CONSUMER[0],
+            password=CONSUMER[1],
+            role="CONSUMER",
+            consumer_id=first,
+            actor="demo",
+        )
+
+
+async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
+    if await asyncio.to_thread(key_path.exists):
+        return
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        token, _ = await enrollment.create_token(conn, board_code=BOARD, ttl_s=600, actor="demo")
+    key = generate_private_key()
+    async with httpx.AsyncClient(base_url=cloud_url, timeout=10) as client:
+        response = await client.post(
+            "/api/v1/gateways/enroll",
+            json={"token": token, "gateway_id": GATEWAY, "public_key": public_key_text(key)},
+        )
+        response.raise_for_status()
+    write_private_key(key_path, key)
+
+
+def _edge_config(folder: Path, cloud_url: str, link: Path, dlms_port: int, mqtt_port: int) -> Path:
+    meters = "".join(
+        f'\n[[buses.meters]]\nid = "rtu-{unit}-{model}"\nunit = {unit}\nprofile = "{model}"\n'
+        f"phases = {1 if model == 'sdm120' else 3}\nfast_s = 5\nslow_s = 15\n"
+        for unit, model in MODBUS
+    )
+    path = folder / "edge.toml"
+    path.write_text(
+        f"""# written by gridgate demo
+[gateway]
+id = "{GATEWAY}"
+data_dir = "data"
+
+[cloud]
+url = "{cloud_url}"
+sync_interval_s = 2
+
+[store]
+disk_budget_mb = 256
+
+[clock]
+require_ntp = false
+
+[[buses]]
+name = "rs485-1"
+kind = "modbus-rtu"
+port = "{link}"
+baud = 9600
+{meters}
+[[buses]]
+name = "dlms-1"
+kind = "dlms-tcp"
+host = "127.0.0.1"
+tcp_port = {dlms_port}
+
+[[buses.meters]]
+id = "dlms-1"
+fast_s = 5
+slow_s = 30
+timeout_s = 2
+
+[[buses]]
+name = "mqtt-1"
+kind = "mqtt"
+host = "127.0.0.1"
+tcp_port = {mqtt_port}
+topic_prefix = "demo/"
+
+[[buses.meters]]
+id = "plug-1"
+device = "plug-1"
+phases = 1
+"""
+    )
+    return path
+
+
+async def _summary(url: str, daemon: Daemon, cable: CableTransport) -> str:
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT (SELECT count(*) FROM readings r JOIN gateways g ON g.id = r.gateway_id"
+                " WHERE g.gateway_code = %s) AS cloud_readings,"
+                " (SELECT count(*) FROM alerts a JOIN boards b ON b.id = a.board_id"
+                " WHERE b.code = %s AND a.state <> 'resolved') AS alerts",
+                (GATEWAY, BOARD),
+            )
+        ).fetchone()
+    sync = daemon.syncer.stats if daemon.syncer else None
+    link = "OFFLINE" if time.monotonic() < cable.unplugged_until else "online"
+    return (
+        f"readings taken {daemon.taken:,} · synced {sync.readings if sync else 0:,}"
+        f" (cloud holds {row['cloud_readings']:,}) · alerts open {row['alerts']} · link {link}"
+    )
+
+
+async def run(
+    data_dir: Path,
+    *,
+    speed: float,
+    offline_for_min: float,
+    duration_s: float | None,
+    port: int | None,
+) -> None:
+    console = Console(soft_wrap=True)
+    (data_dir / "edge").mkdir(parents=True, exist_ok=True)
+    settings = CloudSettings(
+        data_dir=data_dir / "cloud", port=port or free_port(), jobs_interval_s=30
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    with database_url(settings) as url, embedded_broker_thread() as mqtt_port:
+        await _seed(url)
+        app = create_app(settings, url)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=settings.port, log_level="warning", log_config=None
+            )
+        )
+        serving = asyncio.create_task(server.serve())
+        while not server.started:  # uvicorn offers no event to await
+            if serving.done():
+                await serving
+            await asyncio.sleep(0.05)
+        cloud_url = f"http://127.0.0.1:{settings.port}"
+        clock = SimClock(speed=speed)
+        real = SimClock()
+        meters = build_modbus_meters(
+            [MeterSpec(u, m) for u, m in MODBUS], clock, seed=42, turnaround_s=0.005
+        )
+        link = data_dir / "edge" / "rs485"
+        dlms = DlmsTcpServer(
+            SimulatedDlmsMeter(physics_for(5, 3, real), real, serial_number=5), "127.0.0.1", 0
+        )
+        plug = SimulatedMqttMeter(
+            MqttMeterSettings("127.0.0.1", mqtt_port, "plug-1", "demo/", 10),
+            physics_for(6, 1, real),
+            real,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
+            await dlms.start()
+            stack.push_async_callback(dlms.stop)
+            await plug.start()
+            stack.push_async_callback(plug.stop)
+            await _enroll(url, cloud_url, data_dir / "edge" / "data" / "gateway.key")
+            config = load_config(
+                _edge_config(data_dir / "edge", cloud_url, link, dlms.port, mqtt_port)
+            )
+            cable = CableTransport()
+            if offline_for_min:
+                cable.unplugged_until = time.monotonic() + offline_for_min * 60
+            daemon = Daemon(config, transport=cable)
+            running = asyncio.create_task(daemon.run())
+            console.print(f"[bold]GridGate demo[/] — data in {data_dir}")
+            console.print(f"Dashboard: {cloud_url}/dashboard   (API docs: {cloud_url}/docs)")
+            console.print(f"Board admin:  {ADMIN[0]} / {ADMIN[1]}")
+            console.print(f"Consumer:     {CONSUMER[0]} / {CONSUMER[1]}")
+            console.print(
+                f"Meters: 4 Modbus RTU on {link}, a DLMS meter on 127.0.0.1:{dlms.port},"
+                f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"
+                + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
+            )
+            console.print("Ctrl-C stops everything.")
+            started = time.monotonic()
+            live = Live(console=console, refresh_per_second=2) if console.is_terminal else None
+            last_line = 0.0
+            with live or contextlib.nullcontext():
+                while not stop.is_set() and not running.done():
+                    if duration_s is not None and time.monotonic() - started >= duration_s:
+                        break
+                    with contextlib.suppress(psycopg.Error):
+                        line = await _summary(url, daemon, cable)
+                        if live is not None:
+                            live.update(line)
+                        elif time.monotonic() - last_line >= 10:  # a log, not a live line
+                            console.print(line)
+                            last_line = time.monotonic()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 2)
+            daemon.stopping.set()
+            await asyncio.wait_for(running, 20)
+            console.print(await _summary(url, daemon, cable))
+        server.should_exit = True
+        await serving
+    console.print("demo stopped; run it again to carry on where it left off")
+
+
+def main(
+    data_dir: Path = typer.Option(
+        Path("data/demo"), "--data-dir", help="Where the demo keeps everything."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.1, max=10_000, help="Meter physics speed-up."
+    ),
+    offline_for: float = typer.Option(
+        0.0, "--offline-for", min=0, help="Minutes to keep the gateway's cloud link cut."
+    ),
+    port: int | None = typer.Option(None, "--port", help="Cloud port (default: a free one)."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+) -> None:
+    """Run the whole system on this machine: simulated meters, the edge daemon, the cloud with its
+    dashboard. Uses GRIDGATE_DATABASE_URL when set, else an embedded PostgreSQL.
+
+    Example: gridgate demo --speed 60 --offline-for 2
+    """
+    asyncio.run(
+        run(
+            data_dir.resolve(),
+            speed=speed,
+            offline_for_min=offline_for,
+            duration_s=duration,
+            port=port,
+        )
+    )
