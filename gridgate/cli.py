@@ -1,8 +1,4 @@
-"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line).
-
-A group whose issue has not landed yet is mounted as a command that says so in one line and
-exits with status 2, so scripts and tests never mistake it for a working group.
-"""
+"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line)."""
 
 from __future__ import annotations
 
@@ -40,21 +36,6 @@ def _root(
     ),
 ) -> None:
     configure_logging(log_level, json_output=json_logs)
-
-
-def _mount_unavailable(name: str, summary: str, issue: int) -> None:
-    """Mount `name` as a group that is not available yet: one line on stderr, exit status 2."""
-
-    def unavailable() -> None:
-        typer.echo(f"gridgate {name}: not available yet (lands with issue #{issue})", err=True)
-        raise typer.Exit(2)
-
-    unavailable.__doc__ = f"[not available yet] {summary}"
-    app.command(
-        name,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        add_help_option=False,
-    )(unavailable)
 
 
 app.add_typer(

@@ -27,21 +27,23 @@ def test_console_script_runs() -> None:
     assert done.stdout.startswith("gridgate ")
 
 
-def _unavailable_groups() -> list[str]:
-    return [
-        command.name
-        for command in app.registered_commands
-        if command.callback is not None
-        and (command.callback.__doc__ or "").startswith("[not available yet]")
-    ]
-
-
-@pytest.mark.parametrize("group", _unavailable_groups() or ["(none)"])
-def test_unlanded_group_says_so_in_one_line_and_fails(group: str) -> None:
-    if group == "(none)":
-        return
-    result = runner.invoke(app, [group, "anything", "--flag"])
-    assert result.exit_code == 2
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1
-    assert "not available yet" in lines[0]
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo"],
+        ["edge", "run"],
+        ["edge", "check-config"],
+        ["edge", "status"],
+        ["edge", "scan"],
+        ["edge", "identify"],
+        ["edge", "read"],
+        ["edge", "enroll"],
+        ["edge", "doctor"],
+        ["cloud", "serve"],
+        ["cloud", "billing", "run"],
+    ],
+)
+def test_every_command_explains_itself_with_an_example(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
