@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from firmware_sim.dlms_line import DlmsTcpServer
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
 from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
 from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
+from firmware_sim.physics import MeterPhysics
 from firmware_sim.rtu_bus import RtuBus
 from protocols.modbus.timing import LineSettings
 from protocols.mqtt.embedded_broker import embedded_broker_thread, free_port
@@ -147,6 +149,76 @@ async def _seed(url: str) -> None:
             consumer_id=first,
             actor="demo",
         )
+
+
+HISTORY_DAYS = 35
+
+
+def _anchor(data_dir: Path) -> float:
+    """When the demo meters' physics starts: five weeks before the first run, kept in the data
+    directory so every later run continues the same registers."""
+    path = data_dir / "physics-start"
+    if not path.exists():
+        path.write_text(str((datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).timestamp()))
+    return float(path.read_text())
+
+
+def _anchored(physics: MeterPhysics, start_s: float) -> MeterPhysics:
+    # minute slots: five weeks of history integrate in a fraction of a second
+    return replace(physics, start_s=start_s, slot_s=60.0)
+
+
+async def _import_history(url: str, physics: dict[str, MeterPhysics], until: datetime) -> None:
+    """On the first run: the meters' past (every 15 minutes from the physics' start), as a utility
+    would import it from the system GridGate replaces, so charts have a past and last month can
+    be billed at once. The same physics then drives the live meters, so history and live
+    readings join up."""
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        cursor = await conn.execute(
+            "SELECT m.id, m.external_id, g.id AS gateway_id FROM meters m"
+            " JOIN boards b ON b.id = m.board_id JOIN gateways g ON g.gateway_code = %s"
+            " WHERE b.code = %s",
+            (GATEWAY, BOARD),
+        )
+        meters = {row["external_id"]: row for row in await cursor.fetchall()}
+        cursor = await conn.execute(
+            "SELECT 1 FROM readings WHERE meter_id = ANY(%s) LIMIT 1",
+            ([m["id"] for m in meters.values()],),
+        )
+        first_run = await cursor.fetchone() is None
+        rows = []
+        for external, model in physics.items():
+            step = datetime.fromtimestamp(model.start_s, UTC).replace(second=0, microsecond=0)
+            step += timedelta(minutes=15 - step.minute % 15)
+            while step < until:
+                state = model.state_at(step.timestamp())  # also brings the live meter up to date
+                if first_run:
+                    for quantity in ("1.8.0", "1.7.0"):
+                        if quantity in state.values:
+                            rows.append(
+                                (
+                                    meters[external]["id"],
+                                    quantity,
+                                    step,
+                                    state.values[quantity],
+                                    "ok",
+                                    meters[external]["gateway_id"],
+                                )
+                            )
+                step += timedelta(minutes=15)
+        if not rows:
+            return
+        for month in sorted({date(r[2].year, r[2].month, 1) for r in rows}):
+            await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
+        async with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY readings (meter_id, quantity, ts, value, quality, gateway_id) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                await copy.write_row(row)
+        await conn.commit()
 
 
 async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
@@ -273,17 +345,32 @@ async def run(
         cloud_url = f"http://127.0.0.1:{settings.port}"
         clock = SimClock(speed=speed)
         real = SimClock()
+        start_s = _anchor(data_dir)
         meters = build_modbus_meters(
             [MeterSpec(u, m) for u, m in MODBUS], clock, seed=42, turnaround_s=0.005
         )
+        for meter in meters:
+            meter.physics = _anchored(meter.physics, start_s)
         link = data_dir / "edge" / "rs485"
         dlms = DlmsTcpServer(
-            SimulatedDlmsMeter(physics_for(5, 3, real), real, serial_number=5), "127.0.0.1", 0
+            SimulatedDlmsMeter(_anchored(physics_for(5, 3, real), start_s), real, serial_number=5),
+            "127.0.0.1",
+            0,
         )
         plug = SimulatedMqttMeter(
             MqttMeterSettings("127.0.0.1", mqtt_port, "plug-1", "demo/", 10),
-            physics_for(6, 1, real),
+            _anchored(physics_for(6, 1, real), start_s),
             real,
+        )
+        await _enroll(url, cloud_url, data_dir / "edge" / "data" / "gateway.key")
+        await _import_history(
+            url,
+            {
+                **{f"rtu-{m.unit_id}-{m.profile.model}": m.physics for m in meters},
+                "dlms-1": dlms.meter.physics,
+                "plug-1": plug.physics,
+            },
+            datetime.now(UTC) - timedelta(minutes=5),
         )
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
@@ -291,7 +378,7 @@ async def run(
             stack.push_async_callback(dlms.stop)
             await plug.start()
             stack.push_async_callback(plug.stop)
-            await _enroll(url, cloud_url, data_dir / "edge" / "data" / "gateway.key")
+
             config = load_config(
                 _edge_config(data_dir / "edge", cloud_url, link, dlms.port, mqtt_port)
             )

@@ -206,7 +206,7 @@ async def list_rows(
         raise ValueError(f"{sort} is not a sort key of {table.name}")
     where = sql.SQL(" AND ").join(clauses)
     query = sql.SQL(
-        "SELECT {cols}, count(*) OVER () AS total FROM {table} t WHERE {where}"
+        "SELECT {cols}, count(*) OVER () AS _rows_in_all FROM {table} t WHERE {where}"
         " ORDER BY {sort} {direction}, t.id LIMIT %s OFFSET %s"
     ).format(
         cols=_columns(table),
@@ -217,7 +217,7 @@ async def list_rows(
     )
     cursor = await conn.execute(query, [*params, limit, offset])
     rows = await cursor.fetchall()
-    total = rows[0]["total"] if rows else 0
+    total = rows[0]["_rows_in_all"] if rows else 0
     if not rows and offset:
         count = await conn.execute(
             sql.SQL("SELECT count(*) AS n FROM {table} t WHERE {where}").format(
@@ -226,7 +226,7 @@ async def list_rows(
             params,
         )
         total = (await count.fetchone())["n"]
-    return [{k: v for k, v in row.items() if k != "total"} for row in rows], total
+    return [{k: v for k, v in row.items() if k != "_rows_in_all"} for row in rows], total
 
 
 async def get_row(
