@@ -192,7 +192,9 @@ def scan(
     parity: str = ParityOption,
     stop_bits: int = StopOption,
     units: str = typer.Option("1-247", "--units", help="Unit ids to ask: 1-247, 1,3,10-12."),
-    timeout_s: float = typer.Option(0.15, "--timeout", help="Seconds to wait for each unit."),
+    timeout_s: float = typer.Option(
+        0.06, "--timeout", help="Seconds to wait for each unit (9600 baud needs ~0.05)."
+    ),
     write_config: Path | None = typer.Option(
         None, "--write-config", help="Append the meters found to this config as a new bus."
     ),

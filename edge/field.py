@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from protocols.errors import MeterException, MeterTimeout, ProtocolError, TransportError
 from protocols.modbus.profile import ModbusProfile, builtin_profiles, get_profile
 from protocols.modbus.reader import ModbusMeterConfig, ModbusMeterReader
-from protocols.modbus.timing import LineSettings
+from protocols.modbus.timing import LineSettings, read_response_bytes
 from protocols.modbus.transport import ModbusLine, ModbusSerialLine, ModbusTcpLine
 from shared import QUANTITIES
 
@@ -97,7 +97,7 @@ async def scan(
     settings: LineSettings,
     units: list[int],
     *,
-    timeout_s: float = 0.15,
+    timeout_s: float = 0.06,
     with_values: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> list[FoundMeter]:
@@ -105,7 +105,13 @@ async def scan(
     found: list[FoundMeter] = []
     try:
         for unit in units:
-            meter = await identify(line, unit, timeout_s)
+            # a one-register probe with the short timeout finds who is there; only they are
+            # asked (more patiently) what they are
+            if not await probe(line, unit, timeout_s):
+                if progress:
+                    progress(unit)
+                continue
+            meter = await identify(line, unit, max(timeout_s, IDENTIFY_TIMEOUT_S))
             if meter is not None:
                 if with_values and meter.model:
                     try:
@@ -120,6 +126,35 @@ async def scan(
     finally:
         line.close()
     return found
+
+
+IDENTIFY_TIMEOUT_S = 0.3
+
+
+async def probe(line: ModbusLine, unit: int, timeout_s: float) -> bool:
+    """Does anything answer at `unit`? (An exception or a damaged frame is an answer too.)"""
+    try:
+        await line.read_registers(
+            meter="probe",
+            unit=unit,
+            register_type="holding",
+            address=0,
+            count=1,
+            timeout_s=timeout_s,
+        )
+    except MeterTimeout:
+        return False
+    except TransportError:
+        raise
+    except ProtocolError:
+        return True
+    return True
+
+
+def probe_time_s(settings: LineSettings, timeout_s: float) -> float:
+    """What probing one absent unit costs: the timeout, then the quiet the line keeps after a
+    timeout (a late answer's full frame) and the inter-frame silence."""
+    return 2 * timeout_s + settings.silence_s + read_response_bytes(1) * settings.character_s
 
 
 async def find_settings(port: str, units: list[int], timeout_s: float = 0.1) -> LineSettings | None:

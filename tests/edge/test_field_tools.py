@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 
+from edge.field import probe_time_s
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
@@ -153,3 +155,30 @@ async def test_reading_a_dlms_meter_and_a_missing_port(tmp_path: Path) -> None:
     code, _, err = await gridgate("scan", "--port", str(tmp_path / "ttyUSB9"), "--units", "1-2")
     assert code == 2
     assert "dialout" in err
+
+
+async def test_a_full_scan_at_9600_finds_the_live_meters_in_the_time_its_timeouts_imply(
+    tmp_path: Path,
+) -> None:
+    """Five meters of mixed models at scattered unit ids, one of them dead; all 247 ids asked."""
+    layout = [(3, "sdm630"), (17, "em24"), (42, "sdm120"), (101, "iem3000"), (200, "sdm630")]
+    meters = build_modbus_meters(
+        [MeterSpec(u, m) for u, m in layout], SimClock(), seed=4, turnaround_s=0.005
+    )
+    meters[-1].faults.no_answer = 1.0  # unit 200 is dead
+    link = tmp_path / "ttyRS485"
+    line = LineSettings(9600)
+    timeout_s = 0.05
+    async with RtuBus(meters, line, link=link):
+        started = time.monotonic()
+        code, out, err = await gridgate(
+            "scan", "--port", str(link), "--units", "1-247", "--timeout", str(timeout_s), "--json"
+        )
+        elapsed = time.monotonic() - started
+    assert code == 0, err
+    found = [(m["unit"], m["model"]) for m in json.loads(out)["meters"]]
+    assert found == layout[:4]
+    # every absent id costs its timeout and the quiet after it; the four live meters are
+    # identified and read with a longer timeout (a few transactions each); plus start-up
+    implied = 243 * probe_time_s(line, timeout_s) + 4 * 2.0
+    assert elapsed <= implied * 1.3 + 10, (elapsed, implied)
