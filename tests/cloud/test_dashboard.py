@@ -9,6 +9,7 @@ import os
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from cloud.services.alerts import open_alert
 from tests.cloud.conftest import Cloud
 
 PASSWORD = "correct horse battery"
+# screenshots of the main pages, for people to look at (kept out of git by .gitignore)
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "dashboard"
 
 
 def chromium() -> str:
@@ -115,10 +118,13 @@ async def test_a_board_admin_in_a_real_browser(cloud: Cloud, served: httpx.Async
             await page.click("button[type=submit]")
             await page.wait_for_url(f"{base}/dashboard")
             assert "Meters online" in await page.content()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=ARTIFACTS / "overview.png", full_page=True)
 
             # only this board's meters
             await page.goto(f"{base}/dashboard/meters")
             table = await page.inner_text("table")
+            await page.screenshot(path=ARTIFACTS / "meters.png", full_page=True)
             assert f"meter-da{tag.lower()}" in table
             assert f"meter-db{tag.lower()}" not in table
 
@@ -131,9 +137,8 @@ async def test_a_board_admin_in_a_real_browser(cloud: Cloud, served: httpx.Async
                 "document.getElementById('meter-chart').complete"
                 " && document.getElementById('meter-chart').naturalWidth > 0"
             )
-            assert "Active power" in (await page.inner_text("#last-values")) or "active_power" in (
-                await page.inner_text("#last-values")
-            )
+            assert "active_power_import" in await page.inner_text("#last-values")
+            await page.screenshot(path=ARTIFACTS / "meter.png", full_page=True)
 
             # two pages on the alert list; acknowledging in one shows live in the other
             other = await context.new_page()
@@ -148,6 +153,7 @@ async def test_a_board_admin_in_a_real_browser(cloud: Cloud, served: httpx.Async
                 .locator("td.state", has_text="acknowledged")
                 .wait_for(timeout=10_000)
             )
+            await other.screenshot(path=ARTIFACTS / "alerts.png", full_page=True)
 
             # a CSV report, generated and downloaded
             await page.goto(f"{base}/dashboard/reports")
@@ -160,6 +166,7 @@ async def test_a_board_admin_in_a_real_browser(cloud: Cloud, served: httpx.Async
                 await link.click()
             download = await download_info.value
             content = (await download.path()).read_text()
+            await page.screenshot(path=ARTIFACTS / "reports.png", full_page=True)
             assert content.splitlines()[0] == "board,account_no,meter,period,energy_kwh"
 
             # another board's meter by URL: not found
@@ -168,5 +175,12 @@ async def test_a_board_admin_in_a_real_browser(cloud: Cloud, served: httpx.Async
             assert "Not found" in await page.content()
             chart_response = await page.goto(f"{base}/dashboard/meters/{their_meter}/chart.svg")
             assert chart_response.status == 404
+            # on a phone
+            phone = await browser.new_page(viewport={"width": 390, "height": 844})
+            await phone.context.add_cookies(await context.cookies())
+            await phone.goto(f"{base}/dashboard")
+            await phone.screenshot(path=ARTIFACTS / "overview-phone.png", full_page=True)
+            width = await phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, "the overview fits a phone's width"
         finally:
             await browser.close()
