@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 import sys
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cloud.services import enrollment
 from edge.config import load_config
+from shared import generate_private_key, write_private_key
 from tests.cloud.conftest import Cloud
 from tests.support.services import free_tcp_port
 
@@ -94,3 +97,57 @@ async def test_enroll_then_doctor(
     assert "ttyUSB7: does not exist" in out
     assert "gridgate edge enroll" in out  # no key yet
     assert "FIX  cloud" in out
+
+
+def _findings(config_path: Path) -> dict[str, bool]:
+    from edge.enrollment import doctor
+
+    return {f.check.split(" ")[0]: f.ok for f in doctor(load_config(config_path))}
+
+
+@pytest.mark.parametrize(
+    "problem", [None, "port", "permission", "clock", "disk", "key", "mode", "cloud"]
+)
+async def test_the_doctor_reports_each_problem_only_when_present(
+    served: httpx.AsyncClient, tmp_path: Path, problem: str | None
+) -> None:
+    if problem == "permission" and os.geteuid() == 0:
+        pytest.skip("root can open any device: the permission check cannot fail here")
+    port = tmp_path / "ttyFAKE"
+    port.write_bytes(b"")
+    url = str(served.base_url).rstrip("/")
+    settings = {
+        "cloud": f"http://127.0.0.1:{free_tcp_port()}" if problem == "cloud" else url,
+        "not_before": "2099-01-01T00:00:00Z" if problem == "clock" else "2026-01-01T00:00:00Z",
+        "budget": 10**9 if problem == "disk" else 1,
+    }
+    config = tmp_path / "gw" / "edge.toml"
+    config.parent.mkdir()
+    config.write_text(
+        f'[gateway]\nid = "gw-doc"\ndata_dir = "data"\n\n[cloud]\nurl = "{settings["cloud"]}"\n\n'
+        f"[store]\ndisk_budget_mb = {settings['budget']}\n\n[clock]\nrequire_ntp = false\n"
+        f'not_before = "{settings["not_before"]}"\n\n[[buses]]\nname = "b"\nkind = "modbus-rtu"\n'
+        f'port = "{port}"\n'
+    )
+    key = tmp_path / "gw" / "data" / "gateway.key"
+    if problem != "key":
+        write_private_key(key, generate_private_key())
+    if problem == "mode":
+        key.chmod(0o644)
+    if problem == "port":
+        port.unlink()
+    if problem == "permission":
+        port.chmod(0)
+    found = await asyncio.to_thread(_findings, config)
+    failing = {check for check, ok in found.items() if not ok}
+    expected = {
+        None: set(),
+        "port": {"port"},
+        "permission": {"port"},
+        "clock": {"clock"},
+        "disk": {"disk"},
+        "key": {"key"},
+        "mode": {"key"},
+        "cloud": {"cloud"},
+    }[problem]
+    assert failing == expected, found
