@@ -109,6 +109,24 @@ async def _spans(
     return spans
 
 
+async def regional_load_pct(
+    conn: AsyncConnection, board: dict[str, Any], start: datetime, end: datetime
+) -> Decimal | None:
+    """The board's mean load over the period as a share of its capacity, in percent: each
+    meter's mean import power added up (None when the board states no capacity)."""
+    if not board.get("capacity_kw"):
+        return None
+    cursor = await conn.execute(
+        "SELECT coalesce(sum(mean_kw), 0) AS load_kw FROM (SELECT avg(r.value) AS mean_kw"
+        " FROM readings r JOIN meters m ON m.id = r.meter_id WHERE m.board_id = %s"
+        " AND r.quantity = '1.7.0' AND r.ts >= %s AND r.ts < %s GROUP BY r.meter_id) x",
+        (board["id"], start, end),
+    )
+    load_kw = (await cursor.fetchone())["load_kw"]
+    share = Decimal(str(load_kw)) * 100 / Decimal(board["capacity_kw"])
+    return share.quantize(Decimal("0.01"))
+
+
 async def _daily_history(conn: AsyncConnection, consumer_id: int, start: date) -> Decimal | None:
     """The consumer's usual units per day: its latest measured (not estimated) invoice before
     this period."""
@@ -165,6 +183,9 @@ async def run(
         spec = versions[0].spec
         quantity = "9.8.0" if spec.energy_unit == "kVAh" else "1.8.0"
         hourly = any(v.spec.energy.mode == "time_of_day" for v in versions)
+        load_pct = None
+        if any(v.spec.dynamic for v in versions):
+            load_pct = await regional_load_pct(conn, board, start, end)
         spans = await _spans(conn, members, start, end, quantity, hourly)
         for consumer in members:
             if consumer["id"] not in spans:
@@ -183,6 +204,7 @@ async def run(
                     sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
                     holidays=holidays,
                     daily_history=history,
+                    load_pct=load_pct,
                 )
                 outcome = await _record(
                     conn, principal, board, consumer["id"], period_start, period_end, bill

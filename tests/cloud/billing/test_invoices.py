@@ -507,3 +507,43 @@ async def test_time_of_day_bills_hours_and_holidays_in_the_boards_zone(
     assert D(lines["Energy, peak hours"]["quantity"]) == peak_units
     assert D(lines["Energy, day hours"]["quantity"]) == hours - peak_units
     assert D(invoice["total"]) == (hours - peak_units) * D(4) + peak_units * D(8)
+
+
+async def test_the_load_tier_follows_the_boards_mean_load(cloud: Cloud, setup: Board) -> None:
+    """Board capacity 10 kW, one meter drawing 8 kW all month: 80 % load -> +10 % tier."""
+    await tariff(
+        cloud,
+        setup,
+        [
+            {
+                "effective_from": "2026-01-01",
+                "spec": {
+                    "energy": {"mode": "flat", "rate": "5.00"},
+                    "dynamic": [
+                        {"min_load_pct": 90, "adjust_pct": 20},
+                        {"min_load_pct": 75, "adjust_pct": 10},
+                        {"min_load_pct": 50, "adjust_pct": 0},
+                        {"min_load_pct": 0, "adjust_pct": -5},
+                    ],
+                },
+            }
+        ],
+    )
+    consumer, meter = await consumer_with_meter(
+        cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 100.0)]
+    )
+    async with cloud.pool.connection() as conn:
+        await conn.execute("UPDATE boards SET capacity_kw = 10 WHERE id = %s", (setup.id,))
+        gateway = await _any_gateway(conn)
+        for day in range(1, 32):
+            await conn.execute(
+                "INSERT INTO readings VALUES (%s, '1.7.0', %s, 8.0, 'ok', %s)",
+                (meter, ist(day, 12), gateway),
+            )
+        await conn.commit()
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    lines = {line["code"]: D(line["amount"]) for line in invoice["lines"]}
+    # 100 units x 5.00 = 500.00; mean load 8 of 10 kW = 80 % -> +10 % of 500.00 = 50.00
+    assert lines == {"energy": D("500.00"), "dynamic": D("50.00")}
+    assert D(invoice["total"]) == D("550.00")
