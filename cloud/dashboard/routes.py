@@ -206,13 +206,7 @@ async def _table(
 ) -> Response:
     principal = _principal(request)
     if not allowed(principal.role, permission):
-        return _render(
-            request,
-            "error.html",
-            principal,
-            title="Not allowed",
-            message=f"Your role may not {permission.value}.",
-        )
+        return _not_allowed(request, principal, permission)
     clean = {k: v for k, v in filters.items() if k in table.filters and v not in (None, "")}
     async with request.app.state.pool.connection() as conn:
         try:
@@ -240,6 +234,35 @@ async def _table(
         filters=None,
         table_id=title.lower(),
     )
+
+
+def _not_allowed(request: Request, principal: Principal, permission: Permission) -> Response:
+    response = _render(
+        request,
+        "error.html",
+        principal,
+        title="Not allowed",
+        message=f"Your role may not {permission.value}.",
+    )
+    response.status_code = 403
+    return response
+
+
+async def _rows(
+    conn, principal: Principal, table, sort: str, *, descending: bool = True, **filters: Any
+) -> list[dict]:
+    """Up to 200 rows of `table` in the viewer's scope, by `sort` (descending by default)."""
+    rows, _ = await list_rows(
+        conn,
+        principal,
+        table,
+        filters=filters,
+        sort=sort,
+        descending=descending,
+        limit=200,
+        offset=0,
+    )
+    return rows
 
 
 def _int(value: str | None) -> int | None:
@@ -308,13 +331,7 @@ async def users(request: Request) -> Response:
 async def audit_page(request: Request) -> Response:
     principal = _principal(request)
     if not allowed(principal.role, Permission.AUDIT_READ):
-        return _render(
-            request,
-            "error.html",
-            principal,
-            title="Not allowed",
-            message="Your role may not read the audit log.",
-        )
+        return _not_allowed(request, principal, Permission.AUDIT_READ)
     async with request.app.state.pool.connection() as conn:
         rows, total = await audit.entries(conn, principal, limit=200, offset=0)
     return _render(
@@ -470,24 +487,9 @@ def _draw(data: dict[str, Any]) -> bytes:
 async def alerts_page(request: Request) -> Response:
     principal = _principal(request)
     if not allowed(principal.role, Permission.ALERT_READ):
-        return _render(
-            request,
-            "error.html",
-            principal,
-            title="Not allowed",
-            message="Your role may not read alerts.",
-        )
+        return _not_allowed(request, principal, Permission.ALERT_READ)
     async with request.app.state.pool.connection() as conn:
-        rows, _ = await list_rows(
-            conn,
-            principal,
-            ALERTS,
-            filters={},
-            sort="opened_at",
-            descending=True,
-            limit=200,
-            offset=0,
-        )
+        rows = await _rows(conn, principal, ALERTS, "opened_at")
     # open alerts first, newest first within each group
     rows.sort(key=lambda a: (a["state"] == "resolved", -a["opened_at"].timestamp()))
     # "</" never appears inside the script tag holding the data
@@ -503,28 +505,12 @@ async def consumer(request: Request, consumer_id: int) -> Response:
             row = await get_row(conn, principal, CONSUMERS, consumer_id)
         except NotFound:
             return _not_found(request, principal, f"consumer {consumer_id}")
-        meter_rows, _ = await list_rows(
-            conn,
-            principal,
-            METERS,
-            filters={"consumer_id": consumer_id},
-            sort="id",
-            descending=False,
-            limit=200,
-            offset=0,
+        meter_rows = await _rows(
+            conn, principal, METERS, "id", descending=False, consumer_id=consumer_id
         )
         bills: list[dict[str, Any]] = []
         if allowed(principal.role, Permission.BILLING_READ):
-            bills, _ = await list_rows(
-                conn,
-                principal,
-                INVOICES,
-                filters={"consumer_id": consumer_id},
-                sort="period_start",
-                descending=True,
-                limit=200,
-                offset=0,
-            )
+            bills = await _rows(conn, principal, INVOICES, "period_start", consumer_id=consumer_id)
     return _render(
         request,
         "consumer.html",
@@ -540,27 +526,10 @@ async def consumer(request: Request, consumer_id: int) -> Response:
 async def reports_page(request: Request) -> Response:
     principal = _principal(request)
     if not allowed(principal.role, Permission.REPORT_READ):
-        return _render(
-            request,
-            "error.html",
-            principal,
-            title="Not allowed",
-            message="Your role may not read reports.",
-        )
+        return _not_allowed(request, principal, Permission.REPORT_READ)
     async with request.app.state.pool.connection() as conn:
-        rows, _ = await list_rows(
-            conn,
-            principal,
-            REPORTS,
-            filters={},
-            sort="created_at",
-            descending=True,
-            limit=100,
-            offset=0,
-        )
-        boards, _ = await list_rows(
-            conn, principal, BOARDS, filters={}, sort="code", descending=False, limit=200, offset=0
-        )
+        rows = await _rows(conn, principal, REPORTS, "created_at")
+        boards = await _rows(conn, principal, BOARDS, "code", descending=False)
     today = datetime.now(UTC).date()
     return _render(
         request,
