@@ -1,15 +1,20 @@
-"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line)."""
+"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line).
+
+Only the group a command line names is imported: the gateway's daemon (`gridgate edge run`)
+never loads the cloud's or the simulators' code, which keeps it small on a Raspberry Pi.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
 
-from cloud.cli import app as cloud_app
-from edge.cli import app as edge_app
-from firmware_sim.cli import app as sim_app
-from gridgate import __version__, demo
+from gridgate import __version__
 from shared import configure_logging
 
+GROUPS = ("demo", "sim", "edge", "cloud")
 app = typer.Typer(
     name="gridgate",
     help="GridGate: read electricity meters at the edge, sync them to the cloud, bill them.",
@@ -38,13 +43,65 @@ def _root(
     configure_logging(log_level, json_output=json_logs)
 
 
-app.add_typer(
-    sim_app, name="sim", help="Simulated meters: Modbus RTU/TCP bus, DLMS/COSEM meter, MQTT meters."
-)
-app.add_typer(cloud_app, name="cloud", help="The cloud service: serve, migrate, admin.")
-app.command("demo")(demo.main)
-app.add_typer(edge_app, name="edge", help="The gateway daemon and the field technician's tools.")
+@app.command("demo")
+def demo(
+    data_dir: Path = typer.Option(
+        Path("data/demo"), "--data-dir", help="Where the demo keeps everything."
+    ),
+    speed: float = typer.Option(
+        1.0, "--speed", min=0.1, max=10_000, help="Meter physics speed-up."
+    ),
+    offline_for: float = typer.Option(
+        0.0, "--offline-for", min=0, help="Minutes to keep the gateway's cloud link cut."
+    ),
+    port: int | None = typer.Option(None, "--port", help="Cloud port (default: a free one)."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+) -> None:
+    """Run the whole system on this machine: simulated meters, the edge daemon, the cloud with its
+    dashboard. Uses GRIDGATE_DATABASE_URL when set, else an embedded PostgreSQL.
+
+    Example: gridgate demo --speed 60 --offline-for 2
+    """
+    import asyncio
+
+    from gridgate.demo import run  # the demo loads everything: only when asked for
+
+    asyncio.run(
+        run(
+            data_dir.resolve(),
+            speed=speed,
+            offline_for_min=offline_for,
+            duration_s=duration,
+            port=port,
+        )
+    )
+
+
+def mount(only: str | None = None) -> typer.Typer:
+    """Add the package groups to `app` (all, or only `only`); returns `app`."""
+    if only in (None, "sim"):
+        from firmware_sim.cli import app as sim_app
+
+        app.add_typer(
+            sim_app,
+            name="sim",
+            help="Simulated meters: Modbus RTU/TCP bus, DLMS/COSEM meter, MQTT meters.",
+        )
+    if only in (None, "edge"):
+        from edge.cli import app as edge_app
+
+        app.add_typer(
+            edge_app, name="edge", help="The gateway daemon and the field technician's tools."
+        )
+    if only in (None, "cloud"):
+        from cloud.cli import app as cloud_app
+
+        app.add_typer(cloud_app, name="cloud", help="The cloud service: serve, migrate, admin.")
+    return app
 
 
 def main() -> None:
-    app()
+    named = next((arg for arg in sys.argv[1:] if arg in GROUPS), None)
+    mount(named)()

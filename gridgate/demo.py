@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import typer
 import uvicorn
 from psycopg.rows import dict_row
 from rich.console import Console
@@ -419,34 +418,3 @@ async def run(
         server.should_exit = True
         await serving
     console.print("demo stopped; run it again to carry on where it left off")
-
-
-def main(
-    data_dir: Path = typer.Option(
-        Path("data/demo"), "--data-dir", help="Where the demo keeps everything."
-    ),
-    speed: float = typer.Option(
-        1.0, "--speed", min=0.1, max=10_000, help="Meter physics speed-up."
-    ),
-    offline_for: float = typer.Option(
-        0.0, "--offline-for", min=0, help="Minutes to keep the gateway's cloud link cut."
-    ),
-    port: int | None = typer.Option(None, "--port", help="Cloud port (default: a free one)."),
-    duration: float | None = typer.Option(
-        None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."
-    ),
-) -> None:
-    """Run the whole system on this machine: simulated meters, the edge daemon, the cloud with its
-    dashboard. Uses GRIDGATE_DATABASE_URL when set, else an embedded PostgreSQL.
-
-    Example: gridgate demo --speed 60 --offline-for 2
-    """
-    asyncio.run(
-        run(
-            data_dir.resolve(),
-            speed=speed,
-            offline_for_min=offline_for,
-            duration_s=duration,
-            port=port,
-        )
-    )

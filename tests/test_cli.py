@@ -8,7 +8,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from gridgate.cli import app
+from gridgate.cli import mount
+
+app = mount()
 
 runner = CliRunner()
 

@@ -12,16 +12,6 @@ from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree as ET
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib.figure import Figure
-from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.styles import getSampleStyleSheet
-from reportlab.lib.units import mm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
-
 PDF_ROWS = 500  # a PDF is for reading: longer tables belong in CSV
 
 
@@ -78,6 +68,15 @@ def to_xml(data: ReportData) -> bytes:
 
 
 def to_pdf(data: ReportData) -> bytes:
+    import matplotlib  # heavy: loaded when a PDF is made, not with the service
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
+
     styles = getSampleStyleSheet()
     out = io.BytesIO()
     document = SimpleDocTemplate(out, pagesize=landscape(A4), title=data.title)

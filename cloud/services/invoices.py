@@ -16,7 +16,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from ..billing.pdf import render_invoice
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit, tariffs
 from .auth import Principal
@@ -255,4 +254,6 @@ async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> b
     daily = await daily_units(
         conn, consumer["id"], invoice["period_start"], invoice["period_end"], board["time_zone"]
     )
+    from ..billing.pdf import render_invoice  # matplotlib and reportlab: only when drawn
+
     return await asyncio.to_thread(render_invoice, invoice, consumer, board, daily)
