@@ -106,6 +106,7 @@ async def meter_readings(
             "quantity": quantity,
             "unit": unit,
             "interval": interval,
+            "time_zone": tz,
             "points": rows,
         }
     if QUANTITIES[quantity].is_cumulative:
