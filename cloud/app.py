@@ -13,7 +13,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from .api import alerts, auth, billing, boards, fleet, gateways, health, ingest, reports, users
+from .api import (
+    alerts,
+    audit,
+    auth,
+    billing,
+    boards,
+    fleet,
+    gateways,
+    health,
+    ingest,
+    reports,
+    users,
+)
 from .dashboard import routes as dashboard
 from .db import open_pool
 from .errors import CloudError
@@ -101,6 +113,18 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         return RedirectResponse("/dashboard", status_code=303)
 
     app.include_router(dashboard.router)
-    for module in (health, auth, gateways, ingest, fleet, boards, users, billing, alerts, reports):
+    for module in (
+        health,
+        auth,
+        gateways,
+        ingest,
+        fleet,
+        boards,
+        users,
+        billing,
+        alerts,
+        reports,
+        audit,
+    ):
         app.include_router(module.router)
     return app

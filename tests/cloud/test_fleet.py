@@ -251,6 +251,7 @@ ENDPOINTS: list[tuple[str, str, Permission, Body]] = [
         lambda w, r: {"role": "SUPPORT_AGENT"},
     ),
     ("DELETE", "/api/v1/users/{w.technicians[1]}", Permission.USER_MANAGE, None),
+    ("GET", "/api/v1/audit", Permission.AUDIT_READ, None),
 ]
 # a consumer may read readings, but no board is in its scope: the board's readings are not found
 NOT_IN_SCOPE = {("CONSUMER", "/api/v1/boards/{w.board_a}/readings" + READINGS_QUERY)}
@@ -709,3 +710,29 @@ async def test_a_role_change_that_breaks_the_scope_rule_is_refused(
     )
     assert response.status_code == 422
     assert "role" in response.json()["detail"]
+
+
+async def test_the_audit_log_shows_what_happened_in_scope(cloud: Cloud, world: World) -> None:
+    """Auditors see what the users of their scope did, not what the operator did elsewhere."""
+    await cloud.client.patch(
+        f"/api/v1/consumers/{world.consumer_a}",
+        json={"name": "Audited"},
+        headers=as_role(world, "BOARD_ADMIN"),
+    )
+    await cloud.client.patch(
+        f"/api/v1/consumers/{world.consumer_b}",
+        json={"name": "Elsewhere"},
+        headers=as_role(world, "SUPER_ADMIN"),
+    )
+
+    async def actors(role: str) -> set[str]:
+        response = await cloud.client.get("/api/v1/audit?limit=200", headers=as_role(world, role))
+        assert response.status_code == 200
+        return {row["actor"] for row in response.json()["items"]}
+
+    board_admin = f"user:{world.user_ids['BOARD_ADMIN']}"
+    operator = f"user:{world.user_ids['SUPER_ADMIN']}"
+    assert board_admin in await actors("AUDITOR")
+    assert operator not in await actors("AUDITOR")
+    assert board_admin in await actors("STATE_ADMIN")
+    assert {board_admin, operator} <= await actors("SUPER_ADMIN")

@@ -1,0 +1,27 @@
+"""The audit log under `/api/v1/audit`: who did what, for auditors and administrators, within
+their scope (what the users and gateways of their scope did)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..permissions import Permission
+from ..services import audit
+from ..services.auth import Principal
+from .deps import PoolDep, require
+from .paging import Limit, Offset, Page
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+@router.get("", response_model=Page)
+async def list_audit(
+    pool: PoolDep,
+    principal: Principal = require(Permission.AUDIT_READ),
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """Newest first."""
+    async with pool.connection() as conn:
+        rows, total = await audit.entries(conn, principal, limit=limit, offset=offset)
+    return Page(items=rows, total=total, limit=limit, offset=offset)
