@@ -393,6 +393,8 @@ class Daemon:
         self._make_buses()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
+            # not the main thread (a test or an embedding program runs us): its owner stops us
+            # through `stopping` instead
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stopping.set)
         tasks = [asyncio.create_task(bus.run(), name=f"bus {bus.bus.name}") for bus in self.buses]

@@ -44,6 +44,7 @@ def test_the_edge_unit_is_watched_and_hardened() -> None:
     assert cloud["NoNewPrivileges"] == "yes"
 
 
+# a container or a non-systemd machine has no systemd-analyze (this machine and CI have it)
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     for name in ("gridgate-edge.service", "gridgate-cloud.service"):

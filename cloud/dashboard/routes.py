@@ -22,14 +22,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from psycopg import sql
 
 from shared import QUANTITIES
 
 from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, jwt_secret
 from ..errors import CloudError, NotFound, TooManyRequests, Unauthorized
 from ..permissions import Permission, allowed
-from ..scope import scope_filter
 from ..services import audit, auth, readings
 from ..services.auth import Principal
 from ..services.scoped import (
@@ -150,41 +148,13 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def _overview(conn, principal: Principal) -> list[dict[str, Any]]:
-    condition, params = scope_filter(principal, "board", "b")
-    cursor = await conn.execute(
-        sql.SQL(
-            """
-            SELECT b.id, b.code, b.name,
-              (SELECT count(*) FROM meters m WHERE m.board_id = b.id AND m.replaced_at IS NULL)
-                 AS meters,
-              (SELECT count(DISTINCT r.meter_id) FROM readings r JOIN meters m ON m.id = r.meter_id
-                 WHERE m.board_id = b.id AND r.ts > now() - interval '15 minutes') AS online,
-              (SELECT count(*) FROM alerts a WHERE a.board_id = b.id AND a.state <> 'resolved')
-                 AS alerts,
-              (SELECT count(*) FROM gateways g WHERE g.board_id = b.id AND g.status = 'active')
-                 AS gateways,
-              (SELECT coalesce(sum(d), 0) FROM (
-                 SELECT r.value - lag(r.value) OVER (PARTITION BY r.meter_id ORDER BY r.ts) AS d
-                 FROM readings r JOIN meters m ON m.id = r.meter_id
-                 WHERE m.board_id = b.id AND r.quantity = '1.8.0'
-                   AND r.ts >= date_trunc('day', now() AT TIME ZONE b.time_zone)
-                                AT TIME ZONE b.time_zone) x WHERE d > 0) AS energy
-            FROM boards b WHERE {} ORDER BY b.code
-            """
-        ).format(condition),
-        params,
-    )
-    return await cursor.fetchall()
-
-
 @router.get("", response_class=HTMLResponse)
 async def overview(request: Request) -> Response:
     principal = _principal(request)
     boards: list[dict[str, Any]] = []
     if allowed(principal.role, Permission.BOARD_READ):
         async with request.app.state.pool.connection() as conn:
-            boards = await _overview(conn, principal)
+            boards = await readings.board_overview(conn, principal)
     totals = {
         key: sum(b[key] for b in boards)
         for key in ("meters", "online", "alerts", "gateways", "energy")
@@ -376,17 +346,7 @@ async def meter(
             row = await get_row(conn, principal, METERS, meter_id)
         except NotFound:
             return _not_found(request, principal, f"meter {meter_id}")
-        cursor = await conn.execute(
-            "SELECT DISTINCT ON (quantity) quantity, ts, value, quality FROM readings"
-            " WHERE meter_id = %s AND ts > now() - interval '31 days'"
-            " ORDER BY quantity, ts DESC",
-            (meter_id,),
-        )
-        last = [
-            {**r, "name": QUANTITIES[r["quantity"]].name, "unit": QUANTITIES[r["quantity"]].unit}
-            for r in await cursor.fetchall()
-            if r["quantity"] in QUANTITIES
-        ]
+        last = await readings.latest_values(conn, principal, meter_id)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     chart = {
         "quantity": quantity if quantity in QUANTITIES else "1.7.0",

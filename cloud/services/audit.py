@@ -40,7 +40,7 @@ async def entries(
     the users and gateways inside the caller's scope did."""
     from psycopg import sql
 
-    from ..scope import scope_filter
+    from ..scope import scope_filter  # here, not at the top: scope -> auth -> audit is a cycle
 
     users, user_params = scope_filter(principal, "user", "u")
     gateways, gateway_params = scope_filter(principal, "gateway", "g")

@@ -25,6 +25,7 @@ from psycopg import AsyncConnection, sql
 from shared import QUANTITIES
 
 from ..errors import InvalidInput
+from ..scope import scope_filter
 from .auth import Principal
 from .scoped import BOARDS, METERS, get_row
 
@@ -206,3 +207,51 @@ async def board_readings(
         "time_zone": board["time_zone"],
         "points": await cursor.fetchall(),
     }
+
+
+async def latest_values(
+    conn: AsyncConnection, principal: Principal, meter_id: int
+) -> list[dict[str, Any]]:
+    """The meter's newest value of each quantity (of the last 31 days), named and with units."""
+    await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
+    cursor = await conn.execute(
+        "SELECT DISTINCT ON (quantity) quantity, ts, value, quality FROM readings"
+        " WHERE meter_id = %s AND ts > now() - interval '31 days'"
+        " ORDER BY quantity, ts DESC",
+        (meter_id,),
+    )
+    return [
+        {**r, "name": QUANTITIES[r["quantity"]].name, "unit": QUANTITIES[r["quantity"]].unit}
+        for r in await cursor.fetchall()
+        if r["quantity"] in QUANTITIES
+    ]
+
+
+async def board_overview(conn: AsyncConnection, principal: Principal) -> list[dict[str, Any]]:
+    """Per board in scope: meters, meters read in the last 15 minutes, open alerts, active
+    gateways, and energy since local midnight."""
+    condition, params = scope_filter(principal, "board", "b")
+    cursor = await conn.execute(
+        sql.SQL(
+            """
+            SELECT b.id, b.code, b.name,
+              (SELECT count(*) FROM meters m WHERE m.board_id = b.id AND m.replaced_at IS NULL)
+                 AS meters,
+              (SELECT count(DISTINCT r.meter_id) FROM readings r JOIN meters m ON m.id = r.meter_id
+                 WHERE m.board_id = b.id AND r.ts > now() - interval '15 minutes') AS online,
+              (SELECT count(*) FROM alerts a WHERE a.board_id = b.id AND a.state <> 'resolved')
+                 AS alerts,
+              (SELECT count(*) FROM gateways g WHERE g.board_id = b.id AND g.status = 'active')
+                 AS gateways,
+              (SELECT coalesce(sum(d), 0) FROM (
+                 SELECT r.value - lag(r.value) OVER (PARTITION BY r.meter_id ORDER BY r.ts) AS d
+                 FROM readings r JOIN meters m ON m.id = r.meter_id
+                 WHERE m.board_id = b.id AND r.quantity = '1.8.0'
+                   AND r.ts >= date_trunc('day', now() AT TIME ZONE b.time_zone)
+                                AT TIME ZONE b.time_zone) x WHERE d > 0) AS energy
+            FROM boards b WHERE {} ORDER BY b.code
+            """
+        ).format(condition),
+        params,
+    )
+    return await cursor.fetchall()

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from edge.clock import GatewayClock
 from edge.config import load_config
@@ -63,6 +62,22 @@ async def wait_for(condition, timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.2)
+
+
+def dlms_bus(port: int, meter_id: str, fast_s: float, slow_s: float) -> str:
+    return f"""
+[[buses]]
+name = "dlms"
+kind = "dlms-tcp"
+host = "127.0.0.1"
+tcp_port = {port}
+
+[[buses.meters]]
+id = "{meter_id}"
+fast_s = {fast_s}
+slow_s = {slow_s}
+timeout_s = 2.0
+"""
 
 
 def meter_stats(config, meter: str) -> dict:
@@ -207,22 +222,7 @@ async def test_a_gateway_down_for_an_hour_backfills_from_the_load_profile(
     server = DlmsTcpServer(meter, "127.0.0.1", 0)
     await server.start()
     config = load_config(
-        config_file(
-            tmp_path,
-            f"""
-[[buses]]
-name = "dlms"
-kind = "dlms-tcp"
-host = "127.0.0.1"
-tcp_port = {server.port}
-
-[[buses.meters]]
-id = "dlms-1"
-fast_s = 1.0
-slow_s = 60
-timeout_s = 2.0
-""",
-        )
+        config_file(tmp_path, dlms_bus(server.port, "dlms-1", fast_s=1.0, slow_s=60))
     )
     # the gateway last read this meter an hour ago, then lost power
     config.data_dir.mkdir(parents=True)
@@ -259,7 +259,6 @@ timeout_s = 2.0
     assert all(t > an_hour_ago for t in energy)
 
 
-@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="unix sockets")
 async def test_systemd_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     sock_path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -386,22 +385,7 @@ async def test_a_drifting_meter_clock_raises_an_alert(tmp_path: Path) -> None:
     server = DlmsTcpServer(meter, "127.0.0.1", 0)
     await server.start()
     config = load_config(
-        config_file(
-            tmp_path,
-            f"""
-[[buses]]
-name = "dlms"
-kind = "dlms-tcp"
-host = "127.0.0.1"
-tcp_port = {server.port}
-
-[[buses.meters]]
-id = "drifty"
-fast_s = 0.5
-slow_s = 0.5
-timeout_s = 2.0
-""",
-        )
+        config_file(tmp_path, dlms_bus(server.port, "drifty", fast_s=0.5, slow_s=0.5))
     )
     daemon = Daemon(config)
     task = asyncio.create_task(daemon.run())
