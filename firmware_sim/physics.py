@@ -4,8 +4,11 @@ Power is piecewise constant over short slots (`slot_s`), a pure function of (see
 daily and weekly shape, appliances switching in 15-minute blocks, noise, and optional rooftop
 solar. Energy registers integrate that power exactly, slot by slot, so the register difference
 between two instants equals the integral of power between them. Voltage, current, power factor
-and frequency follow from the same draw. Faults (sag, phase loss, stuck values, reverse power,
-register reset/rollover, clock drift) change what the meter reports from the instant they are set.
+and frequency follow from the same draw, and so do phase angles and harmonic distortion. Demand is
+the mean power of the last completed 15-minute period (block demand, the period Indian tariffs
+bill maximum demand on), computed from the same integrated energy, with its maximum since start.
+Faults (sag, phase loss, stuck values, reverse power, register reset/rollover, clock drift) change
+what the meter reports from the instant they are set.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from dataclasses import dataclass, field
 MASK64 = (1 << 64) - 1
 CAPTURE_PERIOD_S = 900  # load profile capture period (15 minutes)
 CAPTURE_DEPTH = 96 * 45  # 45 days of 15-minute captures
+DEMAND_PERIOD_S = CAPTURE_PERIOD_S  # block demand over the same 15-minute periods
 ENERGY_CODES = ("1.8.0", "2.8.0", "3.8.0", "9.8.0")
+# per phase: voltage, current, active, apparent, reactive power, power factor, phase angle,
+# voltage THD, current THD
+_PHASE_CODES = (
+    ("32.7.0", "31.7.0", "21.7.0", "29.7.0", "23.7.0", "33.7.0", "81.7.40", "32.7.124", "31.7.124"),
+    ("52.7.0", "51.7.0", "41.7.0", "49.7.0", "43.7.0", "53.7.0", "81.7.51", "52.7.124", "51.7.124"),
+    ("72.7.0", "71.7.0", "61.7.0", "69.7.0", "63.7.0", "73.7.0", "81.7.62", "72.7.124", "71.7.124"),
+)
 
 
 def _unit_interval(seed: int, *keys: int) -> float:
@@ -95,6 +106,9 @@ class MeterPhysics:
         self._drift_since_s = self.start_s
         self._frozen: dict[str, float] | None = None
         self.captures: deque[MeterState] = deque(maxlen=CAPTURE_DEPTH)
+        # demand: energy at the start of the running period (None until a whole period has begun)
+        self._period_start: dict[str, float] | None = None
+        self._demand = {"1.5.0": 0.0, "1.6.0": 0.0, "9.5.0": 0.0, "9.6.0": 0.0}
         self._next_capture_s = (math.floor(self.start_s / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
 
     # --- the load model ----------------------------------------------------------------------
@@ -157,6 +171,20 @@ class MeterPhysics:
             if self._t >= self._next_capture_s:
                 self.captures.append(MeterState(self._t, self.registers()))
                 self._next_capture_s += CAPTURE_PERIOD_S
+                self._close_demand_period()
+
+    def _close_demand_period(self) -> None:
+        """A demand period ended now: its mean powers become the demand, and maybe the maximum."""
+        if self._period_start is not None:
+            periods_per_hour = 3600.0 / DEMAND_PERIOD_S
+            for energy, demand, maximum in (
+                ("1.8.0", "1.5.0", "1.6.0"),
+                ("9.8.0", "9.5.0", "9.6.0"),
+            ):
+                mean = (self._energy[energy] - self._period_start[energy]) * periods_per_hour
+                self._demand[demand] = mean
+                self._demand[maximum] = max(self._demand[maximum], mean)
+        self._period_start = dict(self._energy)
 
     def registers(self) -> dict[str, float]:
         """Energy registers as the meter reports them (after any reset or rollover shift)."""
@@ -188,14 +216,12 @@ class MeterPhysics:
             "14.7.0": hz,
         }
         total_share = sum(shares) or 1.0
-        phase_codes = (
-            ("32.7.0", "31.7.0", "21.7.0", "29.7.0", "23.7.0", "33.7.0"),
-            ("52.7.0", "51.7.0", "41.7.0", "49.7.0", "43.7.0", "53.7.0"),
-            ("72.7.0", "71.7.0", "61.7.0", "69.7.0", "63.7.0", "73.7.0"),
-        )
         neutral = 0j  # the phase currents add up in the neutral, 120 degrees apart
+        block = int(t_s // CAPTURE_PERIOD_S)
         for index in range(self.shape.phases):
-            v_code, i_code, p_code, s_code, q_code, pf_code = phase_codes[index]
+            v_code, i_code, p_code, s_code, q_code, pf_code, angle, v_thd, i_thd = _PHASE_CODES[
+                index
+            ]
             share = shares[index]
             phase_kw = net * share / total_share if share else 0.0
             wobble = 0.012 * math.sin(2 * math.pi * t_s / 86400 + index) + 0.006 * (
@@ -205,16 +231,26 @@ class MeterPhysics:
             volts *= self.faults.voltage_sag
             if self.faults.phase_loss == index:
                 volts = 0.0
+            live = volts > 1
+            phase_va = abs(phase_kw) / pf if live else 0.0
+            phase_var = math.sqrt(max(phase_va * phase_va - phase_kw * phase_kw, 0.0))
             values[v_code] = volts
             values[p_code] = phase_kw
-            values[i_code] = abs(phase_kw) * 1000 / (volts * pf) if volts > 1 else 0.0
-            phase_va = abs(phase_kw) / pf if volts > 1 else 0.0
+            values[i_code] = abs(phase_kw) * 1000 / (volts * pf) if live else 0.0
             values[s_code] = phase_va
-            values[q_code] = math.sqrt(max(phase_va * phase_va - phase_kw * phase_kw, 0.0))
-            values[pf_code] = pf if volts > 1 else 0.0
+            values[q_code] = phase_var
+            values[pf_code] = pf if live else 0.0
+            # current lags voltage by acos(pf); exporting turns it past 90 degrees
+            values[angle] = math.degrees(math.atan2(phase_var, phase_kw)) if phase_va else 0.0
+            values[v_thd] = (1.5 + 3.0 * _unit_interval(self.seed, 20 + index, block)) * live
+            values[i_thd] = (6.0 + 24.0 * _unit_interval(self.seed, 23 + index, block)) * (
+                phase_va > 0
+            )
             neutral += values[i_code] * cmath.exp(-2j * math.pi * index / 3)
+        values["90.7.0"] = sum(values[codes[1]] for codes in _PHASE_CODES[: self.shape.phases])
         if self.shape.phases == 3:
             values["91.7.0"] = abs(neutral)
+        values.update(self._demand)
         if self.faults.stuck and self._frozen is not None:
             values = dict(self._frozen)
         else:

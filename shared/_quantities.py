@@ -3,7 +3,9 @@
 Modbus profiles map registers onto these codes, DLMS reads them natively and MQTT payloads are
 mapped onto them too. The unit of each quantity is fixed; decoders scale into it. Cumulative
 quantities (`*.8.*`) are registers whose difference over a period is the energy consumed — the
-billing truth. Instantaneous quantities are snapshots.
+billing truth. Instantaneous quantities are snapshots; demand (`*.5.0`, `*.6.0`) is the mean power
+of the last completed demand period and the highest such mean, which meters hold between periods.
+Value group E = 124 is the total harmonic distortion of the quantity named by C.
 """
 
 from __future__ import annotations
@@ -70,6 +72,44 @@ QUANTITIES: dict[str, Quantity] = {
         _q("91.7.0", "current_neutral", "A", _I, "Current in the neutral conductor"),
         _q("13.7.0", "power_factor", "", _I, "Power factor, total (dimensionless)"),
         _q("14.7.0", "frequency", "Hz", _I, "Supply frequency"),
+        _q("90.7.0", "current_sum", "A", _I, "Sum of the phase currents"),
+        _q("81.7.40", "phase_angle_l1", "°", _I, "Angle of current I(L1) to voltage U(L1)"),
+        _q("81.7.51", "phase_angle_l2", "°", _I, "Angle of current I(L2) to voltage U(L2)"),
+        _q("81.7.62", "phase_angle_l3", "°", _I, "Angle of current I(L3) to voltage U(L3)"),
+        _q("32.7.124", "voltage_thd_l1", "%", _I, "Total harmonic distortion of voltage L1"),
+        _q("52.7.124", "voltage_thd_l2", "%", _I, "Total harmonic distortion of voltage L2"),
+        _q("72.7.124", "voltage_thd_l3", "%", _I, "Total harmonic distortion of voltage L3"),
+        _q("31.7.124", "current_thd_l1", "%", _I, "Total harmonic distortion of current L1"),
+        _q("51.7.124", "current_thd_l2", "%", _I, "Total harmonic distortion of current L2"),
+        _q("71.7.124", "current_thd_l3", "%", _I, "Total harmonic distortion of current L3"),
+        _q(
+            "1.5.0",
+            "active_power_import_demand",
+            "kW",
+            _I,
+            "Active import demand: mean power over the last completed demand period",
+        ),
+        _q(
+            "1.6.0",
+            "active_power_import_max_demand",
+            "kW",
+            _I,
+            "Maximum active import demand (highest period mean) since the last reset",
+        ),
+        _q(
+            "9.5.0",
+            "apparent_power_demand",
+            "kVA",
+            _I,
+            "Apparent demand: mean apparent power over the last completed demand period",
+        ),
+        _q(
+            "9.6.0",
+            "apparent_power_max_demand",
+            "kVA",
+            _I,
+            "Maximum apparent demand (highest period mean) since the last reset",
+        ),
     )
 }
 

@@ -54,6 +54,8 @@ DLMS_UNITS: dict[int, tuple[str, int]] = {
     33: ("A", 0),
     35: ("V", 0),
     44: ("Hz", 0),
+    8: ("°", 0),  # degree (phase angles)
+    56: ("%", 0),  # percentage (harmonic distortion)
     255: ("", 0),  # count / unitless
 }
 UNIT_CODE_FOR: dict[str, int] = {
@@ -66,6 +68,8 @@ UNIT_CODE_FOR: dict[str, int] = {
     "V": 35,
     "A": 33,
     "Hz": 44,
+    "°": 8,
+    "%": 56,
     "": 255,
 }
 

@@ -52,6 +52,47 @@ def test_values_are_physically_plausible() -> None:
         assert phase_sum == pytest.approx(v["16.7.0"], rel=1e-9)
 
 
+def test_angles_distortion_and_current_sum_follow_the_phases() -> None:
+    physics = MeterPhysics(seed=12, shape=LoadShape(solar_kwp=6.0), start_s=START)
+    exporting = False
+    for hour in range(0, 24):
+        v = physics.state_at(START + hour * 3600).values
+        for pf, power, angle, v_thd, i_thd in (
+            ("33.7.0", "21.7.0", "81.7.40", "32.7.124", "31.7.124"),
+            ("53.7.0", "41.7.0", "81.7.51", "52.7.124", "51.7.124"),
+            ("73.7.0", "61.7.0", "81.7.62", "72.7.124", "71.7.124"),
+        ):
+            lag = math.degrees(math.acos(v[pf]))
+            # importing: current lags by acos(pf); exporting: the same lag seen from the grid
+            assert v[angle] == pytest.approx(lag if v[power] > 0 else 180 - lag, rel=1e-9)
+            exporting |= v[power] < 0
+            assert 1.5 <= v[v_thd] < 4.5
+            assert 6 <= v[i_thd] < 30
+        assert v["90.7.0"] == pytest.approx(v["31.7.0"] + v["51.7.0"] + v["71.7.0"], rel=1e-12)
+    assert exporting
+    physics.set_fault(START + 25 * 3600, phase_loss=2)
+    lost = physics.state_at(START + 25 * 3600).values
+    assert lost["81.7.62"] == lost["72.7.124"] == lost["71.7.124"] == 0
+
+
+def test_demand_is_the_mean_power_of_the_last_whole_period() -> None:
+    physics = MeterPhysics(seed=13, shape=LoadShape(), start_s=START + 100)
+    assert physics.state_at(START + 1000).values["1.5.0"] == 0  # no whole period yet
+    highest = 0.0
+    for period in range(2, 40):
+        boundary = START + period * CAPTURE_PERIOD_S
+        v = physics.state_at(boundary + 7).values
+        before, after = physics.captures[-2].values, physics.captures[-1].values
+        assert physics.captures[-1].t_s == boundary
+        mean_kw = (after["1.8.0"] - before["1.8.0"]) * 3600 / CAPTURE_PERIOD_S
+        mean_kva = (after["9.8.0"] - before["9.8.0"]) * 3600 / CAPTURE_PERIOD_S
+        assert v["1.5.0"] == pytest.approx(mean_kw, rel=1e-9)
+        assert v["9.5.0"] == pytest.approx(mean_kva, rel=1e-9)
+        highest = max(highest, mean_kw)
+        assert v["1.6.0"] == pytest.approx(highest, rel=1e-9)
+        assert v["9.6.0"] >= v["9.5.0"] >= v["1.5.0"] > 0
+
+
 def test_load_has_a_daily_shape() -> None:
     physics = MeterPhysics(seed=3, shape=LoadShape(appliance_kw=0), start_s=START)
     day = START - (START % 86400) + 86400  # next UTC midnight = 05:30 IST
