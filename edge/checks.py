@@ -225,7 +225,7 @@ class Checker:
                 run.flag(reading)
 
     def _stale(self, run: _Run, readings: list[NewReading]) -> None:
-        values = [r.value for r in readings if not QUANTITIES[r.quantity].is_cumulative]
+        values = [r.value for r in readings if _varies(r.quantity)]
         if not values:
             return
         state = run.state
@@ -240,8 +240,15 @@ class Checker:
                 "stale_value", message=f"the same values {state.same_reads + 1} reads running"
             )
             for reading in readings:
-                if not QUANTITIES[reading.quantity].is_cumulative:
+                if _varies(reading.quantity):
                     run.flag(reading)
+
+
+def _varies(quantity: str) -> bool:
+    """Whether a live meter's reads of `quantity` differ from one read to the next: energy
+    registers may stand still at no load, and demand values hold for a whole period."""
+    q = QUANTITIES[quantity]
+    return not (q.is_cumulative or q.is_demand)
 
 
 def _rollover(before: float, after: float) -> bool:

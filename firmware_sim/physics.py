@@ -242,10 +242,12 @@ class MeterPhysics:
             values[pf_code] = pf if live else 0.0
             # current lags voltage by acos(pf); exporting turns it past 90 degrees
             values[angle] = math.degrees(math.atan2(phase_var, phase_kw)) if phase_va else 0.0
-            values[v_thd] = (1.5 + 3.0 * _unit_interval(self.seed, 20 + index, block)) * live
-            values[i_thd] = (6.0 + 24.0 * _unit_interval(self.seed, 23 + index, block)) * (
-                phase_va > 0
-            )
+            # distortion: a level per 15-minute block (what is switched on) plus slot-to-slot noise
+            v_thd_pct = 1.5 + 2.8 * _unit_interval(self.seed, 20 + index, block)
+            i_thd_pct = 6.0 + 22.0 * _unit_interval(self.seed, 23 + index, block)
+            noise = _unit_interval(self.seed, 26 + index, slot)
+            values[v_thd] = (v_thd_pct + 0.2 * noise) * live
+            values[i_thd] = (i_thd_pct + 2.0 * noise) * (phase_va > 0)
             neutral += values[i_code] * cmath.exp(-2j * math.pi * index / 3)
         values["90.7.0"] = sum(values[codes[1]] for codes in _PHASE_CODES[: self.shape.phases])
         if self.shape.phases == 3:

@@ -31,6 +31,12 @@ class Quantity:
     def is_cumulative(self) -> bool:
         return self.kind is QuantityKind.CUMULATIVE
 
+    @property
+    def is_demand(self) -> bool:
+        """A demand value (`*.5.*` last period's mean, `*.6.*` its maximum): it changes only when
+        a demand period closes, so equal reads within a period are not a stuck meter."""
+        return self.code.split(".")[1] in ("5", "6")
+
 
 def _q(code: str, name: str, unit: str, kind: QuantityKind, description: str) -> Quantity:
     return Quantity(code, name, unit, kind, description)

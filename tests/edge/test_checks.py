@@ -106,6 +106,15 @@ def test_stale_values_and_communication_loss() -> None:
     ]
 
 
+def test_demand_held_through_its_period_is_not_stale() -> None:
+    checker = Checker(ChecksSection(stale_reads=3), {})
+    # a slow-class read: energy registers and demand, which holds for its 15-minute period
+    held = [{"1.8.0": 100 + 0.01 * i, "1.5.0": 2.5, "1.6.0": 4.75} for i in range(6)]
+    assert feed(checker, held) == []
+    events = feed(checker, [{**held[-1], "31.7.124": 12.5} for _ in range(3)], start=6)
+    assert kinds(events, EventStatus.RAISED) == ["stale_value"]  # distortion frozen: stuck
+
+
 def test_state_survives_a_restart() -> None:
     checker = Checker(ChecksSection(), {})
     feed(checker, [{"1.7.0": 2.0 + 0.01 * (i % 3), "1.8.0": 10.0} for i in range(12)])
