@@ -17,8 +17,16 @@ from .migrate import migrate
 from .services import auth, billing_runs, enrollment, fleet, invoices
 from .settings import CloudSettings
 
-app = typer.Typer(help="The cloud service: serve, migrate, admin.", no_args_is_help=True)
-admin = typer.Typer(help="Create states, boards and enrollment tokens.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="The cloud service: serve, migrate, admin.",
+    no_args_is_help=True,
+)
+admin = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Create states, boards and enrollment tokens.",
+    no_args_is_help=True,
+)
 app.add_typer(admin, name="admin")
 T = TypeVar("T")
 
@@ -92,8 +100,10 @@ def create_board(
     name: str = typer.Option(...),
     time_zone: str = typer.Option("Asia/Kolkata"),
 ) -> None:
-    """Create a board (DISCOM). Example: gridgate cloud admin create-board --state DL --code BRPL
-    --name "BSES Rajdhani" """
+    """Create a board (DISCOM).
+
+    Example: gridgate cloud admin create-board --state DL --code BRPL --name "BSES Rajdhani"
+    """
     _with_connection(
         lambda conn: fleet.create_board(
             conn, state_code=state, code=code, name=name, time_zone=time_zone, actor="cli"
@@ -130,8 +140,10 @@ def create_user(
     board: str | None = typer.Option(None, help="Board code (board-scoped roles)."),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
-    """Create a user. Example: gridgate cloud admin create-user --email a@b.in --role
-    BOARD_ADMIN --board BRPL (the password is asked for)."""
+    """Create a user (the password is asked for).
+
+    Example: gridgate cloud admin create-user --email a@b.in --role BOARD_ADMIN --board BRPL
+    """
     _with_connection(
         lambda conn: auth.create_user(
             conn,
@@ -153,7 +165,11 @@ def revoke_gateway(gateway: str = typer.Option(...)) -> None:
     typer.echo(f"gateway {gateway} revoked")
 
 
-billing = typer.Typer(help="Billing runs and overdue marking for a board.", no_args_is_help=True)
+billing = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Billing runs and overdue marking for a board.",
+    no_args_is_help=True,
+)
 app.add_typer(billing, name="billing")
 _OPERATOR = auth.Principal(
     user_id=0, role="SUPER_ADMIN", state_id=None, board_id=None, consumer_id=None
@@ -174,8 +190,10 @@ def billing_run(
     board: str = typer.Option(..., help="The board's code."),
     period: str = typer.Option(..., help="The calendar month to bill, e.g. 2026-10."),
 ) -> None:
-    """Bill every consumer of the board for the month (idempotent: a second run creates nothing;
-    changed data makes a new version that bills the difference).
+    """Bill every consumer of the board for the month; running it again creates nothing.
+
+    Changed data (late readings, a corrected tariff) makes a new version that bills the
+    difference.
 
     Example: gridgate cloud billing run --board BRPL --period 2026-10
     """

@@ -34,7 +34,11 @@ from .field import read_meter as read_unit
 from .field import scan as scan_bus
 from .status import read_status
 
-app = typer.Typer(help="The gateway daemon and the field technician's tools.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="The gateway daemon and the field technician's tools.",
+    no_args_is_help=True,
+)
 ConfigOption = typer.Option(..., "--config", "-c", help="The gateway's TOML configuration.")
 
 
@@ -86,8 +90,9 @@ def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Buses, meters (last read, errors), open alerts, backlog and last sync — from the store,
-    also while the daemon runs.
+    """Buses, meters (last read, errors), open alerts, backlog and last sync.
+
+    Read from the store, so it works while the daemon runs.
 
     Example: gridgate edge status --config /etc/gridgate/edge.toml
     """
@@ -407,8 +412,10 @@ def enroll(
     ),
     token: str = typer.Option(..., "--token", help="The one-time token from the cloud admin."),
 ) -> None:
-    """Generate this gateway's key, register it with a one-time token, and record the cloud's
-    address in the config. The private key never leaves the gateway.
+    """Register this gateway with the cloud using a one-time token.
+
+    Generates the gateway's key, registers its public half, and records the cloud's address in
+    the config. The private key never leaves the gateway.
 
     Example: gridgate edge enroll -c edge.toml --cloud https://cloud.example.in --token AbC...
     """
@@ -422,8 +429,10 @@ def enroll(
 
 @app.command()
 def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
-    """Check serial-port permissions, the clock, disk space, the key and the cloud, and say what
-    to fix. Exits 1 when something needs fixing.
+    """Check ports, clock, disk, key and cloud; say what to fix (exit 1 if anything).
+
+    Covers serial-port permissions, clock synchronisation, disk space, the gateway key and the
+    cloud's reachability.
 
     Example: gridgate edge doctor --config /etc/gridgate/edge.toml
     """

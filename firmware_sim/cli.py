@@ -23,6 +23,7 @@ from .rtu_bus import RtuBus
 from .tcp_server import ModbusTcpServer
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Simulated meters for tests, demos and benchmarks. Each runs until Ctrl-C.",
     no_args_is_help=True,
 )

@@ -16,6 +16,7 @@ from shared import configure_logging
 
 GROUPS = ("demo", "sim", "edge", "cloud")
 app = typer.Typer(
+    rich_markup_mode="markdown",
     name="gridgate",
     help="GridGate: read electricity meters at the edge, sync them to the cloud, bill them.",
     no_args_is_help=True,
@@ -59,8 +60,9 @@ def demo(
         None, "--duration", help="Stop after this many seconds (default: until Ctrl-C)."
     ),
 ) -> None:
-    """Run the whole system on this machine: simulated meters, the edge daemon, the cloud with its
-    dashboard. Uses GRIDGATE_DATABASE_URL when set, else an embedded PostgreSQL.
+    """Run the whole system here: simulated meters, the edge daemon, the cloud and its dashboard.
+
+    Uses GRIDGATE_DATABASE_URL when set, else an embedded PostgreSQL.
 
     Example: gridgate demo --speed 60 --offline-for 2
     """
