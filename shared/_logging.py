@@ -2,8 +2,10 @@
 
 structlog renders JSON lines when stderr is not a terminal (systemd's journal, CI, files) and
 readable coloured lines when it is. The standard library's loggers (uvicorn, pymodbus, amqtt) are
-routed through the same renderer so every line looks alike. Values under keys that name secrets
-are replaced before rendering: a password or token never reaches a log.
+routed through the same renderer so every line looks alike; libraries that log each routine step
+(HTTP requests, broker state changes) are heard only when they warn, unless the level is DEBUG.
+Values under keys that name secrets are replaced before rendering: a password or token never
+reaches a log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import structlog
 SECRET_KEYS = frozenset(
     {"password", "token", "secret", "private_key", "authorization", "refresh_token", "access_token"}
 )
+
+
+# Libraries that narrate their routine work at INFO (every HTTP request, every state-machine
+# callback, every embedded-server command): at INFO and above only their warnings are shown;
+# `--log-level DEBUG` shows everything.
+CHATTY_LIBRARIES = ("httpx", "httpcore", "transitions", "amqtt", "pgserver", "hpack")
 
 
 def _redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -75,3 +83,6 @@ def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)

@@ -1,0 +1,64 @@
+"""Logging: one JSON line per event, secrets never written, chatty libraries heard only when they
+warn (everything at DEBUG)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from shared import configure_logging
+from shared._logging import CHATTY_LIBRARIES
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in CHATTY_LIBRARIES}
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
+    structlog.reset_defaults()
+
+
+def lines(err: str) -> list[dict]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def test_secrets_are_redacted_and_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", json_output=True)
+    structlog.get_logger("edge.enrollment").info(
+        "enrolled", gateway="gw-1", token="AbCdEf123", password="hunter2"
+    )
+    logging.getLogger("uvicorn.error").info("started")
+    err = capsys.readouterr().err
+    assert "AbCdEf123" not in err
+    assert "hunter2" not in err
+    enrolled, started = lines(err)
+    assert enrolled["token"] == enrolled["password"] == "[redacted]"
+    assert enrolled["gateway"] == "gw-1"
+    assert enrolled["logger"] == "edge.enrollment"
+    assert started["event"] == "started"
+    assert started["logger"] == "uvicorn.error"
+
+
+def test_chatty_libraries_only_warn_unless_debugging(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", json_output=True)
+    logging.getLogger("httpx").info('HTTP Request: POST /api/v1/ingest/batches "200 OK"')
+    logging.getLogger("transitions.core").info("Finished processing state connected callbacks")
+    logging.getLogger("httpx").warning("retrying after a reset connection")
+    logging.getLogger("edge.sync").info("batch acknowledged")
+    assert [line["event"] for line in lines(capsys.readouterr().err)] == [
+        "retrying after a reset connection",
+        "batch acknowledged",
+    ]
+    configure_logging("DEBUG", json_output=True)
+    logging.getLogger("httpx").info("HTTP Request: GET /healthz")
+    assert [line["event"] for line in lines(capsys.readouterr().err)] == [
+        "HTTP Request: GET /healthz"
+    ]
