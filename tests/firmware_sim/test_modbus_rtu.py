@@ -66,8 +66,11 @@ async def test_each_model_answers_with_its_vendors_map(
         assert s32_le_words(r.registers, 0) == round(truth[3]["32.7.0"] * 10)
         r = await client.read_input_registers(0x0028, count=2, device_id=3)
         assert s32_le_words(r.registers, 0) == round(truth[3]["16.7.0"] * 10000)
-        r = await client.read_input_registers(0x003E, count=2, device_id=3)
-        assert s32_le_words(r.registers, 0) == round(truth[3]["1.8.0"] * 10)
+        r = await client.read_input_registers(0x0031, count=9, device_id=3)  # PF sys .. W dmd
+        assert r.registers[0] == round(truth[3]["13.7.0"] * 1000)
+        assert r.registers[2] == round(truth[3]["14.7.0"] * 10)
+        assert s32_le_words(r.registers, 3) == round(truth[3]["1.8.0"] * 10)
+        assert s32_le_words(r.registers, 7) == round(truth[3]["1.5.0"] * 10000)
         # Schneider iEM3000: holding registers, float32 and INT64 Wh
         r = await client.read_holding_registers(3027, count=2, device_id=4)
         assert f32_be(r.registers, 0) == pytest.approx(truth[4]["32.7.0"], rel=1e-6)
