@@ -83,7 +83,6 @@ class MeterPhysics:
     start_s: float
     slot_s: float = 5.0
     faults: MeterFaults = field(default_factory=MeterFaults)
-    register_offset_kwh: float = 0.0  # reset/rollover shift of every energy register
     register_modulus_kwh: float = 1e9  # registers wrap around at this value
     initial_import_kwh: float = 0.0
 
@@ -102,6 +101,7 @@ class MeterPhysics:
             "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
             "9.8.0": 0.0,
         }
+        self._offsets = dict.fromkeys(self._energy, 0.0)  # reset/rollover shift per register
         self._clock_offset_s = 0.0
         self._drift_since_s = self.start_s
         self._frozen: dict[str, float] | None = None
@@ -189,7 +189,7 @@ class MeterPhysics:
     def registers(self) -> dict[str, float]:
         """Energy registers as the meter reports them (after any reset or rollover shift)."""
         return {
-            code: (value + self.register_offset_kwh) % self.register_modulus_kwh
+            code: (value + self._offsets[code]) % self.register_modulus_kwh
             for code, value in self._energy.items()
         }
 
@@ -274,15 +274,15 @@ class MeterPhysics:
             setattr(self.faults, name, value)
 
     def reset_registers(self, now_s: float) -> None:
-        """Energy registers read zero from now on (a tamper or a meter reset)."""
+        """Every energy register reads zero from now on (a tamper or a meter reset)."""
         self.advance_to(now_s)
-        self.register_offset_kwh -= self.registers()["1.8.0"]
+        self._offsets = {code: -value for code, value in self._energy.items()}
 
     def roll_over_soon(self, now_s: float, modulus_kwh: float, headroom_kwh: float = 0.2) -> None:
         """Make the import register wrap at `modulus_kwh` after `headroom_kwh` more energy."""
         self.advance_to(now_s)
         self.register_modulus_kwh = modulus_kwh
-        self.register_offset_kwh = modulus_kwh - headroom_kwh - self._energy["1.8.0"]
+        self._offsets["1.8.0"] = modulus_kwh - headroom_kwh - self._energy["1.8.0"]
 
     def meter_clock_s(self, true_s: float) -> float:
         """The meter's own clock at true time `true_s` (drifts when that fault is set)."""

@@ -129,13 +129,20 @@ def test_faults_change_what_is_measured_from_when_they_are_set() -> None:
 
 
 def test_reset_and_rollover_shift_the_reported_register_not_the_truth() -> None:
-    physics = MeterPhysics(seed=9, shape=LoadShape(), start_s=START, initial_import_kwh=500)
+    physics = MeterPhysics(
+        seed=9, shape=LoadShape(solar_kwp=3), start_s=START - 6 * 3600, initial_import_kwh=500
+    )
+    physics.state_at(START)  # some export and reactive energy by now
+    assert physics.registers()["2.8.0"] > 0
+    assert physics.registers()["3.8.0"] > 0
     physics.reset_registers(START + 3600)
-    assert physics.state_at(START + 3600).values["1.8.0"] == pytest.approx(0, abs=1e-9)
+    assert physics.registers() == pytest.approx(dict.fromkeys(physics.registers(), 0), abs=1e-9)
     assert physics.true_energy_kwh()["1.8.0"] > 500
     physics.roll_over_soon(START + 3600, modulus_kwh=100000, headroom_kwh=0.2)
     assert physics.state_at(START + 3600).values["1.8.0"] == pytest.approx(99999.8)
-    assert physics.state_at(START + 5 * 3600).values["1.8.0"] < 50  # it wrapped
+    after = physics.state_at(START + 5 * 3600).values
+    assert after["1.8.0"] < 50  # it wrapped
+    assert 0 <= after["3.8.0"] < 50  # the others carried on from their reset, unwrapped
 
 
 def test_meter_clock_drift() -> None:
