@@ -3,7 +3,9 @@
 Objects (logical names):
     0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
     0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to)
-    1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit
+    1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit;
+                     maximum demand (1.6.0, 9.6.0) as extended registers (class 4) with the time
+                     of the maximum (attribute 5)
     1-0:99.1.0*255   load profile (class 7): every 15 minutes, clock and the energy registers;
                      attribute 2 answers a range (from/to on the clock column) selectively
 
@@ -28,6 +30,7 @@ from protocols.dlms.cosem import (
     CLOCK,
     CLOCK_LN,
     DATA,
+    EXTENDED_REGISTER,
     LOAD_PROFILE_LN,
     LOAD_PROFILE_PERIOD_S,
     LOGICAL_DEVICE_NAME_LN,
@@ -37,6 +40,7 @@ from protocols.dlms.cosem import (
     UNIT_CODE_FOR,
     encode_datetime,
     quantity_ln,
+    register_class,
 )
 from shared import QUANTITIES
 
@@ -52,6 +56,10 @@ class RegisterDef:
     quantity: str
     data_class: type
     scaler: int
+
+    @property
+    def class_id(self) -> int:
+        return register_class(self.quantity)
 
     @property
     def unit_code(self) -> int:
@@ -77,6 +85,8 @@ _COMMON = [
     RegisterDef("3.7.0", _U32, 0),
     RegisterDef("13.7.0", _S16, -3),
     RegisterDef("14.7.0", _U16, -2),
+    RegisterDef("1.6.0", _U32, 0),  # maximum demand, W (extended register: with its time)
+    RegisterDef("9.6.0", _U32, 0),  # maximum demand, VA
 ]
 _PHASES = [
     (RegisterDef(v, _U16, -1), RegisterDef(i, _U16, -2), RegisterDef(p, _S32, 0))
@@ -167,8 +177,18 @@ class SimulatedDlmsMeter:
         if ln == CLOCK_LN and class_id == CLOCK and attribute == 2:
             meter_time = datetime.fromtimestamp(self.physics.meter_clock_s(now), UTC)
             return _octets(encode_datetime(meter_time)).to_bytes()
-        if ln in self.registers and class_id == REGISTER and attribute in (2, 3):
-            reg = self.registers[ln]
+        reg = self.registers.get(ln)
+        if reg is not None and class_id == reg.class_id == EXTENDED_REGISTER:
+            if attribute == 4:  # status: nothing to report
+                return dlms_data.UnsignedIntegerData(0).to_bytes()
+            if attribute == 5:  # capture time: when the maximum was reached
+                self.physics.advance_to(now)
+                peak = self.physics.peak_at(reg.quantity)
+                if peak is None:
+                    return bytes([0])  # null-data: no period has closed yet
+                stamp = datetime.fromtimestamp(self.physics.meter_clock_s(peak), UTC)
+                return _octets(encode_datetime(stamp)).to_bytes()
+        if reg is not None and class_id == reg.class_id and attribute in (2, 3):
             if attribute == 3:
                 return dlms_data.DataStructure(
                     [dlms_data.IntegerData(reg.scaler), dlms_data.EnumData(reg.unit_code)]

@@ -109,6 +109,7 @@ class MeterPhysics:
         # demand: energy at the start of the running period (None until a whole period has begun)
         self._period_start: dict[str, float] | None = None
         self._demand = {"1.5.0": 0.0, "1.6.0": 0.0, "9.5.0": 0.0, "9.6.0": 0.0}
+        self._peak_at: dict[str, float] = {}  # maximum demand code -> end of its period
         self._next_capture_s = (math.floor(self.start_s / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
 
     # --- the load model ----------------------------------------------------------------------
@@ -183,8 +184,14 @@ class MeterPhysics:
             ):
                 mean = (self._energy[energy] - self._period_start[energy]) * periods_per_hour
                 self._demand[demand] = mean
-                self._demand[maximum] = max(self._demand[maximum], mean)
+                if mean > self._demand[maximum]:
+                    self._demand[maximum] = mean
+                    self._peak_at[maximum] = self._t
         self._period_start = dict(self._energy)
+
+    def peak_at(self, code: str) -> float | None:
+        """When the maximum demand `code` (1.6.0, 9.6.0) was reached: the end of its period."""
+        return self._peak_at.get(code)
 
     def registers(self) -> dict[str, float]:
         """Energy registers as the meter reports them (after any reset or rollover shift)."""

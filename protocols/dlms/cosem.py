@@ -1,8 +1,10 @@
 """COSEM objects GridGate reads, by OBIS code, and the scaler-unit arithmetic.
 
 A register (interface class 3) holds an integer `value` (attribute 2) and a `scaler_unit`
-(attribute 3): the physical value is `value * 10**scaler` in the DLMS unit. GridGate's quantities
-have fixed units (kWh, kW, V, ...), so DLMS units are converted here, in one place.
+(attribute 3): the physical value is `value * 10**scaler` in the DLMS unit. Maximum demand lives
+in an extended register (class 4), which adds the time the maximum was captured (attribute 5).
+GridGate's quantities have fixed units (kWh, kW, V, ...), so DLMS units are converted here, in one
+place.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from shared import QUANTITIES
 from ..errors import FrameError
 
 # Interface classes (Blue Book)
-DATA, REGISTER, PROFILE_GENERIC, CLOCK = 1, 3, 7, 8
+DATA, REGISTER, EXTENDED_REGISTER, PROFILE_GENERIC, CLOCK = 1, 3, 4, 7, 8
 
 CLOCK_LN = bytes([0, 0, 1, 0, 0, 255])
 LOGICAL_DEVICE_NAME_LN = bytes([0, 0, 42, 0, 0, 255])
@@ -28,6 +30,13 @@ def quantity_ln(code: str) -> bytes:
     """The logical name 1-0:C.D.E*255 of a quantity's short OBIS code C.D.E."""
     c, d, e = (int(part) for part in code.split("."))
     return bytes([1, 0, c, d, e, 255])
+
+
+def register_class(code: str) -> int:
+    """The interface class a meter keeps a quantity in: maximum demand (D = 6) is an extended
+    register, which also holds when the maximum occurred (capture time); the rest are registers.
+    Attributes 2 (value) and 3 (scaler_unit) mean the same in both."""
+    return EXTENDED_REGISTER if code.split(".")[1] == "6" else REGISTER
 
 
 def ln_quantity(ln: bytes) -> str | None:

@@ -34,18 +34,27 @@ from .cosem import (
     decode_datetime,
     ln_quantity,
     quantity_ln,
+    register_class,
     to_quantity_value,
 )
 from .link import DlmsLink, HdlcLink, WrapperLink
 
 log = structlog.get_logger(__name__)
 PollClass = Literal["fast", "slow"]
-DEFAULT_QUANTITIES = ("1.8.0", "2.8.0", "9.8.0", "16.7.0", "32.7.0", "31.7.0", "13.7.0", "14.7.0")
+DEFAULT_QUANTITIES = (
+    *("1.8.0", "2.8.0", "9.8.0", "16.7.0", "32.7.0", "31.7.0", "13.7.0", "14.7.0"),
+    *("1.6.0", "9.6.0"),  # maximum demand, kW and kVA, as Indian DLMS meters bill it
+)
 _OBJECT_MISSING = {
     int(enums.DataAccessResult.OBJECT_UNDEFINED),
     int(enums.DataAccessResult.OBJECT_UNAVAILABLE),
     int(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT),
 }
+
+
+def _changes_slowly(quantity: str) -> bool:
+    """Read in the slow class: energy registers, and demand, which changes once a period."""
+    return QUANTITIES[quantity].is_cumulative or QUANTITIES[quantity].is_demand
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class DlmsMeterReader:
 
     async def _scaler_unit(self, session: CosemSession, quantity: str) -> tuple[int, int]:
         if quantity not in self._scaler_units:
-            value = await session.get(REGISTER, quantity_ln(quantity), 3)
+            value = await session.get(register_class(quantity), quantity_ln(quantity), 3)
             if not (isinstance(value, list) and len(value) == 2):
                 raise FrameError(
                     f"{quantity}: scaler_unit is not a 2-element structure", meter=self.meter_id
@@ -121,14 +130,14 @@ class DlmsMeterReader:
             q
             for q in self.config.quantities
             if q not in self.missing
-            and (poll_class is None or (poll_class == "slow") == QUANTITIES[q].is_cumulative)
+            and (poll_class is None or (poll_class == "slow") == _changes_slowly(q))
         ]
         samples = []
         async with self._session() as session:
             for quantity in wanted:
                 try:
                     scaler, unit = await self._scaler_unit(session, quantity)
-                    raw = await session.get(REGISTER, quantity_ln(quantity), 2)
+                    raw = await session.get(register_class(quantity), quantity_ln(quantity), 2)
                 except MeterException as exc:
                     if exc.code in _OBJECT_MISSING:
                         self.missing.add(quantity)

@@ -12,6 +12,8 @@ from firmware_sim.clock import ManualClock
 from firmware_sim.dlms_line import DlmsTcpServer, HdlcMeterLine
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
 from firmware_sim.fleet import physics_for
+from protocols.dlms.client import CosemSession
+from protocols.dlms.cosem import EXTENDED_REGISTER, REGISTER, decode_datetime, quantity_ln
 from protocols.dlms.link import DlmsLink
 from protocols.dlms.reader import (
     DlmsMeterConfig,
@@ -78,7 +80,29 @@ async def test_registers_equal_the_physics_with_scaler_unit_applied(
     assert {s.quantity for s in samples} == set(reader.config.quantities)
     for sample in samples:
         assert abs(sample.value - truth[sample.quantity]) <= step(sample.quantity) / 2 + 1e-9
-    assert {s.quantity for s in await reader.read("slow")} == {"1.8.0", "2.8.0", "9.8.0"}
+    assert {s.quantity for s in await reader.read("slow")} == {
+        *("1.8.0", "2.8.0", "9.8.0"),
+        *("1.6.0", "9.6.0"),  # maximum demand changes once a period: read with the energies
+    }
+
+
+async def test_maximum_demand_is_an_extended_register_with_its_time(
+    links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
+    meter: SimulatedDlmsMeter,
+    clock: ManualClock,
+) -> None:
+    clock.advance(3 * 3600)  # a dozen 15-minute periods have closed
+    reader = make_reader(links)
+    slow = {s.quantity: s.value for s in await reader.read("slow")}
+    truth = meter.physics.state_at(clock.now_s()).values
+    for quantity in ("1.6.0", "9.6.0"):
+        assert slow[quantity] > 0
+        assert abs(slow[quantity] - truth[quantity]) <= 0.0005 + 1e-9  # whole W / VA
+    async with CosemSession(links(reader.config)(), meter="dlms-1", password=PASSWORD) as session:
+        raw = await session.get(EXTENDED_REGISTER, quantity_ln("1.6.0"), 5)
+        assert decode_datetime(raw).timestamp() == meter.physics.peak_at("1.6.0")
+        with pytest.raises(MeterException, match="CLASS_INCONSISTENT"):
+            await session.get(REGISTER, quantity_ln("1.6.0"), 2)
 
 
 async def test_values_are_exact_decimal_shifts(
