@@ -17,7 +17,7 @@ negotiated PDU size go out as GET blocks.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from dlms_cosem import dlms_data
@@ -56,10 +56,7 @@ class RegisterDef:
     quantity: str
     data_class: type
     scaler: int
-
-    @property
-    def class_id(self) -> int:
-        return register_class(self.quantity)
+    class_id: int = REGISTER
 
     @property
     def unit_code(self) -> int:
@@ -98,11 +95,18 @@ _PHASES = [
 ]
 
 
-def register_table(phases: int) -> dict[bytes, RegisterDef]:
+def register_table(phases: int, *, extended_demand: bool = True) -> dict[bytes, RegisterDef]:
+    """The meter's registers; maximum demand in extended registers (class 4) unless the meter is
+    one of those that keep it in a plain register."""
     defs = list(_COMMON)
     for phase in _PHASES[:phases]:
         defs.extend(phase)
-    return {quantity_ln(d.quantity): d for d in defs}
+    return {
+        quantity_ln(d.quantity): replace(
+            d, class_id=register_class(d.quantity) if extended_demand else REGISTER
+        )
+        for d in defs
+    }
 
 
 def _array(items: list[dlms_data.BaseDlmsData]) -> bytes:
@@ -151,6 +155,7 @@ class SimulatedDlmsMeter:
         physical_address: int = 17,
         max_pdu_bytes: int = 512,
         turnaround_s: float = 0.02,
+        extended_demand: bool = True,
     ) -> None:
         self.physics = physics
         self.clock = clock
@@ -160,7 +165,7 @@ class SimulatedDlmsMeter:
         self.max_pdu_bytes = max_pdu_bytes
         self.turnaround_s = turnaround_s
         self.faults = LineFaults()
-        self.registers = register_table(physics.shape.phases)
+        self.registers = register_table(physics.shape.phases, extended_demand=extended_demand)
         self.associations = 0
 
     # --- the object model -------------------------------------------------------------------

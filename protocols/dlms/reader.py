@@ -28,6 +28,7 @@ from .client import CosemSession
 from .cosem import (
     CLOCK,
     CLOCK_LN,
+    EXTENDED_REGISTER,
     LOAD_PROFILE_LN,
     PROFILE_GENERIC,
     REGISTER,
@@ -45,10 +46,11 @@ DEFAULT_QUANTITIES = (
     *("1.8.0", "2.8.0", "9.8.0", "16.7.0", "32.7.0", "31.7.0", "13.7.0", "14.7.0"),
     *("1.6.0", "9.6.0"),  # maximum demand, kW and kVA, as Indian DLMS meters bill it
 )
+_CLASS_INCONSISTENT = int(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT)
 _OBJECT_MISSING = {
     int(enums.DataAccessResult.OBJECT_UNDEFINED),
     int(enums.DataAccessResult.OBJECT_UNAVAILABLE),
-    int(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT),
+    _CLASS_INCONSISTENT,
 }
 
 
@@ -103,6 +105,7 @@ class DlmsMeterReader:
         self.config = config
         self._link_factory = link_factory
         self._scaler_units: dict[str, tuple[int, int]] = {}
+        self._classes: dict[str, int] = {}  # quantity -> the interface class this meter uses
         self.missing: set[str] = set()
         self._log = log.bind(meter_id=config.meter_id)
 
@@ -117,13 +120,29 @@ class DlmsMeterReader:
 
     async def _scaler_unit(self, session: CosemSession, quantity: str) -> tuple[int, int]:
         if quantity not in self._scaler_units:
-            value = await session.get(register_class(quantity), quantity_ln(quantity), 3)
+            value = await self._get_register(session, quantity, 3)
             if not (isinstance(value, list) and len(value) == 2):
                 raise FrameError(
                     f"{quantity}: scaler_unit is not a 2-element structure", meter=self.meter_id
                 )
             self._scaler_units[quantity] = (int(value[0]), int(value[1]))
         return self._scaler_units[quantity]
+
+    async def _get_register(self, session: CosemSession, quantity: str, attribute: int) -> object:
+        """One attribute of a quantity's register. A meter that keeps the object in the other
+        register class (some keep maximum demand in a plain register) is asked again in that
+        class, once; the class that answered is remembered."""
+        ln = quantity_ln(quantity)
+        class_id = self._classes.get(quantity, register_class(quantity))
+        try:
+            value = await session.get(class_id, ln, attribute)
+        except MeterException as exc:
+            if quantity in self._classes or exc.code != _CLASS_INCONSISTENT:
+                raise
+            class_id = REGISTER if class_id == EXTENDED_REGISTER else EXTENDED_REGISTER
+            value = await session.get(class_id, ln, attribute)
+        self._classes[quantity] = class_id
+        return value
 
     async def read(self, poll_class: PollClass | None = None) -> list[Sample]:
         wanted = [
@@ -137,7 +156,7 @@ class DlmsMeterReader:
             for quantity in wanted:
                 try:
                     scaler, unit = await self._scaler_unit(session, quantity)
-                    raw = await session.get(register_class(quantity), quantity_ln(quantity), 2)
+                    raw = await self._get_register(session, quantity, 2)
                 except MeterException as exc:
                     if exc.code in _OBJECT_MISSING:
                         self.missing.add(quantity)

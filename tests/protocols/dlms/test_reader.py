@@ -105,6 +105,27 @@ async def test_maximum_demand_is_an_extended_register_with_its_time(
             await session.get(REGISTER, quantity_ln("1.6.0"), 2)
 
 
+async def test_maximum_demand_kept_in_a_plain_register_is_found_there(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    plain = SimulatedDlmsMeter(
+        physics_for(78, 3, clock), clock, serial_number=10, extended_demand=False
+    )
+    clock.advance(2 * 3600)
+    async with HdlcMeterLine(plain, LINE, tmp_path / "dlms-plain"):
+        config = DlmsMeterConfig("dlms-plain", timeout_s=1.0)
+        reader = DlmsMeterReader(
+            config, hdlc_link_factory(str(tmp_path / "dlms-plain"), LINE, config)
+        )
+        for _ in range(2):  # found in class 3 on the first read, asked there directly after
+            slow = {s.quantity: s.value for s in await reader.read("slow")}
+            truth = plain.physics.state_at(clock.now_s()).values
+            assert slow["1.6.0"] > 0
+            assert abs(slow["1.6.0"] - truth["1.6.0"]) <= 0.0005 + 1e-9
+            assert not reader.missing
+            clock.advance(900)
+
+
 async def test_values_are_exact_decimal_shifts(
     links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
 ) -> None:
