@@ -23,6 +23,12 @@ CAPTURE_PERIOD_S = 900  # load profile capture period (15 minutes)
 CAPTURE_DEPTH = 96 * 45  # 45 days of 15-minute captures
 DEMAND_PERIOD_S = CAPTURE_PERIOD_S  # block demand over the same 15-minute periods
 ENERGY_CODES = ("1.8.0", "2.8.0", "3.8.0", "9.8.0")
+# per-phase energy registers of three-phase meters: import, export, reactive import, by phase
+_PHASE_ENERGY = {
+    "1.8.0": ("21.8.0", "41.8.0", "61.8.0"),
+    "2.8.0": ("22.8.0", "42.8.0", "62.8.0"),
+    "3.8.0": ("23.8.0", "43.8.0", "63.8.0"),
+}
 # per phase: voltage, current, active, apparent, reactive power, power factor, phase angle,
 # voltage THD, current THD
 _PHASE_CODES = (
@@ -101,7 +107,16 @@ class MeterPhysics:
             "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
             "9.8.0": 0.0,
         }
-        self._offsets = dict.fromkeys(self._energy, 0.0)  # reset/rollover shift per register
+        # Per-phase energy is the total's increase split by the phases' shares of the load (all
+        # phases carry power the same way, so the split is exact); shares change only with a
+        # phase-loss fault, which starts a new epoch from the per-phase registers of its moment.
+        self._epoch_totals = dict(self._energy)
+        self._epoch_phases = {
+            code: self._energy[total] * share
+            for total, codes in _PHASE_ENERGY.items()
+            for code, share in zip(codes, self._split, strict=True)
+        }
+        self._offsets = dict.fromkeys(self.true_energy_kwh(), 0.0)  # reset/rollover shift
         self._clock_offset_s = 0.0
         self._drift_since_s = self.start_s
         self._frozen: dict[str, float] | None = None
@@ -197,12 +212,22 @@ class MeterPhysics:
         """Energy registers as the meter reports them (after any reset or rollover shift)."""
         return {
             code: (value + self._offsets[code]) % self.register_modulus_kwh
-            for code, value in self._energy.items()
+            for code, value in self.true_energy_kwh().items()
         }
 
     def true_energy_kwh(self) -> dict[str, float]:
-        """Energy actually integrated since the start (no reset or rollover): the truth."""
-        return dict(self._energy)
+        """Energy actually integrated since the start (no reset or rollover): the truth —
+        totals, import plus export (15.8.0) and, on three-phase meters, each phase's share."""
+        energy = dict(self._energy)
+        energy["15.8.0"] = energy["1.8.0"] + energy["2.8.0"]
+        if self.shape.phases == 3:
+            shares = self._phase_shares()
+            whole = sum(shares) or 1.0
+            for total, codes in _PHASE_ENERGY.items():
+                grown = energy[total] - self._epoch_totals[total]
+                for code, share in zip(codes, shares, strict=True):
+                    energy[code] = self._epoch_phases[code] + grown * share / whole
+        return energy
 
     def state_at(self, t_s: float) -> MeterState:
         """Everything the meter holds at `t_s` (which must not be before the last call)."""
@@ -275,15 +300,20 @@ class MeterPhysics:
         if "clock_drift_s_per_day" in changes:
             self._clock_offset_s = self.meter_clock_s(now_s) - now_s
             self._drift_since_s = now_s
+        unknown = [name for name in changes if not hasattr(self.faults, name)]
+        if unknown:
+            raise ValueError(f"unknown meter fault {unknown[0]!r}")
+        if "phase_loss" in changes:  # the load's split changes: per-phase energy starts an epoch
+            energy = self.true_energy_kwh()
+            self._epoch_totals = dict(self._energy)
+            self._epoch_phases = {c: energy[c] for codes in _PHASE_ENERGY.values() for c in codes}
         for name, value in changes.items():
-            if not hasattr(self.faults, name):
-                raise ValueError(f"unknown meter fault {name!r}")
             setattr(self.faults, name, value)
 
     def reset_registers(self, now_s: float) -> None:
         """Every energy register reads zero from now on (a tamper or a meter reset)."""
         self.advance_to(now_s)
-        self._offsets = {code: -value for code, value in self._energy.items()}
+        self._offsets = {code: -value for code, value in self.true_energy_kwh().items()}
 
     def roll_over_soon(self, now_s: float, modulus_kwh: float, headroom_kwh: float = 0.2) -> None:
         """Make the import register wrap at `modulus_kwh` after `headroom_kwh` more energy."""

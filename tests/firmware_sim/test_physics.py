@@ -93,6 +93,32 @@ def test_demand_is_the_mean_power_of_the_last_whole_period() -> None:
         assert v["9.6.0"] >= v["9.5.0"] >= v["1.5.0"] > 0
 
 
+def test_phase_energy_adds_up_to_the_total_and_stops_with_a_lost_phase() -> None:
+    physics = MeterPhysics(seed=14, shape=LoadShape(solar_kwp=5), start_s=START - 8 * 3600)
+    phases = {
+        "1.8.0": ("21.8.0", "41.8.0", "61.8.0"),
+        "2.8.0": ("22.8.0", "42.8.0", "62.8.0"),
+        "3.8.0": ("23.8.0", "43.8.0", "63.8.0"),
+    }
+
+    def check(values: dict[str, float]) -> None:
+        for total, codes in phases.items():
+            assert sum(values[c] for c in codes) == pytest.approx(values[total], rel=1e-9)
+        assert values["15.8.0"] == pytest.approx(values["1.8.0"] + values["2.8.0"], rel=1e-12)
+
+    check(physics.state_at(START).values)
+    assert physics.registers()["22.8.0"] > 0  # the solar noon exported on every phase
+    physics.set_fault(START + 3600, phase_loss=1)
+    stopped, running = physics.registers()["41.8.0"], physics.registers()["21.8.0"]
+    later = physics.state_at(START + 9 * 3600).values
+    check(later)
+    assert later["41.8.0"] == stopped
+    assert later["21.8.0"] > running  # the phases still connected carry the load on
+    physics.set_fault(START + 9 * 3600, phase_loss=None)
+    check(physics.state_at(START + 12 * 3600).values)
+    assert physics.registers()["41.8.0"] > stopped
+
+
 def test_load_has_a_daily_shape() -> None:
     physics = MeterPhysics(seed=3, shape=LoadShape(appliance_kw=0), start_s=START)
     day = START - (START % 86400) + 86400  # next UTC midnight = 05:30 IST
