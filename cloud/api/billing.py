@@ -3,12 +3,12 @@ filter (a consumer sees only its own invoices)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared import describe_validation_error
 
@@ -299,11 +299,18 @@ async def invoice_pdf(
 
 @router.get("/consumers/{consumer_id}/estimate")
 async def consumer_estimate(
-    consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+    consumer_id: int,
+    pool: PoolDep,
+    as_of: AwareDatetime | None = None,
+    principal: Principal = require(Permission.BILLING_READ),
 ) -> dict:
-    """This month so far and the bill it is heading for, at the same daily rate."""
+    """This month so far and the bill it is heading for, at the same daily rate; `as_of` (a past
+    instant, with its zone) asks how it looked then."""
+    now = datetime.now(UTC)
+    if as_of is not None and as_of > now:
+        raise InvalidInput("as_of is in the future", errors=[("as_of", as_of.isoformat())])
     async with pool.connection() as conn:
-        return await estimates.estimate(conn, principal, consumer_id)
+        return await estimates.estimate(conn, principal, consumer_id, now=as_of or now)
 
 
 @router.post("/invoices/{invoice_id}/issue")

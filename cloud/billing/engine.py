@@ -87,9 +87,11 @@ def compute_bill(
     daily_history: Decimal | None = None,
     load_pct: Decimal | None = None,
     cycle_months: Decimal = Decimal(1),
+    max_demand_kw: Decimal | None = None,
 ) -> Bill:
     """Price one consumer's period. `daily_history`: the consumer's usual units per day, used
-    when the consumption could not be measured."""
+    when the consumption could not be measured; `max_demand_kw`: the highest demand its meters
+    recorded in the period, for fixed charges that go by it."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -108,6 +110,12 @@ def compute_bill(
         units = daily_history * days
         notes.append(f"estimated from {daily_history:.3f} units a day over {days} days")
     cut = segments_of(versions, period_start, period_end)
+    if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v, _, _ in cut):
+        notes.append(
+            f"maximum demand recorded: {max_demand_kw} kW"
+            if max_demand_kw is not None
+            else "no maximum demand recorded: fixed charges on the sanctioned load"
+        )
     lines: list[Line] = []
     segments = []
     for version, start, end in cut:
@@ -139,6 +147,7 @@ def compute_bill(
             by_period=by_period,
             sanctioned_kw=sanctioned_kw,
             load_pct=load_pct,
+            max_demand_kw=max_demand_kw,
         )
         label = f"{start:%d %b}-{end - timedelta(days=1):%d %b}" if len(cut) > 1 else ""
         lines += price(spec, usage, label=label)

@@ -13,7 +13,8 @@ Energy is priced one of four ways:
 Slab limits are per month: a part-month (a tariff change mid-cycle) scales them by its share.
 
 Around the energy charge: a load-based adjustment (regional load tiers, +20 % at 90 % load ...),
-fixed charges (per connection, per kW of sanctioned load, or banded by load), a fuel/power
+fixed charges (per connection, per kW of sanctioned load — or of the recorded maximum demand when
+that is higher — or banded by load), a fuel/power
 purchase adjustment per unit, duties and taxes as a percentage of a chosen base, and a minimum
 charge.
 """
@@ -132,6 +133,9 @@ class FixedCharge(_Spec):
     per_connection: Money = Decimal(0)  # per month
     per_kw: Rate = Decimal(0)  # per kW of sanctioned load per month
     bands: list[FixedBand] = Field(default_factory=list, max_length=20)
+    # the load the per-kW charge and the bands go by: the sanctioned load, or the recorded
+    # maximum demand when that is higher ("sanctioned load or MDI, whichever is higher")
+    basis: Literal["sanctioned_load", "higher_of_load_and_demand"] = "sanctioned_load"
 
     @model_validator(mode="after")
     def _check(self) -> FixedCharge:
@@ -197,6 +201,18 @@ class Usage:
     by_period: dict[str, Decimal] | None = None  # time-of-day units (they sum to `units`)
     sanctioned_kw: Decimal = Decimal(1)
     load_pct: Decimal | None = None  # regional load, for dynamic tiers
+    max_demand_kw: Decimal | None = None  # the highest 15-minute demand recorded in the period
+
+    def fixed_load(self, basis: str) -> tuple[Decimal, str]:
+        """The load fixed charges go by under `basis`, and what it is (for the bill's lines)."""
+        demand = self.max_demand_kw
+        if (
+            basis == "higher_of_load_and_demand"
+            and demand is not None
+            and demand > self.sanctioned_kw
+        ):
+            return demand, "maximum demand"
+        return self.sanctioned_kw, "sanctioned load"
 
 
 def _round(value: Decimal, step: Decimal) -> Decimal:
@@ -342,7 +358,8 @@ def _energy_lines(
 
 
 def _fixed_lines(spec: TariffSpec, usage: Usage, step: Decimal, suffix: str) -> list[Line]:
-    fixed, months, load = spec.fixed, usage.months, usage.sanctioned_kw
+    fixed, months = spec.fixed, usage.months
+    load, basis = usage.fixed_load(fixed.basis)
     lines = []
     if fixed.per_connection:
         lines.append(
@@ -359,7 +376,7 @@ def _fixed_lines(spec: TariffSpec, usage: Usage, step: Decimal, suffix: str) -> 
         lines.append(
             Line(
                 "fixed",
-                f"Fixed charge, {_fmt(load)} kW sanctioned{suffix}",
+                f"Fixed charge, {_fmt(load)} kW {basis}{suffix}",
                 load * months,
                 "kW-month",
                 fixed.per_kw,
@@ -372,7 +389,7 @@ def _fixed_lines(spec: TariffSpec, usage: Usage, step: Decimal, suffix: str) -> 
             lines.append(
                 Line(
                     "fixed",
-                    f"Fixed charge for {_fmt(load)} kW sanctioned load{suffix}",
+                    f"Fixed charge for {_fmt(load)} kW {basis}{suffix}",
                     months,
                     "month",
                     band.amount,
@@ -384,7 +401,7 @@ def _fixed_lines(spec: TariffSpec, usage: Usage, step: Decimal, suffix: str) -> 
             lines.append(
                 Line(
                     "fixed",
-                    f"Fixed charge, {_fmt(load)} kW sanctioned{suffix}",
+                    f"Fixed charge, {_fmt(load)} kW {basis}{suffix}",
                     load * months,
                     "kW-month",
                     rate,

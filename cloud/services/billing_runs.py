@@ -109,6 +109,47 @@ async def _spans(
     return spans
 
 
+DEMAND_PERIOD = timedelta(minutes=15)
+_DEMAND = """
+SELECT s.meter_id, max(r.value) AS demand
+FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+    AS s(meter_id, span_start, span_end)
+JOIN readings r ON r.meter_id = s.meter_id
+WHERE r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+  AND r.ts >= s.span_start + %(period)s AND r.ts < s.span_end + %(period)s
+GROUP BY s.meter_id
+"""
+
+
+async def max_demand(
+    conn: AsyncConnection, spans: dict[int, list[MeterSpan]], quantity: str
+) -> dict[int, Decimal]:
+    """Each consumer's highest recorded demand (`1.5.0`/`9.5.0`: the mean of the demand period
+    that closed last) over its meters' spans, CT ratio applied. A read reports the period before
+    it, so the reads counted run one demand period behind the span."""
+    chains = [span for chain in spans.values() for span in chain]
+    if not chains:
+        return {}
+    cursor = await conn.execute(
+        _DEMAND,
+        {
+            "ids": [span.meter_id for span in chains],
+            "starts": [span.start for span in chains],
+            "ends": [span.end for span in chains],
+            "quantity": quantity,
+            "qualities": list(BILLABLE),
+            "period": DEMAND_PERIOD,
+        },
+    )
+    by_meter = {row["meter_id"]: to_decimal(row["demand"]) async for row in cursor}
+    demand: dict[int, Decimal] = {}
+    for consumer_id, chain in spans.items():
+        recorded = [by_meter[s.meter_id] * s.multiplier for s in chain if s.meter_id in by_meter]
+        if recorded:
+            demand[consumer_id] = max(recorded).quantize(Decimal("0.001"))  # to the watt
+    return demand
+
+
 async def regional_load_pct(
     conn: AsyncConnection, board: dict[str, Any], start: datetime, end: datetime
 ) -> Decimal | None:
@@ -187,6 +228,10 @@ async def run(
         if any(v.spec.dynamic for v in versions):
             load_pct = await regional_load_pct(conn, board, start, end)
         spans = await _spans(conn, members, start, end, quantity, hourly)
+        demand: dict[int, Decimal] = {}
+        if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
+            demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
+            demand = await max_demand(conn, spans, demand_quantity)
         for consumer in members:
             if consumer["id"] not in spans:
                 continue  # no meter in the period: nothing to bill
@@ -205,6 +250,7 @@ async def run(
                     holidays=holidays,
                     daily_history=history,
                     load_pct=load_pct,
+                    max_demand_kw=demand.get(consumer["id"]),
                 )
                 outcome = await _record(
                     conn, principal, board, consumer["id"], period_start, period_end, bill

@@ -19,6 +19,7 @@ from ..billing.engine import compute_bill, local_midnight
 from ..errors import InvalidInput
 from . import tariffs
 from .auth import Principal
+from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
 
 
@@ -73,6 +74,11 @@ async def estimate(
             errors=[("consumer_id", str(consumer_id))],
         )
     so_far = consumption(spans, tz)
+    demand = None
+    if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
+        kva = versions[-1].spec.energy_unit == "kVAh"
+        recorded = await max_demand(conn, {consumer_id: spans}, "9.5.0" if kva else "1.5.0")
+        demand = recorded.get(consumer_id)
     latest = max(span.end for span in spans)
     elapsed_days = Decimal((latest - start).total_seconds()) / Decimal(86_400)
     cycle_days = Decimal((cycle_end - cycle_start).days)
@@ -84,6 +90,7 @@ async def estimate(
         consumption=Consumption(projected, {}, True, []),
         versions=versions,
         sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
+        max_demand_kw=demand,
     )
     return {
         "consumer_id": consumer_id,

@@ -436,7 +436,11 @@ async def test_the_invoice_pdf_and_the_running_estimate(cloud: Cloud, setup: Boa
     assert "1,550.00" in text  # 310 units x 5.00
     assert any(page.images for page in document.pages), "the consumption chart is drawn"
     # November so far: 100 units in the 10 days to 11 Nov; 300 projected for 30 days x 5.00
-    estimate = await cloud.client.get(f"/api/v1/consumers/{consumer}/estimate", headers=setup.admin)
+    estimate = await cloud.client.get(
+        f"/api/v1/consumers/{consumer}/estimate",
+        params={"as_of": ist(11, 12, month=11).isoformat()},
+        headers=setup.admin,
+    )
     assert estimate.status_code == 200, estimate.text
     body = estimate.json()
     assert (body["cycle_start"], body["cycle_end"]) == ("2026-11-01", "2026-12-01")
@@ -547,3 +551,69 @@ async def test_the_load_tier_follows_the_boards_mean_load(cloud: Cloud, setup: B
     # 100 units x 5.00 = 500.00; mean load 8 of 10 kW = 80 % -> +10 % of 500.00 = 50.00
     assert lines == {"energy": D("500.00"), "dynamic": D("50.00")}
     assert D(invoice["total"]) == D("550.00")
+
+
+async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
+    cloud: Cloud, setup: Board
+) -> None:
+    """Sanctioned 2 kW, fixed 30 a kW on the higher of load and demand; the meter's demand reads
+    (each the mean of the 15-minute period before it) peak at 4.2 kW in October."""
+    await tariff(
+        cloud,
+        setup,
+        [
+            {
+                "effective_from": "2026-01-01",
+                "spec": {
+                    "energy": {"mode": "flat", "rate": "5.00"},
+                    "fixed": {"per_kw": "30", "basis": "higher_of_load_and_demand"},
+                },
+            }
+        ],
+    )
+    consumer, meter = await consumer_with_meter(
+        cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 100.0)], kw="2"
+    )
+    demand_reads = [
+        (ist(1) + timedelta(minutes=5), 9.9),  # 30 Sep 23:45-24:00: September's, not billed
+        (ist(1) + timedelta(minutes=16), 1.5),
+        (ist(12, 20) + timedelta(minutes=1), 3.75),
+        (ist(1, month=11) + timedelta(minutes=10), 4.2),  # 31 Oct 23:45-24:00: October's
+        (ist(1, month=11) + timedelta(minutes=20), 8.0),  # November's first period
+    ]
+    async with cloud.pool.connection() as conn:
+        gateway = await _any_gateway(conn)
+        for ts, value in demand_reads:
+            await conn.execute(
+                "INSERT INTO readings VALUES (%s, '1.5.0', %s, %s, 'ok', %s)",
+                (meter, ts, value, gateway),
+            )
+        await conn.commit()
+    await run(cloud, setup)
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    lines = {line["code"]: (line["description"], D(line["amount"])) for line in invoice["lines"]}
+    # 100 units x 5.00 = 500.00; 4.2 kW x 30 = 126.00 (not 2 kW x 30 = 60.00)
+    assert lines == {
+        "energy": ("Energy", D("500.00")),
+        "fixed": ("Fixed charge, 4.2 kW maximum demand", D("126.00")),
+    }
+    assert "maximum demand recorded: 4.200 kW" in invoice["details"]["notes"]
+    # November's running estimate goes by November's demand: 8.0 kW x 30 = 240.00
+    await add_reads(cloud, meter, [(ist(1, 6, month=11), 103.0)])
+    estimate = await cloud.client.get(
+        f"/api/v1/consumers/{consumer}/estimate",
+        params={"as_of": ist(1, 12, month=11).isoformat()},
+        headers=setup.admin,
+    )
+    assert estimate.status_code == 200, estimate.text
+    fixed = [line for line in estimate.json()["lines"] if line["code"] == "fixed"]
+    assert [(f["description"], D(f["amount"])) for f in fixed] == [
+        ("Fixed charge, 8 kW maximum demand", D("240.00"))
+    ]
+    future = await cloud.client.get(
+        f"/api/v1/consumers/{consumer}/estimate",
+        params={"as_of": "2999-01-01T00:00:00+00:00"},
+        headers=setup.admin,
+    )
+    assert future.status_code == 422
+    assert "as_of" in future.text

@@ -107,7 +107,7 @@ def test_time_of_day_flat_dynamic_fuel_taxes_minimum_and_rounding() -> None:
     assert amounts["Energy, peak hours"] == D("312.50")
     assert amounts["Load-based adjustment"] == D("156.50")
     assert amounts["Fuel and power purchase adjustment"] == D("36.06")
-    assert amounts["Fixed charge, 4 kW sanctioned"] == D("120.00")
+    assert amounts["Fixed charge, 4 kW sanctioned load"] == D("120.00")
     assert amounts["Electricity duty"] == D("87.88")
     raw = D("1252.50") + D("312.50") + D("156.50") + D("36.06") + D("120.00") + D("87.88")
     assert raw == D("1965.44")
@@ -125,6 +125,32 @@ def test_a_part_month_scales_slabs_and_fixed_charges() -> None:
     # 15 days of a 30-day month: slabs end at 100, 200, ...; fixed is half of 100
     _, total = bill(DELHI, "250", "3", months="0.5")
     assert total == D(100) * D(4) + D(100) * D("5.95") + D(50) * D("7.30") + D(50)
+
+
+def test_fixed_charges_on_sanctioned_load_or_maximum_demand_whichever_is_higher() -> None:
+    per_kw = TariffSpec.model_validate(
+        {
+            "energy": {"mode": "flat", "rate": "5"},
+            "fixed": {"per_kw": "30", "basis": "higher_of_load_and_demand"},
+        }
+    )
+
+    def fixed(spec: TariffSpec, demand: str | None) -> tuple[str, D]:
+        lines, _ = bill(spec, "100", "4", max_demand_kw=None if demand is None else D(demand))
+        [line] = [line for line in lines if line.code == "fixed"]
+        return line.description, line.amount
+
+    # 5.25 kW recorded on a 4 kW connection: 5.25 x 30 = 157.50
+    assert fixed(per_kw, "5.25") == ("Fixed charge, 5.25 kW maximum demand", D("157.50"))
+    # below the sanctioned load, or none recorded: 4 x 30 = 120.00
+    assert fixed(per_kw, "3.1") == ("Fixed charge, 4 kW sanctioned load", D("120.00"))
+    assert fixed(per_kw, None) == ("Fixed charge, 4 kW sanctioned load", D("120.00"))
+    # the bands go by the same load: 6.2 kW of demand is past DELHI's 2-5 kW band, 6.2 x 25
+    banded = DELHI.model_copy(
+        update={"fixed": DELHI.fixed.model_copy(update={"basis": "higher_of_load_and_demand"})}
+    )
+    assert fixed(banded, "6.2") == ("Fixed charge, 6.2 kW maximum demand", D("155.00"))
+    assert fixed(DELHI, "6.2") == ("Fixed charge for 4 kW sanctioned load", D("100.00"))
 
 
 @given(
@@ -192,6 +218,10 @@ def test_telescopic_charge_never_falls_as_consumption_rises(a: D, b: D) -> None:
                 "dynamic": [{"min_load_pct": 50, "adjust_pct": 1}],
             },
             "min_load_pct 0",
+        ),
+        (
+            {"energy": {"mode": "flat", "rate": 1}, "fixed": {"basis": "contract_demand"}},
+            "fixed.basis",
         ),
     ],
 )
