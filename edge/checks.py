@@ -247,8 +247,7 @@ class Checker:
 def _varies(quantity: str) -> bool:
     """Whether a live meter's reads of `quantity` differ from one read to the next: energy
     registers may stand still at no load, and demand values hold for a whole period."""
-    q = QUANTITIES[quantity]
-    return not (q.is_cumulative or q.is_demand)
+    return not QUANTITIES[quantity].changes_slowly
 
 
 def _rollover(before: float, after: float) -> bool:

@@ -22,7 +22,6 @@ MASK64 = (1 << 64) - 1
 CAPTURE_PERIOD_S = 900  # load profile capture period (15 minutes)
 CAPTURE_DEPTH = 96 * 45  # 45 days of 15-minute captures
 DEMAND_PERIOD_S = CAPTURE_PERIOD_S  # block demand over the same 15-minute periods
-ENERGY_CODES = ("1.8.0", "2.8.0", "3.8.0", "9.8.0")
 # per-phase energy registers of three-phase meters: import, export, reactive import, by phase
 _PHASE_ENERGY = {
     "1.8.0": ("21.8.0", "41.8.0", "61.8.0"),

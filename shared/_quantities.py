@@ -37,6 +37,12 @@ class Quantity:
         a demand period closes, so equal reads within a period are not a stuck meter."""
         return self.code.split(".")[1] in ("5", "6")
 
+    @property
+    def changes_slowly(self) -> bool:
+        """Energy registers and demand: they move by small steps or once a period, so they are
+        read in the slow poll class and equal reads in a row are not a stuck meter."""
+        return self.is_cumulative or self.is_demand
+
 
 def _q(code: str, name: str, unit: str, kind: QuantityKind, description: str) -> Quantity:
     return Quantity(code, name, unit, kind, description)

@@ -54,11 +54,6 @@ _OBJECT_MISSING = {
 }
 
 
-def _changes_slowly(quantity: str) -> bool:
-    """Read in the slow class: energy registers, and demand, which changes once a period."""
-    return QUANTITIES[quantity].is_cumulative or QUANTITIES[quantity].is_demand
-
-
 @dataclass(frozen=True)
 class DlmsMeterConfig:
     meter_id: str
@@ -149,7 +144,7 @@ class DlmsMeterReader:
             q
             for q in self.config.quantities
             if q not in self.missing
-            and (poll_class is None or (poll_class == "slow") == _changes_slowly(q))
+            and (poll_class is None or (poll_class == "slow") == QUANTITIES[q].changes_slowly)
         ]
         samples = []
         async with self._session() as session:

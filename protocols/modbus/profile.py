@@ -61,7 +61,7 @@ class RegisterSpec(_Strict):
         if self.end > 0x10000:
             raise ValueError(f"register group at {self.address} runs past address 65535")
         if self.poll_class is None:
-            default = "slow" if quantity.is_cumulative else "fast"
+            default = "slow" if quantity.changes_slowly else "fast"
             object.__setattr__(self, "poll_class", default)
         return self
 
