@@ -297,6 +297,9 @@ async def invoice_pdf(
     )
 
 
+EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 @router.get("/consumers/{consumer_id}/estimate")
 async def consumer_estimate(
     consumer_id: int,
@@ -307,8 +310,11 @@ async def consumer_estimate(
     """This month so far and the bill it is heading for, at the same daily rate; `as_of` (a past
     instant, with its zone) asks how it looked then."""
     now = datetime.now(UTC)
-    if as_of is not None and as_of > now:
-        raise InvalidInput("as_of is in the future", errors=[("as_of", as_of.isoformat())])
+    if as_of is not None and not EARLIEST_AS_OF <= as_of <= now:
+        raise InvalidInput(
+            f"as_of must lie between {EARLIEST_AS_OF:%Y-%m-%d} and now",
+            errors=[("as_of", as_of.isoformat())],
+        )
     async with pool.connection() as conn:
         return await estimates.estimate(conn, principal, consumer_id, now=as_of or now)
 

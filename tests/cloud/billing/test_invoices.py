@@ -617,3 +617,9 @@ async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
     )
     assert future.status_code == 422
     assert "as_of" in future.text
+    ancient = await cloud.client.get(
+        f"/api/v1/consumers/{consumer}/estimate",
+        params={"as_of": "0001-01-01T00:00:00+14:00"},
+        headers=setup.admin,
+    )
+    assert ancient.status_code == 422, ancient.text
