@@ -85,16 +85,26 @@ async def consumer_with_meter(
     return consumer, meter
 
 
-async def add_reads(cloud: Cloud, meter: int, reads: list[tuple[datetime, float]]) -> None:
+async def add_reads(
+    cloud: Cloud, meter: int, reads: list[tuple[datetime, float]], quantity: str = "1.8.0"
+) -> None:
     async with cloud.pool.connection() as conn:
         gateway = await _any_gateway(conn)
         for ts, value in reads:
             await conn.execute(
                 "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
-                " VALUES (%s, '1.8.0', %s, %s, 'ok', %s)",
-                (meter, ts, value, gateway),
+                " VALUES (%s, %s, %s, %s, 'ok', %s)",
+                (meter, quantity, ts, value, gateway),
             )
         await conn.commit()
+
+
+def flat_tariff(**spec: object) -> dict:
+    """A tariff version in force all year: every unit at 5.00, plus `spec`."""
+    return {
+        "effective_from": "2026-01-01",
+        "spec": {"energy": {"mode": "flat", "rate": "5.00"}, **spec},
+    }
 
 
 async def _any_gateway(conn) -> int:
@@ -416,7 +426,7 @@ async def test_the_invoice_pdf_and_the_running_estimate(cloud: Cloud, setup: Boa
     await tariff(
         cloud,
         setup,
-        [{"effective_from": "2026-01-01", "spec": {"energy": {"mode": "flat", "rate": "5.00"}}}],
+        [flat_tariff()],
     )
     consumer, _meter = await consumer_with_meter(
         cloud,
@@ -519,18 +529,14 @@ async def test_the_load_tier_follows_the_boards_mean_load(cloud: Cloud, setup: B
         cloud,
         setup,
         [
-            {
-                "effective_from": "2026-01-01",
-                "spec": {
-                    "energy": {"mode": "flat", "rate": "5.00"},
-                    "dynamic": [
-                        {"min_load_pct": 90, "adjust_pct": 20},
-                        {"min_load_pct": 75, "adjust_pct": 10},
-                        {"min_load_pct": 50, "adjust_pct": 0},
-                        {"min_load_pct": 0, "adjust_pct": -5},
-                    ],
-                },
-            }
+            flat_tariff(
+                dynamic=[
+                    {"min_load_pct": 90, "adjust_pct": 20},
+                    {"min_load_pct": 75, "adjust_pct": 10},
+                    {"min_load_pct": 50, "adjust_pct": 0},
+                    {"min_load_pct": 0, "adjust_pct": -5},
+                ]
+            )
         ],
     )
     consumer, meter = await consumer_with_meter(
@@ -538,13 +544,8 @@ async def test_the_load_tier_follows_the_boards_mean_load(cloud: Cloud, setup: B
     )
     async with cloud.pool.connection() as conn:
         await conn.execute("UPDATE boards SET capacity_kw = 10 WHERE id = %s", (setup.id,))
-        gateway = await _any_gateway(conn)
-        for day in range(1, 32):
-            await conn.execute(
-                "INSERT INTO readings VALUES (%s, '1.7.0', %s, 8.0, 'ok', %s)",
-                (meter, ist(day, 12), gateway),
-            )
         await conn.commit()
+    await add_reads(cloud, meter, [(ist(day, 12), 8.0) for day in range(1, 32)], "1.7.0")
     await run(cloud, setup)
     [invoice] = await invoices_of(cloud, setup, consumer)
     lines = {line["code"]: D(line["amount"]) for line in invoice["lines"]}
@@ -559,17 +560,7 @@ async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
     """Sanctioned 2 kW, fixed 30 a kW on the higher of load and demand; the meter's demand reads
     (each the mean of the 15-minute period before it) peak at 4.2 kW in October."""
     await tariff(
-        cloud,
-        setup,
-        [
-            {
-                "effective_from": "2026-01-01",
-                "spec": {
-                    "energy": {"mode": "flat", "rate": "5.00"},
-                    "fixed": {"per_kw": "30", "basis": "higher_of_load_and_demand"},
-                },
-            }
-        ],
+        cloud, setup, [flat_tariff(fixed={"per_kw": "30", "basis": "higher_of_load_and_demand"})]
     )
     consumer, meter = await consumer_with_meter(
         cloud, setup, [(ist(1), 0.0), (ist(1, month=11), 100.0)], kw="2"
@@ -581,14 +572,7 @@ async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
         (ist(1, month=11) + timedelta(minutes=10), 4.2),  # 31 Oct 23:45-24:00: October's
         (ist(1, month=11) + timedelta(minutes=20), 8.0),  # November's first period
     ]
-    async with cloud.pool.connection() as conn:
-        gateway = await _any_gateway(conn)
-        for ts, value in demand_reads:
-            await conn.execute(
-                "INSERT INTO readings VALUES (%s, '1.5.0', %s, %s, 'ok', %s)",
-                (meter, ts, value, gateway),
-            )
-        await conn.commit()
+    await add_reads(cloud, meter, demand_reads, "1.5.0")
     await run(cloud, setup)
     [invoice] = await invoices_of(cloud, setup, consumer)
     lines = {line["code"]: (line["description"], D(line["amount"])) for line in invoice["lines"]}
