@@ -9,7 +9,10 @@ second run (which must create nothing). Prints JSON lines:
     rerun_s        the same period again: nothing new is created
     invoices       invoices created (must equal consumers)
 
-Run: python bench/billing.py [--consumers 10000]
+`--context-days D` also fills D days of reads before and after the month, as a board in steady
+operation has: the run must not pay for reading them.
+
+Run: python bench/billing.py [--consumers 10000] [--context-days 0]
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -57,7 +60,7 @@ def emit(figure: str, value: float, unit: str, **extra: object) -> None:
     print(json.dumps({**line, **extra}), flush=True)
 
 
-async def fill(url: str, consumers: int) -> int:
+async def fill(url: str, consumers: int, context_days: int) -> int:
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
         await migrate(conn)
         await conn.set_autocommit(False)
@@ -95,22 +98,27 @@ async def fill(url: str, consumers: int) -> int:
                 " VALUES (%s, '2026-01-01', %s)",
                 (tariff_id, TariffSpec.model_validate(DELHI).model_dump_json()),
             )
-            for month in ("2026-09-01", "2026-10-01", "2026-11-01"):
+            first = date(2026, 10, 1) - timedelta(days=context_days + 1)
+            last = date(2026, 11, 1) + timedelta(days=context_days + 1)
+            month = first.replace(day=1)
+            while month <= last:
                 await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
-        # a month of 15-minute reads per meter, and one either side: made by the server
+                month = (month + timedelta(days=32)).replace(day=1)
+        # a month of 15-minute reads per meter, and one either side (or `context_days` of them):
+        # made by the server
         await conn.execute(
             """
             INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)
             SELECT m.id, '1.8.0', t,
-                   1000 + (m.id %% 13) + extract(epoch FROM t - '2026-09-30 18:15+00') / 900.0
+                   3000 + (m.id %% 13) + extract(epoch FROM t - '2026-09-30 18:15+00') / 900.0
                        * (0.05 + (m.id %% 17) / 40.0),
                    'ok', g.id
             FROM meters m CROSS JOIN gateways g
-            CROSS JOIN generate_series('2026-09-30 18:15+00'::timestamptz,
-                                       '2026-10-31 18:45+00'::timestamptz, '15 minutes') t
+            CROSS JOIN generate_series('2026-09-30 18:15+00'::timestamptz - %s,
+                                       '2026-10-31 18:45+00'::timestamptz + %s, '15 minutes') t
             WHERE m.board_id = %s
             """,
-            (board_id,),
+            (timedelta(days=context_days), timedelta(days=context_days), board_id),
         )
         await conn.commit()
         await conn.execute("ANALYZE readings")
@@ -146,9 +154,9 @@ async def bill(url: str, board_id: int, consumers: int) -> None:
         emit("invoices", count["n"], "invoices", consumers=consumers)
 
 
-async def main(consumers: int) -> None:
+async def main(consumers: int, context_days: int) -> None:
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
-        board_id = await fill(url, consumers)
+        board_id = await fill(url, consumers, context_days)
         await bill(url, board_id, consumers)
 
 
@@ -157,4 +165,6 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--consumers", type=int, default=10_000)
-    asyncio.run(main(parser.parse_args().consumers))
+    parser.add_argument("--context-days", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(main(args.consumers, args.context_days))

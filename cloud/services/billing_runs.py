@@ -11,7 +11,9 @@ versions in force, and compare with the latest version of its invoice for that p
 
 Only the readings the arithmetic needs leave the database: for each meter, the reads on either
 side of its span's boundaries and the reads around any fall of the register (rollover, reset).
-Time-of-day tariffs need every read of the period (the hourly spread).
+Time-of-day tariffs need every read of the period (the hourly spread). The scan reaches a day
+past the period; only meters silent across a boundary are looked up further (up to 35 days), so
+a board in steady operation pays for its month, not for the months around it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
+NEAR = timedelta(days=1)  # where it lies for a meter that was online across the boundary
 DUE_DAYS = 15
 BILLABLE = ("ok", "estimated")
 
@@ -83,23 +86,17 @@ async def _spans(
         m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
         for m in meters
     }
-    reads: dict[int, list[Read]] = {m["id"]: [] for m in meters}
-    if meters:
-        ids = list(bounds)
-        cursor = await conn.execute(
-            _READS,
-            {
-                "ids": ids,
-                "starts": [bounds[i][0] for i in ids],
-                "ends": [bounds[i][1] for i in ids],
-                "quantity": quantity,
-                "qualities": list(BILLABLE),
-                "margin": MARGIN,
-                "all": every_read,
-            },
-        )
-        async for row in cursor:
-            reads[row["meter_id"]].append(Read(row["ts"], to_decimal(row["value"])))
+    # Most meters have a read within a day of each boundary: scan that much around the period
+    # first, and go as far as MARGIN only for the meters that were silent across a boundary.
+    reads = await _reads(conn, bounds, quantity, every_read, NEAR)
+    silent = {
+        i: bounds[i]
+        for i, series in reads.items()
+        if not any(r.ts <= bounds[i][0] for r in series)
+        or not any(r.ts >= bounds[i][1] for r in series)
+    }
+    if silent:
+        reads.update(await _reads(conn, silent, quantity, every_read, MARGIN))
     spans: dict[int, list[MeterSpan]] = {}
     for m in meters:
         span_start, span_end = bounds[m["id"]]
@@ -148,6 +145,35 @@ async def max_demand(
         if recorded:
             demand[consumer_id] = max(recorded).quantize(Decimal("0.001"))  # to the watt
     return demand
+
+
+async def _reads(
+    conn: AsyncConnection,
+    bounds: dict[int, tuple[datetime, datetime]],
+    quantity: str,
+    every_read: bool,
+    margin: timedelta,
+) -> dict[int, list[Read]]:
+    """The reads each meter's span needs, looking `margin` beyond its boundaries."""
+    reads: dict[int, list[Read]] = {i: [] for i in bounds}
+    if not bounds:
+        return reads
+    ids = list(bounds)
+    cursor = await conn.execute(
+        _READS,
+        {
+            "ids": ids,
+            "starts": [bounds[i][0] for i in ids],
+            "ends": [bounds[i][1] for i in ids],
+            "quantity": quantity,
+            "qualities": list(BILLABLE),
+            "margin": margin,
+            "all": every_read,
+        },
+    )
+    async for row in cursor:
+        reads[row["meter_id"]].append(Read(row["ts"], to_decimal(row["value"])))
+    return reads
 
 
 async def regional_load_pct(

@@ -607,3 +607,27 @@ async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
         headers=setup.admin,
     )
     assert ancient.status_code == 422, ancient.text
+
+
+async def test_a_meter_silent_across_a_boundary_is_interpolated_from_weeks_away(
+    cloud: Cloud, setup: Board
+) -> None:
+    """Reads ten days either side of each boundary (the gateway was offline): the run looks past
+    its usual one-day reach for these, up to 35 days."""
+    await tariff(cloud, setup, [flat_tariff()])
+    consumer, _ = await consumer_with_meter(
+        cloud,
+        setup,
+        [
+            (ist(21, month=9), 1000.0),
+            (ist(11), 1200.0),  # 10 a day: 1 Oct 00:00 reads 1100
+            (ist(21), 1300.0),
+            (ist(10, month=11), 1500.0),  # 10 a day: 1 Nov 00:00 reads 1410
+        ],
+    )
+    summary = await run(cloud, setup)
+    assert summary["created"] == 1, summary
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    assert D(invoice["units"]) == D(310)  # 1410 - 1100
+    assert D(invoice["total"]) == D("1550.00")
+    assert invoice["estimated"] is False
