@@ -32,25 +32,14 @@ from psycopg.rows import dict_row
 sys.path.insert(0, str(Path(__file__).parent))
 from cloud_ingest import fresh_database
 
+from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.migrate import migrate
 from cloud.services import billing_runs, fleet
 from cloud.services.auth import Principal
 
 DELHI = {
-    "energy": {
-        "mode": "telescopic",
-        "slabs": [
-            {"up_to": 200, "rate": "4.00"},
-            {"up_to": 400, "rate": "5.95"},
-            {"up_to": 800, "rate": "7.30"},
-            {"up_to": 1200, "rate": "8.10"},
-            {"rate": "8.75"},
-        ],
-    },
-    "fixed": {
-        "bands": [{"up_to_kw": 2, "amount": 40}, {"up_to_kw": 5, "amount": 100}, {"per_kw": 25}]
-    },
+    **DELHI_DOMESTIC_2015,
     "taxes": [{"name": "Electricity duty", "percent": 5, "base": "energy"}],
 }
 

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cloud.app import create_app
+from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.db import database_url
 from cloud.migrate import migrate
@@ -54,21 +55,6 @@ GATEWAY = "gw-demo"
 ADMIN = ("admin@demo.gridgate.in", "demo-admin-password")
 CONSUMER = ("consumer@demo.gridgate.in", "demo-consumer-password")
 MODBUS = [(1, "sdm630"), (2, "sdm120"), (3, "em24"), (4, "iem3000")]
-DELHI = {
-    "energy": {
-        "mode": "telescopic",
-        "slabs": [
-            {"up_to": 200, "rate": "4.00"},
-            {"up_to": 400, "rate": "5.95"},
-            {"up_to": 800, "rate": "7.30"},
-            {"up_to": 1200, "rate": "8.10"},
-            {"rate": "8.75"},
-        ],
-    },
-    "fixed": {
-        "bands": [{"up_to_kw": 2, "amount": 40}, {"up_to_kw": 5, "amount": 100}, {"per_kw": 25}]
-    },
-}
 
 
 class CableTransport(httpx.AsyncHTTPTransport):
@@ -115,7 +101,7 @@ async def _seed(url: str) -> None:
             await conn.execute(
                 "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
                 " VALUES (%s, '2015-04-01', %s)",
-                (tariff["id"], TariffSpec.model_validate(DELHI).model_dump_json()),
+                (tariff["id"], TariffSpec.model_validate(DELHI_DOMESTIC_2015).model_dump_json()),
             )
             meters = [f"rtu-{unit}-{model}" for unit, model in MODBUS] + ["dlms-1", "plug-1"]
             first = None
