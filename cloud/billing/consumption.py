@@ -106,9 +106,8 @@ def consumption(spans: Sequence[MeterSpan], tz: ZoneInfo, *, hourly: bool = Fals
         end = register_at(series, span.end)
         if start is None or end is None:
             moment = span.end if end is None else span.start
-            missing.append(
-                f"meter {span.meter_id}: no reads on both sides of {moment:%Y-%m-%d %H:%M}Z"
-            )
+            at = moment.isoformat(timespec="minutes")  # in the zone the span was given in
+            missing.append(f"meter {span.meter_id}: no reads on both sides of {at}")
             continue
         exact = exact and start[1] and end[1]
         units += (end[0] - start[0]) * span.multiplier

@@ -9,11 +9,12 @@ versions in force, and compare with the latest version of its invoice for that p
   bills only the difference — its lines are the recalculated bill plus one line taking off what
   the earlier versions billed. An issued invoice is never edited.
 
-Only the readings the arithmetic needs leave the database: for each meter, the reads on either
-side of its span's boundaries and the reads around any fall of the register (rollover, reset).
-Time-of-day tariffs need every read of the period (the hourly spread). The scan reaches a day
-past the period; only meters silent across a boundary are looked up further (up to 35 days), so
-a board in steady operation pays for its month, not for the months around it.
+Only the readings the arithmetic needs leave the database: for each meter, the first and last
+read inside its span, the reads around any fall of the register (rollover, reset), and the
+nearest read outside each boundary (up to 35 days away), looked up by the primary key. The scan
+is bounded by the period itself, so a board in steady operation pays for its month, not for the
+months around it. Time-of-day tariffs need every read of the period (the hourly spread).
+Consumers are measured a thousand at a time, which bounds the reads held in memory at once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
-NEAR = timedelta(days=1)  # where it lies for a meter that was online across the boundary
+CHUNK = 1000  # consumers measured together
 DUE_DAYS = 15
 BILLABLE = ("ok", "estimated")
 
@@ -45,23 +46,32 @@ _READS = """
 WITH spans AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
         AS s(meter_id, span_start, span_end)
-), r AS (
-    SELECT r.meter_id, r.ts, r.value, s.span_start, s.span_end,
+), inside AS (
+    SELECT r.meter_id, r.ts, r.value,
            lag(r.value) OVER w AS prev_value, lead(r.value) OVER w AS next_value,
            lag(r.ts) OVER w AS prev_ts, lead(r.ts) OVER w AS next_ts
     FROM readings r JOIN spans s ON s.meter_id = r.meter_id
     WHERE r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
-      AND r.ts >= s.span_start - %(margin)s AND r.ts <= s.span_end + %(margin)s
+      AND r.ts >= %(lo)s AND r.ts <= %(hi)s  -- constants: the partitions outside are pruned
+      AND r.ts >= s.span_start AND r.ts <= s.span_end
     WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.ts)
 )
-SELECT meter_id, ts, value FROM r
-WHERE %(all)s
-   OR value < prev_value OR next_value < value
-   OR (ts <= span_start AND (next_ts IS NULL OR next_ts > span_start))
-   OR (ts >= span_start AND (prev_ts IS NULL OR prev_ts < span_start))
-   OR (ts <= span_end AND (next_ts IS NULL OR next_ts > span_end))
-   OR (ts >= span_end AND (prev_ts IS NULL OR prev_ts < span_end))
-ORDER BY meter_id, ts
+SELECT meter_id, ts, value FROM inside
+WHERE %(all)s OR prev_ts IS NULL OR next_ts IS NULL OR value < prev_value OR next_value < value
+UNION ALL
+SELECT s.meter_id, before.ts, before.value FROM spans s CROSS JOIN LATERAL (
+    SELECT r.ts, r.value FROM readings r
+    WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+      AND r.ts < s.span_start AND r.ts >= s.span_start - %(margin)s
+    ORDER BY r.ts DESC LIMIT 1
+) before
+UNION ALL
+SELECT s.meter_id, after.ts, after.value FROM spans s CROSS JOIN LATERAL (
+    SELECT r.ts, r.value FROM readings r
+    WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+      AND r.ts > s.span_end AND r.ts <= s.span_end + %(margin)s
+    ORDER BY r.ts LIMIT 1
+) after
 """
 
 
@@ -86,17 +96,7 @@ async def _spans(
         m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
         for m in meters
     }
-    # Most meters have a read within a day of each boundary: scan that much around the period
-    # first, and go as far as MARGIN only for the meters that were silent across a boundary.
-    reads = await _reads(conn, bounds, quantity, every_read, NEAR)
-    silent = {
-        i: bounds[i]
-        for i, series in reads.items()
-        if not any(r.ts <= bounds[i][0] for r in series)
-        or not any(r.ts >= bounds[i][1] for r in series)
-    }
-    if silent:
-        reads.update(await _reads(conn, silent, quantity, every_read, MARGIN))
+    reads = await _reads(conn, bounds, quantity, every_read)
     spans: dict[int, list[MeterSpan]] = {}
     for m in meters:
         span_start, span_end = bounds[m["id"]]
@@ -113,6 +113,7 @@ FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[
     AS s(meter_id, span_start, span_end)
 JOIN readings r ON r.meter_id = s.meter_id
 WHERE r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+  AND r.ts >= %(lo)s AND r.ts < %(hi)s  -- constants: the partitions outside are pruned
   AND r.ts >= s.span_start + %(period)s AND r.ts < s.span_end + %(period)s
 GROUP BY s.meter_id
 """
@@ -133,6 +134,8 @@ async def max_demand(
             "ids": [span.meter_id for span in chains],
             "starts": [span.start for span in chains],
             "ends": [span.end for span in chains],
+            "lo": min(span.start for span in chains) + DEMAND_PERIOD,
+            "hi": max(span.end for span in chains) + DEMAND_PERIOD,
             "quantity": quantity,
             "qualities": list(BILLABLE),
             "period": DEMAND_PERIOD,
@@ -152,9 +155,8 @@ async def _reads(
     bounds: dict[int, tuple[datetime, datetime]],
     quantity: str,
     every_read: bool,
-    margin: timedelta,
 ) -> dict[int, list[Read]]:
-    """The reads each meter's span needs, looking `margin` beyond its boundaries."""
+    """The reads each meter's span needs (see the module doc)."""
     reads: dict[int, list[Read]] = {i: [] for i in bounds}
     if not bounds:
         return reads
@@ -167,7 +169,9 @@ async def _reads(
             "ends": [bounds[i][1] for i in ids],
             "quantity": quantity,
             "qualities": list(BILLABLE),
-            "margin": margin,
+            "lo": min(span_start for span_start, _ in bounds.values()),
+            "hi": max(span_end for _, span_end in bounds.values()),
+            "margin": MARGIN,
             "all": every_read,
         },
     )
@@ -253,38 +257,40 @@ async def run(
         load_pct = None
         if any(v.spec.dynamic for v in versions):
             load_pct = await regional_load_pct(conn, board, start, end)
-        spans = await _spans(conn, members, start, end, quantity, hourly)
-        demand: dict[int, Decimal] = {}
-        if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
-            demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
-            demand = await max_demand(conn, spans, demand_quantity)
-        for consumer in members:
-            if consumer["id"] not in spans:
-                continue  # no meter in the period: nothing to bill
-            try:
-                measured = consumption(spans[consumer["id"]], tz, hourly=hourly)
-                history = None
-                if measured.missing:
-                    history = await _daily_history(conn, consumer["id"], period_start)
-                bill = compute_bill(
-                    period_start=period_start,
-                    period_end=period_end,
-                    tz=tz,
-                    consumption=measured,
-                    versions=versions,
-                    sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
-                    holidays=holidays,
-                    daily_history=history,
-                    load_pct=load_pct,
-                    max_demand_kw=demand.get(consumer["id"]),
-                )
-                outcome = await _record(
-                    conn, principal, board, consumer["id"], period_start, period_end, bill
-                )
-                summary[outcome] += 1
-            except CloudError as exc:
-                summary["failed"] += 1
-                summary["errors"].append(f"consumer {consumer['id']}: {exc}")
+        for first in range(0, len(members), CHUNK):
+            chunk = members[first : first + CHUNK]
+            spans = await _spans(conn, chunk, start, end, quantity, hourly)
+            demand: dict[int, Decimal] = {}
+            if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
+                demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
+                demand = await max_demand(conn, spans, demand_quantity)
+            for consumer in chunk:
+                if consumer["id"] not in spans:
+                    continue  # no meter in the period: nothing to bill
+                try:
+                    measured = consumption(spans[consumer["id"]], tz, hourly=hourly)
+                    history = None
+                    if measured.missing:
+                        history = await _daily_history(conn, consumer["id"], period_start)
+                    bill = compute_bill(
+                        period_start=period_start,
+                        period_end=period_end,
+                        tz=tz,
+                        consumption=measured,
+                        versions=versions,
+                        sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
+                        holidays=holidays,
+                        daily_history=history,
+                        load_pct=load_pct,
+                        max_demand_kw=demand.get(consumer["id"]),
+                    )
+                    outcome = await _record(
+                        conn, principal, board, consumer["id"], period_start, period_end, bill
+                    )
+                    summary[outcome] += 1
+                except CloudError as exc:
+                    summary["failed"] += 1
+                    summary["errors"].append(f"consumer {consumer['id']}: {exc}")
     summary["errors"] = summary["errors"][:50]
     async with conn.transaction():
         await conn.execute(

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
-from cloud.services import auth
+from cloud.services import auth, billing_runs
 from tests.cloud.billing.test_tariff import DELHI
 from tests.cloud.conftest import Cloud
 
@@ -612,8 +612,8 @@ async def test_fixed_charges_follow_the_maximum_demand_recorded_in_the_month(
 async def test_a_meter_silent_across_a_boundary_is_interpolated_from_weeks_away(
     cloud: Cloud, setup: Board
 ) -> None:
-    """Reads ten days either side of each boundary (the gateway was offline): the run looks past
-    its usual one-day reach for these, up to 35 days."""
+    """Reads ten days either side of each boundary (the gateway was offline): the nearest read
+    outside a boundary is found up to 35 days away."""
     await tariff(cloud, setup, [flat_tariff()])
     consumer, _ = await consumer_with_meter(
         cloud,
@@ -631,3 +631,67 @@ async def test_a_meter_silent_across_a_boundary_is_interpolated_from_weeks_away(
     assert D(invoice["units"]) == D(310)  # 1410 - 1100
     assert D(invoice["total"]) == D("1550.00")
     assert invoice["estimated"] is False
+
+
+async def test_a_read_beyond_the_reach_leaves_the_boundary_unmeasured(
+    cloud: Cloud, setup: Board
+) -> None:
+    """The only read before 1 October is 41 days earlier: the start cannot be measured, and
+    with no history to estimate from the run says so and bills nothing for this consumer."""
+    await tariff(cloud, setup, [flat_tariff()])
+    consumer, meter = await consumer_with_meter(
+        cloud,
+        setup,
+        [(ist(21, month=8), 800.0), (ist(11), 1200.0), (ist(1, month=11), 1410.0)],
+    )
+    summary = await run(cloud, setup)
+    assert (summary["created"], summary["failed"]) == (0, 1), summary
+    [error] = summary["errors"]
+    assert f"consumer {consumer}" in error
+    assert f"meter {meter}: no reads on both sides of 2026-10-01T00:00+05:30" in error
+    assert await invoices_of(cloud, setup, consumer) == []
+
+
+async def test_a_register_falling_across_a_boundary_loses_no_energy(
+    cloud: Cloud, setup: Board
+) -> None:
+    """The fall lies between the last read outside the period and the first inside (a reset at
+    the start) or the last inside and the first outside (a rollover at the end)."""
+    await tariff(cloud, setup, [flat_tariff()])
+    consumer, _ = await consumer_with_meter(
+        cloud,
+        setup,
+        [
+            (ist(30, 12, month=9), 700.0),  # 12 hours before 1 October, then a reset
+            (ist(1, 12), 6.0),  # counting from zero since the reset: 1 Oct 00:00 reads 703
+            (ist(15), 400.0),
+            (ist(31, 12), 999_980.0),
+            (ist(1, 12, month=11), 20.0),  # wrapped at 1,000,000: 1 Nov 00:00 reads 1,000,000
+        ],
+    )
+    summary = await run(cloud, setup)
+    assert summary["created"] == 1, summary
+    [invoice] = await invoices_of(cloud, setup, consumer)
+    # unwrapped: 700 | 706, 1100, 1,000,680 | 1,000,720; 1 Oct at 703, 1 Nov at 1,000,700
+    assert D(invoice["units"]) == D(999_997)
+    assert invoice["estimated"] is False
+
+
+async def test_a_board_is_billed_a_chunk_of_consumers_at_a_time(
+    cloud: Cloud, setup: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(billing_runs, "CHUNK", 2)
+    await tariff(cloud, setup, [flat_tariff()])
+    consumers = [
+        (
+            await consumer_with_meter(
+                cloud, setup, [(ist(1), 100.0 * n), (ist(1, month=11), 100.0 * n + 10 * n)]
+            )
+        )[0]
+        for n in range(1, 6)
+    ]
+    summary = await run(cloud, setup)
+    assert (summary["created"], summary["failed"]) == (5, 0), summary
+    for n, consumer in enumerate(consumers, start=1):
+        [invoice] = await invoices_of(cloud, setup, consumer)
+        assert D(invoice["units"]) == 10 * n
