@@ -11,10 +11,12 @@ versions in force, and compare with the latest version of its invoice for that p
 
 Only the readings the arithmetic needs leave the database: for each meter, the first and last
 read inside its span, the reads around any fall of the register (rollover, reset), and the
-nearest read outside each boundary (up to 35 days away), looked up by the primary key. The scan
-is bounded by the period itself, so a board in steady operation pays for its month, not for the
-months around it. Time-of-day tariffs need every read of the period (the hourly spread).
-Consumers are measured a thousand at a time, which bounds the reads held in memory at once.
+nearest read outside each boundary (up to 35 days away). Each is found in the meter's own range
+of the primary key, which carries value and quality, so the scan reads the index alone; a board
+in steady operation pays for its month, not for the months around it, and not for the other
+meters whose reads ingest interleaved with this one's. Time-of-day tariffs need every read of
+the period (the hourly spread). Consumers are measured a thousand at a time, which bounds the
+reads held in memory at once.
 """
 
 from __future__ import annotations
@@ -42,36 +44,40 @@ CHUNK = 1000  # consumers measured together
 DUE_DAYS = 15
 BILLABLE = ("ok", "estimated")
 
+# Per span: the nearest read before it and after it, its last read, and a walk over its reads
+# (in the index's order, so no sort) keeping the first and each one lower than the read before.
 _READS = """
-WITH spans AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-        AS s(meter_id, span_start, span_end)
-), inside AS (
-    SELECT r.meter_id, r.ts, r.value,
-           lag(r.value) OVER w AS prev_value, lead(r.value) OVER w AS next_value,
-           lag(r.ts) OVER w AS prev_ts, lead(r.ts) OVER w AS next_ts
-    FROM readings r JOIN spans s ON s.meter_id = r.meter_id
-    WHERE r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
-      AND r.ts >= %(lo)s AND r.ts <= %(hi)s  -- constants: the partitions outside are pruned
-      AND r.ts >= s.span_start AND r.ts <= s.span_end
-    WINDOW w AS (PARTITION BY r.meter_id ORDER BY r.ts)
-)
-SELECT meter_id, ts, value FROM inside
-WHERE %(all)s OR prev_ts IS NULL OR next_ts IS NULL OR value < prev_value OR next_value < value
-UNION ALL
-SELECT s.meter_id, before.ts, before.value FROM spans s CROSS JOIN LATERAL (
-    SELECT r.ts, r.value FROM readings r
-    WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
-      AND r.ts < s.span_start AND r.ts >= s.span_start - %(margin)s
-    ORDER BY r.ts DESC LIMIT 1
-) before
-UNION ALL
-SELECT s.meter_id, after.ts, after.value FROM spans s CROSS JOIN LATERAL (
-    SELECT r.ts, r.value FROM readings r
-    WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
-      AND r.ts > s.span_end AND r.ts <= s.span_end + %(margin)s
-    ORDER BY r.ts LIMIT 1
-) after
+SELECT s.meter_id, x.ts, x.value, x.prev_ts, x.prev_value
+FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+    AS s(meter_id, span_start, span_end)
+CROSS JOIN LATERAL (
+    (SELECT r.ts, r.value, NULL::timestamptz AS prev_ts, NULL::float8 AS prev_value
+     FROM readings r
+     WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+       AND r.ts < s.span_start AND r.ts >= s.span_start - %(margin)s
+     ORDER BY r.ts DESC LIMIT 1)
+    UNION ALL
+    (SELECT r.ts, r.value, NULL, NULL
+     FROM readings r
+     WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+       AND r.ts > s.span_end AND r.ts <= s.span_end + %(margin)s
+     ORDER BY r.ts LIMIT 1)
+    UNION ALL
+    (SELECT r.ts, r.value, NULL, NULL
+     FROM readings r
+     WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s AND r.quality = ANY(%(qualities)s)
+       AND r.ts >= s.span_start AND r.ts <= s.span_end
+     ORDER BY r.ts DESC LIMIT 1)
+    UNION ALL
+    SELECT ts, value, prev_ts, prev_value FROM (
+        SELECT r.ts, r.value, lag(r.ts) OVER w AS prev_ts, lag(r.value) OVER w AS prev_value
+        FROM readings r
+        WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s
+          AND r.quality = ANY(%(qualities)s) AND r.ts >= s.span_start AND r.ts <= s.span_end
+        WINDOW w AS (ORDER BY r.ts)
+    ) inside
+    WHERE %(all)s OR prev_ts IS NULL OR value < prev_value
+) x
 """
 
 
@@ -157,9 +163,9 @@ async def _reads(
     every_read: bool,
 ) -> dict[int, list[Read]]:
     """The reads each meter's span needs (see the module doc)."""
-    reads: dict[int, list[Read]] = {i: [] for i in bounds}
+    found: dict[int, dict[datetime, float]] = {i: {} for i in bounds}
     if not bounds:
-        return reads
+        return {}
     ids = list(bounds)
     cursor = await conn.execute(
         _READS,
@@ -169,15 +175,19 @@ async def _reads(
             "ends": [bounds[i][1] for i in ids],
             "quantity": quantity,
             "qualities": list(BILLABLE),
-            "lo": min(span_start for span_start, _ in bounds.values()),
-            "hi": max(span_end for _, span_end in bounds.values()),
             "margin": MARGIN,
             "all": every_read,
         },
     )
     async for row in cursor:
-        reads[row["meter_id"]].append(Read(row["ts"], to_decimal(row["value"])))
-    return reads
+        series = found[row["meter_id"]]
+        series[row["ts"]] = row["value"]
+        if row["prev_ts"] is not None and row["value"] < row["prev_value"]:
+            series[row["prev_ts"]] = row["prev_value"]  # the read the register fell from
+    return {
+        i: [Read(ts, to_decimal(value)) for ts, value in series.items()]
+        for i, series in found.items()
+    }
 
 
 async def regional_load_pct(
