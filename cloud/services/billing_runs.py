@@ -163,7 +163,6 @@ async def _reads(
     every_read: bool,
 ) -> dict[int, list[Read]]:
     """The reads each meter's span needs (see the module doc)."""
-    found: dict[int, dict[datetime, float]] = {i: {} for i in bounds}
     if not bounds:
         return {}
     ids = list(bounds)
@@ -179,6 +178,7 @@ async def _reads(
             "all": every_read,
         },
     )
+    found: dict[int, dict[datetime, float]] = {i: {} for i in ids}  # by time: no read twice
     async for row in cursor:
         series = found[row["meter_id"]]
         series[row["ts"]] = row["value"]
