@@ -15,11 +15,10 @@ All arithmetic is Decimal: a float read is taken at its shortest decimal represe
 
 from __future__ import annotations
 
-import itertools
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -67,10 +66,10 @@ def register_at(series: Sequence[Read], at: datetime) -> tuple[Decimal, bool] | 
     if index == 0 or index == len(series):
         return None
     before, after = series[index - 1], series[index]
-    share = Decimal((at - before.ts) / timedelta(microseconds=1)) / Decimal(
-        (after.ts - before.ts) / timedelta(microseconds=1)
-    )
-    return before.value + (after.value - before.value) * share, False
+    elapsed_us = (at - before.ts) // timedelta(microseconds=1)
+    total_us = (after.ts - before.ts) // timedelta(microseconds=1)
+    # multiply before dividing: one rounding, so a whole share of a whole rise stays whole
+    return before.value + (after.value - before.value) * elapsed_us / total_us, False
 
 
 @dataclass(frozen=True)
@@ -111,35 +110,38 @@ def consumption(spans: Sequence[MeterSpan], tz: ZoneInfo, *, hourly: bool = Fals
             continue
         exact = exact and start[1] and end[1]
         units += (end[0] - start[0]) * span.multiplier
-        if not hourly:
-            continue
-        points = [Read(span.start, start[0])]
-        points += [r for r in series if span.start < r.ts < span.end]
-        points.append(Read(span.end, end[0]))
-        for a, b in itertools.pairwise(points):
-            _spread(a, b, tz, by_hour, span.multiplier)
+        if hourly:
+            _rise_by_hour(series, span, tz, by_hour)
     return Consumption(units, by_hour, exact and not missing, missing)
 
 
-def _spread(
-    a: Read, b: Read, tz: ZoneInfo, by_hour: dict[datetime, Decimal], multiplier: Decimal
+def _rise_by_hour(
+    series: Sequence[Read], span: MeterSpan, tz: ZoneInfo, by_hour: dict[datetime, Decimal]
 ) -> None:
-    """Put the energy between two reads into the local hours it spans, in proportion to time."""
-    energy = (b.value - a.value) * multiplier
-    if energy == 0 or b.ts <= a.ts:
-        return
-    total_us = Decimal((b.ts - a.ts) / timedelta(microseconds=1))
-    cursor = a.ts
-    while cursor < b.ts:
+    """Put the span's energy into the local hours it was used in: the register's rise across
+    each hour, the reads interpolated linearly (each interval's energy spread in proportion to
+    time). Only called with reads on both sides of the span, so the register is known anywhere
+    in it. Hours with no rise get no entry."""
+    cursor = span.start
+    level = register_at(series, cursor)[0]
+    while cursor < span.end:
         local = cursor.astimezone(tz)
-        hour_start = local.replace(minute=0, second=0, microsecond=0)
-        # step in UTC: wall-clock arithmetic would skip the hour repeated when clocks go back
-        next_hour = hour_start.astimezone(UTC) + timedelta(hours=1)
-        stop = min(next_hour, b.ts)
-        share = Decimal((stop - cursor) / timedelta(microseconds=1)) / total_us
-        key = hour_start.astimezone(UTC)
-        by_hour[key] = by_hour.get(key, Decimal(0)) + energy * share
-        cursor = stop
+        into_hour = timedelta(
+            minutes=local.minute, seconds=local.second, microseconds=local.microsecond
+        )
+        # Arithmetic in UTC: wall-clock arithmetic would skip the hour repeated when clocks go
+        # back. The hour's start is `into_hour` ago unless the offset changed since (Lord Howe
+        # moves its clocks by half an hour): then the hour began at the change, which is here.
+        key = cursor - into_hour
+        if key.astimezone(tz).replace(tzinfo=None) != local.replace(
+            minute=0, second=0, microsecond=0, tzinfo=None
+        ):
+            key = cursor
+        stop = min(cursor - into_hour + timedelta(hours=1), span.end)
+        reached = register_at(series, stop)[0]
+        if reached != level:
+            by_hour[key] = by_hour.get(key, Decimal(0)) + (reached - level) * span.multiplier
+        cursor, level = stop, reached
 
 
 def split_by_period(

@@ -3,6 +3,7 @@ hourly spread, and that splitting a period never changes the energy."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
@@ -67,6 +68,95 @@ def test_splitting_a_period_never_changes_the_energy(steps, gaps, cut) -> None:
     first = consumption([MeterSpan(1, reads, start, middle)], IST).units
     second = consumption([MeterSpan(1, reads, middle, end)], IST).units
     assert first + second == whole
+
+
+def _label(instant: datetime, tz: ZoneInfo) -> tuple:
+    local = instant.astimezone(tz)
+    return local.date(), local.hour, local.utcoffset()  # a repeated hour differs by its offset
+
+
+def _energy_by_local_hour(points: list[Read], tz: ZoneInfo, multiplier: D) -> dict[tuple, D]:
+    """The definition, slowly: each interval cut at every quarter hour (where any of these zones
+    can start an hour or change its offset) and each piece's share of the interval's energy, in
+    proportion to time, given to the local hour the piece lies in."""
+    by_label: dict[tuple, D] = {}
+    for a, b in itertools.pairwise(points):
+        if b.value == a.value:
+            continue
+        quarter = a.ts.replace(minute=a.ts.minute // 15 * 15, second=0, microsecond=0)
+        cuts = {a.ts, b.ts}
+        while (quarter := quarter + timedelta(minutes=15)) < b.ts:
+            cuts.add(quarter)
+        for p, q in itertools.pairwise(sorted(cuts)):
+            share = D((q - p) // timedelta(microseconds=1)) / D(
+                (b.ts - a.ts) // timedelta(microseconds=1)
+            )
+            label = _label(p, tz)
+            by_label[label] = by_label.get(label, D(0)) + (b.value - a.value) * multiplier * share
+    return by_label
+
+
+@given(
+    zone=st.sampled_from(
+        ["Asia/Kolkata", "Europe/London", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC"]
+    ),
+    first=st.datetimes(
+        min_value=datetime(2026, 3, 20), max_value=datetime(2026, 4, 10), timezones=st.just(UTC)
+    )
+    | st.datetimes(
+        min_value=datetime(2026, 9, 25), max_value=datetime(2026, 10, 30), timezones=st.just(UTC)
+    ),
+    steps=st.lists(st.decimals(min_value=0, max_value=9, places=3), min_size=3, max_size=30),
+    gaps=st.lists(st.integers(min_value=1, max_value=400), min_size=30, max_size=30),
+    cut=st.tuples(st.floats(0.0, 0.49), st.floats(0.51, 1.0)),
+    multiplier=st.sampled_from([D(1), D(2), D("2.5")]),
+)
+def test_the_hourly_spread_is_each_intervals_energy_in_proportion_to_time(
+    zone, first, steps, gaps, cut, multiplier
+) -> None:
+    """Around DST changes of an hour (London), of half an hour (Lord Howe) and in zones off the
+    whole hour (Kolkata, Kathmandu): the hours and their energy match the definition."""
+    tz = ZoneInfo(zone)
+    ts, value, reads = first, D(500), []
+    for step, gap in zip(steps, gaps, strict=False):
+        ts += timedelta(minutes=gap)
+        value += step
+        reads.append(Read(ts, value))
+    start = reads[0].ts + (reads[-1].ts - reads[0].ts) * cut[0]
+    end = reads[0].ts + (reads[-1].ts - reads[0].ts) * cut[1]
+    used = consumption([MeterSpan(1, reads, start, end, multiplier)], tz, hourly=True)
+    inside = [r for r in reads if start < r.ts < end]
+    points = [Read(start, register_at(reads, start)[0]), *inside]
+    points.append(Read(end, register_at(reads, end)[0]))
+    expected = _energy_by_local_hour(points, tz, multiplier)
+    got = {_label(key, tz): energy for key, energy in used.by_hour.items()}
+    assert len(got) == len(used.by_hour)  # one entry per local hour
+    assert got.keys() == {label for label, energy in expected.items() if energy}
+    for label, energy in got.items():
+        assert abs(energy - expected[label]) < D("1e-18")
+    assert abs(sum(used.by_hour.values()) - used.units) < D("1e-18")
+
+
+def test_a_half_hour_clock_change_is_spread_without_looping() -> None:
+    """Lord Howe Island puts its clocks back half an hour at 02:00 on 5 April 2026: 01:30-02:00
+    happens twice. Stepping from the hour's wall-clock start used to land before the cursor and
+    loop for ever; the repeated half hour is now an hour of its own, with its own offset."""
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    start = datetime(2026, 4, 5, tzinfo=lord_howe).astimezone(UTC)
+    end = datetime(2026, 4, 5, 4, tzinfo=lord_howe).astimezone(UTC)
+    assert end - start == timedelta(hours=4, minutes=30)
+    reads = [Read(start + timedelta(minutes=m), D(m)) for m in range(0, 271, 15)]  # 1 a minute
+    used = consumption([MeterSpan(1, reads, start, end)], lord_howe, hourly=True)
+    local = {
+        (k.astimezone(lord_howe).strftime("%H:%M %z")): v for k, v in sorted(used.by_hour.items())
+    }
+    assert local == {
+        "00:00 +1100": D(60),
+        "01:00 +1100": D(60),
+        "01:30 +1030": D(30),  # the repeated half hour
+        "02:00 +1030": D(60),
+        "03:00 +1030": D(60),
+    }
 
 
 def test_time_of_day_follows_the_local_clock_through_a_dst_change() -> None:
