@@ -10,9 +10,10 @@ run that makes every invoice, and a second run (which must create nothing). Prin
     invoices       invoices created (must equal consumers)
 
 `--context-days D` also fills D days of reads before and after the month, as a board in steady
-operation has: the run must not pay for reading them.
+operation has: the run must not pay for reading them. `--time-of-day` prices the board under a
+time-of-day tariff instead, for which every read of the month leaves the database.
 
-Run: python bench/billing.py [--consumers 10000] [--context-days 0]
+Run: python bench/billing.py [--consumers 10000] [--context-days 0] [--time-of-day]
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ DELHI = {
     **DELHI_DOMESTIC_2015,
     "taxes": [{"name": "Electricity duty", "percent": 5, "base": "energy"}],
 }
+EVENING_PEAK = ["off_peak"] * 6 + ["normal"] * 12 + ["peak"] * 4 + ["normal"] * 2
+TIME_OF_DAY = {
+    **DELHI,
+    "energy": {
+        "mode": "time_of_day",
+        "rates": {"off_peak": "3.50", "normal": "5.00", "peak": "7.50"},
+        "weekday": [EVENING_PEAK] * 12,
+        "weekend": [["off_peak"] * 6 + ["normal"] * 18] * 12,
+    },
+}
 
 
 def emit(figure: str, value: float, unit: str, **extra: object) -> None:
@@ -49,7 +60,7 @@ def emit(figure: str, value: float, unit: str, **extra: object) -> None:
     print(json.dumps({**line, **extra}), flush=True)
 
 
-async def fill(url: str, consumers: int, context_days: int) -> int:
+async def fill(url: str, consumers: int, context_days: int, tariff: dict) -> int:
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
         await migrate(conn)
         await conn.set_autocommit(False)
@@ -85,7 +96,7 @@ async def fill(url: str, consumers: int, context_days: int) -> int:
             await conn.execute(
                 "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
                 " VALUES (%s, '2026-01-01', %s)",
-                (tariff_id, TariffSpec.model_validate(DELHI).model_dump_json()),
+                (tariff_id, TariffSpec.model_validate(tariff).model_dump_json()),
             )
             first = date(2026, 10, 1) - timedelta(days=context_days + 1)
             last = date(2026, 11, 1) + timedelta(days=context_days + 1)
@@ -151,9 +162,9 @@ async def bill(url: str, board_id: int, consumers: int) -> None:
         emit("invoices", count["n"], "invoices", consumers=consumers)
 
 
-async def main(consumers: int, context_days: int) -> None:
+async def main(consumers: int, context_days: int, time_of_day: bool) -> None:
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
-        board_id = await fill(url, consumers, context_days)
+        board_id = await fill(url, consumers, context_days, TIME_OF_DAY if time_of_day else DELHI)
         await bill(url, board_id, consumers)
 
 
@@ -163,5 +174,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--consumers", type=int, default=10_000)
     parser.add_argument("--context-days", type=int, default=0)
+    parser.add_argument("--time-of-day", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.consumers, args.context_days))
+    asyncio.run(main(args.consumers, args.context_days, args.time_of_day))

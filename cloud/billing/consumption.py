@@ -65,11 +65,15 @@ def register_at(series: Sequence[Read], at: datetime) -> tuple[Decimal, bool] | 
         return series[index].value, True
     if index == 0 or index == len(series):
         return None
-    before, after = series[index - 1], series[index]
+    return _between(series[index - 1], series[index], at), False
+
+
+def _between(before: Read, after: Read, at: datetime) -> Decimal:
+    """The register at `at`, on the straight line from `before` to `after`."""
     elapsed_us = (at - before.ts) // timedelta(microseconds=1)
     total_us = (after.ts - before.ts) // timedelta(microseconds=1)
     # multiply before dividing: one rounding, so a whole share of a whole rise stays whole
-    return before.value + (after.value - before.value) * elapsed_us / total_us, False
+    return before.value + (after.value - before.value) * elapsed_us / total_us
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ def _rise_by_hour(
     in it. Hours with no rise get no entry."""
     cursor = span.start
     level = register_at(series, cursor)[0]
+    index = bisect_left(series, cursor, key=lambda r: r.ts)  # walks on with the hours
     while cursor < span.end:
         local = cursor.astimezone(tz)
         into_hour = timedelta(
@@ -133,12 +138,15 @@ def _rise_by_hour(
         # back. The hour's start is `into_hour` ago unless the offset changed since (Lord Howe
         # moves its clocks by half an hour): then the hour began at the change, which is here.
         key = cursor - into_hour
-        if key.astimezone(tz).replace(tzinfo=None) != local.replace(
+        if into_hour and key.astimezone(tz).replace(tzinfo=None) != local.replace(
             minute=0, second=0, microsecond=0, tzinfo=None
         ):
             key = cursor
         stop = min(cursor - into_hour + timedelta(hours=1), span.end)
-        reached = register_at(series, stop)[0]
+        while series[index].ts < stop:
+            index += 1
+        after = series[index]
+        reached = after.value if after.ts == stop else _between(series[index - 1], after, stop)
         if reached != level:
             by_hour[key] = by_hour.get(key, Decimal(0)) + (reached - level) * span.multiplier
         cursor, level = stop, reached

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import Bill, compute_bill, local_midnight
@@ -166,24 +167,25 @@ async def _reads(
     if not bounds:
         return {}
     ids = list(bounds)
-    cursor = await conn.execute(
-        _READS,
-        {
-            "ids": ids,
-            "starts": [bounds[i][0] for i in ids],
-            "ends": [bounds[i][1] for i in ids],
-            "quantity": quantity,
-            "qualities": list(BILLABLE),
-            "margin": MARGIN,
-            "all": every_read,
-        },
-    )
+    params = {
+        "ids": ids,
+        "starts": [bounds[i][0] for i in ids],
+        "ends": [bounds[i][1] for i in ids],
+        "quantity": quantity,
+        "qualities": list(BILLABLE),
+        "margin": MARGIN,
+        "all": every_read,
+    }
+    # plain tuples, fetched at once: a time-of-day run takes every read of the month
+    async with conn.cursor(row_factory=tuple_row) as cursor:
+        await cursor.execute(_READS, params)
+        rows = await cursor.fetchall()
     found: dict[int, dict[datetime, float]] = {i: {} for i in ids}  # by time: no read twice
-    async for row in cursor:
-        series = found[row["meter_id"]]
-        series[row["ts"]] = row["value"]
-        if row["prev_ts"] is not None and row["value"] < row["prev_value"]:
-            series[row["prev_ts"]] = row["prev_value"]  # the read the register fell from
+    for meter_id, ts, value, prev_ts, prev_value in rows:
+        series = found[meter_id]
+        series[ts] = value
+        if prev_ts is not None and value < prev_value:
+            series[prev_ts] = prev_value  # the read the register fell from
     return {
         i: [Read(ts, to_decimal(value)) for ts, value in series.items()]
         for i, series in found.items()
