@@ -136,7 +136,8 @@ def _rise_by_hour(
         )
         # Arithmetic in UTC: wall-clock arithmetic would skip the hour repeated when clocks go
         # back. The hour's start is `into_hour` ago unless the offset changed since (Lord Howe
-        # moves its clocks by half an hour): then the hour began at the change, which is here.
+        # moves its clocks by half an hour): then the hour began at the change, and the cursor
+        # (at the change, or after it where a span starts) names it.
         key = cursor - into_hour
         if into_hour and key.astimezone(tz).replace(tzinfo=None) != local.replace(
             minute=0, second=0, microsecond=0, tzinfo=None
