@@ -269,12 +269,14 @@ async def run(
         load_pct = None
         if any(v.spec.dynamic for v in versions):
             load_pct = await regional_load_pct(conn, board, start, end)
+        demand_quantity = None
+        if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
+            demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
         for first in range(0, len(members), CHUNK):
             chunk = members[first : first + CHUNK]
             spans = await _spans(conn, chunk, start, end, quantity, hourly)
             demand: dict[int, Decimal] = {}
-            if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
-                demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
+            if demand_quantity:
                 demand = await max_demand(conn, spans, demand_quantity)
             for consumer in chunk:
                 if consumer["id"] not in spans:
