@@ -33,11 +33,11 @@ from psycopg.rows import dict_row
 sys.path.insert(0, str(Path(__file__).parent))
 from cloud_ingest import fresh_database
 
+from cloud.access import Principal
 from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.migrate import migrate
 from cloud.services import billing_runs, fleet
-from cloud.services.auth import Principal
 
 DELHI = {
     **DELHI_DOMESTIC_2015,

@@ -14,18 +14,20 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 from sse_starlette import EventSourceResponse
 
-from ..errors import NotFound
+from ..access import Permission, Principal
+from ..access.ids import AlertId, BoardId, GatewayId, MeterId
+from ..errors import NotFound, Unauthorized
 from ..jobs import check_settings
-from ..permissions import Permission
 from ..services import alerts
-from ..services.auth import Principal
 from ..services.cloud_checks import run_checks
 from ..services.scoped import ALERTS, get_row
-from .deps import PoolDep, SettingsDep, require
+from .deps import PoolDep, SettingsDep, authenticate, bearer_or_cookie, require
 from .paging import Limit, Offset, Order, Page, one, page
+from .scoped_route import ScopedRoute
 from .types import text
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=ScopedRoute)
+STREAM_SESSION_CHECK_S = 5.0  # a quiet stream still checks the viewer's session this often
 State = Literal["active", "acknowledged", "resolved"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
@@ -39,9 +41,9 @@ class Note(BaseModel):
 async def list_alerts(
     pool: PoolDep,
     principal: Principal = require(Permission.ALERT_READ),
-    board_id: int | None = None,
-    gateway_id: int | None = None,
-    meter_id: int | None = None,
+    board_id: BoardId | None = None,
+    gateway_id: GatewayId | None = None,
+    meter_id: MeterId | None = None,
     state: State | None = None,
     severity: Severity | None = None,
     source: Literal["edge", "cloud"] | None = None,
@@ -67,7 +69,7 @@ async def list_alerts(
 async def alert_statistics(
     pool: PoolDep,
     principal: Principal = require(Permission.ALERT_READ),
-    board_id: int | None = None,
+    board_id: BoardId | None = None,
 ) -> dict:
     async with pool.connection() as conn:
         return await alerts.statistics(conn, principal, board_id)
@@ -78,9 +80,10 @@ async def alert_stream(
     request: Request, principal: Principal = require(Permission.ALERT_READ)
 ) -> EventSourceResponse:
     """Server-sent events: one `alert` event (the alert as JSON) for each change the viewer
-    may see."""
+    may see. The stream ends within seconds of the viewer's session ending."""
     url = request.app.state.database_url
     pool = request.app.state.pool
+    token = bearer_or_cookie(request)
 
     async def events() -> AsyncIterator[dict]:
         async with await psycopg.AsyncConnection.connect(
@@ -88,14 +91,20 @@ async def alert_stream(
         ) as listener:
             await listener.execute("LISTEN gridgate_alerts")
             yield {"event": "ready", "data": "{}"}
-            async for notice in listener.notifies():
-                change = json.loads(notice.payload)
+            while True:
+                async for notice in listener.notifies(timeout=STREAM_SESSION_CHECK_S):
+                    change = json.loads(notice.payload)
+                    try:
+                        async with pool.connection() as conn:
+                            alert = await get_row(conn, principal, ALERTS, change["id"])
+                    except NotFound:
+                        continue  # outside the viewer's scope
+                    yield {"event": "alert", "data": json.dumps(alert, default=str)}
                 try:
-                    async with pool.connection() as conn:
-                        alert = await get_row(conn, principal, ALERTS, change["id"])
-                except NotFound:
-                    continue  # outside the viewer's scope
-                yield {"event": "alert", "data": json.dumps(alert, default=str)}
+                    await authenticate(request, token)
+                except Unauthorized as exc:
+                    yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
+                    return
 
     return EventSourceResponse(events(), ping=15)
 
@@ -111,14 +120,14 @@ async def run_cloud_checks(
 
 @router.get("/{alert_id}")
 async def get_alert(
-    alert_id: int, pool: PoolDep, principal: Principal = require(Permission.ALERT_READ)
+    alert_id: AlertId, pool: PoolDep, principal: Principal = require(Permission.ALERT_READ)
 ) -> dict:
     return await one(pool, principal, ALERTS, alert_id)
 
 
 @router.post("/{alert_id}/acknowledge")
 async def acknowledge_alert(
-    alert_id: int,
+    alert_id: AlertId,
     body: Note,
     pool: PoolDep,
     principal: Principal = require(Permission.ALERT_MANAGE),
@@ -129,7 +138,7 @@ async def acknowledge_alert(
 
 @router.post("/{alert_id}/resolve")
 async def resolve_alert(
-    alert_id: int,
+    alert_id: AlertId,
     body: Note,
     pool: PoolDep,
     principal: Principal = require(Permission.ALERT_MANAGE),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..permissions import Permission
+from ..access import Permission, Principal
 from ..services import audit
-from ..services.auth import Principal
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Page
+from .scoped_route import ScopedRoute
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=ScopedRoute)
 
 
 @router.get("", response_model=Page)

@@ -3,57 +3,58 @@ filter (a consumer sees only its own invoices)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import describe_validation_error
 
+from ..access import Permission, Principal
+from ..access.ids import BoardId, ConsumerId, InvoiceId, TariffId, TariffVersionId
 from ..billing import urdb
 from ..billing.tariff import TariffSpec
 from ..errors import InvalidInput, NotFound
-from ..permissions import Permission
 from ..services import billing_runs, estimates, invoices, tariffs
-from ..services.auth import Principal
 from ..services.scoped import INVOICES, TARIFFS, get_row
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, page
-from .types import Patch, text
+from .scoped_route import ScopedRoute
+from .types import Day, Instant, Patch, text
 
-router = APIRouter(prefix="/api/v1", tags=["billing"])
+router = APIRouter(prefix="/api/v1", tags=["billing"], route_class=ScopedRoute)
 Category = Literal["domestic", "commercial", "industrial", "agricultural"]
 
 
 class TariffCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    board_id: int
+    board_id: BoardId
     category: Category
     name: text(200, min_length=1)  # type: ignore[valid-type]
 
 
 class VersionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    effective_from: date
-    effective_to: date | None = None
+    effective_from: Day
+    effective_to: Day | None = None
     spec: TariffSpec
 
 
 class VersionUpdate(Patch):
     NULLABLE = frozenset({"effective_to"})
-    effective_from: date | None = None
-    effective_to: date | None = None
+    effective_from: Day | None = None
+    effective_to: Day | None = None
     spec: TariffSpec | None = None
 
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    board_id: int
-    period_start: date
-    period_end: date  # exclusive: a calendar month is [1 Oct, 1 Nov)
-    consumer_ids: Annotated[list[int], Field(max_length=10_000)] | None = None
+    board_id: BoardId
+    period_start: Day
+    period_end: Day  # exclusive: a calendar month is [1 Oct, 1 Nov)
+    consumer_ids: Annotated[list[ConsumerId], Field(max_length=10_000)] | None = None
 
 
 class PaymentCreate(BaseModel):
@@ -77,7 +78,7 @@ class DisputeResolve(BaseModel):
 async def list_tariffs(
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_READ),
-    board_id: int | None = None,
+    board_id: BoardId | None = None,
     category: Category | None = None,
     sort: Literal["id", "category", "name"] = "id",
     order: Order = "asc",
@@ -98,7 +99,7 @@ async def create_tariff(
 
 @router.get("/tariffs/{tariff_id}")
 async def get_tariff(
-    tariff_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+    tariff_id: TariffId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
 ) -> dict:
     async with pool.connection() as conn:
         tariff = await get_row(conn, principal, TARIFFS, tariff_id)
@@ -107,7 +108,7 @@ async def get_tariff(
 
 @router.post("/tariffs/{tariff_id}/versions", status_code=status.HTTP_201_CREATED)
 async def add_tariff_version(
-    tariff_id: int,
+    tariff_id: TariffId,
     body: VersionCreate,
     pool: PoolDep,
     principal: Principal = require(Permission.TARIFF_MANAGE),
@@ -126,14 +127,14 @@ async def add_tariff_version(
 
 class UrdbVersion(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    effective_from: date
-    effective_to: date | None = None
+    effective_from: Day
+    effective_to: Day | None = None
     urdb: dict[str, Any]
 
 
 @router.post("/tariffs/{tariff_id}/versions/urdb", status_code=status.HTTP_201_CREATED)
 async def import_urdb_version(
-    tariff_id: int,
+    tariff_id: TariffId,
     body: UrdbVersion,
     pool: PoolDep,
     principal: Principal = require(Permission.TARIFF_MANAGE),
@@ -162,8 +163,8 @@ async def import_urdb_version(
 
 @router.get("/tariffs/{tariff_id}/versions/{version_id}/urdb")
 async def export_urdb_version(
-    tariff_id: int,
-    version_id: int,
+    tariff_id: TariffId,
+    version_id: TariffVersionId,
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_READ),
 ) -> dict:
@@ -177,8 +178,8 @@ async def export_urdb_version(
 
 @router.patch("/tariffs/{tariff_id}/versions/{version_id}")
 async def update_tariff_version(
-    tariff_id: int,
-    version_id: int,
+    tariff_id: TariffId,
+    version_id: TariffVersionId,
     body: VersionUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.TARIFF_MANAGE),
@@ -198,7 +199,7 @@ class Holiday(BaseModel):
 
 @router.get("/boards/{board_id}/holidays")
 async def list_holidays(
-    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
 ) -> list[dict]:
     """The board's holidays (billed as weekends by time-of-day tariffs)."""
     async with pool.connection() as conn:
@@ -207,8 +208,8 @@ async def list_holidays(
 
 @router.put("/boards/{board_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT)
 async def put_holiday(
-    board_id: int,
-    day: date,
+    board_id: BoardId,
+    day: Day,
     body: Holiday,
     pool: PoolDep,
     principal: Principal = require(Permission.TARIFF_MANAGE),
@@ -219,8 +220,8 @@ async def put_holiday(
 
 @router.delete("/boards/{board_id}/holidays/{day}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_holiday(
-    board_id: int,
-    day: date,
+    board_id: BoardId,
+    day: Day,
     pool: PoolDep,
     principal: Principal = require(Permission.TARIFF_MANAGE),
 ) -> None:
@@ -240,7 +241,7 @@ async def run_billing(
 
 @router.post("/billing/overdue")
 async def mark_overdue(
-    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
 ) -> dict:
     async with pool.connection() as conn:
         return {"marked_overdue": await invoices.mark_overdue(conn, principal, board_id)}
@@ -250,10 +251,12 @@ async def mark_overdue(
 async def list_invoices(
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_READ),
-    board_id: int | None = None,
-    consumer_id: int | None = None,
-    status_: Literal["draft", "issued", "paid", "overdue", "disputed", "cancelled"] | None = None,
-    period_start: date | None = None,
+    board_id: BoardId | None = None,
+    consumer_id: ConsumerId | None = None,
+    status_: Literal["draft", "issued", "paid", "overdue", "disputed", "cancelled"] | None = Query(
+        None, alias="status"
+    ),
+    period_start: Day | None = None,
     estimated: bool | None = None,
     sort: Literal["id", "period_start", "due_date", "created_at", "total"] = "id",
     order: Order = "asc",
@@ -272,7 +275,7 @@ async def list_invoices(
 
 @router.get("/invoices/{invoice_id}")
 async def get_invoice(
-    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+    invoice_id: InvoiceId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
 ) -> dict:
     """The invoice with every line, payment and dispute."""
     async with pool.connection() as conn:
@@ -285,7 +288,7 @@ async def get_invoice(
     responses={200: {"content": {"application/pdf": {}}}},
 )
 async def invoice_pdf(
-    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+    invoice_id: InvoiceId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
 ) -> Response:
     """The invoice as a PDF, with a chart of the consumer's daily consumption."""
     async with pool.connection() as conn:
@@ -302,9 +305,9 @@ EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=UTC)
 
 @router.get("/consumers/{consumer_id}/estimate")
 async def consumer_estimate(
-    consumer_id: int,
+    consumer_id: ConsumerId,
     pool: PoolDep,
-    as_of: AwareDatetime | None = None,
+    as_of: Instant | None = None,
     principal: Principal = require(Permission.BILLING_READ),
 ) -> dict:
     """This month so far and the bill it is heading for, at the same daily rate; `as_of` (a past
@@ -321,7 +324,9 @@ async def consumer_estimate(
 
 @router.post("/invoices/{invoice_id}/issue")
 async def issue_invoice(
-    invoice_id: int, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+    invoice_id: InvoiceId,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_GENERATE),
 ) -> dict:
     async with pool.connection() as conn:
         return await invoices.issue(conn, principal, invoice_id)
@@ -329,7 +334,7 @@ async def issue_invoice(
 
 @router.post("/invoices/{invoice_id}/cancel")
 async def cancel_invoice(
-    invoice_id: int,
+    invoice_id: InvoiceId,
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_RECALCULATE),
 ) -> dict:
@@ -339,7 +344,7 @@ async def cancel_invoice(
 
 @router.post("/invoices/{invoice_id}/payments", status_code=status.HTTP_201_CREATED)
 async def pay_invoice(
-    invoice_id: int,
+    invoice_id: InvoiceId,
     body: PaymentCreate,
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_COLLECT),
@@ -350,7 +355,7 @@ async def pay_invoice(
 
 @router.post("/invoices/{invoice_id}/disputes", status_code=status.HTTP_201_CREATED)
 async def dispute_invoice(
-    invoice_id: int,
+    invoice_id: InvoiceId,
     body: DisputeCreate,
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_DISPUTE),
@@ -361,7 +366,7 @@ async def dispute_invoice(
 
 @router.post("/invoices/{invoice_id}/disputes/resolve")
 async def resolve_dispute(
-    invoice_id: int,
+    invoice_id: InvoiceId,
     body: DisputeResolve,
     pool: PoolDep,
     principal: Principal = require(Permission.BILLING_RECALCULATE),

@@ -13,16 +13,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..permissions import Permission
+from ..access import Permission, Principal
+from ..access.ids import BoardId, StateId
 from ..services import fleet, readings, retention
-from ..services.auth import Principal
 from ..services.scoped import BOARDS, STATES, actor, delete_row, get_row, update_row
 from .deps import PoolDep, require
-from .fleet import check_aware
 from .paging import Limit, Offset, Order, Page, one, page
-from .types import PLAIN_TEXT, Patch, text
+from .scoped_route import ScopedRoute
+from .types import PLAIN_TEXT, Instant, Patch, text
 
-router = APIRouter(prefix="/api/v1", tags=["states and boards"])
+router = APIRouter(prefix="/api/v1", tags=["states and boards"], route_class=ScopedRoute)
 
 StateCode = Annotated[str, Field(pattern=r"^[A-Z]{2,3}$")]
 BoardCode = Annotated[str, Field(pattern=r"^[A-Z0-9_-]{2,32}$")]
@@ -50,7 +50,7 @@ class BoardUpdate(Patch):
 
 
 class BoardCreate(BoardUpdate):
-    state_id: int
+    state_id: StateId
     code: BoardCode
     name: text(200, min_length=1)  # type: ignore[valid-type]
     time_zone: TimeZone = "Asia/Kolkata"
@@ -71,7 +71,7 @@ async def list_states(
 
 @router.get("/states/{state_id}")
 async def get_state(
-    state_id: int, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+    state_id: StateId, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
 ) -> dict:
     return await one(pool, principal, STATES, state_id)
 
@@ -88,7 +88,7 @@ async def create_state(
 
 @router.patch("/states/{state_id}")
 async def update_state(
-    state_id: int,
+    state_id: StateId,
     body: StateUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.STATE_MANAGE),
@@ -99,7 +99,7 @@ async def update_state(
 
 @router.delete("/states/{state_id}")
 async def delete_state(
-    state_id: int, pool: PoolDep, principal: Principal = require(Permission.STATE_MANAGE)
+    state_id: StateId, pool: PoolDep, principal: Principal = require(Permission.STATE_MANAGE)
 ) -> dict:
     """Delete an empty state; one with boards or users answers 409."""
     async with pool.connection() as conn:
@@ -110,7 +110,7 @@ async def delete_state(
 async def list_boards(
     pool: PoolDep,
     principal: Principal = require(Permission.BOARD_READ),
-    state_id: int | None = None,
+    state_id: StateId | None = None,
     sort: Literal["id", "code", "name"] = "id",
     order: Order = "asc",
     limit: Limit = 50,
@@ -121,7 +121,7 @@ async def list_boards(
 
 @router.get("/boards/{board_id}")
 async def get_board(
-    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
 ) -> dict:
     return await one(pool, principal, BOARDS, board_id)
 
@@ -147,7 +147,7 @@ async def create_board(
 
 @router.patch("/boards/{board_id}")
 async def update_board(
-    board_id: int,
+    board_id: BoardId,
     body: BoardUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.BOARD_MANAGE),
@@ -161,7 +161,7 @@ async def update_board(
 
 @router.delete("/boards/{board_id}")
 async def delete_board(
-    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BOARD_MANAGE)
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BOARD_MANAGE)
 ) -> dict:
     """Delete an empty board; one with consumers, meters, gateways or users answers 409."""
     async with pool.connection() as conn:
@@ -170,16 +170,15 @@ async def delete_board(
 
 @router.get("/boards/{board_id}/readings")
 async def get_board_readings(
-    board_id: int,
+    board_id: BoardId,
     pool: PoolDep,
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
-    start: datetime = Query(..., alias="from"),
-    end: datetime = Query(..., alias="to"),
+    start: Instant = Query(..., alias="from"),
+    end: Instant = Query(..., alias="to"),
     interval: Literal["15min", "hour", "day"] = "hour",
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:
     """The board's energy per bucket, or its meters' min/mean/max and summed means."""
-    check_aware(start=start, end=end)
     async with pool.connection() as conn:
         return await readings.board_readings(
             conn, principal, board_id, quantity=quantity, start=start, end=end, interval=interval
@@ -199,7 +198,7 @@ class RetentionUpdate(Patch):
 
 @router.get("/boards/{board_id}/retention")
 async def get_retention(
-    board_id: int, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
 ) -> dict:
     """How long the board keeps raw readings, daily aggregates, alerts, reports and audit."""
     async with pool.connection() as conn:
@@ -208,7 +207,7 @@ async def get_retention(
 
 @router.patch("/boards/{board_id}/retention")
 async def set_retention(
-    board_id: int,
+    board_id: BoardId,
     body: RetentionUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.BOARD_MANAGE),

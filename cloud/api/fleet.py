@@ -12,27 +12,28 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared import IDENTIFIER_PATTERN
 
+from ..access import Permission, Principal
+from ..access.ids import BoardId, ConsumerId, GatewayId, MeterId
 from ..errors import InvalidInput
-from ..permissions import Permission
 from ..services import consumers, meters, readings
-from ..services.auth import Principal
 from ..services.scoped import CONSUMERS, METERS
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
-from .types import PLAIN_TEXT, Patch, text
+from .scoped_route import ScopedRoute
+from .types import PLAIN_TEXT, Instant, Patch, text
 
-router = APIRouter(prefix="/api/v1", tags=["fleet"])
+router = APIRouter(prefix="/api/v1", tags=["fleet"], route_class=ScopedRoute)
 
 
 @router.get("/consumers", response_model=Page)
 async def list_consumers(
     pool: PoolDep,
     principal: Principal = require(Permission.CONSUMER_READ),
-    board_id: int | None = None,
+    board_id: BoardId | None = None,
     category: str | None = Query(None, max_length=64, pattern=PLAIN_TEXT),
     account_no: str | None = Query(None, max_length=64, pattern=PLAIN_TEXT),
     sort: Literal["id", "name", "account_no", "created_at"] = "id",
@@ -54,14 +55,14 @@ async def list_consumers(
 
 @router.get("/consumers/{consumer_id}")
 async def get_consumer(
-    consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.CONSUMER_READ)
+    consumer_id: ConsumerId, pool: PoolDep, principal: Principal = require(Permission.CONSUMER_READ)
 ) -> dict:
     return await one(pool, principal, CONSUMERS, consumer_id)
 
 
 class ConsumerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    board_id: int
+    board_id: BoardId
     account_no: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9/_-]+$")]
     name: text(200, min_length=1)  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] = "domestic"
@@ -88,7 +89,7 @@ async def create_consumer(
 
 @router.patch("/consumers/{consumer_id}")
 async def update_consumer(
-    consumer_id: int,
+    consumer_id: ConsumerId,
     body: ConsumerUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.CONSUMER_UPDATE),
@@ -101,7 +102,9 @@ async def update_consumer(
 
 @router.delete("/consumers/{consumer_id}")
 async def delete_consumer(
-    consumer_id: int, pool: PoolDep, principal: Principal = require(Permission.CONSUMER_DELETE)
+    consumer_id: ConsumerId,
+    pool: PoolDep,
+    principal: Principal = require(Permission.CONSUMER_DELETE),
 ) -> dict:
     """Delete a consumer registered by mistake; one with meters or users answers 409."""
     async with pool.connection() as conn:
@@ -112,10 +115,13 @@ async def delete_consumer(
 async def list_meters(
     pool: PoolDep,
     principal: Principal = require(Permission.METER_READ),
-    board_id: int | None = None,
-    consumer_id: int | None = None,
-    gateway_id: int | None = None,
+    board_id: BoardId | None = None,
+    consumer_id: ConsumerId | None = None,
+    gateway_id: GatewayId | None = None,
     model: str | None = Query(None, max_length=32, pattern=PLAIN_TEXT),
+    confirmed: bool | None = Query(
+        None, description="false: meters gateways reported that await an admin's confirmation"
+    ),
     sort: Literal["id", "external_id", "created_at"] = "id",
     order: Order = "asc",
     limit: Limit = 50,
@@ -130,6 +136,7 @@ async def list_meters(
             "consumer_id": consumer_id,
             "gateway_id": gateway_id,
             "model": model,
+            "confirmed": confirmed,
         },
         sort,
         order,
@@ -140,23 +147,22 @@ async def list_meters(
 
 @router.get("/meters/{meter_id}")
 async def get_meter(
-    meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
+    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
 ) -> dict:
     return await one(pool, principal, METERS, meter_id)
 
 
 @router.get("/meters/{meter_id}/readings")
 async def get_meter_readings(
-    meter_id: int,
+    meter_id: MeterId,
     pool: PoolDep,
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
-    start: datetime = Query(..., alias="from"),
-    end: datetime = Query(..., alias="to"),
+    start: Instant = Query(..., alias="from"),
+    end: Instant = Query(..., alias="to"),
     interval: Literal["raw", "15min", "hour", "day"] = "hour",
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:
     """Raw readings, or energy per bucket (cumulative registers) / min-avg-max (others)."""
-    check_aware(start=start, end=end)
     async with pool.connection() as conn:
         return await readings.meter_readings(
             conn, principal, meter_id, quantity=quantity, start=start, end=end, interval=interval
@@ -181,11 +187,11 @@ class MeterFields(Patch):
     protocol: Protocol | None = None
     phases: Literal[1, 3] | None = None
     ct_ratio: CtRatio | None = None
-    installed_at: AwareDatetime | None = None
+    installed_at: Instant | None = None
 
 
 class MeterCreate(MeterFields):
-    board_id: int
+    board_id: BoardId
     external_id: ExternalId
 
 
@@ -193,13 +199,13 @@ class MeterAssign(BaseModel):
     """Null clears an assignment; an absent field leaves it as it is."""
 
     model_config = ConfigDict(extra="forbid")
-    consumer_id: int | None = None
-    gateway_id: int | None = None
+    consumer_id: ConsumerId | None = None
+    gateway_id: GatewayId | None = None
 
 
 class MeterReplace(MeterFields):
     external_id: ExternalId
-    replaced_at: AwareDatetime
+    replaced_at: Instant
 
 
 @router.post("/meters", status_code=status.HTTP_201_CREATED)
@@ -212,7 +218,7 @@ async def create_meter(
 
 @router.patch("/meters/{meter_id}")
 async def update_meter(
-    meter_id: int,
+    meter_id: MeterId,
     body: MeterFields,
     pool: PoolDep,
     principal: Principal = require(Permission.METER_UPDATE),
@@ -223,7 +229,7 @@ async def update_meter(
 
 @router.post("/meters/{meter_id}/assign")
 async def assign_meter(
-    meter_id: int,
+    meter_id: MeterId,
     body: MeterAssign,
     pool: PoolDep,
     principal: Principal = require(Permission.METER_ASSIGN),
@@ -233,9 +239,18 @@ async def assign_meter(
         return await meters.assign(conn, principal, meter_id, body.model_dump(exclude_unset=True))
 
 
+@router.post("/meters/{meter_id}/confirm")
+async def confirm_meter(
+    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.METER_ASSIGN)
+) -> dict:
+    """Accept a meter that a gateway reported and the cloud did not know (409 if confirmed)."""
+    async with pool.connection() as conn:
+        return await meters.confirm(conn, principal, meter_id)
+
+
 @router.post("/meters/{meter_id}/replace", status_code=status.HTTP_201_CREATED)
 async def replace_meter(
-    meter_id: int,
+    meter_id: MeterId,
     body: MeterReplace,
     pool: PoolDep,
     principal: Principal = require(Permission.METER_ASSIGN),
@@ -247,7 +262,7 @@ async def replace_meter(
 
 @router.get("/meters/{meter_id}/history")
 async def meter_history(
-    meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
+    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.METER_READ)
 ) -> list[dict]:
     """The meter's replacement chain (installation and replacement dates), oldest first."""
     async with pool.connection() as conn:
@@ -256,7 +271,7 @@ async def meter_history(
 
 @router.delete("/meters/{meter_id}")
 async def delete_meter(
-    meter_id: int, pool: PoolDep, principal: Principal = require(Permission.METER_DELETE)
+    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.METER_DELETE)
 ) -> dict:
     """Delete a meter registered by mistake; one with readings answers 409."""
     async with pool.connection() as conn:

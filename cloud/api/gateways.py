@@ -11,14 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import IDENTIFIER_PATTERN
 
-from ..permissions import Permission
+from ..access import Permission, Principal
+from ..access.ids import BoardId, GatewayId
+from ..errors import InvalidInput
 from ..services import enrollment
-from ..services.auth import Principal
 from ..services.scoped import BOARDS, GATEWAYS, actor, get_row
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
+from .scoped_route import ScopedRoute
 
-router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
+router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"], route_class=ScopedRoute)
 
 
 class EnrollRequest(BaseModel):
@@ -36,7 +38,8 @@ class EnrollResponse(BaseModel):
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollResponse)
 async def enroll(body: EnrollRequest, pool: PoolDep) -> dict[str, str]:
-    """Register (or rotate) a gateway's Ed25519 public key with a one-time enrollment token."""
+    """Register a new gateway's Ed25519 public key with a one-time board token, or re-key an
+    enrolled gateway with a token issued for it."""
     async with pool.connection() as conn:
         return await enrollment.enroll(
             conn, token=body.token, gateway_code=body.gateway_id, public_key=body.public_key
@@ -45,13 +48,15 @@ async def enroll(body: EnrollRequest, pool: PoolDep) -> dict[str, str]:
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    board_id: int
+    board_id: BoardId
     ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 24 * 3600
+    # set: a token that re-keys this enrolled gateway of the board (and nothing else)
+    gateway_id: GatewayId | None = None
 
 
 class TokenResponse(BaseModel):
     token: str
-    board_id: int
+    board_id: BoardId
     expires_at: datetime
 
 
@@ -61,20 +66,39 @@ class TokenResponse(BaseModel):
 async def create_enrollment_token(
     body: TokenRequest, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_ENROLL)
 ) -> dict:
-    """A one-time token a gateway of this board enrolls with; shown once, stored as a hash."""
+    """A one-time token a new gateway of this board enrolls with (or, with `gateway_id`, that
+    re-keys that enrolled gateway); shown once, stored as a hash."""
     async with pool.connection() as conn:
         board = await get_row(conn, principal, BOARDS, body.board_id)  # 404 outside scope
+        gateway_code = None
+        if body.gateway_id is not None:
+            gateway = await get_row(conn, principal, GATEWAYS, body.gateway_id)
+            if gateway["board_id"] != board["id"]:
+                raise InvalidInput(
+                    f"gateway {body.gateway_id} is not on board {board['code']}",
+                    errors=[("gateway_id", "another board")],
+                )
+            gateway_code = gateway["gateway_code"]
         token, expires = await enrollment.create_token(
-            conn, board_code=board["code"], ttl_s=body.ttl_s, actor=actor(principal)
+            conn,
+            board_code=board["code"],
+            ttl_s=body.ttl_s,
+            actor=actor(principal),
+            gateway_code=gateway_code,
         )
-    return {"token": token, "board_id": board["id"], "expires_at": expires}
+    return {
+        "token": token,
+        "board_id": board["id"],
+        "gateway_id": body.gateway_id,
+        "expires_at": expires,
+    }
 
 
 @router.get("", response_model=Page)
 async def list_gateways(
     pool: PoolDep,
     principal: Principal = require(Permission.GATEWAY_READ),
-    board_id: int | None = None,
+    board_id: BoardId | None = None,
     status_: Literal["active", "revoked"] | None = Query(None, alias="status"),
     sort: Literal["id", "gateway_code", "last_seen_at"] = "id",
     order: Order = "asc",
@@ -87,14 +111,14 @@ async def list_gateways(
 
 @router.get("/{gateway_id}")
 async def get_gateway(
-    gateway_id: int, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_READ)
+    gateway_id: GatewayId, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_READ)
 ) -> dict:
     return await one(pool, principal, GATEWAYS, gateway_id)
 
 
 @router.post("/{gateway_id}/revoke")
 async def revoke_gateway(
-    gateway_id: int, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_REVOKE)
+    gateway_id: GatewayId, pool: PoolDep, principal: Principal = require(Permission.GATEWAY_REVOKE)
 ) -> dict:
     """Revoke the gateway's key: its batches are refused until it enrolls again."""
     async with pool.connection() as conn:

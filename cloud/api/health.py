@@ -5,8 +5,9 @@ from fastapi.responses import JSONResponse
 
 from ..services.health import database_problem
 from .deps import PoolDep
+from .scoped_route import ScopedRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ScopedRoute)
 
 
 @router.get("/health")

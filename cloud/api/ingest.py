@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from shared import GATEWAY_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER, Ack
 
 from ..errors import PayloadTooLarge
 from ..services.ingest import ingest_batch
 from .deps import MetricsDep, PoolDep, SettingsDep
+from .scoped_route import ScopedRoute
 
-router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], route_class=ScopedRoute)
 
 
 async def read_bounded_body(request: Request, limit: int) -> bytes:
@@ -29,7 +31,7 @@ async def read_bounded_body(request: Request, limit: int) -> bytes:
 @router.post("/batches", response_model=Ack)
 async def post_batch(
     request: Request, pool: PoolDep, settings: SettingsDep, metrics: MetricsDep
-) -> Ack:
+) -> JSONResponse:
     """Store a gateway's batch idempotently; answer `acked_through_seq` after commit."""
     body = await read_bounded_body(request, MAX_BODY_BYTES)
     ack = await ingest_batch(
@@ -43,4 +45,6 @@ async def post_batch(
     metrics.ingest_batches.inc()
     metrics.ingest_readings.inc(ack.readings_new)
     metrics.ingest_events.inc(ack.events_new)
-    return ack
+    # `refused` only when there is something in it: gateways of before it knew the field keep
+    # reading the answer
+    return JSONResponse(ack.model_dump(mode="json", exclude=None if ack.refused else {"refused"}))

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BaseModel
 
-from ..services.auth import Principal
+from ..access import Principal
 from ..services.scoped import Table, get_row, list_rows
 from .deps import PoolDep
 

@@ -4,21 +4,22 @@ download and delete — within scope."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
-from ..permissions import Permission
+from ..access import Permission, Principal
+from ..access.ids import BoardId, ReportId, StateId, WholeStateId
 from ..reports.formats import MEDIA_TYPES
 from ..services import reports
-from ..services.auth import Principal
 from ..services.scoped import REPORTS
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
+from .scoped_route import ScopedRoute
+from .types import Day
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=ScopedRoute)
 Kind = Literal["consumption", "billing_summary", "alerts", "fleet_health"]
 Format = Literal["csv", "json", "xml", "pdf"]
 
@@ -27,10 +28,10 @@ class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Kind
     format: Format = "csv"
-    board_id: int | None = None
-    state_id: int | None = None
-    period_start: date
-    period_end: date  # exclusive
+    board_id: BoardId | None = None
+    state_id: WholeStateId | None = None  # a state-wide report: for those who cover the state
+    period_start: Day
+    period_end: Day  # exclusive
     granularity: Literal["daily", "monthly"] = "daily"
 
 
@@ -58,10 +59,10 @@ async def request_report(
 async def list_reports(
     pool: PoolDep,
     principal: Principal = require(Permission.REPORT_READ),
-    board_id: int | None = None,
-    state_id: int | None = None,
+    board_id: BoardId | None = None,
+    state_id: StateId | None = None,
     kind: Kind | None = None,
-    status_: Literal["queued", "running", "done", "failed"] | None = None,
+    status_: Literal["queued", "running", "done", "failed"] | None = Query(None, alias="status"),
     sort: Literal["id", "created_at", "period_start"] = "created_at",
     order: Order = "desc",
     limit: Limit = 50,
@@ -73,14 +74,14 @@ async def list_reports(
 
 @router.get("/{report_id}")
 async def get_report(
-    report_id: int, pool: PoolDep, principal: Principal = require(Permission.REPORT_READ)
+    report_id: ReportId, pool: PoolDep, principal: Principal = require(Permission.REPORT_READ)
 ) -> dict:
     return await one(pool, principal, REPORTS, report_id)
 
 
 @router.get("/{report_id}/download", responses={200: {"content": {"text/csv": {}}}})
 async def download_report(
-    report_id: int,
+    report_id: ReportId,
     request: Request,
     pool: PoolDep,
     principal: Principal = require(Permission.REPORT_READ),
@@ -97,7 +98,7 @@ async def download_report(
 
 @router.delete("/{report_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_report(
-    report_id: int,
+    report_id: ReportId,
     request: Request,
     pool: PoolDep,
     principal: Principal = require(Permission.REPORT_GENERATE),

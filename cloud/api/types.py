@@ -6,11 +6,21 @@ a NUL that reached a query would turn bad input into a server error).
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from annotated_types import Interval
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
 
 PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+# Every date and instant the API accepts lies in this century: arithmetic on them (a month
+# later, a day before, a local midnight) can never leave the calendar.
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2099, 12, 31, tzinfo=UTC)
+Day = Annotated[date, Interval(ge=EARLIEST_DAY, le=LATEST_DAY)]
+Instant = Annotated[AwareDatetime, Interval(ge=EARLIEST_INSTANT, le=LATEST_INSTANT)]
 
 
 def text(max_length: int, min_length: int = 0) -> type[str]:

@@ -11,15 +11,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..permissions import Permission
+from ..access import Permission
+from ..access.ids import BoardId, ConsumerId, StateId, UserId
 from ..services import users
 from ..services.auth import ROLES, Principal
 from ..services.scoped import USERS
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
+from .scoped_route import ScopedRoute
 from .types import Patch
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=ScopedRoute)
 
 Role = Literal[ROLES]  # type: ignore[valid-type]
 Email = Annotated[
@@ -33,9 +35,9 @@ class UserCreate(BaseModel):
     email: Email
     password: Password
     role: Role
-    state_id: int | None = None
-    board_id: int | None = None
-    consumer_id: int | None = None
+    state_id: StateId | None = None
+    board_id: BoardId | None = None
+    consumer_id: ConsumerId | None = None
 
 
 class UserUpdate(Patch):
@@ -49,7 +51,7 @@ async def list_users(
     pool: PoolDep,
     principal: Principal = require(Permission.USER_MANAGE),
     role: Role | None = None,
-    board_id: int | None = None,
+    board_id: BoardId | None = None,
     active: bool | None = None,
     sort: Literal["id", "email", "created_at"] = "id",
     order: Order = "asc",
@@ -62,7 +64,7 @@ async def list_users(
 
 @router.get("/{user_id}")
 async def get_user(
-    user_id: int, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
+    user_id: UserId, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
 ) -> dict:
     return await one(pool, principal, USERS, user_id)
 
@@ -78,7 +80,7 @@ async def create_user(
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: int,
+    user_id: UserId,
     body: UserUpdate,
     pool: PoolDep,
     principal: Principal = require(Permission.USER_MANAGE),
@@ -91,7 +93,7 @@ async def update_user(
 
 @router.delete("/{user_id}")
 async def deactivate_user(
-    user_id: int, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
+    user_id: UserId, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
 ) -> dict:
     async with pool.connection() as conn:
         return await users.deactivate(conn, principal, user_id)

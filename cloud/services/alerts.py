@@ -19,10 +19,9 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from ..access import Principal, scope_filter
 from ..errors import Conflict
-from ..scope import scope_filter
 from . import audit
-from .auth import Principal
 from .scoped import ALERTS, actor, get_row
 
 # The cloud's own alert kinds and their severity (the gateway's kinds are in shared's table).

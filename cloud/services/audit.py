@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
+
+from ..access import Principal, scope_filter
 
 
 async def record(
@@ -34,14 +36,10 @@ async def record(
 
 
 async def entries(
-    conn: AsyncConnection, principal: Any, *, limit: int, offset: int
+    conn: AsyncConnection, principal: Principal, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """The audit log as the caller may see it: everything for the operator; otherwise what
     the users and gateways inside the caller's scope did."""
-    from psycopg import sql
-
-    from ..scope import scope_filter  # here, not at the top: scope -> auth -> audit is a cycle
-
     users, user_params = scope_filter(principal, "user", "u")
     gateways, gateway_params = scope_filter(principal, "gateway", "g")
     where = sql.SQL(

@@ -31,12 +31,12 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
+from ..access import Principal
 from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import Bill, compute_bill, local_midnight
 from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
 from . import audit, tariffs
-from .auth import Principal
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)

@@ -7,9 +7,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors
 
+from ..access import Principal
 from ..errors import Conflict
 from . import audit
-from .auth import Principal
 from .scoped import BOARDS, CONSUMERS, actor, delete_row, get_row, update_row
 
 

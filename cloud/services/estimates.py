@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
+from ..access import Principal
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import compute_bill, local_midnight
 from ..errors import InvalidInput
 from . import tariffs
-from .auth import Principal
 from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
 

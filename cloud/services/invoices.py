@@ -16,10 +16,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit, tariffs
-from .auth import Principal
-from .scoped import INVOICES, actor, get_row
+from .scoped import BOARDS, INVOICES, actor, get_row
 
 SETTLEABLE = ("issued", "overdue", "disputed")
 
@@ -195,8 +195,10 @@ async def resolve_dispute(
 
 
 async def mark_overdue(conn: AsyncConnection, principal: Principal, board_id: int) -> int:
-    """Issued invoices past their due date and not fully paid become overdue."""
+    """Issued invoices of a board in scope, past their due date and not fully paid, become
+    overdue."""
     async with conn.transaction():
+        await get_row(conn, principal, BOARDS, board_id)  # 404 outside the caller's scope
         cursor = await conn.execute(
             "UPDATE invoices SET status = 'overdue' WHERE board_id = %s AND status = 'issued'"
             " AND due_date < current_date AND paid < amount_due RETURNING id",

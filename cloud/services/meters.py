@@ -10,14 +10,14 @@ to join the two registers.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection, errors
 
+from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
-from .auth import Principal
 from .scoped import BOARDS, CONSUMERS, GATEWAYS, METERS, actor, delete_row, get_row, update_row
 
 _FIELDS = ("external_id", "model", "protocol", "phases", "ct_ratio", "installed_at")
@@ -41,6 +41,7 @@ async def _insert(
 ) -> dict[str, Any]:
     values = {k: fields.get(k) for k in _FIELDS if fields.get(k) is not None}
     values["board_id"] = board_id
+    values["confirmed_at"] = datetime.now(UTC)  # registered by an admin: nothing to confirm
     if replaces is not None:
         values |= {
             "replaces_id": replaces["id"],
@@ -89,7 +90,25 @@ async def assign(
                     f"{table.entity} {target} is on another board than meter {meter_id}",
                     errors=[(field, "another board")],
                 )
+        if meter["confirmed_at"] is None:  # assigning a discovered meter confirms it
+            changes = {**changes, "confirmed_at": datetime.now(UTC)}
         return await update_row(conn, principal, METERS, meter_id, changes, action="assign")
+
+
+async def confirm(conn: AsyncConnection, principal: Principal, meter_id: int) -> dict[str, Any]:
+    """Accept a meter a gateway discovered (one the cloud did not know) as the board's."""
+    async with conn.transaction():
+        meter = await get_row(conn, principal, METERS, meter_id, for_update=True)
+        if meter["confirmed_at"] is not None:
+            raise Conflict(f"meter {meter_id} was confirmed at {meter['confirmed_at']:%Y-%m-%d}")
+        return await update_row(
+            conn,
+            principal,
+            METERS,
+            meter_id,
+            {"confirmed_at": datetime.now(UTC)},
+            action="confirm",
+        )
 
 
 async def replace(
@@ -110,13 +129,10 @@ async def replace(
                 "a meter cannot be replaced before it was installed",
                 errors=[("replaced_at", str(replaced_at))],
             )
+        # the old meter stays with its gateway: readings it took before the swap may still
+        # be on their way (a gateway offline for weeks) and must be accepted for its last bill
         await update_row(
-            conn,
-            principal,
-            METERS,
-            meter_id,
-            {"replaced_at": replaced_at, "gateway_id": None},
-            action="replace",
+            conn, principal, METERS, meter_id, {"replaced_at": replaced_at}, action="replace"
         )
         if fields.get("installed_at") is None:
             fields["installed_at"] = replaced_at

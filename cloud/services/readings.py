@@ -24,9 +24,8 @@ from psycopg import AsyncConnection, sql
 
 from shared import QUANTITIES
 
+from ..access import Principal, scope_filter
 from ..errors import InvalidInput
-from ..scope import scope_filter
-from .auth import Principal
 from .scoped import BOARDS, METERS, get_row
 
 Interval = Literal["raw", "15min", "hour", "day"]

@@ -11,13 +11,13 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from ..access import Principal, resolve_in_scope
 from ..errors import Conflict, InvalidInput
 from ..reports import builders
 from ..reports.formats import WRITERS
 from ..reports.storage import ReportStorage
 from . import audit
-from .auth import Principal
-from .scoped import BOARDS, REPORTS, STATES, actor, get_row
+from .scoped import BOARDS, REPORTS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MAX_SPAN_DAYS = 400
@@ -45,8 +45,8 @@ async def request(
     async with conn.transaction():
         if board_id is not None:
             await get_row(conn, principal, BOARDS, board_id)
-        else:
-            await get_row(conn, principal, STATES, state_id or 0)
+        else:  # a state-wide report is for those whose scope covers the whole state
+            await resolve_in_scope(conn, principal, {"whole_state": [state_id or 0]})
         cursor = await conn.execute(
             "INSERT INTO reports (board_id, state_id, kind, format, granularity, period_start,"
             " period_end, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",

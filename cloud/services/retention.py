@@ -21,9 +21,9 @@ from typing import Any
 import structlog
 from psycopg import AsyncConnection, errors, sql
 
+from ..access import Principal
 from ..reports.storage import ReportStorage
 from . import audit
-from .auth import Principal
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
@@ -109,6 +109,9 @@ SELECT r.meter_id, r.quantity, r.ts FROM bounds CROSS JOIN LATERAL (
 """
 
 
+LOGIN_FAILURES_KEPT_DAYS = 2  # over the longest login window (a day)
+
+
 async def run(
     conn: AsyncConnection, now: datetime, storage: ReportStorage, *, by: str = "retention"
 ) -> dict[str, int]:
@@ -121,6 +124,7 @@ async def run(
         "alerts_deleted": 0,
         "reports_deleted": 0,
         "audit_deleted": 0,
+        "login_attempts_deleted": 0,
     }
     keys: list[str] = []
     async with conn.transaction():
@@ -166,6 +170,14 @@ async def run(
             "DELETE FROM audit_log WHERE at < %s", (now - timedelta(days=longest_audit),)
         )
         removed["audit_deleted"] += cursor.rowcount
+        # failed logins count for a window of at most a day; successes name an account's usual
+        # addresses for at most a year (CloudSettings.login_*)
+        cursor = await conn.execute(
+            "DELETE FROM login_attempts WHERE (succeeded IS NOT TRUE AND at < %s)"
+            " OR (succeeded AND at < %s)",
+            (now - timedelta(days=LOGIN_FAILURES_KEPT_DAYS), now - timedelta(days=366)),
+        )
+        removed["login_attempts_deleted"] += cursor.rowcount
         await audit.record(
             conn, actor=by, action="retention", entity="retention", entity_id="all", after=removed
         )

@@ -11,10 +11,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
+from ..access import Entity, Principal, scope_filter
 from ..errors import Conflict, InvalidInput, NotFound
-from ..scope import Entity, scope_filter
 from . import audit
-from .auth import Principal
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,10 @@ METERS = Table(
         "installed_at",
         "replaced_at",
         "replaces_id",
+        "confirmed_at",
         "created_at",
     ),
-    ("board_id", "consumer_id", "gateway_id", "model"),
+    ("board_id", "consumer_id", "gateway_id", "model", "confirmed"),
     ("id", "external_id", "created_at"),
 )
 GATEWAYS = Table(
@@ -178,6 +178,10 @@ USERS = Table(
 )
 
 
+# filters that ask whether a column is set, not what it holds
+PRESENCE_FILTERS = {"confirmed": "confirmed_at"}
+
+
 def _columns(table: Table) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier("t", c) for c in table.columns)
 
@@ -199,7 +203,16 @@ async def list_rows(
     for column, value in filters.items():
         if column not in table.filters:
             raise ValueError(f"{column} is not a filter of {table.name}")
-        if value is not None:
+        if value is None:
+            continue
+        if column in PRESENCE_FILTERS:  # confirmed=true: confirmed_at IS NOT NULL
+            clauses.append(
+                sql.SQL("{} IS {} NULL").format(
+                    sql.Identifier("t", PRESENCE_FILTERS[column]),
+                    sql.SQL("NOT" if value else ""),
+                )
+            )
+        else:
             clauses.append(sql.SQL("{} = %s").format(sql.Identifier("t", column)))
             params.append(value)
     if sort not in table.sorts:

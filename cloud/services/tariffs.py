@@ -13,11 +13,11 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors
 
+from ..access import Principal
 from ..billing.engine import TariffVersion
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
-from .auth import Principal
 from .scoped import BOARDS, TARIFFS, actor, get_row
 
 

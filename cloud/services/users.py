@@ -11,10 +11,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from ..access import Principal, may_grant
 from ..errors import Forbidden, InvalidInput
-from ..permissions import may_grant
 from . import audit, auth
-from .auth import Principal
 from .scoped import BOARDS, CONSUMERS, STATES, USERS, actor, get_row, update_row
 
 

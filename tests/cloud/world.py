@@ -1,0 +1,330 @@
+"""A world of tenants for authorization tests: two states, three boards, and on each board one of
+everything a route can name — with spares, so that every write a role may make has an object of
+its own to succeed on once.
+
+Sites (where the objects sit, relative to the caller):
+- `own`: board A in state S1 — the board of the board roles, inside the state admin's state S1;
+  its consumer `consumer` is the CONSUMER's own;
+- `sibling`: another consumer of board A, with its own meter, invoices and alert (a consumer's
+  neighbour);
+- `other_board`: board B, also in S1;
+- `other_state`: board C in state S2.
+
+Every object records where it sits (state, board, consumer), so a test can say from that alone
+whether a caller should reach it.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from cloud.billing.tariff import TariffSpec
+from cloud.services.passwords import hash_password_blocking
+from shared import generate_private_key, public_key_text
+
+PASSWORD = "correct horse battery"
+SITES = ("own", "sibling", "other_board", "other_state")
+FLAT_TARIFF = {"energy": {"mode": "flat", "rate": "5.00"}}
+
+
+@functools.cache
+def _password_hash() -> str:
+    return hash_password_blocking(PASSWORD)
+
+
+@dataclass(frozen=True)
+class Obj:
+    """An object and where it sits."""
+
+    id: int
+    state: int | None
+    board: int | None
+    consumer: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class Site:
+    name: str
+    objects: dict[str, Obj] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Obj:
+        try:
+            return self.objects[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class World:
+    tag: str
+    states: dict[str, int]  # S1, S2
+    boards: dict[str, int]  # A, B, C
+    sites: dict[str, Site]
+    users: dict[str, Obj] = field(default_factory=dict)  # role -> the acting user
+
+    def site(self, name: str) -> Site:
+        return self.sites[name]
+
+
+class _Builder:
+    def __init__(self, conn: AsyncConnection, tag: str) -> None:
+        self.conn = conn
+        self.tag = tag
+        self.counter = 0
+
+    def unique(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}-{self.tag}-{self.counter}"
+
+    async def insert(self, table: str, **values: Any) -> int:
+        columns = ", ".join(values)
+        marks = ", ".join(["%s"] * len(values))
+        cursor = await self.conn.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id",
+            list(values.values()),
+        )
+        return (await cursor.fetchone())["id"]
+
+
+async def _state(b: _Builder, letters: str) -> int:
+    return await b.insert("states", code=letters, name=f"State {letters}")
+
+
+async def _board_objects(
+    b: _Builder, site: Site, state: int, board: int, *, with_board_spares: bool
+) -> None:
+    """Everything of one site: the consumer side (consumer, meter, invoices, alert) and, for
+    board sites, the board side (gateways, spares, tariff, report, users)."""
+    o = site.objects
+
+    def at(obj_id: int, consumer: int | None = None, **extra: Any) -> Obj:
+        return Obj(obj_id, state, board, consumer, extra)
+
+    consumer = await b.insert(
+        "consumers", board_id=board, account_no=b.unique("acct"), name=f"Consumer {site.name}"
+    )
+    o["consumer"] = at(consumer, consumer)
+    if with_board_spares:
+        o["gateway"] = at(
+            await b.insert(
+                "gateways",
+                board_id=board,
+                gateway_code=b.unique("gw"),
+                public_key=public_key_text(generate_private_key()),
+            )
+        )
+    gateway = o["gateway"].id if "gateway" in o else None
+    meter = await b.insert(
+        "meters",
+        board_id=board,
+        external_id=b.unique("m"),
+        consumer_id=consumer,
+        gateway_id=gateway,
+        model="sdm630",
+        confirmed_at="2026-01-01T00:00:00Z",
+    )
+    o["meter"] = at(meter, consumer)
+    # forty days of register reads, so this month's estimate has something to go on
+    await b.conn.execute(
+        "SELECT ensure_readings_partition(d::date) FROM generate_series("
+        " date_trunc('month', now() - interval '40 days'), now(), interval '1 month') d"
+    )
+    await b.conn.execute(
+        "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
+        " SELECT %s, '1.8.0', t, 1000 + extract(epoch FROM t - (now() - interval '40 days'))"
+        " / 3600 * 0.5, 'ok', coalesce(%s, 0) FROM generate_series(now() - interval '40 days',"
+        " now(), interval '6 hours') t",
+        (meter, gateway),
+    )
+    for name, status in (
+        ("invoice_draft", "draft"),
+        ("invoice_cancel", "draft"),
+        ("invoice_pay", "issued"),
+        ("invoice_dispute", "issued"),
+        ("invoice_disputed", "disputed"),
+        ("invoice_overdue", "issued"),
+    ):
+        invoice = await b.insert(
+            "invoices",
+            board_id=board,
+            consumer_id=consumer,
+            period_start="2026-01-01",
+            period_end="2026-02-01",
+            version=len([k for k in o if k.startswith("invoice")]) + 1,
+            status=status,
+            currency="INR",
+            units=100,
+            total=500,
+            amount_due=500,
+            estimated=False,
+            due_date="2026-02-20",
+        )
+        o[name] = at(invoice, consumer)
+        if status == "disputed":
+            await b.conn.execute(
+                "INSERT INTO disputes (invoice_id, reason, opened_by) VALUES (%s, 'too high', 't')",
+                (invoice,),
+            )
+    for name in ("alert", "alert_ack", "alert_resolve"):
+        o[name] = at(
+            await b.insert(
+                "alerts",
+                board_id=board,
+                meter_id=meter,
+                subject=f"meter:{meter}:{name}",
+                kind="outage",
+                severity="high",
+                source="edge",
+                message="no power",
+                opened_at="2026-10-01T00:00:00Z",
+                last_seen_at="2026-10-01T00:00:00Z",
+            ),
+            consumer,
+        )
+    if not with_board_spares:
+        return
+    o["gateway_revoke"] = at(
+        await b.insert(
+            "gateways",
+            board_id=board,
+            gateway_code=b.unique("gw"),
+            public_key=public_key_text(generate_private_key()),
+        )
+    )
+    o["consumer_spare"] = at(
+        await b.insert(
+            "consumers", board_id=board, account_no=b.unique("spare"), name="Spare consumer"
+        )
+    )
+    for name, values in (
+        ("meter_free", {}),
+        ("meter_spare", {}),
+        ("meter_replace", {"consumer_id": consumer, "gateway_id": gateway}),
+        ("meter_discovered", {"gateway_id": gateway, "confirmed_at": None}),
+    ):
+        values = {"confirmed_at": "2026-01-01T00:00:00Z", **values}
+        o[name] = at(
+            await b.insert("meters", board_id=board, external_id=b.unique("m"), **values),
+            values.get("consumer_id"),
+        )
+    tariff = await b.insert("tariffs", board_id=board, category="domestic", name="Domestic")
+    o["tariff"] = at(tariff)
+    o["version"] = at(
+        await b.insert(
+            "tariff_versions",
+            tariff_id=tariff,
+            effective_from="2020-01-01",
+            effective_to="2021-01-01",
+            spec=TariffSpec.model_validate(FLAT_TARIFF).model_dump_json(),
+        ),
+        tariff=tariff,
+    )
+    await b.insert(  # in force now, so estimates have a price
+        "tariff_versions",
+        tariff_id=tariff,
+        effective_from="2023-01-01",
+        spec=TariffSpec.model_validate(FLAT_TARIFF).model_dump_json(),
+    )
+    await b.conn.execute(
+        "INSERT INTO holidays (board_id, day, name) VALUES (%s, '2026-01-26', 'Republic Day')",
+        (board,),
+    )
+    for name in ("report", "report_delete"):
+        o[name] = at(
+            await b.insert(
+                "reports",
+                board_id=board,
+                kind="alerts",
+                format="csv",
+                granularity="daily",
+                period_start="2026-10-01",
+                period_end="2026-11-01",
+                status="done",
+                storage_key=f"test/{b.unique('report').lower()}.csv",
+                size_bytes=5,
+                rows=1,
+                created_by="test",
+            )
+        )
+    for name in ("user", "user_patch", "user_delete"):
+        o[name] = at(
+            await b.insert(
+                "users",
+                email=f"{b.unique('tech')}@example.in".lower(),
+                password_hash=_password_hash(),
+                role="TECHNICIAN",
+                state_id=state,
+                board_id=board,
+            )
+        )
+
+
+async def build_world(conn: AsyncConnection) -> World:
+    """The world, committed. Codes carry a random tag, so worlds of many tests coexist."""
+    tag = uuid.uuid4().hex[:6].upper()
+    letters = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
+    b = _Builder(conn, tag)
+    states = {"S1": await _state(b, letters[:3]), "S2": await _state(b, letters[3:])}
+    boards = {
+        name: await b.insert(
+            "boards", state_id=states[state], code=f"{name}-{tag}", name=f"Board {name}"
+        )
+        for name, state in (("A", "S1"), ("B", "S1"), ("C", "S2"))
+    }
+    sites = {name: Site(name) for name in SITES}
+    await _board_objects(b, sites["own"], states["S1"], boards["A"], with_board_spares=True)
+    sites["sibling"].objects["gateway"] = sites["own"].gateway
+    await _board_objects(b, sites["sibling"], states["S1"], boards["A"], with_board_spares=False)
+    await _board_objects(b, sites["other_board"], states["S1"], boards["B"], with_board_spares=True)
+    await _board_objects(b, sites["other_state"], states["S2"], boards["C"], with_board_spares=True)
+    for site, state in (("own", "S1"), ("other_board", "S1"), ("other_state", "S2")):
+        s = sites[site]
+        s.objects["state"] = Obj(states[state], states[state], None)
+        s.objects["board"] = Obj(s.consumer.board, states[state], s.consumer.board)
+        empty = await b.insert(
+            "boards", state_id=states[state], code=b.unique("E").upper(), name="Empty board"
+        )
+        s.objects["board_empty"] = Obj(empty, states[state], empty)
+        spare_letters = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:3])
+        s.objects["state_spare"] = Obj(await _state(b, spare_letters), None, None)
+    await conn.commit()
+    return World(tag, states, boards, sites)
+
+
+async def add_actor(conn: AsyncConnection, world: World, role: str) -> str:
+    """The user who acts as `role` (scoped to board A / state S1 / the own consumer); its
+    e-mail, to log in with."""
+    email = f"{role.lower()}-{world.tag}@example.in".lower()
+    own = world.site("own")
+    scope = {
+        "SUPER_ADMIN": {},
+        "STATE_ADMIN": {"state_id": world.states["S1"]},
+        "CONSUMER": {"consumer_id": own.consumer.id},
+    }.get(role, {"state_id": world.states["S1"], "board_id": world.boards["A"]})
+    user_id = (
+        await (
+            await conn.execute(
+                "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    email,
+                    _password_hash(),
+                    role,
+                    scope.get("state_id"),
+                    scope.get("board_id"),
+                    scope.get("consumer_id"),
+                ),
+            )
+        ).fetchone()
+    )["id"]
+    await conn.commit()
+    world.users[role] = Obj(
+        user_id, scope.get("state_id"), scope.get("board_id"), scope.get("consumer_id")
+    )
+    return email
