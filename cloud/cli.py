@@ -82,7 +82,14 @@ def serve(
     settings = CloudSettings(**changes)
     with database_url(settings) as url:
         uvicorn.run(
-            create_app(settings, url), host=settings.host, port=settings.port, log_config=None
+            create_app(settings, url),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            # the client address (login limits, audit) and https (HSTS, secure cookies) are
+            # taken from X-Forwarded-* only when the request comes from these proxies
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
 
 
@@ -116,13 +123,19 @@ def create_board(
 def enroll_token(
     board: str = typer.Option(..., help="Board code the gateway will belong to."),
     ttl_s: int = typer.Option(86400, min=60, max=7 * 86400, help="Validity in seconds."),
+    gateway: str | None = typer.Option(
+        None, help="Re-key this enrolled gateway of BOARD (a lost key, a new SD card)."
+    ),
 ) -> None:
-    """Print a one-time enrollment token for a gateway of BOARD.
+    """Print a one-time enrollment token for a new gateway of BOARD, or one that re-keys an
+    enrolled gateway (--gateway).
 
     Example: gridgate cloud admin enroll-token --board BRPL
     """
     token, expires = _with_connection(
-        lambda conn: enrollment.create_token(conn, board_code=board, ttl_s=ttl_s, actor="cli")
+        lambda conn: enrollment.create_token(
+            conn, board_code=board, ttl_s=ttl_s, actor="cli", gateway_code=gateway
+        )
     )
     typer.echo(token)
     typer.echo(f"valid until {expires:%Y-%m-%d %H:%M} UTC, once", err=True)

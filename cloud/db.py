@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import structlog
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,6 +42,15 @@ def database_url(settings: CloudSettings) -> Iterator[str]:
         server.cleanup()
 
 
+async def _transactional(conn: AsyncConnection) -> None:
+    """Every connection goes back to the pool in one mode: statements open a transaction that
+    the `pool.connection()` block commits (or rolls back on an error), and `conn.transaction()`
+    inside is a savepoint unless it is the first statement. Work that must commit whatever the
+    request's outcome checks that no transaction is open first (`login_limits`)."""
+    if conn.autocommit:
+        await conn.set_autocommit(False)
+
+
 @contextlib.asynccontextmanager
 async def open_pool(url: str, settings: CloudSettings) -> AsyncIterator[AsyncConnectionPool]:
     pool = AsyncConnectionPool(
@@ -49,6 +59,7 @@ async def open_pool(url: str, settings: CloudSettings) -> AsyncIterator[AsyncCon
         max_size=settings.pool_max_size,
         open=False,
         kwargs={"row_factory": dict_row},
+        reset=_transactional,
     )
     await pool.open(wait=True, timeout=30)
     try:

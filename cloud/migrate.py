@@ -35,6 +35,7 @@ def available_migrations() -> list[tuple[int, str, str]]:
 async def migrate(conn: AsyncConnection) -> list[str]:
     """Apply what is missing; return the names applied now."""
     applied_now = []
+    was_autocommit = conn.autocommit
     await conn.set_autocommit(True)
     await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
@@ -59,4 +60,5 @@ async def migrate(conn: AsyncConnection) -> list[str]:
             applied_now.append(name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        await conn.set_autocommit(was_autocommit)  # hand the connection back as it came
     return applied_now

@@ -20,15 +20,33 @@ class CloudSettings(BaseSettings):
     data_dir: Path = Path("data/cloud")
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    # the reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses)
+    forwarded_allow_ips: str = "127.0.0.1"
     pool_min_size: Annotated[int, Field(ge=1)] = 2
     pool_max_size: Annotated[int, Field(ge=1)] = 10
     # access tokens: HS256 over jwt_secret; unset, a random secret is kept in data_dir (0600)
     jwt_secret: str | None = Field(default=None, min_length=32, repr=False)
     access_token_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900
     refresh_token_ttl_s: Annotated[int, Field(ge=3600, le=90 * 86400)] = 14 * 86400
-    login_failures_per_account: Annotated[int, Field(ge=1)] = 5
-    login_failures_per_ip: Annotated[int, Field(ge=1)] = 20
-    login_window_s: Annotated[int, Field(ge=10)] = 900
+    # failed logins within login_window_s: one account from one address is refused after the
+    # first number, one address (any accounts) after the second; an account failing from many
+    # addresses is slowed to one try per login_slowdown_s, except from addresses it logged in
+    # from before (its owner's), so nobody can lock an owner out by failing on purpose
+    login_failures_per_account_address: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_failures_per_address: Annotated[int, Field(ge=1, le=100_000)] = 20
+    login_failures_per_account: Annotated[int, Field(ge=1, le=100_000)] = 50
+    login_slowdown_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    login_window_s: Annotated[int, Field(ge=10, le=86400)] = 900
+    login_known_address_days: Annotated[int, Field(ge=1, le=365)] = 90
+    # how long a checked session is trusted before the account is looked at again: a role,
+    # scope, status or password change, or a logout, ends access within this many seconds
+    session_check_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    # request bodies (JSON and forms); ingest has its own bound (shared.MAX_BODY_BYTES)
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    # /metrics: open to anyone only if metrics_public; otherwise only with this bearer token
+    # (unset and not public: /metrics answers 404)
+    metrics_public: bool = False
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
     # readings outside this window around "now" are refused: they would be clock faults
     ingest_max_age_days: Annotated[int, Field(ge=1)] = 3 * 366
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400

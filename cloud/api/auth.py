@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..services import auth
 from .deps import CurrentPrincipal, PoolDep, SettingsDep, jwt_secret
+from .scoped_route import ScopedRoute
 from .types import text
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ScopedRoute)
 
 
 class LoginRequest(BaseModel):
@@ -45,15 +46,14 @@ async def login(
     body: LoginRequest, request: Request, pool: PoolDep, settings: SettingsDep
 ) -> auth.TokenPair:
     client_ip = request.client.host if request.client else "unknown"
-    async with pool.connection() as conn:
-        return await auth.login(
-            conn,
-            email=body.email,
-            password=body.password,
-            client_ip=client_ip,
-            settings=settings,
-            secret=jwt_secret(request),
-        )
+    return await auth.login(
+        pool,
+        email=body.email,
+        password=body.password,
+        client_ip=client_ip,
+        settings=settings,
+        secret=jwt_secret(request),
+    )
 
 
 @router.post("/refresh", response_model=TokenResponse)

@@ -9,10 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from ..access import Permission, Principal, allowed
 from ..errors import Forbidden, Unauthorized
 from ..metrics import Metrics
-from ..permissions import Permission, allowed
-from ..services.auth import Principal, decode_access
+from ..services.sessions import principal_for
 from ..settings import CloudSettings
 
 
@@ -47,7 +47,31 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def current_principal(
+async def authenticate(request: Request, token: str) -> Principal:
+    """The caller named by an access token whose session still stands (Unauthorized if not);
+    kept on the request for the scope check (`cloud.api.scoped_route`)."""
+    principal = await principal_for(
+        token,
+        secret=jwt_secret(request),
+        pool=request.app.state.pool,
+        cache=request.app.state.sessions,
+    )
+    request.state.principal = principal
+    return principal
+
+
+def bearer_or_cookie(request: Request) -> str:
+    """The access token a request carries (Authorization: Bearer, else the session cookie)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token
+    cookie = request.cookies.get(ACCESS_COOKIE)
+    if cookie is None:
+        raise Unauthorized("an access token is required (Authorization: Bearer ...)")
+    return cookie
+
+
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -55,7 +79,7 @@ def current_principal(
     cookie-borne change must also carry the CSRF token (double submit), so another site cannot
     make a logged-in browser act."""
     if credentials is not None:
-        return decode_access(credentials.credentials, jwt_secret(request))
+        return await authenticate(request, credentials.credentials)
     token = request.cookies.get(ACCESS_COOKIE)
     if token is None:
         raise Unauthorized("an access token is required (Authorization: Bearer ...)")
@@ -64,7 +88,7 @@ def current_principal(
         given = request.headers.get(CSRF_HEADER)
         if not expected or not given or not hmac.compare_digest(expected, given):
             raise Forbidden("a change made with the session cookie needs the X-CSRF-Token header")
-    return decode_access(token, jwt_secret(request))
+    return await authenticate(request, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,10 +1,14 @@
 """Users and sessions: Argon2 passwords, short-lived JWT access tokens, rotating refresh tokens.
 
-A login opens a refresh-token family. Each refresh uses the presented token up and issues the
-next one of the family; presenting a used token again means it was stolen, so the whole family
-is revoked and both holders must log in again. Logins are limited per account and per client
-address over a sliding window, counted before the password is checked and without saying
-whether the account exists.
+A login opens a session: a refresh-token family, named in every access token it issues (`sid`).
+Each refresh uses the presented token up and issues the next one of the family; presenting a used
+token again means it was stolen, so the whole family is revoked and both holders must log in
+again. Access tokens also carry the user's session version (`sv`), which moves with every change
+of role, scope, status or password (a trigger on `users`); `cloud.services.sessions` refuses a
+token whose session was logged out or whose version moved, within seconds.
+
+Logins are limited (`cloud.services.login_limits`): each attempt is recorded and committed before
+the password is checked, and the answer never says whether the account exists.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import AsyncConnection, errors
+from psycopg_pool import AsyncConnectionPool
 
-from ..errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
+from ..access import Principal
+from ..errors import Conflict, InvalidInput, Unauthorized
 from ..settings import CloudSettings
 from . import audit, fleet
+from .login_limits import LoginLimits, finish_attempt, record_attempt
+from .passwords import check_new_password, hash_password, verify_password
 
 ROLES = (
     "SUPER_ADMIN",
@@ -37,7 +43,6 @@ ROLES = (
     "TECHNICIAN",
     "CONSUMER",
 )
-_HASHER = PasswordHasher()  # immutable parameters (RFC 9106 defaults), safe to share
 _ALGORITHM = "HS256"
 PLACEHOLDER_SECRETS = {"changeme", "secret", "change-me-to-a-long-random-secret-value!!"}
 
@@ -51,14 +56,12 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling, and the scope their role carries."""
+class AccessClaims:
+    """What a valid access token says: who, in which session, under which account version."""
 
-    user_id: int
-    role: str
-    state_id: int | None
-    board_id: int | None
-    consumer_id: int | None
+    principal: Principal
+    session: uuid.UUID
+    session_version: int
 
 
 def resolve_jwt_secret(settings: CloudSettings) -> str:
@@ -83,14 +86,6 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _check_password(password: str) -> None:
-    if not 10 <= len(password) <= 256:
-        raise InvalidInput(
-            "password must be 10 to 256 characters",
-            errors=[("password", "must be 10 to 256 characters")],
-        )
-
-
 async def create_user(
     conn: AsyncConnection,
     *,
@@ -104,7 +99,8 @@ async def create_user(
 ) -> dict[str, Any]:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", errors=[("role", role)])
-    _check_password(password)
+    check_new_password(password, email=email)
+    password_hash = await hash_password(password)
     async with conn.transaction():
         state_id = await fleet.state_id(conn, state_code) if state_code else None
         board_id = None
@@ -116,7 +112,7 @@ async def create_user(
                 "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id)"
                 " VALUES (lower(%s), %s, %s, %s, %s, %s)"
                 " RETURNING id, email, role, state_id, board_id, consumer_id, active",
-                (email, _HASHER.hash(password), role, state_id, board_id, consumer_id),
+                (email, password_hash, role, state_id, board_id, consumer_id),
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"a user with email {email} exists") from exc
@@ -133,9 +129,12 @@ async def create_user(
 
 async def set_password(conn: AsyncConnection, user_id: int, password: str) -> None:
     """A new password; every session of the user ends (a reset means the old one leaked)."""
-    _check_password(password)
+    cursor = await conn.execute("SELECT email FROM users WHERE id = %s", (user_id,))
+    user = await cursor.fetchone()
+    check_new_password(password, email=user["email"] if user else None)
     await conn.execute(
-        "UPDATE users SET password_hash = %s WHERE id = %s", (_HASHER.hash(password), user_id)
+        "UPDATE users SET password_hash = %s WHERE id = %s",
+        (await hash_password(password), user_id),
     )
     await revoke_sessions(conn, user_id)
 
@@ -173,6 +172,7 @@ async def _issue(
         "state": user["state_id"],
         "board": user["board_id"],
         "consumer": user["consumer_id"],
+        "sv": user["session_version"],
         "iat": now,
         "exp": now + timedelta(seconds=settings.access_token_ttl_s),
     }
@@ -182,7 +182,7 @@ async def _issue(
 
 
 async def login(
-    conn: AsyncConnection,
+    pool: AsyncConnectionPool,
     *,
     email: str,
     password: str,
@@ -190,47 +190,35 @@ async def login(
     settings: CloudSettings,
     secret: str,
 ) -> TokenPair:
+    """Tokens for a right password. The attempt is recorded and committed first (see the module
+    doc); no connection is held while the password is hashed, so a crowd of logins cannot take
+    every connection the rest of the API needs."""
     email = email.lower()
-    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
-    cursor = await conn.execute(
-        "SELECT count(*) FILTER (WHERE email = %s) AS account,"
-        " count(*) FILTER (WHERE client_ip = %s) AS ip FROM login_attempts"
-        " WHERE NOT succeeded AND at > %s AND (email = %s OR client_ip = %s)",
-        (email, client_ip, since, email, client_ip),
-    )
-    failures = await cursor.fetchone()
-    if (
-        failures["account"] >= settings.login_failures_per_account
-        or failures["ip"] >= settings.login_failures_per_ip
-    ):
-        await conn.rollback()
-        raise TooManyRequests("too many failed logins; wait a few minutes and try again")
-    cursor = await conn.execute(
-        "SELECT id, role, state_id, board_id, consumer_id, password_hash, active FROM users"
-        " WHERE email = %s",
-        (email,),
-    )
-    user = await cursor.fetchone()
-    ok = False
-    if user is not None and user["active"]:
-        try:
-            ok = _HASHER.verify(user["password_hash"], password)
-        except (VerificationError, InvalidHashError):
-            ok = False
-    else:
-        _HASHER.hash(password)  # the same work either way: timing does not reveal accounts
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO login_attempts (email, client_ip, succeeded) VALUES (%s, %s, %s)",
-            (email, client_ip, ok),
+    async with pool.connection() as conn:
+        attempt = await record_attempt(
+            conn, email=email, client_ip=client_ip, limits=LoginLimits.from_settings(settings)
         )
-    if not ok:
-        raise Unauthorized("email or password is wrong")
-    async with conn.transaction():
-        pair = await _issue(conn, user, uuid.uuid4(), settings, secret)
-        await audit.record(
-            conn, actor=f"user:{user['id']}", action="login", entity="user", entity_id=user["id"]
+        cursor = await conn.execute(
+            "SELECT id, role, state_id, board_id, consumer_id, password_hash, active,"
+            " session_version FROM users WHERE email = %s",
+            (email,),
         )
+        user = await cursor.fetchone()
+    usable = user is not None and user["active"]
+    ok = await verify_password(user["password_hash"] if usable else None, password)
+    async with pool.connection() as conn:
+        await finish_attempt(conn, attempt, succeeded=ok)
+        if not ok:
+            raise Unauthorized("email or password is wrong")
+        async with conn.transaction():
+            pair = await _issue(conn, user, uuid.uuid4(), settings, secret)
+            await audit.record(
+                conn,
+                actor=f"user:{user['id']}",
+                action="login",
+                entity="user",
+                entity_id=user["id"],
+            )
     return pair
 
 
@@ -241,7 +229,8 @@ async def refresh(
     time revokes the whole family (committed) before the call fails."""
     async with conn.transaction():
         cursor = await conn.execute(
-            "SELECT t.*, u.role, u.state_id, u.board_id, u.consumer_id, u.active"
+            "SELECT t.*, u.role, u.state_id, u.board_id, u.consumer_id, u.active,"
+            " u.session_version"
             " FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
             " WHERE token_hash = %s FOR UPDATE OF t",
             (_digest(refresh_token),),
@@ -260,7 +249,10 @@ async def refresh(
             )
             user = {
                 "id": token["user_id"],
-                **{k: token[k] for k in ("role", "state_id", "board_id", "consumer_id")},
+                **{
+                    k: token[k]
+                    for k in ("role", "state_id", "board_id", "consumer_id", "session_version")
+                },
             }
             return await _issue(conn, user, token["family"], settings, secret)
     # only the reuse branch leaves the transaction without returning or raising
@@ -290,19 +282,32 @@ async def logout(conn: AsyncConnection, *, refresh_token: str) -> None:
             await _revoke_family(conn, token["family"], token["user_id"], "logout")
 
 
-def decode_access(token: str, secret: str) -> Principal:
+def decode_access(token: str, secret: str) -> AccessClaims:
+    """The claims of a well-signed, unexpired access token (Unauthorized otherwise). Whether its
+    session still stands is `cloud.services.sessions`' question."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub", "role"]}
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            options={"require": ["exp", "sub", "role"]},
+        )
+        return AccessClaims(
+            Principal(
+                int(claims["sub"]),
+                str(claims["role"]),
+                _optional_id(claims.get("state")),
+                _optional_id(claims.get("board")),
+                _optional_id(claims.get("consumer")),
+            ),
+            uuid.UUID(str(claims["sid"])),
+            int(claims["sv"]),
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("access token expired; refresh it") from exc
-    except jwt.InvalidTokenError as exc:
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("access token is not valid") from exc
-    return Principal(
-        int(claims["sub"]),
-        claims["role"],
-        claims.get("state"),
-        claims.get("board"),
-        claims.get("consumer"),
-    )
+
+
+def _optional_id(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]

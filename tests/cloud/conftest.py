@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,8 @@ from cloud.services import enrollment, fleet
 from cloud.settings import CloudSettings
 from shared import generate_private_key, public_key_text
 from tests.support.services import free_tcp_port
+
+METRICS_TOKEN = "scraper-token-for-the-tests"
 
 
 @dataclass
@@ -34,22 +38,43 @@ class EnrolledGateway:
     key: Ed25519PrivateKey
 
 
-@pytest.fixture
-async def cloud(database_url: str, tmp_path: Path) -> AsyncIterator[Cloud]:
+@contextlib.asynccontextmanager
+async def open_cloud(
+    database_url: str, data_dir: Path, **overrides: object
+) -> AsyncIterator[Cloud]:
+    """The app on the session's database, in-process, with settings of the test's choosing;
+    its client calls from an address of its own (`client_from` gives more)."""
     settings = CloudSettings(
-        database_url=database_url,
-        data_dir=tmp_path / "cloud",
-        pool_min_size=1,
-        pool_max_size=4,
-        jobs_interval_s=0,
+        **{
+            "database_url": database_url,
+            "data_dir": data_dir,
+            "pool_min_size": 1,
+            "pool_max_size": 4,
+            "jobs_interval_s": 0,
+            "metrics_token": METRICS_TOKEN,
+            **overrides,
+        }
     )
     app = create_app(settings, database_url)
-    async with app.router.lifespan_context(app):
-        # each test calls from its own address, so per-address login limits stay per test
-        address = ".".join(str(b) for b in uuid.uuid4().bytes[:3])
-        transport = httpx.ASGITransport(app=app, client=(f"10.{address}", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as client:
-            yield Cloud(client, app.state.pool)
+    async with app.router.lifespan_context(app), client_from(app, random_address()) as client:
+        yield Cloud(client, app.state.pool)
+
+
+def random_address() -> str:
+    """A client address of this test's own, so per-address login limits stay per test."""
+    return "10." + ".".join(str(b) for b in uuid.uuid4().bytes[:3])
+
+
+def client_from(app, address: str, *, scheme: str = "http") -> httpx.AsyncClient:
+    """A client of the in-process app whose requests come from `address`."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://cloud")
+
+
+@pytest.fixture
+async def cloud(database_url: str, tmp_path: Path) -> AsyncIterator[Cloud]:
+    async with open_cloud(database_url, tmp_path / "cloud") as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -107,5 +132,34 @@ async def served(database_url: str, tmp_path):
         await asyncio.sleep(0.05)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         yield client
+    server.should_exit = True
+    await task
+
+
+@dataclass
+class Served:
+    client: httpx.AsyncClient
+    app: Any
+    pool: AsyncConnectionPool
+
+
+@pytest.fixture
+async def served_app(database_url: str, tmp_path: Path) -> AsyncIterator[Served]:
+    """The app on a real port (the alert stream needs one), with its pool for the world."""
+    settings = CloudSettings(
+        database_url=database_url,
+        data_dir=tmp_path / "cloud",
+        pool_min_size=1,
+        pool_max_size=8,
+        jobs_interval_s=0,
+    )
+    app = create_app(settings, database_url)
+    port = free_tcp_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        yield Served(client, app, app.state.pool)
     server.should_exit = True
     await task

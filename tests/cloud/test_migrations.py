@@ -55,6 +55,7 @@ async def test_a_meters_reads_are_scanned_from_the_index_alone(postgres_server: 
     with isolated_database(postgres_server) as url:
         async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
             await migrate(conn)
+            await conn.set_autocommit(True)  # VACUUM runs outside a transaction
             await conn.execute("SELECT ensure_readings_partition('2026-10-01')")
             await conn.execute(
                 "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
