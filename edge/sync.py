@@ -30,19 +30,25 @@ from shared import (
     Batch,
     BatchTooLarge,
     Event,
+    EventStatus,
     Heartbeat,
     Reading,
+    Refusal,
+    Severity,
     seal_batch,
 )
 
 from .config import CloudSection
-from .store import Store, StoredEvent, StoredReading, from_us
+from .store import NewEvent, Store, StoredEvent, StoredReading, from_us
 
 log = structlog.get_logger(__name__)
 try:
     VERSION = version("gridgate")
 except PackageNotFoundError:  # running from a source tree that was never installed
     VERSION = "0+unknown"
+
+
+REFUSAL_NOTICE_S = 3600.0  # a refused meter becomes an event at most this often
 
 
 class SyncFailed(Exception):
@@ -108,6 +114,7 @@ class Syncer:
         self._limit = config.batch_readings
         self.started = time.monotonic()
         self.wake = asyncio.Event()
+        self._refusals_noted: dict[str, float] = {}  # meter -> when last noted (monotonic)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -181,6 +188,8 @@ class Syncer:
                 f" not {batch.batch_id} through {batch.last_seq}"
             )
         await self._store(Store.acknowledge, readings_through, events_through)
+        if ack.refused:
+            await self._note_refusals(ack.refused)
         self._limit = min(self.config.batch_readings, self._limit * 2)
         rows = len(batch.readings) + len(batch.events)
         self.stats.batches += 1
@@ -188,6 +197,38 @@ class Syncer:
         self.stats.events += len(batch.events)
         self.stats.last_error = None
         return rows
+
+    async def _note_refusals(self, refusals: list[Refusal]) -> None:
+        """The cloud stored the batch but not these meters' readings: say so in the log at
+        every batch, and as an event (which reaches the cloud's alerts) at most once an hour per
+        meter. The readings stay in the store until it prunes acknowledged rows."""
+        now = time.monotonic()
+        fresh = []
+        for refusal in refusals:
+            log.warning(
+                "cloud refused readings",
+                meter_id=refusal.meter_id,
+                readings=refusal.readings,
+                reason=refusal.reason,
+            )
+            if now - self._refusals_noted.get(refusal.meter_id, -REFUSAL_NOTICE_S) >= (
+                REFUSAL_NOTICE_S
+            ):
+                self._refusals_noted[refusal.meter_id] = now
+                fresh.append(
+                    NewEvent(
+                        ts=datetime.now(UTC),
+                        kind="readings_refused",
+                        status=EventStatus.NOTICE,
+                        severity=Severity.HIGH,
+                        meter_id=refusal.meter_id,
+                        message=refusal.reason,
+                        details={"readings": refusal.readings},
+                    )
+                )
+        if fresh:
+            await self._store(Store.append, (), fresh)
+            self.wake.set()  # events travel ahead of readings: send it at the next chance
 
     async def drain(self) -> int:
         """Send until nothing is pending (rate-limited); returns the rows acknowledged."""

@@ -35,7 +35,7 @@ from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.db import database_url
 from cloud.migrate import migrate
-from cloud.services import auth, enrollment, fleet
+from cloud.services import audit, auth, enrollment, fleet
 from cloud.settings import CloudSettings
 from edge.config import load_config
 from edge.daemon import Daemon
@@ -115,7 +115,8 @@ async def _seed(url: str) -> None:
                 ).fetchone()
                 first = first or consumer["id"]
                 await conn.execute(
-                    "INSERT INTO meters (board_id, external_id, consumer_id) VALUES (%s, %s, %s)",
+                    "INSERT INTO meters (board_id, external_id, consumer_id, confirmed_at)"
+                    " VALUES (%s, %s, %s, now())",
                     (board["id"], external, consumer["id"]),
                 )
         await auth.create_user(
@@ -219,6 +220,31 @@ async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
         )
         response.raise_for_status()
     write_private_key(key_path, key)
+
+
+async def _assign_meters(url: str) -> None:
+    """The demo's meters are read by its gateway: assign them to it, as an admin does after a
+    gateway is installed (the cloud refuses readings of meters assigned to another gateway)."""
+    async with (
+        await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn,
+        conn.transaction(),
+    ):
+        cursor = await conn.execute(
+            "UPDATE meters m SET gateway_id = g.id FROM gateways g, boards b"
+            " WHERE g.gateway_code = %s AND b.code = %s AND m.board_id = b.id"
+            " AND m.gateway_id IS NULL AND m.replaced_at IS NULL RETURNING m.id",
+            (GATEWAY, BOARD),
+        )
+        assigned = [row["id"] for row in await cursor.fetchall()]
+        if assigned:
+            await audit.record(
+                conn,
+                actor="demo",
+                action="assign",
+                entity="gateway",
+                entity_id=GATEWAY,
+                after={"meters": assigned},
+            )
 
 
 def _edge_config(folder: Path, cloud_url: str, link: Path, dlms_port: int, mqtt_port: int) -> Path:
@@ -348,6 +374,7 @@ async def run(
             real,
         )
         await _enroll(url, cloud_url, data_dir / "edge" / "data" / "gateway.key")
+        await _assign_meters(url)
         await _import_history(
             url,
             {

@@ -42,6 +42,7 @@ from ._models import (
     Heartbeat,
     Quality,
     Reading,
+    Refusal,
     Sample,
 )
 from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
@@ -85,6 +86,7 @@ __all__ = [
     "Quantity",
     "QuantityKind",
     "Reading",
+    "Refusal",
     "Sample",
     "Severity",
     "SignatureInvalid",

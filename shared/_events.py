@@ -55,6 +55,10 @@ EVENT_KINDS: dict[str, tuple[Severity, str]] = {
         "Unsent instantaneous values downsampled to stay within disk budget",
     ),
     "backfill": (Severity.INFO, "Readings filled from a meter's load profile after a gap"),
+    "readings_refused": (
+        Severity.HIGH,
+        "The cloud refused a meter's readings: the meter is not assigned to this gateway",
+    ),
 }
 
 EVENT_KIND_CODES: tuple[str, ...] = tuple(EVENT_KINDS)

@@ -46,7 +46,7 @@ EventKind = Literal[EVENT_KIND_CODES]  # type: ignore[valid-type]
 
 
 class Quality(StrEnum):
-    """Quality flag of a sample (DESIGN.md: Quantities)."""
+    """Quality flag of a sample (docs/architecture.md: Quantities)."""
 
     OK = "ok"
     ESTIMATED = "estimated"
@@ -181,10 +181,24 @@ class Batch(_WireModel):
         return self
 
 
-class Ack(_WireModel):
-    """The cloud's answer to a batch, sent only after the batch is committed."""
+class Refusal(_WireModel):
+    """Readings of one meter that the cloud would not store, and why (the rest of the batch
+    was stored)."""
 
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    meter_id: Identifier
+    readings: Annotated[int, Field(ge=0)]
+    reason: Annotated[str, Field(max_length=300)]
+
+
+class Ack(_WireModel):
+    """The cloud's answer to a batch, sent only after the batch is committed. Unknown fields are
+    ignored, so a gateway keeps syncing with a newer cloud; fields at their defaults are left
+    out of the answer, so an older gateway does too."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
     batch_id: UUID
     acked_through_seq: Annotated[int, Field(ge=0)]
     readings_new: Annotated[int, Field(ge=0)] = 0
     events_new: Annotated[int, Field(ge=0)] = 0
+    refused: Annotated[list[Refusal], Field(max_length=MAX_BATCH_READINGS)] = []

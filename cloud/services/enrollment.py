@@ -1,8 +1,10 @@
 """Gateway enrollment: one-time, expiring, board-scoped tokens; keys registered, rotated, revoked.
 
-A token is shown once and stored only as its SHA-256. Enrolling with a token registers the
-gateway's Ed25519 public key (its private key never leaves the gateway); enrolling an existing
-gateway of the same board with a fresh token rotates its key.
+A token is shown once and stored only as its SHA-256. A board token enrolls a new gateway of the
+board: it registers the gateway's Ed25519 public key (its private key never leaves the gateway).
+Re-keying an enrolled gateway (a replaced SD card, a lost key) needs a token issued for that
+gateway: a board token cannot take over a gateway, and its answer for an id that is already
+enrolled is the same whether that gateway is on the token's board or another one.
 """
 
 from __future__ import annotations
@@ -24,18 +26,41 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def _taken(gateway_code: str) -> Conflict:
+    return Conflict(
+        f"gateway {gateway_code} is already enrolled; re-keying it needs a token issued for it"
+        f" (gridgate cloud admin enroll-token --board BOARD --gateway {gateway_code})"
+    )
+
+
 async def create_token(
-    conn: AsyncConnection, *, board_code: str, ttl_s: int, actor: str
+    conn: AsyncConnection,
+    *,
+    board_code: str,
+    ttl_s: int,
+    actor: str,
+    gateway_code: str | None = None,
 ) -> tuple[str, datetime]:
-    """A new enrollment token for a board: (token, expires_at). Only its hash is stored."""
+    """A new enrollment token for a board, or for re-keying one of its gateways:
+    (token, expires_at). Only its hash is stored."""
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
     async with conn.transaction():
         board = await fleet.board_by_code(conn, board_code)
+        gateway_id = None
+        if gateway_code is not None:
+            cursor = await conn.execute(
+                "SELECT id FROM gateways WHERE gateway_code = %s AND board_id = %s",
+                (gateway_code, board["id"]),
+            )
+            gateway = await cursor.fetchone()
+            if gateway is None:
+                raise NotFound(f"no gateway {gateway_code} on board {board_code}")
+            gateway_id = gateway["id"]
         cursor = await conn.execute(
-            "INSERT INTO enrollment_tokens (board_id, token_hash, expires_at)"
-            " VALUES (%s, %s, %s) RETURNING id",
-            (board["id"], _hash(token), expires),
+            "INSERT INTO enrollment_tokens (board_id, token_hash, expires_at, for_gateway_id)"
+            " VALUES (%s, %s, %s, %s) RETURNING id",
+            (board["id"], _hash(token), expires, gateway_id),
         )
         row = await cursor.fetchone()
         await audit.record(
@@ -44,7 +69,7 @@ async def create_token(
             action="create",
             entity="enrollment_token",
             entity_id=row["id"],
-            after={"board": board_code, "expires_at": expires},
+            after={"board": board_code, "gateway": gateway_code, "expires_at": expires},
         )
     return token, expires
 
@@ -76,8 +101,13 @@ async def enroll(
             "SELECT * FROM gateways WHERE gateway_code = %s FOR UPDATE", (gateway_code,)
         )
         existing = await cursor.fetchone()
-        if existing is not None and existing["board_id"] != row["board_id"]:
-            raise Conflict(f"gateway {gateway_code} belongs to another board")
+        if row["for_gateway_id"] is None:
+            if existing is not None:  # the same answer for this board's and another's
+                raise _taken(gateway_code)
+        elif existing is None or existing["id"] != row["for_gateway_id"]:
+            raise Unauthorized(
+                f"this enrollment token was issued to re-key another gateway, not {gateway_code}"
+            )
         if existing is None:
             cursor = await conn.execute(
                 "INSERT INTO gateways (board_id, gateway_code, public_key) VALUES (%s, %s, %s)"

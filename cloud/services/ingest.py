@@ -1,4 +1,4 @@
-"""Ingest of signed batches (DESIGN.md: the sync contract).
+"""Ingest of signed batches (docs/architecture.md: the sync contract).
 
 Order of work: the gateway (named in a header) must exist and be active; the body is checked
 for size, its signature verified over the exact bytes, decompressed with a bound, then parsed
@@ -7,12 +7,19 @@ registered under the gateway's board, readings go through COPY into a staging ta
 `INSERT ... ON CONFLICT DO NOTHING`, events likewise by (gateway, seq), the heartbeat is
 recorded, and the batch id is kept so a replay is answered from the record. The Ack is returned
 only after the commit.
+
+What a gateway may write: readings of the meters assigned to it, and of meters the cloud has
+never seen on its board, which are registered as its own and await an admin's confirmation
+(`POST /meters/{id}/confirm`). Readings of any other meter (assigned to another gateway, or to
+none) are refused, meter by meter, in the Ack's `refused` list; the rest of the batch is stored.
+A gateway's events about such a meter are kept, without the link to the meter.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import structlog
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -24,6 +31,7 @@ from shared import (
     BatchTooLarge,
     EncodingError,
     KeyInvalid,
+    Refusal,
     SignatureInvalid,
     load_public_key,
     open_batch,
@@ -32,6 +40,8 @@ from shared import (
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
 from . import alerts
+
+log = structlog.get_logger(__name__)
 
 
 async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
@@ -124,7 +134,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     if now["status"] != "active" or now["public_key"] != gateway["public_key"]:
         raise Forbidden(f"gateway {gateway['gateway_code']} was revoked or re-keyed meanwhile")
     cursor = await conn.execute(
-        "SELECT gateway_id, last_seq, readings_new, events_new FROM ingest_batches"
+        "SELECT gateway_id, last_seq, readings_new, events_new, refused FROM ingest_batches"
         " WHERE batch_id = %s",
         (batch.batch_id,),
     )
@@ -132,10 +142,23 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     if seen is not None:
         if seen["gateway_id"] != gateway["id"]:
             raise Unauthorized("batch id belongs to another gateway")
-        return Ack(batch_id=batch.batch_id, acked_through_seq=seen["last_seq"])
-    meter_ids = await _meters(conn, gateway, batch)
+        return Ack(
+            batch_id=batch.batch_id,
+            acked_through_seq=seen["last_seq"],
+            refused=[Refusal(**r) for r in seen["refused"]],
+        )
+    meter_ids, refusals = await _meters(conn, gateway, batch)
+    accepted = [r for r in batch.readings if r.meter_id in meter_ids]
+    refused = [
+        Refusal(
+            meter_id=external,
+            readings=sum(1 for r in batch.readings if r.meter_id == external),
+            reason=reason,
+        )
+        for external, reason in sorted(refusals.items())
+    ]
     readings_new = 0
-    if batch.readings:
+    if accepted:
         await conn.execute(
             "CREATE TEMP TABLE staging_readings (meter_id bigint, quantity text, ts timestamptz,"
             " value double precision, quality text) ON COMMIT DROP"
@@ -144,7 +167,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             # binary COPY with declared types: no text formatting of timestamps and floats
             async with cur.copy("COPY staging_readings FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["int8", "text", "timestamptz", "float8", "text"])
-                for r in batch.readings:
+                for r in accepted:
                     await copy.write_row(
                         (meter_ids[r.meter_id], r.quantity, r.ts, r.value, r.quality.value)
                     )
@@ -205,25 +228,44 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     )
     await conn.execute(
         "INSERT INTO ingest_batches (batch_id, gateway_id, first_seq, last_seq, readings_new,"
-        " events_new) VALUES (%s, %s, %s, %s, %s, %s)",
-        (batch.batch_id, gateway["id"], batch.first_seq, batch.last_seq, readings_new, events_new),
+        " events_new, refused) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            batch.batch_id,
+            gateway["id"],
+            batch.first_seq,
+            batch.last_seq,
+            readings_new,
+            events_new,
+            Jsonb([r.model_dump() for r in refused]),
+        ),
     )
+    if refused:
+        log.warning(
+            "readings refused",
+            gateway=gateway["gateway_code"],
+            meters=[r.meter_id for r in refused],
+            readings=sum(r.readings for r in refused),
+        )
     return Ack(
         batch_id=batch.batch_id,
         acked_through_seq=batch.last_seq,
         readings_new=readings_new,
         events_new=events_new,
+        refused=refused,
     )
 
 
-async def _meters(conn: AsyncConnection, gateway: dict, batch: Batch) -> dict[str, int]:
-    """Wire meter id -> meters.id; meters first seen are registered, unassigned, under the
-    gateway's board."""
+async def _meters(
+    conn: AsyncConnection, gateway: dict, batch: Batch
+) -> tuple[dict[str, int], dict[str, str]]:
+    """(wire meter id -> meters.id for the meters this gateway may write, wire meter id -> why
+    not for the others). Meters the board does not know are registered as the gateway's own,
+    awaiting confirmation."""
     external = sorted(
         {r.meter_id for r in batch.readings} | {e.meter_id for e in batch.events if e.meter_id}
     )
     if not external:
-        return {}
+        return {}, {}
     await conn.execute(
         "INSERT INTO meters (board_id, external_id, gateway_id)"
         " SELECT %s, x, %s FROM unnest(%s::text[]) AS x"
@@ -231,7 +273,21 @@ async def _meters(conn: AsyncConnection, gateway: dict, batch: Batch) -> dict[st
         (gateway["board_id"], gateway["id"], external),
     )
     cursor = await conn.execute(
-        "SELECT id, external_id FROM meters WHERE board_id = %s AND external_id = ANY(%s)",
+        "SELECT id, external_id, gateway_id FROM meters"
+        " WHERE board_id = %s AND external_id = ANY(%s)",
         (gateway["board_id"], external),
     )
-    return {row["external_id"]: row["id"] for row in await cursor.fetchall()}
+    allowed, refused = {}, {}
+    for row in await cursor.fetchall():
+        if row["gateway_id"] == gateway["id"]:
+            allowed[row["external_id"]] = row["id"]
+        elif row["gateway_id"] is None:
+            refused[row["external_id"]] = (
+                f"meter {row['external_id']} is registered but not assigned to this gateway;"
+                " an admin assigns it in the cloud"
+            )
+        else:
+            refused[row["external_id"]] = (
+                f"meter {row['external_id']} is assigned to another gateway"
+            )
+    return allowed, refused

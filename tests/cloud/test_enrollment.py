@@ -9,10 +9,10 @@ from shared import generate_private_key, public_key_text
 from tests.cloud.conftest import Cloud, EnrolledGateway
 
 
-async def _token(cloud: Cloud, board: str) -> str:
+async def _token(cloud: Cloud, board: str, gateway: str | None = None) -> str:
     async with cloud.pool.connection() as conn:
         token, expires = await enrollment.create_token(
-            conn, board_code=board, ttl_s=600, actor="test"
+            conn, board_code=board, ttl_s=600, actor="test", gateway_code=gateway
         )
     assert expires > datetime.now(UTC) + timedelta(seconds=590)
     return token
@@ -69,7 +69,7 @@ async def test_rotation_replaces_the_key_and_is_audited(
     cloud: Cloud, gateway: EnrolledGateway
 ) -> None:
     new_key = public_key_text(generate_private_key())
-    token = await _token(cloud, gateway.board)
+    token = await _token(cloud, gateway.board, gateway.code)
     response = await cloud.client.post(
         "/api/v1/gateways/enroll", json=_body(token, gateway.code, new_key)
     )
@@ -85,3 +85,63 @@ async def test_rotation_replaces_the_key_and_is_audited(
             (gateway.code,),
         )
         assert [row["action"] for row in await cursor.fetchall()] == ["enroll", "rotate_key"]
+
+
+async def _key_of(cloud: Cloud, code: str) -> str:
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT public_key FROM gateways WHERE gateway_code = %s", (code,)
+        )
+        return (await cursor.fetchone())["public_key"]
+
+
+async def test_a_board_token_cannot_take_over_an_enrolled_gateway(
+    cloud: Cloud, gateway: EnrolledGateway, board: str
+) -> None:
+    """Regression: any holder of a board's token could re-enroll an existing gateway with a new
+    key and lock the real one out. The token is not spent by the refusal."""
+    key = await _key_of(cloud, gateway.code)
+    token = await _token(cloud, gateway.board)
+    taken = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, gateway.code))
+    assert taken.status_code == 409
+    assert "needs a token issued for it" in taken.json()["detail"]
+    assert await _key_of(cloud, gateway.code) == key
+    fresh = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, "gw-newcomer"))
+    assert fresh.status_code == 201  # the refused attempt did not use the token up
+
+
+async def test_another_boards_gateway_gets_the_same_answer(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    """A token of board B aimed at board A's gateway learns nothing more than a token of A
+    aimed at it: the same status and the same words."""
+    async with cloud.pool.connection() as conn:
+        other = f"B-{gateway.code[-6:].upper()}"
+        await conn.execute(
+            "INSERT INTO boards (state_id, code, name) SELECT state_id, %s, 'Other' FROM boards"
+            " WHERE code = %s",
+            (other, gateway.board),
+        )
+        await conn.commit()
+    own_board = await cloud.client.post(
+        "/api/v1/gateways/enroll", json=_body(await _token(cloud, gateway.board), gateway.code)
+    )
+    other_board = await cloud.client.post(
+        "/api/v1/gateways/enroll", json=_body(await _token(cloud, other), gateway.code)
+    )
+    assert (other_board.status_code, other_board.json()) == (
+        own_board.status_code,
+        own_board.json(),
+    )
+    assert "another board" not in other_board.text
+
+
+async def test_a_rekey_token_serves_only_its_gateway(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    token = await _token(cloud, gateway.board, gateway.code)
+    wrong = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, "gw-elsewhere"))
+    assert wrong.status_code == 401
+    assert "another gateway" in wrong.json()["detail"]
+    right = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, gateway.code))
+    assert right.status_code == 201

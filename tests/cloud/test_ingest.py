@@ -291,7 +291,13 @@ async def test_metrics_count_requests_and_ingested_rows(
 ) -> None:
     await post(cloud, *_sealed(make_batch(gateway.code), gateway))
     await cloud.client.get("/health")
-    text = (await cloud.client.get("/metrics")).text
+    settings = cloud.client._transport.app.state.settings  # type: ignore[attr-defined]
+    assert settings.metrics_token
+    text = (
+        await cloud.client.get(
+            "/metrics", headers={"Authorization": f"Bearer {settings.metrics_token}"}
+        )
+    ).text
     assert "gridgate_ingest_readings_total 30.0" in text
     assert 'route="/api/v1/ingest/batches",status="200"' in text
     assert 'gridgate_http_request_seconds_bucket{le="0.005",route="/health"}' in text

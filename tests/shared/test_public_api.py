@@ -33,6 +33,7 @@ EXPECTED = {
     "Quantity",
     "QuantityKind",
     "Reading",
+    "Refusal",
     "Sample",
     "Severity",
     "SignatureInvalid",
