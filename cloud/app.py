@@ -19,6 +19,7 @@ from .api import (
     auth,
     billing,
     boards,
+    docs,
     fleet,
     gateways,
     health,
@@ -32,10 +33,20 @@ from .errors import CloudError
 from .jobs import run_jobs
 from .metrics import Metrics
 from .metrics import install as install_metrics
+from .middleware import BodyLimit, SecurityHeaders
 from .migrate import migrate
 from .reports.storage import storage_for
 from .services.auth import resolve_jwt_secret
+from .services.sessions import SessionCache
 from .settings import CloudSettings
+
+
+class GridgateApp(FastAPI):
+    """FastAPI with the security headers outermost: they reach every response, a server
+    error's too (Starlette's error middleware otherwise sits outside every other)."""
+
+    def build_middleware_stack(self) -> SecurityHeaders:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
@@ -61,24 +72,36 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await jobs
 
-    app = FastAPI(title="GridGate cloud", version="1", lifespan=lifespan)
+    app = GridgateApp(
+        title="GridGate cloud",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,  # served offline by cloud.api.docs
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
+    app.state.sessions = SessionCache(settings.session_check_s)
     app.state.metrics = Metrics()
     app.state.report_storage = storage_for(
         settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
     )
     app.state.tasks = set()  # background jobs started by requests (kept referenced)
-    install_metrics(app, app.state.metrics)
+    # the body bound sits inside the metrics middleware (a BaseHTTPMiddleware, which would wrap
+    # the bound's 413 in an exception group on its way to the route)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    install_metrics(app, app.state.metrics, settings)
 
     @app.exception_handler(CloudError)
     async def cloud_error(_request: Request, exc: CloudError) -> JSONResponse:
+        retry_after = getattr(exc, "retry_after_s", None)
         return JSONResponse(
             {
                 "detail": str(exc),
                 "errors": [{"field": field, "message": message} for field, message in exc.errors],
             },
             status_code=exc.status_code,
+            headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
 
     @app.exception_handler(psycopg.DataError)
@@ -113,6 +136,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         return RedirectResponse("/dashboard", status_code=303)
 
     app.include_router(dashboard.router)
+    docs.install(app)
     for module in (
         health,
         auth,

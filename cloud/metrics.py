@@ -3,12 +3,16 @@ status, request latency, and what ingest stored."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as render
+
+from .settings import CloudSettings
 
 
 class Metrics:
@@ -41,8 +45,10 @@ class Metrics:
         return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def install(app: FastAPI, metrics: Metrics) -> None:
-    """Count every request by its route template (never the raw path: unbounded labels)."""
+def install(app: FastAPI, metrics: Metrics, settings: CloudSettings) -> None:
+    """Count every request by its route template (never the raw path: unbounded labels), and
+    serve them at /metrics: to anyone if `metrics_public`, else to a scraper presenting
+    `metrics_token` as a bearer token; with neither set, /metrics is not there."""
 
     @app.middleware("http")
     async def measure(
@@ -61,5 +67,24 @@ def install(app: FastAPI, metrics: Metrics) -> None:
             metrics.latency.labels(template).observe(time.perf_counter() - started)
 
     @app.get("/metrics", include_in_schema=False)
-    async def expose() -> Response:
+    async def expose(request: Request) -> Response:
+        if settings.metrics_public:
+            return metrics.render()
+        if settings.metrics_token is None:
+            return JSONResponse(
+                {
+                    "detail": "metrics are not served: set GRIDGATE_METRICS_TOKEN (a scraper's"
+                    " bearer token) or GRIDGATE_METRICS_PUBLIC=true",
+                    "errors": [],
+                },
+                status_code=404,
+            )
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {settings.metrics_token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return JSONResponse(
+                {"detail": "metrics need the scraper's bearer token", "errors": []},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return metrics.render()

@@ -25,11 +25,10 @@ from fastapi.templating import Jinja2Templates
 
 from shared import QUANTITIES
 
-from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, jwt_secret
+from ..access import Permission, Principal, allowed
+from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, authenticate, jwt_secret
 from ..errors import CloudError, NotFound, TooManyRequests, Unauthorized
-from ..permissions import Permission, allowed
 from ..services import audit, auth, readings
-from ..services.auth import Principal
 from ..services.scoped import (
     ALERTS,
     BOARDS,
@@ -54,14 +53,31 @@ class LoginNeeded(Exception):
         self.next_url = next_url
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
+    """The viewer, from the session cookie, if the session still stands (as for the API)."""
     token = request.cookies.get(ACCESS_COOKIE)
     if not token:
         raise LoginNeeded(request.url.path)
     try:
-        return auth.decode_access(token, jwt_secret(request))
+        return await authenticate(request, token)
     except Unauthorized:
         raise LoginNeeded(request.url.path) from None
+
+
+def script_json(value: Any) -> str:
+    """JSON for a <script type="application/json"> element: every <, > and & escaped (with the
+    two line separators JavaScript treats as line ends), so no text a gateway or a user wrote can
+    close the element or open a comment inside it."""
+    text = json.dumps(value, default=str)
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return text
 
 
 def _render(request: Request, name: str, principal: Principal | None, **context: Any):
@@ -84,9 +100,40 @@ def _safe_next(next_url: str) -> str:
     return next_url if next_url.startswith("/dashboard") and "//" not in next_url else "/dashboard"
 
 
+LOGIN_COOKIE = "gg_login"  # the login form's own CSRF token (there is no session yet)
+
+
+def _login_form(request: Request, next_url: str, error: str | None, status: int = 200):
+    """The login form, with a fresh token in a hidden field and in a SameSite=Strict cookie:
+    a form posted from another site carries neither the cookie nor a matching field."""
+    token = secrets.token_urlsafe(24)
+    response = _render(
+        request, "login.html", None, next=_safe_next(next_url), error=error, login_token=token
+    )
+    response.status_code = status
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path="/dashboard/login",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser names the page a form came from (Origin); it must be this site when named."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return origin == f"{request.url.scheme}://{request.url.netloc}"
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/dashboard") -> Response:
-    return _render(request, "login.html", None, next=_safe_next(next), error=None)
+    return _login_form(request, next, None)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -95,22 +142,35 @@ async def login(
     email: str = Form(..., max_length=254),
     password: str = Form(..., max_length=256),
     next: str = Form("/dashboard", max_length=500),
+    login_token: str = Form("", max_length=100),
 ) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if (
+        not _same_origin(request)
+        or not expected
+        or not secrets.compare_digest(expected.encode(), login_token.encode())
+    ):
+        return _login_form(
+            request,
+            next,
+            "This sign-in form has expired or was sent from another site. Sign in again here.",
+            status=403,
+        )
     client = request.client.host if request.client else "unknown"
     try:
-        async with request.app.state.pool.connection() as conn:
-            pair = await auth.login(
-                conn,
-                email=email,
-                password=password,
-                client_ip=client,
-                settings=request.app.state.settings,
-                secret=jwt_secret(request),
-            )
+        pair = await auth.login(
+            request.app.state.pool,
+            email=email,
+            password=password,
+            client_ip=client,
+            settings=request.app.state.settings,
+            secret=jwt_secret(request),
+        )
     except (Unauthorized, TooManyRequests) as exc:
-        return _render(request, "login.html", None, next=_safe_next(next), error=str(exc))
+        return _login_form(request, next, str(exc))
     response = RedirectResponse(_safe_next(next), status_code=303)
     _set_session(response, pair, request.url.scheme == "https")
+    response.delete_cookie(LOGIN_COOKIE, path="/dashboard/login")
     return response
 
 
@@ -150,7 +210,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("", response_class=HTMLResponse)
 async def overview(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     boards: list[dict[str, Any]] = []
     if allowed(principal.role, Permission.BOARD_READ):
         async with request.app.state.pool.connection() as conn:
@@ -174,7 +234,7 @@ async def _table(
     links: dict[str, str] | None = None,
     sort: str = "id",
 ) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     if not allowed(principal.role, permission):
         return _not_allowed(request, principal, permission)
     clean = {k: v for k, v in filters.items() if k in table.filters and v not in (None, "")}
@@ -299,7 +359,7 @@ async def users(request: Request) -> Response:
 
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     if not allowed(principal.role, Permission.AUDIT_READ):
         return _not_allowed(request, principal, Permission.AUDIT_READ)
     async with request.app.state.pool.connection() as conn:
@@ -338,7 +398,7 @@ async def meter(
     start: str | None = None,
     end: str | None = None,
 ) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     start = request.query_params.get("from", start)
     end = request.query_params.get("to", end)
     async with request.app.state.pool.connection() as conn:
@@ -373,7 +433,7 @@ def _instant(text: str) -> datetime:
 @router.get("/meters/{meter_id}/chart.svg")
 async def meter_chart(request: Request, meter_id: int, quantity: str = "1.7.0") -> Response:
     """The meter's quantity over the range as an SVG line (or bars of energy per bucket)."""
-    principal = _principal(request)
+    principal = await _principal(request)
     try:
         start = _instant(request.query_params.get("from", ""))
         end = _instant(request.query_params.get("to", ""))
@@ -445,21 +505,19 @@ def _draw(data: dict[str, Any]) -> bytes:
 
 @router.get("/alerts", response_class=HTMLResponse)
 async def alerts_page(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     if not allowed(principal.role, Permission.ALERT_READ):
         return _not_allowed(request, principal, Permission.ALERT_READ)
     async with request.app.state.pool.connection() as conn:
         rows = await _rows(conn, principal, ALERTS, "opened_at")
     # open alerts first, newest first within each group
     rows.sort(key=lambda a: (a["state"] == "resolved", -a["opened_at"].timestamp()))
-    # "</" never appears inside the script tag holding the data
-    data = json.dumps(rows, default=str).replace("</", "<\\/")
-    return _render(request, "alerts.html", principal, title="Alerts", alerts_json=data)
+    return _render(request, "alerts.html", principal, title="Alerts", alerts_json=script_json(rows))
 
 
 @router.get("/consumers/{consumer_id}", response_class=HTMLResponse)
 async def consumer(request: Request, consumer_id: int) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     async with request.app.state.pool.connection() as conn:
         try:
             row = await get_row(conn, principal, CONSUMERS, consumer_id)
@@ -484,7 +542,7 @@ async def consumer(request: Request, consumer_id: int) -> Response:
 
 @router.get("/reports", response_class=HTMLResponse)
 async def reports_page(request: Request) -> Response:
-    principal = _principal(request)
+    principal = await _principal(request)
     if not allowed(principal.role, Permission.REPORT_READ):
         return _not_allowed(request, principal, Permission.REPORT_READ)
     async with request.app.state.pool.connection() as conn:
