@@ -50,7 +50,7 @@ class MeterProfile:
 
 
 class Checker:
-    """Run every check of DESIGN.md's list over the readings of one meter's read."""
+    """Run every check of docs/architecture.md's list over the readings of one meter's read."""
 
     def __init__(self, config: ChecksSection, state: dict[str, dict[str, Any]]) -> None:
         self.config = config

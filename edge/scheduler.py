@@ -1,4 +1,4 @@
-"""Bus schedulers: one per physical port (DESIGN.md, Edge).
+"""Bus schedulers: one per physical port (docs/architecture.md: The edge daemon).
 
 A polled bus runs one transaction at a time (the Modbus line's lock guarantees it on RS-485;
 the scheduler never starts a second read). Each meter has a due time per poll class ("fast":

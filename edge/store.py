@@ -9,7 +9,7 @@ A write is one transaction with `synchronous=FULL`: when `append` returns, the r
 power cut. A fresh store starts its seq at the wall clock in microseconds, so a store that had
 to be reset (corrupt file, new SD card) never reuses a seq the cloud has already seen.
 
-Disk budget (DESIGN.md): when the file passes the high-water mark the store first deletes
+Disk budget (docs/architecture.md): when the file passes the high-water mark the store first deletes
 acknowledged rows, oldest first; if that is not enough it downsamples the oldest unacknowledged
 instantaneous values (per interval: the minimum and maximum samples kept as read, one more row
 carrying the mean, flagged `estimated`) and keeps only the first read of each interval of a

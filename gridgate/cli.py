@@ -1,4 +1,5 @@
-"""`gridgate`: one console command, a sub-command group per package (DESIGN.md: Command line).
+"""`gridgate`: one console command, a sub-command group per package
+(docs/architecture.md: Command line).
 
 Only the group a command line names is imported: the gateway's daemon (`gridgate edge run`)
 never loads the cloud's or the simulators' code, which keeps it small on a Raspberry Pi.

@@ -1,4 +1,5 @@
-"""The `gridgate` command's shape: the groups of DESIGN.md, and honest 'not available yet'."""
+"""The `gridgate` command's shape: the groups of docs/architecture.md, and honest
+'not available yet'."""
 
 from __future__ import annotations
 

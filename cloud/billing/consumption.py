@@ -1,4 +1,4 @@
-"""Consumption from cumulative register reads: the billing truth (DESIGN.md, Quantities).
+"""Consumption from cumulative register reads: the billing truth (docs/architecture.md: Quantities).
 
 Consumption over a period is the register at its end minus the register at its start. When no
 read falls exactly on a boundary the register there is interpolated linearly between the nearest

@@ -1,5 +1,5 @@
-"""Local checks: each of DESIGN.md's list raises once, clears once, flags what it should, and its
-state survives a restart (a new Checker from the saved state carries on)."""
+"""Local checks: each of docs/architecture.md's list raises once, clears once, flags what it
+should, and its state survives a restart (a new Checker from the saved state carries on)."""
 
 from __future__ import annotations
 
