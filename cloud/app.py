@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from .api import (
     alerts,
+    analytics,
     audit,
     auth,
     billing,
@@ -149,6 +150,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         alerts,
         reports,
         audit,
+        analytics,
     ):
         app.include_router(module.router)
     return app

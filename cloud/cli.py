@@ -222,6 +222,7 @@ def billing_run(
     typer.echo(
         f"{board} {period}: {summary['created']} created, {summary['revised']} revised,"
         f" {summary['unchanged']} unchanged, {summary['failed']} failed"
+        f" ({summary['estimated']} estimated, {summary['unmeasured']} without a meter)"
     )
     for error in summary["errors"]:
         typer.echo(f"  {error}", err=True)

@@ -1,6 +1,6 @@
-"""The service's periodic jobs: the cloud checks every `jobs_interval_s`, retention every
-`retention_interval_s` (an hour). One loop per process; a failing pass is logged and the next one
-runs on time."""
+"""The service's periodic jobs: the console's aggregates and the cloud checks every
+`jobs_interval_s`, retention every `retention_interval_s` (an hour). One loop per process; a
+failing pass is logged and the next one runs on time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from .reports.storage import ReportStorage
-from .services import retention
+from .services import aggregates, retention
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
 
@@ -31,6 +31,11 @@ async def run_jobs(
     last_retention = 0.0
     while True:
         await asyncio.sleep(settings.jobs_interval_s)
+        try:
+            async with pool.connection() as conn:
+                await aggregates.refresh(conn)
+        except Exception as exc:  # keep the loop alive; the next pass may succeed
+            log.error("aggregates failed", error=str(exc))
         try:
             async with pool.connection() as conn:
                 found = await run_checks(conn, datetime.now(UTC), check_settings(settings))

@@ -38,6 +38,23 @@ class Quantity:
         return self.code.split(".")[1] in ("5", "6")
 
     @property
+    def group(self) -> str:
+        """The kind a person looks for it under: energy, demand, power, voltage, current or
+        quality (power factor, frequency, distortion, phase angles)."""
+        channel, kind = self.code.split(".")[:2]
+        if kind == "8":
+            return "energy"
+        if kind in ("5", "6"):
+            return "demand"
+        if self.code.endswith(".124") or channel in ("13", "33", "53", "73", "14", "81"):
+            return "quality"
+        if channel in ("32", "52", "72"):
+            return "voltage"
+        if channel in ("31", "51", "71", "90", "91"):
+            return "current"
+        return "power"
+
+    @property
     def changes_slowly(self) -> bool:
         """Energy registers and demand: they move by small steps or once a period, so they are
         read in the slow poll class and equal reads in a row are not a stuck meter."""

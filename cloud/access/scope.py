@@ -1,7 +1,8 @@
 """The one scope filter every list, fetch and change goes through.
 
 SUPER_ADMIN sees everything; a STATE_ADMIN the boards of its state; board roles their board;
-an AUDITOR its board if it has one, else its state; a CONSUMER only itself and its meters.
+an AUDITOR its board if it has one, else its state; a CONSUMER only itself, its meters, its
+bills once issued and the alerts about its meters.
 An object outside the caller's scope is simply not found (404), never "forbidden": its existence
 is not the caller's business.
 
@@ -43,6 +44,7 @@ Entity = Literal[
     "tariff_version",
     "alert",
     "report",
+    "billing_run",
 ]
 
 # the table each kind of id names
@@ -59,6 +61,7 @@ ENTITY_TABLES: dict[str, str] = {
     "tariff_version": "tariff_versions",
     "alert": "alerts",
     "report": "reports",
+    "billing_run": "billing_runs",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -69,6 +72,7 @@ _BOARD_COLUMN = {
     "tariff": "board_id",
     "alert": "board_id",
     "report": "board_id",
+    "billing_run": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 
@@ -107,9 +111,16 @@ def scope_filter(
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
-        if entity in ("meter", "invoice"):
+        if entity == "meter":
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
+                [principal.consumer_id],
+            )
+        if entity == "invoice":  # their bills once issued: a draft is the utility's business
+            return (
+                sql.SQL("{} = %s AND {} <> 'draft'").format(
+                    sql.Identifier(alias, "consumer_id"), sql.Identifier(alias, "status")
+                ),
                 [principal.consumer_id],
             )
         if entity == "alert":  # alerts about the consumer's own meters

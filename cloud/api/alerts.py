@@ -18,7 +18,7 @@ from ..access import Permission, Principal
 from ..access.ids import AlertId, BoardId, GatewayId, MeterId
 from ..errors import NotFound, Unauthorized
 from ..jobs import check_settings
-from ..services import alerts
+from ..services import alerts, listings
 from ..services.cloud_checks import run_checks
 from ..services.scoped import ALERTS, get_row
 from .deps import PoolDep, SettingsDep, authenticate, bearer_or_cookie, require
@@ -97,8 +97,22 @@ async def alert_stream(
                     try:
                         async with pool.connection() as conn:
                             alert = await get_row(conn, principal, ALERTS, change["id"])
+                            named = await listings.alerts(
+                                conn, principal, alert_id=change["id"], limit=1
+                            )
                     except NotFound:
                         continue  # outside the viewer's scope
+                    if named.rows:  # what it is about, in words (meter, consumer, gateway)
+                        alert |= {
+                            k: named.rows[0][k]
+                            for k in (
+                                "meter",
+                                "consumer_name",
+                                "gateway_code",
+                                "board_code",
+                                "time_zone",
+                            )
+                        }
                     yield {"event": "alert", "data": json.dumps(alert, default=str)}
                 try:
                     await authenticate(request, token)

@@ -3,7 +3,7 @@ filter (a consumer sees only its own invoices)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -13,12 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import describe_validation_error
 
 from ..access import Permission, Principal
-from ..access.ids import BoardId, ConsumerId, InvoiceId, TariffId, TariffVersionId
+from ..access.ids import (
+    BillingRunId,
+    BoardId,
+    ConsumerId,
+    InvoiceId,
+    TariffId,
+    TariffVersionId,
+)
 from ..billing import urdb
 from ..billing.tariff import TariffSpec
 from ..errors import InvalidInput, NotFound
 from ..services import billing_runs, estimates, invoices, tariffs
-from ..services.scoped import INVOICES, TARIFFS, get_row
+from ..services.scoped import BILLING_RUNS, INVOICES, TARIFFS, get_row
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, page
 from .scoped_route import ScopedRoute
@@ -237,6 +244,57 @@ async def run_billing(
     that bills only the difference."""
     async with pool.connection() as conn:
         return await billing_runs.run(conn, principal, **body.model_dump())
+
+
+@router.get("/billing/runs", response_model=Page)
+async def list_runs(
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_READ),
+    board_id: BoardId | None = None,
+    status_: Literal["running", "done", "failed"] | None = Query(None, alias="status"),
+    period_start: Day | None = None,
+    sort: Literal["id", "created_at", "period_start"] = "created_at",
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page:
+    """Billing runs, newest first: a running one shows how many consumers it has measured."""
+    filters = {"board_id": board_id, "status": status_, "period_start": period_start}
+    return await page(pool, principal, BILLING_RUNS, filters, sort, order, limit, offset)
+
+
+@router.get("/billing/runs/{run_id}")
+async def get_run(
+    run_id: BillingRunId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    """One run: its progress while running, its outcome (created, revised, unchanged,
+    estimated, failed, without a meter) and the reasons for the failures."""
+    async with pool.connection() as conn:
+        return await get_row(conn, principal, BILLING_RUNS, run_id)
+
+
+@router.get("/billing/aging")
+async def billing_aging(
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    """What the board's consumers owe, by days past the due date."""
+    async with pool.connection() as conn:
+        return await invoices.aging(conn, principal, board_id, today=date.today())
+
+
+class IssueMany(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    invoice_ids: Annotated[list[InvoiceId], Field(min_length=1, max_length=1000)]
+
+
+@router.post("/invoices/issue")
+async def issue_invoices(
+    body: IssueMany, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+) -> dict:
+    """Issue many drafts at once; each is issued on its own, and the answer says which were and
+    why the others were not."""
+    async with pool.connection() as conn:
+        return await invoices.issue_many(conn, principal, body.invoice_ids)
 
 
 @router.post("/billing/overdue")

@@ -172,9 +172,9 @@ async def delete_board(
 async def get_board_readings(
     board_id: BoardId,
     pool: PoolDep,
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
-    start: Instant = Query(..., alias="from"),
-    end: Instant = Query(..., alias="to"),
     interval: Literal["15min", "hour", "day"] = "hour",
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:

@@ -152,13 +152,23 @@ async def get_meter(
     return await one(pool, principal, METERS, meter_id)
 
 
+@router.get("/meters/{meter_id}/latest")
+async def get_meter_latest(
+    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.READING_READ)
+) -> list[dict]:
+    """The newest value of every quantity the meter reports (of the last 31 days), with its
+    name, unit and the kind it belongs to (energy, demand, power, voltage, current, quality)."""
+    async with pool.connection() as conn:
+        return await readings.latest_values(conn, principal, meter_id)
+
+
 @router.get("/meters/{meter_id}/readings")
 async def get_meter_readings(
     meter_id: MeterId,
     pool: PoolDep,
+    start: Annotated[Instant, Query(alias="from")],
+    end: Annotated[Instant, Query(alias="to")],
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
-    start: Instant = Query(..., alias="from"),
-    end: Instant = Query(..., alias="to"),
     interval: Literal["raw", "15min", "hour", "day"] = "hour",
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:

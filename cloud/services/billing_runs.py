@@ -17,6 +17,12 @@ in steady operation pays for its month, not for the months around it, and not fo
 meters whose reads ingest interleaved with this one's. Time-of-day tariffs need every read of
 the period (the hourly spread). Consumers are measured a thousand at a time, which bounds the
 reads held in memory at once.
+
+A run is recorded as it goes: its `billing_runs` row is committed first (status running, how many
+consumers) and its counts after each chunk, so the console can follow a long run from another
+connection; the bills of a chunk commit with it, and a run stopped half-way is finished by running
+it again (runs are idempotent). The outcome says how many bills were created, revised, unchanged,
+estimated or failed, and which consumers could not be measured and why.
 """
 
 from __future__ import annotations
@@ -242,26 +248,79 @@ async def run(
     if (period_end - period_start).days > 92:
         raise InvalidInput("a billing period is at most 92 days", errors=[("period_end", "")])
     board = await get_row(conn, principal, BOARDS, board_id)
-    tz = ZoneInfo(board["time_zone"])
-    start, end = local_midnight(period_start, tz), local_midnight(period_end, tz)
     cursor = await conn.execute(
-        "SELECT id, category, sanctioned_load_kw FROM consumers WHERE board_id = %s"
+        "SELECT id, account_no, category, sanctioned_load_kw FROM consumers WHERE board_id = %s"
         " AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",
         (board_id, consumer_ids, consumer_ids),
     )
     consumers = await cursor.fetchall()
     cursor = await conn.execute("SELECT day FROM holidays WHERE board_id = %s", (board_id,))
     holidays = {row["day"] for row in await cursor.fetchall()}
-    summary = {"created": 0, "revised": 0, "unchanged": 0, "failed": 0, "errors": []}
+    cursor = await conn.execute(
+        "INSERT INTO billing_runs (board_id, period_start, period_end, actor, status, consumers)"
+        " VALUES (%s, %s, %s, %s, 'running', %s) RETURNING id",
+        (board_id, period_start, period_end, actor(principal), len(consumers)),
+    )
+    run_id = (await cursor.fetchone())["id"]
+    await conn.commit()  # the run shows as running at once, for anyone following it
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "consumers": len(consumers),
+        "created": 0,
+        "revised": 0,
+        "unchanged": 0,
+        "estimated": 0,
+        "failed": 0,
+        "unmeasured": 0,
+        "errors": [],
+    }
+    try:
+        await _bill_all(
+            conn, principal, board, consumers, holidays, period_start, period_end, summary
+        )
+    except BaseException:
+        await conn.rollback()
+        await _finish(conn, run_id, summary, "failed")
+        await conn.commit()
+        raise
+    summary["errors"] = summary["errors"][:50]
+    await _finish(conn, run_id, summary, "done")
+    await audit.record(
+        conn,
+        actor=actor(principal),
+        action="billing_run",
+        entity="board",
+        entity_id=board_id,
+        after={"period_start": period_start, "period_end": period_end, **summary},
+    )
+    await conn.commit()
+    return summary
+
+
+async def _bill_all(
+    conn: AsyncConnection,
+    principal: Principal,
+    board: dict[str, Any],
+    consumers: list[dict[str, Any]],
+    holidays: set[date],
+    period_start: date,
+    period_end: date,
+    summary: dict[str, Any],
+) -> None:
+    tz = ZoneInfo(board["time_zone"])
+    start, end = local_midnight(period_start, tz), local_midnight(period_end, tz)
     by_category: dict[str, list[dict]] = {}
     for consumer in consumers:
         by_category.setdefault(consumer["category"], []).append(consumer)
+    measured_so_far = 0
     for category, members in by_category.items():
         try:
-            versions = await tariffs.in_force(conn, board_id, category, period_start, period_end)
+            versions = await tariffs.in_force(conn, board["id"], category, period_start, period_end)
         except InvalidInput as exc:
             summary["failed"] += len(members)
             summary["errors"].append(str(exc))
+            measured_so_far += len(members)
+            await _progress(conn, summary, measured_so_far)
             continue
         spec = versions[0].spec
         quantity = "9.8.0" if spec.energy_unit == "kVAh" else "1.8.0"
@@ -280,7 +339,12 @@ async def run(
                 demand = await max_demand(conn, spans, demand_quantity)
             for consumer in chunk:
                 if consumer["id"] not in spans:
-                    continue  # no meter in the period: nothing to bill
+                    summary["unmeasured"] += 1
+                    summary["errors"].append(
+                        f"consumer {consumer['id']} ({consumer['account_no']}): no meter was"
+                        " installed in the period, so there is nothing to bill"
+                    )
+                    continue
                 try:
                     measured = consumption(spans[consumer["id"]], tz, hourly=hourly)
                     history = None
@@ -302,34 +366,41 @@ async def run(
                         conn, principal, board, consumer["id"], period_start, period_end, bill
                     )
                     summary[outcome] += 1
+                    summary["estimated"] += bill.estimated
                 except CloudError as exc:
                     summary["failed"] += 1
-                    summary["errors"].append(f"consumer {consumer['id']}: {exc}")
-    summary["errors"] = summary["errors"][:50]
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO billing_runs (board_id, period_start, period_end, created, revised,"
-            " unchanged, failed, actor) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                board_id,
-                period_start,
-                period_end,
-                summary["created"],
-                summary["revised"],
-                summary["unchanged"],
-                summary["failed"],
-                actor(principal),
-            ),
-        )
-        await audit.record(
-            conn,
-            actor=actor(principal),
-            action="billing_run",
-            entity="board",
-            entity_id=board_id,
-            after={"period_start": period_start, "period_end": period_end, **summary},
-        )
-    return summary
+                    summary["errors"].append(
+                        f"consumer {consumer['id']} ({consumer['account_no']}): {exc}"
+                    )
+            measured_so_far += len(chunk)
+            await _progress(conn, summary, measured_so_far)
+
+
+_COUNTS = ("created", "revised", "unchanged", "estimated", "failed", "unmeasured")
+
+
+async def _progress(conn: AsyncConnection, summary: dict[str, Any], measured: int) -> None:
+    """The run's counts so far, committed with the chunk's bills."""
+    await conn.execute(
+        "UPDATE billing_runs SET measured = %s, created = %s, revised = %s, unchanged = %s,"
+        " estimated = %s, failed = %s, unmeasured = %s WHERE id = %s",
+        (measured, *(summary[k] for k in _COUNTS), summary["run_id"]),
+    )
+    await conn.commit()
+
+
+async def _finish(conn: AsyncConnection, run_id: int, summary: dict[str, Any], status: str) -> None:
+    await conn.execute(
+        "UPDATE billing_runs SET status = %s, finished_at = now(), measured = consumers,"
+        " created = %s, revised = %s, unchanged = %s, estimated = %s, failed = %s,"
+        " unmeasured = %s, errors = %s WHERE id = %s",
+        (
+            status,
+            *(summary[k] for k in _COUNTS),
+            json.dumps(summary["errors"][:50]),
+            run_id,
+        ),
+    )
 
 
 async def _record(

@@ -39,7 +39,7 @@ from shared import (
 
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
-from . import alerts
+from . import aggregates, alerts, audit
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +48,8 @@ async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
     if not code:
         raise Unauthorized("X-Gridgate-Gateway header is missing")
     cursor = await conn.execute(
-        "SELECT id, gateway_code, board_id, status, public_key FROM gateways"
-        " WHERE gateway_code = %s",
+        "SELECT g.id, g.gateway_code, g.board_id, g.status, g.public_key, b.time_zone"
+        " FROM gateways g JOIN boards b ON b.id = g.board_id WHERE g.gateway_code = %s",
         (code,),
     )
     gateway = await cursor.fetchone()
@@ -178,6 +178,18 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
                 (gateway["id"],),
             )
             readings_new = cur.rowcount
+            # when each meter last spoke, for the console's online / offline / never seen
+            await cur.execute(
+                "UPDATE meters m SET last_reading_at = s.latest FROM ("
+                " SELECT meter_id, max(ts) AS latest FROM staging_readings GROUP BY 1) s"
+                " WHERE m.id = s.meter_id"
+                " AND (m.last_reading_at IS NULL OR m.last_reading_at < s.latest)"
+            )
+        energy = [r.ts for r in accepted if r.quantity == aggregates.ENERGY]
+        if energy:
+            await aggregates.mark_dirty(
+                conn, gateway["board_id"], gateway["time_zone"], min(energy), max(energy)
+            )
     events_new = 0
     if batch.events:
         async with conn.cursor() as cur:
@@ -266,12 +278,21 @@ async def _meters(
     )
     if not external:
         return {}, {}
-    await conn.execute(
+    cursor = await conn.execute(
         "INSERT INTO meters (board_id, external_id, gateway_id)"
         " SELECT %s, x, %s FROM unnest(%s::text[]) AS x"
-        " ON CONFLICT (board_id, external_id) DO NOTHING",
+        " ON CONFLICT (board_id, external_id) DO NOTHING RETURNING id, external_id",
         (gateway["board_id"], gateway["id"], external),
     )
+    for meter in await cursor.fetchall():
+        await audit.record(
+            conn,
+            actor=f"gateway:{gateway['gateway_code']}",
+            action="discover",
+            entity="meter",
+            entity_id=meter["id"],
+            after={"external_id": meter["external_id"], "gateway_id": gateway["id"]},
+        )
     cursor = await conn.execute(
         "SELECT id, external_id, gateway_id FROM meters"
         " WHERE board_id = %s AND external_id = ANY(%s)",

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit, tariffs
-from .scoped import BOARDS, INVOICES, actor, get_row
+from .scoped import BOARDS, CONSUMERS, INVOICES, actor, get_row
 
 SETTLEABLE = ("issued", "overdue", "disputed")
 
@@ -192,6 +192,82 @@ async def resolve_dispute(
         return await _transition(
             conn, principal, invoice_id, ("disputed",), "resolve", {"status": status}
         )
+
+
+async def payments_of(
+    conn: AsyncConnection, principal: Principal, consumer_id: int
+) -> list[dict[str, Any]]:
+    """Every payment on the consumer's bills, newest first, with the bill's period."""
+    await get_row(conn, principal, CONSUMERS, consumer_id)
+    cursor = await conn.execute(
+        "SELECT p.id, p.amount, p.paid_at, p.reference, i.id AS invoice_id, i.period_start,"
+        " i.currency FROM payments p JOIN invoices i ON i.id = p.invoice_id"
+        " WHERE i.consumer_id = %s ORDER BY p.paid_at DESC LIMIT 200",
+        (consumer_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def issue_many(
+    conn: AsyncConnection, principal: Principal, invoice_ids: list[int]
+) -> dict[str, Any]:
+    """Issue each draft of `invoice_ids` (each in its own transaction: one that cannot be issued
+    does not hold the others back); which were issued and why the others were not."""
+    issued, refused = [], []
+    for invoice_id in invoice_ids:
+        try:
+            await issue(conn, principal, invoice_id)
+            await conn.commit()
+            issued.append(invoice_id)
+        except (Conflict, NotFound) as exc:
+            await conn.rollback()
+            refused.append({"invoice_id": invoice_id, "reason": str(exc)})
+    return {"issued": issued, "refused": refused}
+
+
+AGING_BUCKETS = ((0, 30), (31, 60), (61, 90), (91, None))
+
+
+async def aging(
+    conn: AsyncConnection, principal: Principal, board_id: int, *, today: date
+) -> dict[str, Any]:
+    """What consumers of the board owe on issued, overdue and disputed bills, by days past the
+    due date (not yet due, 0-30, 31-60, 61-90, over 90)."""
+    board = await get_row(conn, principal, BOARDS, board_id)
+    cursor = await conn.execute(
+        "SELECT (%(today)s - due_date) AS late, amount_due - paid AS owed, status FROM invoices"
+        " WHERE board_id = %(board)s AND status IN ('issued', 'overdue', 'disputed')"
+        " AND amount_due > paid",
+        {"board": board_id, "today": today},
+    )
+    rows = await cursor.fetchall()
+    buckets = [{"label": "not yet due", "from_days": None, "to_days": -1}] + [
+        {"label": f"{a}-{b} days" if b else f"over {a - 1} days", "from_days": a, "to_days": b}
+        for a, b in AGING_BUCKETS
+    ]
+    for bucket in buckets:
+        bucket.update(invoices=0, amount=Decimal(0))
+    for row in rows:
+        late = row["late"]
+        index = (
+            0
+            if late < 0
+            else next(
+                i + 1
+                for i, (a, b) in enumerate(AGING_BUCKETS)
+                if late >= a and (b is None or late <= b)
+            )
+        )
+        buckets[index]["invoices"] += 1
+        buckets[index]["amount"] += Decimal(row["owed"])
+    return {
+        "board_id": board_id,
+        "currency": board["currency"],
+        "as_of": today,
+        "buckets": buckets,
+        "outstanding": sum((b["amount"] for b in buckets), Decimal(0)),
+        "disputed": sum(1 for row in rows if row["status"] == "disputed"),
+    }
 
 
 async def mark_overdue(conn: AsyncConnection, principal: Principal, board_id: int) -> int:

@@ -180,3 +180,37 @@ async def delete(conn: AsyncConnection, principal: Principal, meter_id: int) -> 
         if await cursor.fetchone() is not None:
             raise Conflict(f"meter {meter_id} has readings; replace it instead of deleting it")
         return await delete_row(conn, principal, METERS, meter_id)
+
+
+async def events(conn: AsyncConnection, principal: Principal, meter_id: int) -> list[dict]:
+    """What happened to the meter and the meters of its replacement chain, oldest first:
+    registered, discovered, assigned (to whom), confirmed, replaced — from the audit log."""
+    chain = await history(conn, principal, meter_id)
+    cursor = await conn.execute(
+        "SELECT a.at, a.action, a.entity_id::bigint AS meter_id, a.before, a.after"
+        " FROM audit_log a WHERE a.entity = 'meter' AND a.entity_id = ANY(%s)"
+        " ORDER BY a.at, a.id",
+        ([str(m["id"]) for m in chain],),
+    )
+    rows = await cursor.fetchall()
+    names = {m["id"]: m["external_id"] for m in chain}
+    consumers = {
+        (row["after"] or {}).get("consumer_id") for row in rows if row["action"] == "assign"
+    } - {None}
+    cursor = await conn.execute(
+        "SELECT id, name, account_no FROM consumers WHERE id = ANY(%s)", (list(consumers),)
+    )
+    consumer_names = {c["id"]: f"{c['name']} ({c['account_no']})" for c in await cursor.fetchall()}
+    out = []
+    for row in rows:
+        after = row["after"] or {}
+        out.append(
+            {
+                "at": row["at"],
+                "action": row["action"],
+                "meter": names.get(row["meter_id"], str(row["meter_id"])),
+                "consumer": consumer_names.get(after.get("consumer_id")),
+                "gateway_id": after.get("gateway_id"),
+            }
+        )
+    return out

@@ -211,18 +211,24 @@ async def board_readings(
 async def latest_values(
     conn: AsyncConnection, principal: Principal, meter_id: int
 ) -> list[dict[str, Any]]:
-    """The meter's newest value of each quantity (of the last 31 days), named and with units."""
+    """The meter's newest value of each quantity it reported in the last 31 days, with its name,
+    unit and group: one index probe per known quantity, never a scan of the meter's history."""
     await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
     cursor = await conn.execute(
-        "SELECT DISTINCT ON (quantity) quantity, ts, value, quality FROM readings"
-        " WHERE meter_id = %s AND ts > now() - interval '31 days'"
-        " ORDER BY quantity, ts DESC",
-        (meter_id,),
+        "SELECT q.quantity, r.ts, r.value, r.quality FROM unnest(%s::text[]) AS q(quantity)"
+        " CROSS JOIN LATERAL (SELECT ts, value, quality FROM readings"
+        "   WHERE meter_id = %s AND quantity = q.quantity AND ts > now() - interval '31 days'"
+        "   ORDER BY ts DESC LIMIT 1) r",
+        (list(QUANTITIES), meter_id),
     )
     return [
-        {**r, "name": QUANTITIES[r["quantity"]].name, "unit": QUANTITIES[r["quantity"]].unit}
+        {
+            **r,
+            "name": QUANTITIES[r["quantity"]].description,
+            "unit": QUANTITIES[r["quantity"]].unit,
+            "group": QUANTITIES[r["quantity"]].group,
+        }
         for r in await cursor.fetchall()
-        if r["quantity"] in QUANTITIES
     ]
 
 

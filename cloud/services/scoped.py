@@ -169,6 +169,31 @@ REPORTS = Table(
     ("board_id", "state_id", "kind", "format", "status"),
     ("id", "created_at", "period_start"),
 )
+BILLING_RUNS = Table(
+    "billing_runs",
+    "billing_run",
+    (
+        "id",
+        "board_id",
+        "period_start",
+        "period_end",
+        "status",
+        "consumers",
+        "measured",
+        "created",
+        "revised",
+        "unchanged",
+        "estimated",
+        "failed",
+        "unmeasured",
+        "errors",
+        "actor",
+        "created_at",
+        "finished_at",
+    ),
+    ("board_id", "status", "period_start"),
+    ("id", "created_at", "period_start"),
+)
 USERS = Table(
     "users",
     "user",

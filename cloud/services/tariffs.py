@@ -8,8 +8,10 @@ changed again — a new version is added instead.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection, errors
 
@@ -18,7 +20,7 @@ from ..billing.engine import TariffVersion
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
-from .scoped import BOARDS, TARIFFS, actor, get_row
+from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 
 
 async def create(
@@ -235,3 +237,68 @@ async def set_holiday(
             entity_id=board_id,
             after={"day": day, "name": name},
         )
+
+
+async def for_consumer(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The tariff a consumer is billed under this month, as they would read it: the energy
+    charge (one rate, slabs or time-of-day periods), fixed charges, taxes, and how much they have
+    used so far this month, so they can see which slab they stand in."""
+    consumer = await get_row(conn, principal, CONSUMERS, consumer_id)
+    cursor = await conn.execute(
+        "SELECT time_zone FROM boards WHERE id = %s", (consumer["board_id"],)
+    )
+    tz = ZoneInfo((await cursor.fetchone())["time_zone"])
+    today = (now or datetime.now(UTC)).astimezone(tz).date()
+    start = today.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    cursor = await conn.execute(
+        "SELECT t.name FROM tariffs t WHERE t.board_id = %s AND t.category = %s",
+        (consumer["board_id"], consumer["category"]),
+    )
+    tariff = await cursor.fetchone()
+    versions = await in_force(conn, consumer["board_id"], consumer["category"], start, end)
+    version = versions[-1]
+    cursor = await conn.execute(
+        "SELECT coalesce(sum(energy_kwh), 0) AS kwh FROM consumer_energy_daily"
+        " WHERE consumer_id = %s AND day >= %s AND day < %s",
+        (consumer_id, start, end),
+    )
+    so_far = Decimal(str(round((await cursor.fetchone())["kwh"], 3)))
+    energy = version.spec.energy
+    slabs = []
+    if energy.slabs:
+        lower = Decimal(0)
+        for slab in energy.slabs:
+            slabs.append(
+                {
+                    "from_kwh": lower,
+                    "up_to_kwh": slab.up_to,
+                    "rate": slab.rate,
+                    "current": lower <= so_far and (slab.up_to is None or so_far < slab.up_to),
+                }
+            )
+            lower = slab.up_to or lower
+    return {
+        "consumer_id": consumer_id,
+        "category": consumer["category"],
+        "tariff": tariff["name"] if tariff else None,
+        "version_id": version.id,
+        "effective_from": version.effective_from,
+        "effective_to": version.effective_to,
+        "currency": version.spec.currency,
+        "energy_unit": version.spec.energy_unit,
+        "mode": energy.mode,
+        "rate": energy.rate,
+        "slabs": slabs,
+        "periods": energy.rates or {},
+        "weekday": energy.weekday,
+        "weekend": energy.weekend,
+        "fixed": version.spec.fixed.model_dump(mode="json"),
+        "taxes": [t.model_dump(mode="json") for t in version.spec.taxes],
+        "fuel_adjustment_per_unit": version.spec.fuel_adjustment_per_unit,
+        "month": {"from": start, "to": end},
+        "so_far_kwh": so_far,
+        "sanctioned_load_kw": consumer["sanctioned_load_kw"],
+    }

@@ -487,6 +487,68 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         P.USER_MANAGE, "user", "user_delete", by_id("user_delete", "user_id")
     ),
     ("GET", "/health"): E(PUBLIC),
+    # the console's figures
+    ("GET", "/api/v1/analytics/overview"): E(
+        P.BOARD_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
+    ("GET", "/api/v1/analytics/boards"): E(P.BOARD_READ),
+    ("GET", "/api/v1/analytics/load"): E(
+        P.READING_READ,
+        "board",
+        "board",
+        lambda w, s: Req(
+            query={
+                "board_id": s.board.id,
+                "from": "2026-10-01T00:00Z",
+                "to": "2026-10-08T00:00Z",
+                "interval": "hour",
+            }
+        ),
+    ),
+    ("GET", "/api/v1/analytics/consumption"): E(
+        P.READING_READ,
+        "board",
+        "board",
+        lambda w, s: Req(
+            query={
+                "board_id": s.board.id,
+                "from": "2026-10-01",
+                "to": "2026-11-01",
+                "group_by": "category",
+            }
+        ),
+    ),
+    ("GET", "/api/v1/analytics/profile"): E(
+        P.READING_READ,
+        "board",
+        "board",
+        lambda w, s: Req(query={"board_id": s.board.id, "from": "2026-10-01", "to": "2026-11-01"}),
+    ),
+    ("GET", "/api/v1/consumers/{consumer_id}/usage"): E(
+        P.READING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
+    ("GET", "/api/v1/consumers/{consumer_id}/tariff"): E(
+        P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
+    ("GET", "/api/v1/meters/{meter_id}/latest"): E(
+        P.READING_READ, "meter", "meter", by_id("meter"), CONSUMER_SITES
+    ),
+    ("GET", "/api/v1/billing/runs"): E(
+        P.BILLING_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
+    ("GET", "/api/v1/billing/runs/{run_id}"): E(
+        P.BILLING_READ, "billing_run", "billing_run", by_id("billing_run", "run_id")
+    ),
+    ("GET", "/api/v1/billing/aging"): E(
+        P.BILLING_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
+    ("POST", "/api/v1/invoices/issue"): E(
+        P.BILLING_GENERATE,
+        "invoice",
+        "invoice_bulk",
+        lambda w, s: Req(json={"invoice_ids": [s.invoice_bulk.id]}),
+        CONSUMER_SITES,
+    ),
 }
 
 # what an anonymous request to each public route gets (its behaviour is tested elsewhere)
@@ -506,7 +568,7 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
 def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     """The scope rule, from the roles' definitions: a super admin reaches everything; a state
     admin what lies in its state; the board roles what lies on their board (and read their
-    state); a consumer its own consumer record, meters, invoices and their alerts, its own
+    state); a consumer its own consumer record, meters, issued bills and their alerts, its own
     account and its state."""
     if role == "SUPER_ADMIN":
         return True
@@ -516,6 +578,8 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     if role == "CONSUMER":
         if entity == "user":
             return obj.id == actor.id
+        if entity == "invoice" and obj.extra.get("status") == "draft":
+            return False  # a consumer's bills are theirs once issued
         return (
             entity in ("consumer", "meter", "invoice", "alert") and obj.consumer == actor.consumer
         )

@@ -67,6 +67,7 @@ class World:
     boards: dict[str, int]  # A, B, C
     sites: dict[str, Site]
     users: dict[str, Obj] = field(default_factory=dict)  # role -> the acting user
+    free_state_codes: list[str] = field(default_factory=list)  # for creating states
 
     def site(self, name: str) -> Site:
         return self.sites[name]
@@ -92,8 +93,28 @@ class _Builder:
         return (await cursor.fetchone())["id"]
 
 
-async def _state(b: _Builder, letters: str) -> int:
-    return await b.insert("states", code=letters, name=f"State {letters}")
+async def _state(b: _Builder) -> int:
+    """A state with a code no other state has (codes are two or three letters: few enough that
+    random ones collide across a test session's many worlds)."""
+    while True:
+        code = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:3])
+        cursor = await b.conn.execute(
+            "INSERT INTO states (code, name) VALUES (%s, %s) ON CONFLICT (code) DO NOTHING"
+            " RETURNING id",
+            (code, f"State {code}"),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return row["id"]
+
+
+async def free_state_code(conn: AsyncConnection) -> str:
+    """A state code no state has yet."""
+    while True:
+        code = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:3])
+        cursor = await conn.execute("SELECT 1 FROM states WHERE code = %s", (code,))
+        if await cursor.fetchone() is None:
+            return code
 
 
 async def _board_objects(
@@ -149,6 +170,7 @@ async def _board_objects(
         ("invoice_dispute", "issued"),
         ("invoice_disputed", "disputed"),
         ("invoice_overdue", "issued"),
+        ("invoice_bulk", "draft"),
     ):
         invoice = await b.insert(
             "invoices",
@@ -165,7 +187,7 @@ async def _board_objects(
             estimated=False,
             due_date="2026-02-20",
         )
-        o[name] = at(invoice, consumer)
+        o[name] = at(invoice, consumer, status=status)
         if status == "disputed":
             await b.conn.execute(
                 "INSERT INTO disputes (invoice_id, reason, opened_by) VALUES (%s, 'too high', 't')",
@@ -235,6 +257,18 @@ async def _board_objects(
         "INSERT INTO holidays (board_id, day, name) VALUES (%s, '2026-01-26', 'Republic Day')",
         (board,),
     )
+    o["billing_run"] = at(
+        await b.insert(
+            "billing_runs",
+            board_id=board,
+            period_start="2026-09-01",
+            period_end="2026-10-01",
+            actor="test",
+            consumers=1,
+            measured=1,
+            created=1,
+        )
+    )
     for name in ("report", "report_delete"):
         o[name] = at(
             await b.insert(
@@ -268,9 +302,8 @@ async def _board_objects(
 async def build_world(conn: AsyncConnection) -> World:
     """The world, committed. Codes carry a random tag, so worlds of many tests coexist."""
     tag = uuid.uuid4().hex[:6].upper()
-    letters = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:6])
     b = _Builder(conn, tag)
-    states = {"S1": await _state(b, letters[:3]), "S2": await _state(b, letters[3:])}
+    states = {"S1": await _state(b), "S2": await _state(b)}
     boards = {
         name: await b.insert(
             "boards", state_id=states[state], code=f"{name}-{tag}", name=f"Board {name}"
@@ -291,10 +324,11 @@ async def build_world(conn: AsyncConnection) -> World:
             "boards", state_id=states[state], code=b.unique("E").upper(), name="Empty board"
         )
         s.objects["board_empty"] = Obj(empty, states[state], empty)
-        spare_letters = "".join(chr(ord("A") + int(c, 16) % 26) for c in uuid.uuid4().hex[:3])
-        s.objects["state_spare"] = Obj(await _state(b, spare_letters), None, None)
+        s.objects["state_spare"] = Obj(await _state(b), None, None)
+    world = World(tag, states, boards, sites)
+    world.free_state_codes = [await free_state_code(conn) for _ in range(4)]
     await conn.commit()
-    return World(tag, states, boards, sites)
+    return world
 
 
 async def add_actor(conn: AsyncConnection, world: World, role: str) -> str:
