@@ -165,7 +165,7 @@ async def test_text_in_embedded_json_cannot_break_the_page(cloud: Cloud, board: 
         browser.cookies.set("gg_access", token)
         page = await browser.get("/dashboard/alerts")
     assert page.status_code == 200
-    data = page.text.split('id="alerts-data">', 1)[1].split("</script>", 1)[0]
+    data = page.text.split('id="page-data">', 1)[1].split("</script>", 1)[0]
     for character in "<>&":
         assert character not in data
     assert "\\u003c!--\\u003cscript\\u003e" in data

@@ -1,0 +1,179 @@
+"""Billing operations in the console: start a run and follow it, review and issue bills (one or
+many), record payments, open and resolve disputes, see what is overdue and how old. The pages
+read through the services; every change goes through the API from the browser, so it carries
+the same permissions, audit and idempotency as any client's."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ..access import Permission, allowed
+from ..errors import NotFound
+from ..services import analytics, invoices, listings
+from ..services.scoped import BILLING_RUNS, list_rows
+from .i18n import pick_language, translator
+from .web import (
+    csv_download,
+    int_or_none,
+    listing,
+    not_allowed,
+    not_found,
+    render,
+    script_json,
+    viewer,
+    wants_csv,
+)
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+STATUSES = ("draft", "issued", "paid", "overdue", "disputed", "cancelled")
+
+
+def _t(request: Request):
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+def _months(today: date, count: int = 12) -> list[date]:
+    first = today.replace(day=1)
+    out = []
+    for _ in range(count):
+        first = (first - timedelta(days=1)).replace(day=1)
+        out.append(first)
+    return out
+
+
+@router.get("/billing", response_class=HTMLResponse)
+async def billing_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.BILLING_READ) or principal.role == "CONSUMER":
+        return not_allowed(request, principal, Permission.BILLING_READ)
+    t = _t(request)
+    state = listing(
+        request,
+        sorts=listings.INVOICE_SORTS,
+        default_sort="consumer",
+        filters=("board_id", "status", "period"),
+    )
+    async with request.app.state.pool.connection() as conn:
+        boards = await analytics.boards(conn, principal)
+        board_id = int_or_none(state.filters["board_id"]) or principal.board_id
+        board = next((b for b in boards if b["id"] == board_id), boards[0] if boards else None)
+        if board is None:
+            return render(request, "billing.html", principal, title=t("nav.billing"), board=None)
+        tz = ZoneInfo(board["time_zone"])
+        today = datetime.now(UTC).astimezone(tz).date()
+        months = _months(today)
+        try:
+            period = date.fromisoformat(state.filters["period"] + "-01")
+        except ValueError:
+            period = months[0]
+        status = state.filters["status"] if state.filters["status"] in STATUSES else None
+        page = await listings.invoices(
+            conn,
+            principal,
+            board_id=board["id"],
+            status=status,
+            period_start=period,
+            search=state.search,
+            sort=state.sort,
+            descending=state.descending,
+            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
+            offset=0 if wants_csv(request) else state.offset,
+        )
+        if wants_csv(request):
+            return csv_download(
+                f"bills-{board['code']}-{period:%Y-%m}",
+                [
+                    "account_no",
+                    "consumer",
+                    "period_start",
+                    "period_end",
+                    "version",
+                    "status",
+                    "units_kwh",
+                    "total",
+                    "amount_due",
+                    "paid",
+                    "due_date",
+                    "estimated",
+                ],
+                [
+                    [
+                        r["account_no"],
+                        r["consumer_name"],
+                        r["period_start"],
+                        r["period_end"],
+                        r["version"],
+                        r["status"],
+                        r["units"],
+                        r["total"],
+                        r["amount_due"],
+                        r["paid"],
+                        r["due_date"],
+                        r["estimated"],
+                    ]
+                    for r in page.rows
+                ],
+            )
+        runs, _ = await list_rows(
+            conn,
+            principal,
+            BILLING_RUNS,
+            filters={"board_id": board["id"]},
+            sort="created_at",
+            descending=True,
+            limit=10,
+            offset=0,
+        )
+        aging = await invoices.aging(conn, principal, board["id"], today=today)
+    return render(
+        request,
+        "billing.html",
+        principal,
+        page="billing",
+        title=t("nav.billing"),
+        boards=boards,
+        board=board,
+        months=months,
+        period=period,
+        status_filter=status,
+        statuses=STATUSES,
+        state=state,
+        page_rows=page.rows,
+        total=page.total,
+        runs=runs,
+        aging=aging,
+        data=script_json({"board_id": board["id"], "time_zone": board["time_zone"]}),
+    )
+
+
+@router.get("/invoices/{invoice_id}", response_class=HTMLResponse)
+async def invoice_page(request: Request, invoice_id: int) -> Response:
+    principal = await viewer(request)
+    t = _t(request)
+    if not allowed(principal.role, Permission.BILLING_READ):
+        return not_allowed(request, principal, Permission.BILLING_READ)
+    async with request.app.state.pool.connection() as conn:
+        try:
+            invoice = await invoices.get(conn, principal, invoice_id)
+        except NotFound:
+            return not_found(request, principal, t("what.invoice", id=invoice_id))
+        cursor = await conn.execute(
+            "SELECT c.name, c.account_no, c.category, b.time_zone, b.name AS board_name"
+            " FROM consumers c JOIN boards b ON b.id = c.board_id WHERE c.id = %s",
+            (invoice["consumer_id"],),
+        )
+        consumer = await cursor.fetchone()
+    return render(
+        request,
+        "invoice.html",
+        principal,
+        page="invoice",
+        title=t("invoice.title", period=invoice["period_start"].strftime("%B %Y")),
+        invoice=invoice,
+        consumer=consumer,
+        data=script_json({"invoice_id": invoice_id}),
+    )

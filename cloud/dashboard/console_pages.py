@@ -1,0 +1,161 @@
+"""The operator console's first pages: the overview (one board at a glance; every board side by
+side for state and super admins) and analytics (consumption by board, category and consumer
+against earlier periods, top consumers, load against capacity, daily profiles).
+
+Figures come from `cloud.services.analytics` (aggregates, never raw readings); charts are drawn
+in the browser from the same JSON API a client would call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..access import Permission, allowed
+from ..errors import InvalidInput, NotFound
+from ..services import analytics
+from .i18n import pick_language, translator
+from .web import csv_download, int_or_none, not_allowed, not_found, render, script_json, viewer
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+
+def _t(request: Request):
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+@router.get("", response_class=HTMLResponse)
+async def overview(request: Request, board_id: str | None = None) -> Response:
+    principal = await viewer(request)
+    if principal.role == "CONSUMER":
+        return RedirectResponse("/dashboard/home", status_code=303)
+    if not allowed(principal.role, Permission.BOARD_READ):
+        return not_allowed(request, principal, Permission.BOARD_READ)
+    t = _t(request)
+    async with request.app.state.pool.connection() as conn:
+        boards = await analytics.boards(conn, principal)
+        chosen = (
+            int_or_none(board_id) or principal.board_id or (boards[0]["id"] if boards else None)
+        )
+        if chosen is None:
+            return render(
+                request, "overview.html", principal, title=t("nav.overview"), boards=[], board=None
+            )
+        try:
+            figures = await analytics.overview(conn, principal, chosen)
+        except NotFound:
+            return not_found(request, principal, t("what.board", id=chosen))
+    board = figures["board"]
+    return render(
+        request,
+        "overview.html",
+        principal,
+        page="overview",
+        title=f"{board['name']} — {t('nav.overview')}",
+        boards=boards,
+        board=board,
+        o=figures,
+        data=script_json(
+            {
+                "board_id": board["id"],
+                "time_zone": board["time_zone"],
+                "capacity_kw": board["capacity_kw"],
+                "alerts_per_day": figures.get("alerts", {}).get("opened_per_day", []),
+            }
+        ),
+    )
+
+
+def _period(request: Request, tz: ZoneInfo) -> tuple[date, date]:
+    """The period of the query string (`from`, `to`, local days), else the last 30 days."""
+    today = datetime.now(UTC).astimezone(tz).date()
+    try:
+        start = date.fromisoformat(request.query_params.get("from", ""))
+        end = date.fromisoformat(request.query_params.get("to", ""))
+    except ValueError:
+        return today - timedelta(days=30), today + timedelta(days=1)
+    return start, end
+
+
+@router.get("/analytics", response_class=HTMLResponse)
+async def analytics_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.READING_READ) or principal.role == "CONSUMER":
+        return not_allowed(request, principal, Permission.READING_READ)
+    t = _t(request)
+    query = request.query_params
+    group_by = query.get("group_by", "category")
+    if group_by not in ("board", "category", "consumer"):
+        group_by = "category"
+    async with request.app.state.pool.connection() as conn:
+        boards = await analytics.boards(conn, principal)
+        board_id = int_or_none(query.get("board_id")) or principal.board_id
+        board = next((b for b in boards if b["id"] == board_id), boards[0] if boards else None)
+        if board is None:
+            return render(
+                request, "analytics.html", principal, title=t("nav.analytics"), board=None
+            )
+        tz = ZoneInfo(board["time_zone"])
+        start, end = _period(request, tz)
+        error = None
+        try:
+            table = await analytics.consumption(
+                conn,
+                principal,
+                board_id=board["id"] if group_by != "board" else None,
+                group_by=group_by,
+                start=start,
+                end=end,
+                limit=10_000 if query.get("format") == "csv" else 50,
+                offset=0,
+            )
+            top = await analytics.consumption(
+                conn,
+                principal,
+                board_id=board["id"],
+                group_by="consumer",
+                start=start,
+                end=end,
+                limit=10,
+                offset=0,
+            )
+        except InvalidInput as exc:
+            error, table, top = str(exc), None, None
+    if table is not None and query.get("format") == "csv":
+        return csv_download(
+            f"consumption-{group_by}-{start}-{end}",
+            [group_by, "energy_kwh", "previous_period_kwh", "same_period_last_year_kwh"],
+            [
+                [i["label"], i["energy_kwh"], i["previous_kwh"], i["last_year_kwh"]]
+                for i in table["items"]
+            ],
+        )
+    return render(
+        request,
+        "analytics.html",
+        principal,
+        page="analytics",
+        title=t("nav.analytics"),
+        boards=boards,
+        board=board,
+        start=start,
+        end=end,
+        group_by=group_by,
+        table=table,
+        top=top,
+        error=error,
+        data=script_json(
+            {
+                "board_id": board["id"],
+                "time_zone": board["time_zone"],
+                "capacity_kw": board["capacity_kw"],
+                "from": start,
+                "to": end,
+                "start_instant": datetime.combine(start, datetime.min.time(), tz),
+                "end_instant": datetime.combine(end, datetime.min.time(), tz),
+            }
+        ),
+    )

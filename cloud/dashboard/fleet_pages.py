@@ -1,0 +1,278 @@
+"""The fleet in the console: meters (a searchable list; a meter's page that leads with its
+charts, its values grouped by kind and its history), gateways (health at a glance) and consumers
+(a list; a consumer's page, which is also what a consumer sees of themselves)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ..access import Permission, allowed
+from ..errors import NotFound
+from ..services import listings, meters, readings
+from ..services.scoped import METERS, get_row
+from .i18n import pick_language, translator
+from .web import (
+    csv_download,
+    int_or_none,
+    listing,
+    not_allowed,
+    not_found,
+    render,
+    script_json,
+    viewer,
+    wants_csv,
+)
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+GROUPS = ("energy", "demand", "power", "voltage", "current", "quality")
+# the charts of a meter's page: which quantities each draws (only those the meter reports)
+CHARTS = (
+    ("power", ("1.7.0", "2.7.0"), "avg"),
+    ("energy", ("1.8.0", "2.8.0"), "energy"),
+    ("voltage", ("32.7.0", "52.7.0", "72.7.0"), "avg"),
+    ("current", ("31.7.0", "51.7.0", "71.7.0"), "avg"),
+    ("power_factor", ("13.7.0", "33.7.0", "53.7.0", "73.7.0"), "avg"),
+    ("thd", ("32.7.124", "52.7.124", "72.7.124", "31.7.124", "51.7.124", "71.7.124"), "avg"),
+)
+
+
+def _t(request: Request):
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+@router.get("/meters", response_class=HTMLResponse)
+async def meters_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.METER_READ):
+        return not_allowed(request, principal, Permission.METER_READ)
+    state = listing(
+        request, sorts=listings.METER_SORTS, default_sort="meter", filters=("board_id", "health")
+    )
+    health = state.filters["health"] if state.filters["health"] in listings.HEALTHS else None
+    async with request.app.state.pool.connection() as conn:
+        page = await listings.meters(
+            conn,
+            principal,
+            board_id=int_or_none(state.filters["board_id"]),
+            health=health,
+            search=state.search,
+            sort=state.sort,
+            descending=state.descending,
+            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
+            offset=0 if wants_csv(request) else state.offset,
+        )
+    if wants_csv(request):
+        return csv_download(
+            "meters",
+            [
+                "meter",
+                "board",
+                "model",
+                "consumer",
+                "account_no",
+                "gateway",
+                "last_reading_utc",
+                "health",
+            ],
+            [
+                [
+                    r["external_id"],
+                    r["board_code"],
+                    r["model"],
+                    r["consumer_name"],
+                    r["account_no"],
+                    r["gateway_code"],
+                    r["last_reading_at"],
+                    r["health"],
+                ]
+                for r in page.rows
+            ],
+        )
+    return render(
+        request,
+        "meters.html",
+        principal,
+        title=_t(request)("nav.meters"),
+        state=state,
+        page_rows=page.rows,
+        total=page.total,
+        healths=listings.HEALTHS,
+    )
+
+
+@router.get("/meters/{meter_id}", response_class=HTMLResponse)
+async def meter_page(request: Request, meter_id: int) -> Response:
+    principal = await viewer(request)
+    t = _t(request)
+    async with request.app.state.pool.connection() as conn:
+        try:
+            meter = await get_row(conn, principal, METERS, meter_id)
+        except NotFound:
+            return not_found(request, principal, t("what.meter", id=meter_id))
+        named = await _named_meter(conn, principal, meter)
+        latest = (
+            await readings.latest_values(conn, principal, meter_id)
+            if allowed(principal.role, Permission.READING_READ)
+            else []
+        )
+        chain = await meters.events(conn, principal, meter_id)
+    grouped: OrderedDict[str, list] = OrderedDict((g, []) for g in GROUPS)
+    for value in latest:
+        grouped[value["group"]].append(value)
+    reported = {v["quantity"] for v in latest}
+    charts = [
+        {
+            "id": f"chart-{name}",
+            "name": name,
+            "kind": kind,
+            "quantities": [q for q in codes if q in reported],
+        }
+        for name, codes, kind in CHARTS
+        if any(q in reported for q in codes)
+    ]
+    return render(
+        request,
+        "meter.html",
+        principal,
+        page="meter",
+        title=t("meter.title", meter=meter["external_id"]),
+        meter=named,
+        groups={g: v for g, v in grouped.items() if v},
+        charts=charts,
+        events=chain,
+        data=script_json(
+            {
+                "meter_id": meter_id,
+                "time_zone": named["time_zone"],
+                "charts": charts,
+                "names": {q: t(f"quantity.{q}") for c in charts for q in c["quantities"]},
+                "units": {v["quantity"]: v["unit"] for v in latest},
+            }
+        ),
+    )
+
+
+async def _named_meter(conn, principal, meter: dict) -> dict:
+    """The meter with its consumer's and gateway's names and its board's zone."""
+    cursor = await conn.execute(
+        "SELECT c.name AS consumer_name, c.account_no, g.gateway_code, b.code AS board_code,"
+        " b.name AS board_name, b.time_zone FROM meters m JOIN boards b ON b.id = m.board_id"
+        " LEFT JOIN consumers c ON c.id = m.consumer_id"
+        " LEFT JOIN gateways g ON g.id = m.gateway_id WHERE m.id = %s",
+        (meter["id"],),
+    )
+    return {**meter, **(await cursor.fetchone())}
+
+
+@router.get("/gateways", response_class=HTMLResponse)
+async def gateways_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.GATEWAY_READ):
+        return not_allowed(request, principal, Permission.GATEWAY_READ)
+    state = listing(
+        request, sorts=listings.GATEWAY_SORTS, default_sort="gateway", filters=("board_id",)
+    )
+    async with request.app.state.pool.connection() as conn:
+        page = await listings.gateways(
+            conn,
+            principal,
+            board_id=int_or_none(state.filters["board_id"]),
+            search=state.search,
+            sort=state.sort,
+            descending=state.descending,
+            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
+            offset=0 if wants_csv(request) else state.offset,
+        )
+    if wants_csv(request):
+        return csv_download(
+            "gateways",
+            [
+                "gateway",
+                "board",
+                "health",
+                "last_seen_utc",
+                "backlog_readings",
+                "oldest_unsent_utc",
+                "clock_synced",
+                "clock_offset_s",
+                "software",
+                "meters",
+            ],
+            [
+                [
+                    r["gateway_code"],
+                    r["board_code"],
+                    r["health"],
+                    r["last_seen_at"],
+                    r["backlog_readings"],
+                    r["oldest_unsent_at"],
+                    r["clock_synced"],
+                    r["clock_offset_s"],
+                    r["software_version"],
+                    r["meters"],
+                ]
+                for r in page.rows
+            ],
+        )
+    return render(
+        request,
+        "gateways.html",
+        principal,
+        title=_t(request)("nav.gateways"),
+        state=state,
+        page_rows=page.rows,
+        total=page.total,
+    )
+
+
+@router.get("/consumers", response_class=HTMLResponse)
+async def consumers_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.CONSUMER_READ) or principal.role == "CONSUMER":
+        return not_allowed(request, principal, Permission.CONSUMER_READ)
+    state = listing(
+        request,
+        sorts=listings.CONSUMER_SORTS,
+        default_sort="name",
+        filters=("board_id", "category"),
+    )
+    async with request.app.state.pool.connection() as conn:
+        page = await listings.consumers(
+            conn,
+            principal,
+            board_id=int_or_none(state.filters["board_id"]),
+            category=state.filters["category"] or None,
+            search=state.search,
+            sort=state.sort,
+            descending=state.descending,
+            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
+            offset=0 if wants_csv(request) else state.offset,
+        )
+    if wants_csv(request):
+        return csv_download(
+            "consumers",
+            ["account_no", "name", "category", "sanctioned_load_kw", "board", "meters"],
+            [
+                [
+                    r["account_no"],
+                    r["name"],
+                    r["category"],
+                    r["sanctioned_load_kw"],
+                    r["board_code"],
+                    r["meters"],
+                ]
+                for r in page.rows
+            ],
+        )
+    return render(
+        request,
+        "consumers.html",
+        principal,
+        title=_t(request)("nav.consumers"),
+        state=state,
+        page_rows=page.rows,
+        total=page.total,
+    )

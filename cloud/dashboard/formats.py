@@ -1,0 +1,91 @@
+"""Numbers, money and times as people read them: grouped digits, units, the currency's symbol
+(Indian grouping for rupees), and local times with their zone. Used as Jinja filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}
+
+
+def _group(digits: str, indian: bool) -> str:
+    if not indian or len(digits) <= 3:
+        return f"{int(digits):,}"
+    head, tail = digits[:-3], digits[-3:]
+    pairs = []
+    while len(head) > 2:
+        pairs.insert(0, head[-2:])
+        head = head[:-2]
+    return ",".join([head, *pairs, tail]) if head else ",".join([*pairs, tail])
+
+
+def number(value: object, decimals: int = 0, *, indian: bool = False) -> str:
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(str(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    sign = "−" if amount < 0 else ""
+    whole, _, fraction = f"{abs(amount):f}".partition(".")
+    grouped = _group(whole, indian)
+    return f"{sign}{grouped}.{fraction}" if decimals else f"{sign}{grouped}"
+
+
+def money(value: object, currency: str = "INR") -> str:
+    if value is None:
+        return "—"
+    text = number(value, 2, indian=currency == "INR")
+    symbol = SYMBOLS.get(currency)
+    if text.startswith("−"):
+        return f"−{symbol}{text[1:]}" if symbol else f"{text} {currency}"
+    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def quantity(value: object, unit: str, decimals: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{number(value, decimals)} {unit}".strip()
+
+
+def local_time(moment: datetime | None, zone: str, *, seconds: bool = False) -> str:
+    """'27 Nov 2026, 18:05 IST' in the board's zone."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ZoneInfo(zone))
+    text = local.strftime("%d %b %Y, %H:%M:%S" if seconds else "%d %b %Y, %H:%M").lstrip("0")
+    return f"{text} {local.tzname()}"
+
+
+def local_date(day: date | datetime | None, zone: str | None = None) -> str:
+    if day is None:
+        return "—"
+    if isinstance(day, datetime):
+        day = day.astimezone(ZoneInfo(zone or "UTC")).date()
+    return day.strftime("%d %b %Y").lstrip("0")
+
+
+def month_name(day: date) -> str:
+    return day.strftime("%B %Y")
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 days ago'."""
+    if moment is None:
+        return "never"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400 * 2:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def change(current: object, before: object) -> str:
+    """'+12 %' / '−3 %' / '—' when there is nothing to compare with."""
+    if current is None or before in (None, 0):
+        return "—"
+    pct = (float(current) - float(before)) / float(before) * 100
+    sign = "+" if pct >= 0 else "−"
+    return f"{sign}{abs(pct):.0f} %"

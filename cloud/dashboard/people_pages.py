@@ -1,0 +1,176 @@
+"""Pages about people: a consumer's page — which is the consumer portal's home when the viewer is
+that consumer (this month so far and the bill it is heading for, daily use against last month
+and last year, their tariff explained, bills with PDFs, payments, open alerts) and the staff's
+view of a consumer — and the alerts page (filters, what each alert is about in words,
+acknowledge and resolve, live)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..access import Permission, allowed
+from ..errors import InvalidInput, NotFound
+from ..services import analytics, estimates, invoices, listings, tariffs
+from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
+from .i18n import pick_language, translator
+from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+STATES = ("active", "acknowledged", "resolved")
+
+
+def _t(request: Request):
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+@router.get("/home", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    principal = await viewer(request)
+    if principal.role != "CONSUMER":
+        return RedirectResponse("/dashboard", status_code=303)
+    return await _consumer(request, principal, principal.consumer_id, section="home")
+
+
+@router.get("/bills", response_class=HTMLResponse)
+async def bills(request: Request) -> Response:
+    principal = await viewer(request)
+    if principal.role != "CONSUMER":
+        return RedirectResponse("/dashboard/billing", status_code=303)
+    return await _consumer(request, principal, principal.consumer_id, section="bills")
+
+
+@router.get("/consumers/{consumer_id}", response_class=HTMLResponse)
+async def consumer_page(request: Request, consumer_id: int) -> Response:
+    principal = await viewer(request)
+    if principal.role == "CONSUMER" and consumer_id == principal.consumer_id:
+        return RedirectResponse("/dashboard/home", status_code=303)
+    return await _consumer(request, principal, consumer_id, section="staff")
+
+
+async def _consumer(request: Request, principal, consumer_id: int | None, *, section: str):
+    t = _t(request)
+    can_bills = allowed(principal.role, Permission.BILLING_READ)
+    can_readings = allowed(principal.role, Permission.READING_READ)
+    async with request.app.state.pool.connection() as conn:
+        try:
+            consumer = await get_row(conn, principal, CONSUMERS, consumer_id or 0)
+        except NotFound:
+            return not_found(request, principal, t("what.consumer", id=consumer_id))
+        cursor = await conn.execute(
+            "SELECT code, name, time_zone, currency FROM boards WHERE id = %s",
+            (consumer["board_id"],),
+        )
+        board = await cursor.fetchone()
+        meter_rows, _ = await list_rows(
+            conn,
+            principal,
+            METERS,
+            filters={"consumer_id": consumer["id"]},
+            sort="id",
+            descending=False,
+            limit=50,
+            offset=0,
+        )
+        estimate = tariff = usage = None
+        notes: list[str] = []
+        if can_bills and section != "bills":
+            try:
+                estimate = await estimates.estimate(conn, principal, consumer["id"])
+            except InvalidInput as exc:
+                notes.append(str(exc))
+            try:
+                tariff = await tariffs.for_consumer(conn, principal, consumer["id"])
+            except InvalidInput as exc:
+                notes.append(str(exc))
+        if can_readings and section != "bills":
+            usage = await analytics.usage(conn, principal, consumer["id"])
+        bill_page = (
+            await listings.invoices(
+                conn,
+                principal,
+                consumer_id=consumer["id"],
+                sort="period",
+                descending=True,
+                limit=24,
+                offset=0,
+            )
+            if can_bills
+            else None
+        )
+        payments = await invoices.payments_of(conn, principal, consumer["id"]) if can_bills else []
+        open_alerts = (
+            await listings.alerts(
+                conn, principal, consumer_id=consumer["id"], open_only=True, limit=20
+            )
+            if allowed(principal.role, Permission.ALERT_READ)
+            else None
+        )
+    return render(
+        request,
+        "consumer.html",
+        principal,
+        page="home" if section != "bills" else "",
+        title=t("nav.bills") if section == "bills" else consumer["name"],
+        section=section,
+        consumer=consumer,
+        board=board,
+        meters=meter_rows,
+        estimate=estimate,
+        tariff=tariff,
+        usage=usage,
+        notes=notes,
+        bills=bill_page.rows if bill_page else None,
+        payments=payments,
+        open_alerts=open_alerts.rows if open_alerts else None,
+        data=script_json(
+            {"consumer_id": consumer["id"], "time_zone": board["time_zone"], "usage": usage}
+        ),
+    )
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.ALERT_READ):
+        return not_allowed(request, principal, Permission.ALERT_READ)
+    state = listing(
+        request,
+        sorts=listings.ALERT_SORTS,
+        default_sort="opened",
+        default_descending=True,
+        filters=("board_id", "severity", "state", "kind", "open"),
+    )
+    f = state.filters
+    async with request.app.state.pool.connection() as conn:
+        page = await listings.alerts(
+            conn,
+            principal,
+            board_id=int_or_none(f["board_id"]),
+            severity=f["severity"] if f["severity"] in SEVERITIES else None,
+            state=f["state"] if f["state"] in STATES else None,
+            kind=f["kind"][:64] or None,
+            open_only=f["open"] == "1",
+            sort=state.sort,
+            descending=state.descending,
+            limit=state.per_page,
+            offset=state.offset,
+        )
+        kinds = await listings.alert_kinds(conn, principal)
+    return render(
+        request,
+        "alerts.html",
+        principal,
+        page="alerts",
+        title=_t(request)("nav.alerts"),
+        state=state,
+        total=page.total,
+        shown=len(page.rows),
+        severities=SEVERITIES,
+        states=STATES,
+        kinds=kinds,
+        alerts_json=script_json(
+            {"alerts": page.rows, "can_manage": allowed(principal.role, Permission.ALERT_MANAGE)}
+        ),
+    )

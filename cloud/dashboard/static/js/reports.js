@@ -1,0 +1,33 @@
+// Reports: ask for one, follow it until it is made, then offer the download.
+import { get, post, say, t } from "./core.js";
+
+export function start() {
+  const form = document.getElementById("report-form");
+  if (!form) return;
+  const status = document.getElementById("report-status");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(form).entries());
+    data.board_id = Number(data.board_id);
+    try {
+      let report = await post("/api/v1/reports", data);
+      say(status, t("reports.making"));
+      while (report.status === "queued" || report.status === "running") {
+        await new Promise((wake) => setTimeout(wake, 400));
+        report = await get(`/api/v1/reports/${report.id}`);
+      }
+      if (report.status !== "done") {
+        say(status, t("reports.failed", { error: report.error || "" }), "bad");
+        return;
+      }
+      say(status, t("reports.ready"), "good");
+      const link = document.createElement("a");
+      link.href = `/api/v1/reports/${report.id}/download`;
+      link.id = "report-download";
+      link.textContent = t("reports.download_it", { format: report.format.toUpperCase() });
+      status.append(" ", link);
+    } catch (error) {
+      say(status, error.message, "bad");
+    }
+  });
+}

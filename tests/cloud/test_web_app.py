@@ -1,0 +1,346 @@
+"""The web app in a real Chromium (Debian's, driven by Playwright), as the people who use it:
+every page of a board admin, a state admin, a support agent and a consumer at desktop and phone
+sizes — no horizontal scrolling, no console errors, nothing fetched from another origin, a
+screenshot of each kept in tests/artifacts/web — billing operated entirely in the browser and
+checked in the database, charts that draw exactly what the API answered, and empty ranges that
+say so."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from cloud.services import aggregates
+from tests.cloud.conftest import Cloud
+from tests.cloud.world import PASSWORD, World, add_actor, build_world
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "web"
+VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("GRIDGATE_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (apt-get install chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+async def world(cloud: Cloud) -> World:
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        await conn.execute(
+            "INSERT INTO aggregates_dirty (board_id, day) SELECT b.id, d::date FROM boards b,"
+            " generate_series(now() - interval '42 days', now(), interval '1 day') d"
+            " WHERE b.id = ANY(%s) ON CONFLICT DO NOTHING",
+            (list(world.boards.values()),),
+        )
+        await conn.commit()
+        await aggregates.refresh(conn)
+    return world
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator:
+    from playwright.async_api import async_playwright
+
+    executable = chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield launched
+        await launched.close()
+
+
+class Visit:
+    """A signed-in person's tab that records console errors and requests to other origins."""
+
+    def __init__(self, page, base: str) -> None:
+        self.page, self.base = page, base
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.responses: dict[str, list] = {}
+        origin = urlparse(base).netloc
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if urlparse(r.url).netloc in (origin, "") or r.url.startswith("data:")
+                else self.foreign.append(r.url)
+            ),
+        )
+
+    async def sign_in(self, email: str) -> None:
+        await self.page.goto(f"{self.base}/dashboard/login")
+        await self.page.fill("input[name=email]", email)
+        await self.page.fill("input[name=password]", PASSWORD)
+        await self.page.click("button[type=submit]")
+        await self.page.wait_for_load_state("networkidle")
+        assert "/login" not in self.page.url, await self.page.content()
+
+    async def open(self, path: str, shot: str) -> None:
+        response = await self.page.goto(f"{self.base}{path}")
+        assert response.status == 200, (path, response.status)
+        await self.page.wait_for_load_state("networkidle")
+        width = self.page.viewport_size["width"]
+        scroll = await self.page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"{path} is {scroll} px wide on a {width} px screen"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=ARTIFACTS / f"{shot}.png", full_page=True)
+        assert not self.errors, (path, self.errors)
+        assert not self.foreign, (path, self.foreign)
+
+
+async def _visit(browser, served: httpx.AsyncClient, viewport: str) -> Visit:
+    width, height = VIEWPORTS[viewport]
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    return Visit(await context.new_page(), str(served.base_url).rstrip("/"))
+
+
+def _pages(world: World, role: str) -> dict[str, str]:
+    own = world.site("own")
+    staff = {
+        "overview": "/dashboard",
+        "analytics": "/dashboard/analytics",
+        "meters": "/dashboard/meters",
+        "meter": f"/dashboard/meters/{own.meter.id}",
+        "gateways": "/dashboard/gateways",
+        "consumers": "/dashboard/consumers",
+        "consumer": f"/dashboard/consumers/{own.consumer.id}",
+        "billing": "/dashboard/billing",
+        "invoice": f"/dashboard/invoices/{own.invoice_pay.id}",
+        "alerts": "/dashboard/alerts",
+        "reports": "/dashboard/reports",
+        "users": "/dashboard/users",
+        "audit": "/dashboard/audit",
+    }
+    allowed = {
+        "BOARD_ADMIN": set(staff) - {"users", "audit"},
+        "STATE_ADMIN": set(staff),
+        "SUPPORT_AGENT": set(staff) - {"users", "audit", "reports"},
+    }
+    if role == "CONSUMER":
+        return {
+            "home": "/dashboard/home",
+            "bills": "/dashboard/bills",
+            "invoice": f"/dashboard/invoices/{own.invoice_pay.id}",
+            "meter": f"/dashboard/meters/{own.meter.id}",
+            "alerts": "/dashboard/alerts",
+        }
+    return {name: path for name, path in staff.items() if name in allowed[role]}
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+@pytest.mark.parametrize("role", ["BOARD_ADMIN", "STATE_ADMIN", "SUPPORT_AGENT", "CONSUMER"])
+async def test_every_page_as_each_person(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser, role: str, viewport: str
+) -> None:
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, role)
+    visit = await _visit(browser, served, viewport)
+    await visit.sign_in(email)
+    for name, path in _pages(world, role).items():
+        await visit.open(path, f"{role.lower()}-{viewport}-{name}")
+    nav = await visit.page.text_content("header")  # the menu is folded on a phone
+    if role == "CONSUMER":
+        assert "Billing" not in nav
+        assert "Meters" not in nav
+    else:
+        assert "Overview" in nav
+
+
+async def _db(cloud: Cloud, query: str, *params) -> list[dict]:
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall()
+
+
+async def test_billing_is_operated_in_the_browser(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """A run, review, bulk issue, a payment, a dispute opened by the consumer and resolved by
+    the admin — all by clicking, each checked in the database."""
+    board = world.boards["A"]
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        consumer_email = await add_actor(conn, world, "CONSUMER")
+    admin = await _visit(browser, served, "desktop")
+    await admin.sign_in(admin_email)
+    await admin.open("/dashboard/billing", "billing-before-run")
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).replace(day=1).date()
+    await admin.page.select_option("#run-form select[name=month]", last_month.isoformat())
+    await admin.page.click("#run-form button[type=submit]")
+    message = admin.page.locator("#run-message")
+    await message.wait_for(state="visible", timeout=30_000)
+    assert "Done:" in await message.inner_text()
+    [run] = await _db(
+        cloud,
+        "SELECT * FROM billing_runs WHERE board_id = %s AND period_start = %s",
+        board,
+        last_month,
+    )
+    assert run["status"] == "done"
+    assert run["created"] == 2
+    assert run["unmeasured"] == 1
+    await admin.page.wait_for_load_state("networkidle")
+    await admin.open(
+        f"/dashboard/billing?board_id={board}&period={last_month:%Y-%m}&status=draft",
+        "billing-drafts",
+    )
+    await admin.page.click("#select-drafts")
+    await admin.page.click("#issue-selected")
+    await admin.page.locator("#issue-message").wait_for(state="visible")
+    issued = await _db(
+        cloud,
+        "SELECT id, status, amount_due FROM invoices WHERE board_id = %s AND period_start = %s",
+        board,
+        last_month,
+    )
+    assert {i["status"] for i in issued} == {"issued"}
+    own_bill = next(
+        i
+        for i in await _db(
+            cloud,
+            "SELECT id, amount_due FROM invoices WHERE consumer_id = %s AND period_start = %s",
+            world.site("own").consumer.id,
+            last_month,
+        )
+    )
+    # a payment recorded by the admin
+    await admin.open(f"/dashboard/invoices/{own_bill['id']}", "invoice-issued")
+    await admin.page.fill("#payment-form input[name=amount]", "10.00")
+    await admin.page.fill("#payment-form input[name=reference]", "UPI-42")
+    async with admin.page.expect_navigation():  # the page reloads once the API said yes
+        await admin.page.click("#payment-form button")
+    [payment] = await _db(
+        cloud, "SELECT amount, reference FROM payments WHERE invoice_id = %s", own_bill["id"]
+    )
+    assert (str(payment["amount"]), payment["reference"]) == ("10.00", "UPI-42")
+    # the consumer disputes it from their phone
+    consumer = await _visit(browser, served, "phone")
+    await consumer.sign_in(consumer_email)
+    await consumer.open(f"/dashboard/invoices/{own_bill['id']}", "invoice-consumer-phone")
+    await consumer.page.fill("#dispute-form textarea", "I was away for two weeks of this month")
+    async with consumer.page.expect_navigation():  # the page reloads once the API said yes
+        await consumer.page.click("#dispute-form button")
+    [bill] = await _db(cloud, "SELECT status FROM invoices WHERE id = %s", own_bill["id"])
+    assert bill["status"] == "disputed"
+    # the admin rejects the dispute: the bill stands
+    await admin.open(f"/dashboard/invoices/{own_bill['id']}", "invoice-disputed")
+    await admin.page.select_option("#resolve-form select[name=upheld]", "false")
+    await admin.page.fill("#resolve-form textarea", "Readings checked: the meter recorded use")
+    async with admin.page.expect_navigation():  # the page reloads once the API said yes
+        await admin.page.click("#resolve-form button")
+    [dispute] = await _db(
+        cloud, "SELECT status, resolution FROM disputes WHERE invoice_id = %s", own_bill["id"]
+    )
+    assert dispute["status"] == "rejected"
+    [bill] = await _db(cloud, "SELECT status FROM invoices WHERE id = %s", own_bill["id"])
+    assert bill["status"] in ("issued", "overdue")
+    actors = await _db(
+        cloud,
+        "SELECT DISTINCT action FROM audit_log WHERE entity = 'invoice' AND entity_id = %s",
+        str(own_bill["id"]),
+    )
+    assert {"issue", "pay", "dispute", "resolve"} <= {a["action"] for a in actors}
+    assert not admin.errors
+    assert not consumer.errors
+
+
+async def test_charts_draw_what_the_api_answered(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    visit = await _visit(browser, served, "desktop")
+    answers: dict[str, dict] = {}
+
+    async def keep(response) -> None:
+        if "/api/v1/" in response.url and response.status == 200:
+            with contextlib.suppress(ValueError):
+                answers[response.url] = json.loads(await response.body())
+
+    visit.page.on("response", keep)
+    await visit.sign_in(email)
+    meter = world.site("own").meter.id
+    await visit.open(f"/dashboard/meters/{meter}", "meter-chart")
+    await visit.page.wait_for_function(
+        "window.gridgateCharts && window.gridgateCharts['chart-energy']"
+    )
+    drawn = await visit.page.evaluate("window.gridgateCharts['chart-energy']")
+    urls = [u for u in answers if f"/meters/{meter}/readings" in u]
+    assert len(urls) == 1, urls
+    [url] = urls
+    points = answers[url]["points"]
+    assert drawn["x"] == [datetime.fromisoformat(p["bucket"]).timestamp() for p in points]
+    assert drawn["series"][0]["values"] == [p["energy"] for p in points]
+    # the board's load, from the aggregates' API
+    await visit.open("/dashboard", "overview-chart")
+    await visit.page.wait_for_function(
+        "window.gridgateCharts && window.gridgateCharts['load-chart']"
+    )
+    drawn = await visit.page.evaluate("window.gridgateCharts['load-chart']")
+    url = [u for u in answers if "/analytics/load" in u][-1]  # this page's (sign-in showed one)
+    assert drawn["series"][0]["values"] == [p["kw"] for p in answers[url]["points"]]
+    # a week with no readings says so instead of drawing an empty plot
+    quiet = world.site("own").meter_spare.id
+    await visit.open(f"/dashboard/meters/{quiet}", "meter-no-readings")
+    assert "No readings from this meter" in await visit.page.inner_text("main")
+
+
+async def test_alerts_change_live_and_reports_download(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """Acknowledging an alert in one tab shows in another at once; a CSV report is made and
+    downloaded; another board's meter is not found."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    first = await _visit(browser, served, "desktop")
+    await first.sign_in(email)
+    second = Visit(await first.page.context.new_page(), first.base)
+    await second.open("/dashboard/alerts", "alerts-second-tab")
+    await second.page.wait_for_function("document.body.dataset.live === 'yes'")
+    await first.open("/dashboard/alerts", "alerts")
+    alert = world.site("own").alert_ack.id
+    row = first.page.locator(f"#alert-{alert}")
+    await row.locator("button[data-action=acknowledge]").click()
+    await row.locator("td.state", has_text="Acknowledged").wait_for()
+    await (
+        second.page.locator(f"#alert-{alert}")
+        .locator("td.state", has_text="Acknowledged")
+        .wait_for(timeout=15_000)
+    )
+    assert "Meter" in await first.page.inner_text(f"#alert-{alert}")  # said in words
+    await first.open("/dashboard/reports", "reports")
+    await first.page.select_option("#report-form select[name=kind]", "consumption")
+    await first.page.select_option("#report-form select[name=format]", "csv")
+    await first.page.click("#report-form button[type=submit]")
+    link = first.page.locator("#report-download")
+    await link.wait_for(timeout=30_000)
+    async with first.page.expect_download() as download_info:
+        await link.click()
+    content = (await (await download_info.value).path()).read_text()
+    assert content.splitlines()[0] == "board,account_no,meter,period,energy_kwh"
+    elsewhere = world.site("other_board").meter.id
+    response = await first.page.goto(f"{first.base}/dashboard/meters/{elsewhere}")
+    assert response.status == 404
+    assert "Not found" in await first.page.content()
