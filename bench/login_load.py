@@ -33,10 +33,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cloud_ingest import fresh_database, free_port, start_server  # noqa: E402
+from cloud_ingest import free_port, fresh_database, start_server
 
-from cloud.migrate import migrate  # noqa: E402
-from cloud.services import auth, fleet  # noqa: E402
+from cloud.migrate import migrate
+from cloud.services import auth, fleet
 
 EMAIL, PASSWORD = "bench@example.in", "correct horse battery"
 

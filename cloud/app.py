@@ -37,6 +37,7 @@ from .metrics import install as install_metrics
 from .middleware import BodyLimit, SecurityHeaders
 from .migrate import migrate
 from .reports.storage import storage_for
+from .services.alert_feed import AlertFeed
 from .services.auth import resolve_jwt_secret
 from .services.sessions import SessionCache
 from .settings import CloudSettings
@@ -60,6 +61,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                 await migrate(conn)
             app.state.pool = pool
             app.state.database_url = database_url
+            app.state.alert_feed = AlertFeed(database_url)
+            await app.state.alert_feed.start()
             jobs = None
             if settings.jobs_interval_s:
                 jobs = asyncio.create_task(
@@ -68,6 +71,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             try:
                 yield
             finally:
+                await app.state.alert_feed.stop()
                 if jobs is not None:
                     jobs.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

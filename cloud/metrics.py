@@ -14,6 +14,8 @@ from prometheus_client import generate_latest as render
 
 from .settings import CloudSettings
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -63,7 +65,8 @@ def install(app: FastAPI, metrics: Metrics, settings: CloudSettings) -> None:
         finally:
             route = request.scope.get("route")
             template = getattr(route, "path", "unmatched")
-            metrics.requests.labels(request.method, template, str(status)).inc()
+            method = request.method if request.method in KNOWN_METHODS else "OTHER"
+            metrics.requests.labels(method, template, str(status)).inc()
             metrics.latency.labels(template).observe(time.perf_counter() - started)
 
     @app.get("/metrics", include_in_schema=False)

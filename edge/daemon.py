@@ -29,6 +29,7 @@ import structlog
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
+    BusHealth,
     EventStatus,
     KeyInvalid,
     Quality,
@@ -226,6 +227,35 @@ class Daemon:
                 except Exception as exc:  # the same trouble as a failed write: retried
                     log.error("saving state failed", error=str(exc))
 
+    def bus_health(self) -> list[BusHealth]:
+        """Each bus's counts since start, for the heartbeat (the cloud's gateway page)."""
+        out = []
+        for bus in self.buses:
+            if isinstance(bus, BusScheduler):
+                stats = [m.stats for m in bus.meters]
+                utilisation = min(1.0, bus.busy_s / max(time.monotonic() - bus.started, 1e-9))
+            else:
+                stats = list(bus.stats.values())
+                utilisation = None
+            latencies = [s.latency_ms for s in stats if s.latency_ms is not None]
+            out.append(
+                BusHealth(
+                    name=bus.bus.name[:64],
+                    kind=bus.bus.kind,
+                    meters=len(stats),
+                    meters_failing=sum(1 for s in stats if s.failures_in_row > 0),
+                    transactions=sum(s.transactions for s in stats),
+                    timeouts=sum(s.timeouts for s in stats),
+                    crc_errors=sum(s.crc_errors for s in stats),
+                    frame_errors=sum(s.frame_errors for s in stats),
+                    exceptions=sum(s.exceptions for s in stats),
+                    transport_errors=sum(s.transport_errors for s in stats),
+                    latency_ms=float(sum(latencies) / len(latencies)) if latencies else None,
+                    utilisation=float(utilisation) if utilisation is not None else None,
+                )
+            )
+        return out[:32]
+
     async def _save_state(self) -> None:
         items: dict[str, Any] = {
             f"check:{meter}": state for meter, state in self.checker.dump_dirty().items()
@@ -348,6 +378,7 @@ class Daemon:
             store_call=self.store,
             clock_state=self.clock_state,
             transport=self._transport,
+            bus_health=self.bus_health,
         )
 
     def _make_buses(self) -> None:

@@ -99,12 +99,14 @@ class Syncer:
         store_call,  # async callable running a Store method in the store's thread
         clock_state,  # () -> (synchronised, offset_s)
         transport: httpx.AsyncBaseTransport | None = None,
+        bus_health=lambda: [],  # () -> [BusHealth]: each bus's counts, for the heartbeat
     ) -> None:
         self.gateway_id = gateway_id
         self.config = config
         self.key = key
         self._store = store_call
         self._clock_state = clock_state
+        self._bus_health = bus_health
         self._client = httpx.AsyncClient(
             base_url=config.url or "",
             timeout=httpx.Timeout(config.timeout_s),
@@ -132,6 +134,7 @@ class Syncer:
             clock_synced=synced,
             clock_offset_s=offset,
             uptime_s=time.monotonic() - self.started,
+            buses=self._bus_health(),
         )
         wire_readings = [_reading(r) for r in readings]
         wire_events = [_event(e) for e in events]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -30,29 +31,34 @@ from psycopg.rows import dict_row
 from rich.console import Console
 from rich.live import Live
 
+from cloud.access import Principal
 from cloud.app import create_app
 from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.db import database_url
 from cloud.migrate import migrate
-from cloud.services import audit, auth, enrollment, fleet
+from cloud.services import aggregates, audit, auth, billing_runs, enrollment, fleet, invoices
 from cloud.settings import CloudSettings
 from edge.config import load_config
 from edge.daemon import Daemon
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
-from firmware_sim.dlms_meter import SimulatedDlmsMeter
+from firmware_sim.dlms_meter import SimulatedDlmsMeter, register_table
 from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
 from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
 from firmware_sim.physics import MeterPhysics
 from firmware_sim.rtu_bus import RtuBus
+from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
 from protocols.mqtt.embedded_broker import embedded_broker_thread, free_port
+from protocols.mqtt.profile import get_mqtt_profile
 from shared import generate_private_key, public_key_text, write_private_key
 
 BOARD = "DEMO"
 GATEWAY = "gw-demo"
+ROOT = ("root@demo.gridgate.in", "demo-root-password")
 ADMIN = ("admin@demo.gridgate.in", "demo-admin-password")
+SUPPORT = ("support@demo.gridgate.in", "demo-support-password")
 CONSUMER = ("consumer@demo.gridgate.in", "demo-consumer-password")
 MODBUS = [(1, "sdm630"), (2, "sdm120"), (3, "em24"), (4, "iem3000")]
 
@@ -84,6 +90,8 @@ async def _seed(url: str) -> None:
         await conn.set_autocommit(False)
         cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (BOARD,))
         if await cursor.fetchone() is not None:
+            await _ensure_staff(conn)
+            await conn.commit()
             return
         await fleet.create_state(conn, code="DM", name="Demo state", actor="demo")
         board = await fleet.create_board(
@@ -135,18 +143,83 @@ async def _seed(url: str) -> None:
             consumer_id=first,
             actor="demo",
         )
+        await _ensure_staff(conn)
+        await conn.commit()
 
 
-HISTORY_DAYS = 35
+async def _ensure_staff(conn: psycopg.AsyncConnection) -> None:
+    """The demo's super admin and support agent (added to demos made before they existed)."""
+    for (email, password), role, scope in (
+        (ROOT, "SUPER_ADMIN", {}),
+        (SUPPORT, "SUPPORT_AGENT", {"board_code": BOARD}),
+    ):
+        cursor = await conn.execute("SELECT 1 FROM users WHERE email = %s", (email,))
+        if await cursor.fetchone() is None:
+            await auth.create_user(
+                conn, email=email, password=password, role=role, actor="demo", **scope
+            )
+
+
+INDIA = ZoneInfo("Asia/Kolkata")  # the demo board's zone
 
 
 def _anchor(data_dir: Path) -> float:
-    """When the demo meters' physics starts: five weeks before the first run, kept in the data
-    directory so every later run continues the same registers."""
+    """When the demo meters' physics starts: two days before the last full month began (in the
+    board's zone), so that month can be billed at once; kept in the data directory so every
+    later run continues the same registers."""
     path = data_dir / "physics-start"
     if not path.exists():
-        path.write_text(str((datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).timestamp()))
+        first_of_this_month = datetime.now(INDIA).date().replace(day=1)
+        first_of_last_month = (first_of_this_month - timedelta(days=1)).replace(day=1)
+        start = datetime.combine(
+            first_of_last_month - timedelta(days=2), datetime.min.time(), INDIA
+        )
+        path.write_text(str(start.timestamp()))
     return float(path.read_text())
+
+
+def _last_month(today: date) -> tuple[date, date]:
+    end = today.replace(day=1)
+    return (end - timedelta(days=1)).replace(day=1), end
+
+
+# what the charts of a meter's page draw; history brings each that the meter reports
+CHART_QUANTITIES = frozenset(
+    {
+        "1.8.0",
+        "2.8.0",
+        "1.7.0",
+        "2.7.0",
+        "16.7.0",
+        "32.7.0",
+        "52.7.0",
+        "72.7.0",
+        "31.7.0",
+        "51.7.0",
+        "71.7.0",
+        "13.7.0",
+        "33.7.0",
+        "53.7.0",
+        "73.7.0",
+        "32.7.124",
+        "52.7.124",
+        "72.7.124",
+        "31.7.124",
+        "51.7.124",
+        "71.7.124",
+    }
+)
+
+
+def _reported(kind: str, phases: int) -> frozenset[str]:
+    """The quantities a demo meter's reader reports: its register map's, or its protocol's."""
+    if kind == "dlms":
+        codes = {d.quantity for d in register_table(phases).values()}
+    elif kind == "mqtt":
+        codes = {f.quantity for f in get_mqtt_profile("tasmota").fields}
+    else:
+        codes = {r.quantity for r in get_profile(kind).registers}
+    return frozenset(codes & CHART_QUANTITIES)
 
 
 def _anchored(physics: MeterPhysics, start_s: float) -> MeterPhysics:
@@ -154,7 +227,12 @@ def _anchored(physics: MeterPhysics, start_s: float) -> MeterPhysics:
     return replace(physics, start_s=start_s, slot_s=60.0)
 
 
-async def _import_history(url: str, physics: dict[str, MeterPhysics], until: datetime) -> None:
+async def _import_history(
+    url: str,
+    physics: dict[str, MeterPhysics],
+    reported: dict[str, frozenset[str]],
+    until: datetime,
+) -> None:
     """On the first run: the meters' past (every 15 minutes from the physics' start), as a utility
     would import it from the system GridGate replaces, so charts have a past and last month can
     be billed at once. The same physics then drives the live meters, so history and live
@@ -179,7 +257,7 @@ async def _import_history(url: str, physics: dict[str, MeterPhysics], until: dat
             while step < until:
                 state = model.state_at(step.timestamp())  # also brings the live meter up to date
                 if first_run:
-                    for quantity in ("1.8.0", "1.7.0"):
+                    for quantity in sorted(reported[external]):
                         if quantity in state.values:
                             rows.append(
                                 (
@@ -204,7 +282,47 @@ async def _import_history(url: str, physics: dict[str, MeterPhysics], until: dat
         ):
             for row in rows:
                 await copy.write_row(row)
+        await conn.execute(
+            "UPDATE meters m SET last_reading_at = r.latest FROM (SELECT meter_id,"
+            " max(ts) AS latest FROM readings WHERE meter_id = ANY(%s) GROUP BY 1) r"
+            " WHERE m.id = r.meter_id",
+            ([m["id"] for m in meters.values()],),
+        )
+        board = await (
+            await conn.execute("SELECT id, time_zone FROM boards WHERE code = %s", (BOARD,))
+        ).fetchone()
+        await aggregates.mark_dirty(
+            conn, board["id"], board["time_zone"], min(r[2] for r in rows), until
+        )
         await conn.commit()
+        await aggregates.refresh(conn)
+
+
+async def _bill_last_month(url: str) -> dict:
+    """Last month billed and its bills issued, as the board's staff would have done by now
+    (idempotent: a later start finds every bill unchanged and nothing left to issue)."""
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        cursor = await conn.execute(
+            "SELECT u.id, b.id AS board_id FROM users u, boards b"
+            " WHERE u.email = %s AND b.code = %s",
+            (ROOT[0], BOARD),
+        )
+        row = await cursor.fetchone()
+        await conn.commit()
+        operator = Principal(row["id"], "SUPER_ADMIN", None, None, None)
+        start, end = _last_month(datetime.now(INDIA).date())
+        summary = await billing_runs.run(
+            conn, operator, board_id=row["board_id"], period_start=start, period_end=end
+        )
+        cursor = await conn.execute(
+            "SELECT id FROM invoices WHERE board_id = %s AND period_start = %s"
+            " AND status = 'draft'",
+            (row["board_id"], start),
+        )
+        drafts = [r["id"] for r in await cursor.fetchall()]
+        await conn.commit()
+        issued = await invoices.issue_many(conn, operator, drafts)
+        return {**summary, "issued": len(issued["issued"]), "month": start}
 
 
 async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
@@ -247,7 +365,9 @@ async def _assign_meters(url: str) -> None:
             )
 
 
-def _edge_config(folder: Path, cloud_url: str, link: Path, dlms_port: int, mqtt_port: int) -> Path:
+def _edge_config(
+    folder: Path, cloud_url: str, link: Path, dlms_port: int, mqtt_port: int, speed: float
+) -> Path:
     meters = "".join(
         f'\n[[buses.meters]]\nid = "rtu-{unit}-{model}"\nunit = {unit}\nprofile = "{model}"\n'
         f"phases = {1 if model == 'sdm120' else 3}\nfast_s = 5\nslow_s = 15\n"
@@ -269,6 +389,11 @@ disk_budget_mb = 256
 
 [clock]
 require_ntp = false
+
+[checks]
+# the Modbus meters' physics runs {speed:g} times faster than the wall clock, and so do their
+# registers: what a register may rise in a second rises with it (not a tamper jump)
+max_power_kw = {100 * max(speed, 1):g}
 
 [[buses]]
 name = "rs485-1"
@@ -382,8 +507,17 @@ async def run(
                 "dlms-1": dlms.meter.physics,
                 "plug-1": plug.physics,
             },
+            {
+                **{
+                    f"rtu-{m.unit_id}-{m.profile.model}": _reported(m.profile.model, 3)
+                    for m in meters
+                },
+                "dlms-1": _reported("dlms", 3),
+                "plug-1": _reported("mqtt", 1),
+            },
             datetime.now(UTC) - timedelta(minutes=5),
         )
+        billed = await _bill_last_month(url)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
             await dlms.start()
@@ -392,7 +526,7 @@ async def run(
             stack.push_async_callback(plug.stop)
 
             config = load_config(
-                _edge_config(data_dir / "edge", cloud_url, link, dlms.port, mqtt_port)
+                _edge_config(data_dir / "edge", cloud_url, link, dlms.port, mqtt_port, speed)
             )
             cable = CableTransport()
             if offline_for_min:
@@ -401,8 +535,17 @@ async def run(
             running = asyncio.create_task(daemon.run())
             console.print(f"[bold]GridGate demo[/] — data in {data_dir}")
             console.print(f"Dashboard: {cloud_url}/dashboard   (API docs: {cloud_url}/docs)")
-            console.print(f"Board admin:  {ADMIN[0]} / {ADMIN[1]}")
-            console.print(f"Consumer:     {CONSUMER[0]} / {CONSUMER[1]}")
+            for label, (email, password) in (
+                ("Super admin", ROOT),
+                ("Board admin", ADMIN),
+                ("Support agent", SUPPORT),
+                ("Consumer", CONSUMER),
+            ):
+                console.print(f"{label + ':':15}{email} / {password}")
+            console.print(
+                f"Bills for {billed['month']:%B %Y}: {billed['created']} made,"
+                f" {billed['unchanged']} unchanged, {billed['issued']} issued"
+            )
             console.print(
                 f"Meters: 4 Modbus RTU on {link}, a DLMS meter on 127.0.0.1:{dlms.port},"
                 f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"

@@ -126,8 +126,29 @@ class Event(_WireModel):
         return self
 
 
+Count = Annotated[int, Field(ge=0)]
+
+
+class BusHealth(_WireModel):
+    """One bus of the gateway as its scheduler sees it: counts since the daemon started."""
+
+    name: Annotated[str, Field(max_length=64)]
+    kind: Annotated[str, Field(max_length=16)]
+    meters: Count
+    meters_failing: Count = 0
+    transactions: Count = 0
+    timeouts: Count = 0
+    crc_errors: Count = 0
+    frame_errors: Count = 0
+    exceptions: Count = 0
+    transport_errors: Count = 0
+    latency_ms: Annotated[FiniteFloat, Field(ge=0)] | None = None  # a good read, smoothed
+    utilisation: Annotated[FiniteFloat, Field(ge=0, le=1)] | None = None  # share of time busy
+
+
 class Heartbeat(_WireModel):
-    """The gateway's health, sent with every batch."""
+    """The gateway's health, sent with every batch. (`buses` came later: a cloud learns a new
+    field before the gateways send it — upgrade the cloud first.)"""
 
     software_version: Annotated[str, Field(max_length=32)]
     backlog_readings: Annotated[int, Field(ge=0)]
@@ -136,6 +157,7 @@ class Heartbeat(_WireModel):
     clock_synced: bool
     clock_offset_s: FiniteFloat | None = None
     uptime_s: Annotated[FiniteFloat, Field(ge=0)] = 0.0
+    buses: Annotated[list[BusHealth], Field(max_length=32)] = []
 
 
 class Batch(_WireModel):

@@ -3,14 +3,13 @@ server-sent-events stream of changes in the viewer's scope."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Literal
 
-import psycopg
 from fastapi import APIRouter, Request
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 from sse_starlette import EventSourceResponse
 
@@ -79,48 +78,47 @@ async def alert_statistics(
 async def alert_stream(
     request: Request, principal: Principal = require(Permission.ALERT_READ)
 ) -> EventSourceResponse:
-    """Server-sent events: one `alert` event (the alert as JSON) for each change the viewer
-    may see. The stream ends within seconds of the viewer's session ending."""
-    url = request.app.state.database_url
+    """Server-sent events: one `alert` event (the alert as JSON, with what it is about in words)
+    for each change the viewer may see. A few streams per user at most (429 beyond); a stream
+    ends within seconds of the viewer's session ending."""
     pool = request.app.state.pool
+    feed = request.app.state.alert_feed
     token = bearer_or_cookie(request)
+    feed.check_room(principal.user_id)
 
     async def events() -> AsyncIterator[dict]:
-        async with await psycopg.AsyncConnection.connect(
-            url, autocommit=True, row_factory=dict_row
-        ) as listener:
-            await listener.execute("LISTEN gridgate_alerts")
+        async with feed.subscribe(principal.user_id) as changes:
+            await feed.ready.wait()  # the process is listening: nothing from now on is missed
             yield {"event": "ready", "data": "{}"}
             while True:
-                async for notice in listener.notifies(timeout=STREAM_SESSION_CHECK_S):
-                    change = json.loads(notice.payload)
-                    try:
-                        async with pool.connection() as conn:
-                            alert = await get_row(conn, principal, ALERTS, change["id"])
-                            named = await listings.alerts(
-                                conn, principal, alert_id=change["id"], limit=1
-                            )
-                    except NotFound:
-                        continue  # outside the viewer's scope
-                    if named.rows:  # what it is about, in words (meter, consumer, gateway)
-                        alert |= {
-                            k: named.rows[0][k]
-                            for k in (
-                                "meter",
-                                "consumer_name",
-                                "gateway_code",
-                                "board_code",
-                                "time_zone",
-                            )
-                        }
-                    yield {"event": "alert", "data": json.dumps(alert, default=str)}
                 try:
-                    await authenticate(request, token)
-                except Unauthorized as exc:
-                    yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
-                    return
+                    change = await asyncio.wait_for(changes.get(), STREAM_SESSION_CHECK_S)
+                except TimeoutError:
+                    try:
+                        await authenticate(request, token)
+                    except Unauthorized as exc:
+                        yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
+                        return
+                    continue
+                alert = await _named_alert(pool, principal, change["id"])
+                if alert is not None:
+                    yield {"event": "alert", "data": json.dumps(alert, default=str)}
 
     return EventSourceResponse(events(), ping=15)
+
+
+async def _named_alert(pool, principal: Principal, alert_id: int) -> dict | None:
+    """The alert if the viewer may see it, with its meter, consumer and gateway named."""
+    try:
+        async with pool.connection() as conn:
+            alert = await get_row(conn, principal, ALERTS, alert_id)
+            named = await listings.alerts(conn, principal, alert_id=alert_id, limit=1)
+    except NotFound:
+        return None  # outside the viewer's scope
+    if named.rows:
+        keys = ("meter", "consumer_name", "gateway_code", "board_code", "time_zone")
+        alert |= {k: named.rows[0][k] for k in keys}
+    return alert
 
 
 @router.post("/checks")

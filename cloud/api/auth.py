@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..services import auth
-from .deps import CurrentPrincipal, PoolDep, SettingsDep, jwt_secret
+from .deps import CurrentPrincipal, PoolDep, SettingsDep, client_address, jwt_secret
 from .scoped_route import ScopedRoute
 from .types import text
 
@@ -45,7 +45,7 @@ class Me(BaseModel):
 async def login(
     body: LoginRequest, request: Request, pool: PoolDep, settings: SettingsDep
 ) -> auth.TokenPair:
-    client_ip = request.client.host if request.client else "unknown"
+    client_ip = client_address(request)
     return await auth.login(
         pool,
         email=body.email,

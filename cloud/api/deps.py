@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -58,6 +59,16 @@ async def authenticate(request: Request, token: str) -> Principal:
     )
     request.state.principal = principal
     return principal
+
+
+def client_address(request: Request) -> str:
+    """The caller's IP address (as the proxies in GRIDGATE_FORWARDED_ALLOW_IPS report it), in
+    canonical form; anything else a forwarded header carried counts as one unknown address."""
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
 
 def bearer_or_cookie(request: Request) -> str:

@@ -29,11 +29,16 @@ from ..access import InScope, Principal, resolve_in_scope
 
 @dataclass(frozen=True)
 class IdSlot:
-    """Where an id sits: a parameter, or a field of a body parameter."""
+    """Where an id sits: a parameter, or a path of fields into a body parameter (through nested
+    models and lists of them)."""
 
     parameter: str
-    field: str | None
+    fields: tuple[str, ...]
     entity: str
+
+    @property
+    def name(self) -> str:
+        return ".".join((self.parameter, *self.fields))
 
 
 def _entity_of(annotation: Any) -> str | None:
@@ -51,15 +56,30 @@ def _entity_of(annotation: Any) -> str | None:
     return None
 
 
-def _field_entity(field: Any) -> str | None:
-    for extra in field.metadata:
-        if isinstance(extra, InScope):
-            return extra.entity
-    return _entity_of(field.annotation)
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a type holds (itself, or inside Optional, list, Annotated)."""
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_slots(model: type[BaseModel], depth: int = 0) -> list[tuple[tuple[str, ...], str]]:
+    found: list[tuple[tuple[str, ...], str]] = []
+    if depth > 5:
+        return found
+    for name, field in model.model_fields.items():
+        entity = next((m.entity for m in field.metadata if isinstance(m, InScope)), None)
+        entity = entity or _entity_of(field.annotation)
+        if entity is not None:
+            found.append(((name,), entity))
+            continue
+        for inner in _models_in(field.annotation):
+            found += [((name, *path), e) for path, e in _model_slots(inner, depth + 1)]
+    return found
 
 
 def id_slots(endpoint: Callable[..., Any]) -> list[IdSlot]:
-    """Every scoped id a handler takes, by its type hints."""
+    """Every scoped id a handler takes, by its type hints, however deep in its body."""
     slots = []
     hints = typing.get_type_hints(endpoint, include_extras=True)
     for name, hint in hints.items():
@@ -67,23 +87,24 @@ def id_slots(endpoint: Callable[..., Any]) -> list[IdSlot]:
             continue
         entity = _entity_of(hint)
         if entity is not None:
-            slots.append(IdSlot(name, None, entity))
+            slots.append(IdSlot(name, (), entity))
             continue
-        model = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
-        if inspect.isclass(model) and issubclass(model, BaseModel):
-            for field_name, field in model.model_fields.items():
-                entity = _field_entity(field)
-                if entity is not None:
-                    slots.append(IdSlot(name, field_name, entity))
+        for model in _models_in(hint):
+            slots += [IdSlot(name, path, e) for path, e in _model_slots(model)]
     return slots
 
 
-def _values(value: Any) -> Iterable[int]:
+def _values(value: Any, path: tuple[str, ...]) -> Iterable[int]:
+    """The ids at `path` inside `value`, through lists and models."""
     if value is None:
-        return ()
+        return
     if isinstance(value, list | tuple | set | frozenset):
-        return (v for v in value if v is not None)
-    return (value,)
+        for item in value:
+            yield from _values(item, path)
+    elif path:
+        yield from _values(getattr(value, path[0], None), path[1:])
+    else:
+        yield value
 
 
 def _parameter_of_type(endpoint: Callable[..., Any], wanted: type) -> str | None:
@@ -112,10 +133,7 @@ def check_ids_first(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     async def checked(**kwargs: Any) -> Any:
         wanted: dict[str, set[int]] = defaultdict(set)
         for slot in slots:
-            value = kwargs.get(slot.parameter)
-            if slot.field is not None:
-                value = getattr(value, slot.field, None)
-            wanted[slot.entity].update(_values(value))
+            wanted[slot.entity].update(_values(kwargs.get(slot.parameter), slot.fields))
         if any(wanted.values()):
             async with kwargs[pool_name].connection() as conn:
                 await resolve_in_scope(conn, kwargs[principal_name], wanted)

@@ -51,6 +51,8 @@ async def consumer_page(request: Request, consumer_id: int) -> Response:
 
 async def _consumer(request: Request, principal, consumer_id: int | None, *, section: str):
     t = _t(request)
+    if not allowed(principal.role, Permission.CONSUMER_READ):
+        return not_allowed(request, principal, Permission.CONSUMER_READ)
     can_bills = allowed(principal.role, Permission.BILLING_READ)
     can_readings = allowed(principal.role, Permission.READING_READ)
     async with request.app.state.pool.connection() as conn:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, jwt_secret
+from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, client_address, jwt_secret
 from ..errors import TooManyRequests, Unauthorized
 from ..services import auth
 from .i18n import pick_language, translator
@@ -93,7 +93,7 @@ async def login(
     ):
         t = translator(pick_language(request.headers.get("accept-language")))
         return _login_form(request, next, t("login.expired"), status=403)
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     try:
         pair = await auth.login(
             request.app.state.pool,

@@ -76,9 +76,18 @@ def resolve_jwt_secret(settings: CloudSettings) -> str:
             raise ValueError(f"{path} is readable by others; run: chmod 600 {path}")
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # written aside and linked into place: of several processes starting at once, one secret
+    # wins and every process reads that one (never a half-written file)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process got there first: use its secret
+    finally:
+        draft.unlink()
     return path.read_text().strip()
 
 

@@ -152,6 +152,13 @@ async def revoke(conn: AsyncConnection, *, gateway_code: str, actor: str) -> Non
         cursor = await conn.execute(
             "UPDATE gateways SET status = 'revoked' WHERE id = %s RETURNING *", (gateway["id"],)
         )
+        revoked = await cursor.fetchone()
+        # a re-key token issued before the revocation must not bring the gateway back
+        await conn.execute(
+            "UPDATE enrollment_tokens SET expires_at = least(expires_at, now())"
+            " WHERE for_gateway_id = %s AND used_at IS NULL",
+            (gateway["id"],),
+        )
         await audit.record(
             conn,
             actor=actor,
@@ -159,7 +166,7 @@ async def revoke(conn: AsyncConnection, *, gateway_code: str, actor: str) -> Non
             entity="gateway",
             entity_id=gateway["id"],
             before=_public(gateway),
-            after=_public(await cursor.fetchone()),
+            after=_public(revoked),
         )
 
 

@@ -226,7 +226,8 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         " oldest_unsent_at = CASE WHEN %s THEN %s ELSE oldest_unsent_at END,"
         " clock_synced = coalesce(%s, clock_synced),"
         " clock_offset_s = coalesce(%s, clock_offset_s),"
-        " software_version = coalesce(%s, software_version) WHERE id = %s",
+        " software_version = coalesce(%s, software_version),"
+        " bus_stats = CASE WHEN %s THEN %s ELSE bus_stats END WHERE id = %s",
         (
             batch.last_seq,
             heartbeat.backlog_readings if heartbeat else None,
@@ -235,6 +236,8 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             heartbeat.clock_synced if heartbeat else None,
             heartbeat.clock_offset_s if heartbeat else None,
             heartbeat.software_version if heartbeat else None,
+            bool(heartbeat and heartbeat.buses),
+            Jsonb([b.model_dump() for b in heartbeat.buses] if heartbeat else []),
             gateway["id"],
         ),
     )

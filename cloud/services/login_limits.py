@@ -5,7 +5,8 @@ pool size and across any number of server processes.
 Three limits, over a sliding window (`CloudSettings.login_*`):
 - one account from one address: refused after `per_account_address` failures (since that
   pair's last success) — the guesser at one account;
-- one address, any accounts: refused after `per_address` failures — credential stuffing;
+- one address, any accounts: refused after `per_address` failures — credential stuffing —
+  except for accounts that logged in from that address before (people behind one NAT);
 - one account from anywhere: after `per_account` failures, addresses that never logged in to
   the account are slowed to one attempt per `slowdown_s` between them; the addresses the
   account's owner logged in from before are not slowed, so failing on purpose from elsewhere
@@ -118,7 +119,8 @@ async def record_attempt(
             },
         )
         counts = await cursor.fetchone()
-        if counts["pair"] >= limits.per_account_address or counts["address"] >= limits.per_address:
+        address_full = counts["address"] >= limits.per_address and not counts["known_address"]
+        if counts["pair"] >= limits.per_account_address or address_full:
             raise LoginSlowedDown(
                 "too many failed logins; wait a few minutes and try again",
                 retry_after_s=limits.window_s,

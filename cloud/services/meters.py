@@ -92,7 +92,35 @@ async def assign(
                 )
         if meter["confirmed_at"] is None:  # assigning a discovered meter confirms it
             changes = {**changes, "confirmed_at": datetime.now(UTC)}
+            moved = changes.get("gateway_id", meter["gateway_id"]) != meter["gateway_id"]
+            if moved and meter["gateway_id"] is not None:
+                await _quarantine(conn, principal, meter, meter["gateway_id"])
+        if "consumer_id" in changes and changes["consumer_id"] != meter["consumer_id"]:
+            # the new consumer sees the meter's readings from now on, not the last occupant's
+            changes = {**changes, "consumer_since": datetime.now(UTC)}
         return await update_row(conn, principal, METERS, meter_id, changes, action="assign")
+
+
+async def _quarantine(
+    conn: AsyncConnection, principal: Principal, meter: dict[str, Any], gateway_id: int
+) -> None:
+    """A gateway reported a meter the cloud did not know, and an admin then gave the meter to
+    another gateway: what the first one wrote is not trusted (a gateway could claim a serial
+    number before the meter is installed). Its readings are kept but marked suspect, which
+    billing leaves out."""
+    cursor = await conn.execute(
+        "UPDATE readings SET quality = 'suspect' WHERE meter_id = %s AND gateway_id = %s"
+        " AND quality <> 'suspect'",
+        (meter["id"], gateway_id),
+    )
+    await audit.record(
+        conn,
+        actor=actor(principal),
+        action="quarantine",
+        entity="meter",
+        entity_id=meter["id"],
+        after={"gateway_id": gateway_id, "readings": cursor.rowcount},
+    )
 
 
 async def confirm(conn: AsyncConnection, principal: Principal, meter_id: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ and max over all readings.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
@@ -53,6 +53,13 @@ def _delta_bucket(interval: str) -> sql.Composed:
     return sql.SQL(_BUCKET[interval]).format(ts=sql.SQL("(ts - interval '1 microsecond')"))
 
 
+def tenure_start(principal: Principal, meter: dict[str, Any]) -> datetime | None:
+    """For a consumer, the moment the meter became theirs: they see nothing of it before."""
+    if principal.role == "CONSUMER":
+        return meter.get("consumer_since")
+    return None
+
+
 def _check_range(quantity: str, start: datetime, end: datetime, interval: str) -> None:
     if quantity not in QUANTITIES:
         raise InvalidInput(f"unknown quantity {quantity}", errors=[("quantity", quantity)])
@@ -77,6 +84,7 @@ async def meter_readings(
 ) -> dict[str, Any]:
     _check_range(quantity, start, end, interval)
     meter = await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
+    start = max(start, tenure_start(principal, meter) or start)
     cursor = await conn.execute("SELECT time_zone FROM boards WHERE id = %s", (meter["board_id"],))
     tz = (await cursor.fetchone())["time_zone"]
     params = {
@@ -213,13 +221,15 @@ async def latest_values(
 ) -> list[dict[str, Any]]:
     """The meter's newest value of each quantity it reported in the last 31 days, with its name,
     unit and group: one index probe per known quantity, never a scan of the meter's history."""
-    await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
+    meter = await get_row(conn, principal, METERS, meter_id)  # scope: 404 outside it
+    since = datetime.now(UTC) - timedelta(days=31)
+    since = max(since, tenure_start(principal, meter) or since)
     cursor = await conn.execute(
         "SELECT q.quantity, r.ts, r.value, r.quality FROM unnest(%s::text[]) AS q(quantity)"
         " CROSS JOIN LATERAL (SELECT ts, value, quality FROM readings"
-        "   WHERE meter_id = %s AND quantity = q.quantity AND ts > now() - interval '31 days'"
+        "   WHERE meter_id = %s AND quantity = q.quantity AND ts > %s"
         "   ORDER BY ts DESC LIMIT 1) r",
-        (list(QUANTITIES), meter_id),
+        (list(QUANTITIES), meter_id, since),
     )
     return [
         {

@@ -16,6 +16,27 @@ from ..errors import Forbidden, InvalidInput
 from . import audit, auth
 from .scoped import BOARDS, CONSUMERS, STATES, USERS, actor, get_row, update_row
 
+SCOPE_FIELDS = {
+    "SUPER_ADMIN": set(),
+    "STATE_ADMIN": {"state_id"},
+    "AUDITOR": {"state_id", "board_id"},
+    "CONSUMER": {"consumer_id"},
+}
+
+
+def _check_scope_fields(role: str, **scope: int | None) -> None:
+    """A role carries the scope it needs and nothing else: a board admin is not also a
+    consumer's, which would put it in that consumer's board's lists."""
+    allowed_fields = SCOPE_FIELDS.get(role, {"board_id"})
+    given = sorted(name for name, value in scope.items() if value is not None)
+    stray = [name for name in given if name not in allowed_fields]
+    if stray:
+        takes = ", ".join(sorted(allowed_fields)) or "nothing: it sees everything"
+        raise InvalidInput(
+            f"role {role} takes no {', '.join(stray)} (its scope: {takes})",
+            errors=[(name, "not for this role") for name in stray],
+        )
+
 
 def _check_grant(principal: Principal, role: str) -> None:
     if not may_grant(principal.role, role):
@@ -34,6 +55,7 @@ async def create(
     consumer_id: int | None,
 ) -> dict[str, Any]:
     _check_grant(principal, role)
+    _check_scope_fields(role, state_id=state_id, board_id=board_id, consumer_id=consumer_id)
     async with conn.transaction():
         scope: dict[str, Any] = {}
         if state_id is not None:
@@ -72,8 +94,8 @@ async def update(
                 entity="user",
                 entity_id=user_id,
             )
-        if changes.get("active") is False:
-            await auth.revoke_sessions(conn, user_id)
+        if changes.get("active") is False or "role" in changes:
+            await auth.revoke_sessions(conn, user_id)  # signed in again, with the new rights
         if not changes:
             return target
         return await update_row(conn, principal, USERS, user_id, changes)

@@ -779,10 +779,7 @@ def test_every_id_is_scoped(tmp_path: Path) -> None:
     for route in app.routes:
         if not isinstance(route, APIRoute) or not route.path.startswith("/api/"):
             continue
-        scoped = {
-            slot.parameter if slot.field is None else f"{slot.parameter}.{slot.field}"
-            for slot in id_slots(route.endpoint)
-        }
+        scoped = {slot.name for slot in id_slots(route.endpoint)}
         missing += [f"{route.path}: {name}" for name in _int_ids(route) - scoped]
     assert not missing, missing
 

@@ -145,3 +145,18 @@ async def test_a_rekey_token_serves_only_its_gateway(
     assert "another gateway" in wrong.json()["detail"]
     right = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, gateway.code))
     assert right.status_code == 201
+
+
+async def test_revoking_a_gateway_spends_its_rekey_tokens(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    token = await _token(cloud, gateway.board, gateway.code)
+    async with cloud.pool.connection() as conn:
+        await enrollment.revoke(conn, gateway_code=gateway.code, actor="test")
+    back = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, gateway.code))
+    assert back.status_code == 401
+    assert "expired" in back.json()["detail"]
+    fresh = await _token(cloud, gateway.board, gateway.code)  # a token issued after revocation
+    assert (
+        await cloud.client.post("/api/v1/gateways/enroll", json=_body(fresh, gateway.code))
+    ).status_code == 201

@@ -197,3 +197,55 @@ async def test_the_gateway_records_a_refusal_as_an_event(
         assert [(r["kind"], r["state"]) for r in await cursor.fetchall()] == [
             ("readings_refused", "active")
         ]
+
+
+async def test_a_discovered_meter_given_to_another_gateway_keeps_no_trusted_readings(
+    cloud: Cloud, board: str
+) -> None:
+    """A gateway could claim a serial number before the meter is installed, with readings
+    years back: when an admin gives the discovered meter to another gateway, what the first one
+    wrote is kept but marked suspect, which billing leaves out."""
+    claimant, installer = await enroll_gateway(cloud, board), await enroll_gateway(cloud, board)
+    sealed = batch_of(claimant, {"SN-NEW": 3})
+    assert (await cloud.client.post(URL, content=sealed.body, headers=sealed.headers)).json()[
+        "readings_new"
+    ] == 3
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT m.id, g.id AS installer FROM meters m, gateways g"
+            " WHERE m.external_id = 'SN-NEW' AND g.gateway_code = %s",
+            (installer.code,),
+        )
+        row = await cursor.fetchone()
+        email = f"{uuid.uuid4().hex[:8]}@example.in"
+        await auth.create_user(
+            conn,
+            email=email,
+            password="correct horse battery",
+            role="BOARD_ADMIN",
+            board_code=board,
+            actor="t",
+        )
+    token = (
+        await cloud.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": "correct horse battery"}
+        )
+    ).json()["access_token"]
+    moved = await cloud.client.post(
+        f"/api/v1/meters/{row['id']}/assign",
+        json={"gateway_id": row["installer"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert moved.status_code == 200, moved.text
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT quality, count(*) AS n FROM readings WHERE meter_id = %s GROUP BY 1",
+            (row["id"],),
+        )
+        assert {r["quality"]: r["n"] for r in await cursor.fetchall()} == {"suspect": 3}
+        cursor = await conn.execute(
+            "SELECT after FROM audit_log WHERE entity = 'meter' AND entity_id = %s"
+            " AND action = 'quarantine'",
+            (str(row["id"]),),
+        )
+        assert (await cursor.fetchone())["after"]["readings"] == 3

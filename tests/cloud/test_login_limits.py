@@ -91,6 +91,23 @@ async def test_an_attacker_does_not_lock_the_owner_out(
             assert await attempt(owner, email, PASSWORD) == 200
 
 
+async def test_a_busy_address_still_lets_in_the_accounts_that_use_it(
+    cloud: Cloud, board: str
+) -> None:
+    """People behind one NAT share an address: stuffing from it must not lock out the owners
+    who sign in from it every day (an account that never signed in from it is refused)."""
+    regular = await make_user(cloud, board)
+    app = cloud.client._transport.app  # type: ignore[attr-defined]
+    async with client_from(app, random_address()) as office:
+        assert await attempt(office, regular, PASSWORD) == 200
+        for n in range(20):
+            assert await attempt(office, f"nobody{n}@example.in") == 401
+        assert await attempt(office, "nobody-else@example.in") == 429
+        assert await attempt(office, regular, PASSWORD) == 200
+        stranger = await make_user(cloud, board)
+        assert await attempt(office, stranger, PASSWORD) == 429
+
+
 def _serve(url: str, data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_tcp_port()
     env = {

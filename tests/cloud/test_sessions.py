@@ -9,6 +9,7 @@ kept writing until the token expired (15 minutes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -131,6 +132,27 @@ async def test_logout_ends_that_session_only(cloud: Cloud, board: str) -> None:
     assert (await _write_probe(cloud, laptop["access_token"], board)()).status_code == 201
 
 
+async def test_live_streams_are_bounded_per_user(
+    cloud: Cloud, served: httpx.AsyncClient, board: str
+) -> None:
+    """A stream costs a queue in the process, not a database connection, and a user may hold a
+    few: the next is refused instead of taking the database's connections."""
+    _, email = await _user(cloud, "TECHNICIAN", board_code=board)
+    token = (await _tokens(cloud, email))["access_token"]
+    readers = []  # held: a dropped line iterator closes its response
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(5):
+            stream = await streams.enter_async_context(
+                served.stream("GET", "/api/v1/alerts/stream", headers=_bearer(token), timeout=30)
+            )
+            assert stream.status_code == 200
+            readers.append(stream.aiter_lines())
+            assert await anext(readers[-1]) == "event: ready"
+        one_more = await served.get("/api/v1/alerts/stream", headers=_bearer(token))
+        assert one_more.status_code == 429
+        assert "live streams" in one_more.json()["detail"]
+
+
 async def test_the_dashboard_session_ends_too(cloud: Cloud, board: str, admin_and_victim) -> None:
     admin, victim_id, victim, _ = admin_and_victim
     app = cloud.client._transport.app  # type: ignore[attr-defined]
@@ -150,10 +172,12 @@ async def test_the_dashboard_session_ends_too(cloud: Cloud, board: str, admin_an
         await _refused_within(probe)
 
 
-async def test_a_changed_account_can_log_in_again_with_its_new_rights(
+async def test_a_changed_account_signs_in_again_with_its_new_rights(
     cloud: Cloud, board: str, admin_and_victim
 ) -> None:
-    admin, victim_id, victim, _ = admin_and_victim
+    """A role change ends every session, refresh tokens too; signing in again gives the new
+    role."""
+    admin, victim_id, victim, email = admin_and_victim
     await cloud.client.patch(
         f"/api/v1/users/{victim_id}",
         json={"role": "AUDITOR"},
@@ -162,12 +186,11 @@ async def test_a_changed_account_can_log_in_again_with_its_new_rights(
     refreshed = await cloud.client.post(
         "/api/v1/auth/refresh", json={"refresh_token": victim["refresh_token"]}
     )
-    assert refreshed.status_code == 200  # the session stands; its new tokens carry the new role
-    me = await cloud.client.get(
-        "/api/v1/auth/me", headers=_bearer(refreshed.json()["access_token"])
-    )
+    assert refreshed.status_code == 401
+    fresh = await _tokens(cloud, email)
+    me = await cloud.client.get("/api/v1/auth/me", headers=_bearer(fresh["access_token"]))
     assert me.json()["role"] == "AUDITOR"
-    write = await _write_probe(cloud, refreshed.json()["access_token"], board)()
+    write = await _write_probe(cloud, fresh["access_token"], board)()
     assert write.status_code == 403
 
 

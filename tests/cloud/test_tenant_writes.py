@@ -6,6 +6,7 @@ and a password anyone would guess."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -148,3 +149,87 @@ async def test_the_api_refuses_a_common_password(cloud: Cloud, world: World) -> 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "password"
     assert "most common" in response.json()["detail"]
+
+
+async def test_a_role_takes_only_the_scope_it_needs(cloud: Cloud, world: World) -> None:
+    """A board admin created with another board's consumer_id showed up in that board's lists."""
+    headers = await _as(cloud, world, "STATE_ADMIN")
+    response = await cloud.client.post(
+        "/api/v1/users",
+        json={
+            "email": "stray@example.in",
+            "password": PASSWORD,
+            "role": "BOARD_ADMIN",
+            "board_id": world.boards["A"],
+            "consumer_id": world.site("other_board").consumer.id,
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "consumer_id", "message": "not for this role"}]
+
+
+async def test_a_new_occupant_sees_nothing_of_the_last_ones_readings(
+    cloud: Cloud, world: World
+) -> None:
+    own = world.site("own")
+    admin = await _as(cloud, world, "BOARD_ADMIN")
+    consumer = await _as(cloud, world, "CONSUMER")  # the own consumer, the meter's occupant
+    now = datetime.now(UTC)
+    query = {
+        "quantity": "1.8.0",
+        "interval": "hour",
+        "from": (now - timedelta(days=60)).isoformat(),
+        "to": (now + timedelta(days=1)).isoformat(),
+    }
+    before = await cloud.client.get(
+        f"/api/v1/meters/{own.meter.id}/readings", params=query, headers=consumer
+    )
+    assert len(before.json()["points"]) > 100, before.text  # forty days of own reads
+    # the occupant moves out; the meter goes to the sibling consumer, who signs in
+    moved = await cloud.client.post(
+        f"/api/v1/meters/{own.meter.id}/assign",
+        json={"consumer_id": world.site("sibling").consumer.id},
+        headers=admin,
+    )
+    assert moved.status_code == 200, moved.text
+    async with cloud.pool.connection() as conn:
+        email = f"newcomer-{uuid.uuid4().hex[:6]}@example.in"
+        await auth.create_user(
+            conn,
+            email=email,
+            password=PASSWORD,
+            role="CONSUMER",
+            consumer_id=world.site("sibling").consumer.id,
+            actor="t",
+        )
+    token = (
+        await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    ).json()["access_token"]
+    after = await cloud.client.get(
+        f"/api/v1/meters/{own.meter.id}/readings",
+        params=query,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert after.status_code == 200
+    assert after.json()["points"] == []
+    staff = await cloud.client.get(
+        f"/api/v1/meters/{own.meter.id}/readings", params=query, headers=admin
+    )
+    assert len(staff.json()["points"]) == len(before.json()["points"])  # staff see it all
+
+
+async def test_the_consumer_page_needs_the_permission(cloud: Cloud, world: World) -> None:
+    """The dashboard showed a consumer's details to a technician, whom the API refuses."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "TECHNICIAN")
+    token = (
+        await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    ).json()["access_token"]
+    cloud.client.cookies.set("gg_access", token)
+    try:
+        page = await cloud.client.get(f"/dashboard/consumers/{world.site('own').consumer.id}")
+    finally:
+        cloud.client.cookies.clear()
+    assert page.status_code == 403
+    assert "acct-" not in page.text  # no account number shown

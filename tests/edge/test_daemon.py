@@ -102,4 +102,13 @@ async def test_every_reading_arrives_once_with_equal_values(
             (gateway.code,),
         )
         kinds = {row["kind"] for row in await cursor.fetchall()}
+        cursor = await conn.execute(
+            "SELECT bus_stats FROM gateways WHERE gateway_code = %s", (gateway.code,)
+        )
+        buses = {b["name"]: b for b in (await cursor.fetchone())["bus_stats"]}
     assert "gateway_started" in kinds
+    # the heartbeat told the cloud how each bus fares, for the gateways page
+    assert set(buses) == {bus.name for bus in config.buses}
+    for bus in buses.values():
+        assert bus["meters"] >= 1
+        assert bus["transactions"] >= bus["meters"]

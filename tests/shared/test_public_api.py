@@ -19,6 +19,7 @@ EXPECTED = {
     "SIGNATURE_HEADER",
     "Ack",
     "Batch",
+    "BusHealth",
     "BatchInvalid",
     "BatchTooLarge",
     "ContentEncoding",
