@@ -12,14 +12,9 @@ from psycopg import sql
 from ..access import Permission, allowed, scope_filter
 from ..services import audit
 from ..services.scoped import BOARDS, REPORTS, list_rows
-from .i18n import pick_language, translator
-from .web import csv_download, listing, not_allowed, render, viewer, wants_csv
+from .web import csv_download, listing, not_allowed, render, viewer, wants_csv, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-
-
-def _t(request: Request):
-    return translator(pick_language(request.headers.get("accept-language")))
 
 
 async def _zone(conn, principal) -> str:
@@ -64,7 +59,7 @@ async def reports_page(request: Request) -> Response:
         "reports.html",
         principal,
         page="reports",
-        title=_t(request)("nav.reports"),
+        title=words(request)("nav.reports"),
         reports=rows,
         boards=boards,
         zone=zone,
@@ -113,25 +108,22 @@ async def users_page(request: Request) -> Response:
     if wants_csv(request):
         return csv_download(
             "users",
-            ["email", "role", "state", "board", "consumer", "active", "created_utc"],
-            [
-                [
-                    r["email"],
-                    r["role"],
-                    r["state_name"],
-                    r["board_code"],
-                    r["consumer_name"],
-                    r["active"],
-                    r["created_at"],
-                ]
-                for r in rows
-            ],
+            {
+                "email": "email",
+                "role": "role",
+                "state": "state_name",
+                "board": "board_code",
+                "consumer": "consumer_name",
+                "active": "active",
+                "created_utc": "created_at",
+            },
+            rows,
         )
     return render(
         request,
         "users.html",
         principal,
-        title=_t(request)("nav.users"),
+        title=words(request)("nav.users"),
         state=state,
         page_rows=rows,
         total=total,
@@ -162,7 +154,7 @@ async def audit_page(request: Request) -> Response:
         request,
         "audit.html",
         principal,
-        title=_t(request)("nav.audit"),
+        title=words(request)("nav.audit"),
         state=state,
         page_rows=rows,
         total=total,

@@ -15,7 +15,6 @@ from ..access import Permission, allowed
 from ..errors import NotFound
 from ..services import analytics, invoices, listings
 from ..services.scoped import BILLING_RUNS, list_rows
-from .i18n import pick_language, translator
 from .web import (
     csv_download,
     int_or_none,
@@ -26,14 +25,25 @@ from .web import (
     script_json,
     viewer,
     wants_csv,
+    words,
 )
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 STATUSES = ("draft", "issued", "paid", "overdue", "disputed", "cancelled")
-
-
-def _t(request: Request):
-    return translator(pick_language(request.headers.get("accept-language")))
+BILL_CSV = {
+    "account_no": "account_no",
+    "consumer": "consumer_name",
+    "period_start": "period_start",
+    "period_end": "period_end",
+    "version": "version",
+    "status": "status",
+    "units_kwh": "units",
+    "total": "total",
+    "amount_due": "amount_due",
+    "paid": "paid",
+    "due_date": "due_date",
+    "estimated": "estimated",
+}
 
 
 def _months(today: date, count: int = 12) -> list[date]:
@@ -50,7 +60,7 @@ async def billing_page(request: Request) -> Response:
     principal = await viewer(request)
     if not allowed(principal.role, Permission.BILLING_READ) or principal.role == "CONSUMER":
         return not_allowed(request, principal, Permission.BILLING_READ)
-    t = _t(request)
+    t = words(request)
     state = listing(
         request,
         sorts=listings.INVOICE_SORTS,
@@ -84,40 +94,7 @@ async def billing_page(request: Request) -> Response:
             offset=0 if wants_csv(request) else state.offset,
         )
         if wants_csv(request):
-            return csv_download(
-                f"bills-{board['code']}-{period:%Y-%m}",
-                [
-                    "account_no",
-                    "consumer",
-                    "period_start",
-                    "period_end",
-                    "version",
-                    "status",
-                    "units_kwh",
-                    "total",
-                    "amount_due",
-                    "paid",
-                    "due_date",
-                    "estimated",
-                ],
-                [
-                    [
-                        r["account_no"],
-                        r["consumer_name"],
-                        r["period_start"],
-                        r["period_end"],
-                        r["version"],
-                        r["status"],
-                        r["units"],
-                        r["total"],
-                        r["amount_due"],
-                        r["paid"],
-                        r["due_date"],
-                        r["estimated"],
-                    ]
-                    for r in page.rows
-                ],
-            )
+            return csv_download(f"bills-{board['code']}-{period:%Y-%m}", BILL_CSV, page.rows)
         runs, _ = await list_rows(
             conn,
             principal,
@@ -153,7 +130,7 @@ async def billing_page(request: Request) -> Response:
 @router.get("/invoices/{invoice_id}", response_class=HTMLResponse)
 async def invoice_page(request: Request, invoice_id: int) -> Response:
     principal = await viewer(request)
-    t = _t(request)
+    t = words(request)
     if not allowed(principal.role, Permission.BILLING_READ):
         return not_allowed(request, principal, Permission.BILLING_READ)
     async with request.app.state.pool.connection() as conn:

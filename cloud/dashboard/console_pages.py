@@ -17,14 +17,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ..access import Permission, allowed
 from ..errors import InvalidInput, NotFound
 from ..services import analytics
-from .i18n import pick_language, translator
-from .web import csv_download, int_or_none, not_allowed, not_found, render, script_json, viewer
+from .web import (
+    csv_download,
+    int_or_none,
+    not_allowed,
+    not_found,
+    render,
+    script_json,
+    viewer,
+    words,
+)
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-
-
-def _t(request: Request):
-    return translator(pick_language(request.headers.get("accept-language")))
 
 
 @router.get("", response_class=HTMLResponse)
@@ -34,7 +38,7 @@ async def overview(request: Request, board_id: str | None = None) -> Response:
         return RedirectResponse("/dashboard/home", status_code=303)
     if not allowed(principal.role, Permission.BOARD_READ):
         return not_allowed(request, principal, Permission.BOARD_READ)
-    t = _t(request)
+    t = words(request)
     async with request.app.state.pool.connection() as conn:
         boards = await analytics.boards(conn, principal)
         chosen = (
@@ -85,7 +89,7 @@ async def analytics_page(request: Request) -> Response:
     principal = await viewer(request)
     if not allowed(principal.role, Permission.READING_READ) or principal.role == "CONSUMER":
         return not_allowed(request, principal, Permission.READING_READ)
-    t = _t(request)
+    t = words(request)
     query = request.query_params
     group_by = query.get("group_by", "category")
     if group_by not in ("board", "category", "consumer"):
@@ -127,11 +131,13 @@ async def analytics_page(request: Request) -> Response:
     if table is not None and query.get("format") == "csv":
         return csv_download(
             f"consumption-{group_by}-{start}-{end}",
-            [group_by, "energy_kwh", "previous_period_kwh", "same_period_last_year_kwh"],
-            [
-                [i["label"], i["energy_kwh"], i["previous_kwh"], i["last_year_kwh"]]
-                for i in table["items"]
-            ],
+            {
+                group_by: "label",
+                "energy_kwh": "energy_kwh",
+                "previous_period_kwh": "previous_kwh",
+                "same_period_last_year_kwh": "last_year_kwh",
+            },
+            table["items"],
         )
     return render(
         request,

@@ -13,17 +13,17 @@ from ..access import Permission, allowed
 from ..errors import NotFound
 from ..services import listings, meters, readings
 from ..services.scoped import METERS, get_row
-from .i18n import pick_language, translator
 from .web import (
-    csv_download,
     int_or_none,
     listing,
     not_allowed,
     not_found,
+    page_size,
     render,
     script_json,
+    table_page,
     viewer,
-    wants_csv,
+    words,
 )
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -39,8 +39,16 @@ CHARTS = (
 )
 
 
-def _t(request: Request):
-    return translator(pick_language(request.headers.get("accept-language")))
+METER_CSV = {
+    "meter": "external_id",
+    "board": "board_code",
+    "model": "model",
+    "consumer": "consumer_name",
+    "account_no": "account_no",
+    "gateway": "gateway_code",
+    "last_reading_utc": "last_reading_at",
+    "health": "health",
+}
 
 
 @router.get("/meters", response_class=HTMLResponse)
@@ -52,6 +60,7 @@ async def meters_page(request: Request) -> Response:
         request, sorts=listings.METER_SORTS, default_sort="meter", filters=("board_id", "health")
     )
     health = state.filters["health"] if state.filters["health"] in listings.HEALTHS else None
+    limit, offset = page_size(request, state)
     async with request.app.state.pool.connection() as conn:
         page = await listings.meters(
             conn,
@@ -61,44 +70,19 @@ async def meters_page(request: Request) -> Response:
             search=state.search,
             sort=state.sort,
             descending=state.descending,
-            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
-            offset=0 if wants_csv(request) else state.offset,
+            limit=limit,
+            offset=offset,
         )
-    if wants_csv(request):
-        return csv_download(
-            "meters",
-            [
-                "meter",
-                "board",
-                "model",
-                "consumer",
-                "account_no",
-                "gateway",
-                "last_reading_utc",
-                "health",
-            ],
-            [
-                [
-                    r["external_id"],
-                    r["board_code"],
-                    r["model"],
-                    r["consumer_name"],
-                    r["account_no"],
-                    r["gateway_code"],
-                    r["last_reading_at"],
-                    r["health"],
-                ]
-                for r in page.rows
-            ],
-        )
-    return render(
+    return table_page(
         request,
-        "meters.html",
         principal,
-        title=_t(request)("nav.meters"),
+        "meters.html",
+        title_key="nav.meters",
         state=state,
-        page_rows=page.rows,
+        rows=page.rows,
         total=page.total,
+        csv_name="meters",
+        csv_columns=METER_CSV,
         healths=listings.HEALTHS,
     )
 
@@ -106,7 +90,7 @@ async def meters_page(request: Request) -> Response:
 @router.get("/meters/{meter_id}", response_class=HTMLResponse)
 async def meter_page(request: Request, meter_id: int) -> Response:
     principal = await viewer(request)
-    t = _t(request)
+    t = words(request)
     async with request.app.state.pool.connection() as conn:
         try:
             meter = await get_row(conn, principal, METERS, meter_id)
@@ -167,6 +151,28 @@ async def _named_meter(conn, principal, meter: dict) -> dict:
     return {**meter, **(await cursor.fetchone())}
 
 
+GATEWAY_CSV = {
+    "gateway": "gateway_code",
+    "board": "board_code",
+    "health": "health",
+    "last_seen_utc": "last_seen_at",
+    "backlog_readings": "backlog_readings",
+    "oldest_unsent_utc": "oldest_unsent_at",
+    "clock_synced": "clock_synced",
+    "clock_offset_s": "clock_offset_s",
+    "software": "software_version",
+    "meters": "meters",
+}
+CONSUMER_CSV = {
+    "account_no": "account_no",
+    "name": "name",
+    "category": "category",
+    "sanctioned_load_kw": "sanctioned_load_kw",
+    "board": "board_code",
+    "meters": "meters",
+}
+
+
 @router.get("/gateways", response_class=HTMLResponse)
 async def gateways_page(request: Request) -> Response:
     principal = await viewer(request)
@@ -175,6 +181,7 @@ async def gateways_page(request: Request) -> Response:
     state = listing(
         request, sorts=listings.GATEWAY_SORTS, default_sort="gateway", filters=("board_id",)
     )
+    limit, offset = page_size(request, state)
     async with request.app.state.pool.connection() as conn:
         page = await listings.gateways(
             conn,
@@ -183,48 +190,19 @@ async def gateways_page(request: Request) -> Response:
             search=state.search,
             sort=state.sort,
             descending=state.descending,
-            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
-            offset=0 if wants_csv(request) else state.offset,
+            limit=limit,
+            offset=offset,
         )
-    if wants_csv(request):
-        return csv_download(
-            "gateways",
-            [
-                "gateway",
-                "board",
-                "health",
-                "last_seen_utc",
-                "backlog_readings",
-                "oldest_unsent_utc",
-                "clock_synced",
-                "clock_offset_s",
-                "software",
-                "meters",
-            ],
-            [
-                [
-                    r["gateway_code"],
-                    r["board_code"],
-                    r["health"],
-                    r["last_seen_at"],
-                    r["backlog_readings"],
-                    r["oldest_unsent_at"],
-                    r["clock_synced"],
-                    r["clock_offset_s"],
-                    r["software_version"],
-                    r["meters"],
-                ]
-                for r in page.rows
-            ],
-        )
-    return render(
+    return table_page(
         request,
-        "gateways.html",
         principal,
-        title=_t(request)("nav.gateways"),
+        "gateways.html",
+        title_key="nav.gateways",
         state=state,
-        page_rows=page.rows,
+        rows=page.rows,
         total=page.total,
+        csv_name="gateways",
+        csv_columns=GATEWAY_CSV,
     )
 
 
@@ -239,6 +217,7 @@ async def consumers_page(request: Request) -> Response:
         default_sort="name",
         filters=("board_id", "category"),
     )
+    limit, offset = page_size(request, state)
     async with request.app.state.pool.connection() as conn:
         page = await listings.consumers(
             conn,
@@ -248,31 +227,17 @@ async def consumers_page(request: Request) -> Response:
             search=state.search,
             sort=state.sort,
             descending=state.descending,
-            limit=listings.MAX_PAGE if wants_csv(request) else state.per_page,
-            offset=0 if wants_csv(request) else state.offset,
+            limit=limit,
+            offset=offset,
         )
-    if wants_csv(request):
-        return csv_download(
-            "consumers",
-            ["account_no", "name", "category", "sanctioned_load_kw", "board", "meters"],
-            [
-                [
-                    r["account_no"],
-                    r["name"],
-                    r["category"],
-                    r["sanctioned_load_kw"],
-                    r["board_code"],
-                    r["meters"],
-                ]
-                for r in page.rows
-            ],
-        )
-    return render(
+    return table_page(
         request,
-        "consumers.html",
         principal,
-        title=_t(request)("nav.consumers"),
+        "consumers.html",
+        title_key="nav.consumers",
         state=state,
-        page_rows=page.rows,
+        rows=page.rows,
         total=page.total,
+        csv_name="consumers",
+        csv_columns=CONSUMER_CSV,
     )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -89,3 +89,13 @@ def change(current: object, before: object) -> str:
     pct = (float(current) - float(before)) / float(before) * 100
     sign = "+" if pct >= 0 else "−"
     return f"{sign}{abs(pct):.0f} %"
+
+
+def period(start: date, end: date) -> str:
+    """A billing period [start, end) as people say it: '1–31 Oct 2026', '1 Sep – 30 Nov 2026'."""
+    last = end - timedelta(days=1)
+    if (start.year, start.month) == (last.year, last.month):
+        return f"{start.day}–{last.day} {last:%b %Y}"
+    if start.year == last.year:
+        return f"{start.day} {start:%b} – {last.day} {last:%b %Y}"
+    return f"{local_date(start)} – {local_date(last)}"

@@ -13,16 +13,11 @@ from ..access import Permission, allowed
 from ..errors import InvalidInput, NotFound
 from ..services import analytics, estimates, invoices, listings, tariffs
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
-from .i18n import pick_language, translator
-from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer
+from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATES = ("active", "acknowledged", "resolved")
-
-
-def _t(request: Request):
-    return translator(pick_language(request.headers.get("accept-language")))
 
 
 @router.get("/home", response_class=HTMLResponse)
@@ -50,7 +45,7 @@ async def consumer_page(request: Request, consumer_id: int) -> Response:
 
 
 async def _consumer(request: Request, principal, consumer_id: int | None, *, section: str):
-    t = _t(request)
+    t = words(request)
     if not allowed(principal.role, Permission.CONSUMER_READ):
         return not_allowed(request, principal, Permission.CONSUMER_READ)
     can_bills = allowed(principal.role, Permission.BILLING_READ)
@@ -165,7 +160,7 @@ async def alerts_page(request: Request) -> Response:
         "alerts.html",
         principal,
         page="alerts",
-        title=_t(request)("nav.alerts"),
+        title=words(request)("nav.alerts"),
         state=state,
         total=page.total,
         shown=len(page.rows),

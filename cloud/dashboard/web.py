@@ -29,7 +29,7 @@ from .i18n import client_strings, pick_language, translator
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-for _name in ("number", "money", "quantity", "local_time", "local_date", "ago", "change"):
+for _name in ("number", "money", "quantity", "local_time", "local_date", "ago", "change", "period"):
     templates.env.filters[_name] = getattr(formats, _name)
 templates.env.filters["month_name"] = formats.month_name
 
@@ -187,13 +187,14 @@ def int_or_none(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and len(value) < 16 else None
 
 
-def csv_download(name: str, header: list[str], rows: list[list[Any]]) -> Response:
-    """A CSV file of `rows` under `header` (UTF-8 with a BOM, so spreadsheets read the ₹)."""
+def csv_download(name: str, columns: dict[str, str], rows: list[dict[str, Any]]) -> Response:
+    """A CSV file of `rows`, one column per header of `columns` (header -> the row's key),
+    UTF-8 with a BOM so spreadsheets read the ₹."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerow(columns)
+    writer.writerows([[row.get(key) for key in columns.values()] for row in rows])
     data = out.getvalue().encode("utf-8")
     return StreamingResponse(
         iter([data]),
@@ -204,3 +205,43 @@ def csv_download(name: str, header: list[str], rows: list[list[Any]]) -> Respons
 
 def wants_csv(request: Request) -> bool:
     return request.query_params.get("format") == "csv"
+
+
+def words(request: Request):
+    """The viewer's words (their browser's language, else English)."""
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+def table_page(
+    request: Request,
+    principal: Principal,
+    template: str,
+    *,
+    title_key: str,
+    state: Listing,
+    rows: list[dict[str, Any]],
+    total: int,
+    csv_name: str,
+    csv_columns: dict[str, str],
+    **context: Any,
+) -> Response:
+    """A list page, or (with ?format=csv) the whole list as a CSV file."""
+    if wants_csv(request):
+        return csv_download(csv_name, csv_columns, rows)
+    return render(
+        request,
+        template,
+        principal,
+        title=words(request)(title_key),
+        state=state,
+        page_rows=rows,
+        total=total,
+        **context,
+    )
+
+
+def page_size(request: Request, state: Listing) -> tuple[int, int]:
+    """(limit, offset): one page, or everything (up to the listings' maximum) for a CSV."""
+    if wants_csv(request):
+        return 10_000, 0
+    return state.per_page, state.offset

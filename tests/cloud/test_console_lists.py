@@ -1,0 +1,84 @@
+"""The console's lists as files: every list an operator exports downloads as CSV with readable
+headers, names instead of ids, and only the rows of the viewer's scope."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from cloud.services import aggregates
+from tests.cloud.conftest import Cloud
+from tests.cloud.world import PASSWORD, World, add_actor, build_world
+
+
+@pytest.fixture
+async def admin(cloud: Cloud) -> tuple[World, Cloud]:
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.execute(
+            "INSERT INTO aggregates_dirty (board_id, day) SELECT %s, d::date FROM"
+            " generate_series(now() - interval '41 days', now(), interval '1 day') d",
+            (world.boards["A"],),
+        )
+        await conn.commit()
+        await aggregates.refresh(conn)
+    token = (
+        await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    ).json()["access_token"]
+    cloud.client.cookies.set("gg_access", token)
+    return world, cloud
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+
+
+async def _names(cloud: Cloud, world: World, sites: tuple[str, ...]) -> set[str]:
+    """What identifies the objects of these sites in a list: account numbers, consumer names,
+    meter ids and gateway codes."""
+    ids = {
+        kind: [world.site(s).objects[kind].id for s in sites if kind in world.site(s).objects]
+        for kind in ("consumer", "meter", "gateway")
+    }
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT account_no AS n FROM consumers WHERE id = ANY(%(c)s)"
+            " UNION SELECT name FROM consumers WHERE id = ANY(%(c)s)"
+            " UNION SELECT external_id FROM meters WHERE id = ANY(%(m)s)"
+            " UNION SELECT gateway_code FROM gateways WHERE id = ANY(%(g)s)",
+            {"c": ids["consumer"], "m": ids["meter"], "g": ids["gateway"]},
+        )
+        return {row["n"] for row in await cursor.fetchall()}
+
+
+@pytest.mark.parametrize(
+    ("path", "header", "named"),
+    [
+        ("/dashboard/meters?format=csv", "meter", "meter"),
+        ("/dashboard/gateways?format=csv", "gateway", "board"),
+        ("/dashboard/consumers?format=csv", "account_no", "name"),
+        ("/dashboard/billing?format=csv&period=2026-01", "account_no", "consumer"),
+        ("/dashboard/analytics?format=csv&group_by=consumer", "consumer", "consumer"),
+    ],
+)
+async def test_lists_download_as_csv_inside_the_scope(
+    admin: tuple[World, Cloud], path: str, header: str, named: str
+) -> None:
+    world, cloud = admin
+    response = await cloud.client.get(path)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = _rows(response.text)
+    assert rows, path
+    assert header in rows[0]
+    assert all(row[named] for row in rows)  # names, not blanks
+    # a cell names one thing ("Consumer own") or a thing and its number ("Consumer own (acct-1)")
+    cells = {part for row in rows for cell in row.values() for part in re.split(r" \(|\)$", cell)}
+    assert cells & await _names(cloud, world, ("own", "sibling")), "the board's own rows are there"
+    leaked = cells & await _names(cloud, world, ("other_board", "other_state"))
+    assert not leaked, f"rows of another board or state: {leaked}"
