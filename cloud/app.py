@@ -92,8 +92,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
     )
     app.state.tasks = set()  # background jobs started by requests (kept referenced)
-    # the body bound sits inside the metrics middleware (a BaseHTTPMiddleware, which would wrap
-    # the bound's 413 in an exception group on its way to the route)
+    # the body bound sits inside the metrics middleware, so its 413s are counted like any answer
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_metrics(app, app.state.metrics, settings)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import psycopg
 import typer
 from psycopg.rows import dict_row
 
+from .billing.engine import month_of
 from .db import database_url
 from .errors import CloudError
 from .migrate import migrate
@@ -195,7 +196,7 @@ def _month(text: str) -> tuple[date, date]:
     except ValueError:
         typer.echo(f"gridgate cloud: --period {text!r} must look like 2026-10", err=True)
         raise typer.Exit(2) from None
-    return start, (start + timedelta(days=32)).replace(day=1)
+    return month_of(start)
 
 
 @billing.command("run")

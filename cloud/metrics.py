@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as render
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .settings import CloudSettings
 
@@ -47,27 +47,41 @@ class Metrics:
         return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class MeasureRequests:
+    """Counts and times each HTTP request (plain ASGI: no task or body buffering per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception becomes the server's 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")  # the router records the matched route in the scope
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - started)
+
+
 def install(app: FastAPI, metrics: Metrics, settings: CloudSettings) -> None:
     """Count every request by its route template (never the raw path: unbounded labels), and
     serve them at /metrics: to anyone if `metrics_public`, else to a scraper presenting
     `metrics_token` as a bearer token; with neither set, /metrics is not there."""
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = request.method if request.method in KNOWN_METHODS else "OTHER"
-            metrics.requests.labels(method, template, str(status)).inc()
-            metrics.latency.labels(template).observe(time.perf_counter() - started)
+    app.add_middleware(MeasureRequests, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def expose(request: Request) -> Response:

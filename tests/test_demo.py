@@ -20,6 +20,8 @@ import pytest
 
 from gridgate.demo import ADMIN, CONSUMER, ROOT, SUPPORT
 
+pytestmark = pytest.mark.slow  # each runs the whole system in processes
+
 DEMO = [sys.executable, "-m", "gridgate", "--log-level", "ERROR", "demo"]
 
 

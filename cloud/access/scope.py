@@ -2,7 +2,7 @@
 
 SUPER_ADMIN sees everything; a STATE_ADMIN the boards of its state; board roles their board;
 an AUDITOR its board if it has one, else its state; a CONSUMER only itself, its meters, its
-bills once issued and the alerts about its meters.
+energy, its bills once issued and the alerts about its meters.
 An object outside the caller's scope is simply not found (404), never "forbidden": its existence
 is not the caller's business.
 
@@ -45,9 +45,11 @@ Entity = Literal[
     "alert",
     "report",
     "billing_run",
+    "board_energy",  # a board's aggregated energy (board_energy_daily, board_energy_15min)
+    "consumer_energy",  # a consumer's aggregated energy (consumer_energy_daily)
 ]
 
-# the table each kind of id names
+# the table each kind of id names (the aggregates have no ids)
 ENTITY_TABLES: dict[str, str] = {
     "state": "states",
     "whole_state": "states",
@@ -73,6 +75,8 @@ _BOARD_COLUMN = {
     "alert": "board_id",
     "report": "board_id",
     "billing_run": "board_id",
+    "board_energy": "board_id",
+    "consumer_energy": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 
@@ -111,7 +115,7 @@ def scope_filter(
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
-        if entity == "meter":
+        if entity in ("meter", "consumer_energy"):
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
                 [principal.consumer_id],

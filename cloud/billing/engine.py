@@ -50,6 +50,12 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tz)
 
 
+def month_of(day: date) -> tuple[date, date]:
+    """The calendar month holding `day`: its first day and the next month's first day."""
+    start = day.replace(day=1)
+    return start, date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+
 def segments_of(
     versions: list[TariffVersion], start: date, end: date
 ) -> list[tuple[TariffVersion, date, date]]:

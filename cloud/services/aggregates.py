@@ -1,6 +1,8 @@
 """Aggregates that keep the console off raw readings: a board's imported energy per quarter hour
-by consumer category (`board_energy_15min`, from which load, daily energy and profiles follow),
-and each consumer's energy and peak per local day (`consumer_energy_daily`).
+by consumer category (`board_energy_15min`, from which load and profiles follow) and per local
+day (`board_energy_daily`, what consumption over long periods sums), and each consumer's energy
+and peak per local day (`consumer_energy_daily`) and energy per local month
+(`consumer_energy_monthly`, the sum of its days).
 
 They are defined exactly as the readings API defines a board's energy per bucket
 (`cloud.services.readings`): the difference between consecutive `1.8.0` reads of a meter,
@@ -17,9 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
-from ..billing.engine import local_midnight
+from ..billing.engine import local_midnight, month_of
 
 log = structlog.get_logger(__name__)
 MAX_DAYS_PER_PASS = 400  # a pass stops after this many board-days; the rest waits for the next
@@ -86,6 +88,12 @@ WITH m AS (
     FROM per_meter p JOIN m ON m.id = p.meter_id
     GROUP BY m.category, p.bucket
     RETURNING 1
+), daily_rows AS (
+    INSERT INTO board_energy_daily (board_id, category, day, energy_kwh)
+    SELECT %(board)s, m.category, %(day)s, sum(p.energy)
+    FROM per_meter p JOIN m ON m.id = p.meter_id
+    GROUP BY m.category
+    RETURNING 1
 ), consumer_buckets AS (
     SELECT m.consumer_id, p.bucket, sum(p.energy) AS energy
     FROM per_meter p JOIN m ON m.id = p.meter_id
@@ -98,6 +106,7 @@ WITH m AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM board_rows) AS buckets,
+       (SELECT count(*) FROM daily_rows) AS categories,
        (SELECT count(*) FROM consumer_rows) AS consumers
 """
 
@@ -112,14 +121,28 @@ async def recompute_day(
         "DELETE FROM board_energy_15min WHERE board_id = %s AND bucket >= %s AND bucket < %s",
         (board_id, start, end),
     )
-    await conn.execute(
-        "DELETE FROM consumer_energy_daily WHERE board_id = %s AND day = %s", (board_id, day)
-    )
+    for table in ("board_energy_daily", "consumer_energy_daily"):
+        await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE board_id = %s AND day = %s").format(
+                sql.Identifier(table)
+            ),
+            (board_id, day),
+        )
     cursor = await conn.execute(
         _RECOMPUTE,
         {"board": board_id, "quantity": ENERGY, "start": start, "end": end, "day": day},
     )
     row = await cursor.fetchone()
+    month = day.replace(day=1)
+    await conn.execute(
+        "DELETE FROM consumer_energy_monthly WHERE board_id = %s AND month = %s", (board_id, month)
+    )
+    await conn.execute(
+        "INSERT INTO consumer_energy_monthly (consumer_id, board_id, month, energy_kwh)"
+        " SELECT consumer_id, board_id, %s, sum(energy_kwh) FROM consumer_energy_daily"
+        " WHERE board_id = %s AND day >= %s AND day < %s GROUP BY consumer_id, board_id",
+        (month, board_id, *month_of(month)),
+    )
     return row["buckets"], row["consumers"]
 
 

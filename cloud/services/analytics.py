@@ -16,6 +16,7 @@ Every function takes the caller and checks its scope on the rows it names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection, sql
 
 from ..access import Permission, Principal, allowed, scope_filter
-from ..billing.engine import local_midnight
+from ..billing.engine import local_midnight, month_of
 from ..errors import InvalidInput
 from .scoped import BOARDS, CONSUMERS, get_row
 
@@ -33,11 +34,6 @@ BACKLOG_WORRY = 10_000  # readings waiting on a gateway worth an operator's look
 Interval = Literal["15min", "hour", "day"]
 MAX_SPAN = {"15min": timedelta(days=35), "hour": timedelta(days=190), "day": timedelta(days=1100)}
 _HOURS = {"15min": 0.25, "hour": 1.0}
-
-
-def _month_bounds(day: date) -> tuple[date, date]:
-    start = day.replace(day=1)
-    return start, (start + timedelta(days=32)).replace(day=1)
 
 
 def _previous_month(day: date) -> tuple[date, date]:
@@ -264,6 +260,7 @@ async def load(
     }
 
 
+NEGLIGIBLE_KWH = 1e-6  # below this a period had no consumption (float dust of a month less days)
 GroupBy = Literal["board", "category", "consumer"]
 
 
@@ -274,6 +271,189 @@ def _compare_ranges(start: date, end: date) -> dict[str, tuple[date, date]]:
     except ValueError:  # 29 February
         last_year = (start - timedelta(days=365), end - timedelta(days=365))
     return {"current": (start, end), "previous": (start - span, start), "last_year": last_year}
+
+
+def _range_sums(ranges: dict[str, tuple[date, date]], alias: str) -> sql.Composable:
+    """One sum per compared span, over `alias`'s days."""
+    return sql.SQL(", ").join(
+        sql.SQL(
+            "coalesce(sum({a}.energy_kwh) FILTER (WHERE {a}.day >= %s AND {a}.day < %s), 0)"
+            " AS {name}"
+        ).format(a=sql.Identifier(alias), name=sql.Identifier(name))
+        for name in ranges
+    )
+
+
+def _in_ranges(ranges: dict[str, tuple[date, date]], alias: str) -> sql.Composable:
+    return sql.SQL("({})").format(
+        sql.SQL(" OR ").join(
+            sql.SQL("({a}.day >= %s AND {a}.day < %s)").format(a=sql.Identifier(alias))
+            for _ in ranges
+        )
+    )
+
+
+async def _consumption_by_group(
+    conn: AsyncConnection,
+    principal: Principal,
+    board_id: int | None,
+    group_by: GroupBy,
+    ranges: dict[str, tuple[date, date]],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Per board or category: a few rows a day per board (`board_energy_daily`), the energy of
+    the meters that have a consumer."""
+    condition, params = scope_filter(principal, "board_energy", "e")
+    key, label = {
+        "board": (sql.SQL("b.id::text"), sql.SQL("b.code || ' — ' || b.name")),
+        "category": (sql.SQL("e.category"), sql.SQL("e.category")),
+    }[group_by]
+    spans = [value for pair in ranges.values() for value in pair]
+    query = sql.SQL(
+        "SELECT {key} AS key, {label} AS label, {sums}, count(*) OVER () AS _total"
+        " FROM board_energy_daily e JOIN boards b ON b.id = e.board_id"
+        " WHERE {scope} AND e.category <> '' AND (%s::bigint IS NULL OR e.board_id = %s)"
+        " AND {in_ranges}"
+        " GROUP BY 1, 2 ORDER BY current DESC, key LIMIT %s OFFSET %s"
+    ).format(
+        key=key,
+        label=label,
+        sums=_range_sums(ranges, "e"),
+        scope=condition,
+        in_ranges=_in_ranges(ranges, "e"),
+    )
+    cursor = await conn.execute(query, [*spans, *params, board_id, board_id, *spans, limit, offset])
+    rows = await cursor.fetchall()
+    return rows, rows[0]["_total"] if rows else 0
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """A span of days as what sums to it: whole months (`consumer_energy_monthly`), plus days
+    added, minus days taken back from a month counted whole."""
+
+    months: list[date]
+    plus: list[tuple[date, date]]
+    minus: list[tuple[date, date]]
+
+
+def pieces(start: date, end: date) -> Pieces:
+    """[start, end) in the fewest rows a consumer: a month covered in part is its days, or the
+    whole month less the days it leaves out, whichever are fewer (a month to date is its month
+    less the days still to come, which have no rows)."""
+    months, plus, minus = [], [], []
+    month = start.replace(day=1)
+    while month < end:
+        first, after = month_of(month)
+        inside = (max(start, first), min(end, after))
+        if inside == (first, after):
+            months.append(first)
+        elif (inside[1] - inside[0]).days <= (after - first).days // 2:
+            plus.append(inside)
+        else:
+            months.append(first)
+            minus += [(a, b) for a, b in ((first, inside[0]), (inside[1], after)) if a < b]
+        month = after
+    return Pieces(months, plus, minus)
+
+
+def _consumer_sums(
+    ranges: dict[str, tuple[date, date]], where: sql.Composable, where_params: list[object]
+) -> tuple[sql.Composable, list[object]]:
+    """A query of (consumer_id, one energy column per range) for the consumers `where` keeps
+    (written over alias x), from the monthly and daily rows."""
+    parts, params = [], []
+    for name, (start, end) in ranges.items():
+        split = pieces(start, end)
+        if split.months:
+            parts.append(
+                sql.SQL(
+                    "SELECT x.consumer_id, %s::text AS span, x.energy_kwh AS e"
+                    " FROM consumer_energy_monthly x WHERE {} AND x.month = ANY(%s)"
+                ).format(where)
+            )
+            params += [name, *where_params, split.months]
+        for sign, days in ((1, split.plus), (-1, split.minus)):
+            if days:
+                parts.append(
+                    sql.SQL(
+                        "SELECT x.consumer_id, %s::text AS span, %s::float8 * x.energy_kwh AS e"
+                        " FROM consumer_energy_daily x WHERE {} AND ({})"
+                    ).format(
+                        where,
+                        sql.SQL(" OR ").join(sql.SQL("(x.day >= %s AND x.day < %s)") for _ in days),
+                    )
+                )
+                params += [name, sign, *where_params, *(d for pair in days for d in pair)]
+    columns = sql.SQL(", ").join(
+        sql.SQL("coalesce(sum(e) FILTER (WHERE span = %s::text), 0) AS {}").format(
+            sql.Identifier(name)
+        )
+        for name in ranges
+    )
+    query = sql.SQL("SELECT consumer_id, {} FROM ({}) AS pieces GROUP BY consumer_id").format(
+        columns, sql.SQL(" UNION ALL ").join(parts)
+    )
+    return query, [*ranges, *params]
+
+
+async def _consumption_by_consumer(
+    conn: AsyncConnection,
+    principal: Principal,
+    board_id: int | None,
+    ranges: dict[str, tuple[date, date]],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Per consumer with energy in the current span, largest first: consumers are ranked by the
+    current span alone, and only the page's consumers have their earlier spans summed."""
+    scope, scope_params = scope_filter(principal, "consumer_energy", "x")
+    where = sql.SQL("{} AND (%s::bigint IS NULL OR x.board_id = %s)").format(scope)
+    current, params = _consumer_sums(
+        {"current": ranges["current"]}, where, [*scope_params, board_id, board_id]
+    )
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT consumer_id, current, count(*) OVER () AS _total FROM ({}) AS s"
+            " WHERE current > %s ORDER BY current DESC, consumer_id LIMIT %s OFFSET %s"
+        ).format(current),
+        [*params, NEGLIGIBLE_KWH, limit, offset],
+    )
+    ranked = await cursor.fetchall()
+    if not ranked:
+        return [], 0
+    ids = [row["consumer_id"] for row in ranked]
+    earlier = {name: pair for name, pair in ranges.items() if name != "current"}
+    sums, params = _consumer_sums(
+        earlier, sql.SQL("{} AND x.consumer_id = ANY(%s)").format(scope), [*scope_params, ids]
+    )
+    cursor = await conn.execute(sums, params)
+    before = {row["consumer_id"]: row for row in await cursor.fetchall()}
+    named, named_params = scope_filter(principal, "consumer", "c")
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT c.id, c.name || ' (' || c.account_no || ')' AS label FROM consumers c"
+            " WHERE {} AND c.id = ANY(%s)"
+        ).format(named),
+        [*named_params, ids],
+    )
+    labels = {row["id"]: row["label"] for row in await cursor.fetchall()}
+    rows = [
+        {
+            "key": str(row["consumer_id"]),
+            "label": labels[row["consumer_id"]],
+            "current": _kwh(row["current"]),
+            **{name: _kwh(before.get(row["consumer_id"], {}).get(name, 0)) for name in earlier},
+        }
+        for row in ranked
+    ]
+    return rows, ranked[0]["_total"]
+
+
+def _kwh(value: float) -> float:
+    """A sum of pieces (a month less some days) to the Wh, without float dust."""
+    return round(value, 6) + 0.0
 
 
 async def consumption(
@@ -297,38 +477,14 @@ async def consumption(
     if board_id is not None:
         await get_row(conn, principal, BOARDS, board_id)
     ranges = _compare_ranges(start, end)
-    condition, params = scope_filter(principal, "consumer", "c")
-    key = {
-        "board": sql.SQL("b.id::text"),
-        "category": sql.SQL("c.category"),
-        "consumer": sql.SQL("c.id::text"),
-    }[group_by]
-    label = {
-        "board": sql.SQL("b.code || ' — ' || b.name"),
-        "category": sql.SQL("c.category"),
-        "consumer": sql.SQL("c.name || ' (' || c.account_no || ')'"),
-    }[group_by]
-    sums = sql.SQL(", ").join(
-        sql.SQL(
-            "coalesce(sum(d.energy_kwh) FILTER (WHERE d.day >= %s AND d.day < %s), 0) AS {}"
-        ).format(sql.Identifier(name))
-        for name in ranges
-    )
-    range_params = [value for pair in ranges.values() for value in pair]
-    earliest = min(pair[0] for pair in ranges.values())
-    query = sql.SQL(
-        "SELECT {key} AS key, {label} AS label, {sums}, count(*) OVER () AS _total"
-        " FROM consumer_energy_daily d JOIN consumers c ON c.id = d.consumer_id"
-        " JOIN boards b ON b.id = c.board_id"
-        " WHERE {scope} AND (%s::bigint IS NULL OR c.board_id = %s) AND d.day >= %s AND d.day < %s"
-        " GROUP BY 1, 2 ORDER BY current DESC, key LIMIT %s OFFSET %s"
-    ).format(key=key, label=label, sums=sums, scope=condition)
-    cursor = await conn.execute(
-        query,
-        [*range_params, *params, board_id, board_id, earliest, end, limit, offset],
-    )
-    rows = await cursor.fetchall()
-    total = rows[0]["_total"] if rows else 0
+    if group_by == "consumer":
+        rows, total = await _consumption_by_consumer(
+            conn, principal, board_id, ranges, limit, offset
+        )
+    else:
+        rows, total = await _consumption_by_group(
+            conn, principal, board_id, group_by, ranges, limit, offset
+        )
     items = [
         {
             "key": row["key"],
@@ -446,9 +602,9 @@ async def usage(
     )
     tz = ZoneInfo((await cursor.fetchone())["time_zone"])
     now = now or datetime.now(UTC)
-    start, end = _month_bounds(month or now.astimezone(tz).date())
-    before = _month_bounds(start - timedelta(days=1))
-    year_ago = _month_bounds(start.replace(year=start.year - 1))
+    start, end = month_of(month or now.astimezone(tz).date())
+    before = month_of(start - timedelta(days=1))
+    year_ago = month_of(start.replace(year=start.year - 1))
     cursor = await conn.execute(
         "SELECT day, energy_kwh, peak_kw FROM consumer_energy_daily WHERE consumer_id = %s"
         " AND ((day >= %s AND day < %s) OR (day >= %s AND day < %s) OR (day >= %s AND day < %s))"

@@ -7,7 +7,7 @@ at the same daily rate and prices it under the tariff in force.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,17 +16,11 @@ from psycopg import AsyncConnection
 
 from ..access import Principal
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
-from ..billing.engine import compute_bill, local_midnight
+from ..billing.engine import compute_bill, local_midnight, month_of
 from ..errors import InvalidInput
 from . import tariffs
 from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
-
-
-def _month(today: date) -> tuple[date, date]:
-    start = today.replace(day=1)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return start, end
 
 
 async def estimate(
@@ -37,7 +31,7 @@ async def estimate(
     board = await board.fetchone()
     tz = ZoneInfo(board["time_zone"])
     now = now or datetime.now(UTC)
-    cycle_start, cycle_end = _month(now.astimezone(tz).date())
+    cycle_start, cycle_end = month_of(now.astimezone(tz).date())
     start = local_midnight(cycle_start, tz)
     versions = await tariffs.in_force(
         conn, board["id"], consumer["category"], cycle_start, cycle_end

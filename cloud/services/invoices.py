@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
@@ -234,10 +234,22 @@ async def aging(
     """What consumers of the board owe on issued, overdue and disputed bills, by days past the
     due date (not yet due, 0-30, 31-60, 61-90, over 90)."""
     board = await get_row(conn, principal, BOARDS, board_id)
+    # bucket 0: not yet due; bucket i: AGING_BUCKETS[i - 1]
+    which = sql.SQL("CASE WHEN %(today)s - due_date < 0 THEN 0 {} END").format(
+        sql.SQL(" ").join(
+            sql.SQL("WHEN %(today)s - due_date <= {} THEN {}").format(b, i + 1)
+            if b is not None
+            else sql.SQL("ELSE {}").format(i + 1)
+            for i, (_, b) in enumerate(AGING_BUCKETS)
+        )
+    )
     cursor = await conn.execute(
-        "SELECT (%(today)s - due_date) AS late, amount_due - paid AS owed, status FROM invoices"
-        " WHERE board_id = %(board)s AND status IN ('issued', 'overdue', 'disputed')"
-        " AND amount_due > paid",
+        sql.SQL(
+            "SELECT {} AS bucket, count(*) AS invoices, sum(amount_due - paid) AS amount,"
+            " count(*) FILTER (WHERE status = 'disputed') AS disputed FROM invoices"
+            " WHERE board_id = %(board)s AND status IN ('issued', 'overdue', 'disputed')"
+            " AND amount_due > paid GROUP BY 1"
+        ).format(which),
         {"board": board_id, "today": today},
     )
     rows = await cursor.fetchall()
@@ -248,25 +260,14 @@ async def aging(
     for bucket in buckets:
         bucket.update(invoices=0, amount=Decimal(0))
     for row in rows:
-        late = row["late"]
-        index = (
-            0
-            if late < 0
-            else next(
-                i + 1
-                for i, (a, b) in enumerate(AGING_BUCKETS)
-                if late >= a and (b is None or late <= b)
-            )
-        )
-        buckets[index]["invoices"] += 1
-        buckets[index]["amount"] += Decimal(row["owed"])
+        buckets[row["bucket"]].update(invoices=row["invoices"], amount=Decimal(row["amount"]))
     return {
         "board_id": board_id,
         "currency": board["currency"],
         "as_of": today,
         "buckets": buckets,
         "outstanding": sum((b["amount"] for b in buckets), Decimal(0)),
-        "disputed": sum(1 for row in rows if row["status"] == "disputed"),
+        "disputed": sum(row["disputed"] for row in rows),
     }
 
 

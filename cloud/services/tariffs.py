@@ -8,7 +8,7 @@ changed again — a new version is added instead.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection, errors
 
 from ..access import Principal
-from ..billing.engine import TariffVersion
+from ..billing.engine import TariffVersion, month_of
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
@@ -251,8 +251,7 @@ async def for_consumer(
     )
     tz = ZoneInfo((await cursor.fetchone())["time_zone"])
     today = (now or datetime.now(UTC)).astimezone(tz).date()
-    start = today.replace(day=1)
-    end = (start + timedelta(days=32)).replace(day=1)
+    start, end = month_of(today)
     cursor = await conn.execute(
         "SELECT t.name FROM tariffs t WHERE t.board_id = %s AND t.category = %s",
         (consumer["board_id"], consumer["category"]),

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cloud.billing.engine import month_of
 from cloud.services import aggregates, auth
 from shared import Batch, Heartbeat, Reading, seal_batch
 from tests.cloud.conftest import Cloud, EnrolledGateway
@@ -209,3 +210,103 @@ async def test_the_overview_counts_meters_and_compares_days(
     assert overview["gateways"]["online"] == 1
     assert set(overview["alerts"]["open"]) == {"critical", "high", "medium", "low", "info"}
     assert overview["billing"]["billed"] == 0
+
+
+async def test_consumption_per_consumer_category_and_board_agree(
+    cloud: Cloud, gateway: EnrolledGateway, board: str, admin: dict
+) -> None:
+    """Three homes in two categories: each consumer's figure is its days' sum from the usage
+    API, each category's the sum of its consumers, the board's the sum of all; a meter with no
+    consumer counts in none of them; and the earlier spans are compared."""
+    board_id = await _board_id(cloud, board)
+    homes = {
+        "cons-a": ("domestic", 0.5),
+        "cons-b": ("domestic", 1.0),
+        "cons-c": ("commercial", 3.0),
+    }
+    reads = [r for meter, (_, kw) in homes.items() for r in _reads(meter, START, END, 15, kw)]
+    await _send(cloud, gateway, reads + _reads("cons-none", START, END, 15, 9.0), 1)
+    consumers = {}
+    async with cloud.pool.connection() as conn:
+        for meter, (category, _) in homes.items():
+            cursor = await conn.execute(
+                "INSERT INTO consumers (board_id, account_no, name, category)"
+                " VALUES (%s, %s, %s, %s) RETURNING id",
+                (board_id, f"{meter}-{board}", f"Home {meter}", category),
+            )
+            consumers[meter] = (await cursor.fetchone())["id"]
+            await conn.execute(
+                "UPDATE meters SET consumer_id = %s WHERE external_id = %s",
+                (consumers[meter], meter),
+            )
+        await conn.execute(
+            "INSERT INTO aggregates_dirty (board_id, day) SELECT %s, d::date"
+            " FROM generate_series(%s::date - 2, %s::date + 1, '1 day') d ON CONFLICT DO NOTHING",
+            (board_id, START.date(), END.date()),
+        )
+        await conn.commit()
+    await _refresh(cloud)
+    india = ZoneInfo("Asia/Kolkata")
+    first, last = START.astimezone(india).date(), END.astimezone(india).date()
+    span = {"from": first.isoformat(), "to": (last + timedelta(days=1)).isoformat()}
+
+    async def figures(group_by: str, period: dict = span) -> dict[str, dict]:
+        response = await cloud.client.get(
+            "/api/v1/analytics/consumption",
+            params={**period, "board_id": board_id, "group_by": group_by},
+            headers=admin,
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["total"] == len(body["items"])
+        return {item["key"]: item for item in body["items"]}
+
+    by_consumer = await figures("consumer")
+    assert set(by_consumer) == {str(c) for c in consumers.values()}  # not the unowned meter
+    energies = [item["energy_kwh"] for item in by_consumer.values()]
+    assert energies == sorted(energies, reverse=True)  # largest first
+    for meter, consumer in consumers.items():
+        days = []
+        for month in sorted({first.strftime("%Y-%m"), last.strftime("%Y-%m")}):
+            usage = await cloud.client.get(
+                f"/api/v1/consumers/{consumer}/usage", params={"month": month}, headers=admin
+            )
+            days += [d["energy_kwh"] or 0 for d in usage.json()["days"]]
+        item = by_consumer[str(consumer)]
+        assert item["energy_kwh"] == pytest.approx(sum(days), abs=1e-6), meter
+        assert item["energy_kwh"] == pytest.approx(homes[meter][1] * 48, rel=0.1)
+        assert item["label"] == f"Home {meter} ({meter}-{board})"
+        assert item["previous_kwh"] == item["last_year_kwh"] == 0
+    # the same from whole months (the monthly rows) as from days
+    whole = {"from": first.replace(day=1).isoformat(), "to": month_of(last)[1].isoformat()}
+    assert {
+        key: item["energy_kwh"] for key, item in (await figures("consumer", whole)).items()
+    } == {key: pytest.approx(item["energy_kwh"], abs=1e-6) for key, item in by_consumer.items()}
+    by_category = await figures("category")
+    assert set(by_category) == {"domestic", "commercial"}
+    for category in by_category:
+        expected = sum(
+            by_consumer[str(consumers[m])]["energy_kwh"]
+            for m, (c, _) in homes.items()
+            if c == category
+        )
+        assert by_category[category]["energy_kwh"] == pytest.approx(expected, abs=1e-6)
+    by_board = await figures("board")
+    assert by_board[str(board_id)]["energy_kwh"] == pytest.approx(
+        sum(item["energy_kwh"] for item in by_consumer.values()), abs=1e-6
+    )
+    # a span after the readings: nothing now, everything in the span before it
+    later = {
+        "from": span["to"],
+        "to": (last + timedelta(days=1) + (last - first) + timedelta(days=1)).isoformat(),
+    }
+    response = await cloud.client.get(
+        "/api/v1/analytics/consumption",
+        params={**later, "board_id": board_id, "group_by": "category"},
+        headers=admin,
+    )
+    items = {item["key"]: item for item in response.json()["items"]}
+    assert items["commercial"]["energy_kwh"] == 0
+    assert items["commercial"]["previous_kwh"] == pytest.approx(
+        by_category["commercial"]["energy_kwh"], abs=1e-6
+    )

@@ -92,6 +92,7 @@ def cloud_rows(url: str, gateway: str) -> list[tuple]:
     return [(m, q, to_us(ts), v) for m, q, ts, v in rows]
 
 
+@pytest.mark.slow
 async def test_kill_nine_never_loses_or_duplicates(postgres_server: str, tmp_path: Path) -> None:
     clock = SimClock()
     tcp = ModbusTcpServer(

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.field import probe_time_s
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
@@ -157,6 +159,7 @@ async def test_reading_a_dlms_meter_and_a_missing_port(tmp_path: Path) -> None:
     assert "dialout" in err
 
 
+@pytest.mark.slow
 async def test_a_full_scan_at_9600_finds_the_live_meters_in_the_time_its_timeouts_imply(
     tmp_path: Path,
 ) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge.config import load_config
 from edge.daemon import Daemon
@@ -49,6 +50,7 @@ require_ntp = false
     return path
 
 
+@pytest.mark.slow
 async def test_thirty_days_offline_lose_no_energy(
     cloud: Cloud, gateway: EnrolledGateway, tmp_path: Path
 ) -> None:

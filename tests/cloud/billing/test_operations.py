@@ -105,7 +105,19 @@ async def test_aging_sorts_what_is_owed_by_days_late(cloud: Cloud, setup: Board)
     )
     due = date.fromisoformat(invoice["due_date"])
     async with cloud.pool.connection() as conn:
-        for days_late, bucket in ((-3, 0), (10, 1), (45, 2), (75, 3), (200, 4)):
+        for days_late, bucket in (
+            (-3, 0),
+            (-1, 0),
+            (0, 1),
+            (10, 1),
+            (30, 1),
+            (31, 2),
+            (45, 2),
+            (75, 3),
+            (90, 3),
+            (91, 4),
+            (200, 4),
+        ):
             result = await invoices.aging(
                 conn, _operator(), setup.id, today=due + timedelta(days=days_late)
             )
