@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,8 +138,7 @@ async def send_all(
     return time.perf_counter() - started, latencies
 
 
-def start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """`gridgate cloud serve` in its own process, its stderr kept for the report."""
+def _start(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("w") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "gridgate", "--log-level", "WARNING", "cloud", "serve"],
@@ -146,6 +146,40 @@ def start_server(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
             stdout=subprocess.DEVNULL,
             stderr=log_file,
         )
+
+
+@contextlib.asynccontextmanager
+async def cloud_server(url: str, folder: Path, **settings: str) -> AsyncIterator[str]:
+    """`gridgate cloud serve` on `url`'s database in its own process on a free port, with these
+    GRIDGATE_ settings; its base URL once /health answers. Stopped on the way out, and any
+    traceback it logged printed to stderr."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRIDGATE_DATABASE_URL": url,
+        "GRIDGATE_PORT": str(port),
+        "GRIDGATE_DATA_DIR": str(folder),
+        **{f"GRIDGATE_{name.upper()}": value for name, value in settings.items()},
+    }
+    log_path = folder / "server.log"
+    server = _start(env, log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                if server.poll() is not None:
+                    raise RuntimeError(f"the cloud server stopped: {log_path.read_text()[-2000:]}")
+                await asyncio.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        text = log_path.read_text()
+        if "Traceback" in text:
+            print(text[-3000:], file=sys.stderr)
 
 
 async def setup(url: str, gateways: int) -> dict[str, tuple[str, object]]:
@@ -167,18 +201,8 @@ async def setup(url: str, gateways: int) -> dict[str, tuple[str, object]]:
 async def main(gateways: int, batches: int, size: int) -> None:
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
         tokens = await setup(url, gateways)
-        port = free_port()
-        env = {**os.environ, "GRIDGATE_DATABASE_URL": url, "GRIDGATE_PORT": str(port)}
-        log_path = Path(folder) / "server.log"
-        server = start_server(env, log_path)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        async with cloud_server(url, Path(folder)) as base:
             async with httpx.AsyncClient(base_url=base) as client:
-                for _ in range(100):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/health")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.1)
                 for code, (token, key) in tokens.items():
                     response = await client.post(
                         "/api/v1/gateways/enroll",
@@ -220,12 +244,6 @@ async def main(gateways: int, batches: int, size: int) -> None:
             )
             emit("resend_p50_ms", statistics.median(latencies) * 1000, "ms")
             emit("idempotent_cost_ratio", took_twice / took, "x", target="<= 2")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log_text = log_path.read_text()
-            if "Traceback" in log_text:
-                print(log_text[-3000:], file=sys.stderr)
 
 
 if __name__ == "__main__":

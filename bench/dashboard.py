@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import random
 import statistics
 import sys
@@ -36,7 +34,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cloud_ingest import free_port, fresh_database, start_server
+from cloud_ingest import cloud_server, fresh_database
 
 from cloud.access import Principal
 from cloud.billing.examples import DELHI_DOMESTIC_2015
@@ -337,27 +335,10 @@ async def timed(client: httpx.AsyncClient, make) -> float:
 async def main(consumers: int, days: int, count: int, users: int) -> None:
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
         world = await fill(url, consumers, days)
-        port = free_port()
-        env = {
-            **os.environ,
-            "GRIDGATE_DATABASE_URL": url,
-            "GRIDGATE_PORT": str(port),
-            "GRIDGATE_DATA_DIR": folder,
-            "GRIDGATE_JOBS_INTERVAL_S": "0",
-            "GRIDGATE_POOL_MAX_SIZE": "20",
-        }
-        log_path = Path(folder) / "server.log"
-        server = start_server(env, log_path)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        async with cloud_server(url, Path(folder), jobs_interval_s="0", pool_max_size="20") as base:
             clients = {}
             for who, email in (("admin", ADMIN), ("consumer", CONSUMER)):
                 client = httpx.AsyncClient(base_url=base, timeout=120)
-                for _ in range(300):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/health")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.1)
                 login = await client.post(
                     "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
                 )
@@ -402,12 +383,6 @@ async def main(consumers: int, days: int, count: int, users: int) -> None:
                 )
             for client in clients.values():
                 await client.aclose()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            text = log_path.read_text()
-            if "Traceback" in text:
-                print(text[-3000:], file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cloud_ingest import free_port, fresh_database, setup, start_server
+from cloud_ingest import cloud_server, fresh_database, setup
 
 from edge.config import load_config
 from edge.daemon import Daemon
@@ -136,23 +134,15 @@ async def bench_intake(folder: Path, count: int) -> None:
 async def bench_drain(folder: Path, backlog: int) -> None:
     with fresh_database(folder) as url:
         gateways = await setup(url, 1)
-        port = free_port()
-        env = {**os.environ, "GRIDGATE_DATABASE_URL": url, "GRIDGATE_PORT": str(port)}
-        server = start_server(env, folder / "cloud.log")
-        try:
+        async with cloud_server(url, folder) as base:
             code, (token, key) = next(iter(gateways.items()))
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                for _ in range(300):  # the server is starting
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/health")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.1)
+            async with httpx.AsyncClient(base_url=base) as client:
                 enrolled = await client.post(
                     "/api/v1/gateways/enroll",
                     json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},
                 )
                 enrolled.raise_for_status()
-            config = load_config(gateway_config(folder / "drain", code, f"http://127.0.0.1:{port}"))
+            config = load_config(gateway_config(folder / "drain", code, base))
             write_private_key(config.key_path, key)
             store = Store(config.store_path)
             rows = readings(backlog)
@@ -183,9 +173,6 @@ async def bench_drain(folder: Path, backlog: int) -> None:
                 left=left,
                 seconds=round(elapsed, 1),
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 async def bench_rss(folder: Path, meters: int = 32) -> None:

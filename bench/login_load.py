@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -33,7 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cloud_ingest import free_port, fresh_database, start_server
+from cloud_ingest import cloud_server, fresh_database
 
 from cloud.migrate import migrate
 from cloud.services import auth, fleet
@@ -87,24 +86,8 @@ async def log_in_until(base: str, stop: asyncio.Event, n: int, out: list[float])
 async def main(logins: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
         await setup(url)
-        port = free_port()
-        env = {
-            **os.environ,
-            "GRIDGATE_DATABASE_URL": url,
-            "GRIDGATE_PORT": str(port),
-            "GRIDGATE_DATA_DIR": folder,
-            "GRIDGATE_JOBS_INTERVAL_S": "0",
-        }
-        log_path = Path(folder) / "server.log"
-        server = start_server(env, log_path)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        async with cloud_server(url, Path(folder), jobs_interval_s="0") as base:
             async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-                for _ in range(300):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get("/health")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.1)
                 idle = await health_latencies(client, seconds)
                 stop, login_times = asyncio.Event(), []
                 workers = [
@@ -132,12 +115,6 @@ async def main(logins: int, seconds: float) -> None:
             emit("login_p50_ms", statistics.median(login_times) * 1000, "ms")
             emit("login_p95_ms", p95(login_times) * 1000, "ms")
             emit("logins_per_s", len(login_times) / seconds, "logins/s", cores=os.cpu_count())
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log_text = log_path.read_text()
-            if "Traceback" in log_text:
-                print(log_text[-3000:], file=sys.stderr)
 
 
 if __name__ == "__main__":
