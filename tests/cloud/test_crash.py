@@ -55,6 +55,7 @@ def count(url: str) -> int:
         return conn.execute("SELECT count(*) FROM readings").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_kill_during_ingest_leaves_all_or_nothing(postgres_server: str, tmp_path: Path) -> None:
     with isolated_database(postgres_server) as url:
         token, code = asyncio.run(prepare(url))

@@ -74,6 +74,7 @@ def served(
             assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
+@pytest.mark.slow
 def test_no_input_makes_a_server_error(served: tuple[str, str]) -> None:
     """Every operation, up to 30 generated cases each (schemathesis's pytest plugin, 4.32, does
     not load lazily under pytest 9, so its strategies are driven here directly)."""
