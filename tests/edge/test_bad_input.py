@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.status import read_status
@@ -99,6 +101,7 @@ timeout_s = 0.1
     return status
 
 
+@pytest.mark.slow
 async def test_bad_ports_dead_meters_and_a_bad_cloud_are_survived(tmp_path: Path) -> None:
     server = ModbusTcpServer(
         build_modbus_meters([MeterSpec(1, "sdm630")], SimClock(), seed=1, turnaround_s=0.002),
