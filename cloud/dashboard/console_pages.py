@@ -149,6 +149,7 @@ async def analytics_page(request: Request) -> Response:
         board=board,
         start=start,
         end=end,
+        last_day=end - timedelta(days=1),
         group_by=group_by,
         table=table,
         top=top,

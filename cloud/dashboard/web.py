@@ -9,6 +9,7 @@ viewer's scope; changes a page makes go to the API from the browser, with the CS
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ def _here(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
+@functools.cache
+def _strings_json(language: str) -> str:
+    """The catalog as the page embeds it (the same for every page in a language)."""
+    return script_json(client_strings(language))
+
+
 def script_json(value: Any) -> str:
     """JSON for a <script type="application/json"> element: every <, > and & escaped (with the
     two line separators JavaScript treats as line ends), so no text a gateway or a user wrote can
@@ -93,7 +100,7 @@ def render(
             "can": can,
             "t": t,
             "lang": language,
-            "strings": script_json(client_strings(language)),
+            "strings": _strings_json(language),
             "now": datetime.now(UTC),
             "path": request.url.path,
             **context,

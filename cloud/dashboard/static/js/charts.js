@@ -57,7 +57,8 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
       { label: units.join(", "), labelSize: 18, size: 64, values: (u, ticks) => ticks.map((v) => number(v, 1)) },
     ],
     series: [
-      { value: (u, v) => (v === null ? "—" : hourOfDay ? `${String(new Date(v * 1000).getUTCHours()).padStart(2, "0")}:00` : daily ? dayLabel(v, zone) : uPlot.fmtDate("{D} {MMM} {HH}:{mm}")(uPlot.tzDate(new Date(v * 1000), zone))) },
+      { label: hourOfDay ? t("chart.hour") : daily ? t("chart.day") : t("chart.time"),
+        value: (u, v) => (v === null ? "—" : hourOfDay ? `${String(new Date(v * 1000).getUTCHours()).padStart(2, "0")}:00` : daily ? dayLabel(v, zone) : uPlot.fmtDate("{D} {MMM} {HH}:{mm}")(uPlot.tzDate(new Date(v * 1000), zone))) },
       ...withGaps.series.map((s, i) => ({
         label: s.label,
         stroke: COLORS[i % COLORS.length],
@@ -65,6 +66,8 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
         width: 1.6,
         spanGaps: false,
         paths: s.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+        // a value with gaps on both sides has no line to draw: it gets a dot, however dense
+        points: s.bars ? undefined : { filter: (u, i, shown) => (shown ? null : isolated(u.data[i])) },
         value: (u, v) => (v === null || v === undefined ? "—" : `${number(v, 2)} ${s.unit}`),
         dash: s.dash,
       })),
@@ -73,6 +76,15 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
   const plot = new uPlot(options, [withGaps.x, ...withGaps.series.map((s) => s.values)], box);
   new ResizeObserver(() => plot.setSize({ width: widthOf(box), height: 260 })).observe(box);
   return true;
+}
+
+function isolated(values) {
+  const lone = [];
+  for (let i = 0; i < values.length; i += 1) {
+    const alone = (j) => j < 0 || j >= values.length || values[j] === null || values[j] === undefined;
+    if (!alone(i) && alone(i - 1) && alone(i + 1)) lone.push(i);
+  }
+  return lone.length ? lone : null;
 }
 
 function dayLabel(seconds, zone) {
