@@ -43,12 +43,12 @@ from ..billing.engine import Bill, compute_bill, local_midnight
 from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
 from . import audit, tariffs
+from .invoices import DUE_DAYS
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
 CHUNK = 1000  # consumers measured together
-DUE_DAYS = 15
 BILLABLE = ("ok", "estimated")
 
 # Per span: the nearest read before it and after it, its last read, and a walk over its reads
@@ -422,11 +422,13 @@ async def _record(
         lines = list(bill.lines)
         if latest is None:
             version, previous, amount_due = 1, None, bill.total
+        elif latest["status"] == "cancelled":  # billed anew: nothing of the cancelled bill stands
+            version, previous, amount_due = latest["version"] + 1, latest["id"], bill.total
         elif Decimal(latest["total"]) == bill.total and latest["estimated"] == bill.estimated:
             return "unchanged"
         else:
             version, previous = latest["version"] + 1, latest["id"]
-            billed = Decimal(latest["total"]) if latest["status"] != "cancelled" else Decimal(0)
+            billed = Decimal(latest["total"])
             amount_due = bill.total - billed
             lines.append(_credit_line(f"Less: billed by version {latest['version']}", billed))
         details = {

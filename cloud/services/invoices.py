@@ -10,9 +10,10 @@ rejected (the invoice returns to issued or overdue). A consumer opening its own 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection, sql
 
@@ -22,6 +23,8 @@ from . import audit, tariffs
 from .scoped import BOARDS, CONSUMERS, INVOICES, actor, get_row
 
 SETTLEABLE = ("issued", "overdue", "disputed")
+
+DUE_DAYS = 15  # a bill is due this many days after its period ends, or after it is issued if later
 
 
 async def get(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
@@ -94,13 +97,18 @@ async def issue(conn: AsyncConnection, principal: Principal, invoice_id: int) ->
     async with conn.transaction():
         invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
         credit = Decimal(invoice["amount_due"]) <= 0
+        board = await get_row(conn, principal, BOARDS, invoice["board_id"])
+        issued_at = datetime.now(UTC)
+        # a bill issued late is still given its days to pay
+        today = issued_at.astimezone(ZoneInfo(board["time_zone"])).date()
+        due = max(invoice["due_date"], today + timedelta(days=DUE_DAYS))
         after = await _transition(
             conn,
             principal,
             invoice_id,
             ("draft",),
             "issue",
-            {"status": "paid" if credit else "issued", "issued_at": datetime.now(UTC)},
+            {"status": "paid" if credit else "issued", "issued_at": issued_at, "due_date": due},
         )
         used = [s["tariff_version"] for s in invoice["details"].get("segments", [])]
         await tariffs.lock(conn, used)

@@ -97,13 +97,13 @@ async def test_aging_sorts_what_is_owed_by_days_late(cloud: Cloud, setup: Board)
         "/api/v1/invoices", params={"board_id": setup.id, "status": "draft"}, headers=setup.admin
     )
     [invoice] = drafts.json()["items"]
-    await cloud.client.post(f"/api/v1/invoices/{invoice['id']}/issue", headers=setup.admin)
+    issued = await cloud.client.post(f"/api/v1/invoices/{invoice['id']}/issue", headers=setup.admin)
     await cloud.client.post(
         f"/api/v1/invoices/{invoice['id']}/payments",
         json={"amount": "40.00"},
         headers=setup.admin,
     )
-    due = date.fromisoformat(invoice["due_date"])
+    due = date.fromisoformat(issued.json()["due_date"])
     async with cloud.pool.connection() as conn:
         for days_late, bucket in (
             (-3, 0),
@@ -136,3 +136,38 @@ def _operator():
     from cloud.access import Principal
 
     return Principal(0, "SUPER_ADMIN", None, None, None)
+
+
+async def test_a_cancelled_bill_is_billed_anew_and_a_late_issue_gets_days_to_pay(
+    cloud: Cloud,
+    setup: Board,  # noqa: F811
+) -> None:
+    await tariff(cloud, setup, [flat_tariff()])
+    await consumer_with_meter(cloud, setup, [(ist(1), 10.0), (ist(1, month=11), 30.0)])
+    await run(cloud, setup)
+    listed = await cloud.client.get(
+        "/api/v1/invoices", params={"board_id": setup.id, **OCTOBER}, headers=setup.admin
+    )
+    [first] = listed.json()["items"]
+    cancelled = await cloud.client.post(
+        f"/api/v1/invoices/{first['id']}/cancel", headers=setup.admin
+    )
+    assert cancelled.json()["status"] == "cancelled"
+    again = await run(cloud, setup)
+    assert (again["created"], again["revised"], again["unchanged"]) == (0, 1, 0)
+    listed = await cloud.client.get(
+        "/api/v1/invoices", params={"board_id": setup.id, **OCTOBER}, headers=setup.admin
+    )
+    versions = {i["version"]: i for i in listed.json()["items"]}
+    assert versions[1]["status"] == "cancelled"
+    second = versions[2]
+    assert (second["version"], second["status"]) == (2, "draft")
+    assert second["amount_due"] == second["total"] == "100.00"  # nothing of version 1 credited
+    body = (await cloud.client.get(f"/api/v1/invoices/{second['id']}", headers=setup.admin)).json()
+    assert not any(line["amount"].startswith("-") for line in body["lines"])
+    # October's bill was due 16 November; issued today, it is due in 15 days from today
+    issued = await cloud.client.post(f"/api/v1/invoices/{second['id']}/issue", headers=setup.admin)
+    assert issued.status_code == 200, issued.text
+    due = date.fromisoformat(issued.json()["due_date"])
+    assert due >= date.today() + timedelta(days=invoices.DUE_DAYS - 1)  # the board's day may lead
+    assert second["due_date"] == "2026-11-16"
