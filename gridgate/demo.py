@@ -178,6 +178,24 @@ def _anchor(data_dir: Path) -> float:
     return float(path.read_text())
 
 
+def _physics_clock(data_dir: Path, speed: float) -> SimClock:
+    """The Modbus meters' clock: `speed` times the wall clock, from now or from where the last
+    run left it if that is later (a faster run is ahead of the wall clock, and its registers must
+    not fall back when the demo starts again)."""
+    path = data_dir / "physics-now"
+    now = datetime.now(UTC)
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        now = max(now, datetime.fromtimestamp(float(path.read_text()), UTC))
+    return SimClock(start=now, speed=speed)
+
+
+def _remember_clock(data_dir: Path, clock: SimClock) -> None:
+    path = data_dir / "physics-now"
+    spare = path.with_suffix(".tmp")
+    spare.write_text(repr(clock.now_s()))
+    spare.replace(path)
+
+
 def _last_month(today: date) -> tuple[date, date]:
     end = today.replace(day=1)
     return (end - timedelta(days=1)).replace(day=1), end
@@ -479,7 +497,7 @@ async def run(
                 await serving
             await asyncio.sleep(0.05)
         cloud_url = f"http://127.0.0.1:{settings.port}"
-        clock = SimClock(speed=speed)
+        clock = _physics_clock(data_dir, speed)
         real = SimClock()
         start_s = _anchor(data_dir)
         meters = build_modbus_meters(
@@ -566,10 +584,12 @@ async def run(
                         elif time.monotonic() - last_line >= 10:  # a log, not a live line
                             console.print(line)
                             last_line = time.monotonic()
+                    _remember_clock(data_dir, clock)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 2)
             daemon.stopping.set()
             await asyncio.wait_for(running, 20)
+            _remember_clock(data_dir, clock)
             console.print(await _summary(url, daemon, cable))
         server.should_exit = True
         await serving
