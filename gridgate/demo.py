@@ -111,9 +111,16 @@ async def _seed(url: str) -> None:
                 " VALUES (%s, '2015-04-01', %s)",
                 (tariff["id"], TariffSpec.model_validate(DELHI_DOMESTIC_2015).model_dump_json()),
             )
-            meters = [f"rtu-{unit}-{model}" for unit, model in MODBUS] + ["dlms-1", "plug-1"]
+            meters = [  # (id, model, phases)
+                *(
+                    (f"rtu-{unit}-{model}", _model_name(model), get_profile(model).phases)
+                    for unit, model in MODBUS
+                ),
+                ("dlms-1", "DLMS/COSEM polyphase meter", 3),
+                ("plug-1", "MQTT smart plug", 1),
+            ]
             first = None
-            for index, external in enumerate(meters, start=1):
+            for index, (external, model, phases) in enumerate(meters, start=1):
                 consumer = await (
                     await conn.execute(
                         "INSERT INTO consumers (board_id, account_no, name, sanctioned_load_kw)"
@@ -123,9 +130,9 @@ async def _seed(url: str) -> None:
                 ).fetchone()
                 first = first or consumer["id"]
                 await conn.execute(
-                    "INSERT INTO meters (board_id, external_id, consumer_id, confirmed_at)"
-                    " VALUES (%s, %s, %s, now())",
-                    (board["id"], external, consumer["id"]),
+                    "INSERT INTO meters (board_id, external_id, consumer_id, model, phases,"
+                    " confirmed_at) VALUES (%s, %s, %s, %s, %s, now())",
+                    (board["id"], external, consumer["id"], model, phases),
                 )
         await auth.create_user(
             conn,
@@ -227,6 +234,12 @@ CHART_QUANTITIES = frozenset(
         "71.7.124",
     }
 )
+
+
+def _model_name(model: str) -> str:
+    """'Eastron SDM630 Modbus V2' for sdm630: the vendor and the profile's first words."""
+    profile = get_profile(model)
+    return f"{profile.vendor} {profile.description.split(',')[0]}"
 
 
 def _reported(kind: str, phases: int) -> frozenset[str]:

@@ -85,6 +85,7 @@ class MeterSpan:
     start: datetime
     end: datetime
     multiplier: Decimal = Decimal(1)  # CT ratio: the register counts the secondary side
+    name: str = ""  # the meter's id as people know it (its external id)
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,9 @@ def consumption(spans: Sequence[MeterSpan], tz: ZoneInfo, *, hourly: bool = Fals
         end = register_at(series, span.end)
         if start is None or end is None:
             moment = span.end if end is None else span.start
-            at = moment.isoformat(timespec="minutes")  # in the zone the span was given in
-            missing.append(f"meter {span.meter_id}: no reads on both sides of {at}")
+            at = f"{moment.astimezone(tz):%d %b %Y %H:%M %Z}".lstrip("0")  # the board's zone
+            meter = span.name or f"meter {span.meter_id}"
+            missing.append(f"meter {meter}: no reads on both sides of {at}")
             continue
         exact = exact and start[1] and end[1]
         units += (end[0] - start[0]) * span.multiplier

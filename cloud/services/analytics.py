@@ -117,7 +117,8 @@ async def overview(
         "as_of": now,
         "load": {
             "now_kw": latest["kw"] if latest else None,
-            "now_at": latest["bucket"] if latest else None,
+            # the end of the quarter hour that load was drawn in
+            "now_until": latest["bucket"] + timedelta(minutes=15) if latest else None,
             "peak_24h_kw": peak,
             "capacity_kw": board["capacity_kw"],
         },

@@ -98,7 +98,7 @@ async def _spans(
 ) -> dict[int, list[MeterSpan]]:
     """Each consumer's meter spans in [start, end) with the reads their arithmetic needs."""
     cursor = await conn.execute(
-        "SELECT id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
+        "SELECT id, external_id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
         " WHERE consumer_id = ANY(%s)"
         " AND (installed_at IS NULL OR installed_at < %s)"
         " AND (replaced_at IS NULL OR replaced_at > %s)",
@@ -114,7 +114,14 @@ async def _spans(
     for m in meters:
         span_start, span_end = bounds[m["id"]]
         spans.setdefault(m["consumer_id"], []).append(
-            MeterSpan(m["id"], reads[m["id"]], span_start, span_end, Decimal(m["ct_ratio"]))
+            MeterSpan(
+                m["id"],
+                reads[m["id"]],
+                span_start,
+                span_end,
+                Decimal(m["ct_ratio"]),
+                name=m["external_id"],
+            )
         )
     return spans
 
@@ -249,8 +256,8 @@ async def run(
         raise InvalidInput("a billing period is at most 92 days", errors=[("period_end", "")])
     board = await get_row(conn, principal, BOARDS, board_id)
     cursor = await conn.execute(
-        "SELECT id, account_no, category, sanctioned_load_kw FROM consumers WHERE board_id = %s"
-        " AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",
+        "SELECT id, account_no, name, category, sanctioned_load_kw FROM consumers"
+        " WHERE board_id = %s AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",
         (board_id, consumer_ids, consumer_ids),
     )
     consumers = await cursor.fetchall()
@@ -341,8 +348,8 @@ async def _bill_all(
                 if consumer["id"] not in spans:
                     summary["unmeasured"] += 1
                     summary["errors"].append(
-                        f"consumer {consumer['id']} ({consumer['account_no']}): no meter was"
-                        " installed in the period, so there is nothing to bill"
+                        f"{_who(consumer)}: no meter was installed in the period, so there is"
+                        " nothing to bill"
                     )
                     continue
                 try:
@@ -369,11 +376,13 @@ async def _bill_all(
                     summary["estimated"] += bill.estimated
                 except CloudError as exc:
                     summary["failed"] += 1
-                    summary["errors"].append(
-                        f"consumer {consumer['id']} ({consumer['account_no']}): {exc}"
-                    )
+                    summary["errors"].append(f"{_who(consumer)}: {exc}")
             measured_so_far += len(chunk)
             await _progress(conn, summary, measured_so_far)
+
+
+def _who(consumer: dict[str, Any]) -> str:
+    return f"{consumer['name']} ({consumer['account_no']})"
 
 
 _COUNTS = ("created", "revised", "unchanged", "estimated", "failed", "unmeasured")

@@ -207,6 +207,9 @@ async def test_the_overview_counts_meters_and_compares_days(
     assert energy["yesterday_kwh"] == pytest.approx(24.0, rel=0.1)  # 1 kW, 1.5 kW 18-21h UTC
     assert energy["last_week_kwh"] == pytest.approx(energy["yesterday_kwh"], rel=0.01)
     assert overview["load"]["now_kw"] == pytest.approx(1.0, rel=0.6)
+    until = datetime.fromisoformat(overview["load"]["now_until"])
+    assert until.minute % 15 == 0
+    assert now - timedelta(minutes=30) <= until <= now  # a whole quarter hour, ended
     assert overview["gateways"]["online"] == 1
     assert set(overview["alerts"]["open"]) == {"critical", "high", "medium", "low", "info"}
     assert overview["billing"]["billed"] == 0

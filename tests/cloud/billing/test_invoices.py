@@ -654,8 +654,16 @@ async def test_a_read_beyond_the_reach_leaves_the_boundary_unmeasured(
     summary = await run(cloud, setup)
     assert (summary["created"], summary["failed"]) == (0, 1), summary
     [error] = summary["errors"]
-    assert f"consumer {consumer}" in error
-    assert f"meter {meter}: no reads on both sides of 2026-10-01T00:00+05:30" in error
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT c.account_no, m.external_id FROM consumers c JOIN meters m"
+            " ON m.consumer_id = c.id WHERE m.id = %s",
+            (meter,),
+        )
+        names = await cursor.fetchone()
+    # the consumer and meter as people know them, the instant in the board's zone
+    assert error.startswith(f"C ({names['account_no']}): ")
+    assert f"meter {names['external_id']}: no reads on both sides of 1 Oct 2026 00:00 IST" in error
     assert await invoices_of(cloud, setup, consumer) == []
 
 

@@ -54,7 +54,13 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
           incrs: [3600, 3 * 3600, 6 * 3600],
         } : {}),
       },
-      { label: units.join(", "), labelSize: 18, size: 64, values: (u, ticks) => ticks.map((v) => number(v, 1)) },
+      {
+        label: units.join(", "),
+        labelSize: 18,
+        size: 64,
+        // as many decimals as the step between ticks has: 0.95, 0.975, 1 not 0.9, 1.0, 1.0
+        values: (u, ticks, axis, space, step) => ticks.map((v) => number(v, decimalsOf(step ?? 0.1))),
+      },
     ],
     series: [
       { label: hourOfDay ? t("chart.hour") : daily ? t("chart.day") : t("chart.time"),
@@ -78,6 +84,10 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
   return true;
 }
 
+function decimalsOf(step) {
+  return (String(Number(step.toPrecision(6))).split(".")[1] || "").length;
+}
+
 function isolated(values) {
   const lone = [];
   for (let i = 0; i < values.length; i += 1) {
@@ -91,14 +101,20 @@ function dayLabel(seconds, zone) {
   return uPlot.fmtDate("{D} {MMM}")(uPlot.tzDate(new Date(seconds * 1000), zone));
 }
 
-// a null between two points further apart than 2.5 steps: uPlot draws it as a gap
+// a null where two points are further apart than 2.5 steps, so uPlot draws a gap; with step
+// "local" (raw readings, whose cadence changes: imported history every 15 minutes, live reads
+// every few seconds) 2.5 times the spacing the points kept before
 function addGaps(x, series, step) {
   const xs = [];
   const values = series.map(() => []);
+  let cadence = step === "local" ? null : step;
   for (let i = 0; i < x.length; i += 1) {
-    if (i > 0 && x[i] - x[i - 1] > step * 2.5) {
-      xs.push(x[i - 1] + step);
+    const apart = i > 0 ? x[i] - x[i - 1] : 0;
+    if (i > 0 && cadence && apart > cadence * 2.5) {
+      xs.push(x[i - 1] + cadence);
       values.forEach((v) => v.push(null));
+    } else if (i > 0 && step === "local") {
+      cadence = apart;
     }
     xs.push(x[i]);
     series.forEach((s, j) => values[j].push(s.values[i]));

@@ -38,15 +38,9 @@ async function draw(data, chart, range) {
     bars: chart.kind === "energy",
     values: x.map((at) => byQuantity[i].get(at) ?? null),
   }));
-  const step = STEP[interval] || medianStep(x);
+  const step = STEP[interval] || "local";
   timeSeries(chart.id, { x, series, zone: data.time_zone, step,
                          empty: t("chart.no_readings_range", { hours }) });
-}
-
-function medianStep(x) {
-  if (x.length < 3) return 0;
-  const gaps = x.slice(1).map((v, i) => v - x[i]).sort((a, b) => a - b);
-  return gaps[Math.floor(gaps.length / 2)];
 }
 
 export function start() {
