@@ -120,7 +120,9 @@ class Checker:
         base = state.baseline
         if base is not None and state.samples >= c.min_samples:
             if power < c.outage_kw and base > c.outage_baseline_kw:
-                run.raise_("outage", reading.quantity, f"power {power:.3f} kW, baseline {base:.2f}")
+                run.raise_(
+                    "outage", reading.quantity, f"power {power:.3f} kW, usually {base:.2f} kW"
+                )
             else:
                 run.clear("outage", reading.quantity)
             change = (power - base) / base if base > 0 else 0.0
@@ -129,7 +131,7 @@ class Checker:
                 run.raise_(
                     "power_spike",
                     reading.quantity,
-                    f"power {power:.3f} kW is {change:+.0%} against a baseline of {base:.3f}",
+                    f"power {power:.3f} kW, {change:+.0%} against its usual {base:.3f} kW",
                     severity=severity,
                 )
                 run.flag(reading)
@@ -140,7 +142,7 @@ class Checker:
                 run.raise_(
                     "power_drop",
                     reading.quantity,
-                    f"power {power:.3f} kW is {change:+.0%} against a baseline of {base:.3f}",
+                    f"power {power:.3f} kW, {change:+.0%} against its usual {base:.3f} kW",
                     severity=severity,
                 )
             else:
@@ -157,7 +159,7 @@ class Checker:
         phases = PHASE_VOLTAGES[: profile.phases]
         lost = [q for q in phases if q in values and values[q].value < 0.5 * c.nominal_voltage]
         if profile.phases == 3 and lost and len(lost) < 3:
-            run.raise_("phase_loss", lost[0], f"no voltage on {', '.join(lost)}")
+            run.raise_("phase_loss", lost[0], f"no voltage on {', '.join(map(_named, lost))}")
         else:
             run.clear("phase_loss")
         present = [values[q] for q in phases if q in values and q not in lost]
@@ -166,7 +168,7 @@ class Checker:
         for kind, found in (("voltage_sag", sag), ("voltage_swell", swell)):
             if found:
                 worst = found[0]
-                run.raise_(kind, worst.quantity, f"{worst.quantity} at {worst.value:.1f} V")
+                run.raise_(kind, worst.quantity, f"{_named(worst.quantity)} at {worst.value:.1f} V")
             elif present:
                 run.clear(kind)
 
@@ -189,7 +191,11 @@ class Checker:
             return
         if (export is not None and export.value > 0.01) or (net is not None and net.value < -0.01):
             culprit = export if export is not None and export.value > 0.01 else net
-            run.raise_("reverse_flow", culprit.quantity, f"{culprit.quantity} = {culprit.value}")
+            run.raise_(
+                "reverse_flow",
+                culprit.quantity,
+                f"{_named(culprit.quantity)} at {_value(culprit.quantity, culprit.value)}",
+            )
         else:
             run.clear("reverse_flow")
 
@@ -210,7 +216,8 @@ class Checker:
                 run.notice(
                     kind,
                     reading.quantity,
-                    f"{reading.quantity} went from {before} to {reading.value}",
+                    f"{_named(reading.quantity)} went from {_value(reading.quantity, before)}"
+                    f" to {_value(reading.quantity, reading.value)}",
                     details={"before": before, "after": reading.value},
                 )
                 if not wrapped:
@@ -219,7 +226,8 @@ class Checker:
                 run.notice(
                     "register_jump",
                     reading.quantity,
-                    f"{reading.quantity} rose {reading.value - before:.3f} in {hours * 60:.1f} min",
+                    f"{_named(reading.quantity)} rose"
+                    f" {_value(reading.quantity, reading.value - before)} in {hours * 60:.1f} min",
                     details={"before": before, "after": reading.value},
                 )
                 run.flag(reading)
@@ -315,3 +323,15 @@ class _Run:
 
     def notice(self, kind: str, quantity: str, message: str, **kw: Any) -> None:
         self._event(kind, EventStatus.NOTICE, quantity, message, **kw)
+
+
+def _named(code: str) -> str:
+    """A quantity as a person reads it ('Voltage, phase L1'), its code if unknown."""
+    known = QUANTITIES.get(code)
+    return known.description if known else code
+
+
+def _value(code: str, value: float) -> str:
+    """A value with its unit, to the meter's resolution ('1,183.783 kvarh')."""
+    known = QUANTITIES.get(code)
+    return f"{value:,.3f} {known.unit}" if known else f"{value:,.3f}"

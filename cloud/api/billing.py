@@ -350,11 +350,11 @@ async def invoice_pdf(
 ) -> Response:
     """The invoice as a PDF, with a chart of the consumer's daily consumption."""
     async with pool.connection() as conn:
-        body = await invoices.pdf(conn, principal, invoice_id)
+        name, body = await invoices.pdf(conn, principal, invoice_id)
     return Response(
         body,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="invoice-{invoice_id}.pdf"'},
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
 
 

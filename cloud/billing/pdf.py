@@ -7,9 +7,10 @@ Pure and blocking: the API runs it in a worker thread.
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import matplotlib
 
@@ -38,6 +39,34 @@ def _chart(daily: list[tuple[date, Decimal]]) -> io.BytesIO:
     return buffer
 
 
+STATUS = {
+    "draft": "Draft — not yet issued",
+    "issued": "Issued",
+    "paid": "Paid",
+    "overdue": "Overdue",
+    "disputed": "Disputed",
+    "cancelled": "Cancelled",
+}
+
+
+def _day(value: date | str | None) -> str:
+    """'1 Oct 2026'."""
+    if value is None:
+        return "—"
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return f"{day.day} {day:%b %Y}"
+
+
+def _amount(value: object, places: int = 2) -> str:
+    return f"{Decimal(str(value)):,.{places}f}"
+
+
+def _rate(value: object) -> str:
+    """A rate to its paise, or finer where the tariff is finer: 4.00, 7.30, 0.1234."""
+    rate = Decimal(str(value))
+    return _amount(rate, max(2, -rate.normalize().as_tuple().exponent))
+
+
 def render_invoice(
     invoice: dict[str, Any],
     consumer: dict[str, Any],
@@ -46,41 +75,53 @@ def render_invoice(
 ) -> bytes:
     styles = getSampleStyleSheet()
     currency = invoice["currency"]
+    start = invoice["period_start"]
+    last = invoice["period_end"] - timedelta(days=1)
     out = io.BytesIO()
     document = SimpleDocTemplate(
-        out, pagesize=A4, title=f"Invoice {invoice['id']}", leftMargin=15 * mm, rightMargin=15 * mm
+        out,
+        pagesize=A4,
+        title=f"{board['name']} bill {consumer['account_no']} {start:%B %Y}",
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
     )
+    status = STATUS.get(invoice["status"], invoice["status"].capitalize())
+    if invoice.get("issued_at") and invoice["status"] != "draft":
+        issued = invoice["issued_at"].astimezone(ZoneInfo(board["time_zone"])).date()
+        status += f" on {_day(issued)}"
+    revision = f" (revision {invoice['version']})" if invoice["version"] > 1 else ""
     story: list[Any] = [
         Paragraph(f"{board['name']} — electricity bill", styles["Title"]),
         Paragraph(
-            f"Invoice {invoice['id']} (version {invoice['version']}) · status {invoice['status']}"
+            f"<b>{consumer['name']}</b> · account {consumer['account_no']} ·"
+            f" {str(consumer['category']).capitalize()} · sanctioned load"
+            f" {Decimal(consumer['sanctioned_load_kw']).normalize():f} kW",
+            styles["Normal"],
+        ),
+        Paragraph(
+            f"Bill {invoice['id']} for {_day(start)} to {_day(last)}{revision} · {status}"
             + (" · <b>ESTIMATED</b>" if invoice["estimated"] else ""),
             styles["Normal"],
         ),
         Paragraph(
-            f"Consumer {consumer['name']} · account {consumer['account_no']} ·"
-            f" {consumer['category']} · sanctioned load {consumer['sanctioned_load_kw']} kW",
-            styles["Normal"],
-        ),
-        Paragraph(
-            f"Period {invoice['period_start']} to {invoice['period_end']} (exclusive) ·"
-            f" {invoice['units']} units · due {invoice['due_date']}",
+            f"Units used: <b>{_amount(invoice['units'])} kWh</b> · amount due"
+            f" <b>{currency} {_amount(invoice['amount_due'])}</b> by {_day(invoice['due_date'])}",
             styles["Normal"],
         ),
         Spacer(1, 6 * mm),
     ]
-    rows = [["Line", "Quantity", "Rate", f"Amount ({currency})"]]
+    rows = [["Item", "Quantity", f"Rate ({currency})", f"Amount ({currency})"]]
     for line in invoice["lines"]:
         rows.append(
             [
                 Paragraph(line["description"], styles["BodyText"]),
-                f"{Decimal(line['quantity']).normalize():f} {line['unit']}".strip(),
-                f"{Decimal(line['rate']).normalize():f}",
-                f"{Decimal(line['amount']):,.2f}",
+                f"{_amount(line['quantity'])} {line['unit']}".strip(),
+                _rate(line["rate"]),
+                _amount(line["amount"]),
             ]
         )
-    rows.append(["Amount due", "", "", f"{Decimal(invoice['amount_due']):,.2f}"])
-    table = Table(rows, colWidths=[95 * mm, 32 * mm, 22 * mm, 30 * mm], repeatRows=1)
+    rows.append(["Amount due", "", "", _amount(invoice["amount_due"])])
+    table = Table(rows, colWidths=[90 * mm, 34 * mm, 25 * mm, 30 * mm], repeatRows=1)
     table.setStyle(
         [
             ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
@@ -88,6 +129,7 @@ def render_invoice(
             ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.grey),
             ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.grey),
             ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
+            ("ALIGN", (1, 0), (-1, 0), "RIGHT"),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]
     )

@@ -140,7 +140,8 @@ async def pay(
         outstanding = Decimal(invoice["amount_due"]) - Decimal(invoice["paid"])
         if amount > outstanding:
             raise InvalidInput(
-                f"the payment of {amount} is more than the {outstanding} outstanding",
+                f"a payment of {amount:,.2f} {invoice['currency']} is more than the"
+                f" {outstanding:,.2f} {invoice['currency']} still owed on this bill",
                 errors=[("amount", str(amount))],
             )
         await conn.execute(
@@ -329,8 +330,9 @@ async def daily_units(
     return [(row["day"], Decimal(str(row["units"]))) for row in await cursor.fetchall()]
 
 
-async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> bytes:
-    """The invoice as a PDF, with the consumer's daily consumption over the period."""
+async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> tuple[str, bytes]:
+    """The invoice as a PDF, with the consumer's daily consumption over the period, and the
+    file's name ('bill-DEMO-003-2026-10.pdf')."""
     invoice = await get(conn, principal, invoice_id)
     consumer = await (
         await conn.execute("SELECT * FROM consumers WHERE id = %s", (invoice["consumer_id"],))
@@ -343,4 +345,7 @@ async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> b
     )
     from ..billing.pdf import render_invoice  # matplotlib and reportlab: only when drawn
 
-    return await asyncio.to_thread(render_invoice, invoice, consumer, board, daily)
+    body = await asyncio.to_thread(render_invoice, invoice, consumer, board, daily)
+    revision = f"-v{invoice['version']}" if invoice["version"] > 1 else ""
+    name = f"bill-{consumer['account_no']}-{invoice['period_start']:%Y-%m}{revision}.pdf"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name), body

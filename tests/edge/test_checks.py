@@ -80,6 +80,10 @@ def test_registers_backwards_jumping_and_rolling_over() -> None:
     readings, events = checker.process("m1", read(2, **{"1.8.0": 499.0}), THREE)
     assert kinds(events) == ["register_backwards"]
     assert events[0].status is EventStatus.NOTICE
+    # in words and units, without float dust
+    assert events[0].message == (
+        "Active energy imported, total went from 500.100 kWh to 499.000 kWh"
+    )
     assert readings[0].quality is Quality.SUSPECT
     # 10 kW for one minute is at most 0.167 kWh; 5 kWh is a jump
     readings, events = checker.process("m1", read(3, **{"1.8.0": 504.0}), THREE)

@@ -449,8 +449,14 @@ async def test_the_invoice_pdf_and_the_running_estimate(cloud: Cloud, setup: Boa
     assert response.headers["content-type"] == "application/pdf"
     document = PdfReader(io.BytesIO(response.content))
     text = " ".join(page.extract_text() for page in document.pages)
-    assert f"Invoice {invoice['id']}" in text
+    assert f"Bill {invoice['id']} for 1 Oct 2026 to 31 Oct 2026" in text
+    assert "Draft — not yet issued" in text
+    assert "Units used: 310.00 kWh" in text
     assert "1,550.00" in text  # 310 units x 5.00
+    assert "5.00" in text  # the rate, to its paise
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('inline; filename="bill-AC-')
+    assert disposition.endswith('-2026-10.pdf"')
     assert any(page.images for page in document.pages), "the consumption chart is drawn"
     # November so far: 100 units in the 10 days to 11 Nov; 300 projected for 30 days x 5.00
     estimate = await cloud.client.get(

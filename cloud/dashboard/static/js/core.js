@@ -28,7 +28,8 @@ async function answer(response) {
   }
   if (!response.ok) {
     const problem = await response.json().catch(() => ({ detail: response.statusText }));
-    throw new ApiError(problem.detail || response.statusText);
+    const detail = String(problem.detail || response.statusText);
+    throw new ApiError(detail.charAt(0).toUpperCase() + detail.slice(1));  // a sentence
   }
   return response.status === 204 ? null : response.json();
 }
