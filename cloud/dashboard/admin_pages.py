@@ -4,6 +4,7 @@ where) and the audit log (who did what, named)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,12 +19,15 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 
 async def _zone(conn, principal) -> str:
-    """The viewer's board's zone, for times; UTC for those who see several boards."""
-    if principal.board_id is None:
-        return "UTC"
-    cursor = await conn.execute("SELECT time_zone FROM boards WHERE id = %s", (principal.board_id,))
-    row = await cursor.fetchone()
-    return row["time_zone"] if row else "UTC"
+    """The zone to show times in: the viewer's boards' if they share one (a board's people, a
+    state's, a whole country's), UTC where the boards in view differ."""
+    condition, params = scope_filter(principal, "board", "b")
+    cursor = await conn.execute(
+        sql.SQL("SELECT DISTINCT time_zone FROM boards b WHERE {} LIMIT 2").format(condition),
+        params,
+    )
+    zones = [row["time_zone"] for row in await cursor.fetchall()]
+    return zones[0] if len(zones) == 1 else "UTC"
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -53,7 +57,7 @@ async def reports_page(request: Request) -> Response:
             offset=0,
         )
         zone = await _zone(conn, principal)
-    today = datetime.now(UTC).date()
+    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     return render(
         request,
         "reports.html",
@@ -139,7 +143,10 @@ async def audit_page(request: Request) -> Response:
     state = listing(request, sorts={"id": "id"}, default_sort="id", default_descending=True)
     async with request.app.state.pool.connection() as conn:
         rows, total = await audit.entries(
-            conn, principal, limit=state.per_page, offset=state.offset
+            conn,
+            principal,
+            limit=10_000 if wants_csv(request) else state.per_page,
+            offset=0 if wants_csv(request) else state.offset,
         )
         users = {r["actor"].split(":", 1)[1] for r in rows if r["actor"].startswith("user:")}
         cursor = await conn.execute(
@@ -147,9 +154,23 @@ async def audit_page(request: Request) -> Response:
         )
         emails = {row["id"]: row["email"] for row in await cursor.fetchall()}
         zone = await _zone(conn, principal)
+        named = await _entity_names(conn, rows)
     for row in rows:
         kind, _, who = row["actor"].partition(":")
         row["who"] = emails.get(who, row["actor"]) if kind == "user" else row["actor"]
+        row["what"] = named.get((row["entity"], str(row["entity_id"])), row["entity_id"] or "")
+    if wants_csv(request):
+        return csv_download(
+            "audit",
+            {
+                "when_utc": "at",
+                "who": "who",
+                "action": "action",
+                "kind": "entity",
+                "what": "what",
+            },
+            rows,
+        )
     return render(
         request,
         "audit.html",
@@ -160,3 +181,40 @@ async def audit_page(request: Request) -> Response:
         total=total,
         zone=zone,
     )
+
+
+# how an audited object is named: its table and the words for it
+_NAMES = {
+    "board": ("boards", "code || ' — ' || name"),
+    "state": ("states", "code || ' — ' || name"),
+    "consumer": ("consumers", "name || ' (' || account_no || ')'"),
+    "meter": ("meters", "external_id"),
+    "gateway": ("gateways", "gateway_code"),
+    "user": ("users", "email"),
+    "tariff": ("tariffs", "name"),
+    "invoice": (
+        "invoices i JOIN consumers c ON c.id = i.consumer_id",
+        "c.name || ', ' || to_char(i.period_start, 'FMMonth YYYY')",
+    ),
+}
+
+
+async def _entity_names(conn, rows: list[dict]) -> dict[tuple[str, str], str]:
+    """The names of the objects audit rows are about (only the rows' own, already in scope);
+    an id that names nothing any more keeps its number."""
+    wanted: dict[str, set[int]] = {}
+    for row in rows:
+        if row["entity"] in _NAMES and str(row["entity_id"] or "").isdigit():
+            wanted.setdefault(row["entity"], set()).add(int(row["entity_id"]))
+    names = {}
+    for entity, ids in wanted.items():
+        table, label = _NAMES[entity]
+        key = "i.id" if entity == "invoice" else "id"
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT {key} AS id, {label} AS label FROM {table} WHERE {key} = ANY(%s)"
+            ).format(key=sql.SQL(key), label=sql.SQL(label), table=sql.SQL(table)),
+            (list(ids),),
+        )
+        names |= {(entity, str(row["id"])): row["label"] for row in await cursor.fetchall()}
+    return names

@@ -82,3 +82,28 @@ async def test_lists_download_as_csv_inside_the_scope(
     assert cells & await _names(cloud, world, ("own", "sibling")), "the board's own rows are there"
     leaked = cells & await _names(cloud, world, ("other_board", "other_state"))
     assert not leaked, f"rows of another board or state: {leaked}"
+
+
+async def test_the_audit_names_what_was_changed_and_downloads(cloud: Cloud) -> None:
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        email = await add_actor(conn, world, "STATE_ADMIN")
+    token = (
+        await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    consumer = world.site("own").consumer.id
+    renamed = await cloud.client.patch(
+        f"/api/v1/consumers/{consumer}", json={"name": "Asha Rao"}, headers=headers
+    )
+    assert renamed.status_code == 200, renamed.text
+    account = renamed.json()["account_no"]
+    cloud.client.cookies.set("gg_access", token)
+    page = await cloud.client.get("/dashboard/audit")
+    assert page.status_code == 200
+    assert f"consumer Asha Rao ({account})" in page.text  # named, not "consumer 12"
+    assert "Asia/Kolkata" in page.text  # every board in view keeps one zone: times in it
+    download = await cloud.client.get("/dashboard/audit?format=csv")
+    rows = _rows(download.text)
+    assert {"when_utc", "who", "action", "kind", "what"} <= set(rows[0])
+    assert any(r["what"] == f"Asha Rao ({account})" and r["who"] == email for r in rows)
