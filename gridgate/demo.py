@@ -425,6 +425,13 @@ require_ntp = false
 # the Modbus meters' physics runs {speed:g} times faster than the wall clock, and so do their
 # registers: what a register may rise in a second rises with it (not a tamper jump)
 max_power_kw = {100 * max(speed, 1):g}
+# households: a kettle or a pump doubles a home's load for minutes, and the demo's day of use
+# passes in minutes at speed; a spike is three times the usual load, a drop a fifth of it
+spike_ratio = 2.0
+spike_high_ratio = 4.0
+drop_ratio = 0.8
+drop_medium_ratio = 0.9
+min_samples = 30
 
 [[buses]]
 name = "rs485-1"
@@ -440,7 +447,7 @@ tcp_port = {dlms_port}
 
 [[buses.meters]]
 id = "dlms-1"
-fast_s = 5
+fast_s = 15  # its physics steps once a minute: read any faster, it looks stuck
 slow_s = 30
 timeout_s = 2
 

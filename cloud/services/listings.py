@@ -304,7 +304,7 @@ async def alerts(
             """
             SELECT a.id, a.board_id, a.kind, a.severity, a.source, a.state, a.message,
                    a.opened_at, a.last_seen_at, a.occurrences, a.acknowledged_at,
-                   a.resolved_at, a.meter_id, a.gateway_id,
+                   a.acknowledge_note, a.resolved_at, a.resolve_note, a.meter_id, a.gateway_id,
                    m.external_id AS meter, m.consumer_id, c.name AS consumer_name,
                    g.gateway_code,
                    b.code AS board_code, b.time_zone,

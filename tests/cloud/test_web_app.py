@@ -330,6 +330,22 @@ async def test_alerts_change_live_and_reports_download(
         .wait_for(timeout=15_000)
     )
     assert "Meter" in await first.page.inner_text(f"#alert-{alert}")  # said in words
+    # resolving asks, in the row, what was done; the row then says it
+    resolved = first.page.locator(f"#alert-{world.site('own').alert_resolve.id}")
+    await resolved.locator("button[data-action=resolve]").click()
+    await resolved.locator("form.resolve-note input").fill("Loose neutral tightened on site")
+    await resolved.locator("form.resolve-note button[type=submit]").click()
+    await resolved.locator("td.state", has_text="Resolved").wait_for()
+    assert "Loose neutral tightened on site" in await resolved.inner_text()
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT state, resolve_note FROM alerts WHERE id = %s",
+            (world.site("own").alert_resolve.id,),
+        )
+        assert await cursor.fetchone() == {
+            "state": "resolved",
+            "resolve_note": "Loose neutral tightened on site",
+        }
     await first.open("/dashboard/reports", "reports")
     await first.page.select_option("#report-form select[name=kind]", "consumption")
     await first.page.select_option("#report-form select[name=format]", "csv")
@@ -340,6 +356,8 @@ async def test_alerts_change_live_and_reports_download(
         await link.click()
     content = (await (await download_info.value).path()).read_text()
     assert content.splitlines()[0] == "board,account_no,meter,period,energy_kwh"
+    # the list below shows the new report without a reload
+    await first.page.locator("#reports-table tbody tr", has_text="Consumption (CSV)").wait_for()
     elsewhere = world.site("other_board").meter.id
     response = await first.page.goto(f"{first.base}/dashboard/meters/{elsewhere}")
     assert response.status == 404

@@ -1,6 +1,6 @@
 // The alert list: each alert in words (what it is about: the meter and its consumer, or the
 // gateway), acknowledged or resolved in place, and kept live by the server-sent-events stream.
-import { localTime, pageData, post, say, t } from "./core.js";
+import { localTime, number, pageData, post, say, t } from "./core.js";
 
 function cell(row, label, content) {
   const td = document.createElement("td");
@@ -42,6 +42,13 @@ function row(alert, canManage) {
   cell(tr, t("col.message"), alert.message || "—");
   const state = cell(tr, t("col.state"), badge("alert_state", alert.state));
   state.className = "state";
+  const note = alert.state === "resolved" ? alert.resolve_note : alert.acknowledge_note;
+  if (note) {
+    const said = document.createElement("div");
+    said.className = "small muted note";
+    said.textContent = note;
+    state.append(said);
+  }
   const actions = cell(tr, "", null);
   actions.className = "actions";
   if (canManage) {
@@ -53,19 +60,47 @@ function row(alert, canManage) {
       button.className = "quiet";
       button.dataset.action = action;
       button.textContent = t(`alerts.${action}`);
-      button.addEventListener("click", async () => {
-        const note = action === "resolve" ? window.prompt(t("alerts.resolution_note"), "") ?? null : "";
-        if (note === null) return;
-        try {
-          show(await post(`/api/v1/alerts/${alert.id}/${action}`, { note }), canManage);
-        } catch (error) {
-          say(document.getElementById("alert-message"), error.message, "bad");
-        }
-      });
+      button.addEventListener("click", () => (action === "resolve"
+        ? askForNote(actions, alert, canManage)
+        : change(alert, "acknowledge", "", canManage)));
       actions.append(button);
     }
   }
   return tr;
+}
+
+async function change(alert, action, note, canManage) {
+  try {
+    show(await post(`/api/v1/alerts/${alert.id}/${action}`, { note }), canManage);
+  } catch (error) {
+    say(document.getElementById("alert-message"), error.message, "bad");
+  }
+}
+
+// resolving asks what was done, in the row itself
+function askForNote(actions, alert, canManage) {
+  const form = document.createElement("form");
+  form.className = "resolve-note";
+  const input = document.createElement("input");
+  input.name = "note";
+  input.maxLength = 500;
+  input.placeholder = t("alerts.resolution_note");
+  input.setAttribute("aria-label", t("alerts.resolution_note"));
+  const confirm = document.createElement("button");
+  confirm.type = "submit";
+  confirm.textContent = t("alerts.resolve");
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "quiet";
+  cancel.textContent = t("alerts.cancel");
+  cancel.addEventListener("click", () => show(alert, canManage));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    change(alert, "resolve", input.value.trim(), canManage);
+  });
+  form.append(input, confirm, cancel);
+  actions.replaceChildren(form);
+  input.focus();
 }
 
 const known = new Map();
@@ -76,8 +111,24 @@ function show(alert, canManage) {
   const body = document.getElementById("alerts-body");
   const fresh = row(merged, canManage);
   const old = document.getElementById(`alert-${alert.id}`);
-  if (old) old.replaceWith(fresh); else body.prepend(fresh);
+  if (old) {
+    old.replaceWith(fresh);
+  } else {
+    body.prepend(fresh);
+    counted(1);
+  }
   document.getElementById("alerts-empty").hidden = body.children.length > 0;
+}
+
+// the footer's "n shown of m" follows the rows the stream adds
+function counted(added) {
+  const count = document.querySelector(".table-count");
+  if (!count) return;
+  count.dataset.shown = Number(count.dataset.shown) + added;
+  count.dataset.total = Number(count.dataset.total) + added;
+  count.textContent = t("table.showing", {
+    shown: count.dataset.shown, total: number(Number(count.dataset.total), 0),
+  });
 }
 
 export function start() {

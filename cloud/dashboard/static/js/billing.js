@@ -67,7 +67,9 @@ function startIssuing() {
     button.textContent = picked ? t("billing.issue_n", { n: picked }) : t("billing.issue_selected");
   };
   document.addEventListener("change", (event) => { if (event.target.matches("input.pick")) update(); });
-  document.getElementById("select-drafts")?.addEventListener("click", () => {
+  const selectDrafts = document.getElementById("select-drafts");
+  if (selectDrafts) selectDrafts.disabled = boxes().length === 0;  // no drafts on this page
+  selectDrafts?.addEventListener("click", () => {
     boxes().forEach((b) => { b.checked = true; });
     update();
   });

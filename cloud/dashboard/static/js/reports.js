@@ -26,8 +26,18 @@ export function start() {
       link.id = "report-download";
       link.textContent = t("reports.download_it", { format: report.format.toUpperCase() });
       status.append(" ", link);
+      await refreshList();
     } catch (error) {
       say(status, error.message, "bad");
     }
   });
+}
+
+// the list as the server draws it now (with the new report at its top)
+async function refreshList() {
+  const response = await fetch(window.location.href, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const fresh = page.querySelector("#reports-table tbody");
+  if (fresh) document.querySelector("#reports-table tbody").replaceWith(fresh);
 }
