@@ -104,7 +104,9 @@ class MeterPhysics:
             "2.8.0": 0.0,
             "3.8.0": 0.0,
             "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
-            "9.8.0": 0.0,
+            # the past the import register carries was drawn at a power factor like today's:
+            # apparent energy is never below active energy
+            "9.8.0": self.initial_import_kwh / 0.95,
         }
         # Per-phase energy is the total's increase split by the phases' shares of the load (all
         # phases carry power the same way, so the split is exact); shares change only with a

@@ -175,3 +175,11 @@ def test_meter_clock_drift() -> None:
     physics = MeterPhysics(seed=1, shape=LoadShape(), start_s=START)
     physics.set_fault(START, clock_drift_s_per_day=86.4)
     assert physics.meter_clock_s(START + 86400) - (START + 86400) == pytest.approx(86.4)
+
+
+def test_apparent_energy_never_falls_below_active_energy() -> None:
+    """A meter installed with history on its import register has apparent energy to match."""
+    physics = MeterPhysics(seed=3, shape=LoadShape(), start_s=START, initial_import_kwh=3400.0)
+    for hours in (0, 1, 24, 24 * 30):
+        values = physics.state_at(START + hours * 3600).values
+        assert values["9.8.0"] >= values["1.8.0"], hours
