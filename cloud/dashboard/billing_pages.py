@@ -106,6 +106,12 @@ async def billing_page(request: Request) -> Response:
             offset=0,
         )
         aging = await invoices.aging(conn, principal, board["id"], today=today)
+        # a run is offered for the months the board has readings in (last month at least)
+        cursor = await conn.execute(
+            "SELECT min(day) AS first FROM board_energy_daily WHERE board_id = %s", (board["id"],)
+        )
+        first = (await cursor.fetchone())["first"]
+        billable = [m for m in months if first is None or m >= first.replace(day=1)] or months[:1]
     return render(
         request,
         "billing.html",
@@ -115,6 +121,7 @@ async def billing_page(request: Request) -> Response:
         boards=boards,
         board=board,
         months=months,
+        billable=billable,
         period=period,
         status_filter=status,
         statuses=STATUSES,
