@@ -13,6 +13,17 @@ function widthOf(box) {
 }
 
 // x: seconds since epoch; series: [{label, unit, values, bars}]. Returns true if drawn.
+// uPlot's tick formats: [step, format, and the first line's context when the year, month,
+// day, hour, minute or second changes, mode]
+const TIME_TICKS = [
+  [86400 * 365, "{YYYY}", null, null, null, null, null, null, 1],
+  [86400 * 28, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+  [86400, "{D} {MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+  [3600, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+  [60, "{HH}:{mm}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+  [1, "{HH}:{mm}:{ss}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
+];
+
 export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay }) {
   const box = document.getElementById(id);
   if (!box) return false;
@@ -44,6 +55,8 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
           : daily ? t("chart.day") : t("chart.time_in", { zone }),
         labelSize: 18,
         size: 46,
+        // days as "27 Nov", hours as "18:00": the way the rest of the app writes them
+        ...(!daily && !hourOfDay ? { values: TIME_TICKS } : {}),
         ...(daily ? {
           values: (u, ticks) => ticks.map((v) => dayLabel(v, zone)),
           incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400],
