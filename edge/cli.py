@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -113,50 +114,57 @@ def status(
         f" {_age(daemon.get('updated_at'))} · clock "
         + ("[green]synchronised[/]" if clock else "[red]NOT synchronised[/]")
     )
-    meters = Table(
-        "meter",
-        "bus",
-        "last good read",
-        "reads",
-        "timeouts",
-        "CRC",
-        "exceptions",
-        "latency",
-        "last error",
-        title="Meters",
-    )
+    # fits 80 columns: the meter's id whole, errors in one column, a line a meter
+    meters = Table(title="Meters", box=box.SIMPLE_HEAD, pad_edge=False)
+    meters.add_column("meter", no_wrap=True)
+    meters.add_column("bus", no_wrap=True, overflow="ellipsis", max_width=12)
+    meters.add_column("last read", no_wrap=True)
+    meters.add_column("reads", justify="right")
+    meters.add_column("errors", justify="right", no_wrap=True)
+    meters.add_column("latency", justify="right", no_wrap=True)
     for meter_id, stats in sorted(report["meters"].items()):
         failing = stats.get("failures_in_row", 0) > 0
+        kinds = (("timeouts", "timeout"), ("crc_errors", "CRC"), ("exceptions", "exception"))
+        errors = ", ".join(f"{stats[k]} {name}" for k, name in kinds if stats.get(k))
         meters.add_row(
             f"[red]{meter_id}[/]" if failing else meter_id,
             stats.get("bus", ""),
             _age(stats.get("last_good_read")),
-            str(stats.get("good_reads", 0)),
-            str(stats.get("timeouts", 0)),
-            str(stats.get("crc_errors", 0)),
-            str(stats.get("exceptions", 0)),
+            f"{stats.get('good_reads', 0):,}",
+            errors or "none",
             f"{stats['latency_ms']:.0f} ms" if stats.get("latency_ms") is not None else "-",
-            (stats.get("last_error") or "")[:50] if failing else "",
         )
     console.print(meters)
+    for meter_id, stats in sorted(report["meters"].items()):
+        if stats.get("failures_in_row", 0) > 0 and stats.get("last_error"):
+            console.print(f"[red]{meter_id}[/]: {stats['last_error']}", overflow="fold")
     if report["alerts"]:
-        alerts = Table("meter", "alert", "quantity", title="Open alerts")
+        console.print("[bold]Open alerts[/]")
         for alert in report["alerts"]:
-            alerts.add_row(
-                alert["meter_id"] or "(gateway)",
-                f"[yellow]{alert['kind']}[/]",
-                alert["quantity"] or "",
+            about = QUANTITIES.get(alert["quantity"] or "")
+            console.print(
+                f"  [yellow]{alert['kind'].replace('_', ' ').capitalize()}[/]"
+                f" · {alert['meter_id'] or 'the gateway'}"
+                + (f" · {about.description}" if about else ""),
+                overflow="fold",
             )
-        console.print(alerts)
     else:
         console.print("Open alerts: [green]none[/]")
     backlog, sync = report["backlog"], report["sync"]
     colour = "green" if backlog["readings"] < 10_000 else "yellow"
+    oldest = backlog["oldest_unsent"]
     console.print(
-        f"Backlog: [{colour}]{backlog['readings']} readings[/], {backlog['events']} events"
-        f" (oldest {backlog['oldest_unsent'] or '-'}) · last sync {_age(sync['last_sync_at'])}"
+        f"Backlog: [{colour}]{backlog['readings']:,} readings[/], {backlog['events']:,} events"
+        + (f" (oldest {_local(oldest)}, {_age(oldest)})" if oldest else "")
+        + f" · last sync {_age(sync['last_sync_at'])}"
         + (f" · [red]last error: {sync['last_error']}[/]" if sync["last_error"] else "")
     )
+
+
+def _local(iso: str) -> str:
+    """'27 Nov 20:36 UTC': an instant in this machine's zone, as a technician reads it."""
+    local = datetime.fromisoformat(iso).astimezone()
+    return f"{local:%d %b %H:%M} {local.tzname()}".lstrip("0")
 
 
 def _fail(message: str) -> NoReturn:

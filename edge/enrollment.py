@@ -142,7 +142,8 @@ def doctor(config: EdgeConfig, timeout_s: float = 5.0) -> list[Finding]:
             Finding(
                 "clock",
                 not config.clock.require_ntp,
-                "not synchronised (NTP)",
+                "not synchronised by NTP"
+                + ("" if config.clock.require_ntp else " (this config does not require it)"),
                 "sudo timedatectl set-ntp true; check the network reaches NTP",
             )
         )

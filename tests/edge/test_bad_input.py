@@ -152,6 +152,7 @@ async def test_bad_ports_dead_meters_and_a_bad_cloud_are_survived(tmp_path: Path
         )
         assert shown.returncode == 0, shown.stderr
         assert "ghost" in shown.stdout
-        assert "communication_loss" in shown.stdout
-        assert "last error" in shown.stdout
+        assert "Communication loss · ghost" in shown.stdout  # the alert, in words
+        assert "ghost: " in shown.stdout  # the failing meter's last error, on its own line
+        assert "last error" in shown.stdout  # the cloud's
     await server.stop()
