@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import AsyncConnectionPool
 
 from cloud.app import create_app
-from cloud.services import enrollment, fleet
+from cloud.services import auth, enrollment, fleet
 from cloud.settings import CloudSettings
 from shared import generate_private_key, public_key_text
 from tests.support.services import free_tcp_port
@@ -90,6 +90,26 @@ async def board(cloud: Cloud) -> str:
             conn, state_code="TS", code=code, name=f"Board {letters}", actor="test"
         )
     return code
+
+
+STAFF_PASSWORD = "correct horse battery"
+
+
+async def staff_token(cloud: Cloud, board: str, role: str = "BOARD_ADMIN") -> str:
+    """An access token of a new user with `role` on `board`."""
+    email = f"{role.lower()}-{uuid.uuid4().hex[:8]}@example.in"
+    async with cloud.pool.connection() as conn:
+        await auth.create_user(
+            conn, email=email, password=STAFF_PASSWORD, role=role, board_code=board, actor="t"
+        )
+    response = await cloud.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": STAFF_PASSWORD}
+    )
+    return response.json()["access_token"]
+
+
+async def staff_headers(cloud: Cloud, board: str, role: str = "BOARD_ADMIN") -> dict[str, str]:
+    return {"Authorization": f"Bearer {await staff_token(cloud, board, role)}"}
 
 
 async def enroll_gateway(cloud: Cloud, board: str) -> EnrolledGateway:

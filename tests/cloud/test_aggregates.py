@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cloud.billing.engine import month_of
-from cloud.services import aggregates, auth
+from cloud.services import aggregates
 from shared import Batch, Heartbeat, Reading, seal_batch
-from tests.cloud.conftest import Cloud, EnrolledGateway
+from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 
 PASSWORD = "correct horse battery"
 # two days ending at the last full quarter hour, in the past so every bucket is complete
@@ -57,15 +57,7 @@ async def _send(cloud: Cloud, gateway: EnrolledGateway, reads: list, first_seq: 
 
 @pytest.fixture
 async def admin(cloud: Cloud, board: str) -> dict[str, str]:
-    email = f"{uuid.uuid4().hex[:8]}@example.in"
-    async with cloud.pool.connection() as conn:
-        await auth.create_user(
-            conn, email=email, password=PASSWORD, role="BOARD_ADMIN", board_code=board, actor="t"
-        )
-    response = await cloud.client.post(
-        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-    )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return await staff_headers(cloud, board)
 
 
 async def _refresh(cloud: Cloud) -> None:

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from cloud.services import auth
 from cloud.services.cloud_checks import CheckSettings, run_checks
 from shared import Batch, Event, EventStatus, Reading, Severity, seal_batch
-from tests.cloud.conftest import Cloud, EnrolledGateway, enroll_gateway
+from tests.cloud.conftest import Cloud, EnrolledGateway, enroll_gateway, staff_headers
 
 PASSWORD = "correct horse battery"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -55,15 +54,7 @@ async def send(
 
 
 async def admin_of(cloud: Cloud, board: str) -> dict[str, str]:
-    email = f"admin-{uuid.uuid4().hex[:8]}@example.in"
-    async with cloud.pool.connection() as conn:
-        await auth.create_user(
-            conn, email=email, password=PASSWORD, role="BOARD_ADMIN", board_code=board, actor="t"
-        )
-    token = (
-        await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    ).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
+    return await staff_headers(cloud, board)
 
 
 async def alerts_of(cloud: Cloud, headers: dict[str, str], **filters: str) -> list[dict]:

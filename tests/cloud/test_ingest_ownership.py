@@ -15,12 +15,17 @@ from pathlib import Path
 
 import httpx
 
-from cloud.services import auth
 from edge.config import load_config
 from edge.store import NewReading, Store
 from edge.sync import Syncer
 from shared import Batch, Heartbeat, Quality, Reading, seal_batch, write_private_key
-from tests.cloud.conftest import Cloud, EnrolledGateway, enroll_gateway
+from tests.cloud.conftest import (
+    Cloud,
+    EnrolledGateway,
+    enroll_gateway,
+    staff_headers,
+    staff_token,
+)
 
 URL = "/api/v1/ingest/batches"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
@@ -114,22 +119,7 @@ async def test_an_unknown_meter_is_kept_for_an_admin_to_confirm(
     sealed = batch_of(gateway, {"found-on-bus": 3})
     response = await cloud.client.post(URL, content=sealed.body, headers=sealed.headers)
     assert response.json()["readings_new"] == 3
-    email = f"{uuid.uuid4().hex[:8]}@example.in"
-    async with cloud.pool.connection() as conn:
-        await auth.create_user(
-            conn,
-            email=email,
-            password="correct horse battery",
-            role="BOARD_ADMIN",
-            board_code=board,
-            actor="t",
-        )
-    token = (
-        await cloud.client.post(
-            "/api/v1/auth/login", json={"email": email, "password": "correct horse battery"}
-        )
-    ).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = await staff_headers(cloud, board)
     waiting = await cloud.client.get("/api/v1/meters?confirmed=false", headers=headers)
     assert [m["external_id"] for m in waiting.json()["items"]] == ["found-on-bus"]
     meter = waiting.json()["items"][0]
@@ -217,20 +207,7 @@ async def test_a_discovered_meter_given_to_another_gateway_keeps_no_trusted_read
             (installer.code,),
         )
         row = await cursor.fetchone()
-        email = f"{uuid.uuid4().hex[:8]}@example.in"
-        await auth.create_user(
-            conn,
-            email=email,
-            password="correct horse battery",
-            role="BOARD_ADMIN",
-            board_code=board,
-            actor="t",
-        )
-    token = (
-        await cloud.client.post(
-            "/api/v1/auth/login", json={"email": email, "password": "correct horse battery"}
-        )
-    ).json()["access_token"]
+    token = await staff_token(cloud, board)
     moved = await cloud.client.post(
         f"/api/v1/meters/{row['id']}/assign",
         json={"gateway_id": row["installer"]},

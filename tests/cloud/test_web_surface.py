@@ -13,7 +13,14 @@ import httpx
 import pytest
 
 from cloud.services import auth
-from tests.cloud.conftest import METRICS_TOKEN, Cloud, client_from, open_cloud, random_address
+from tests.cloud.conftest import (
+    METRICS_TOKEN,
+    Cloud,
+    client_from,
+    open_cloud,
+    random_address,
+    staff_token,
+)
 
 PASSWORD = "correct horse battery"
 HEADERS = (
@@ -29,15 +36,7 @@ def _app(cloud: Cloud):
 
 
 async def _admin_token(cloud: Cloud, board: str) -> str:
-    email = f"{uuid.uuid4().hex[:8]}@example.in"
-    async with cloud.pool.connection() as conn:
-        await auth.create_user(
-            conn, email=email, password=PASSWORD, role="BOARD_ADMIN", board_code=board, actor="t"
-        )
-    response = await cloud.client.post(
-        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
-    )
-    return response.json()["access_token"]
+    return await staff_token(cloud, board)
 
 
 def _check_headers(response: httpx.Response, what: str) -> None:
