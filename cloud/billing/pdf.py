@@ -104,8 +104,13 @@ def render_invoice(
             styles["Normal"],
         ),
         Paragraph(
-            f"Units used: <b>{_amount(invoice['units'])} kWh</b> · amount due"
-            f" <b>{currency} {_amount(invoice['amount_due'])}</b> by {_day(invoice['due_date'])}",
+            f"Units used: <b>{_amount(invoice['units'])} kWh</b> · "
+            + (
+                "cancelled: <b>nothing is owed</b> on this bill"
+                if invoice["status"] == "cancelled"
+                else f"amount due <b>{currency} {_amount(invoice['amount_due'])}</b>"
+                f" by {_day(invoice['due_date'])}"
+            ),
             styles["Normal"],
         ),
         Spacer(1, 6 * mm),

@@ -196,6 +196,13 @@ _NAMES = {
         "invoices i JOIN consumers c ON c.id = i.consumer_id",
         "c.name || ', ' || to_char(i.period_start, 'FMMonth YYYY')",
     ),
+    "alert": (  # 'power spike on rtu-2 (Demo household 2)'
+        "alerts i LEFT JOIN meters m ON m.id = i.meter_id"
+        " LEFT JOIN consumers c ON c.id = m.consumer_id"
+        " LEFT JOIN gateways g ON g.id = i.gateway_id",
+        "replace(i.kind, '_', ' ') || coalesce(' on ' || m.external_id, ' on ' || g.gateway_code,"
+        " '') || coalesce(' (' || c.name || ')', '')",
+    ),
 }
 
 
@@ -209,7 +216,7 @@ async def _entity_names(conn, rows: list[dict]) -> dict[tuple[str, str], str]:
     names = {}
     for entity, ids in wanted.items():
         table, label = _NAMES[entity]
-        key = "i.id" if entity == "invoice" else "id"
+        key = "i.id" if entity in ("invoice", "alert") else "id"
         cursor = await conn.execute(
             sql.SQL(
                 "SELECT {key} AS id, {label} AS label FROM {table} WHERE {key} = ANY(%s)"

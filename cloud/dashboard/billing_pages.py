@@ -151,6 +151,16 @@ async def invoice_page(request: Request, invoice_id: int) -> Response:
             (invoice["consumer_id"],),
         )
         consumer = await cursor.fetchone()
+        # the version that took this one's place, if the viewer may see it
+        later = await listings.invoices(
+            conn,
+            principal,
+            consumer_id=invoice["consumer_id"],
+            period_start=invoice["period_start"],
+            latest_only=True,
+            limit=1,
+        )
+        newer = next((r for r in later.rows if r["version"] > invoice["version"]), None)
     return render(
         request,
         "invoice.html",
@@ -159,5 +169,6 @@ async def invoice_page(request: Request, invoice_id: int) -> Response:
         title=t("invoice.title", period=invoice["period_start"].strftime("%B %Y")),
         invoice=invoice,
         consumer=consumer,
+        newer=newer,
         data=script_json({"invoice_id": invoice_id}),
     )

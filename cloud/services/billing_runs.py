@@ -381,6 +381,13 @@ async def _bill_all(
             await _progress(conn, summary, measured_so_far)
 
 
+def _due(board: dict[str, Any], period_end: date) -> date:
+    """15 days after the period, or after today if the bill is made later (issuing it moves
+    the date on again if it waits)."""
+    today = datetime.now(ZoneInfo(board["time_zone"])).date()
+    return max(period_end, today) + timedelta(days=DUE_DAYS)
+
+
 def _who(consumer: dict[str, Any]) -> str:
     return f"{consumer['name']} ({consumer['account_no']})"
 
@@ -468,7 +475,7 @@ async def _record(
                 bill.total,
                 amount_due,
                 bill.estimated,
-                period_end + timedelta(days=DUE_DAYS),
+                _due(board, period_end),
                 json.dumps(details),
             ),
         )

@@ -98,10 +98,24 @@ async def test_the_audit_names_what_was_changed_and_downloads(cloud: Cloud) -> N
     )
     assert renamed.status_code == 200, renamed.text
     account = renamed.json()["account_no"]
+    alert = world.site("own").alert_ack.id
+    acknowledged = await cloud.client.post(
+        f"/api/v1/alerts/{alert}/acknowledge", json={"note": "on it"}, headers=headers
+    )
+    assert acknowledged.status_code == 200, acknowledged.text
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT a.kind, m.external_id FROM alerts a JOIN meters m ON m.id = a.meter_id"
+            " WHERE a.id = %s",
+            (alert,),
+        )
+        about = await cursor.fetchone()
     cloud.client.cookies.set("gg_access", token)
     page = await cloud.client.get("/dashboard/audit")
     assert page.status_code == 200
     assert f"consumer Asha Rao ({account})" in page.text  # named, not "consumer 12"
+    kind = about["kind"].replace("_", " ")
+    assert f"alert {kind} on {about['external_id']} (Asha Rao)" in page.text
     assert "Asia/Kolkata" in page.text  # every board in view keeps one zone: times in it
     download = await cloud.client.get("/dashboard/audit?format=csv")
     rows = _rows(download.text)

@@ -64,7 +64,8 @@ function startIssuing() {
   const update = () => {
     const picked = boxes().filter((b) => b.checked).length;
     button.disabled = picked === 0;
-    button.textContent = picked ? t("billing.issue_n", { n: picked }) : t("billing.issue_selected");
+    button.textContent = picked === 1 ? t("billing.issue_1")
+      : picked ? t("billing.issue_n", { n: picked }) : t("billing.issue_selected");
   };
   document.addEventListener("change", (event) => { if (event.target.matches("input.pick")) update(); });
   const selectDrafts = document.getElementById("select-drafts");

@@ -24,7 +24,7 @@ const TIME_TICKS = [
   [1, "{HH}:{mm}:{ss}", "\n{D} {MMM} {YYYY}", null, "\n{D} {MMM}", null, null, null, 1],
 ];
 
-export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay }) {
+export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay, counts }) {
   const box = document.getElementById(id);
   if (!box) return false;
   box.querySelector(".uplot")?.remove();
@@ -73,6 +73,8 @@ export function timeSeries(id, { x, series, zone, empty, step, daily, hourOfDay 
         size: 64,
         // as many decimals as the step between ticks has: 0.95, 0.975, 1 not 0.9, 1.0, 1.0
         values: (u, ticks, axis, space, step) => ticks.map((v) => number(v, decimalsOf(step ?? 0.1))),
+        // things counted (alerts) step by whole numbers
+        ...(counts ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] } : {}),
       },
     ],
     series: [

@@ -34,6 +34,7 @@ export function start() {
                  values: perDay.map((d) => d.opened) }],
       zone: "UTC",
       daily: true,
+      counts: true,
       empty: t("chart.no_alerts"),
     });
   }
