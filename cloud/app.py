@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 import psycopg
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from .api import (
+    account,
     alerts,
     analytics,
     audit,
@@ -32,6 +34,8 @@ from .dashboard import routes as dashboard
 from .db import open_pool
 from .errors import CloudError
 from .jobs import run_jobs
+from .mail.sender import run_sender
+from .mail.smtp import SmtpTarget
 from .metrics import Metrics
 from .metrics import install as install_metrics
 from .middleware import BodyLimit, SecurityHeaders
@@ -41,6 +45,8 @@ from .services.alert_feed import AlertFeed
 from .services.auth import resolve_jwt_secret
 from .services.sessions import SessionCache
 from .settings import CloudSettings
+
+log = structlog.get_logger(__name__)
 
 
 class GridgateApp(FastAPI):
@@ -65,9 +71,12 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             await app.state.alert_feed.start()
             jobs = None
             if settings.jobs_interval_s:
-                jobs = asyncio.create_task(
-                    run_jobs(pool, settings, app.state.report_storage), name="jobs"
-                )
+                jobs = asyncio.create_task(run_jobs(pool, settings, app.state.report_storage))
+            stop_mail, mail = asyncio.Event(), None
+            if settings.smtp_url:
+                mail = asyncio.create_task(run_sender(pool, settings, stop_mail))
+            else:
+                log.warning("no GRIDGATE_SMTP_URL: e-mail waits in the outbox until one is set")
             try:
                 yield
             finally:
@@ -76,6 +85,12 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                     jobs.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await jobs
+                if mail is not None:
+                    stop_mail.set()  # a message being sent is finished, not cut off
+                    try:
+                        await asyncio.wait_for(mail, 35)
+                    except TimeoutError:
+                        log.warning("e-mail sender did not stop in time")
 
     app = GridgateApp(
         title="GridGate cloud",
@@ -84,6 +99,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         docs_url=None,  # served offline by cloud.api.docs
         redoc_url=None,
     )
+    if settings.smtp_url:
+        SmtpTarget.from_url(settings.smtp_url)  # a malformed URL stops the start, not the mail
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.sessions = SessionCache(settings.session_check_s)
@@ -148,6 +165,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         ingest,
         fleet,
         boards,
+        account,  # before users: /users/me is not /users/{user_id}
         users,
         billing,
         alerts,

@@ -58,3 +58,21 @@ class CloudSettings(BaseSettings):
     # reports go to <data_dir>/reports, or to this S3-compatible bucket when set
     reports_s3_bucket: str | None = None
     reports_s3_endpoint: str | None = None
+    # e-mail: smtp://[user:password@]host[:port] (STARTTLS when the server offers it; add
+    # ?starttls=require to insist) or smtps:// (TLS from the first byte). Unset: messages wait
+    # in the outbox until it is set.
+    smtp_url: str | None = Field(default=None, repr=False)
+    mail_from: str = Field(default="GridGate <no-reply@gridgate.invalid>", max_length=254)
+    # the address people reach this service at, for the links in e-mails; unset: http://host:port
+    public_url: str | None = Field(default=None, max_length=500)
+    mail_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    mail_retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    mail_retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+    mail_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 40
+    # a message being sent by a process that died is sent again after this many seconds
+    mail_lease_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    # sign-up codes and password links asked for, per account (or e-mail) and per address,
+    # within account_window_s
+    account_requests_per_subject: Annotated[int, Field(ge=1, le=1000)] = 5
+    account_requests_per_address: Annotated[int, Field(ge=1, le=100_000)] = 30
+    account_window_s: Annotated[int, Field(ge=10, le=86400)] = 3600

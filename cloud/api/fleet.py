@@ -24,7 +24,7 @@ from ..services.scoped import CONSUMERS, METERS
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
-from .types import PLAIN_TEXT, Instant, Patch, text
+from .types import PLAIN_TEXT, Email, Instant, Patch, Phone, text
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"], route_class=ScopedRoute)
 
@@ -69,14 +69,19 @@ class ConsumerCreate(BaseModel):
     sanctioned_load_kw: Annotated[
         Decimal, Field(gt=0, le=100_000, max_digits=10, decimal_places=3)
     ] = Decimal(1)
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 class ConsumerUpdate(Patch):
+    NULLABLE = frozenset({"email", "phone"})
     name: text(200, min_length=1) | None = None  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] | None = None
     sanctioned_load_kw: (
         Annotated[Decimal, Field(gt=0, le=100_000, max_digits=10, decimal_places=3)] | None
     ) = None
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 @router.post("/consumers", status_code=status.HTTP_201_CREATED)

@@ -23,6 +23,18 @@ Day = Annotated[date, Interval(ge=EARLIEST_DAY, le=LATEST_DAY)]
 Instant = Annotated[AwareDatetime, Interval(ge=EARLIEST_INSTANT, le=LATEST_INSTANT)]
 
 
+_ADDRESS_PART = r"[^@\s\x00-\x1f]+"
+Email = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=254, pattern=rf"^{_ADDRESS_PART}@{_ADDRESS_PART}$"),
+]
+# digits with the usual separators and an optional leading +, as people write them
+Phone = Annotated[
+    str, StringConstraints(min_length=6, max_length=25, pattern=r"^\+?[0-9][0-9 ()-]{5,24}$")
+]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
+
+
 def text(max_length: int, min_length: int = 0) -> type[str]:
     """A string type of bounded length without control characters, for bodies."""
     return Annotated[

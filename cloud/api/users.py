@@ -1,39 +1,37 @@
 """Users under `/api/v1/users`: managed by super and state admins, inside their scope.
 
-Users are deactivated, never deleted (`DELETE` deactivates), so the audit log keeps naming
-real accounts. Passwords are write-only.
+A new user is invited by e-mail and chooses their own password; an administrator can end a
+user's sessions and send them a reset link, never set a password. Users are deactivated, never
+deleted (`DELETE` deactivates), so the audit log keeps naming real accounts.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel, ConfigDict
 
 from ..access import Permission
 from ..access.ids import BoardId, ConsumerId, StateId, UserId
 from ..services import users
 from ..services.auth import ROLES, Principal
 from ..services.scoped import USERS
+from .account import account_context
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
-from .types import Patch
+from .types import Email, Patch, text
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], route_class=ScopedRoute)
 
 Role = Literal[ROLES]  # type: ignore[valid-type]
-Email = Annotated[
-    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")
-]
-Password = Annotated[str, Field(min_length=10, max_length=256)]
 
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email
-    password: Password
+    name: text(200, min_length=1) | None = None  # type: ignore[valid-type]
     role: Role
     state_id: StateId | None = None
     board_id: BoardId | None = None
@@ -42,7 +40,6 @@ class UserCreate(BaseModel):
 
 class UserUpdate(Patch):
     role: Role | None = None
-    password: Password | None = None
     active: bool | None = None
 
 
@@ -71,11 +68,15 @@ async def get_user(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_user(
-    body: UserCreate, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
+    body: UserCreate,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.USER_MANAGE),
 ) -> dict:
-    """Create a user with a role you may grant, scoped to a state, board or consumer of yours."""
+    """Invite a user with a role you may grant, scoped to a state, board or consumer of yours;
+    they receive a link (single use, 72 hours) to choose their password."""
     async with pool.connection() as conn:
-        return await users.create(conn, principal, **body.model_dump())
+        return await users.create(conn, principal, account_context(request), **body.model_dump())
 
 
 @router.patch("/{user_id}")
@@ -85,7 +86,7 @@ async def update_user(
     pool: PoolDep,
     principal: Principal = require(Permission.USER_MANAGE),
 ) -> dict:
-    """Change role, reset the password (ends the user's sessions) or (de)activate."""
+    """Change role or (de)activate (both end the user's sessions)."""
     changes = body.model_dump(exclude_unset=True)
     async with pool.connection() as conn:
         return await users.update(conn, principal, user_id, changes)
@@ -97,3 +98,27 @@ async def deactivate_user(
 ) -> dict:
     async with pool.connection() as conn:
         return await users.deactivate(conn, principal, user_id)
+
+
+@router.post("/{user_id}/invitation", status_code=status.HTTP_202_ACCEPTED)
+async def resend_invitation(
+    user_id: UserId,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.USER_MANAGE),
+) -> dict:
+    """Send a new invitation link (earlier ones stop working) to a user without a password."""
+    async with pool.connection() as conn:
+        return await users.resend_invitation(conn, principal, account_context(request), user_id)
+
+
+@router.post("/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED)
+async def send_password_reset(
+    user_id: UserId,
+    request: Request,
+    pool: PoolDep,
+    principal: Principal = require(Permission.USER_MANAGE),
+) -> dict:
+    """End every session of the user and e-mail them a link to choose a new password."""
+    async with pool.connection() as conn:
+        return await users.send_password_reset(conn, principal, account_context(request), user_id)

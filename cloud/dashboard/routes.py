@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
 from . import (
+    account_pages,
     admin_pages,
     billing_pages,
     console_pages,
@@ -25,6 +26,7 @@ __all__ = ["LoginNeeded", "router", "script_json", "static"]
 router = APIRouter(include_in_schema=False)
 for _module in (
     session_pages,
+    account_pages,
     console_pages,
     fleet_pages,
     billing_pages,

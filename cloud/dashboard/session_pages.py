@@ -24,7 +24,7 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 LOGIN_COOKIE = "gg_login"  # the login form's own CSRF token (there is no session yet)
 
 
-def _set_session(response: Response, pair: auth.TokenPair, secure: bool) -> None:
+def set_session(response: Response, pair: auth.TokenPair, secure: bool) -> None:
     common = {"httponly": True, "samesite": "strict", "secure": secure}
     response.set_cookie(ACCESS_COOKIE, pair.access_token, max_age=pair.expires_in, **common)
     response.set_cookie(REFRESH_COOKIE, pair.refresh_token, path="/dashboard", **common)
@@ -106,7 +106,7 @@ async def login(
     except (Unauthorized, TooManyRequests) as exc:
         return _login_form(request, next, str(exc))
     response = RedirectResponse(safe_next(next), status_code=303)
-    _set_session(response, pair, request.url.scheme == "https")
+    set_session(response, pair, request.url.scheme == "https")
     response.delete_cookie(LOGIN_COOKIE, path="/dashboard/login")
     return response
 
@@ -128,7 +128,7 @@ async def refresh(request: Request, next: str = "/dashboard") -> Response:
     except Unauthorized:
         return RedirectResponse(target, status_code=303)
     response = RedirectResponse(safe_next(next), status_code=303)
-    _set_session(response, pair, request.url.scheme == "https")
+    set_session(response, pair, request.url.scheme == "https")
     return response
 
 

@@ -99,17 +99,22 @@ async def create_user(
     conn: AsyncConnection,
     *,
     email: str,
-    password: str,
+    password: str | None,
     role: str,
     actor: str,
+    name: str | None = None,
+    invited_by: int | None = None,
     state_code: str | None = None,
     board_code: str | None = None,
     consumer_id: int | None = None,
 ) -> dict[str, Any]:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", errors=[("role", role)])
-    check_new_password(password, email=email)
-    password_hash = await hash_password(password)
+    """A user; without a password, one who is invited to choose their own (no login until)."""
+    password_hash = None
+    if password is not None:
+        check_new_password(password, email=email, name=name)
+        password_hash = await hash_password(password)
     async with conn.transaction():
         state_id = await fleet.state_id(conn, state_code) if state_code else None
         board_id = None
@@ -118,10 +123,22 @@ async def create_user(
             board_id, state_id = board["id"], state_id or board["state_id"]
         try:
             cursor = await conn.execute(
-                "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id)"
-                " VALUES (lower(%s), %s, %s, %s, %s, %s)"
-                " RETURNING id, email, role, state_id, board_id, consumer_id, active",
-                (email, password_hash, role, state_id, board_id, consumer_id),
+                "INSERT INTO users (email, password_hash, role, state_id, board_id, consumer_id,"
+                " name, invited_by, password_set_at)"
+                " VALUES (lower(%s), %s, %s, %s, %s, %s, %s, %s,"
+                "  CASE WHEN %s::text IS NULL THEN NULL ELSE now() END)"
+                " RETURNING id, email, role, state_id, board_id, consumer_id, active, name",
+                (
+                    email,
+                    password_hash,
+                    role,
+                    state_id,
+                    board_id,
+                    consumer_id,
+                    name,
+                    invited_by,
+                    password_hash,
+                ),
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"a user with email {email} exists") from exc

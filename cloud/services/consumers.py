@@ -22,14 +22,17 @@ async def create(
     name: str,
     category: str,
     sanctioned_load_kw: Decimal,
+    email: str | None = None,
+    phone: str | None = None,
 ) -> dict[str, Any]:
     async with conn.transaction():
         await get_row(conn, principal, BOARDS, board_id)  # the board must be in scope
         try:
             cursor = await conn.execute(
-                "INSERT INTO consumers (board_id, account_no, name, category, sanctioned_load_kw)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (board_id, account_no, name, category, sanctioned_load_kw),
+                "INSERT INTO consumers"
+                " (board_id, account_no, name, category, sanctioned_load_kw, email, phone)"
+                " VALUES (%s, %s, %s, %s, %s, lower(%s), %s) RETURNING id",
+                (board_id, account_no, name, category, sanctioned_load_kw, email, phone),
             )
         except errors.UniqueViolation as exc:
             raise Conflict(f"account {account_no} already exists on this board") from exc
@@ -49,6 +52,8 @@ async def create(
 async def update(
     conn: AsyncConnection, principal: Principal, consumer_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
+    if changes.get("email"):
+        changes = {**changes, "email": changes["email"].lower()}
     return await update_row(conn, principal, CONSUMERS, consumer_id, changes)
 
 

@@ -36,7 +36,17 @@ BOARDS = Table(
 CONSUMERS = Table(
     "consumers",
     "consumer",
-    ("id", "board_id", "account_no", "name", "category", "sanctioned_load_kw", "created_at"),
+    (
+        "id",
+        "board_id",
+        "account_no",
+        "name",
+        "category",
+        "sanctioned_load_kw",
+        "email",
+        "phone",
+        "created_at",
+    ),
     ("board_id", "category", "account_no"),
     ("id", "name", "account_no", "created_at"),
 )
@@ -199,9 +209,20 @@ BILLING_RUNS = Table(
 USERS = Table(
     "users",
     "user",
-    ("id", "email", "role", "state_id", "board_id", "consumer_id", "active", "created_at"),
+    (
+        "id",
+        "email",
+        "name",
+        "role",
+        "state_id",
+        "board_id",
+        "consumer_id",
+        "active",
+        "created_at",
+        "password_set_at",
+    ),
     ("role", "state_id", "board_id", "consumer_id", "active"),
-    ("id", "email", "created_at"),
+    ("id", "email", "name", "created_at"),
 )
 
 

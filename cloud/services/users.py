@@ -1,7 +1,9 @@
-"""Users managed over the API: created, changed and deactivated inside the manager's scope.
+"""Users managed over the API: invited, changed and deactivated inside the manager's scope.
 
 A manager may only grant the roles `permissions.ROLE_GRANTS` lists for them, and only with a
-scope (state, board or consumer) inside their own. Deactivating a user ends all their sessions;
+scope (state, board or consumer) inside their own. A new user is invited: they receive a link
+and choose their own password (`cloud.services.accounts`); no manager ever sets or sees one (the
+command line's bootstrap is the one exception). Deactivating a user ends all their sessions;
 users are never deleted, so the audit log keeps naming a real account.
 """
 
@@ -12,8 +14,9 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from ..access import Principal, may_grant
-from ..errors import Forbidden, InvalidInput
-from . import audit, auth
+from ..errors import Conflict, Forbidden, InvalidInput
+from . import accounts, audit, auth
+from .accounts import AccountContext
 from .scoped import BOARDS, CONSUMERS, STATES, USERS, actor, get_row, update_row
 
 SCOPE_FIELDS = {
@@ -46,9 +49,10 @@ def _check_grant(principal: Principal, role: str) -> None:
 async def create(
     conn: AsyncConnection,
     principal: Principal,
+    ctx: AccountContext,
     *,
     email: str,
-    password: str,
+    name: str | None,
     role: str,
     state_id: int | None,
     board_id: int | None,
@@ -70,30 +74,72 @@ async def create(
                 errors=[("role", role)],
             )
         created = await auth.create_user(
-            conn, email=email, password=password, role=role, actor=actor(principal), **scope
+            conn,
+            email=email,
+            password=None,
+            name=name,
+            role=role,
+            actor=actor(principal),
+            invited_by=principal.user_id,
+            **scope,
         )
+        await accounts.send_invitation(conn, ctx, created, inviter=await _inviter(conn, principal))
         return await get_row(conn, principal, USERS, created["id"])
+
+
+async def _inviter(conn: AsyncConnection, principal: Principal) -> str:
+    cursor = await conn.execute(
+        "SELECT coalesce(name, email) AS who FROM users WHERE id = %s", (principal.user_id,)
+    )
+    row = await cursor.fetchone()
+    return row["who"] if row else "Your utility"
+
+
+async def resend_invitation(
+    conn: AsyncConnection, principal: Principal, ctx: AccountContext, user_id: int
+) -> dict[str, Any]:
+    """A fresh invitation link for a user who has not chosen a password yet."""
+    async with conn.transaction():
+        target = await get_row(conn, principal, USERS, user_id, for_update=True)
+        _check_grant(principal, target["role"])
+        cursor = await conn.execute(
+            "SELECT password_hash IS NOT NULL AS has_password, name FROM users WHERE id = %s",
+            (user_id,),
+        )
+        found = await cursor.fetchone()
+        if found["has_password"]:
+            raise Conflict("this user has chosen a password already; send a reset link instead")
+        if not target["active"]:
+            raise InvalidInput("this user is deactivated", errors=[("user_id", str(user_id))])
+        await accounts.send_invitation(
+            conn, ctx, {**target, "name": found["name"]}, inviter=await _inviter(conn, principal)
+        )
+        await audit.record(
+            conn, actor=actor(principal), action="invite", entity="user", entity_id=user_id
+        )
+        return target
+
+
+async def send_password_reset(
+    conn: AsyncConnection, principal: Principal, ctx: AccountContext, user_id: int
+) -> dict[str, Any]:
+    """End every session of a user and e-mail them a link to choose a new password."""
+    async with conn.transaction():
+        target = await get_row(conn, principal, USERS, user_id, for_update=True)
+        _check_grant(principal, target["role"])
+        await accounts.reset_by_admin(conn, ctx, principal, user_id)
+        return target
 
 
 async def update(
     conn: AsyncConnection, principal: Principal, user_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change a user's role (within what the manager may grant), password or active flag."""
+    """Change a user's role (within what the manager may grant) or active flag."""
     async with conn.transaction():
         target = await get_row(conn, principal, USERS, user_id, for_update=True)
         _check_grant(principal, target["role"])
         if "role" in changes:
             _check_grant(principal, changes["role"])
-        password = changes.pop("password", None)
-        if password is not None:
-            await auth.set_password(conn, user_id, password)
-            await audit.record(
-                conn,
-                actor=actor(principal),
-                action="reset_password",
-                entity="user",
-                entity_id=user_id,
-            )
         if changes.get("active") is False or "role" in changes:
             await auth.revoke_sessions(conn, user_id)  # signed in again, with the new rights
         if not changes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -183,3 +184,19 @@ async def served_app(database_url: str, tmp_path: Path) -> AsyncIterator[Served]
         yield Served(client, app, app.state.pool)
     server.should_exit = True
     await task
+
+
+async def outbox_link_token(pool: AsyncConnectionPool, address: str) -> str:
+    """The token of the latest link e-mailed to `address`, read from the outbox (with no SMTP
+    server configured, messages wait there with their bodies)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT body_text FROM email_outbox WHERE to_address = %s AND body_text LIKE %s"
+            " ORDER BY id DESC LIMIT 1",
+            (address.lower(), "%token=%"),
+        )
+        row = await cursor.fetchone()
+    assert row is not None, f"no link was e-mailed to {address}"
+    match = re.search(r"token=([A-Za-z0-9_-]+)", row["body_text"])
+    assert match is not None
+    return match.group(1)

@@ -469,7 +469,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         lambda w, s: Req(
             json={
                 "email": f"{unique('new')}@example.in",
-                "password": PASSWORD,
+                "name": "Nikhil Rao",
                 "role": "TECHNICIAN",
                 "board_id": s.board.id,
             }
@@ -485,6 +485,28 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("DELETE", "/api/v1/users/{user_id}"): E(
         P.USER_MANAGE, "user", "user_delete", by_id("user_delete", "user_id")
+    ),
+    # an invitation again for a user who chose a password already: 409 in scope
+    ("POST", "/api/v1/users/{user_id}/invitation"): E(
+        P.USER_MANAGE, "user", "user_patch", by_id("user_patch", "user_id"), ok=409
+    ),
+    ("POST", "/api/v1/users/{user_id}/password-reset"): E(
+        P.USER_MANAGE, "user", "user_patch", by_id("user_patch", "user_id"), ok=202
+    ),
+    # accounts run by their owners (their own tests: test_accounts)
+    ("POST", "/api/v1/auth/signup"): E(PUBLIC),
+    ("POST", "/api/v1/auth/signup/complete"): E(PUBLIC),
+    ("POST", "/api/v1/auth/password/forgot"): E(PUBLIC),
+    ("POST", "/api/v1/auth/password/reset"): E(PUBLIC),
+    ("POST", "/api/v1/auth/invitation/accept"): E(PUBLIC),
+    ("POST", "/api/v1/users/me/email/confirm"): E(PUBLIC),
+    ("GET", "/api/v1/users/me"): E(SIGNED_IN),
+    ("PATCH", "/api/v1/users/me"): E(SIGNED_IN, build=lambda w, s: Req(json={"language": "en"})),
+    # a real change would end the caller's own sessions mid-run: a refused one proves the rest
+    ("POST", "/api/v1/users/me/password"): E(
+        SIGNED_IN,
+        build=lambda w, s: Req(json={"current_password": "x", "new_password": ""}),
+        ok=422,
     ),
     ("GET", "/health"): E(PUBLIC),
     # the console's figures
@@ -562,6 +584,18 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
     ),
     ("POST", "/api/v1/ingest/batches"): (Req(json={}), 401),
     ("GET", "/health"): (Req(), 200),
+    ("POST", "/api/v1/auth/signup"): (Req(json={"account_no": "A-1", "email": "x@y.in"}), 202),
+    ("POST", "/api/v1/auth/signup/complete"): (
+        Req(json={"account_no": "A-1", "email": "x@y.in", "code": "123456", "password": "p"}),
+        422,
+    ),
+    ("POST", "/api/v1/auth/password/forgot"): (Req(json={"email": "x@y.in"}), 202),
+    ("POST", "/api/v1/auth/password/reset"): (Req(json={"token": "x" * 43, "password": "p"}), 422),
+    ("POST", "/api/v1/auth/invitation/accept"): (
+        Req(json={"token": "x" * 43, "password": "p"}),
+        422,
+    ),
+    ("POST", "/api/v1/users/me/email/confirm"): (Req(json={"token": "x" * 43}), 422),
 }
 
 

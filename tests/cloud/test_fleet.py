@@ -12,7 +12,7 @@ import pytest
 from cloud.access import ROLE_PERMISSIONS
 from cloud.services import auth, fleet
 from shared import generate_private_key, public_key_text
-from tests.cloud.conftest import Cloud
+from tests.cloud.conftest import Cloud, outbox_link_token
 
 PASSWORD = "correct horse battery"
 
@@ -434,7 +434,6 @@ async def test_user_managers_grant_only_what_they_may(cloud: Cloud, world: World
             "/api/v1/users",
             json={
                 "email": f"climb-{role}-{world.tag}@example.in",
-                "password": PASSWORD,
                 "role": role,
                 "state_id": world.state,
             },
@@ -460,7 +459,6 @@ async def test_user_managers_grant_only_what_they_may(cloud: Cloud, world: World
         "/api/v1/users",
         json={
             "email": f"far-{world.tag}@example.in",
-            "password": PASSWORD,
             "role": "BOARD_ADMIN",
             "board_id": far["id"],
         },
@@ -478,7 +476,7 @@ async def test_user_managers_grant_only_what_they_may(cloud: Cloud, world: World
         assert response.status_code == 404, (method, url, response.text)
     unscoped = await cloud.client.post(
         "/api/v1/users",
-        json={"email": f"u-{world.tag}@example.in", "password": PASSWORD, "role": "AUDITOR"},
+        json={"email": f"u-{world.tag}@example.in", "role": "AUDITOR"},
         headers=headers,
     )
     assert unscoped.status_code == 422
@@ -490,17 +488,20 @@ async def test_deactivation_and_password_reset_end_sessions(cloud: Cloud, world:
     session = (
         await cloud.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     ).json()
-    reset = await cloud.client.patch(
-        f"/api/v1/users/{world.technicians[0]}",
-        json={"password": "a brand new passphrase"},
-        headers=headers,
+    reset = await cloud.client.post(
+        f"/api/v1/users/{world.technicians[0]}/password-reset", headers=headers
     )
-    assert reset.status_code == 200
-    assert "password" not in reset.text
+    assert reset.status_code == 202
+    assert "password_hash" not in reset.text
+    token = await outbox_link_token(cloud.pool, email)
     refreshed = await cloud.client.post(
         "/api/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}
     )
     assert refreshed.status_code == 401
+    chosen = await cloud.client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "password": "a brand new passphrase"}
+    )
+    assert chosen.status_code == 204
     fresh = await cloud.client.post(
         "/api/v1/auth/login", json={"email": email, "password": "a brand new passphrase"}
     )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cloud.services import auth
-from tests.cloud.conftest import Cloud, client_from, random_address
+from tests.cloud.conftest import Cloud, client_from, outbox_link_token, random_address
 
 PASSWORD = "correct horse battery"
 DEADLINE_S = 5.0
@@ -110,13 +110,16 @@ async def test_demotion_ends_access(cloud: Cloud, board: str, admin_and_victim) 
 
 async def test_a_password_reset_ends_access(cloud: Cloud, board: str, admin_and_victim) -> None:
     admin, victim_id, victim, email = admin_and_victim
-    response = await cloud.client.patch(
-        f"/api/v1/users/{victim_id}",
-        json={"password": "a brand new passphrase"},
-        headers=_bearer(admin["access_token"]),
+    response = await cloud.client.post(
+        f"/api/v1/users/{victim_id}/password-reset", headers=_bearer(admin["access_token"])
     )
-    assert response.status_code == 200, response.text
+    assert response.status_code == 202, response.text
     await _refused_within(_write_probe(cloud, victim["access_token"], board))
+    token = await outbox_link_token(cloud.pool, email)
+    response = await cloud.client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "password": "a brand new passphrase"}
+    )
+    assert response.status_code == 204, response.text
     fresh = await _tokens(cloud, email, "a brand new passphrase")
     assert (await _write_probe(cloud, fresh["access_token"], board)()).status_code == 201
 

@@ -1,0 +1,496 @@
+"""The pages of accounts people run themselves: sign-up, forgotten password, invitation,
+e-mail confirmation, and the signed-in user's profile and password.
+
+Plain HTML forms, usable without scripts. The forms of a visitor without a session carry their
+own token (a field matching a SameSite=Strict cookie, and the Origin checked), as the login form
+does; a signed-in user's forms carry the session's CSRF token. Each page asks the same service
+the API route does.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from ..access import Principal
+from ..api.account import ProfileUpdate, account_context
+from ..api.deps import CSRF_COOKIE, client_address, jwt_secret
+from ..errors import CloudError
+from ..services import accounts, auth
+from .i18n import pick_language, translator
+from .session_pages import set_session
+from .web import render, viewer
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+FORM_COOKIE = "gg_form"
+LANGUAGES = {"en": "English", "hi": "हिन्दी"}
+
+
+def _t(request: Request):
+    return translator(pick_language(request.headers.get("accept-language")))
+
+
+def _page(
+    request: Request,
+    template: str,
+    title_key: str,
+    *,
+    principal: Principal | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """A page whose forms carry a fresh form token (also set as a cookie)."""
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        template,
+        principal,
+        status=status,
+        title=_t(request)(title_key),
+        form_token=token,
+        **context,
+    )
+    response.set_cookie(
+        FORM_COOKIE,
+        token,
+        max_age=3600,
+        path="/dashboard",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _form_ok(request: Request, form_token: str) -> bool:
+    """The form came from a page of ours: the Origin (when named) is this site and the token
+    field matches the cookie another site cannot read or set."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        return False
+    expected = request.cookies.get(FORM_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), form_token.encode())
+
+
+def _session_form_ok(request: Request, csrf: str) -> bool:
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), csrf.encode())
+
+
+async def _boards(request: Request) -> list[dict[str, Any]]:
+    """The boards a consumer may belong to (public names), for the sign-up form."""
+    async with request.app.state.pool.connection() as conn:
+        cursor = await conn.execute("SELECT code, name FROM boards ORDER BY name")
+        return await cursor.fetchall()
+
+
+async def _sign_in(request: Request, email: str, password: str, target: str) -> Response:
+    pair = await auth.login(
+        request.app.state.pool,
+        email=email,
+        password=password,
+        client_ip=client_address(request),
+        settings=request.app.state.settings,
+        secret=jwt_secret(request),
+    )
+    response = RedirectResponse(target, status_code=303)
+    set_session(response, pair, request.url.scheme == "https")
+    response.delete_cookie(FORM_COOKIE, path="/dashboard")
+    return response
+
+
+# --- sign-up ------------------------------------------------------------------------------
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request) -> Response:
+    return _page(request, "signup.html", "signup.title", step="ask", boards=await _boards(request))
+
+
+@router.post("/signup", response_class=HTMLResponse)
+async def signup(
+    request: Request,
+    account_no: str = Form(..., max_length=64),
+    email: str = Form(..., max_length=254),
+    board_code: str = Form("", max_length=64),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    boards = await _boards(request)
+    fields = {"account_no": account_no.strip(), "email": email.strip(), "board_code": board_code}
+    if not _form_ok(request, form_token):
+        return _page(
+            request,
+            "signup.html",
+            "signup.title",
+            step="ask",
+            boards=boards,
+            error=t("form.expired"),
+            status=403,
+            **fields,
+        )
+    try:
+        await accounts.request_signup(
+            request.app.state.pool,
+            account_context(request),
+            account_no=fields["account_no"],
+            email=fields["email"],
+            board_code=board_code or None,
+            client_ip=client_address(request),
+        )
+    except CloudError as exc:
+        return _page(
+            request,
+            "signup.html",
+            "signup.title",
+            step="ask",
+            boards=boards,
+            error=str(exc),
+            status=exc.status_code,
+            **fields,
+        )
+    return _page(request, "signup.html", "signup.title", step="code", boards=boards, **fields)
+
+
+@router.post("/signup/complete", response_class=HTMLResponse)
+async def signup_complete(
+    request: Request,
+    account_no: str = Form(..., max_length=64),
+    email: str = Form(..., max_length=254),
+    board_code: str = Form("", max_length=64),
+    code: str = Form(..., max_length=20),
+    password: str = Form(..., max_length=256),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    fields = {"account_no": account_no, "email": email, "board_code": board_code}
+    boards = await _boards(request)
+
+    def again(error: str, status: int) -> Response:
+        return _page(
+            request,
+            "signup.html",
+            "signup.title",
+            step="code",
+            boards=boards,
+            error=error,
+            status=status,
+            **fields,
+        )
+
+    if not _form_ok(request, form_token):
+        return again(t("form.expired"), 403)
+    code = code.strip().replace(" ", "")
+    if not (len(code) == 6 and code.isdigit()):
+        return again(t("signup.code_format"), 422)
+    try:
+        user = await accounts.complete_signup(
+            request.app.state.pool,
+            account_context(request),
+            account_no=account_no,
+            email=email,
+            board_code=board_code or None,
+            code=code,
+            password=password,
+            client_ip=client_address(request),
+        )
+        return await _sign_in(request, user["email"], password, "/dashboard")
+    except CloudError as exc:
+        return again(str(exc), exc.status_code)
+
+
+# --- forgotten password and reset ---------------------------------------------------------
+
+
+@router.get("/password/forgot", response_class=HTMLResponse)
+async def forgot_page(request: Request) -> Response:
+    return _page(request, "forgot.html", "forgot.title")
+
+
+@router.post("/password/forgot", response_class=HTMLResponse)
+async def forgot(
+    request: Request,
+    email: str = Form(..., max_length=254),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    if not _form_ok(request, form_token):
+        return _page(request, "forgot.html", "forgot.title", error=_t(request)("form.expired"))
+    try:
+        await accounts.request_password_reset(
+            request.app.state.pool,
+            account_context(request),
+            email=email.strip(),
+            client_ip=client_address(request),
+        )
+    except CloudError as exc:
+        return _page(request, "forgot.html", "forgot.title", error=str(exc), status=exc.status_code)
+    return _page(request, "forgot.html", "forgot.title", sent_to=email.strip())
+
+
+@router.get("/password/reset", response_class=HTMLResponse)
+async def reset_page(request: Request, token: str = "") -> Response:
+    return _page(request, "choose_password.html", "reset.title", token=token[:100], mode="reset")
+
+
+@router.post("/password/reset", response_class=HTMLResponse)
+async def reset(
+    request: Request,
+    token: str = Form(..., max_length=100),
+    password: str = Form(..., max_length=256),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+
+    def again(error: str, status: int) -> Response:
+        return _page(
+            request,
+            "choose_password.html",
+            "reset.title",
+            token=token,
+            mode="reset",
+            error=error,
+            status=status,
+        )
+
+    if not _form_ok(request, form_token):
+        return again(t("form.expired"), 403)
+    try:
+        await accounts.reset_password(
+            request.app.state.pool, account_context(request), token=token, password=password
+        )
+    except CloudError as exc:
+        return again(str(exc), exc.status_code)
+    return render(
+        request,
+        "message.html",
+        None,
+        title=t("reset.done_title"),
+        message=t("reset.done"),
+        link=("/dashboard/login", t("login.submit")),
+    )
+
+
+# --- invitation ---------------------------------------------------------------------------
+
+
+@router.get("/invitation", response_class=HTMLResponse)
+async def invitation_page(request: Request, token: str = "") -> Response:
+    try:
+        invited = await accounts.invitation_for(
+            request.app.state.pool, account_context(request), token[:100]
+        )
+    except CloudError as exc:
+        return render(
+            request,
+            "message.html",
+            None,
+            status=exc.status_code,
+            title=_t(request)("invitation.title"),
+            message=str(exc),
+        )
+    return _page(
+        request,
+        "choose_password.html",
+        "invitation.title",
+        token=token,
+        mode="invitation",
+        invited=invited,
+    )
+
+
+@router.post("/invitation", response_class=HTMLResponse)
+async def accept_invitation(
+    request: Request,
+    token: str = Form(..., max_length=100),
+    password: str = Form(..., max_length=256),
+    name: str = Form("", max_length=200),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    ctx = account_context(request)
+    try:
+        invited = await accounts.invitation_for(request.app.state.pool, ctx, token)
+    except CloudError as exc:
+        return render(
+            request,
+            "message.html",
+            None,
+            status=exc.status_code,
+            title=t("invitation.title"),
+            message=str(exc),
+        )
+
+    def again(error: str, status: int) -> Response:
+        return _page(
+            request,
+            "choose_password.html",
+            "invitation.title",
+            token=token,
+            mode="invitation",
+            invited={**invited, "name": name or invited["name"]},
+            error=error,
+            status=status,
+        )
+
+    if not _form_ok(request, form_token):
+        return again(t("form.expired"), 403)
+    try:
+        user = await accounts.accept_invitation(
+            request.app.state.pool, ctx, token=token, password=password, name=name.strip() or None
+        )
+        return await _sign_in(request, user["email"], password, "/dashboard")
+    except CloudError as exc:
+        return again(str(exc), exc.status_code)
+
+
+# --- e-mail confirmation ------------------------------------------------------------------
+
+
+@router.get("/email/confirm", response_class=HTMLResponse)
+async def confirm_email_page(request: Request, token: str = "") -> Response:
+    # a button, not the link itself: mail scanners open links, and must not confirm by it
+    return _page(request, "confirm_email.html", "email.confirm_title", token=token[:100])
+
+
+@router.post("/email/confirm", response_class=HTMLResponse)
+async def confirm_email(
+    request: Request,
+    token: str = Form(..., max_length=100),
+    form_token: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    if not _form_ok(request, form_token):
+        return _page(
+            request,
+            "confirm_email.html",
+            "email.confirm_title",
+            token=token,
+            error=t("form.expired"),
+            status=403,
+        )
+    try:
+        user = await accounts.confirm_email(
+            request.app.state.pool, account_context(request), token=token
+        )
+    except CloudError as exc:
+        return _page(
+            request,
+            "confirm_email.html",
+            "email.confirm_title",
+            token=token,
+            error=str(exc),
+            status=exc.status_code,
+        )
+    return render(
+        request,
+        "message.html",
+        None,
+        title=t("email.confirmed_title"),
+        message=t("email.confirmed", email=user["email"]),
+        link=("/dashboard/profile", t("profile.title")),
+    )
+
+
+# --- profile ------------------------------------------------------------------------------
+
+
+async def _profile_page(
+    request: Request, principal: Principal, *, status: int = 200, **context: Any
+) -> Response:
+    async with request.app.state.pool.connection() as conn:
+        me = await accounts.profile(conn, principal)
+    return render(
+        request,
+        "profile.html",
+        principal,
+        status=status,
+        title=_t(request)("profile.title"),
+        me=me,
+        languages=LANGUAGES,
+        **context,
+    )
+
+
+@router.get("/profile", response_class=HTMLResponse)
+async def profile_page(
+    request: Request, principal: Principal = Depends(viewer), changed: bool = False
+) -> Response:
+    notice = _t(request)("profile.password_changed") if changed else None
+    return await _profile_page(request, principal, notice=notice)
+
+
+@router.post("/profile", response_class=HTMLResponse)
+async def update_profile(
+    request: Request,
+    principal: Principal = Depends(viewer),
+    name: str = Form("", max_length=200),
+    email: str = Form("", max_length=254),
+    phone: str = Form("", max_length=25),
+    language: str = Form("en", max_length=2),
+    csrf: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    if not _session_form_ok(request, csrf):
+        return await _profile_page(request, principal, status=403, error=t("form.expired"))
+    raw: dict[str, Any] = {"name": name.strip() or None, "phone": phone.strip() or None}
+    if language in LANGUAGES:
+        raw["language"] = language
+    if email.strip():
+        raw["email"] = email.strip()
+    try:
+        changes = ProfileUpdate.model_validate(
+            {k: v for k, v in raw.items() if v is not None or k == "phone"}
+        )
+        updated = await accounts.update_profile(
+            request.app.state.pool,
+            account_context(request),
+            principal,
+            changes.model_dump(exclude_unset=True),
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(p) for p in problem["loc"])
+        return await _profile_page(
+            request, principal, status=422, error=t("profile.invalid", field=t(f"profile.{field}"))
+        )
+    except CloudError as exc:
+        return await _profile_page(request, principal, status=exc.status_code, error=str(exc))
+    notice = t("profile.saved")
+    if updated["pending_email"]:
+        notice = t("profile.email_pending", email=updated["pending_email"])
+    return await _profile_page(request, principal, notice=notice)
+
+
+@router.post("/profile/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request,
+    principal: Principal = Depends(viewer),
+    current_password: str = Form(..., max_length=256),
+    new_password: str = Form(..., max_length=256),
+    csrf: str = Form("", max_length=100),
+) -> Response:
+    t = _t(request)
+    if not _session_form_ok(request, csrf):
+        return await _profile_page(request, principal, status=403, error=t("form.expired"))
+    try:
+        await accounts.change_password(
+            request.app.state.pool,
+            account_context(request),
+            principal,
+            current=current_password,
+            new=new_password,
+            client_ip=client_address(request),
+        )
+        async with request.app.state.pool.connection() as conn:
+            me = await accounts.profile(conn, principal)
+        # every session ended, this one too: sign in again with the new password
+        return await _sign_in(request, me["email"], new_password, "/dashboard/profile?changed=1")
+    except CloudError as exc:
+        return await _profile_page(
+            request, principal, status=exc.status_code, password_error=str(exc)
+        )

@@ -1,0 +1,107 @@
+"""The e-mail outbox: a message is written in the transaction of the event it tells of, so it
+exists exactly when the event committed, and `cloud.mail.sender` sends it after commit.
+
+Each message names its event (`event_key`, unique): writing the same event twice keeps one
+message. A sender claims messages for a lease (`mail_lease_s`); a message whose sender died
+mid-send is claimed again when the lease runs out. Every attempt is recorded; passing failures
+are retried with exponential back-off; bodies are blanked once sent, since they may carry a
+one-time code or link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+
+from ..mail.messages import render
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    to_address: str
+    subject: str
+    body_text: str
+    body_html: str
+    attempts: int
+
+
+async def enqueue(
+    conn: AsyncConnection, *, event_key: str, to: str, kind: str, context: dict[str, Any]
+) -> None:
+    """Write a message inside the caller's transaction (it must have one open)."""
+    if conn.info.transaction_status != TransactionStatus.INTRANS:
+        raise RuntimeError("an e-mail is written inside the transaction of its event")
+    message = render(kind, context)
+    await conn.execute(
+        "INSERT INTO email_outbox (event_key, to_address, subject, body_text, body_html)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_key) DO NOTHING",
+        (event_key, to, message.subject, message.text, message.html),
+    )
+
+
+async def claim(conn: AsyncConnection, *, batch: int, lease_s: float) -> list[Outgoing]:
+    """Messages due now (or whose sender's lease ran out), marked as being sent by us."""
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "UPDATE email_outbox SET status = 'sending', attempts = attempts + 1,"
+            "  claimed_until = now() + make_interval(secs => %s)"
+            " WHERE id IN ("
+            "  SELECT id FROM email_outbox"
+            "  WHERE (status = 'pending' AND next_attempt_at <= now())"
+            "     OR (status = 'sending' AND claimed_until < now())"
+            "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, to_address, subject, body_text, body_html, attempts",
+            (lease_s, batch),
+        )
+        rows = await cursor.fetchall()
+    return [Outgoing(**row) for row in sorted(rows, key=lambda r: r["id"])]
+
+
+async def sent(conn: AsyncConnection, email_id: int) -> None:
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE email_outbox SET status = 'sent', sent_at = now(), claimed_until = NULL,"
+            " body_text = NULL, body_html = NULL, last_error = NULL WHERE id = %s",
+            (email_id,),
+        )
+        await _attempt(conn, email_id, "sent", None)
+
+
+async def failed(
+    conn: AsyncConnection, email_id: int, error: str, *, retry_in_s: float | None
+) -> None:
+    """A failed attempt: try again in `retry_in_s`, or (None) give the message up."""
+    error = error[:500]
+    async with conn.transaction():
+        if retry_in_s is None:
+            await conn.execute(
+                "UPDATE email_outbox SET status = 'failed', claimed_until = NULL,"
+                " last_error = %s, body_text = NULL, body_html = NULL WHERE id = %s",
+                (error, email_id),
+            )
+        else:
+            await conn.execute(
+                "UPDATE email_outbox SET status = 'pending', claimed_until = NULL,"
+                " last_error = %s, next_attempt_at = now() + make_interval(secs => %s)"
+                " WHERE id = %s",
+                (error, retry_in_s, email_id),
+            )
+        await _attempt(conn, email_id, "retry" if retry_in_s is not None else "failed", error)
+
+
+async def _attempt(conn: AsyncConnection, email_id: int, outcome: str, detail: str | None) -> None:
+    await conn.execute(
+        "INSERT INTO email_attempts (email_id, outcome, detail) VALUES (%s, %s, %s)",
+        (email_id, outcome, detail),
+    )
+
+
+async def counts(conn: AsyncConnection) -> dict[str, int]:
+    """How many messages are in each state (for the operator's status view)."""
+    cursor = await conn.execute("SELECT status, count(*) AS n FROM email_outbox GROUP BY status")
+    found = {row["status"]: row["n"] for row in await cursor.fetchall()}
+    return {status: found.get(status, 0) for status in ("pending", "sending", "sent", "failed")}
