@@ -36,6 +36,7 @@ from cloud.app import create_app
 from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.billing.tariff import TariffSpec
 from cloud.db import database_url
+from cloud.mail.maildrop import maildrop
 from cloud.migrate import migrate
 from cloud.services import aggregates, audit, auth, billing_runs, enrollment, fleet, invoices
 from cloud.settings import CloudSettings
@@ -60,6 +61,8 @@ ROOT = ("root@demo.gridgate.in", "demo-root-password")
 ADMIN = ("admin@demo.gridgate.in", "demo-admin-password")
 SUPPORT = ("support@demo.gridgate.in", "demo-support-password")
 CONSUMER = ("consumer@demo.gridgate.in", "demo-consumer-password")
+# a household with no online account yet, whose record holds this address: sign up as it
+SIGNUP = ("DEMO-002", "household2@demo.gridgate.in")
 MODBUS = [(1, "sdm630"), (2, "sdm120"), (3, "em24"), (4, "iem3000")]
 
 
@@ -91,6 +94,7 @@ async def _seed(url: str) -> None:
         cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (BOARD,))
         if await cursor.fetchone() is not None:
             await _ensure_staff(conn)
+            await _ensure_contacts(conn)
             await conn.commit()
             return
         await fleet.create_state(conn, code="DM", name="Demo state", actor="demo")
@@ -151,7 +155,19 @@ async def _seed(url: str) -> None:
             actor="demo",
         )
         await _ensure_staff(conn)
+        await _ensure_contacts(conn)
         await conn.commit()
+
+
+async def _ensure_contacts(conn: psycopg.AsyncConnection) -> None:
+    """Each demo household's e-mail on its record (DEMO-002: household2@...), so a person can
+    claim an online account (added to demos made before consumer records held contacts)."""
+    await conn.execute(
+        "UPDATE consumers SET email = 'household' || ltrim(split_part(account_no, '-', 2), '0')"
+        " || '@demo.gridgate.in'"
+        " WHERE email IS NULL AND board_id = (SELECT id FROM boards WHERE code = %s)",
+        (BOARD,),
+    )
 
 
 async def _ensure_staff(conn: psycopg.AsyncConnection) -> None:
@@ -496,13 +512,34 @@ async def run(
 ) -> None:
     console = Console(soft_wrap=True)
     (data_dir / "edge").mkdir(parents=True, exist_ok=True)
-    settings = CloudSettings(
-        data_dir=data_dir / "cloud", port=port or free_port(), jobs_interval_s=30
-    )
+    port = port or free_port()
+    mail_dir = data_dir / "mail"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    with maildrop(mail_dir) as smtp_url:
+        settings = CloudSettings(
+            data_dir=data_dir / "cloud",
+            port=port,
+            jobs_interval_s=30,
+            smtp_url=smtp_url,
+            public_url=f"http://127.0.0.1:{port}",
+        )
+        await _run(data_dir, settings, mail_dir, stop, speed, offline_for_min, duration_s)
+    console.print("demo stopped; run it again to carry on where it left off")
+
+
+async def _run(
+    data_dir: Path,
+    settings: CloudSettings,
+    mail_dir: Path,
+    stop: asyncio.Event,
+    speed: float,
+    offline_for_min: float,
+    duration_s: float | None,
+) -> None:
+    console = Console(soft_wrap=True)
     with database_url(settings) as url, embedded_broker_thread() as mqtt_port:
         await _seed(url)
         app = create_app(settings, url)
@@ -589,6 +626,11 @@ async def run(
                 f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"
                 + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
             )
+            console.print(
+                f"E-mail is kept in {mail_dir} (one .txt per message). To sign up as a"
+                f" consumer: {cloud_url}/dashboard/signup with account {SIGNUP[0]} and"
+                f" {SIGNUP[1]}"
+            )
             console.print("Ctrl-C stops everything.")
             started = time.monotonic()
             live = Live(console=console, refresh_per_second=2) if console.is_terminal else None
@@ -613,4 +655,3 @@ async def run(
             console.print(await _summary(url, daemon, cable))
         server.should_exit = True
         await serving
-    console.print("demo stopped; run it again to carry on where it left off")

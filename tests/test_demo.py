@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from gridgate.demo import ADMIN, CONSUMER, ROOT, SUPPORT
+from gridgate.demo import ADMIN, CONSUMER, ROOT, SIGNUP, SUPPORT
 
 pytestmark = pytest.mark.slow  # each runs the whole system in processes
 
@@ -37,6 +37,17 @@ def demo(data_dir: Path, env: dict[str, str], *args: str) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
+
+
+def kept_code(mail_dir: Path, deadline: float) -> str | None:
+    """The sign-up code in the messages the demo's mail drop kept, once one arrives."""
+    while time.monotonic() < deadline:
+        kept = "\n".join(p.read_text() for p in sorted(mail_dir.glob("*.txt")))
+        found = re.search(r"sign-up code: (\d{6})", kept)
+        if found:
+            return found.group(1)
+        time.sleep(0.2)  # a file appears; nothing to wait on but the directory
+    return None
 
 
 def final_count(output: str) -> int:
@@ -136,6 +147,18 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
             invoices = client.get("/api/v1/invoices?limit=10").json()["items"]
             assert invoices, invoices
             assert all(Decimal(i["total"]) > 0 for i in invoices), invoices
+            # a household claims its online account with the code the demo's mail drop kept
+            del client.headers["Authorization"]
+            account_no, email = SIGNUP
+            ask = {"account_no": account_no, "email": email}
+            assert client.post("/api/v1/auth/signup", json=ask).status_code == 202
+            code = kept_code(tmp_path / "fresh" / "mail", deadline)
+            assert code, "no sign-up code was kept in the demo's mail directory"
+            done = client.post(
+                "/api/v1/auth/signup/complete",
+                json={**ask, "code": code, "password": "monsoon kettle ledger"},
+            )
+            assert done.status_code == 201, done.text
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err

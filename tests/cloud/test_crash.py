@@ -25,8 +25,14 @@ from tests.support.services import free_tcp_port, isolated_database
 GRIDGATE = [sys.executable, "-m", "gridgate", "--log-level", "WARNING", "cloud", "serve"]
 
 
-def start(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "GRIDGATE_DATABASE_URL": url, "GRIDGATE_PORT": str(port)}
+def start(url: str, port: int, log: Path, **settings: str) -> subprocess.Popen[bytes]:
+    """`gridgate cloud serve` on `port`, with `settings` as GRIDGATE_* variables."""
+    env = {
+        **os.environ,
+        "GRIDGATE_DATABASE_URL": url,
+        "GRIDGATE_PORT": str(port),
+        **{f"GRIDGATE_{name.upper()}": value for name, value in settings.items()},
+    }
     with log.open("a") as sink:
         process = subprocess.Popen(GRIDGATE, env=env, stdout=sink, stderr=sink)
     deadline = time.monotonic() + 30
