@@ -22,20 +22,21 @@ from ..api.account import ProfileUpdate, account_context
 from ..api.deps import CSRF_COOKIE, client_address, jwt_secret
 from ..errors import CloudError
 from ..services import accounts, auth
-from .i18n import pick_language, translator
+from .i18n import languages, pick_language, translator
 from .session_pages import set_session
 from .web import render, viewer
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 FORM_COOKIE = "gg_form"
-LANGUAGES = {"en": "English", "hi": "हिन्दी"}
+# each language's own name, for the languages the app has a catalog of (`locales/`)
+LANGUAGE_NAMES = {"en": "English", "hi": "हिन्दी", "ta": "தமிழ்", "bn": "বাংলা", "ml": "മലയാളം"}
 
 
 def _t(request: Request):
     return translator(pick_language(request.headers.get("accept-language")))
 
 
-def _page(
+def _page(  # a form shown again with its error answers 200, as the login form does
     request: Request,
     template: str,
     title_key: str,
@@ -151,7 +152,7 @@ async def signup(
             step="ask",
             boards=boards,
             error=str(exc),
-            status=exc.status_code,
+            status=200,
             **fields,
         )
     return _page(request, "signup.html", "signup.title", step="code", boards=boards, **fields)
@@ -168,7 +169,7 @@ async def signup_complete(
     form_token: str = Form("", max_length=100),
 ) -> Response:
     t = _t(request)
-    fields = {"account_no": account_no, "email": email, "board_code": board_code}
+    fields = {"account_no": account_no, "email": email, "board_code": board_code, "code": code}
     boards = await _boards(request)
 
     def again(error: str, status: int) -> Response:
@@ -187,7 +188,7 @@ async def signup_complete(
         return again(t("form.expired"), 403)
     code = code.strip().replace(" ", "")
     if not (len(code) == 6 and code.isdigit()):
-        return again(t("signup.code_format"), 422)
+        return again(t("signup.code_format"), 200)
     try:
         user = await accounts.complete_signup(
             request.app.state.pool,
@@ -201,7 +202,7 @@ async def signup_complete(
         )
         return await _sign_in(request, user["email"], password, "/dashboard")
     except CloudError as exc:
-        return again(str(exc), exc.status_code)
+        return again(str(exc), 200)
 
 
 # --- forgotten password and reset ---------------------------------------------------------
@@ -228,7 +229,7 @@ async def forgot(
             client_ip=client_address(request),
         )
     except CloudError as exc:
-        return _page(request, "forgot.html", "forgot.title", error=str(exc), status=exc.status_code)
+        return _page(request, "forgot.html", "forgot.title", error=str(exc))
     return _page(request, "forgot.html", "forgot.title", sent_to=email.strip())
 
 
@@ -264,7 +265,7 @@ async def reset(
             request.app.state.pool, account_context(request), token=token, password=password
         )
     except CloudError as exc:
-        return again(str(exc), exc.status_code)
+        return again(str(exc), 200)
     return render(
         request,
         "message.html",
@@ -289,7 +290,7 @@ async def invitation_page(request: Request, token: str = "") -> Response:
             request,
             "message.html",
             None,
-            status=exc.status_code,
+            status=200,
             title=_t(request)("invitation.title"),
             message=str(exc),
         )
@@ -320,7 +321,7 @@ async def accept_invitation(
             request,
             "message.html",
             None,
-            status=exc.status_code,
+            status=200,
             title=t("invitation.title"),
             message=str(exc),
         )
@@ -345,7 +346,7 @@ async def accept_invitation(
         )
         return await _sign_in(request, user["email"], password, "/dashboard")
     except CloudError as exc:
-        return again(str(exc), exc.status_code)
+        return again(str(exc), 200)
 
 
 # --- e-mail confirmation ------------------------------------------------------------------
@@ -384,7 +385,7 @@ async def confirm_email(
             "email.confirm_title",
             token=token,
             error=str(exc),
-            status=exc.status_code,
+            status=200,
         )
     return render(
         request,
@@ -411,7 +412,7 @@ async def _profile_page(
         status=status,
         title=_t(request)("profile.title"),
         me=me,
-        languages=LANGUAGES,
+        languages={code: LANGUAGE_NAMES.get(code, code) for code in languages()},
         **context,
     )
 
@@ -438,7 +439,7 @@ async def update_profile(
     if not _session_form_ok(request, csrf):
         return await _profile_page(request, principal, status=403, error=t("form.expired"))
     raw: dict[str, Any] = {"name": name.strip() or None, "phone": phone.strip() or None}
-    if language in LANGUAGES:
+    if language in languages():
         raw["language"] = language
     if email.strip():
         raw["email"] = email.strip()
@@ -456,10 +457,10 @@ async def update_profile(
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"])
         return await _profile_page(
-            request, principal, status=422, error=t("profile.invalid", field=t(f"profile.{field}"))
+            request, principal, error=t("profile.invalid", field=t(f"profile.{field}"))
         )
     except CloudError as exc:
-        return await _profile_page(request, principal, status=exc.status_code, error=str(exc))
+        return await _profile_page(request, principal, error=str(exc))
     notice = t("profile.saved")
     if updated["pending_email"]:
         notice = t("profile.email_pending", email=updated["pending_email"])
@@ -491,6 +492,4 @@ async def change_password(
         # every session ended, this one too: sign in again with the new password
         return await _sign_in(request, me["email"], new_password, "/dashboard/profile?changed=1")
     except CloudError as exc:
-        return await _profile_page(
-            request, principal, status=exc.status_code, password_error=str(exc)
-        )
+        return await _profile_page(request, principal, password_error=str(exc))

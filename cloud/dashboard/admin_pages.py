@@ -3,15 +3,22 @@ where) and the audit log (who did what, named)."""
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg import sql
+from pydantic import ValidationError
 
-from ..access import Permission, allowed, scope_filter
-from ..services import audit
+from ..access import Permission, allowed, may_grant, scope_filter
+from ..api.account import account_context
+from ..api.deps import CSRF_COOKIE
+from ..api.users import UserCreate
+from ..errors import CloudError
+from ..services import audit, users
 from ..services.scoped import BOARDS, REPORTS, list_rows
 from .web import csv_download, listing, not_allowed, render, viewer, wants_csv, words
 
@@ -91,7 +98,8 @@ async def users_page(request: Request) -> Response:
         values.append(f"%{state.search.replace('%', '')}%")
     direction = sql.SQL("DESC" if state.descending else "ASC")
     query = sql.SQL(
-        "SELECT u.id, u.email, u.role, u.active, u.created_at, s.name AS state_name,"
+        "SELECT u.id, u.email, u.name, u.role, u.active, u.created_at, u.password_set_at,"
+        " s.name AS state_name,"
         " b.code AS board_code, c.name AS consumer_name, c.account_no,"
         " count(*) OVER () AS _total FROM users u LEFT JOIN states s ON s.id = u.state_id"
         " LEFT JOIN boards b ON b.id = u.board_id LEFT JOIN consumers c ON c.id = u.consumer_id"
@@ -123,15 +131,78 @@ async def users_page(request: Request) -> Response:
             },
             rows,
         )
+    return await _users_view(
+        request, principal, state=state, page_rows=rows, total=total, zone=zone
+    )
+
+
+INVITED_ROLES = ("BOARD_ADMIN", "SUPPORT_AGENT", "TECHNICIAN", "AUDITOR")  # staff of a board
+
+
+async def _users_view(request: Request, principal, **context) -> Response:
+    """The users page: the list, and the form that invites a member of staff to a board."""
+    async with request.app.state.pool.connection() as conn:
+        boards, _ = await list_rows(
+            conn, principal, BOARDS, filters={}, sort="name", descending=False, limit=200, offset=0
+        )
     return render(
         request,
         "users.html",
         principal,
         title=words(request)("nav.users"),
+        boards=boards,
+        invite_roles=[r for r in INVITED_ROLES if may_grant(principal.role, r)],
+        invited=request.query_params.get("invited", "")[:254],
+        **context,
+    )
+
+
+@router.post("/users/invite", response_class=HTMLResponse)
+async def invite_user(
+    request: Request,
+    email: str = Form(..., max_length=254),
+    name: str = Form("", max_length=200),
+    role: str = Form(..., max_length=20),
+    board_id: int = Form(..., ge=1, le=2**62),
+    csrf: str = Form("", max_length=100),
+) -> Response:
+    """Invite a member of staff from the users page (the API's `POST /users`, as a form)."""
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.USER_MANAGE):
+        return not_allowed(request, principal, Permission.USER_MANAGE)
+    t = words(request)
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
+        return RedirectResponse("/dashboard/users?invited=expired", status_code=303)
+    draft = {"email": email.strip(), "name": name.strip() or None, "role": role}
+    try:
+        body = UserCreate.model_validate({**draft, "board_id": board_id})
+        async with request.app.state.pool.connection() as conn:
+            created = await users.create(
+                conn, principal, account_context(request), **body.model_dump()
+            )
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        return await _invite_failed(
+            request, principal, t("users.invite_invalid", field=field), draft
+        )
+    except CloudError as exc:
+        return await _invite_failed(request, principal, str(exc), draft)
+    return RedirectResponse(f"/dashboard/users?invited={quote(created['email'])}", status_code=303)
+
+
+async def _invite_failed(request: Request, principal, error: str, draft: dict) -> Response:
+    state = listing(request, sorts=USER_SORTS, default_sort="email", filters=("role",))
+    return await _users_view(
+        request,
+        principal,
         state=state,
-        page_rows=rows,
-        total=total,
-        zone=zone,
+        page_rows=[],
+        total=0,
+        zone="UTC",
+        invite_error=error,
+        draft=draft,
+        hide_list=True,
     )
 
 

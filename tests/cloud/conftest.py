@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -200,3 +202,26 @@ async def outbox_link_token(pool: AsyncConnectionPool, address: str) -> str:
     match = re.search(r"token=([A-Za-z0-9_-]+)", row["body_text"])
     assert match is not None
     return match.group(1)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("GRIDGATE_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (apt-get install chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator:
+    from playwright.async_api import async_playwright
+
+    executable = chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield launched
+        await launched.close()

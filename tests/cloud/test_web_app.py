@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,15 +25,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "web"
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("GRIDGATE_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (apt-get install chromium)")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    return path
-
-
 @pytest.fixture
 async def world(cloud: Cloud) -> World:
     async with cloud.pool.connection() as conn:
@@ -50,20 +38,6 @@ async def world(cloud: Cloud) -> World:
         await conn.commit()
         await aggregates.refresh(conn)
     return world
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator:
-    from playwright.async_api import async_playwright
-
-    executable = chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield launched
-        await launched.close()
 
 
 class Visit:
