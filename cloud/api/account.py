@@ -6,13 +6,13 @@ The unauthenticated routes answer the same whether or not an account matched (se
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, time
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..services import accounts
+from ..services import accounts, preferences
 from ..services.accounts import AccountContext
 from .deps import CurrentPrincipal, PoolDep, client_address, jwt_secret
 from .scoped_route import ScopedRoute
@@ -200,3 +200,83 @@ async def change_password(
 async def confirm_email(body: ConfirmEmail, request: Request, pool: PoolDep) -> dict:
     """Make the new address yours with the token of the link sent to it."""
     return await accounts.confirm_email(pool, account_context(request), token=body.token)
+
+
+ConsentKind = Literal[preferences.CONSENT_KINDS]  # type: ignore[valid-type]
+
+
+class ConsentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: ConsentKind
+    granted: bool
+
+
+class ConsentState(BaseModel):
+    granted: bool
+    at: datetime | None
+
+
+class ConsentEntry(BaseModel):
+    kind: str
+    granted: bool
+    at: datetime
+
+
+class Consents(BaseModel):
+    current: dict[str, ConsentState]
+    history: list[ConsentEntry]
+
+
+class Preferences(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channels: Annotated[
+        list[Literal[preferences.CHANNELS]],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=3),
+    ] = ["in_app", "email"]
+    alert_min_severity: Literal[preferences.SEVERITIES] = "medium"  # type: ignore[valid-type]
+    opted_out: Annotated[
+        list[Literal[preferences.OPT_OUTS]],  # type: ignore[valid-type]
+        Field(max_length=4),
+    ] = []
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+    zone: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_+-]+(/[A-Za-z0-9_+-]+)*$")
+    ] = "Asia/Kolkata"
+
+
+class StoredPreferences(Preferences):
+    model_config = ConfigDict(extra="ignore")
+    updated_at: datetime | None
+
+
+@router.get("/api/v1/users/me/consents", response_model=Consents)
+async def get_consents(principal: CurrentPrincipal, pool: PoolDep) -> dict:
+    """What you consented to now, and every grant and revocation since."""
+    async with pool.connection() as conn:
+        return await preferences.consents(conn, principal)
+
+
+@router.post("/api/v1/users/me/consents", response_model=Consents)
+async def change_consent(body: ConsentChange, principal: CurrentPrincipal, pool: PoolDep) -> dict:
+    """Grant or revoke one kind of consent (kept in the history with its time)."""
+    async with pool.connection() as conn:
+        return await preferences.set_consent(conn, principal, kind=body.kind, granted=body.granted)
+
+
+@router.get("/api/v1/users/me/preferences", response_model=StoredPreferences)
+async def get_preferences(principal: CurrentPrincipal, pool: PoolDep) -> dict:
+    """How you want to hear of things (the defaults until you choose)."""
+    async with pool.connection() as conn:
+        return await preferences.preferences(conn, principal)
+
+
+@router.put("/api/v1/users/me/preferences", response_model=StoredPreferences)
+async def put_preferences(body: Preferences, principal: CurrentPrincipal, pool: PoolDep) -> dict:
+    """Choose channels, the lowest alert severity to hear of, what to opt out of, and quiet
+    hours (local times in `zone`; both or neither)."""
+    chosen = body.model_dump()
+    chosen["channels"] = sorted(set(chosen["channels"]))
+    chosen["opted_out"] = sorted(set(chosen["opted_out"]))
+    async with pool.connection() as conn:
+        return await preferences.set_preferences(conn, principal, chosen)

@@ -18,10 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from ..access import Principal
-from ..api.account import ProfileUpdate, account_context
+from ..api.account import Preferences, ProfileUpdate, account_context
 from ..api.deps import CSRF_COOKIE, client_address, jwt_secret
 from ..errors import CloudError
-from ..services import accounts, auth
+from ..services import accounts, auth, preferences
 from .i18n import languages, pick_language, translator
 from .session_pages import set_session
 from .web import render, viewer
@@ -405,6 +405,8 @@ async def _profile_page(
 ) -> Response:
     async with request.app.state.pool.connection() as conn:
         me = await accounts.profile(conn, principal)
+        consents = await preferences.consents(conn, principal)
+        chosen = await preferences.preferences(conn, principal)
     return render(
         request,
         "profile.html",
@@ -412,6 +414,12 @@ async def _profile_page(
         status=status,
         title=_t(request)("profile.title"),
         me=me,
+        consents=consents["current"],
+        chosen=chosen,
+        consent_kinds=preferences.CONSENT_KINDS,
+        channels=preferences.CHANNELS,
+        opt_outs=preferences.OPT_OUTS,
+        severities=preferences.SEVERITIES,
         languages={code: LANGUAGE_NAMES.get(code, code) for code in languages()},
         **context,
     )
@@ -493,3 +501,46 @@ async def change_password(
         return await _sign_in(request, me["email"], new_password, "/dashboard/profile?changed=1")
     except CloudError as exc:
         return await _profile_page(request, principal, password_error=str(exc))
+
+
+@router.post("/profile/consents", response_class=HTMLResponse)
+async def change_consents(request: Request, principal: Principal = Depends(viewer)) -> Response:
+    """The consent checkboxes: each kind ticked is granted, each left empty revoked."""
+    form = await request.form()
+    t = _t(request)
+    if not _session_form_ok(request, str(form.get("csrf", ""))[:100]):
+        return await _profile_page(request, principal, status=403, error=t("form.expired"))
+    async with request.app.state.pool.connection() as conn:
+        for kind in preferences.CONSENT_KINDS:
+            await preferences.set_consent(conn, principal, kind=kind, granted=kind in form)
+    return await _profile_page(request, principal, notice=t("profile.saved"))
+
+
+@router.post("/profile/preferences", response_class=HTMLResponse)
+async def change_preferences(request: Request, principal: Principal = Depends(viewer)) -> Response:
+    form = await request.form()
+    t = _t(request)
+    if not _session_form_ok(request, str(form.get("csrf", ""))[:100]):
+        return await _profile_page(request, principal, status=403, error=t("form.expired"))
+    raw = {
+        "channels": [c for c in preferences.CHANNELS if f"channel_{c}" in form],
+        "alert_min_severity": str(form.get("alert_min_severity", "medium"))[:20],
+        "opted_out": [k for k in preferences.OPT_OUTS if f"out_{k}" in form],
+        "quiet_from": str(form.get("quiet_from", ""))[:8] or None,
+        "quiet_until": str(form.get("quiet_until", ""))[:8] or None,
+        "zone": str(form.get("zone", "Asia/Kolkata"))[:64],
+    }
+    try:
+        chosen = Preferences.model_validate(raw).model_dump()
+        async with request.app.state.pool.connection() as conn:
+            await preferences.set_preferences(conn, principal, chosen)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        return await _profile_page(
+            request,
+            principal,
+            preferences_error=t("preferences.invalid", field=t(f"preferences.{field}")),
+        )
+    except CloudError as exc:
+        return await _profile_page(request, principal, preferences_error=str(exc))
+    return await _profile_page(request, principal, notice=t("profile.saved"))

@@ -448,3 +448,63 @@ async def test_every_mail_arrives_once_after_the_smtp_server_comes_back(
         (list(addresses),),
     )
     assert done["blanked"]  # the codes are not kept once sent
+
+
+async def test_consents_keep_their_history_and_preferences_their_bounds(
+    cloud: Cloud, board: str
+) -> None:
+    headers = await staff_headers(cloud, board, "SUPPORT_AGENT")
+    fresh = (await cloud.client.get("/api/v1/users/me/consents", headers=headers)).json()
+    assert fresh["current"]["automated_support"] == {"granted": False, "at": None}
+    for granted in (True, True, False):  # the repeated grant changes nothing
+        response = await cloud.client.post(
+            "/api/v1/users/me/consents",
+            json={"kind": "automated_support", "granted": granted},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+    consents = response.json()
+    assert consents["current"]["automated_support"]["granted"] is False
+    assert [e["granted"] for e in consents["history"]] == [False, True]
+    response = await cloud.client.post(
+        "/api/v1/users/me/consents", json={"kind": "marketing", "granted": True}, headers=headers
+    )
+    assert response.status_code == 422
+
+    defaults = (await cloud.client.get("/api/v1/users/me/preferences", headers=headers)).json()
+    assert defaults["channels"] == ["in_app", "email"]
+    assert defaults["updated_at"] is None
+    chosen = {
+        "channels": ["email", "sms", "email"],
+        "alert_min_severity": "high",
+        "opted_out": ["tariff_changes"],
+        "quiet_from": "22:00",
+        "quiet_until": "07:00",
+        "zone": "Asia/Kolkata",
+    }
+    response = await cloud.client.put("/api/v1/users/me/preferences", json=chosen, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["channels"] == ["email", "sms"]
+    assert response.json()["quiet_from"] == "22:00:00"
+    stored = (await cloud.client.get("/api/v1/users/me/preferences", headers=headers)).json()
+    assert stored["alert_min_severity"] == "high"
+    for bad, field in (
+        ({"channels": []}, "channels"),
+        ({"channels": ["pigeon"]}, "channels"),
+        ({"quiet_from": "22:00"}, "quiet_until"),
+        ({"zone": "Mars/Olympus"}, "zone"),
+        ({"alert_min_severity": "loud"}, "alert_min_severity"),
+        ({"colour": "blue"}, "colour"),
+    ):
+        response = await cloud.client.put("/api/v1/users/me/preferences", json=bad, headers=headers)
+        assert response.status_code == 422, bad
+        assert field in response.text, (bad, response.text)
+    me = (await cloud.client.get("/api/v1/auth/me", headers=headers)).json()
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT action FROM audit_log WHERE actor = %s ORDER BY id", (f"user:{me['user_id']}",)
+        )
+        actions = [row["action"] for row in await cursor.fetchall()]
+    assert actions.count("grant_consent") == 1
+    assert actions.count("revoke_consent") == 1
+    assert actions.count("update_preferences") == 1

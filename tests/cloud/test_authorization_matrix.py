@@ -502,6 +502,14 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", "/api/v1/users/me/email/confirm"): E(PUBLIC),
     ("GET", "/api/v1/users/me"): E(SIGNED_IN),
     ("PATCH", "/api/v1/users/me"): E(SIGNED_IN, build=lambda w, s: Req(json={"language": "en"})),
+    ("GET", "/api/v1/users/me/consents"): E(SIGNED_IN),
+    ("POST", "/api/v1/users/me/consents"): E(
+        SIGNED_IN, build=lambda w, s: Req(json={"kind": "energy_tracking", "granted": True})
+    ),
+    ("GET", "/api/v1/users/me/preferences"): E(SIGNED_IN),
+    ("PUT", "/api/v1/users/me/preferences"): E(
+        SIGNED_IN, build=lambda w, s: Req(json={"channels": ["email"]})
+    ),
     # a real change would end the caller's own sessions mid-run: a refused one proves the rest
     ("POST", "/api/v1/users/me/password"): E(
         SIGNED_IN,

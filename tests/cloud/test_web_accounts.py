@@ -117,6 +117,15 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     await page.click("form[action='/dashboard/profile'] button[type=submit]")
     assert "Saved" in await page.inner_text("[role=status]")
     assert await page.input_value("input[name=phone]") == "+91 98300 12345"
+    await page.check("input[name=energy_tracking]")
+    await page.click("form[action='/dashboard/profile/consents'] button[type=submit]")
+    assert "Given " in await page.inner_text("form[action='/dashboard/profile/consents']")
+    await page.fill("input[name=quiet_from]", "22:00")
+    await page.fill("input[name=quiet_until]", "07:00")
+    await page.uncheck("input[name=channel_email]")
+    await page.click("form[action='/dashboard/profile/preferences'] button[type=submit]")
+    assert await page.input_value("input[name=quiet_from]") == "22:00"
+    assert not await page.is_checked("input[name=channel_email]")
     await check(visit, "profile")
 
     # on another device: forgotten password, reset through the e-mailed link
