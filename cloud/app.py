@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from .api import (
     alerts,
     analytics,
+    api_keys,
     audit,
     auth,
     billing,
@@ -38,6 +39,7 @@ from .middleware import BodyLimit, SecurityHeaders
 from .migrate import migrate
 from .reports.storage import storage_for
 from .services.alert_feed import AlertFeed
+from .services.api_keys import KeyCache
 from .services.auth import resolve_jwt_secret
 from .services.sessions import SessionCache
 from .settings import CloudSettings
@@ -87,6 +89,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.sessions = SessionCache(settings.session_check_s)
+    app.state.api_keys = KeyCache(settings.session_check_s)
     app.state.metrics = Metrics()
     app.state.report_storage = storage_for(
         settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
@@ -149,6 +152,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         fleet,
         boards,
         users,
+        api_keys,
         billing,
         alerts,
         reports,

@@ -41,6 +41,10 @@ class CloudSettings(BaseSettings):
     # how long a checked session is trusted before the account is looked at again: a role,
     # scope, status or password change, or a logout, ends access within this many seconds
     session_check_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    # API keys (`ggk_...`, for third parties): the furthest ahead a key may expire, and how many
+    # live keys one user may hold
+    api_key_max_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    api_keys_per_user: Annotated[int, Field(ge=1, le=1000)] = 25
     # request bodies (JSON and forms); ingest has its own bound (shared.MAX_BODY_BYTES)
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # /metrics: open to anyone only if metrics_public; otherwise only with this bearer token
