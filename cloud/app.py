@@ -29,6 +29,7 @@ from .api import (
     reports,
     users,
 )
+from .api.limits import RateLimit
 from .dashboard import routes as dashboard
 from .db import open_pool
 from .errors import CloudError
@@ -41,6 +42,7 @@ from .reports.storage import storage_for
 from .services.alert_feed import AlertFeed
 from .services.api_keys import KeyCache
 from .services.auth import resolve_jwt_secret
+from .services.rate_limits import RateLimits
 from .services.sessions import SessionCache
 from .settings import CloudSettings
 
@@ -90,12 +92,15 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.sessions = SessionCache(settings.session_check_s)
     app.state.api_keys = KeyCache(settings.session_check_s)
+    app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics = Metrics()
     app.state.report_storage = storage_for(
         settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
     )
     app.state.tasks = set()  # background jobs started by requests (kept referenced)
-    # the body bound sits inside the metrics middleware, so its 413s are counted like any answer
+    # the body bound and the rate limit sit inside the metrics middleware, so their 413s and
+    # 429s are counted like any answer
+    app.add_middleware(RateLimit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_metrics(app, app.state.metrics, settings)
 
