@@ -10,17 +10,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..access import Permission
+from ..access import Permission, Principal
 from ..access.ids import ApiKeyId
+from ..errors import Forbidden
 from ..services import api_keys
-from .deps import CurrentPrincipal, PoolDep, SettingsDep
+from .deps import PoolDep, SettingsDep, current_principal
 from .scoped_route import ScopedRoute
 from .types import Instant, text
 
 router = APIRouter(prefix="/api/v1/users/me/api-keys", tags=["api keys"], route_class=ScopedRoute)
+
+
+def _in_person(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller, signed in themselves: a request made with a key is refused (403) before any
+    key id it names is looked at."""
+    if principal.by_key:
+        raise Forbidden("an API key cannot create, list or revoke API keys; sign in as its owner")
+    return principal
+
+
+InPerson = Annotated[Principal, Depends(_in_person)]
 
 
 class ApiKeyCreate(BaseModel):
@@ -50,7 +62,7 @@ class ApiKeys(BaseModel):
 
 
 @router.get("", response_model=ApiKeys)
-async def list_keys(pool: PoolDep, principal: CurrentPrincipal) -> ApiKeys:
+async def list_keys(pool: PoolDep, principal: InPerson) -> ApiKeys:
     async with pool.connection() as conn:
         rows = await api_keys.owned(conn, principal)
     return ApiKeys(
@@ -61,7 +73,7 @@ async def list_keys(pool: PoolDep, principal: CurrentPrincipal) -> ApiKeys:
 
 @router.post("", response_model=NewApiKey, status_code=status.HTTP_201_CREATED)
 async def create_key(
-    body: ApiKeyCreate, pool: PoolDep, settings: SettingsDep, principal: CurrentPrincipal
+    body: ApiKeyCreate, pool: PoolDep, settings: SettingsDep, principal: InPerson
 ) -> NewApiKey:
     """A key with some of your permissions, until `expires_at` (at most
     `GRIDGATE_API_KEY_MAX_DAYS` ahead). Use it as `Authorization: Bearer <key>`."""
@@ -80,7 +92,7 @@ async def create_key(
 
 @router.delete("/{key_id}", response_model=ApiKey)
 async def revoke_key(
-    key_id: ApiKeyId, request: Request, pool: PoolDep, principal: CurrentPrincipal
+    key_id: ApiKeyId, request: Request, pool: PoolDep, principal: InPerson
 ) -> ApiKey:
     """Revoke one of your keys: refused at once by this process, within
     `GRIDGATE_SESSION_CHECK_S` by the others."""
