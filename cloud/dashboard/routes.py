@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import (
     admin_pages,
+    api_key_pages,
     billing_pages,
     console_pages,
     fleet_pages,
@@ -30,6 +31,7 @@ for _module in (
     billing_pages,
     people_pages,
     admin_pages,
+    api_key_pages,
 ):
     router.include_router(_module.router)
 static = StaticFiles(directory=HERE / "static")
