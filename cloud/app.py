@@ -18,6 +18,7 @@ from .api import (
     account,
     alerts,
     analytics,
+    api_keys,
     audit,
     auth,
     billing,
@@ -30,6 +31,7 @@ from .api import (
     reports,
     users,
 )
+from .api.limits import RateLimit
 from .dashboard import routes as dashboard
 from .db import open_pool
 from .errors import CloudError
@@ -42,7 +44,9 @@ from .middleware import BodyLimit, SecurityHeaders
 from .migrate import migrate
 from .reports.storage import storage_for
 from .services.alert_feed import AlertFeed
+from .services.api_keys import KeyCache
 from .services.auth import resolve_jwt_secret
+from .services.rate_limits import RateLimits
 from .services.sessions import SessionCache
 from .settings import CloudSettings
 
@@ -104,12 +108,16 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.sessions = SessionCache(settings.session_check_s)
+    app.state.api_keys = KeyCache(settings.session_check_s)
+    app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics = Metrics()
     app.state.report_storage = storage_for(
         settings.data_dir, settings.reports_s3_bucket, settings.reports_s3_endpoint
     )
     app.state.tasks = set()  # background jobs started by requests (kept referenced)
-    # the body bound sits inside the metrics middleware, so its 413s are counted like any answer
+    # the body bound and the rate limit sit inside the metrics middleware, so their 413s and
+    # 429s are counted like any answer
+    app.add_middleware(RateLimit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     install_metrics(app, app.state.metrics, settings)
 
@@ -167,6 +175,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         boards,
         account,  # before users: /users/me is not /users/{user_id}
         users,
+        api_keys,
         billing,
         alerts,
         reports,

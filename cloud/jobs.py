@@ -1,5 +1,6 @@
-"""The service's periodic jobs: the console's aggregates and the cloud checks every
-`jobs_interval_s`, retention every `retention_interval_s` (an hour). One loop per process; a
+"""The service's periodic jobs: the console's aggregates, the cloud checks and the pruning of
+ended rate-limit windows every `jobs_interval_s`, retention every `retention_interval_s` (an
+hour). One loop per process; a
 failing pass is logged and the next one runs on time."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from .reports.storage import ReportStorage
-from .services import aggregates, retention
+from .services import aggregates, rate_limits, retention
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
 
@@ -43,6 +44,11 @@ async def run_jobs(
                 log.info("cloud checks", **found)
         except Exception as exc:  # keep the loop alive; the next pass may succeed
             log.error("cloud checks failed", error=str(exc))
+        try:
+            async with pool.connection() as conn:
+                await rate_limits.prune(conn, settings.rate_limit_window_s)
+        except Exception as exc:  # keep the loop alive; the next pass may succeed
+            log.error("rate limit pruning failed", error=str(exc))
         due = time.monotonic() - last_retention >= settings.retention_interval_s
         if settings.retention_interval_s and due:
             last_retention = time.monotonic()

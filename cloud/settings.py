@@ -41,6 +41,18 @@ class CloudSettings(BaseSettings):
     # how long a checked session is trusted before the account is looked at again: a role,
     # scope, status or password change, or a logout, ends access within this many seconds
     session_check_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    # API keys (`ggk_...`, for third parties): the furthest ahead a key may expire, and how many
+    # live keys one user may hold
+    api_key_max_days: Annotated[int, Field(ge=1, le=3660)] = 365
+    api_keys_per_user: Annotated[int, Field(ge=1, le=1000)] = 25
+    # requests per rate_limit_window_s, counted in PostgreSQL so they hold across every server
+    # process: per user (sessions and keys together), per API key, and per client address for
+    # requests without valid credentials; 0 turns a limit off. Ingest, /health, /metrics and
+    # static files are not counted. Generous, so people in the web app never meet them.
+    rate_limit_window_s: Annotated[int, Field(ge=1, le=3600)] = 60
+    rate_limit_per_user: Annotated[int, Field(ge=0, le=1_000_000)] = 3000
+    rate_limit_per_key: Annotated[int, Field(ge=0, le=1_000_000)] = 600
+    rate_limit_per_address: Annotated[int, Field(ge=0, le=1_000_000)] = 600
     # request bodies (JSON and forms); ingest has its own bound (shared.MAX_BODY_BYTES)
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # /metrics: open to anyone only if metrics_public; otherwise only with this bearer token

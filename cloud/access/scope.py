@@ -1,6 +1,7 @@
 """The one scope filter every list, fetch and change goes through.
 
-SUPER_ADMIN sees everything; a STATE_ADMIN the boards of its state; board roles their board;
+SUPER_ADMIN sees everything but other people's API keys (a key is its owner's alone, whatever
+the role); a STATE_ADMIN the boards of its state; board roles their board;
 an AUDITOR its board if it has one, else its state; a CONSUMER only itself, its meters, its
 energy, its bills once issued and the alerts about its meters.
 An object outside the caller's scope is simply not found (404), never "forbidden": its existence
@@ -47,6 +48,7 @@ Entity = Literal[
     "billing_run",
     "board_energy",  # a board's aggregated energy (board_energy_daily, board_energy_15min)
     "consumer_energy",  # a consumer's aggregated energy (consumer_energy_daily)
+    "api_key",  # the caller's own API keys, and nobody else's
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -64,6 +66,7 @@ ENTITY_TABLES: dict[str, str] = {
     "alert": "alerts",
     "report": "reports",
     "billing_run": "billing_runs",
+    "api_key": "api_keys",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -91,6 +94,8 @@ def scope_filter(
 ) -> tuple[sql.Composable, list[object]]:
     """A WHERE condition (and its parameters) that keeps `alias` rows inside the scope."""
     role = principal.role
+    if entity == "api_key":
+        return sql.SQL("{} = %s").format(sql.Identifier(alias, "user_id")), [principal.user_id]
     if role == "SUPER_ADMIN":
         return sql.SQL("TRUE"), []
     if entity == "state":

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..services import accounts, preferences
 from ..services.accounts import AccountContext
-from .deps import CurrentPrincipal, PoolDep, client_address, jwt_secret
+from .deps import CurrentPrincipal, InPerson, PoolDep, client_address, jwt_secret
 from .scoped_route import ScopedRoute
 from .types import Email, Language, Patch, Phone, text
 
@@ -172,7 +172,7 @@ async def get_profile(principal: CurrentPrincipal, pool: PoolDep) -> dict:
 
 @router.patch("/api/v1/users/me", response_model=Profile)
 async def update_profile(
-    body: ProfileUpdate, request: Request, principal: CurrentPrincipal, pool: PoolDep
+    body: ProfileUpdate, request: Request, principal: InPerson, pool: PoolDep
 ) -> dict:
     """Change your name, phone or language; a new e-mail address takes effect once you open the
     link sent to it (`pending_email` until then)."""
@@ -183,7 +183,7 @@ async def update_profile(
 
 @router.post("/api/v1/users/me/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_password(
-    body: ChangePassword, request: Request, principal: CurrentPrincipal, pool: PoolDep
+    body: ChangePassword, request: Request, principal: InPerson, pool: PoolDep
 ) -> None:
     """Change your password (the current one is needed); every session ends, this one too."""
     await accounts.change_password(
@@ -258,7 +258,7 @@ async def get_consents(principal: CurrentPrincipal, pool: PoolDep) -> dict:
 
 
 @router.post("/api/v1/users/me/consents", response_model=Consents)
-async def change_consent(body: ConsentChange, principal: CurrentPrincipal, pool: PoolDep) -> dict:
+async def change_consent(body: ConsentChange, principal: InPerson, pool: PoolDep) -> dict:
     """Grant or revoke one kind of consent (kept in the history with its time)."""
     async with pool.connection() as conn:
         return await preferences.set_consent(conn, principal, kind=body.kind, granted=body.granted)
@@ -272,7 +272,7 @@ async def get_preferences(principal: CurrentPrincipal, pool: PoolDep) -> dict:
 
 
 @router.put("/api/v1/users/me/preferences", response_model=StoredPreferences)
-async def put_preferences(body: Preferences, principal: CurrentPrincipal, pool: PoolDep) -> dict:
+async def put_preferences(body: Preferences, principal: InPerson, pool: PoolDep) -> dict:
     """Choose channels, the lowest alert severity to hear of, what to opt out of, and quiet
     hours (local times in `zone`; both or neither)."""
     chosen = body.model_dump()

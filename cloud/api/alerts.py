@@ -20,7 +20,7 @@ from ..jobs import check_settings
 from ..services import alerts, listings
 from ..services.cloud_checks import run_checks
 from ..services.scoped import ALERTS, get_row
-from .deps import PoolDep, SettingsDep, authenticate, bearer_or_cookie, require
+from .deps import PoolDep, SettingsDep, reauthenticate, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
 from .types import text
@@ -83,7 +83,6 @@ async def alert_stream(
     ends within seconds of the viewer's session ending."""
     pool = request.app.state.pool
     feed = request.app.state.alert_feed
-    token = bearer_or_cookie(request)
     feed.check_room(principal.user_id)
 
     async def events() -> AsyncIterator[dict]:
@@ -95,7 +94,7 @@ async def alert_stream(
                     change = await asyncio.wait_for(changes.get(), STREAM_SESSION_CHECK_S)
                 except TimeoutError:
                     try:
-                        await authenticate(request, token)
+                        await reauthenticate(request)
                     except Unauthorized as exc:
                         yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
                         return

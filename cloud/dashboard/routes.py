@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from . import (
     account_pages,
     admin_pages,
+    api_key_pages,
     billing_pages,
     console_pages,
     fleet_pages,
@@ -32,6 +33,7 @@ for _module in (
     billing_pages,
     people_pages,
     admin_pages,
+    api_key_pages,
 ):
     router.include_router(_module.router)
 static = StaticFiles(directory=HERE / "static")

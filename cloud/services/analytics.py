@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection, sql
 
-from ..access import Permission, Principal, allowed, scope_filter
+from ..access import Permission, Principal, scope_filter
 from ..billing.engine import local_midnight, month_of
 from ..errors import InvalidInput
 from .scoped import BOARDS, CONSUMERS, get_row
@@ -132,9 +132,9 @@ async def overview(
         "meters": meters,
         "gateways": gateways,
     }
-    if allowed(principal.role, Permission.ALERT_READ):
+    if principal.may(Permission.ALERT_READ):
         result["alerts"] = await _alerts(conn, board_id, tz, today)
-    if allowed(principal.role, Permission.BILLING_READ):
+    if principal.may(Permission.BILLING_READ):
         result["billing"] = await _billing(conn, board_id, today)
     return result
 

@@ -25,7 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ..errors import InvalidInput
 
 MIN_LENGTH, MAX_LENGTH = 10, 256
-_ZXCVBN_PREFIX = 100  # zxcvbn's matching grows faster than linearly; a prefix decides
+_ZXCVBN_PREFIX = 72  # zxcvbn refuses longer input (its matching grows faster than linearly)
 _MIN_SCORE = 2  # zxcvbn: 2 = "somewhat guessable", over 10^6 guesses
 _HASHER = PasswordHasher()  # immutable parameters, safe to share between threads
 # one hash per core at a time, whichever event loop asks (threads start on first use)

@@ -2,6 +2,11 @@
 document × every role × every target (the caller's own object, one of another board, one of
 another state, and for consumer-level objects a sibling consumer's), reads, writes and deletes.
 
+Every role calls once with its session and once with each of two API keys of its own: one
+carrying every permission a key may carry (it must answer as the session does, except where keys
+are never allowed: managing keys and users), and one carrying every other of them (403 where
+the permission is missing). A key never reaches beyond its owner's scope.
+
 Each answer must match the permission map (403 without the permission) and the scope rule
 (404 outside the scope, whatever the verb), a refused request must leave no audit row, and after
 all of a role's requests the rows outside its scope must be exactly as they were. The scope rule
@@ -18,6 +23,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,8 @@ SIGNED_IN = "signed in"
 BOARD_SITES = ("own", "other_board", "other_state")
 CONSUMER_SITES = ("own", "sibling", "other_board", "other_state")
 STATE_SITES = ("own", "other_state")
+KEYS = "/api/v1/users/me/api-keys"
+CREDENTIALS = ("session", "key", "partial key")
 READINGS = {
     "quantity": "1.8.0",
     "interval": "day",
@@ -68,6 +76,7 @@ class Expect:
     build: Callable[[World, Site], Req] = lambda w, s: Req()
     sites: tuple[str, ...] = BOARD_SITES
     ok: int = 200
+    in_person: bool = False  # refused (403) to API keys: only the owner signed in may
 
 
 def unique(prefix: str) -> str:
@@ -82,6 +91,10 @@ def by_id(obj: str, name: str | None = None, **extra: Any) -> Callable[[World, S
     """A request naming the site's `obj` in the path (as `name`, default `<obj>_id`)."""
     key = name or f"{obj.split('_')[0]}_id"
     return lambda w, s: Req(path={key: s.objects[obj].id}, **extra)
+
+
+def in_a_week() -> str:
+    return (datetime.now(UTC) + timedelta(days=7)).isoformat()
 
 
 def urdb_version() -> dict:
@@ -121,6 +134,16 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         CONSUMER_SITES,
     ),
     ("GET", "/api/v1/audit"): E(P.AUDIT_READ),
+    # the caller's own API keys (their own tests: test_api_keys)
+    ("GET", KEYS): E(SIGNED_IN),
+    ("POST", KEYS): E(
+        SIGNED_IN,
+        build=lambda w, s: Req(
+            json={"name": "matrix", "permissions": ["meter:read"], "expires_at": in_a_week()}
+        ),
+        ok=201,
+    ),
+    ("DELETE", KEYS + "/{key_id}"): E(SIGNED_IN, "api_key", "api_key", by_id("api_key", "key_id")),
     # sessions (their own tests: test_auth, test_login_limits, test_sessions)
     ("POST", "/api/v1/auth/login"): E(PUBLIC),
     ("POST", "/api/v1/auth/logout"): E(PUBLIC),
@@ -501,20 +524,25 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", "/api/v1/auth/invitation/accept"): E(PUBLIC),
     ("POST", "/api/v1/users/me/email/confirm"): E(PUBLIC),
     ("GET", "/api/v1/users/me"): E(SIGNED_IN),
-    ("PATCH", "/api/v1/users/me"): E(SIGNED_IN, build=lambda w, s: Req(json={"language": "en"})),
+    ("PATCH", "/api/v1/users/me"): E(
+        SIGNED_IN, build=lambda w, s: Req(json={"language": "en"}), in_person=True
+    ),
     ("GET", "/api/v1/users/me/consents"): E(SIGNED_IN),
     ("POST", "/api/v1/users/me/consents"): E(
-        SIGNED_IN, build=lambda w, s: Req(json={"kind": "energy_tracking", "granted": True})
+        SIGNED_IN,
+        build=lambda w, s: Req(json={"kind": "energy_tracking", "granted": True}),
+        in_person=True,
     ),
     ("GET", "/api/v1/users/me/preferences"): E(SIGNED_IN),
     ("PUT", "/api/v1/users/me/preferences"): E(
-        SIGNED_IN, build=lambda w, s: Req(json={"channels": ["email"]})
+        SIGNED_IN, build=lambda w, s: Req(json={"channels": ["email"]}), in_person=True
     ),
     # a real change would end the caller's own sessions mid-run: a refused one proves the rest
     ("POST", "/api/v1/users/me/password"): E(
         SIGNED_IN,
         build=lambda w, s: Req(json={"current_password": "x", "new_password": ""}),
         ok=422,
+        in_person=True,
     ),
     ("GET", "/health"): E(PUBLIC),
     # the console's figures
@@ -612,6 +640,8 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     admin what lies in its state; the board roles what lies on their board (and read their
     state); a consumer its own consumer record, meters, issued bills and their alerts, its own
     account and its state."""
+    if entity == "api_key":  # a key is its owner's alone, whatever the role
+        return obj.extra["owner"] == actor.id
     if role == "SUPER_ADMIN":
         return True
     own_state = world.states["S1"]
@@ -630,11 +660,25 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     return obj.board == world.boards["A"]
 
 
-def expected(role: str, world: World, expect: Expect, site: Site) -> int:
-    if expect.permission == SIGNED_IN:
-        return expect.ok
-    if not allowed(role, expect.permission):
-        return 403
+def expected(
+    role: str,
+    world: World,
+    expect: Expect,
+    site: Site,
+    template: str = "",
+    carried: frozenset[Permission] | None = None,
+) -> int:
+    """The answer for `role` (calling with a key that carries `carried`, when given)."""
+    never_by_key = (
+        template.startswith(KEYS) or expect.in_person or expect.permission == P.USER_MANAGE
+    )
+    if carried is not None and never_by_key:
+        return 403  # keys manage neither keys, nor users, nor their owner's account
+    if expect.permission != SIGNED_IN:
+        if not allowed(role, expect.permission):
+            return 403
+        if carried is not None and expect.permission not in carried:
+            return 403
     if expect.entity is None:
         return expect.ok
     visible = reaches(role, world.users[role], expect.entity, site.objects[expect.obj], world)
@@ -729,11 +773,60 @@ async def send(client: httpx.AsyncClient, method: str, url: str, req: Req, heade
 COUNTS: dict[str, int] = {"requests": 0, "pairs": 0}
 
 
+def carried_by(role: str, credential: str) -> frozenset[Permission] | None:
+    """What a key of the role carries: everything a key may, or every other of those."""
+    if credential == "session":
+        return None
+    grantable = sorted(ROLE_PERMISSIONS[role] - {P.USER_MANAGE})
+    return frozenset(grantable if credential == "key" else grantable[::2])
+
+
+async def add_keys(conn, world: World) -> None:
+    """An API key on each board site: the actor's own on `own`, a user's of that board on the
+    others (rows straight into the table: these are targets, never used to call)."""
+    actor = next(iter(world.users.values()))
+    for site_name in BOARD_SITES:
+        site = world.site(site_name)
+        owner = actor.id if site_name == "own" else site.user.id
+        cursor = await conn.execute(
+            "INSERT INTO api_keys (user_id, public_id, name, permissions, secret_hash, expires_at)"
+            " VALUES (%s, %s, 'target', '{meter:read}', %s, now() + interval '1 day')"
+            " RETURNING id",
+            (owner, uuid.uuid4().hex[:16], hashlib.sha256(uuid.uuid4().bytes).digest()),
+        )
+        key_id = (await cursor.fetchone())["id"]
+        site.objects["api_key"] = Obj(key_id, None, None, extra={"owner": owner})
+    await conn.commit()
+
+
+async def credential_headers(
+    client: httpx.AsyncClient, token: str, carried: frozenset[Permission] | None
+) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if carried is None:
+        return headers
+    response = await client.post(
+        KEYS,
+        headers=headers,
+        json={
+            "name": "matrix caller",
+            "permissions": sorted(p.value for p in carried),
+            "expires_at": in_a_week(),
+        },
+    )
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['key']}"}
+
+
+@pytest.mark.parametrize("credential", CREDENTIALS)
 @pytest.mark.parametrize("role", list(ROLE_PERMISSIONS))
-async def test_every_route_every_role_every_target(served_app: Served, role: str) -> None:
+async def test_every_route_every_role_every_target(
+    served_app: Served, role: str, credential: str
+) -> None:
     async with served_app.pool.connection() as conn:
         world = await build_world(conn)
         email = await add_actor(conn, world, role)
+        await add_keys(conn, world)
     storage = served_app.app.state.report_storage
     for site in world.sites.values():
         for name in ("report", "report_delete"):
@@ -747,10 +840,12 @@ async def test_every_route_every_role_every_target(served_app: Served, role: str
         "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
     )
     assert login.status_code == 200, login.text
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    carried = carried_by(role, credential)
+    headers = await credential_headers(served_app.client, login.json()["access_token"], carried)
     protected_boards, protected_consumers = outside(role, world)
     before = await digest(served_app.pool, protected_boards, protected_consumers)
     mismatches = []
+    narrowed = 0  # requests the owner may make and this key may not
     for (method, template), expect in EXPECTATIONS.items():
         if expect.permission == PUBLIC:
             continue
@@ -759,7 +854,8 @@ async def test_every_route_every_role_every_target(served_app: Served, role: str
         for site_name in sites:
             site = world.site(site_name)
             req = expect.build(world, site)
-            want = expected(role, world, expect, site)
+            want = expected(role, world, expect, site, template, carried)
+            narrowed += want == 403 != expected(role, world, expect, site)
             audit_before = await last_audit_id(served_app.pool)
             got = await send(served_app.client, method, fill(template, req.path), req, headers)
             COUNTS["requests"] += 1
@@ -768,6 +864,8 @@ async def test_every_route_every_role_every_target(served_app: Served, role: str
             if got >= 400 and await last_audit_id(served_app.pool) != audit_before:
                 mismatches.append((method, template, site_name, "no audit row", "audited"))
     assert not mismatches, "\n".join(map(str, mismatches))
+    if credential == "partial key":
+        assert narrowed, "the partial key was refused nothing its owner may do"
     after = await digest(served_app.pool, protected_boards, protected_consumers)
     assert after == before, f"a write by {role} landed outside its scope"
 

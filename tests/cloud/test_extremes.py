@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tests.cloud.conftest import Served
-from tests.cloud.test_authorization_matrix import EXPECTATIONS, PUBLIC, fill
+from tests.cloud.test_authorization_matrix import EXPECTATIONS, PUBLIC, add_keys, fill
 from tests.cloud.world import PASSWORD, add_actor, build_world
 
 EXTREMES: dict[str, list[Any]] = {
@@ -71,6 +71,7 @@ async def test_no_extreme_value_makes_a_server_error(served_app: Served) -> None
     async with served_app.pool.connection() as conn:
         world = await build_world(conn)
         email = await add_actor(conn, world, "SUPER_ADMIN")
+        await add_keys(conn, world)
     login = await served_app.client.post(
         "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
     )

@@ -106,6 +106,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "reports": "/dashboard/reports",
         "users": "/dashboard/users",
         "audit": "/dashboard/audit",
+        "api_keys": "/dashboard/api-keys",
     }
     allowed = {
         "BOARD_ADMIN": set(staff) - {"users", "audit"},
@@ -119,6 +120,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
             "invoice": f"/dashboard/invoices/{own.invoice_pay.id}",
             "meter": f"/dashboard/meters/{own.meter.id}",
             "alerts": "/dashboard/alerts",
+            "api_keys": "/dashboard/api-keys",
         }
     return {name: path for name, path in staff.items() if name in allowed[role]}
 
@@ -140,6 +142,7 @@ async def test_every_page_as_each_person(
         assert "Meters" not in nav
     else:
         assert "Overview" in nav
+    assert "API keys" in nav  # every person with an account may hold keys
 
 
 async def _db(cloud: Cloud, query: str, *params) -> list[dict]:
@@ -336,3 +339,48 @@ async def test_alerts_change_live_and_reports_download(
     response = await first.page.goto(f"{first.base}/dashboard/meters/{elsewhere}")
     assert response.status == 404
     assert "Not found" in await first.page.content()
+
+
+async def test_api_keys_are_made_shown_once_and_revoked_in_the_browser(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(email)
+    await visit.open("/dashboard/api-keys", "api-keys-empty")
+    page = visit.page
+    await page.fill("#key-form input[name=name]", "meter export")
+    await page.check("#key-form input[value='meter:read']")
+    await page.check("#key-form input[value='reading:read']")
+    await page.click("#key-form button[type=submit]")
+    await page.locator("#key-new").wait_for(state="visible", timeout=30_000)
+    secret = (await page.text_content("#key-secret")).strip()
+    assert secret.startswith("ggk_")
+    await page.locator("#keys-table td", has_text="meter export").wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "api-keys-new-secret.png", full_page=True)
+    [key] = await _db(cloud, "SELECT * FROM api_keys WHERE name = 'meter export'")
+    assert sorted(key["permissions"]) == ["meter:read", "reading:read"]
+
+    used = await served.get("/api/v1/meters", headers={"Authorization": f"Bearer {secret}"})
+    assert used.status_code == 200, used.text
+    for viewport in ("desktop", "phone"):
+        again = visit if viewport == "desktop" else await _visit(browser, served, viewport)
+        if viewport == "phone":
+            await again.sign_in(email)
+        await again.open("/dashboard/api-keys", f"api-keys-{viewport}")
+        content = await again.page.content()
+        assert secret.split("_", 2)[2] not in content  # shown once, never again
+        row = await again.page.text_content("#keys-table tbody tr")
+        assert "Read readings and energy" in row
+        assert "never" not in row  # last used: a time
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.click(f"#keys-table button[data-revoke='{key['id']}']")
+    await page.locator("#keys-table td.empty").wait_for(timeout=30_000)
+    [revoked] = await _db(cloud, "SELECT revoked_at FROM api_keys WHERE id = %s", key["id"])
+    assert revoked["revoked_at"] is not None
+    refused = await served.get("/api/v1/meters", headers={"Authorization": f"Bearer {secret}"})
+    assert refused.status_code == 401
+    assert not visit.errors, visit.errors

@@ -9,6 +9,7 @@ const modules = {
   home: "./portal.js",
   consumer: "./portal.js",
   reports: "./reports.js",
+  "api-keys": "./api_keys.js",
 };
 // on a phone the menu starts folded (without scripts it simply stays open)
 const menu = document.querySelector("details.menu");
