@@ -27,6 +27,7 @@ class Permission(StrEnum):
     QUERY_MANAGE = "query:manage"
     NOTIFICATION_MANAGE = "notification:manage"
     AUDIT_READ = "audit:read"
+    USER_READ = "user:read"  # list the users in scope (board admins see their board's)
     USER_MANAGE = "user:manage"
     GATEWAY_READ = "gateway:read"
     GATEWAY_ENROLL = "gateway:enroll"
@@ -71,6 +72,7 @@ _ADMIN = {
     P.ALERT_READ,
     P.ALERT_MANAGE,
     P.REPORT_READ,
+    P.USER_READ,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {

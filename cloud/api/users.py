@@ -40,13 +40,15 @@ class UserCreate(BaseModel):
 
 class UserUpdate(Patch):
     role: Role | None = None
+    state_id: StateId | None = None
+    board_id: BoardId | None = None
     active: bool | None = None
 
 
 @router.get("", response_model=Page)
 async def list_users(
     pool: PoolDep,
-    principal: Principal = require(Permission.USER_MANAGE),
+    principal: Principal = require(Permission.USER_READ),
     role: Role | None = None,
     board_id: BoardId | None = None,
     active: bool | None = None,
@@ -61,7 +63,7 @@ async def list_users(
 
 @router.get("/{user_id}")
 async def get_user(
-    user_id: UserId, pool: PoolDep, principal: Principal = require(Permission.USER_MANAGE)
+    user_id: UserId, pool: PoolDep, principal: Principal = require(Permission.USER_READ)
 ) -> dict:
     return await one(pool, principal, USERS, user_id)
 
@@ -86,7 +88,8 @@ async def update_user(
     pool: PoolDep,
     principal: Principal = require(Permission.USER_MANAGE),
 ) -> dict:
-    """Change role or (de)activate (both end the user's sessions)."""
+    """Change role, move the user to another state or board of yours (`state_id`, `board_id`),
+    or (de)activate; each ends the user's sessions."""
     changes = body.model_dump(exclude_unset=True)
     async with pool.connection() as conn:
         return await users.update(conn, principal, user_id, changes)

@@ -85,8 +85,8 @@ USER_SORTS = {"email": "email", "role": "role", "created": "created_at"}
 @router.get("/users", response_class=HTMLResponse)
 async def users_page(request: Request) -> Response:
     principal = await viewer(request)
-    if not allowed(principal.role, Permission.USER_MANAGE):
-        return not_allowed(request, principal, Permission.USER_MANAGE)
+    if not allowed(principal.role, Permission.USER_READ):
+        return not_allowed(request, principal, Permission.USER_READ)
     state = listing(request, sorts=USER_SORTS, default_sort="email", filters=("role",))
     scope, params = scope_filter(principal, "user", "u")
     clauses, values = [scope], list(params)

@@ -134,17 +134,51 @@ async def send_password_reset(
 async def update(
     conn: AsyncConnection, principal: Principal, user_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change a user's role (within what the manager may grant) or active flag."""
+    """Change a user's role (within what the manager may grant), scope (a state or a board
+    inside the manager's) or active flag. A new role or scope ends the user's sessions."""
     async with conn.transaction():
         target = await get_row(conn, principal, USERS, user_id, for_update=True)
         _check_grant(principal, target["role"])
         if "role" in changes:
             _check_grant(principal, changes["role"])
-        if changes.get("active") is False or "role" in changes:
+        rescoped = {"role", "state_id", "board_id"} & changes.keys()
+        if rescoped:
+            changes = {**changes, **await _new_scope(conn, principal, target, changes)}
+        if changes.get("active") is False or rescoped:
             await auth.revoke_sessions(conn, user_id)  # signed in again, with the new rights
         if not changes:
             return target
         return await update_row(conn, principal, USERS, user_id, changes)
+
+
+async def _new_scope(
+    conn: AsyncConnection, principal: Principal, target: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, int | None]:
+    """The state and board a user's (new) role takes, from the ones given or those held: a
+    state admin a state; the board roles a board (and its state); an auditor either."""
+    role = changes.get("role", target["role"])
+    if "CONSUMER" in (role, target["role"]) and role != target["role"]:
+        raise InvalidInput(
+            "a consumer's role cannot change, nor a member of staff become a consumer;"
+            " invite a new user instead",
+            errors=[("role", role)],
+        )
+    given = {k: changes[k] for k in ("state_id", "board_id") if k in changes}
+    _check_scope_fields(role, **given)
+    held = given or {k: target[k] for k in ("state_id", "board_id")}
+    if role == "CONSUMER":
+        return {}
+    if role == "SUPER_ADMIN":
+        return {"state_id": None, "board_id": None}
+    board_id = held.get("board_id") if role != "STATE_ADMIN" else None
+    if board_id is not None:
+        board = await get_row(conn, principal, BOARDS, board_id)
+        return {"board_id": board_id, "state_id": board["state_id"]}
+    if role in ("STATE_ADMIN", "AUDITOR") and held.get("state_id") is not None:
+        await get_row(conn, principal, STATES, held["state_id"])
+        return {"state_id": held["state_id"], "board_id": None}
+    needs = "state_id" if role == "STATE_ADMIN" else "board_id"
+    raise InvalidInput(f"role {role} needs a {needs}", errors=[(needs, "missing")])
 
 
 async def deactivate(conn: AsyncConnection, principal: Principal, user_id: int) -> dict[str, Any]:

@@ -508,3 +508,57 @@ async def test_consents_keep_their_history_and_preferences_their_bounds(
     assert actions.count("grant_consent") == 1
     assert actions.count("revoke_consent") == 1
     assert actions.count("update_preferences") == 1
+
+
+async def test_staff_move_between_boards_and_board_admins_see_their_board(
+    cloud: Cloud, board: str, smtp: SmtpServer
+) -> None:
+    admin = await state_admin(cloud)
+    async with cloud.pool.connection() as conn:
+        here = (await fleet.board_by_code(conn, board))["id"]
+        there = (
+            await fleet.create_board(
+                conn, state_code="TS", code=f"{board}-2", name="Second board", actor="test"
+            )
+        )["id"]
+        state = (await fleet.board_by_code(conn, board))["state_id"]
+    response = await cloud.client.post(
+        "/api/v1/users",
+        json={
+            "email": f"mover-{uuid.uuid4().hex[:6]}@example.in",
+            "role": "TECHNICIAN",
+            "board_id": here,
+        },
+        headers=admin,
+    )
+    user = response.json()
+    moved = await cloud.client.patch(
+        f"/api/v1/users/{user['id']}", json={"board_id": there}, headers=admin
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["board_id"] == there
+    widened = await cloud.client.patch(
+        f"/api/v1/users/{user['id']}", json={"role": "AUDITOR", "state_id": state}, headers=admin
+    )
+    assert widened.status_code == 200, widened.text
+    assert (widened.json()["state_id"], widened.json()["board_id"]) == (state, None)
+    wrong = await cloud.client.patch(
+        f"/api/v1/users/{user['id']}", json={"role": "TECHNICIAN"}, headers=admin
+    )
+    assert wrong.status_code == 422
+    assert "needs a board_id" in wrong.json()["detail"]
+    climb = await cloud.client.patch(
+        f"/api/v1/users/{user['id']}", json={"role": "STATE_ADMIN"}, headers=admin
+    )
+    assert climb.status_code == 403
+
+    board_admin = await staff_headers(cloud, board)
+    listed = await cloud.client.get("/api/v1/users?limit=200", headers=board_admin)
+    assert listed.status_code == 200
+    assert {u["board_id"] for u in listed.json()["items"]} == {here}
+    refused = await cloud.client.post(
+        "/api/v1/users",
+        json={"email": "x@example.in", "role": "TECHNICIAN", "board_id": here},
+        headers=board_admin,
+    )
+    assert refused.status_code == 403

@@ -483,7 +483,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     # users
     ("GET", "/api/v1/users"): E(
-        P.USER_MANAGE, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+        P.USER_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
     ),
     ("POST", "/api/v1/users"): E(
         P.USER_MANAGE,
@@ -499,7 +499,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         ),
         ok=201,
     ),
-    ("GET", "/api/v1/users/{user_id}"): E(P.USER_MANAGE, "user", "user", by_id("user")),
+    ("GET", "/api/v1/users/{user_id}"): E(P.USER_READ, "user", "user", by_id("user")),
     ("PATCH", "/api/v1/users/{user_id}"): E(
         P.USER_MANAGE,
         "user",

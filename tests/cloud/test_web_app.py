@@ -109,7 +109,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "api_keys": "/dashboard/api-keys",
     }
     allowed = {
-        "BOARD_ADMIN": set(staff) - {"users", "audit"},
+        "BOARD_ADMIN": set(staff) - {"audit"},
         "STATE_ADMIN": set(staff),
         "SUPPORT_AGENT": set(staff) - {"users", "audit", "reports"},
     }
