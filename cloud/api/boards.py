@@ -189,6 +189,9 @@ Days = Annotated[int, Field(ge=1, le=36500)]
 
 
 class RetentionUpdate(Patch):
+    """Days to keep each kind of data; null returns a field to what is inherited."""
+
+    NULLABLE = frozenset(retention.DEFAULTS)
     raw_readings_days: Annotated[int, Field(ge=31, le=36500)] | None = None
     aggregates_days: Annotated[int, Field(ge=31, le=36500)] | None = None
     alerts_days: Days | None = None
@@ -215,6 +218,29 @@ async def set_retention(
     async with pool.connection() as conn:
         return await retention.set_policy(
             conn, principal, board_id, body.model_dump(exclude_unset=True)
+        )
+
+
+@router.get("/states/{state_id}/retention")
+async def get_state_retention(
+    state_id: StateId, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+) -> dict:
+    """The retention defaults the state gives its boards (null: the service's default)."""
+    async with pool.connection() as conn:
+        return await retention.state_defaults(conn, principal, state_id)
+
+
+@router.patch("/states/{state_id}/retention")
+async def set_state_retention(
+    state_id: StateId,
+    body: RetentionUpdate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BOARD_MANAGE),
+) -> dict:
+    """Set the defaults every board of the state inherits where it set nothing of its own."""
+    async with pool.connection() as conn:
+        return await retention.set_state_defaults(
+            conn, principal, state_id, body.model_dump(exclude_unset=True)
         )
 
 

@@ -1,6 +1,7 @@
 """Retention: what each board keeps, for how long, and the job that removes the rest.
 
-Per board (defaults when a board set none): raw readings 400 days, daily aggregates ten years,
+Per board, field by field: what the board set, else what its state set as the default for its
+boards, else the service's defaults — raw readings 400 days, daily aggregates ten years,
 resolved alerts two years, reports one year, the audit log seven years. Before raw readings go,
 their daily aggregates are made (energy per day from register deltas; min/avg/max otherwise), so
 charts and reports of old periods still work.
@@ -24,7 +25,7 @@ from psycopg import AsyncConnection, errors, sql
 from ..access import Principal
 from ..reports.storage import ReportStorage
 from . import audit
-from .scoped import BOARDS, actor, get_row
+from .scoped import BOARDS, STATES, actor, get_row
 
 log = structlog.get_logger(__name__)
 DEFAULTS = {
@@ -36,19 +37,41 @@ DEFAULTS = {
 }
 
 
+_EFFECTIVE = sql.SQL(", ").join(
+    sql.SQL(
+        "coalesce(p.{0}, d.{0}, {1}) AS {0}, CASE WHEN p.{0} IS NOT NULL THEN 'board'"
+        " WHEN d.{0} IS NOT NULL THEN 'state' ELSE 'default' END AS {2}"
+    ).format(sql.Identifier(field), sql.Literal(days), sql.Identifier(f"{field}_from"))
+    for field, days in DEFAULTS.items()
+)
+_BOARD_POLICIES = sql.SQL(
+    "SELECT b.id AS board_id, b.time_zone, {} FROM boards b"
+    " LEFT JOIN retention_policies p ON p.board_id = b.id"
+    " LEFT JOIN state_retention_defaults d ON d.state_id = b.state_id"
+).format(_EFFECTIVE)
+
+
 async def policy(conn: AsyncConnection, principal: Principal, board_id: int) -> dict[str, Any]:
+    """The board's policy in force, and for each field where it comes from (`<field>_from`:
+    board, state or default)."""
     await get_row(conn, principal, BOARDS, board_id)
-    cursor = await conn.execute("SELECT * FROM retention_policies WHERE board_id = %s", (board_id,))
+    cursor = await conn.execute(_BOARD_POLICIES + sql.SQL(" WHERE b.id = %s"), (board_id,))
     row = await cursor.fetchone()
-    return {"board_id": board_id, **DEFAULTS, **({k: row[k] for k in DEFAULTS} if row else {})}
+    row.pop("time_zone")
+    return row
 
 
 async def set_policy(
-    conn: AsyncConnection, principal: Principal, board_id: int, changes: dict[str, int]
+    conn: AsyncConnection, principal: Principal, board_id: int, changes: dict[str, int | None]
 ) -> dict[str, Any]:
+    """Set the board's own values (None: inherit its state's default again)."""
     async with conn.transaction():
         before = await policy(conn, principal, board_id)
-        after = {**before, **changes}
+        cursor = await conn.execute(
+            "SELECT * FROM retention_policies WHERE board_id = %s FOR UPDATE", (board_id,)
+        )
+        own = await cursor.fetchone() or {}
+        values = {k: changes.get(k, own.get(k)) for k in DEFAULTS}
         await conn.execute(
             "INSERT INTO retention_policies (board_id, raw_readings_days, aggregates_days,"
             " alerts_days, reports_days, audit_days) VALUES (%s, %s, %s, %s, %s, %s)"
@@ -56,8 +79,9 @@ async def set_policy(
             " aggregates_days = excluded.aggregates_days, alerts_days = excluded.alerts_days,"
             " reports_days = excluded.reports_days, audit_days = excluded.audit_days,"
             " updated_at = now()",
-            (board_id, *(after[k] for k in DEFAULTS)),
+            (board_id, *values.values()),
         )
+        after = await policy(conn, principal, board_id)
         await audit.record(
             conn,
             actor=actor(principal),
@@ -70,21 +94,55 @@ async def set_policy(
     return after
 
 
-async def _policies(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def state_defaults(
+    conn: AsyncConnection, principal: Principal, state_id: int
+) -> dict[str, Any]:
+    """The defaults a state gives its boards (None where it left the service's default)."""
+    await get_row(conn, principal, STATES, state_id)
     cursor = await conn.execute(
-        "SELECT b.id AS board_id, b.time_zone, p.* FROM boards b"
-        " LEFT JOIN retention_policies p ON p.board_id = b.id"
+        "SELECT * FROM state_retention_defaults WHERE state_id = %s", (state_id,)
     )
-    out = []
-    for row in await cursor.fetchall():
-        out.append(
-            {
-                "board_id": row["board_id"],
-                "time_zone": row["time_zone"],
-                **{k: row[k] if row[k] is not None else v for k, v in DEFAULTS.items()},
-            }
+    row = await cursor.fetchone() or {}
+    return {
+        "state_id": state_id,
+        **{k: row.get(k) for k in DEFAULTS},
+        "service_defaults": DEFAULTS,
+    }
+
+
+async def set_state_defaults(
+    conn: AsyncConnection, principal: Principal, state_id: int, changes: dict[str, int | None]
+) -> dict[str, Any]:
+    async with conn.transaction():
+        before = await state_defaults(conn, principal, state_id)
+        values = {k: changes.get(k, before[k]) for k in DEFAULTS}
+        await conn.execute(
+            "INSERT INTO state_retention_defaults (state_id, raw_readings_days, aggregates_days,"
+            " alerts_days, reports_days, audit_days) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (state_id) DO UPDATE SET raw_readings_days = excluded.raw_readings_days,"
+            " aggregates_days = excluded.aggregates_days, alerts_days = excluded.alerts_days,"
+            " reports_days = excluded.reports_days, audit_days = excluded.audit_days,"
+            " updated_at = now()",
+            (state_id, *values.values()),
         )
-    return out
+        after = await state_defaults(conn, principal, state_id)
+        await audit.record(
+            conn,
+            actor=actor(principal),
+            action="update",
+            entity="state_retention",
+            entity_id=state_id,
+            before={k: before[k] for k in DEFAULTS},
+            after={k: after[k] for k in DEFAULTS},
+        )
+    return after
+
+
+async def _policies(conn: AsyncConnection) -> list[dict[str, Any]]:
+    cursor = await conn.execute(_BOARD_POLICIES)
+    return [
+        {k: row[k] for k in ("board_id", "time_zone", *DEFAULTS)} for row in await cursor.fetchall()
+    ]
 
 
 _KEEP = """

@@ -234,6 +234,12 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("PATCH", "/api/v1/boards/{board_id}/retention"): E(
         P.BOARD_MANAGE, "board", "board", by_id("board", json={"alerts_days": 400})
     ),
+    ("GET", "/api/v1/states/{state_id}/retention"): E(
+        P.BOARD_READ, "state", "state", by_id("state"), STATE_SITES
+    ),
+    ("PATCH", "/api/v1/states/{state_id}/retention"): E(
+        P.BOARD_MANAGE, "state", "state", by_id("state", json={"alerts_days": 500}), STATE_SITES
+    ),
     ("POST", "/api/v1/retention/run"): E(P.JOBS_RUN),
     # consumers
     ("GET", "/api/v1/consumers"): E(

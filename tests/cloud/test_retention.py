@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cloud.reports.storage import LocalStorage
-from cloud.services import retention
-from tests.cloud.conftest import Cloud
+from cloud.services import auth, fleet, retention
+from tests.cloud.conftest import STAFF_PASSWORD, Cloud
 
 IST = ZoneInfo("Asia/Kolkata")
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
@@ -149,3 +149,46 @@ async def test_retention_keeps_what_bills_need(cloud: Cloud, board: str, tmp_pat
     assert removed["partitions_dropped"] >= 1
     assert removed["readings_deleted"] == 30
     assert not (tmp_path / "reports" / "r1" / "old.csv").exists()
+
+
+async def test_boards_inherit_their_states_retention_field_by_field(
+    cloud: Cloud, board: str
+) -> None:
+    async with cloud.pool.connection() as conn:
+        found = await fleet.board_by_code(conn, board)
+        email = f"state-{uuid.uuid4().hex[:8]}@example.in"
+        await auth.create_user(
+            conn,
+            email=email,
+            password=STAFF_PASSWORD,
+            role="STATE_ADMIN",
+            state_code="TS",
+            actor="test",
+        )
+    login = await cloud.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": STAFF_PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    board_url = f"/api/v1/boards/{found['id']}/retention"
+    state_url = f"/api/v1/states/{found['state_id']}/retention"
+
+    fresh = (await cloud.client.get(board_url, headers=headers)).json()
+    assert fresh["raw_readings_days"] == retention.DEFAULTS["raw_readings_days"]
+    assert fresh["raw_readings_days_from"] == "default"
+    response = await cloud.client.patch(
+        state_url, json={"raw_readings_days": 800, "alerts_days": 90}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    response = await cloud.client.patch(board_url, json={"alerts_days": 30}, headers=headers)
+    policy = response.json()
+    assert (policy["raw_readings_days"], policy["raw_readings_days_from"]) == (800, "state")
+    assert (policy["alerts_days"], policy["alerts_days_from"]) == (30, "board")
+    assert policy["audit_days_from"] == "default"
+    # null hands a field back to the state
+    response = await cloud.client.patch(board_url, json={"alerts_days": None}, headers=headers)
+    assert (response.json()["alerts_days"], response.json()["alerts_days_from"]) == (90, "state")
+    async with cloud.pool.connection() as conn:
+        used = {p["board_id"]: p for p in await retention._policies(conn)}[found["id"]]
+    assert (used["raw_readings_days"], used["alerts_days"]) == (800, 90)
+    response = await cloud.client.patch(state_url, json={"audit_days": 10}, headers=headers)
+    assert response.status_code == 422
