@@ -6,12 +6,17 @@ acknowledge and resolve, live)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import hmac
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from ..access import Permission, allowed
-from ..errors import InvalidInput, NotFound
-from ..services import analytics, estimates, invoices, listings, tariffs
+from ..api.deps import CSRF_COOKIE
+from ..api.fleet import ConsumerUpdate
+from ..errors import CloudError, InvalidInput, NotFound
+from ..services import analytics, consumers, estimates, invoices, listings, tariffs
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
 from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer, words
 
@@ -44,7 +49,14 @@ async def consumer_page(request: Request, consumer_id: int) -> Response:
     return await _consumer(request, principal, consumer_id, section="staff")
 
 
-async def _consumer(request: Request, principal, consumer_id: int | None, *, section: str):
+async def _consumer(
+    request: Request,
+    principal,
+    consumer_id: int | None,
+    *,
+    section: str,
+    context_error: str | None = None,
+):
     t = words(request)
     if not allowed(principal.role, Permission.CONSUMER_READ):
         return not_allowed(request, principal, Permission.CONSUMER_READ)
@@ -60,6 +72,11 @@ async def _consumer(request: Request, principal, consumer_id: int | None, *, sec
             (consumer["board_id"],),
         )
         board = await cursor.fetchone()
+        cursor = await conn.execute(
+            "SELECT email, active FROM users WHERE consumer_id = %s ORDER BY id LIMIT 1",
+            (consumer["id"],),
+        )
+        online = await cursor.fetchone()
         meter_rows, _ = await list_rows(
             conn,
             principal,
@@ -80,7 +97,8 @@ async def _consumer(request: Request, principal, consumer_id: int | None, *, sec
             try:
                 tariff = await tariffs.for_consumer(conn, principal, consumer["id"])
             except InvalidInput as exc:
-                notes.append(str(exc))
+                if str(exc) not in notes:  # the estimate needs the same tariff: say it once
+                    notes.append(str(exc))
         if can_readings and section != "bills":
             usage = await analytics.usage(conn, principal, consumer["id"])
         bill_page = (
@@ -113,6 +131,9 @@ async def _consumer(request: Request, principal, consumer_id: int | None, *, sec
         section=section,
         consumer=consumer,
         board=board,
+        online=online,
+        contact_notice=request.query_params.get("contact", "")[:10],
+        contact_error=context_error,
         meters=meter_rows,
         estimate=estimate,
         tariff=tariff,
@@ -171,3 +192,45 @@ async def alerts_page(request: Request) -> Response:
             {"alerts": page.rows, "can_manage": allowed(principal.role, Permission.ALERT_MANAGE)}
         ),
     )
+
+
+@router.post("/consumers/{consumer_id}/contact", response_class=HTMLResponse)
+async def edit_contact(
+    request: Request,
+    consumer_id: int,
+    email: str = Form("", max_length=254),
+    phone: str = Form("", max_length=25),
+    csrf: str = Form("", max_length=100),
+) -> Response:
+    """The consumer record's e-mail and phone, as an admin keeps them (sign-up checks them)."""
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.CONSUMER_UPDATE):
+        return not_allowed(request, principal, Permission.CONSUMER_UPDATE)
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
+        return await _consumer(
+            request,
+            principal,
+            consumer_id,
+            section="staff",
+            context_error=words(request)("form.expired"),
+        )
+    try:
+        changes = ConsumerUpdate.model_validate(
+            {"email": email.strip() or None, "phone": phone.strip() or None}
+        )
+        async with request.app.state.pool.connection() as conn:
+            await consumers.update(
+                conn, principal, consumer_id, changes.model_dump(exclude_unset=True)
+            )
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        message = words(request)("contact.invalid", field=words(request)(f"profile.{field}"))
+        return await _consumer(
+            request, principal, consumer_id, section="staff", context_error=message
+        )
+    except CloudError as exc:
+        return await _consumer(
+            request, principal, consumer_id, section="staff", context_error=str(exc)
+        )
+    return RedirectResponse(f"/dashboard/consumers/{consumer_id}?contact=saved", status_code=303)

@@ -182,7 +182,7 @@ async def in_force(
     rows = await cursor.fetchall()
     if not rows:
         raise InvalidInput(
-            f"the board has no tariff for category {category} in force from {start}",
+            f"the board has no {category} tariff in force from {start.day} {start:%b %Y}",
             errors=[("category", category)],
         )
     return [

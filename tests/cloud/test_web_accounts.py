@@ -205,3 +205,24 @@ async def test_an_admin_invites_staff_who_choose_their_password(
     assert "/dashboard/login" not in newcomer.page.url
     await newcomer.page.goto(link)  # used: it says so, in words
     assert "not valid any more" in await newcomer.page.inner_text("main")
+
+    # the admin keeps a consumer's contact, which sign-up checks
+    async with pool.connection() as conn:
+        consumer = await (
+            await conn.execute(
+                "INSERT INTO consumers (board_id, account_no, name) SELECT id, 'KA-1', 'Latha'"
+                " FROM boards WHERE code = 'BESCOM' RETURNING id"
+            )
+        ).fetchone()
+        await conn.commit()
+    await desk.page.goto(f"{base}/dashboard/consumers/{consumer['id']}")
+    await desk.page.click("summary:has-text('Contact')")
+    await desk.page.fill("details.contact input[name=email]", "not an address")
+    await desk.page.evaluate("document.querySelector('details.contact form').noValidate = true")
+    await desk.page.click("details.contact button[type=submit]")
+    assert "check the E-mail" in await desk.page.inner_text("[role=alert]")
+    await desk.page.fill("details.contact input[name=email]", "Latha@Example.in")
+    await desk.page.click("details.contact button[type=submit]")
+    assert "Saved" in await desk.page.inner_text("[role=status]")
+    assert "latha@example.in" in await desk.page.inner_text("details.contact summary")
+    await check(desk, "consumer-contact")
