@@ -2,8 +2,9 @@
 
 `GRIDGATE_SMTP_URL` names the server: `smtp://[user:password@]host[:port]` speaks STARTTLS when
 the server offers it (`?starttls=require` insists, `?starttls=off` never tries), `smtps://`
-speaks TLS from the first byte. A refused connection, a timeout or a 4xx answer is passing (the
-outbox tries again later); a 5xx answer to the message itself is final.
+speaks TLS from the first byte; the server's certificate is checked against the system's CAs,
+or against `?cafile=/path/to/ca.pem` for a private CA. A refused connection, a timeout or a 4xx
+answer is passing (the outbox tries again later); a 5xx answer to the message itself is final.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class SmtpTarget:
     password: str | None
     use_tls: bool
     start_tls: bool | None  # None: if the server offers it
+    cafile: str | None = None
 
     def __repr__(self) -> str:  # never the password
         return f"SmtpTarget({self.host}:{self.port}, tls={self.use_tls})"
@@ -34,7 +36,8 @@ class SmtpTarget:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("GRIDGATE_SMTP_URL must look like smtp://host:port or smtps://host")
-        mode = parse_qs(parts.query).get("starttls", ["auto"])[0]
+        query = parse_qs(parts.query)
+        mode = query.get("starttls", ["auto"])[0]
         if mode not in _STARTTLS:
             raise ValueError("GRIDGATE_SMTP_URL: starttls must be auto, require or off")
         tls = parts.scheme == "smtps"
@@ -45,6 +48,7 @@ class SmtpTarget:
             password=unquote(parts.password) if parts.password else None,
             use_tls=tls,
             start_tls=False if tls else _STARTTLS[mode],
+            cafile=query.get("cafile", [None])[0],
         )
 
 
@@ -66,6 +70,7 @@ async def send(target: SmtpTarget, message: EmailMessage, *, timeout_s: float = 
             password=target.password,
             use_tls=target.use_tls,
             start_tls=target.start_tls,
+            cert_bundle=target.cafile,
             timeout=timeout_s,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:

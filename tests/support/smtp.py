@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import email
 import re
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import default
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from .services import free_tcp_port
 
@@ -88,17 +90,41 @@ def link_token_in(message: EmailMessage) -> str:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    """Plain SMTP by default; with `tls_context` and `login` it insists on STARTTLS and on that
+    (user, password) before it takes a message."""
+
+    def __init__(
+        self, tls_context: ssl.SSLContext | None = None, login: tuple[str, str] | None = None
+    ) -> None:
         self.mailbox = Mailbox()
         self.port = free_tcp_port()
+        self.tls_context, self.login = tls_context, login
+        self.logins: list[str] = []
         self._controller: Controller | None = None
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}?starttls=off"
 
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and self.login == (
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        )
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
     def start(self) -> None:
-        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        secure = {}
+        if self.tls_context is not None:
+            secure = {
+                "tls_context": self.tls_context,
+                "require_starttls": True,
+                "auth_required": self.login is not None,
+                "authenticator": self._authenticate,
+            }
+        self._controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port, **secure)
         self._controller.start()
 
     def stop(self) -> None:
@@ -108,8 +134,8 @@ class SmtpServer:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+def smtp_server(**options) -> Iterator[SmtpServer]:
+    server = SmtpServer(**options)
     server.start()
     try:
         yield server
