@@ -626,10 +626,9 @@ async def _run(
                 f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"
                 + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
             )
+            console.print(f"{'E-mail:':15}kept in {mail_dir} (one .txt per message)")
             console.print(
-                f"E-mail is kept in {mail_dir} (one .txt per message). To sign up as a"
-                f" consumer: {cloud_url}/dashboard/signup with account {SIGNUP[0]} and"
-                f" {SIGNUP[1]}"
+                f"{'Sign up:':15}{cloud_url}/dashboard/signup as account {SIGNUP[0]}, {SIGNUP[1]}"
             )
             console.print("Ctrl-C stops everything.")
             started = time.monotonic()

@@ -24,7 +24,7 @@ SECRET_KEYS = frozenset(
 # Libraries that narrate their routine work at INFO (every HTTP request, every state-machine
 # callback, every embedded-server command): at INFO and above only their warnings are shown;
 # `--log-level DEBUG` shows everything.
-CHATTY_LIBRARIES = ("httpx", "httpcore", "transitions", "amqtt", "pgserver", "hpack")
+CHATTY_LIBRARIES = ("httpx", "httpcore", "transitions", "amqtt", "pgserver", "hpack", "mail.log")
 
 
 def _redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
