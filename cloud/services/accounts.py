@@ -158,6 +158,39 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
     return f"{local:%d %b %Y, %H:%M} {local.tzname()}"
 
 
+async def _new_token(
+    conn: AsyncConnection,
+    *,
+    purpose: str,
+    digest: bytes,
+    email: str,
+    ttl: timedelta,
+    user_id: int | None = None,
+    consumer_id: int | None = None,
+    replace: bool = True,
+) -> int:
+    """Store a code or link (its keyed hash) and return its id; with `replace`, the earlier live
+    ones of the same purpose for the same user (or consumer and address) stop working."""
+    if replace and user_id is not None:
+        await conn.execute(
+            "UPDATE account_tokens SET used_at = now()"
+            " WHERE user_id = %s AND purpose = %s AND used_at IS NULL",
+            (user_id, purpose),
+        )
+    elif replace:  # a sign-up code: by consumer record and address (account_tokens_signup)
+        await conn.execute(
+            "UPDATE account_tokens SET used_at = now() WHERE purpose = 'signup'"
+            " AND consumer_id = %s AND email = %s AND used_at IS NULL",
+            (consumer_id, email),
+        )
+    cursor = await conn.execute(
+        "INSERT INTO account_tokens (purpose, token_hash, email, user_id, consumer_id,"
+        " expires_at) VALUES (%s, %s, %s, %s, %s, now() + %s) RETURNING id",
+        (purpose, digest, email, user_id, consumer_id, ttl),
+    )
+    return (await cursor.fetchone())["id"]
+
+
 # --- consumer sign-up ---------------------------------------------------------------------
 
 
@@ -214,18 +247,14 @@ async def request_signup(
                 },
             )
             return _SIGNUP_REPLY
-        # a new code replaces any earlier one for this record and address
-        await conn.execute(
-            "UPDATE account_tokens SET used_at = now() WHERE purpose = 'signup'"
-            " AND consumer_id = %s AND email = %s AND used_at IS NULL",
-            (consumer["id"], email),
+        token_id = await _new_token(
+            conn,
+            purpose="signup",
+            digest=ctx.keyed("signup", consumer["id"], email, code),
+            email=email,
+            ttl=CODE_TTL,
+            consumer_id=consumer["id"],
         )
-        cursor = await conn.execute(
-            "INSERT INTO account_tokens (purpose, token_hash, email, consumer_id, expires_at)"
-            " VALUES ('signup', %s, %s, %s, now() + %s) RETURNING id",
-            (ctx.keyed("signup", consumer["id"], email, code), email, consumer["id"], CODE_TTL),
-        )
-        token_id = (await cursor.fetchone())["id"]
         await outbox.enqueue(
             conn,
             event_key=f"signup-code:{token_id}",
@@ -336,17 +365,14 @@ async def send_invitation(
 ) -> None:
     """A single-use link for `user` to choose a password (earlier links stop working)."""
     link_secret = secrets.token_urlsafe(32)
-    await conn.execute(
-        "UPDATE account_tokens SET used_at = now() WHERE purpose = 'invitation'"
-        " AND user_id = %s AND used_at IS NULL",
-        (user["id"],),
+    token_id = await _new_token(
+        conn,
+        purpose="invitation",
+        digest=ctx.keyed("link", link_secret),
+        email=user["email"],
+        ttl=INVITATION_TTL,
+        user_id=user["id"],
     )
-    cursor = await conn.execute(
-        "INSERT INTO account_tokens (purpose, token_hash, email, user_id, expires_at)"
-        " VALUES ('invitation', %s, %s, %s, now() + %s) RETURNING id",
-        (ctx.keyed("link", link_secret), user["email"], user["id"], INVITATION_TTL),
-    )
-    token_id = (await cursor.fetchone())["id"]
     cursor = await conn.execute(
         "SELECT coalesce(b.name, s.name) AS scope FROM users u"
         " LEFT JOIN boards b ON b.id = u.board_id LEFT JOIN states s ON s.id = u.state_id"
@@ -462,12 +488,15 @@ async def _send_reset(
     link_secret: str,
     digest: bytes,
 ) -> None:
-    cursor = await conn.execute(
-        "INSERT INTO account_tokens (purpose, token_hash, email, user_id, expires_at)"
-        " VALUES ('password_reset', %s, %s, %s, now() + %s) RETURNING id",
-        (digest, user["email"], user["id"], RESET_TTL),
+    token_id = await _new_token(  # earlier reset links keep working until one is used
+        conn,
+        purpose="password_reset",
+        digest=digest,
+        email=user["email"],
+        ttl=RESET_TTL,
+        user_id=user["id"],
+        replace=False,
     )
-    token_id = (await cursor.fetchone())["id"]
     await outbox.enqueue(
         conn,
         event_key=f"password-reset:{token_id}",
@@ -652,17 +681,14 @@ async def _send_email_change(
             "another account uses this e-mail address", errors=[("email", "already used")]
         )
     link_secret = secrets.token_urlsafe(32)
-    await conn.execute(
-        "UPDATE account_tokens SET used_at = now() WHERE purpose = 'email_change'"
-        " AND user_id = %s AND used_at IS NULL",
-        (user["id"],),
+    token_id = await _new_token(
+        conn,
+        purpose="email_change",
+        digest=ctx.keyed("link", link_secret),
+        email=new_email,
+        ttl=EMAIL_CHANGE_TTL,
+        user_id=user["id"],
     )
-    cursor = await conn.execute(
-        "INSERT INTO account_tokens (purpose, token_hash, email, user_id, expires_at)"
-        " VALUES ('email_change', %s, %s, %s, now() + %s) RETURNING id",
-        (ctx.keyed("link", link_secret), new_email, user["id"], EMAIL_CHANGE_TTL),
-    )
-    token_id = (await cursor.fetchone())["id"]
     await outbox.enqueue(
         conn,
         event_key=f"email-change:{token_id}",
