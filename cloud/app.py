@@ -28,6 +28,7 @@ from .api import (
     gateways,
     health,
     ingest,
+    notifications,
     reports,
     users,
 )
@@ -181,6 +182,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         reports,
         audit,
         analytics,
+        notifications,
     ):
         app.include_router(module.router)
     return app

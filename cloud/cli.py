@@ -15,7 +15,7 @@ from .billing.engine import month_of
 from .db import database_url
 from .errors import CloudError
 from .migrate import migrate
-from .services import auth, billing_runs, enrollment, fleet, invoices
+from .services import auth, billing_runs, enrollment, fleet, invoices, notifications
 from .settings import CloudSettings
 
 app = typer.Typer(
@@ -240,6 +240,7 @@ def billing_overdue(board: str = typer.Option(..., help="The board's code.")) ->
 
     async def work(conn: psycopg.AsyncConnection) -> int:
         board_id = (await fleet.board_by_code(conn, board))["id"]
-        return await invoices.mark_overdue(conn, _OPERATOR, board_id)
+        links = notifications.base_url(CloudSettings())
+        return await invoices.mark_overdue(conn, _OPERATOR, board_id, base_url=links)
 
     typer.echo(f"{_with_connection(work)} invoices marked overdue")

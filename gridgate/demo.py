@@ -345,7 +345,7 @@ async def _import_history(
         await aggregates.refresh(conn)
 
 
-async def _bill_last_month(url: str) -> dict:
+async def _bill_last_month(url: str, cloud_url: str) -> dict:
     """Last month billed and its bills issued, as the board's staff would have done by now
     (idempotent: a later start finds every bill unchanged and nothing left to issue)."""
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
@@ -368,7 +368,7 @@ async def _bill_last_month(url: str) -> dict:
         )
         drafts = [r["id"] for r in await cursor.fetchall()]
         await conn.commit()
-        issued = await invoices.issue_many(conn, operator, drafts)
+        issued = await invoices.issue_many(conn, operator, drafts, base_url=cloud_url)
         return {**summary, "issued": len(issued["issued"]), "month": start}
 
 
@@ -592,7 +592,7 @@ async def _run(
             },
             datetime.now(UTC) - timedelta(minutes=5),
         )
-        billed = await _bill_last_month(url)
+        billed = await _bill_last_month(url, cloud_url)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
             await dlms.start()

@@ -49,6 +49,7 @@ Entity = Literal[
     "board_energy",  # a board's aggregated energy (board_energy_daily, board_energy_15min)
     "consumer_energy",  # a consumer's aggregated energy (consumer_energy_daily)
     "api_key",  # the caller's own API keys, and nobody else's
+    "notification",  # the caller's own notifications, and nobody else's
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -67,6 +68,7 @@ ENTITY_TABLES: dict[str, str] = {
     "report": "reports",
     "billing_run": "billing_runs",
     "api_key": "api_keys",
+    "notification": "notifications",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -94,7 +96,7 @@ def scope_filter(
 ) -> tuple[sql.Composable, list[object]]:
     """A WHERE condition (and its parameters) that keeps `alias` rows inside the scope."""
     role = principal.role
-    if entity == "api_key":
+    if entity in ("api_key", "notification"):
         return sql.SQL("{} = %s").format(sql.Identifier(alias, "user_id")), [principal.user_id]
     if role == "SUPER_ADMIN":
         return sql.SQL("TRUE"), []

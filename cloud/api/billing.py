@@ -26,7 +26,7 @@ from ..billing.tariff import TariffSpec
 from ..errors import InvalidInput, NotFound
 from ..services import billing_runs, estimates, invoices, tariffs
 from ..services.scoped import BILLING_RUNS, INVOICES, TARIFFS, get_row
-from .deps import PoolDep, require
+from .deps import PoolDep, PublicBase, require
 from .paging import Limit, Offset, Order, Page, page
 from .scoped_route import ScopedRoute
 from .types import Day, Instant, Patch, text
@@ -289,20 +289,27 @@ class IssueMany(BaseModel):
 
 @router.post("/invoices/issue")
 async def issue_invoices(
-    body: IssueMany, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+    body: IssueMany,
+    pool: PoolDep,
+    public_base: PublicBase,
+    principal: Principal = require(Permission.BILLING_GENERATE),
 ) -> dict:
     """Issue many drafts at once; each is issued on its own, and the answer says which were and
     why the others were not."""
     async with pool.connection() as conn:
-        return await invoices.issue_many(conn, principal, body.invoice_ids)
+        return await invoices.issue_many(conn, principal, body.invoice_ids, base_url=public_base)
 
 
 @router.post("/billing/overdue")
 async def mark_overdue(
-    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BILLING_GENERATE)
+    board_id: BoardId,
+    pool: PoolDep,
+    public_base: PublicBase,
+    principal: Principal = require(Permission.BILLING_GENERATE),
 ) -> dict:
     async with pool.connection() as conn:
-        return {"marked_overdue": await invoices.mark_overdue(conn, principal, board_id)}
+        marked = await invoices.mark_overdue(conn, principal, board_id, base_url=public_base)
+        return {"marked_overdue": marked}
 
 
 @router.get("/invoices", response_model=Page)
@@ -384,10 +391,11 @@ async def consumer_estimate(
 async def issue_invoice(
     invoice_id: InvoiceId,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.BILLING_GENERATE),
 ) -> dict:
     async with pool.connection() as conn:
-        return await invoices.issue(conn, principal, invoice_id)
+        return await invoices.issue(conn, principal, invoice_id, base_url=public_base)
 
 
 @router.post("/invoices/{invoice_id}/cancel")
@@ -405,10 +413,13 @@ async def pay_invoice(
     invoice_id: InvoiceId,
     body: PaymentCreate,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.BILLING_COLLECT),
 ) -> dict:
     async with pool.connection() as conn:
-        return await invoices.pay(conn, principal, invoice_id, **body.model_dump())
+        return await invoices.pay(
+            conn, principal, invoice_id, **body.model_dump(), base_url=public_base
+        )
 
 
 @router.post("/invoices/{invoice_id}/disputes", status_code=status.HTTP_201_CREATED)
@@ -427,7 +438,10 @@ async def resolve_dispute(
     invoice_id: InvoiceId,
     body: DisputeResolve,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.BILLING_RECALCULATE),
 ) -> dict:
     async with pool.connection() as conn:
-        return await invoices.resolve_dispute(conn, principal, invoice_id, **body.model_dump())
+        return await invoices.resolve_dispute(
+            conn, principal, invoice_id, **body.model_dump(), base_url=public_base
+        )

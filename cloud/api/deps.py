@@ -161,3 +161,13 @@ def require(permission: Permission) -> Any:
         return principal
 
     return Depends(check)
+
+
+def _public_base(request: Request) -> str:
+    """Where people reach this service, for links in messages: GRIDGATE_PUBLIC_URL, never the
+    request's Host header (a caller chooses that)."""
+    settings = request.app.state.settings
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+PublicBase = Annotated[str, Depends(_public_base)]

@@ -22,10 +22,10 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
+from .. import formats
 from ..access import Permission, Principal, allowed
 from ..api.deps import ACCESS_COOKIE, authenticate
 from ..errors import Unauthorized
-from . import formats
 from .i18n import client_strings, pick_language, translator
 
 HERE = Path(__file__).parent

@@ -18,6 +18,7 @@ KINDS = (
     "password_changed",
     "email_change",
     "email_changed",
+    "notification",
 )
 
 

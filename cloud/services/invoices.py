@@ -19,7 +19,8 @@ from psycopg import AsyncConnection, sql
 
 from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
-from . import audit, tariffs
+from ..formats import local_date, money
+from . import audit, notifications, tariffs
 from .scoped import BOARDS, CONSUMERS, INVOICES, actor, get_row
 
 SETTLEABLE = ("issued", "overdue", "disputed")
@@ -93,7 +94,10 @@ async def _transition(
     return after
 
 
-async def issue(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
+async def issue(
+    conn: AsyncConnection, principal: Principal, invoice_id: int, *, base_url: str
+) -> dict[str, Any]:
+    """Issue a draft; the consumer is told (`base_url` makes the e-mail's links)."""
     async with conn.transaction():
         invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
         credit = Decimal(invoice["amount_due"]) <= 0
@@ -112,7 +116,38 @@ async def issue(conn: AsyncConnection, principal: Principal, invoice_id: int) ->
         )
         used = [s["tariff_version"] for s in invoice["details"].get("segments", [])]
         await tariffs.lock(conn, used)
+        month = f"{invoice['period_start']:%B %Y}"
+        owed = money(invoice["amount_due"], invoice["currency"])
+        await _tell(
+            conn,
+            invoice,
+            base_url,
+            kind="bill_issued",
+            title=f"Your bill for {month} is ready",
+            body=f"Your bill for {month} is nothing to pay (a credit of {owed})."
+            if credit
+            else f"Your bill for {month} is {owed}, due by {local_date(due)}.",
+            event=f"issued:{invoice_id}",
+        )
     return after
+
+
+async def _tell(
+    conn: AsyncConnection,
+    invoice: dict[str, Any],
+    base_url: str,
+    *,
+    kind: str,
+    title: str,
+    body: str,
+    event: str,
+) -> None:
+    """Notify the consumer's users of an event of their bill."""
+    users = await notifications.consumer_users(conn, invoice["consumer_id"])
+    notice = notifications.Notice(
+        kind, title, body, f"/dashboard/invoices/{invoice['id']}", f"invoice:{event}"
+    )
+    await notifications.notify(conn, users, notice, base_url=base_url)
 
 
 async def cancel(conn: AsyncConnection, principal: Principal, invoice_id: int) -> dict[str, Any]:
@@ -131,7 +166,13 @@ async def cancel(conn: AsyncConnection, principal: Principal, invoice_id: int) -
 
 
 async def pay(
-    conn: AsyncConnection, principal: Principal, invoice_id: int, *, amount: Decimal, reference: str
+    conn: AsyncConnection,
+    principal: Principal,
+    invoice_id: int,
+    *,
+    amount: Decimal,
+    reference: str,
+    base_url: str,
 ) -> dict[str, Any]:
     async with conn.transaction():
         invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
@@ -144,15 +185,34 @@ async def pay(
                 f" {outstanding:,.2f} {invoice['currency']} still owed on this bill",
                 errors=[("amount", str(amount))],
             )
-        await conn.execute(
-            "INSERT INTO payments (invoice_id, amount, reference, actor) VALUES (%s, %s, %s, %s)",
+        cursor = await conn.execute(
+            "INSERT INTO payments (invoice_id, amount, reference, actor) VALUES (%s, %s, %s, %s)"
+            " RETURNING id",
             (invoice_id, amount, reference, actor(principal)),
         )
+        payment_id = (await cursor.fetchone())["id"]
         paid = Decimal(invoice["paid"]) + amount
         status = "paid" if paid >= Decimal(invoice["amount_due"]) else invoice["status"]
-        return await _transition(
+        after = await _transition(
             conn, principal, invoice_id, SETTLEABLE, "pay", {"paid": paid, "status": status}
         )
+        month = f"{invoice['period_start']:%B %Y}"
+        left = Decimal(invoice["amount_due"]) - paid
+        await _tell(
+            conn,
+            invoice,
+            base_url,
+            kind="payment_received",
+            title=f"Payment of {money(amount, invoice['currency'])} received",
+            body=f"Thank you: {money(amount, invoice['currency'])} for your {month} bill. "
+            + (
+                "It is paid in full."
+                if left <= 0
+                else f"Still to pay: {money(left, invoice['currency'])}."
+            ),
+            event=f"payment:{payment_id}",
+        )
+        return after
 
 
 async def open_dispute(
@@ -182,6 +242,7 @@ async def resolve_dispute(
     *,
     upheld: bool,
     resolution: str,
+    base_url: str,
 ) -> dict[str, Any]:
     """Close the open dispute. Upheld: the invoice is cancelled (a revision bills anew);
     rejected: it goes back to issued, or overdue if its due date has passed."""
@@ -192,15 +253,33 @@ async def resolve_dispute(
             " resolved_at = now() WHERE invoice_id = %s AND status = 'open' RETURNING id",
             ("upheld" if upheld else "rejected", resolution, actor(principal), invoice_id),
         )
-        if await cursor.fetchone() is None:
+        dispute = await cursor.fetchone()
+        if dispute is None:
             raise NotFound(f"invoice {invoice_id} has no open dispute")
         if upheld:
             status = "cancelled" if Decimal(invoice["paid"]) == 0 else "issued"
         else:
             status = "overdue" if invoice["due_date"] < date.today() else "issued"
-        return await _transition(
+        after = await _transition(
             conn, principal, invoice_id, ("disputed",), "resolve", {"status": status}
         )
+        month = f"{invoice['period_start']:%B %Y}"
+        await _tell(
+            conn,
+            invoice,
+            base_url,
+            kind="dispute_resolved",
+            title=f"Your dispute of the {month} bill is settled",
+            body=(
+                f"We agreed with you: the {month} bill is withdrawn and a corrected one will"
+                " follow."
+                if upheld
+                else f"We checked the {month} bill and it stands."
+            )
+            + f" {resolution}",
+            event=f"dispute:{dispute['id']}",
+        )
+        return after
 
 
 async def payments_of(
@@ -218,14 +297,14 @@ async def payments_of(
 
 
 async def issue_many(
-    conn: AsyncConnection, principal: Principal, invoice_ids: list[int]
+    conn: AsyncConnection, principal: Principal, invoice_ids: list[int], *, base_url: str
 ) -> dict[str, Any]:
     """Issue each draft of `invoice_ids` (each in its own transaction: one that cannot be issued
     does not hold the others back); which were issued and why the others were not."""
     issued, refused = [], []
     for invoice_id in invoice_ids:
         try:
-            await issue(conn, principal, invoice_id)
+            await issue(conn, principal, invoice_id, base_url=base_url)
             await conn.commit()
             issued.append(invoice_id)
         except (Conflict, NotFound) as exc:
@@ -280,17 +359,34 @@ async def aging(
     }
 
 
-async def mark_overdue(conn: AsyncConnection, principal: Principal, board_id: int) -> int:
+async def mark_overdue(
+    conn: AsyncConnection, principal: Principal, board_id: int, *, base_url: str
+) -> int:
     """Issued invoices of a board in scope, past their due date and not fully paid, become
-    overdue."""
+    overdue; their consumers are told."""
     async with conn.transaction():
         await get_row(conn, principal, BOARDS, board_id)  # 404 outside the caller's scope
         cursor = await conn.execute(
             "UPDATE invoices SET status = 'overdue' WHERE board_id = %s AND status = 'issued'"
-            " AND due_date < current_date AND paid < amount_due RETURNING id",
+            " AND due_date < current_date AND paid < amount_due"
+            " RETURNING id, consumer_id, period_start, amount_due, paid, currency, due_date",
             (board_id,),
         )
-        ids = [row["id"] for row in await cursor.fetchall()]
+        overdue = await cursor.fetchall()
+        ids = [row["id"] for row in overdue]
+        for invoice in overdue:
+            owed = money(
+                Decimal(invoice["amount_due"]) - Decimal(invoice["paid"]), invoice["currency"]
+            )
+            await _tell(
+                conn,
+                invoice,
+                base_url,
+                kind="bill_overdue",
+                title=f"Your {invoice['period_start']:%B %Y} bill is overdue",
+                body=f"{owed} was due by {local_date(invoice['due_date'])}. Please pay it soon.",
+                event=f"overdue:{invoice['id']}",
+            )
         if ids:
             await audit.record(
                 conn,

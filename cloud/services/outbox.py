@@ -11,6 +11,7 @@ one-time code or link.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -30,17 +31,27 @@ class Outgoing:
 
 
 async def enqueue(
-    conn: AsyncConnection, *, event_key: str, to: str, kind: str, context: dict[str, Any]
-) -> None:
-    """Write a message inside the caller's transaction (it must have one open)."""
+    conn: AsyncConnection,
+    *,
+    event_key: str,
+    to: str,
+    kind: str,
+    context: dict[str, Any],
+    not_before: datetime | None = None,
+) -> int | None:
+    """Write a message inside the caller's transaction (it must have one open), to be sent at
+    once or from `not_before`; its id (None when this event's message was written before)."""
     if conn.info.transaction_status != TransactionStatus.INTRANS:
         raise RuntimeError("an e-mail is written inside the transaction of its event")
     message = render(kind, context)
-    await conn.execute(
-        "INSERT INTO email_outbox (event_key, to_address, subject, body_text, body_html)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_key) DO NOTHING",
-        (event_key, to, message.subject, message.text, message.html),
+    cursor = await conn.execute(
+        "INSERT INTO email_outbox (event_key, to_address, subject, body_text, body_html,"
+        " next_attempt_at) VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()))"
+        " ON CONFLICT (event_key) DO NOTHING RETURNING id",
+        (event_key, to, message.subject, message.text, message.html, not_before),
     )
+    row = await cursor.fetchone()
+    return row["id"] if row else None
 
 
 async def claim(conn: AsyncConnection, *, batch: int, lease_s: float) -> list[Outgoing]:

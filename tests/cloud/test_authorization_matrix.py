@@ -533,6 +533,18 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("PATCH", "/api/v1/users/me"): E(
         SIGNED_IN, build=lambda w, s: Req(json={"language": "en"}), in_person=True
     ),
+    ("GET", "/api/v1/notifications"): E(SIGNED_IN),
+    ("POST", "/api/v1/notifications/read-all"): E(SIGNED_IN),
+    ("POST", "/api/v1/notifications/{notification_id}/read"): E(
+        SIGNED_IN, "notification", "notification", by_id("notification")
+    ),
+    ("DELETE", "/api/v1/notifications/{notification_id}"): E(
+        SIGNED_IN,
+        "notification",
+        "notification_delete",
+        by_id("notification_delete", "notification_id"),
+        ok=204,
+    ),
     ("GET", "/api/v1/users/me/consents"): E(SIGNED_IN),
     ("POST", "/api/v1/users/me/consents"): E(
         SIGNED_IN,
@@ -646,7 +658,7 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     admin what lies in its state; the board roles what lies on their board (and read their
     state); a consumer its own consumer record, meters, issued bills and their alerts, its own
     account and its state."""
-    if entity == "api_key":  # a key is its owner's alone, whatever the role
+    if entity in ("api_key", "notification"):  # its owner's alone, whatever the role
         return obj.extra["owner"] == actor.id
     if role == "SUPER_ADMIN":
         return True
@@ -805,6 +817,24 @@ async def add_keys(conn, world: World) -> None:
     await conn.commit()
 
 
+async def add_notifications(conn, world: World) -> None:
+    """Two notifications on each board site, the actor's own on `own` and a user's of that board
+    on the others: one to read, one to delete."""
+    actor = next(iter(world.users.values()))
+    for site_name in BOARD_SITES:
+        site = world.site(site_name)
+        owner = actor.id if site_name == "own" else site.user.id
+        for name in ("notification", "notification_delete"):
+            cursor = await conn.execute(
+                "INSERT INTO notifications (user_id, kind, title, body, event_key)"
+                " VALUES (%s, 'bill_issued', 'A bill', 'Your bill is ready.', %s) RETURNING id",
+                (owner, uuid.uuid4().hex),
+            )
+            row = await cursor.fetchone()
+            site.objects[name] = Obj(row["id"], None, None, extra={"owner": owner})
+    await conn.commit()
+
+
 async def credential_headers(
     client: httpx.AsyncClient, token: str, carried: frozenset[Permission] | None
 ) -> dict[str, str]:
@@ -833,6 +863,7 @@ async def test_every_route_every_role_every_target(
         world = await build_world(conn)
         email = await add_actor(conn, world, role)
         await add_keys(conn, world)
+        await add_notifications(conn, world)
     storage = served_app.app.state.report_storage
     for site in world.sites.values():
         for name in ("report", "report_delete"):

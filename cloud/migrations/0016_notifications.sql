@@ -1,0 +1,27 @@
+-- Each user's inbox, and how each notification was delivered on each channel.
+CREATE TABLE notifications (
+    id           bigserial PRIMARY KEY,
+    user_id      bigint NOT NULL REFERENCES users(id),
+    kind         text NOT NULL CHECK (kind IN ('bill_issued', 'payment_received', 'bill_overdue',
+                                               'dispute_resolved')),
+    title        text NOT NULL CHECK (length(title) <= 200),
+    body         text NOT NULL CHECK (length(body) <= 2000),
+    link         text CHECK (link IS NULL OR link ~ '^/dashboard/'),
+    urgent       boolean NOT NULL DEFAULT false,
+    event_key    text NOT NULL,                  -- the event told of: one notification each
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    read_at      timestamptz,
+    deleted_at   timestamptz,
+    UNIQUE (user_id, event_key)
+);
+CREATE INDEX notifications_inbox ON notifications (user_id, id DESC) WHERE deleted_at IS NULL;
+
+CREATE TABLE notification_deliveries (
+    notification_id  bigint NOT NULL REFERENCES notifications(id),
+    channel          text NOT NULL CHECK (channel IN ('in_app', 'email', 'sms')),
+    status           text NOT NULL CHECK (status IN ('delivered', 'queued', 'not_sent')),
+    detail           text,
+    email_id         bigint REFERENCES email_outbox(id),
+    at               timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (notification_id, channel)
+);

@@ -1,0 +1,196 @@
+"""The inbox: a bill issued, a payment received, a bill gone overdue and a dispute settled each
+tell the consumer — in the app and by e-mail (a real SMTP server), as they chose, once per
+event — and the consumer reads, reads all and deletes; quiet hours hold e-mail back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from cloud.services.notifications import quiet_until
+from tests.cloud.conftest import Cloud, open_cloud
+from tests.cloud.world import PASSWORD, World, add_actor, build_world
+from tests.support.smtp import SmtpServer, smtp_server, text_of
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def cloud(database_url: str, tmp_path: Path, smtp: SmtpServer) -> AsyncIterator[Cloud]:
+    async with open_cloud(
+        database_url,
+        tmp_path / "cloud",
+        smtp_url=smtp.url,
+        mail_poll_s=0.05,
+        public_url="https://portal.example.in",
+    ) as opened:
+        yield opened
+
+
+async def signed_in(cloud: Cloud, email: str) -> dict[str, str]:
+    response = await cloud.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def world_with_consumer(cloud: Cloud) -> tuple[World, dict[str, str], str]:
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        email = await add_actor(conn, world, "CONSUMER")
+        await conn.commit()
+    return world, await signed_in(cloud, email), email.lower()
+
+
+async def test_a_bill_issued_paid_and_settled_tells_the_consumer(
+    cloud: Cloud, smtp: SmtpServer
+) -> None:
+    world, consumer, email = await world_with_consumer(cloud)
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.commit()
+    admin = await signed_in(cloud, admin_email)
+    draft = world.site("own").objects["invoice_draft"].id
+    response = await cloud.client.post(f"/api/v1/invoices/{draft}/issue", headers=admin)
+    assert response.status_code == 200, response.text
+    inbox = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert inbox["unread"] == 1
+    issued = inbox["items"][0]
+    assert issued["kind"] == "bill_issued"
+    assert "is ready" in issued["title"]
+    assert "₹" in issued["body"]
+    assert "due by" in issued["body"]
+    assert issued["link"] == f"/dashboard/invoices/{draft}"
+    mail = await smtp.mailbox.next_to(email, "is ready")
+    assert f"https://portal.example.in/dashboard/invoices/{draft}" in text_of(mail)
+    # issuing again is refused, and the event is not told twice
+    await cloud.client.post(f"/api/v1/invoices/{draft}/issue", headers=admin)
+    assert (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()["total"] == 1
+
+    owed = response.json()["amount_due"]
+    response = await cloud.client.post(
+        f"/api/v1/invoices/{draft}/payments",
+        json={"amount": "1.00", "reference": "UPI-1"},
+        headers=admin,
+    )
+    assert response.status_code == 201, response.text
+    inbox = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert inbox["unread"] == 2
+    assert inbox["items"][0]["title"] == "Payment of ₹1.00 received"
+    assert "Still to pay" in inbox["items"][0]["body"]
+    assert owed
+
+    # read one, read all, delete one; another user's notification is out of reach
+    first = inbox["items"][1]["id"]
+    response = await cloud.client.post(f"/api/v1/notifications/{first}/read", headers=consumer)
+    assert response.json()["read_at"] is not None
+    unread = await cloud.client.get("/api/v1/notifications?unread=true", headers=consumer)
+    assert unread.json()["total"] == 1
+    response = await cloud.client.post("/api/v1/notifications/read-all", headers=consumer)
+    assert response.json() == {"marked_read": 1}
+    response = await cloud.client.delete(f"/api/v1/notifications/{first}", headers=consumer)
+    assert response.status_code == 204
+    inbox = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert (inbox["total"], inbox["unread"]) == (1, 0)
+    other = await cloud.client.post(
+        f"/api/v1/notifications/{inbox['items'][0]['id']}/read", headers=admin
+    )
+    assert other.status_code == 404
+
+
+async def test_opted_out_and_in_app_only_are_respected(cloud: Cloud, smtp: SmtpServer) -> None:
+    world, consumer, email = await world_with_consumer(cloud)
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.commit()
+    admin = await signed_in(cloud, admin_email)
+    response = await cloud.client.put(
+        "/api/v1/users/me/preferences", json={"channels": ["in_app"]}, headers=consumer
+    )
+    assert response.status_code == 200
+    draft = world.site("own").objects["invoice_draft"].id
+    await cloud.client.post(f"/api/v1/invoices/{draft}/issue", headers=admin)
+    inbox = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert inbox["total"] == 1
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT d.channel, d.status FROM notification_deliveries d"
+            " WHERE d.notification_id = %s ORDER BY channel",
+            (inbox["items"][0]["id"],),
+        )
+        assert [tuple(r.values()) for r in await cursor.fetchall()] == [("in_app", "delivered")]
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM email_outbox WHERE to_address = %s", (email,)
+        )
+        assert (await cursor.fetchone())["n"] == 0
+
+    response = await cloud.client.put(
+        "/api/v1/users/me/preferences",
+        json={"channels": ["in_app", "email"], "opted_out": ["bills"]},
+        headers=consumer,
+    )
+    await cloud.client.post(
+        f"/api/v1/invoices/{draft}/payments",
+        json={"amount": "1.00", "reference": "UPI-2"},
+        headers=admin,
+    )
+    assert (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()["total"] == 1
+
+
+def test_quiet_hours_cross_midnight_in_the_users_zone() -> None:
+    prefs = {"quiet_from": time(22), "quiet_until": time(7), "zone": "Asia/Kolkata"}
+    ist = timedelta(hours=5, minutes=30)
+    late = datetime(2026, 11, 27, 23, 30) - ist  # 23:30 IST
+    assert (
+        quiet_until(late.replace(tzinfo=UTC), prefs)
+        == datetime(2026, 11, 28, 7, 0, tzinfo=UTC) - ist
+    )
+    early = datetime(2026, 11, 28, 6, 0) - ist
+    assert (
+        quiet_until(early.replace(tzinfo=UTC), prefs)
+        == datetime(2026, 11, 28, 7, 0, tzinfo=UTC) - ist
+    )
+    noon = datetime(2026, 11, 28, 12, 0) - ist
+    assert quiet_until(noon.replace(tzinfo=UTC), prefs) is None
+    assert quiet_until(noon.replace(tzinfo=UTC), {"quiet_from": None, "quiet_until": None}) is None
+
+
+async def test_quiet_hours_hold_the_email_until_they_end(cloud: Cloud) -> None:
+    world, consumer, email = await world_with_consumer(cloud)
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.commit()
+    admin = await signed_in(cloud, admin_email)
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(hours=1)).time(), (now + timedelta(hours=2)).time()
+    response = await cloud.client.put(
+        "/api/v1/users/me/preferences",
+        json={
+            "quiet_from": start.strftime("%H:%M"),
+            "quiet_until": end.strftime("%H:%M"),
+            "zone": "UTC",
+        },
+        headers=consumer,
+    )
+    assert response.status_code == 200, response.text
+    draft = world.site("own").objects["invoice_draft"].id
+    await cloud.client.post(f"/api/v1/invoices/{draft}/issue", headers=admin)
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT o.status, o.next_attempt_at, d.detail FROM email_outbox o"
+            " JOIN notification_deliveries d ON d.email_id = o.id WHERE o.to_address = %s",
+            (email,),
+        )
+        held = await cursor.fetchone()
+    assert held["status"] == "pending"
+    assert held["next_attempt_at"] > now + timedelta(hours=1)
+    assert "held until quiet hours end" in held["detail"]
+    assert (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()["unread"] == 1
