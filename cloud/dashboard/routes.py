@@ -17,6 +17,7 @@ from . import (
     billing_pages,
     console_pages,
     fleet_pages,
+    inbox_pages,
     people_pages,
     session_pages,
 )
@@ -32,6 +33,7 @@ for _module in (
     fleet_pages,
     billing_pages,
     people_pages,
+    inbox_pages,
     admin_pages,
     api_key_pages,
 ):

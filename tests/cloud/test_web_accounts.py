@@ -18,6 +18,7 @@ from cloud.app import create_app
 from cloud.services import auth
 from cloud.settings import CloudSettings
 from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
+from tests.cloud.world import PASSWORD, add_actor, build_world
 from tests.support.services import free_tcp_port
 from tests.support.smtp import SmtpServer, code_in, smtp_server, text_of
 
@@ -226,3 +227,39 @@ async def test_an_admin_invites_staff_who_choose_their_password(
     assert "Saved" in await desk.page.inner_text("[role=status]")
     assert "latha@example.in" in await desk.page.inner_text("details.contact summary")
     await check(desk, "consumer-contact")
+
+
+async def test_a_bill_issued_shows_in_the_inbox_and_opens_the_bill(
+    browser, site, smtp: SmtpServer
+) -> None:
+    base, pool = site
+    async with pool.connection() as conn:
+        world = await build_world(conn)
+        consumer = await add_actor(conn, world, "CONSUMER")
+        admin = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.commit()
+    draft = world.site("own").objects["invoice_draft"].id
+    visit = await phone(browser, base)
+    await visit.page.goto(f"{base}/dashboard/login")
+    await visit.page.fill("input[name=email]", consumer)
+    await visit.page.fill("input[name=password]", PASSWORD)
+    await visit.page.click("button[type=submit]")
+    await visit.page.wait_for_load_state("networkidle")
+    assert await visit.page.is_hidden("#unread-badge")
+    async with httpx.AsyncClient(base_url=base) as client:
+        login = await client.post("/api/v1/auth/login", json={"email": admin, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        issued = await client.post(f"/api/v1/invoices/{draft}/issue", headers=headers)
+        assert issued.status_code == 200, issued.text
+    await visit.page.reload()
+    await visit.page.wait_for_selector("#unread-badge:not([hidden])")
+    assert await visit.page.inner_text("#unread-badge") == "1"
+    await visit.page.click("a.inbox-link")
+    await visit.page.wait_for_load_state("networkidle")
+    assert "is ready" in await visit.page.inner_text("ul.inbox")
+    await check(visit, "inbox")
+    await visit.page.click("ul.inbox button:has-text('Open')")
+    await visit.page.wait_for_url(f"{base}/dashboard/invoices/{draft}")
+    await visit.page.wait_for_load_state("networkidle")
+    assert await visit.page.is_hidden("#unread-badge")
+    await smtp.mailbox.next_to(consumer.lower(), "is ready")

@@ -21,3 +21,17 @@ if (modules[name]) {
     console.error(error);
   });
 }
+
+// how many notifications wait unread, beside the inbox link of every page
+const badge = document.getElementById("unread-badge");
+if (badge) {
+  fetch("/api/v1/notifications?unread=true&limit=1", { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.json() : null))
+    .then((inbox) => {
+      if (inbox && inbox.unread > 0) {
+        badge.textContent = inbox.unread > 99 ? "99+" : String(inbox.unread);
+        badge.hidden = false;
+      }
+    })
+    .catch(() => {});
+}
