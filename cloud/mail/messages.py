@@ -19,6 +19,7 @@ KINDS = (
     "email_change",
     "email_changed",
     "notification",
+    "alert_digest",
 )
 
 

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..services import outbox
 from ..settings import CloudSettings
-from .messages import build, message_id
+from .messages import Rendered, build, message_id, render
 from .smtp import FinalFailure, PassingFailure, SmtpTarget, send
 
 log = structlog.get_logger(__name__)
@@ -25,6 +25,25 @@ _BATCH = 20
 
 def backoff_s(attempts: int, settings: CloudSettings) -> float:
     return min(settings.mail_retry_base_s * 2 ** max(attempts - 1, 0), settings.mail_retry_max_s)
+
+
+def _base_url(settings: CloudSettings) -> str:
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def render_digest(digest: dict, base_url: str) -> Rendered:
+    """A digest of alerts, as it stands when sent."""
+    items = digest["items"]
+    return render(
+        "alert_digest",
+        {
+            "name": digest.get("name"),
+            "count": len(items),
+            "items": items,
+            "base_url": base_url,
+            "preferences_url": f"{base_url}/dashboard/profile",
+        },
+    )
 
 
 def _domain(settings: CloudSettings) -> str:
@@ -40,12 +59,16 @@ async def deliver_due(
         claimed = await outbox.claim(conn, batch=_BATCH, lease_s=settings.mail_lease_s)
     delivered = 0
     for index, item in enumerate(claimed):
+        subject, text, html = item.subject, item.body_text or "", item.body_html or ""
+        if item.digest is not None:
+            rendered = render_digest(item.digest, _base_url(settings))
+            subject, text, html = rendered.subject, rendered.text, rendered.html
         message = build(
             sender=settings.mail_from,
             to=item.to_address,
-            subject=item.subject,
-            text=item.body_text or "",
-            html=item.body_html or "",
+            subject=subject,
+            text=text,
+            html=html,
             message_id=message_id(item.id, _domain(settings)),
         )
         try:

@@ -3,7 +3,7 @@ CREATE TABLE notifications (
     id           bigserial PRIMARY KEY,
     user_id      bigint NOT NULL REFERENCES users(id),
     kind         text NOT NULL CHECK (kind IN ('bill_issued', 'payment_received', 'bill_overdue',
-                                               'dispute_resolved')),
+                                               'dispute_resolved', 'alert')),
     title        text NOT NULL CHECK (length(title) <= 200),
     body         text NOT NULL CHECK (length(body) <= 2000),
     link         text CHECK (link IS NULL OR link ~ '^/dashboard/'),
@@ -25,3 +25,9 @@ CREATE TABLE notification_deliveries (
     at               timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (notification_id, channel)
 );
+
+-- Alerts reach e-mail as a digest: one message gathers a user's alerts for a minute (and through
+-- their quiet hours), rendered when it is sent.
+ALTER TABLE email_outbox ADD COLUMN digest jsonb;
+CREATE INDEX email_outbox_open_digest ON email_outbox (to_address) WHERE digest IS NOT NULL
+    AND status = 'pending';

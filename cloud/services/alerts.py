@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from ..access import Principal, scope_filter
 from ..errors import Conflict
-from . import audit
+from . import audit, notifications
 from .scoped import ALERTS, actor, get_row
 
 # The cloud's own alert kinds and their severity (the gateway's kinds are in shared's table).
@@ -49,15 +49,16 @@ async def open_alert(
     gateway_id: int | None = None,
     meter_id: int | None = None,
 ) -> None:
-    """Open an alert, or count one more occurrence of the open one (deduplicated)."""
-    await conn.execute(
+    """Open an alert, or count one more occurrence of the open one (deduplicated). A new alert
+    on a meter tells its consumer (as their preferences say)."""
+    cursor = await conn.execute(
         "INSERT INTO alerts (board_id, gateway_id, meter_id, subject, kind, severity, source,"
         " message, details, opened_at, last_seen_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (board_id, subject, kind) WHERE state <> 'resolved' DO UPDATE SET"
         " last_seen_at = greatest(alerts.last_seen_at, excluded.last_seen_at),"
         " occurrences = alerts.occurrences + 1, message = excluded.message,"
-        " details = excluded.details",
+        " details = excluded.details RETURNING id, (xmax = 0) AS opened",
         (
             board_id,
             gateway_id,
@@ -72,6 +73,31 @@ async def open_alert(
             at,
         ),
     )
+    alert = await cursor.fetchone()
+    if alert["opened"] and meter_id is not None:
+        await _tell_consumer(conn, alert["id"], meter_id, kind, severity, message)
+
+
+async def _tell_consumer(
+    conn: AsyncConnection, alert_id: int, meter_id: int, kind: str, severity: str, message: str
+) -> None:
+    cursor = await conn.execute(
+        "SELECT external_id, consumer_id FROM meters WHERE id = %s", (meter_id,)
+    )
+    meter = await cursor.fetchone()
+    if meter is None or meter["consumer_id"] is None:
+        return
+    users = await notifications.consumer_users(conn, meter["consumer_id"])
+    notice = notifications.Notice(
+        "alert",
+        f"{kind.replace('_', ' ').capitalize()} on meter {meter['external_id']}",
+        message[:500] or f"A {severity} alert on your meter.",
+        "/dashboard/alerts",
+        f"alert:{alert_id}",
+        urgent=severity == "critical",
+        severity=severity,
+    )
+    await notifications.notify(conn, users, notice)
 
 
 async def close_alert(

@@ -1,11 +1,13 @@
 """Each user's inbox, fed by the events of their account, and delivered as they chose.
 
 `notify` is called inside the transaction of the event it tells of (a bill issued, a payment
-received, a bill gone overdue, a dispute resolved), so a notification exists exactly when its
+received, a bill gone overdue, a dispute resolved, an alert opened on the consumer's meter at or
+above their threshold), so a notification exists exactly when its
 event committed, and names the event (`event_key`): the same event never notifies a user twice.
 For each user it follows their preferences (`cloud.services.preferences`): nothing for a topic
 they opted out of; in the app if they chose it; by e-mail through the outbox, held until their
-quiet hours end unless the message is urgent; and it records what happened on each channel
+quiet hours end unless the message is urgent (alerts gather into one digest per minute, so a
+burst is one e-mail, not a hundred); and it records what happened on each channel
 (`notification_deliveries`; an e-mail's own fate is the outbox's). Text messages wait for an
 SMS provider and are recorded as not sent.
 """
@@ -21,6 +23,7 @@ from psycopg import AsyncConnection
 
 from ..access import Principal
 from ..errors import NotFound
+from ..formats import local_time
 from ..settings import CloudSettings
 from . import audit, outbox
 
@@ -30,7 +33,9 @@ TOPICS = {
     "payment_received": "bills",
     "bill_overdue": "bills",
     "dispute_resolved": "bills",
+    "alert": "alerts",
 }
+SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Notice:
     link: str | None
     event_key: str
     urgent: bool = False
+    severity: str | None = None  # alerts: told only to users whose threshold it reaches
 
 
 def quiet_until(now: datetime, prefs: dict[str, Any]) -> datetime | None:
@@ -59,14 +65,18 @@ def quiet_until(now: datetime, prefs: dict[str, Any]) -> datetime | None:
 
 
 async def notify(
-    conn: AsyncConnection, user_ids: list[int], notice: Notice, *, base_url: str
+    conn: AsyncConnection, user_ids: list[int], notice: Notice, *, base_url: str | None = None
 ) -> int:
-    """Tell `user_ids` of an event, inside its transaction; how many were notified."""
+    """Tell `user_ids` of an event, inside its transaction; how many were notified. `base_url`
+    makes the links of an e-mail written now (an alert's digest is written when it is sent)."""
+    if base_url is None and notice.kind != "alert":
+        raise ValueError("a notification e-mailed now needs the service's base URL")
     if not user_ids:
         return 0
     cursor = await conn.execute(
         "SELECT u.id, u.email, u.name, p.channels, p.opted_out, p.quiet_from, p.quiet_until,"
-        " p.zone FROM users u LEFT JOIN notification_preferences p ON p.user_id = u.id"
+        " p.zone, p.alert_min_severity"
+        " FROM users u LEFT JOIN notification_preferences p ON p.user_id = u.id"
         " WHERE u.id = ANY(%s) AND u.active",
         (user_ids,),
     )
@@ -75,6 +85,11 @@ async def notify(
     for user in await cursor.fetchall():
         channels = user["channels"] or ["in_app", "email"]
         if TOPICS[notice.kind] in (user["opted_out"] or []):
+            continue
+        threshold = user["alert_min_severity"] or "medium"
+        if notice.severity and SEVERITY_ORDER.index(notice.severity) < SEVERITY_ORDER.index(
+            threshold
+        ):
             continue
         inserted = await conn.execute(
             "INSERT INTO notifications (user_id, kind, title, body, link, urgent, event_key,"
@@ -97,7 +112,19 @@ async def notify(
             continue  # this event told this user already
         notified += 1
         deliveries = [("in_app", "delivered" if "in_app" in channels else "not_sent", None, None)]
-        if "email" in channels:
+        if "email" in channels and notice.kind == "alert":
+            held = None if notice.urgent else quiet_until(now, user)
+            zone = user["zone"] or "Asia/Kolkata"
+            email_id = await outbox.add_to_digest(
+                conn,
+                user_id=user["id"],
+                to=user["email"],
+                name=user["name"],
+                item={"title": notice.title, "body": notice.body, "when": local_time(now, zone)},
+                not_before=held,
+            )
+            deliveries.append(("email", "queued", "in a digest of a minute's alerts", email_id))
+        elif "email" in channels:
             held = None if notice.urgent else quiet_until(now, user)
             email_id = await outbox.enqueue(
                 conn,

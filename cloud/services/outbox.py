@@ -10,12 +10,14 @@ one-time code or link.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
+from psycopg.types.json import Jsonb
 
 from ..mail.messages import render
 
@@ -25,9 +27,10 @@ class Outgoing:
     id: int
     to_address: str
     subject: str
-    body_text: str
-    body_html: str
+    body_text: str | None
+    body_html: str | None
     attempts: int
+    digest: dict[str, Any] | None = None  # rendered when sent (see add_to_digest)
 
 
 async def enqueue(
@@ -54,6 +57,48 @@ async def enqueue(
     return row["id"] if row else None
 
 
+DIGEST_WINDOW = timedelta(minutes=1)
+
+
+async def add_to_digest(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    to: str,
+    name: str | None,
+    item: dict[str, Any],
+    not_before: datetime | None,
+) -> int:
+    """Add an item to the user's open digest (one not sent yet), or open one that goes out a
+    minute from now (or when `not_before` says, if later): a burst of alerts is one message.
+    Inside the caller's transaction; the digest's outbox id."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('digest ' || %s, 0))", (user_id,)
+    )
+    cursor = await conn.execute(
+        "UPDATE email_outbox SET digest = jsonb_set(digest, '{items}',"
+        " (digest->'items') || %s::jsonb)"
+        " WHERE to_address = %s AND digest IS NOT NULL AND status = 'pending'"
+        " AND digest->>'user_id' = %s RETURNING id",
+        (Jsonb([item]), to, str(user_id)),
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        return row["id"]
+    due = datetime.now(UTC) + DIGEST_WINDOW
+    cursor = await conn.execute(
+        "INSERT INTO email_outbox (event_key, to_address, subject, digest, next_attempt_at)"
+        " VALUES (%s, %s, 'Alerts', %s, %s) RETURNING id",
+        (
+            f"digest:{user_id}:{uuid.uuid4().hex}",
+            to,
+            Jsonb({"user_id": str(user_id), "name": name, "items": [item]}),
+            max(due, not_before) if not_before else due,
+        ),
+    )
+    return (await cursor.fetchone())["id"]
+
+
 async def claim(conn: AsyncConnection, *, batch: int, lease_s: float) -> list[Outgoing]:
     """Messages due now (or whose sender's lease ran out), marked as being sent by us."""
     async with conn.transaction():
@@ -65,7 +110,7 @@ async def claim(conn: AsyncConnection, *, batch: int, lease_s: float) -> list[Ou
             "  WHERE (status = 'pending' AND next_attempt_at <= now())"
             "     OR (status = 'sending' AND claimed_until < now())"
             "  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
-            " RETURNING id, to_address, subject, body_text, body_html, attempts",
+            " RETURNING id, to_address, subject, body_text, body_html, attempts, digest",
             (lease_s, batch),
         )
         rows = await cursor.fetchall()
@@ -76,7 +121,9 @@ async def sent(conn: AsyncConnection, email_id: int) -> None:
     async with conn.transaction():
         await conn.execute(
             "UPDATE email_outbox SET status = 'sent', sent_at = now(), claimed_until = NULL,"
-            " body_text = NULL, body_html = NULL, last_error = NULL WHERE id = %s",
+            " body_text = NULL, body_html = NULL, last_error = NULL,"
+            " subject = CASE WHEN digest IS NULL THEN subject"
+            "  ELSE jsonb_array_length(digest->'items') || ' alerts' END WHERE id = %s",
             (email_id,),
         )
         await _attempt(conn, email_id, "sent", None)

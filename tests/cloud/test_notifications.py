@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.services import alerts
 from cloud.services.notifications import quiet_until
 from tests.cloud.conftest import Cloud, open_cloud
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
@@ -194,3 +195,55 @@ async def test_quiet_hours_hold_the_email_until_they_end(cloud: Cloud) -> None:
     assert held["next_attempt_at"] > now + timedelta(hours=1)
     assert "held until quiet hours end" in held["detail"]
     assert (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()["unread"] == 1
+
+
+async def test_a_hundred_alerts_in_a_minute_are_one_digest(cloud: Cloud, smtp: SmtpServer) -> None:
+    world, consumer, email = await world_with_consumer(cloud)
+    site = world.site("own")
+    kinds = ["power_spike", "voltage_sag", "voltage_swell", "outage", "phase_loss"]
+    async with cloud.pool.connection() as conn:
+        async with conn.transaction():
+            await alerts.open_alert(  # below the default threshold (medium): not told
+                conn,
+                board_id=site.board.id,
+                subject=f"meter:{site.meter.id}",
+                kind="stale_value",
+                severity="low",
+                source="edge",
+                at=datetime.now(UTC),
+                meter_id=site.meter.id,
+            )
+        for n in range(100):  # as ingest would: each batch in its own transaction
+            async with conn.transaction():
+                await alerts.open_alert(
+                    conn,
+                    board_id=site.board.id,
+                    subject=f"meter:{site.meter.id}:{n // len(kinds)}",
+                    kind=kinds[n % len(kinds)],
+                    severity="high",
+                    source="edge",
+                    at=datetime.now(UTC),
+                    message=f"reading {n}",
+                    meter_id=site.meter.id,
+                )
+        cursor = await conn.execute(
+            "SELECT id, next_attempt_at, jsonb_array_length(digest->'items') AS items"
+            " FROM email_outbox WHERE to_address = %s",
+            (email,),
+        )
+        digests = await cursor.fetchall()
+    assert len(digests) == 1
+    assert digests[0]["items"] == 100
+    assert digests[0]["next_attempt_at"] > datetime.now(UTC) + timedelta(seconds=30)
+    inbox = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert (inbox["total"], inbox["unread"]) == (100, 100)
+    assert " on meter " in inbox["items"][0]["title"]
+    async with cloud.pool.connection() as conn:  # the minute is over
+        await conn.execute(
+            "UPDATE email_outbox SET next_attempt_at = now() WHERE id = %s", (digests[0]["id"],)
+        )
+        await conn.commit()
+    message = await smtp.mailbox.next_to(email, "100 alerts on your meters")
+    assert text_of(message).count("\n- ") == 100
+    assert "/dashboard/inbox" in text_of(message)
+    assert len(smtp.mailbox.to(email)) == 1
