@@ -99,6 +99,8 @@ async def alert_stream(
                         yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
                         return
                     continue
+                if change.get("channel") == "notification":
+                    continue  # a notification: the inbox stream's
                 alert = await _named_alert(pool, principal, change["id"])
                 if alert is not None:
                     yield {"event": "alert", "data": json.dumps(alert, default=str)}

@@ -3,14 +3,20 @@ read all, delete. Nobody reaches another user's notifications, whatever their ro
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
 
 from ..access.ids import NotificationId
+from ..errors import Unauthorized
 from ..services import notifications
-from .deps import CurrentPrincipal, PoolDep
+from .alerts import STREAM_SESSION_CHECK_S
+from .deps import CurrentPrincipal, PoolDep, reauthenticate
 from .paging import Limit, Offset
 from .scoped_route import ScopedRoute
 
@@ -51,6 +57,40 @@ async def list_notifications(
         return await notifications.inbox(
             conn, principal, unread_only=unread, limit=limit, offset=offset
         )
+
+
+@router.get("/stream")
+async def notification_stream(request: Request, principal: CurrentPrincipal) -> EventSourceResponse:
+    """Server-sent events: a `notification` event (as JSON) for each new notification of yours,
+    as it is written. Shares the alert stream's bounds (a few streams per user; 429 beyond); ends
+    within seconds of your session ending."""
+    feed = request.app.state.alert_feed
+    feed.check_room(principal.user_id)
+
+    async def events() -> AsyncIterator[dict]:
+        async with feed.subscribe(principal.user_id) as changes:
+            await feed.ready.wait()  # listening: nothing from now on is missed
+            yield {"event": "ready", "data": "{}"}
+            while True:
+                try:
+                    change = await asyncio.wait_for(changes.get(), STREAM_SESSION_CHECK_S)
+                except TimeoutError:
+                    try:
+                        await reauthenticate(request)
+                    except Unauthorized as exc:
+                        yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
+                        return
+                    continue
+                if change.get("channel") != "notification":
+                    continue
+                if change.get("user_id") != principal.user_id:
+                    continue  # someone else's
+                async with request.app.state.pool.connection() as conn:
+                    found = await notifications.one(conn, principal, change["id"])
+                if found is not None:
+                    yield {"event": "notification", "data": json.dumps(found, default=str)}
+
+    return EventSourceResponse(events(), ping=15)
 
 
 @router.post("/read-all", response_model=Marked)

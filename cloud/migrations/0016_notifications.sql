@@ -31,3 +31,16 @@ CREATE TABLE notification_deliveries (
 ALTER TABLE email_outbox ADD COLUMN digest jsonb;
 CREATE INDEX email_outbox_open_digest ON email_outbox (to_address) WHERE digest IS NOT NULL
     AND status = 'pending';
+
+-- Each new notification is announced for the live streams of its user (cloud.services.alert_feed
+-- listens on both channels; the payload names the user, never the content).
+CREATE FUNCTION notifications_announce() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('gridgate_notifications', json_build_object(
+        'channel', 'notification', 'id', NEW.id, 'user_id', NEW.user_id)::text);
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER notifications_announce AFTER INSERT ON notifications
+    FOR EACH ROW EXECUTE FUNCTION notifications_announce();

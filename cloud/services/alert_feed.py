@@ -1,6 +1,7 @@
-"""Live alert changes for the server-sent-events streams: one database connection per server
-process listens on the `gridgate_alerts` channel (a trigger on `alerts` announces each change)
-and hands every announcement to the streams open in that process.
+"""Live changes for the server-sent-events streams: one database connection per server process
+listens on the `gridgate_alerts` channel (a trigger on `alerts` announces each change) and on
+`gridgate_notifications` (a trigger announces each new notification, naming its user), and hands
+every announcement to the streams open in that process; each stream keeps what is its own.
 
 Streams are bounded — a few per user, a few hundred per process — so no one can take the
 database's connections by opening streams: a stream costs a queue, not a connection. A viewer
@@ -22,7 +23,7 @@ import structlog
 from ..errors import TooManyRequests
 
 log = structlog.get_logger(__name__)
-CHANNEL = "gridgate_alerts"
+CHANNELS = ("gridgate_alerts", "gridgate_notifications")
 STREAMS_PER_USER = 5
 STREAMS_PER_PROCESS = 500
 QUEUE_SIZE = 1000
@@ -52,7 +53,8 @@ class AlertFeed:
                 async with await psycopg.AsyncConnection.connect(
                     self.database_url, autocommit=True
                 ) as listener:
-                    await listener.execute(f"LISTEN {CHANNEL}")
+                    for channel in CHANNELS:
+                        await listener.execute(f"LISTEN {channel}")
                     self.ready.set()
                     async for notice in listener.notifies():
                         self._publish(json.loads(notice.payload))

@@ -185,6 +185,18 @@ async def inbox(
     return {"items": rows, "total": total, "unread": await unread(conn, principal)}
 
 
+async def one(
+    conn: AsyncConnection, principal: Principal, notification_id: int
+) -> dict[str, Any] | None:
+    """One of the caller's notifications (None if it is not theirs or was deleted)."""
+    cursor = await conn.execute(
+        "SELECT id, kind, title, body, link, urgent, created_at, read_at FROM notifications"
+        " WHERE id = %s AND user_id = %s AND deleted_at IS NULL",
+        (notification_id, principal.user_id),
+    )
+    return await cursor.fetchone()
+
+
 async def unread(conn: AsyncConnection, principal: Principal) -> int:
     cursor = await conn.execute(
         "SELECT count(*) AS n FROM notifications"

@@ -534,6 +534,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         SIGNED_IN, build=lambda w, s: Req(json={"language": "en"}), in_person=True
     ),
     ("GET", "/api/v1/notifications"): E(SIGNED_IN),
+    ("GET", "/api/v1/notifications/stream"): E(SIGNED_IN),
     ("POST", "/api/v1/notifications/read-all"): E(SIGNED_IN),
     ("POST", "/api/v1/notifications/{notification_id}/read"): E(
         SIGNED_IN, "notification", "notification", by_id("notification")
@@ -779,7 +780,7 @@ def fill(template: str, path: dict[str, Any]) -> str:
 
 
 async def send(client: httpx.AsyncClient, method: str, url: str, req: Req, headers: dict) -> int:
-    if url.endswith("/alerts/stream"):
+    if url.endswith(("/alerts/stream", "/notifications/stream")):
         async with client.stream("GET", url, headers=headers) as stream:
             return stream.status_code  # a stream never ends: its answer's status is enough
     response = await client.request(

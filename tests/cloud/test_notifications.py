@@ -4,15 +4,18 @@ event — and the consumer reads, reads all and deletes; quiet hours hold e-mail
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from cloud.services import alerts
+from cloud.services import alerts, auth
 from cloud.services.notifications import quiet_until
-from tests.cloud.conftest import Cloud, open_cloud
+from tests.cloud.conftest import Cloud, Served, open_cloud
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
 from tests.support.smtp import SmtpServer, smtp_server, text_of
 
@@ -247,3 +250,64 @@ async def test_a_hundred_alerts_in_a_minute_are_one_digest(cloud: Cloud, smtp: S
     assert text_of(message).count("\n- ") == 100
     assert "/dashboard/inbox" in text_of(message)
     assert len(smtp.mailbox.to(email)) == 1
+
+
+async def test_the_live_stream_carries_only_the_users_own_notifications(
+    served_app: Served,
+) -> None:
+    client, pool = served_app.client, served_app.pool
+    async with pool.connection() as conn:
+        world = await build_world(conn)
+        consumer_email = await add_actor(conn, world, "CONSUMER")
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        await auth.create_user(  # the sibling consumer has an account too: told, but not here
+            conn,
+            email=f"sibling-{world.tag}@example.in",
+            password=PASSWORD,
+            role="CONSUMER",
+            consumer_id=world.site("sibling").consumer.id,
+            actor="test",
+        )
+        await conn.commit()
+
+    async def token(email: str) -> dict[str, str]:
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    consumer, admin = await token(consumer_email), await token(admin_email)
+    seen: list[dict] = []
+    ready, arrived = asyncio.Event(), asyncio.Event()
+
+    async def listen() -> None:
+        async with client.stream("GET", "/api/v1/notifications/stream", headers=consumer) as sse:
+            assert sse.status_code == 200
+            event = None
+            async for line in sse.aiter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                    if event == "ready":
+                        ready.set()
+                elif line.startswith("data:") and event == "notification":
+                    seen.append(json.loads(line.split(":", 1)[1]))
+                    arrived.set()
+
+    task = asyncio.create_task(listen())
+    await asyncio.wait_for(ready.wait(), 30)
+    other = world.site("sibling").objects["invoice_draft"].id  # a sibling consumer's bill
+    mine = world.site("own").objects["invoice_draft"].id
+    for invoice in (other, mine):
+        response = await client.post(f"/api/v1/invoices/{invoice}/issue", headers=admin)
+        assert response.status_code == 200, response.text
+    await asyncio.wait_for(arrived.wait(), 30)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [n["link"] for n in seen] == [f"/dashboard/invoices/{mine}"]
+    async with pool.connection() as conn:  # the sibling's bill did notify the sibling
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM notifications WHERE link = %s",
+            (f"/dashboard/invoices/{other}",),
+        )
+        assert (await cursor.fetchone())["n"] == 1
