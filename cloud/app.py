@@ -143,7 +143,10 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
+        problems = [
+            (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
         return JSONResponse(
             {
                 "detail": "; ".join(f"{f}: {m}" for f, m in problems[:10]),

@@ -609,7 +609,8 @@ async def _run(
             daemon = Daemon(config, transport=cable)
             running = asyncio.create_task(daemon.run())
             console.print(f"[bold]GridGate demo[/] — data in {data_dir}")
-            console.print(f"Dashboard: {cloud_url}/dashboard   (API docs: {cloud_url}/docs)")
+            console.print(f"{'Dashboard:':15}{cloud_url}/dashboard")
+            console.print(f"{'API docs:':15}{cloud_url}/docs")
             for label, (email, password) in (
                 ("Super admin", ROOT),
                 ("Board admin", ADMIN),

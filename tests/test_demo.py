@@ -59,7 +59,7 @@ def final_count(output: str) -> int:
 def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "GRIDGATE_DATABASE_URL": database_url}
     first = demo(tmp_path / "demo", env, "--duration", "20", "--speed", "60")
-    url = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)/dashboard", first)
+    url = re.search(r"Dashboard: +(http://127\.0\.0\.1:\d+)/dashboard", first)
     assert url, first
     for email, password in (ROOT, ADMIN, SUPPORT, CONSUMER):  # a login for each kind of user
         assert f"{email} / {password}" in first
@@ -104,7 +104,7 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
         while base is None and time.monotonic() < deadline:
             line = process.stdout.readline()
             assert line or process.poll() is None, process.stderr.read()
-            found = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)/dashboard", line)
+            found = re.search(r"Dashboard: +(http://127\.0\.0\.1:\d+)/dashboard", line)
             base = found.group(1) if found else None
         assert base, "the demo printed no dashboard address"
         with httpx.Client(base_url=base, timeout=30) as client:

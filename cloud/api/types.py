@@ -6,11 +6,19 @@ a NUL that reached a query would turn bad input into a server error).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar, Self
 
 from annotated_types import Interval
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    model_validator,
+)
 
 PLAIN_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
@@ -23,10 +31,19 @@ Day = Annotated[date, Interval(ge=EARLIEST_DAY, le=LATEST_DAY)]
 Instant = Annotated[AwareDatetime, Interval(ge=EARLIEST_INSTANT, le=LATEST_INSTANT)]
 
 
-_ADDRESS_PART = r"[^@\s\x00-\x1f]+"
+_ADDRESS = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError("is not an e-mail address (it looks like name@example.in)")
+    return value
+
+
 Email = Annotated[
     str,
-    StringConstraints(min_length=3, max_length=254, pattern=rf"^{_ADDRESS_PART}@{_ADDRESS_PART}$"),
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
+    AfterValidator(_address),
 ]
 # digits with the usual separators and an optional leading +, as people write them
 Phone = Annotated[

@@ -427,9 +427,13 @@ async def _profile_page(
 
 @router.get("/profile", response_class=HTMLResponse)
 async def profile_page(
-    request: Request, principal: Principal = Depends(viewer), changed: bool = False
+    request: Request,
+    principal: Principal = Depends(viewer),
+    changed: bool = False,
+    saved: bool = False,
 ) -> Response:
-    notice = _t(request)("profile.password_changed") if changed else None
+    t = _t(request)
+    notice = t("profile.password_changed") if changed else (t("profile.saved") if saved else None)
     return await _profile_page(request, principal, notice=notice)
 
 
@@ -464,9 +468,7 @@ async def update_profile(
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"])
-        return await _profile_page(
-            request, principal, error=t("profile.invalid", field=t(f"profile.{field}"))
-        )
+        return await _profile_page(request, principal, error=t(f"hint.{field}"))
     except CloudError as exc:
         return await _profile_page(request, principal, error=str(exc))
     notice = t("profile.saved")
@@ -513,7 +515,7 @@ async def change_consents(request: Request, principal: Principal = Depends(viewe
     async with request.app.state.pool.connection() as conn:
         for kind in preferences.CONSENT_KINDS:
             await preferences.set_consent(conn, principal, kind=kind, granted=kind in form)
-    return await _profile_page(request, principal, notice=t("profile.saved"))
+    return RedirectResponse("/dashboard/profile?saved=1", status_code=303)
 
 
 @router.post("/profile/preferences", response_class=HTMLResponse)
@@ -536,11 +538,7 @@ async def change_preferences(request: Request, principal: Principal = Depends(vi
             await preferences.set_preferences(conn, principal, chosen)
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
-        return await _profile_page(
-            request,
-            principal,
-            preferences_error=t("preferences.invalid", field=t(f"preferences.{field}")),
-        )
+        return await _profile_page(request, principal, preferences_error=t(f"hint.{field}"))
     except CloudError as exc:
         return await _profile_page(request, principal, preferences_error=str(exc))
-    return await _profile_page(request, principal, notice=t("profile.saved"))
+    return RedirectResponse("/dashboard/profile?saved=1", status_code=303)

@@ -183,9 +183,7 @@ async def invite_user(
             )
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
-        return await _invite_failed(
-            request, principal, t("users.invite_invalid", field=field), draft
-        )
+        return await _invite_failed(request, principal, t(f"hint.{field}"), draft)
     except CloudError as exc:
         return await _invite_failed(request, principal, str(exc), draft)
     return RedirectResponse(f"/dashboard/users?invited={quote(created['email'])}", status_code=303)

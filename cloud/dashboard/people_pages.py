@@ -225,7 +225,7 @@ async def edit_contact(
             )
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
-        message = words(request)("contact.invalid", field=words(request)(f"profile.{field}"))
+        message = words(request)(f"hint.{field}")
         return await _consumer(
             request, principal, consumer_id, section="staff", context_error=message
         )

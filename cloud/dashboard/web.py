@@ -33,6 +33,8 @@ templates = Jinja2Templates(directory=HERE / "templates")
 for _name in ("number", "money", "quantity", "local_time", "local_date", "ago", "change", "period"):
     templates.env.filters[_name] = getattr(formats, _name)
 templates.env.filters["month_name"] = formats.month_name
+# a service's message ("the code is wrong; 4 tries left") as a sentence on a page
+templates.env.filters["sentence"] = lambda text: (text[:1].upper() + text[1:]) if text else text
 
 
 class LoginNeeded(Exception):

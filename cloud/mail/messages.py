@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 import jinja2
@@ -58,6 +60,7 @@ def build(
     message["To"] = to
     message["Subject"] = subject
     message["Message-ID"] = message_id
+    message["Date"] = format_datetime(datetime.now(UTC))
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")

@@ -5,7 +5,7 @@
 ALTER TABLE consumers
     ADD COLUMN email text CHECK (email IS NULL OR (email ~ '^[^@\s]+@[^@\s]+$' AND length(email) <= 254)),
     ADD COLUMN phone text CHECK (phone IS NULL OR phone ~ '^\+?[0-9][0-9 ()-]{5,24}$');
-CREATE INDEX consumers_account_no ON consumers (account_no);
+CREATE INDEX consumers_account_no ON consumers (upper(account_no));  -- sign-up ignores case
 
 -- An invited user has no password until they set one (NULL never verifies).
 ALTER TABLE users

@@ -202,7 +202,7 @@ async def _signup_match(
         "SELECT c.id, c.name, c.account_no, b.code AS board_code,"
         " (SELECT u.id FROM users u WHERE u.consumer_id = c.id LIMIT 1) AS user_id"
         " FROM consumers c JOIN boards b ON b.id = c.board_id"
-        " WHERE c.account_no = %s AND lower(c.email) = %s"
+        " WHERE upper(c.account_no) = upper(%s) AND lower(c.email) = %s"
         " AND (%s::text IS NULL OR b.code = %s) LIMIT 2",
         (account_no, email, board_code, board_code),
     )

@@ -13,7 +13,13 @@ import json
 from typing import Any
 
 from tests.cloud.conftest import Served
-from tests.cloud.test_authorization_matrix import EXPECTATIONS, PUBLIC, add_keys, fill
+from tests.cloud.test_authorization_matrix import (
+    EXPECTATIONS,
+    PUBLIC,
+    add_keys,
+    add_notifications,
+    fill,
+)
 from tests.cloud.world import PASSWORD, add_actor, build_world
 
 EXTREMES: dict[str, list[Any]] = {
@@ -72,6 +78,8 @@ async def test_no_extreme_value_makes_a_server_error(served_app: Served) -> None
         world = await build_world(conn)
         email = await add_actor(conn, world, "SUPER_ADMIN")
         await add_keys(conn, world)
+        await add_notifications(conn, world)
+        await add_notifications(conn, world)
     login = await served_app.client.post(
         "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
     )
