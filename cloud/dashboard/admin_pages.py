@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -17,10 +16,20 @@ from ..access import Permission, allowed, may_grant, scope_filter
 from ..api.account import account_context
 from ..api.deps import CSRF_COOKIE
 from ..api.users import UserCreate
-from ..errors import CloudError
+from ..errors import CloudError, NotFound
 from ..services import audit, users
-from ..services.scoped import BOARDS, REPORTS, list_rows
-from .web import csv_download, listing, not_allowed, render, viewer, wants_csv, words
+from ..services.auth import ROLES
+from ..services.scoped import BOARDS, REPORTS, USERS, get_row, list_rows
+from .web import (
+    csv_download,
+    int_or_none,
+    listing,
+    not_allowed,
+    render,
+    viewer,
+    wants_csv,
+    words,
+)
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -87,6 +96,10 @@ async def users_page(request: Request) -> Response:
     principal = await viewer(request)
     if not allowed(principal.role, Permission.USER_READ):
         return not_allowed(request, principal, Permission.USER_READ)
+    return await _users_listing(request, principal)
+
+
+async def _users_listing(request: Request, principal, **extra) -> Response:
     state = listing(request, sorts=USER_SORTS, default_sort="email", filters=("role",))
     scope, params = scope_filter(principal, "user", "u")
     clauses, values = [scope], list(params)
@@ -132,19 +145,31 @@ async def users_page(request: Request) -> Response:
             rows,
         )
     return await _users_view(
-        request, principal, state=state, page_rows=rows, total=total, zone=zone
+        request, principal, state=state, page_rows=rows, total=total, zone=zone, **extra
     )
 
 
 INVITED_ROLES = ("BOARD_ADMIN", "SUPPORT_AGENT", "TECHNICIAN", "AUDITOR")  # staff of a board
 
 
+DONE = ("invited", "reset_sent", "now_active", "now_inactive")
+
+
 async def _users_view(request: Request, principal, **context) -> Response:
-    """The users page: the list, and the form that invites a member of staff to a board."""
+    """The users page: the list, and the form that invites a member of staff to a board; after
+    an action on a user (`?done=<what>&who=<id>`), what was done, in words."""
+    done = None
     async with request.app.state.pool.connection() as conn:
         boards, _ = await list_rows(
             conn, principal, BOARDS, filters={}, sort="name", descending=False, limit=200, offset=0
         )
+        what, who = request.query_params.get("done"), int_or_none(request.query_params.get("who"))
+        if what in DONE and who is not None:
+            try:
+                user = await get_row(conn, principal, USERS, who)
+                done = words(request)(f"users.{what}", email=user["email"])
+            except NotFound:
+                done = None
     return render(
         request,
         "users.html",
@@ -152,7 +177,8 @@ async def _users_view(request: Request, principal, **context) -> Response:
         title=words(request)("nav.users"),
         boards=boards,
         invite_roles=[r for r in INVITED_ROLES if may_grant(principal.role, r)],
-        invited=request.query_params.get("invited", "")[:254],
+        grantable=[r for r in ROLES if may_grant(principal.role, r)],
+        done=done,
         **context,
     )
 
@@ -173,7 +199,7 @@ async def invite_user(
     t = words(request)
     expected = request.cookies.get(CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
-        return RedirectResponse("/dashboard/users?invited=expired", status_code=303)
+        return await _users_listing(request, principal, problem=words(request)("form.expired"))
     draft = {"email": email.strip(), "name": name.strip() or None, "role": role}
     try:
         body = UserCreate.model_validate({**draft, "board_id": board_id})
@@ -186,22 +212,11 @@ async def invite_user(
         return await _invite_failed(request, principal, t(f"hint.{field}"), draft)
     except CloudError as exc:
         return await _invite_failed(request, principal, str(exc), draft)
-    return RedirectResponse(f"/dashboard/users?invited={quote(created['email'])}", status_code=303)
+    return RedirectResponse(f"/dashboard/users?done=invited&who={created['id']}", status_code=303)
 
 
 async def _invite_failed(request: Request, principal, error: str, draft: dict) -> Response:
-    state = listing(request, sorts=USER_SORTS, default_sort="email", filters=("role",))
-    return await _users_view(
-        request,
-        principal,
-        state=state,
-        page_rows=[],
-        total=0,
-        zone="UTC",
-        invite_error=error,
-        draft=draft,
-        hide_list=True,
-    )
+    return await _users_listing(request, principal, invite_error=error, draft=draft)
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -294,3 +309,58 @@ async def _entity_names(conn, rows: list[dict]) -> dict[tuple[str, str], str]:
         )
         names |= {(entity, str(row["id"])): row["label"] for row in await cursor.fetchall()}
     return names
+
+
+async def _user_action(request: Request, csrf: str, act) -> Response:
+    """Run a change to a user from the users page; back to the page, saying what happened."""
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.USER_MANAGE):
+        return not_allowed(request, principal, Permission.USER_MANAGE)
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected.encode(), csrf.encode()):
+        return await _users_listing(request, principal, problem=words(request)("form.expired"))
+    try:
+        async with request.app.state.pool.connection() as conn:
+            done = await act(conn, principal)
+    except CloudError as exc:
+        return await _users_listing(request, principal, problem=str(exc))
+    return RedirectResponse(f"/dashboard/users?done={done}", status_code=303)
+
+
+@router.post("/users/{user_id}/invitation")
+async def resend_invitation(
+    request: Request, user_id: int, csrf: str = Form("", max_length=100)
+) -> Response:
+    async def act(conn, principal) -> str:
+        await users.resend_invitation(conn, principal, account_context(request), user_id)
+        return f"invited&who={user_id}"
+
+    return await _user_action(request, csrf, act)
+
+
+@router.post("/users/{user_id}/password-reset")
+async def send_password_reset(
+    request: Request, user_id: int, csrf: str = Form("", max_length=100)
+) -> Response:
+    async def act(conn, principal) -> str:
+        await users.send_password_reset(conn, principal, account_context(request), user_id)
+        return f"reset_sent&who={user_id}"
+
+    return await _user_action(request, csrf, act)
+
+
+@router.post("/users/{user_id}/active")
+async def set_active(
+    request: Request,
+    user_id: int,
+    active: bool = Form(...),
+    csrf: str = Form("", max_length=100),
+) -> Response:
+    async def act(conn, principal) -> str:
+        if not active:
+            user = await users.deactivate(conn, principal, user_id)
+        else:
+            user = await users.update(conn, principal, user_id, {"active": True})
+        return f"{'now_active' if user['active'] else 'now_inactive'}&who={user_id}"
+
+    return await _user_action(request, csrf, act)

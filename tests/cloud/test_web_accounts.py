@@ -209,6 +209,15 @@ async def test_an_admin_invites_staff_who_choose_their_password(
     await newcomer.page.goto(link)  # used: it says so, in words
     assert "not valid any more" in await newcomer.page.inner_text("main")
 
+    # the admin deactivates the newcomer from the list, and the newcomer's session ends
+    await desk.page.goto(f"{base}/dashboard/users?q={invitee}")
+    row = desk.page.locator("#users-table tbody tr", has_text=invitee)
+    await row.locator("button:has-text('Deactivate')").click()
+    assert "is deactivated" in await desk.page.inner_text("[role=status]")
+    await check(desk, "users-deactivated")
+    await newcomer.page.goto(f"{base}/dashboard")
+    assert "/dashboard/login" in newcomer.page.url
+
     # the admin keeps a consumer's contact, which sign-up checks
     async with pool.connection() as conn:
         consumer = await (
