@@ -37,7 +37,13 @@ def safe_next(next_url: str) -> str:
     return next_url if ok else "/dashboard"
 
 
-def _login_form(request: Request, next_url: str, error: str | None, status: int = 200):
+def _login_form(
+    request: Request,
+    next_url: str,
+    error: str | None,
+    status: int = 200,
+    notice: str | None = None,
+):
     """The login form, with a fresh token in a hidden field and in a SameSite=Strict cookie:
     a form posted from another site carries neither the cookie nor a matching field."""
     token = secrets.token_urlsafe(24)
@@ -50,6 +56,7 @@ def _login_form(request: Request, next_url: str, error: str | None, status: int 
         title=t("login.title"),
         next=safe_next(next_url),
         error=error,
+        notice=notice,
         login_token=token,
     )
     response.set_cookie(
@@ -73,8 +80,9 @@ def _same_origin(request: Request) -> bool:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, next: str = "/dashboard") -> Response:
-    return _login_form(request, next, None)
+async def login_page(request: Request, next: str = "/dashboard", ended: bool = False) -> Response:
+    t = translator(pick_language(request.headers.get("accept-language")))
+    return _login_form(request, next, None, notice=t("login.ended") if ended else None)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -126,7 +134,8 @@ async def refresh(request: Request, next: str = "/dashboard") -> Response:
                 secret=jwt_secret(request),
             )
     except Unauthorized:
-        return RedirectResponse(target, status_code=303)
+        # there was a session and it cannot go on: say so on the sign-in page
+        return RedirectResponse(f"{target}&ended=1", status_code=303)
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session(response, pair, request.url.scheme == "https")
     return response

@@ -137,6 +137,12 @@ def _minutes(seconds: float) -> str:
     return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
+def _masked(email: str) -> str:
+    """Enough of an address for its owner to recognise it: 'as***@example.in'."""
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}"
+
+
 def _code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
@@ -200,7 +206,8 @@ async def _signup_match(
     """The one consumer record with this account number and e-mail (in this board, if named)."""
     cursor = await conn.execute(
         "SELECT c.id, c.name, c.account_no, b.code AS board_code,"
-        " (SELECT u.id FROM users u WHERE u.consumer_id = c.id LIMIT 1) AS user_id"
+        " (SELECT u.id FROM users u WHERE u.consumer_id = c.id LIMIT 1) AS user_id,"
+        " (SELECT u.email FROM users u WHERE u.consumer_id = c.id LIMIT 1) AS user_email"
         " FROM consumers c JOIN boards b ON b.id = c.board_id"
         " WHERE upper(c.account_no) = upper(%s) AND lower(c.email) = %s"
         " AND (%s::text IS NULL OR b.code = %s) LIMIT 2",
@@ -242,6 +249,7 @@ async def request_signup(
                 context={
                     "name": consumer["name"],
                     "account_no": consumer["account_no"],
+                    "signs_in_as": _masked(consumer["user_email"] or email),
                     "login_url": f"{ctx.base_url}/dashboard/login",
                     "forgot_url": f"{ctx.base_url}/dashboard/password/forgot",
                 },

@@ -151,6 +151,8 @@ async def test_a_consumer_signs_up_with_the_code_from_the_email(
     assert response.status_code == 202
     notice = await smtp.mailbox.next_to(consumer["email"], "already have")
     assert "/dashboard/password/forgot" in text_of(notice)
+    local, domain = consumer["email"].split("@")
+    assert f"signs in as {local[:2]}***@{domain}" in text_of(notice)
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT action FROM audit_log WHERE entity = 'user' AND entity_id = %s",

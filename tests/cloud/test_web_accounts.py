@@ -152,6 +152,7 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     # the first device's session is over: its next page asks for a sign-in
     await page.goto(f"{base}/dashboard")
     assert "/dashboard/login" in page.url
+    assert "session has ended" in await page.inner_text("[role=status]")
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
     async with httpx.AsyncClient(base_url=base) as client:
         response = await client.get(
