@@ -55,10 +55,17 @@ def physics_for(seed: int, phases: int, clock: Clock, *, solar: bool = False) ->
         peak_kw=2.5 * scale * (2 if phases == 3 else 1),
         solar_kwp=3.0 if solar else 0.0,
     )
-    start = clock.now_s() - HISTORY_S
-    return MeterPhysics(
-        seed=seed, shape=shape, start_s=start, initial_import_kwh=1000.0 + 97.3 * (seed % 50)
+    now = clock.now_s()
+    physics = MeterPhysics(
+        seed=seed,
+        shape=shape,
+        start_s=now - HISTORY_S,
+        initial_import_kwh=1000.0 + 97.3 * (seed % 50),
     )
+    # the day of history is integrated now, not inside the first request's time to answer (a
+    # third of a second on a slow machine: longer than a reader waits)
+    physics.advance_to(now)
+    return physics
 
 
 def build_modbus_meters(
