@@ -3,9 +3,7 @@ server-sent-events stream of changes in the viewer's scope."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -15,18 +13,18 @@ from sse_starlette import EventSourceResponse
 
 from ..access import Permission, Principal
 from ..access.ids import AlertId, BoardId, GatewayId, MeterId
-from ..errors import NotFound, Unauthorized
+from ..errors import NotFound
 from ..jobs import check_settings
 from ..services import alerts, listings
 from ..services.cloud_checks import run_checks
 from ..services.scoped import ALERTS, get_row
-from .deps import PoolDep, SettingsDep, reauthenticate, require
+from .deps import PoolDep, SettingsDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
+from .streams import live_stream
 from .types import text
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=ScopedRoute)
-STREAM_SESSION_CHECK_S = 5.0  # a quiet stream still checks the viewer's session this often
 State = Literal["active", "acknowledged", "resolved"]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
@@ -82,30 +80,14 @@ async def alert_stream(
     for each change the viewer may see. A few streams per user at most (429 beyond); a stream
     ends within seconds of the viewer's session ending."""
     pool = request.app.state.pool
-    feed = request.app.state.alert_feed
-    feed.check_room(principal.user_id)
 
-    async def events() -> AsyncIterator[dict]:
-        async with feed.subscribe(principal.user_id) as changes:
-            await feed.ready.wait()  # the process is listening: nothing from now on is missed
-            yield {"event": "ready", "data": "{}"}
-            while True:
-                try:
-                    change = await asyncio.wait_for(changes.get(), STREAM_SESSION_CHECK_S)
-                except TimeoutError:
-                    try:
-                        await reauthenticate(request)
-                    except Unauthorized as exc:
-                        yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
-                        return
-                    continue
-                if change.get("channel") == "notification":
-                    continue  # a notification: the inbox stream's
-                alert = await _named_alert(pool, principal, change["id"])
-                if alert is not None:
-                    yield {"event": "alert", "data": json.dumps(alert, default=str)}
+    async def pick(change: dict) -> dict | None:
+        if change.get("channel") == "notification":
+            return None  # a notification: the inbox stream's
+        alert = await _named_alert(pool, principal, change["id"])
+        return None if alert is None else {"event": "alert", "data": json.dumps(alert, default=str)}
 
-    return EventSourceResponse(events(), ping=15)
+    return live_stream(request, principal, pick)
 
 
 async def _named_alert(pool, principal: Principal, alert_id: int) -> dict | None:

@@ -3,9 +3,7 @@ read all, delete. Nobody reaches another user's notifications, whatever their ro
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from fastapi import APIRouter, Request, status
@@ -13,12 +11,11 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from ..access.ids import NotificationId
-from ..errors import Unauthorized
 from ..services import notifications
-from .alerts import STREAM_SESSION_CHECK_S
-from .deps import CurrentPrincipal, PoolDep, reauthenticate
+from .deps import CurrentPrincipal, PoolDep
 from .paging import Limit, Offset
 from .scoped_route import ScopedRoute
+from .streams import live_stream
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"], route_class=ScopedRoute)
 
@@ -64,33 +61,19 @@ async def notification_stream(request: Request, principal: CurrentPrincipal) -> 
     """Server-sent events: a `notification` event (as JSON) for each new notification of yours,
     as it is written. Shares the alert stream's bounds (a few streams per user; 429 beyond); ends
     within seconds of your session ending."""
-    feed = request.app.state.alert_feed
-    feed.check_room(principal.user_id)
 
-    async def events() -> AsyncIterator[dict]:
-        async with feed.subscribe(principal.user_id) as changes:
-            await feed.ready.wait()  # listening: nothing from now on is missed
-            yield {"event": "ready", "data": "{}"}
-            while True:
-                try:
-                    change = await asyncio.wait_for(changes.get(), STREAM_SESSION_CHECK_S)
-                except TimeoutError:
-                    try:
-                        await reauthenticate(request)
-                    except Unauthorized as exc:
-                        yield {"event": "session_ended", "data": json.dumps({"detail": str(exc)})}
-                        return
-                    continue
-                if change.get("channel") != "notification":
-                    continue
-                if change.get("user_id") != principal.user_id:
-                    continue  # someone else's
-                async with request.app.state.pool.connection() as conn:
-                    found = await notifications.one(conn, principal, change["id"])
-                if found is not None:
-                    yield {"event": "notification", "data": json.dumps(found, default=str)}
+    async def pick(change: dict) -> dict | None:
+        if change.get("channel") != "notification" or change.get("user_id") != principal.user_id:
+            return None  # an alert, or someone else's
+        async with request.app.state.pool.connection() as conn:
+            found = await notifications.one(conn, principal, change["id"])
+        return (
+            None
+            if found is None
+            else {"event": "notification", "data": json.dumps(found, default=str)}
+        )
 
-    return EventSourceResponse(events(), ping=15)
+    return live_stream(request, principal, pick)
 
 
 @router.post("/read-all", response_model=Marked)
