@@ -47,6 +47,7 @@ from .store import NewEvent, NewReading, Store, to_us
 from .sync import Syncer
 
 log = structlog.get_logger(__name__)
+STOP_GRACE_S = 10.0  # how long a stop waits for each part of the daemon to finish
 T = TypeVar("T")
 STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuck
 # rows held in memory while the store cannot be written; past this, the oldest instantaneous
@@ -457,13 +458,18 @@ class Daemon:
             systemd.notify("STOPPING=1")
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # every row is committed as it is taken, so a task that does not end in time is
+            # left behind rather than holding the stop (a supervisor would kill us anyway)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in stuck:
+                log.error("a daemon task did not stop in time", task=task.get_name())
             for bus in self.buses:
                 bus.close()
             with contextlib.suppress(Exception):
-                await self._flush()
-                await self._save_state()
+                await asyncio.wait_for(self._flush(), STOP_GRACE_S)
+                await asyncio.wait_for(self._save_state(), STOP_GRACE_S)
             if self.syncer is not None:
-                await self.syncer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.syncer.close(), STOP_GRACE_S)
             self.store.shutdown()
             log.info("edge daemon stopped", taken=self.taken)

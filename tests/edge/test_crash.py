@@ -155,11 +155,11 @@ async def test_kill_nine_never_loses_or_duplicates(postgres_server: str, tmp_pat
             # a stop finishes the transaction on the line and the batch in flight: seconds, but
             # a loaded machine once took longer than 15 (seen once in three CI runs)
             try:
-                code = await asyncio.wait_for(daemon.wait(), 60)
+                returned = await asyncio.wait_for(daemon.wait(), 60)
             except TimeoutError:
                 daemon.kill()
                 raise
-            assert code == 0, "clean stop on SIGTERM"
+            assert returned == 0, "clean stop on SIGTERM"
             await drain(config)  # polling has stopped; sync what the last run read
         finally:
             daemon_log.close()
