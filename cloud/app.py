@@ -30,6 +30,7 @@ from .api import (
     ingest,
     notifications,
     reports,
+    support,
     users,
 )
 from .api.limits import RateLimit
@@ -186,6 +187,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         audit,
         analytics,
         notifications,
+        support,
     ):
         app.include_router(module.router)
     return app

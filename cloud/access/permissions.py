@@ -24,7 +24,11 @@ class Permission(StrEnum):
     BILLING_GENERATE = "billing:generate"
     BILLING_RECALCULATE = "billing:recalculate"
     REPORT_GENERATE = "report:generate"
-    QUERY_MANAGE = "query:manage"
+    QUERY_MANAGE = "query:manage"  # work the support desk: triage, assign, answer
+    QUERY_READ = "query:read"  # see support queries (a consumer: their own)
+    QUERY_OPEN = "query:open"  # open a query and write in its thread (consumers)
+    QUERY_DELETE = "query:delete"  # take a query off the desk (kept for the record)
+    NOTIFICATION_BROADCAST = "notification:broadcast"  # announce to everyone in a scope
     NOTIFICATION_MANAGE = "notification:manage"
     AUDIT_READ = "audit:read"
     USER_READ = "user:read"  # list the users in scope (board admins see their board's)
@@ -60,7 +64,10 @@ _ADMIN = {
     P.BILLING_RECALCULATE,
     P.REPORT_GENERATE,
     P.QUERY_MANAGE,
+    P.QUERY_READ,
+    P.QUERY_DELETE,
     P.NOTIFICATION_MANAGE,
+    P.NOTIFICATION_BROADCAST,
     P.GATEWAY_READ,
     P.GATEWAY_ENROLL,
     P.GATEWAY_REVOKE,
@@ -76,7 +83,8 @@ _ADMIN = {
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "SUPER_ADMIN": frozenset(Permission),
+    # everything but what only a consumer does (open a query about their own supply)
+    "SUPER_ADMIN": frozenset(Permission) - {P.QUERY_OPEN},
     "STATE_ADMIN": frozenset(_ADMIN | {P.AUDIT_READ, P.USER_MANAGE, P.BOARD_MANAGE}),
     "BOARD_ADMIN": frozenset(_ADMIN),
     "SUPPORT_AGENT": frozenset(
@@ -85,7 +93,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.CONSUMER_READ,
             P.BILLING_READ,
             P.QUERY_MANAGE,
+            P.QUERY_READ,
             P.NOTIFICATION_MANAGE,
+            P.NOTIFICATION_BROADCAST,
             P.GATEWAY_READ,
             P.READING_READ,
             P.BOARD_READ,
@@ -127,6 +137,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.READING_READ,
             P.BILLING_DISPUTE,
             P.ALERT_READ,
+            P.QUERY_READ,
+            P.QUERY_OPEN,
         }
     ),
 }

@@ -50,6 +50,7 @@ Entity = Literal[
     "consumer_energy",  # a consumer's aggregated energy (consumer_energy_daily)
     "api_key",  # the caller's own API keys, and nobody else's
     "notification",  # the caller's own notifications, and nobody else's
+    "support_query",  # a consumer's query: theirs, and their board's desk's
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -69,6 +70,7 @@ ENTITY_TABLES: dict[str, str] = {
     "billing_run": "billing_runs",
     "api_key": "api_keys",
     "notification": "notifications",
+    "support_query": "support_queries",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -82,6 +84,7 @@ _BOARD_COLUMN = {
     "billing_run": "board_id",
     "board_energy": "board_id",
     "consumer_energy": "board_id",
+    "support_query": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 
@@ -95,9 +98,19 @@ def scope_filter(
     principal: Principal, entity: Entity, alias: str
 ) -> tuple[sql.Composable, list[object]]:
     """A WHERE condition (and its parameters) that keeps `alias` rows inside the scope."""
-    role = principal.role
     if entity in ("api_key", "notification"):
         return sql.SQL("{} = %s").format(sql.Identifier(alias, "user_id")), [principal.user_id]
+    if entity == "support_query":  # a query taken off the desk is gone for everyone
+        inner, params = _scope_filter(principal, entity, alias)
+        deleted = sql.Identifier(alias, "deleted_at")
+        return sql.SQL("({} AND {} IS NULL)").format(inner, deleted), params
+    return _scope_filter(principal, entity, alias)
+
+
+def _scope_filter(
+    principal: Principal, entity: Entity, alias: str
+) -> tuple[sql.Composable, list[object]]:
+    role = principal.role
     if role == "SUPER_ADMIN":
         return sql.SQL("TRUE"), []
     if entity == "state":
@@ -122,7 +135,7 @@ def scope_filter(
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
-        if entity in ("meter", "consumer_energy"):
+        if entity in ("meter", "consumer_energy", "support_query"):
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
                 [principal.consumer_id],

@@ -19,12 +19,12 @@ from pydantic import ValidationError
 
 from ..access import Principal
 from ..api.account import Preferences, ProfileUpdate, account_context
-from ..api.deps import CSRF_COOKIE, client_address, jwt_secret
+from ..api.deps import client_address, jwt_secret
 from ..errors import CloudError
 from ..services import accounts, auth, preferences
 from .i18n import languages, pick_language, translator
 from .session_pages import set_session
-from .web import render, viewer
+from .web import csrf_ok, render, viewer
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 FORM_COOKIE = "gg_form"
@@ -79,8 +79,7 @@ def _form_ok(request: Request, form_token: str) -> bool:
 
 
 def _session_form_ok(request: Request, csrf: str) -> bool:
-    expected = request.cookies.get(CSRF_COOKIE, "")
-    return bool(expected) and hmac.compare_digest(expected.encode(), csrf.encode())
+    return csrf_ok(request, csrf)
 
 
 async def _boards(request: Request) -> list[dict[str, Any]]:

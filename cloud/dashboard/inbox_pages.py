@@ -3,16 +3,13 @@ forms (the session's CSRF token rides in each); the same service the API uses.""
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..access import Principal
-from ..api.deps import CSRF_COOKIE
 from ..errors import NotFound
 from ..services import notifications
-from .web import render, viewer, words
+from .web import csrf_ok, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
@@ -43,13 +40,8 @@ async def inbox_page(request: Request, principal: Principal = Depends(viewer)) -
     )
 
 
-def _csrf_ok(request: Request, csrf: str) -> bool:
-    expected = request.cookies.get(CSRF_COOKIE, "")
-    return bool(expected) and hmac.compare_digest(expected.encode(), csrf.encode())
-
-
 async def _act(request: Request, principal: Principal, csrf: str, action) -> Response:
-    if _csrf_ok(request, csrf):
+    if csrf_ok(request, csrf):
         async with request.app.state.pool.connection() as conn:
             try:
                 target = await action(conn)

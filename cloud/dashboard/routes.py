@@ -20,6 +20,7 @@ from . import (
     inbox_pages,
     people_pages,
     session_pages,
+    support_pages,
 )
 from .web import HERE, LoginNeeded, script_json
 
@@ -36,6 +37,7 @@ for _module in (
     inbox_pages,
     admin_pages,
     api_key_pages,
+    support_pages,
 ):
     router.include_router(_module.router)
 static = StaticFiles(directory=HERE / "static")

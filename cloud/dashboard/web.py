@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hmac
 import io
 import json
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 
 from .. import formats
 from ..access import Permission, Principal, allowed
-from ..api.deps import ACCESS_COOKIE, authenticate
+from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, authenticate
 from ..errors import Unauthorized
 from .i18n import client_strings, pick_language, translator
 
@@ -51,6 +52,12 @@ async def viewer(request: Request) -> Principal:
         return await authenticate(request, token)
     except Unauthorized:
         raise LoginNeeded(_here(request)) from None
+
+
+def csrf_ok(request: Request, csrf: str) -> bool:
+    """A signed-in user's form carries the session's CSRF token (double submit)."""
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), csrf.encode())
 
 
 def _here(request: Request) -> str:

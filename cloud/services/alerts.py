@@ -31,8 +31,21 @@ CLOUD_ALERT_KINDS: dict[str, tuple[str, str]] = {
     "meter_data_missing": ("medium", "A meter's readings stopped arriving"),
     "gateway_clock_unsynced": ("medium", "A gateway reports its clock is not synchronised"),
     "backlog_growing": ("medium", "A gateway's unsent backlog keeps growing"),
+    "support_sla_breached": ("high", "A support query waited past its service level"),
 }
 ALERTING_NOTICE = ("high", "critical")
+# alerts that tell the board's staff: a gateway gone silent, a meter failing
+FLEET_KINDS = (
+    "gateway_silent",
+    "meter_data_missing",
+    "communication_loss",
+    "register_backwards",
+    "register_jump",
+    "stale_value",
+    "phase_loss",
+    "store_corrupt",
+)
+STAFF_ROLES = ("BOARD_ADMIN", "TECHNICIAN")
 
 
 async def open_alert(
@@ -76,6 +89,31 @@ async def open_alert(
     alert = await cursor.fetchone()
     if alert["opened"] and meter_id is not None:
         await _tell_consumer(conn, alert["id"], meter_id, kind, severity, message)
+    if alert["opened"] and kind in FLEET_KINDS:
+        await _tell_staff(conn, alert["id"], board_id, kind, severity, message)
+
+
+async def _tell_staff(
+    conn: AsyncConnection, alert_id: int, board_id: int, kind: str, severity: str, message: str
+) -> None:
+    """The board's admins and technicians, and its state's admins."""
+    cursor = await conn.execute(
+        "SELECT u.id FROM users u, boards b WHERE b.id = %s AND u.active AND"
+        " ((u.board_id = b.id AND u.role = ANY(%s)) OR"
+        " (u.role = 'STATE_ADMIN' AND u.state_id = b.state_id))",
+        (board_id, list(STAFF_ROLES)),
+    )
+    users = [row["id"] for row in await cursor.fetchall()]
+    notice = notifications.Notice(
+        "fleet_alert",
+        kind.replace("_", " ").capitalize(),
+        message[:500] or f"A {severity} alert on the board.",
+        f"/dashboard/alerts?kind={kind}",
+        f"alert:{alert_id}",
+        urgent=severity == "critical",
+        severity=severity,
+    )
+    await notifications.notify(conn, users, notice)
 
 
 async def _tell_consumer(

@@ -6,7 +6,8 @@ these see what no single gateway can):
 - gateway silent: no batch from an active gateway for `gateway_silent_s`;
 - meter data missing: a meter on a gateway with no reading for `meter_missing_s`;
 - gateway clock unsynchronised: as its last heartbeat said;
-- backlog growing: a gateway's unsent backlog grew at each of the last three runs.
+- backlog growing: a gateway's unsent backlog grew at each of the last three runs;
+- a support query past its service level (`cloud.services.support.check_sla`).
 
 Each opens a deduplicated alert while its condition holds and resolves it when it ends. The
 little state some need between runs (the last windows, the last backlogs) is kept in
@@ -23,6 +24,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from . import support
 from .alerts import CLOUD_ALERT_KINDS, close_alert, open_alert
 
 BY = "cloud-checks"
@@ -92,6 +94,7 @@ async def run_checks(
         await _overload(conn, now, settings, found)
         await _gateways(conn, now, settings, found)
         await _meters(conn, now, settings, found)
+        found[support.SLA_ALERT] = await support.check_sla(conn, now)
     return found
 
 

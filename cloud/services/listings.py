@@ -339,3 +339,81 @@ async def alert_kinds(conn: AsyncConnection, principal: Principal) -> list[str]:
         params,
     )
     return [row["kind"] for row in await cursor.fetchall()]
+
+
+SUPPORT_SORTS = {
+    "opened": "created_at",
+    "updated": "updated_at",
+    "due": "sla_due_at",
+    "priority": "priority_rank",
+}
+
+
+async def support_queries(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    board_id: int | None = None,
+    consumer_id: int | None = None,
+    status: str | None = None,
+    open_only: bool = False,
+    category: str | None = None,
+    uncategorised: bool = False,
+    priority: str | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    older_than_h: int | None = None,
+    breached: bool = False,
+    drafted: bool = False,
+    search: str | None = None,
+    sort: str = "opened",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> Page:
+    """Support queries with who and what they are about, how long they have waited and how
+    many messages their thread holds (`drafted`: those whose draft waits for an agent)."""
+    scope, scope_params = scope_filter(principal, "support_query", "q")
+    query = _Query(
+        sql.SQL(
+            """
+            SELECT q.id, q.board_id, q.consumer_id, q.subject, q.category, q.priority, q.status,
+                   q.assignee_id, q.invoice_id, q.meter_id, q.sla_due_at, q.sla_breached_at,
+                   q.auto_answered_at, q.escalated_at, q.created_at, q.updated_at,
+                   q.draft IS NOT NULL AND q.first_response_at IS NULL
+                       AND q.auto_answered_at IS NULL AS draft_waiting,
+                   c.name AS consumer_name, c.account_no, b.code AS board_code, b.time_zone,
+                   a.name AS assignee_name,
+                   (SELECT count(*) FROM support_messages m WHERE m.query_id = q.id) AS messages,
+                   array_position(ARRAY['urgent', 'high', 'normal', 'low'], q.priority)
+                       AS priority_rank
+            FROM support_queries q JOIN consumers c ON c.id = q.consumer_id
+            JOIN boards b ON b.id = q.board_id
+            LEFT JOIN users a ON a.id = q.assignee_id
+            WHERE {}
+            """
+        ).format(scope),
+        scope_params,
+    )
+    query.equal("board_id", board_id)
+    query.equal("consumer_id", consumer_id)
+    query.equal("status", status)
+    query.equal("category", category)
+    query.equal("priority", priority)
+    query.equal("assignee_id", assignee_id)
+    if open_only:
+        query.where("status NOT IN ('resolved', 'closed')")
+    if uncategorised:
+        query.where("category IS NULL")
+    if unassigned:
+        query.where("assignee_id IS NULL")
+    if older_than_h is not None:
+        query.where("created_at < %s", (now or datetime.now(UTC)) - timedelta(hours=older_than_h))
+    if breached:
+        query.where("sla_breached_at IS NOT NULL AND sla_due_at IS NOT NULL")
+    if drafted:
+        query.where("draft_waiting")
+    query.search(search, "subject", "consumer_name", "account_no")
+    descending = descending if sort != "priority" else not descending
+    return await query.page(conn, _order(sort, SUPPORT_SORTS, descending), limit, offset)

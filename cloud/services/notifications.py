@@ -34,7 +34,16 @@ TOPICS = {
     "bill_overdue": "bills",
     "dispute_resolved": "bills",
     "alert": "alerts",
+    "tariff_changed": "tariff_changes",
+    "support_reply": "support_replies",
+    "support_update": "support_replies",
+    "sla_breached": "alerts",
+    "report_ready": "reports",
+    "fleet_alert": "alerts",
+    "broadcast": "announcements",
 }
+# kinds whose e-mail gathers into a digest (a minute's worth, written when sent)
+DIGESTED = ("alert", "fleet_alert", "sla_breached")
 SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
@@ -68,8 +77,8 @@ async def notify(
     conn: AsyncConnection, user_ids: list[int], notice: Notice, *, base_url: str | None = None
 ) -> int:
     """Tell `user_ids` of an event, inside its transaction; how many were notified. `base_url`
-    makes the links of an e-mail written now (an alert's digest is written when it is sent)."""
-    if base_url is None and notice.kind != "alert":
+    makes the links of an e-mail written now (a digest is written when it is sent)."""
+    if base_url is None and notice.kind not in DIGESTED:
         raise ValueError("a notification e-mailed now needs the service's base URL")
     if not user_ids:
         return 0
@@ -112,7 +121,7 @@ async def notify(
             continue  # this event told this user already
         notified += 1
         deliveries = [("in_app", "delivered" if "in_app" in channels else "not_sent", None, None)]
-        if "email" in channels and notice.kind == "alert":
+        if "email" in channels and notice.kind in DIGESTED:
             held = None if notice.urgent else quiet_until(now, user)
             zone = user["zone"] or "Asia/Kolkata"
             email_id = await outbox.add_to_digest(

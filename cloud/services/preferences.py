@@ -22,7 +22,7 @@ from . import audit
 
 CONSENT_KINDS = ("energy_tracking", "automated_support", "usage_insights")
 CHANNELS = ("in_app", "email", "sms")
-OPT_OUTS = ("bills", "alerts", "tariff_changes", "support_replies")
+OPT_OUTS = ("bills", "alerts", "tariff_changes", "support_replies", "reports", "announcements")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULTS: dict[str, Any] = {
     "channels": ["in_app", "email"],

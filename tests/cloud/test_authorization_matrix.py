@@ -619,6 +619,89 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/billing/aging"): E(
         P.BILLING_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
     ),
+    # the support desk
+    ("POST", "/api/v1/support/queries"): E(
+        P.QUERY_OPEN,
+        "meter",
+        "meter",
+        lambda w, s: Req(json={"text": "My meter display is blank", "meter_id": s.meter.id}),
+        CONSUMER_SITES,
+        ok=201,
+    ),
+    ("GET", "/api/v1/support/queries"): E(
+        P.QUERY_READ,
+        "consumer",
+        "consumer",
+        lambda w, s: Req(query={"consumer_id": s.consumer.id}),
+        CONSUMER_SITES,
+    ),
+    ("GET", "/api/v1/support/pending"): E(
+        P.QUERY_MANAGE, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
+    ("GET", "/api/v1/support/queries/{query_id}"): E(
+        P.QUERY_READ,
+        "support_query",
+        "support_query",
+        by_id("support_query", "query_id"),
+        CONSUMER_SITES,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/messages"): E(
+        P.QUERY_OPEN,
+        "support_query",
+        "query_reply",
+        by_id("query_reply", "query_id", json={"body": "Any news?"}),
+        CONSUMER_SITES,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/answers"): E(
+        P.QUERY_MANAGE,
+        "support_query",
+        "query_answer",
+        by_id("query_answer", "query_id", json={"body": "We are on it."}),
+        CONSUMER_SITES,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/escalate"): E(
+        P.QUERY_OPEN,
+        "support_query",
+        "query_escalate",
+        by_id("query_escalate", "query_id"),
+        CONSUMER_SITES,
+    ),
+    ("PATCH", "/api/v1/support/queries/{query_id}"): E(
+        P.QUERY_MANAGE,
+        "support_query",
+        "query_patch",
+        by_id("query_patch", "query_id", json={"priority": "high"}),
+        CONSUMER_SITES,
+    ),
+    ("DELETE", "/api/v1/support/queries/{query_id}"): E(
+        P.QUERY_DELETE,
+        "support_query",
+        "query_delete",
+        by_id("query_delete", "query_id"),
+        CONSUMER_SITES,
+        ok=204,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/classify"): E(
+        P.QUERY_MANAGE,
+        "support_query",
+        "query_classify",
+        by_id("query_classify", "query_id"),
+        CONSUMER_SITES,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/draft"): E(
+        P.QUERY_MANAGE,
+        "support_query",
+        "query_draft",
+        by_id("query_draft", "query_id"),
+        CONSUMER_SITES,
+    ),
+    ("POST", "/api/v1/support/queries/{query_id}/draft/send"): E(
+        P.QUERY_MANAGE,
+        "support_query",
+        "query_send",
+        by_id("query_send", "query_id", json={}),
+        CONSUMER_SITES,
+    ),
     ("POST", "/api/v1/invoices/issue"): E(
         P.BILLING_GENERATE,
         "invoice",
@@ -672,7 +755,8 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
         if entity == "invoice" and obj.extra.get("status") == "draft":
             return False  # a consumer's bills are theirs once issued
         return (
-            entity in ("consumer", "meter", "invoice", "alert") and obj.consumer == actor.consumer
+            entity in ("consumer", "meter", "invoice", "alert", "support_query")
+            and obj.consumer == actor.consumer
         )
     if role == "STATE_ADMIN":
         return obj.state == own_state
@@ -715,6 +799,7 @@ TABLES_BY_BOARD = (
     "holidays",
     "retention_policies",
     "enrollment_tokens",
+    "support_queries",
 )
 
 

@@ -307,7 +307,8 @@ async def test_the_live_stream_carries_only_the_users_own_notifications(
     assert [n["link"] for n in seen] == [f"/dashboard/invoices/{mine}"]
     async with pool.connection() as conn:  # the sibling's bill did notify the sibling
         cursor = await conn.execute(
-            "SELECT count(*) AS n FROM notifications WHERE link = %s",
-            (f"/dashboard/invoices/{other}",),
+            "SELECT count(*) AS n FROM notifications n JOIN users u ON u.id = n.user_id"
+            " WHERE n.link = %s AND u.email = %s",
+            (f"/dashboard/invoices/{other}", f"sibling-{world.tag}@example.in".lower()),
         )
         assert (await cursor.fetchone())["n"] == 1

@@ -107,6 +107,8 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "users": "/dashboard/users",
         "audit": "/dashboard/audit",
         "api_keys": "/dashboard/api-keys",
+        "support": "/dashboard/support",
+        "support_query": f"/dashboard/support/{own.support_query.id}",
     }
     allowed = {
         "BOARD_ADMIN": set(staff) - {"audit"},
@@ -121,6 +123,8 @@ def _pages(world: World, role: str) -> dict[str, str]:
             "meter": f"/dashboard/meters/{own.meter.id}",
             "alerts": "/dashboard/alerts",
             "api_keys": "/dashboard/api-keys",
+            "support": "/dashboard/support",
+            "support_query": f"/dashboard/support/{own.support_query.id}",
         }
     return {name: path for name, path in staff.items() if name in allowed[role]}
 

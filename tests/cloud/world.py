@@ -209,6 +209,7 @@ async def _board_objects(
             ),
             consumer,
         )
+    await _support_queries(b, o, consumer, at)
     if not with_board_spares:
         return
     o["gateway_revoke"] = at(
@@ -297,6 +298,58 @@ async def _board_objects(
                 board_id=board,
             )
         )
+
+
+async def _support_queries(b: _Builder, o: dict[str, Obj], consumer: int, at: Any) -> None:
+    """The consumer's queries, one per route that changes one, opened by a consumer user who
+    consented to automated processing."""
+    opener = await b.insert(
+        "users",
+        email=f"{b.unique('opener')}@example.in".lower(),
+        password_hash=_password_hash(),
+        role="CONSUMER",
+        consumer_id=consumer,
+    )
+    await b.insert(
+        "consents", user_id=opener, consumer_id=consumer, kind="automated_support", granted=True
+    )
+    board = (
+        await (
+            await b.conn.execute("SELECT board_id FROM consumers WHERE id = %s", (consumer,))
+        ).fetchone()
+    )["board_id"]
+    for name in (
+        "support_query",
+        "query_reply",
+        "query_answer",
+        "query_patch",
+        "query_escalate",
+        "query_delete",
+        "query_classify",
+        "query_draft",
+        "query_send",
+    ):
+        query = await b.insert(
+            "support_queries",
+            board_id=board,
+            consumer_id=consumer,
+            opened_by=opener,
+            subject="Why is my bill so high?",
+            category="high_bill",
+            category_source="consumer",
+            status="open",
+            draft="Dear consumer, your bill ...",
+            sla_started_at="2026-10-01T00:00:00Z",
+            sla_due_at="2026-10-04T00:00:00Z",
+        )
+        await b.insert(
+            "support_messages",
+            query_id=query,
+            author_id=opener,
+            author_kind="consumer",
+            body="Why is my bill so high this month?",
+        )
+        o[name] = at(query, consumer)
 
 
 async def build_world(conn: AsyncConnection) -> World:
