@@ -45,12 +45,15 @@ from .metrics import install as install_metrics
 from .middleware import BodyLimit, SecurityHeaders
 from .migrate import migrate
 from .reports.storage import storage_for
+from .services import sms_outbox
 from .services.alert_feed import AlertFeed
 from .services.api_keys import KeyCache
 from .services.auth import resolve_jwt_secret
 from .services.rate_limits import RateLimits
 from .services.sessions import SessionCache
 from .settings import CloudSettings
+from .sms.sender import run_sender as run_sms_sender
+from .sms.webhook import WebhookTarget
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +86,12 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                 mail = asyncio.create_task(run_sender(pool, settings, stop_mail))
             else:
                 log.warning("no GRIDGATE_SMTP_URL: e-mail waits in the outbox until one is set")
+            sms_outbox.configure(settings)  # texts are queued only with a provider to send them
+            stop_sms, sms = asyncio.Event(), None
+            if settings.sms_webhook_url:
+                sms = asyncio.create_task(run_sms_sender(pool, settings, stop_sms))
+            else:
+                log.info("no GRIDGATE_SMS_WEBHOOK_URL: text messages are recorded as not sent")
             try:
                 yield
             finally:
@@ -97,6 +106,13 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                         await asyncio.wait_for(mail, 35)
                     except TimeoutError:
                         log.warning("e-mail sender did not stop in time")
+                sms_outbox.configure(None)
+                if sms is not None:
+                    stop_sms.set()  # a request in flight is finished, not cut off
+                    try:
+                        await asyncio.wait_for(sms, settings.sms_timeout_s + 5)
+                    except TimeoutError:
+                        log.warning("SMS sender did not stop in time")
 
     app = GridgateApp(
         title="GridGate cloud",
@@ -107,6 +123,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     )
     if settings.smtp_url:
         SmtpTarget.from_url(settings.smtp_url)  # a malformed URL stops the start, not the mail
+    if settings.sms_webhook_url:
+        WebhookTarget.from_settings(settings)  # so do a bad SMS URL and a missing secret
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
     app.state.sessions = SessionCache(settings.session_check_s)

@@ -15,8 +15,9 @@ from .billing.engine import month_of
 from .db import database_url
 from .errors import CloudError
 from .migrate import migrate
-from .services import auth, billing_runs, enrollment, fleet, invoices, notifications
+from .services import auth, billing_runs, enrollment, fleet, invoices, notifications, sms_outbox
 from .settings import CloudSettings
+from .sms.errors import SmsConfigError
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -36,6 +37,7 @@ def _with_connection(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) ->
     settings = CloudSettings()
 
     async def run(url: str) -> T:
+        sms_outbox.configure(settings)  # a bill marked overdue here is texted as from the app
         async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
             await migrate(conn)
             await conn.set_autocommit(False)
@@ -82,8 +84,13 @@ def serve(
     changes: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = CloudSettings(**changes)
     with database_url(settings) as url:
+        try:
+            cloud = create_app(settings, url)
+        except SmsConfigError as exc:
+            typer.echo(f"gridgate cloud: {exc}", err=True)
+            raise typer.Exit(2) from None
         uvicorn.run(
-            create_app(settings, url),
+            cloud,
             host=settings.host,
             port=settings.port,
             log_config=None,

@@ -83,6 +83,20 @@ class CloudSettings(BaseSettings):
     mail_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 40
     # a message being sent by a process that died is sent again after this many seconds
     mail_lease_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
+    # text messages: POSTed as signed JSON to this http(s) URL of an SMS provider's webhook
+    # (cloud/sms/webhook.py says how a provider checks the signature). Unset: no provider, and
+    # a user's SMS deliveries are recorded as not sent. The secret signs every request; it is
+    # required with a URL, and never logged.
+    sms_webhook_url: str | None = Field(default=None, max_length=2000, repr=False)
+    sms_webhook_secret: str | None = Field(default=None, repr=False)
+    sms_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    sms_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    sms_retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    sms_retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    sms_max_attempts: Annotated[int, Field(ge=1, le=100)] = 6
+    # a text not sent within this many seconds of when it could first go is given up: late news
+    # of a power cut is worse than none
+    sms_ttl_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 6 * 3600.0
     # sign-up codes and password links asked for, per account (or e-mail) and per address,
     # within account_window_s
     account_requests_per_subject: Annotated[int, Field(ge=1, le=1000)] = 5

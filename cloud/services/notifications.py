@@ -7,9 +7,10 @@ event committed, and names the event (`event_key`): the same event never notifie
 For each user it follows their preferences (`cloud.services.preferences`): nothing for a topic
 they opted out of; in the app if they chose it; by e-mail through the outbox, held until their
 quiet hours end unless the message is urgent (alerts gather into one digest per minute, so a
-burst is one e-mail, not a hundred); and it records what happened on each channel
-(`notification_deliveries`; an e-mail's own fate is the outbox's). Text messages wait for an
-SMS provider and are recorded as not sent.
+burst is one e-mail, not a hundred); by text message through the SMS outbox
+(`sms_outbox`), held through quiet hours the same way, when an SMS provider is configured and
+the user has a phone number (otherwise recorded as not sent, with why); and it records what
+happened on each channel (`notification_deliveries`; a message's own fate is its outbox's).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..access import Principal
 from ..errors import NotFound
 from ..formats import local_time
 from ..settings import CloudSettings
-from . import audit, outbox
+from . import audit, outbox, sms_outbox
 
 # the preference topic each kind belongs to (what a user can opt out of)
 TOPICS = {
@@ -83,8 +84,8 @@ async def notify(
     if not user_ids:
         return 0
     cursor = await conn.execute(
-        "SELECT u.id, u.email, u.name, p.channels, p.opted_out, p.quiet_from, p.quiet_until,"
-        " p.zone, p.alert_min_severity"
+        "SELECT u.id, u.email, u.name, u.phone, p.channels, p.opted_out, p.quiet_from,"
+        " p.quiet_until, p.zone, p.alert_min_severity"
         " FROM users u LEFT JOIN notification_preferences p ON p.user_id = u.id"
         " WHERE u.id = ANY(%s) AND u.active",
         (user_ids,),
@@ -152,12 +153,28 @@ async def notify(
             detail = f"held until quiet hours end ({held:%H:%M} UTC)" if held else None
             deliveries.append(("email", "queued", detail, email_id))
         if "sms" in channels:
-            deliveries.append(("sms", "not_sent", "no SMS provider is configured", None))
-        for channel, status, detail, email_id in deliveries:
+            text = await sms_outbox.queue_notification(
+                conn,
+                notification_id=row["id"],
+                user_id=user["id"],
+                phone=user["phone"],
+                title=notice.title,
+                body=notice.body,
+                not_before=None if notice.urgent else quiet_until(now, user),
+            )
+            deliveries.append(("sms", text.status, text.detail, text.sms_id))
+        for channel, status, detail, outbox_id in deliveries:
             await conn.execute(
                 "INSERT INTO notification_deliveries (notification_id, channel, status, detail,"
-                " email_id) VALUES (%s, %s, %s, %s, %s)",
-                (row["id"], channel, status, detail, email_id),
+                " email_id, sms_id) VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    row["id"],
+                    channel,
+                    status,
+                    detail,
+                    outbox_id if channel == "email" else None,
+                    outbox_id if channel == "sms" else None,
+                ),
             )
     return notified
 
