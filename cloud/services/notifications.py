@@ -8,7 +8,8 @@ For each user it follows their preferences (`cloud.services.preferences`): nothi
 they opted out of; in the app if they chose it; by e-mail through the outbox, held until their
 quiet hours end unless the message is urgent (alerts gather into one digest per minute, so a
 burst is one e-mail, not a hundred); by text message through the SMS outbox
-(`sms_outbox`), held through quiet hours the same way, when an SMS provider is configured and
+(`sms_outbox`), held through quiet hours the same way (of alerts, only the urgent ones: a text
+each would be a burst of paid texts), when an SMS provider is configured and
 the user has a phone number (otherwise recorded as not sent, with why); and it records what
 happened on each channel (`notification_deliveries`; a message's own fate is its outbox's).
 """
@@ -152,7 +153,10 @@ async def notify(
             )
             detail = f"held until quiet hours end ({held:%H:%M} UTC)" if held else None
             deliveries.append(("email", "queued", detail, email_id))
-        if "sms" in channels:
+        if "sms" in channels and notice.kind in DIGESTED and not notice.urgent:
+            # a text per alert would be a hundred paid texts in a burst: only urgent ones go
+            deliveries.append(("sms", "not_sent", "texts are sent for urgent alerts only", None))
+        elif "sms" in channels:
             text = await sms_outbox.queue_notification(
                 conn,
                 notification_id=row["id"],

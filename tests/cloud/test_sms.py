@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from cloud.app import create_app
 from cloud.cli import app as cloud_cli
-from cloud.services import sms_outbox
+from cloud.services import alerts, sms_outbox
 from cloud.settings import CloudSettings
 from cloud.sms.errors import SmsConfigError
 from cloud.sms.messages import MAX_TEXT_CHARS, compose_text, normalize_phone
@@ -191,6 +191,47 @@ async def test_a_bill_issued_reaches_the_provider_signed(
     assert (row["status"], row["attempts"], row["to_phone"]) == ("sent", 1, who.phone)
     assert row["provider_message_id"].startswith("prov-")
     assert await attempts_of(cloud.pool, row["id"]) == [("sent", 200)]
+
+
+async def test_a_burst_of_alerts_texts_only_the_urgent_one(
+    cloud: Cloud, receiver: SmsReceiver
+) -> None:
+    who = await texting_consumer(cloud, preferences={"alert_min_severity": "low"})
+    meter = who.world.site("own").meter
+    async with cloud.pool.connection() as conn:
+        for n in range(20):
+            await alerts.open_alert(
+                conn,
+                board_id=meter.board,
+                subject=f"meter:{meter.id}:burst-{n}",
+                kind="voltage_sag",
+                severity="medium",
+                source="edge",
+                at=datetime.now(UTC),
+                message=f"Voltage low ({n})",
+                meter_id=meter.id,
+            )
+        await alerts.open_alert(
+            conn,
+            board_id=meter.board,
+            subject=f"meter:{meter.id}:fire",
+            kind="register_backwards",
+            severity="critical",
+            source="edge",
+            at=datetime.now(UTC),
+            message="Register went backwards",
+            meter_id=meter.id,
+        )
+        await conn.commit()
+    deliveries = await sms_deliveries(cloud.pool, who.user_id)
+    assert len(deliveries) == 21
+    held = [d for d in deliveries if d["status"] == "not_sent"]
+    assert len(held) == 20
+    assert {d["detail"] for d in held} == {"texts are sent for urgent alerts only"}
+    [urgent] = [d for d in deliveries if d["status"] == "queued"]
+    [request] = await receiver.next_to(who.phone)
+    assert request.message["id"] == str(urgent["sms_id"])
+    assert "Register went backwards" in request.message["text"]
 
 
 async def test_two_503s_then_a_200_is_one_text_after_three_attempts(
