@@ -118,6 +118,7 @@ async def add_tariff_version(
     tariff_id: TariffId,
     body: VersionCreate,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.TARIFF_MANAGE),
 ) -> dict:
     """A new effective-dated version; it may not overlap another version of the tariff."""
@@ -129,6 +130,7 @@ async def add_tariff_version(
             effective_from=body.effective_from,
             effective_to=body.effective_to,
             spec=body.spec,
+            base_url=public_base,
         )
 
 
@@ -144,6 +146,7 @@ async def import_urdb_version(
     tariff_id: TariffId,
     body: UrdbVersion,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.TARIFF_MANAGE),
 ) -> dict:
     """A new version from OpenEI URDB-like JSON (with GridGate's `gridgate` extension)."""
@@ -165,6 +168,7 @@ async def import_urdb_version(
             effective_from=body.effective_from,
             effective_to=body.effective_to,
             spec=spec,
+            base_url=public_base,
         )
 
 

@@ -14,7 +14,7 @@ from ..access.ids import BoardId, ReportId, StateId, WholeStateId
 from ..reports.formats import MEDIA_TYPES
 from ..services import reports
 from ..services.scoped import REPORTS
-from .deps import PoolDep, require
+from .deps import PoolDep, PublicBase, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
 from .types import Day
@@ -44,12 +44,15 @@ async def request_report(
     body: ReportRequest,
     request: Request,
     pool: PoolDep,
+    public_base: PublicBase,
     principal: Principal = require(Permission.REPORT_GENERATE),
 ) -> dict:
     """Queue a report; poll `GET /reports/{id}` until its status is done, then download it."""
     async with pool.connection() as conn:
         report = await reports.request(conn, principal, **body.model_dump())
-    task = asyncio.create_task(reports.generate(pool, _storage(request), report["id"]))
+    task = asyncio.create_task(
+        reports.generate(pool, _storage(request), report["id"], base_url=public_base)
+    )
     request.app.state.tasks.add(task)
     task.add_done_callback(request.app.state.tasks.discard)
     return report

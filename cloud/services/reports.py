@@ -16,7 +16,7 @@ from ..errors import Conflict, InvalidInput
 from ..reports import builders
 from ..reports.formats import WRITERS
 from ..reports.storage import ReportStorage
-from . import audit
+from . import audit, notifications
 from .scoped import BOARDS, REPORTS, actor, get_row
 
 log = structlog.get_logger(__name__)
@@ -73,8 +73,11 @@ async def request(
     return report
 
 
-async def generate(pool: AsyncConnectionPool, storage: ReportStorage, report_id: int) -> None:
-    """Build, write and store one report; its row says how it went."""
+async def generate(
+    pool: AsyncConnectionPool, storage: ReportStorage, report_id: int, *, base_url: str
+) -> None:
+    """Build, write and store one report; its row says how it went, and the person who asked
+    for it hears that it is ready (or that it failed)."""
     async with pool.connection() as conn:
         try:
             async with conn.transaction():
@@ -96,14 +99,40 @@ async def generate(pool: AsyncConnectionPool, storage: ReportStorage, report_id:
                     " rows = %s, finished_at = now() WHERE id = %s",
                     (key, len(body), len(data.rows), report_id),
                 )
+                await _tell_requester(conn, report, base_url, done=True)
         except Exception as exc:
             log.error("report failed", report_id=report_id, error=str(exc))
             async with conn.transaction():
-                await conn.execute(
+                cursor = await conn.execute(
                     "UPDATE reports SET status = 'failed', error = %s, finished_at = now()"
-                    " WHERE id = %s",
+                    " WHERE id = %s RETURNING *",
                     (str(exc)[:500], report_id),
                 )
+                failed = await cursor.fetchone()
+                if failed is not None:
+                    await _tell_requester(conn, failed, base_url, done=False)
+
+
+async def _tell_requester(
+    conn: AsyncConnection, report: dict[str, Any], base_url: str, *, done: bool
+) -> None:
+    requester = report["created_by"] or ""
+    if not requester.startswith("user:") or not requester[5:].isdigit():
+        return  # asked for by the system, not a person
+    what = f"{report['kind'].replace('_', ' ')} report ({report['format'].upper()})"
+    await notifications.notify(
+        conn,
+        [int(requester[5:])],
+        notifications.Notice(
+            "report_ready",
+            f"Your {what} is ready" if done else f"Your {what} could not be made",
+            f"For {report['period_start']:%d %b %Y} to {report['period_end']:%d %b %Y}."
+            + ("" if done else " Open the reports page to see why and ask again."),
+            "/dashboard/reports",
+            f"report:{report['id']}",
+        ),
+        base_url=base_url,
+    )
 
 
 async def _build(conn: AsyncConnection, report: dict[str, Any]) -> builders.ReportData:

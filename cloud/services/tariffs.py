@@ -19,7 +19,8 @@ from ..access import Principal
 from ..billing.engine import TariffVersion, month_of
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
-from . import audit
+from ..formats import local_date
+from . import audit, notifications
 from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 
 
@@ -94,7 +95,10 @@ async def add_version(
     effective_from: date,
     effective_to: date | None,
     spec: TariffSpec,
+    base_url: str,
 ) -> dict[str, Any]:
+    """A new version; the consumers of the tariff's category hear of it if it applies from
+    today or later (a version for the past corrects history, it changes no one's rates)."""
     if effective_to is not None and effective_to <= effective_from:
         raise InvalidInput(
             "effective_to must be after effective_from",
@@ -117,7 +121,44 @@ async def add_version(
             entity_id=row["id"],
             after=row,
         )
+        await _tell_consumers(conn, tariff_id, row, base_url)
     return row
+
+
+async def _tell_consumers(
+    conn: AsyncConnection, tariff_id: int, version: dict[str, Any], base_url: str
+) -> None:
+    cursor = await conn.execute(
+        "SELECT t.board_id, t.category, t.name, b.time_zone FROM tariffs t"
+        " JOIN boards b ON b.id = t.board_id WHERE t.id = %s",
+        (tariff_id,),
+    )
+    tariff = await cursor.fetchone()
+    today = datetime.now(ZoneInfo(tariff["time_zone"])).date()
+    until = version["effective_to"]
+    if until is not None and until <= today:
+        return
+    cursor = await conn.execute(
+        "SELECT u.id FROM users u JOIN consumers c ON c.id = u.consumer_id"
+        " WHERE c.board_id = %s AND c.category = %s AND u.active",
+        (tariff["board_id"], tariff["category"]),
+    )
+    users = [r["id"] for r in await cursor.fetchall()]
+    start = version["effective_from"]
+    when = "from today" if start <= today else f"from {local_date(start)}"
+    await notifications.notify(
+        conn,
+        users,
+        notifications.Notice(
+            "tariff_changed",
+            f"New rates for {tariff['name']} {when}",
+            f"The tariff for your category ({tariff['category']}) changes {when}. Your bills"
+            " use the rates in force on each day they cover; see the rates on your home page.",
+            "/dashboard/home",
+            f"tariff_version:{version['id']}",
+        ),
+        base_url=base_url,
+    )
 
 
 async def update_version(

@@ -312,3 +312,73 @@ async def test_the_live_stream_carries_only_the_users_own_notifications(
             (f"/dashboard/invoices/{other}", f"sibling-{world.tag}@example.in".lower()),
         )
         assert (await cursor.fetchone())["n"] == 1
+
+
+async def test_a_new_tariff_tells_its_category_and_a_report_tells_who_asked(
+    cloud: Cloud, smtp: SmtpServer
+) -> None:
+    world, consumer, _ = await world_with_consumer(cloud)
+    sibling_email = f"sibling-{world.tag}@example.in".lower()
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        await conn.execute(
+            "UPDATE consumers SET category = 'commercial' WHERE id = %s",
+            (world.site("sibling").consumer.id,),
+        )
+        await auth.create_user(
+            conn,
+            email=sibling_email,
+            password=PASSWORD,
+            role="CONSUMER",
+            consumer_id=world.site("sibling").consumer.id,
+            actor="test",
+        )
+        await conn.commit()
+    admin, sibling = await signed_in(cloud, admin_email), await signed_in(cloud, sibling_email)
+    created = await cloud.client.post(
+        "/api/v1/tariffs",
+        json={"board_id": world.boards["A"], "category": "commercial", "name": "Commercial LT"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    start = (datetime.now(UTC) + timedelta(days=10)).date()
+    for effective_from, effective_to in (("2020-01-01", "2021-01-01"), (str(start), None)):
+        response = await cloud.client.post(
+            f"/api/v1/tariffs/{created.json()['id']}/versions",
+            json={
+                "effective_from": effective_from,
+                "effective_to": effective_to,
+                "spec": {"energy": {"mode": "flat", "rate": "8.00"}},
+            },
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+    told = (await cloud.client.get("/api/v1/notifications", headers=sibling)).json()["items"]
+    # the version for the past changed no one's rates: only the coming one is told
+    assert [n["kind"] for n in told] == ["tariff_changed"]
+    assert told[0]["title"].startswith("New rates for Commercial LT from ")
+    mail = await smtp.mailbox.next_to(sibling_email, "New rates for Commercial LT")
+    assert "https://portal.example.in/dashboard/home" in text_of(mail)
+    mine = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert "tariff_changed" not in [n["kind"] for n in mine["items"]]  # a domestic consumer
+
+    response = await cloud.client.post(
+        "/api/v1/reports",
+        json={
+            "kind": "alerts",
+            "format": "csv",
+            "board_id": world.boards["A"],
+            "period_start": "2026-10-01",
+            "period_end": "2026-11-01",
+        },
+        headers=admin,
+    )
+    assert response.status_code == 202, response.text
+    report = response.json()["id"]
+    mail = await smtp.mailbox.next_to(admin_email.lower(), "report (CSV) is ready")
+    assert "https://portal.example.in/dashboard/reports" in text_of(mail)
+    told = (await cloud.client.get("/api/v1/notifications", headers=admin)).json()["items"]
+    ready = [n for n in told if n["kind"] == "report_ready"]
+    assert [n["title"] for n in ready] == ["Your alerts report (CSV) is ready"]
+    done = await cloud.client.get(f"/api/v1/reports/{report}", headers=admin)
+    assert done.json()["status"] == "done"
