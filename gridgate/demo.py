@@ -372,6 +372,41 @@ async def _bill_last_month(url: str, cloud_url: str) -> dict:
         return {**summary, "issued": len(issued["issued"]), "month": start}
 
 
+async def _ask_support(cloud_url: str) -> int:
+    """The demo consumer, who allows automatic answers, asks why last month's bill is what it
+    is and reports a flickering meter display, through the API as the portal would: the first
+    is answered at once from their bill, the second waits in the agent's queue with a draft.
+    Asked once per demo; how many queries the desk holds."""
+    async with httpx.AsyncClient(base_url=cloud_url, timeout=30) as client:
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": CONSUMER[0], "password": CONSUMER[1]}
+        )
+        login.raise_for_status()
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        asked = await client.get("/api/v1/support/queries", headers=headers)
+        asked.raise_for_status()
+        if asked.json()["total"]:
+            return asked.json()["total"]
+        consent = {"kind": "automated_support", "granted": True}
+        response = await client.post("/api/v1/users/me/consents", json=consent, headers=headers)
+        response.raise_for_status()
+        bills = await client.get(
+            "/api/v1/invoices", params={"sort": "period_start", "order": "desc"}, headers=headers
+        )
+        latest = bills.json()["items"][0]["id"] if bills.json().get("items") else None
+        for text, invoice in (
+            ("Why is my bill so high this month? Please explain the charges.", latest),
+            ("The display on my meter keeps flickering and goes blank at night.", None),
+        ):
+            response = await client.post(
+                "/api/v1/support/queries",
+                json={"text": text, "invoice_id": invoice},
+                headers=headers,
+            )
+            response.raise_for_status()
+        return 2
+
+
 async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
     if await asyncio.to_thread(key_path.exists):
         return
@@ -593,6 +628,7 @@ async def _run(
             datetime.now(UTC) - timedelta(minutes=5),
         )
         billed = await _bill_last_month(url, cloud_url)
+        queries = await _ask_support(cloud_url)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
             await dlms.start()
@@ -626,6 +662,10 @@ async def _run(
                 f"Meters: 4 Modbus RTU on {link}, a DLMS meter on 127.0.0.1:{dlms.port},"
                 f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"
                 + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
+            )
+            console.print(
+                f"{'Support:':15}{queries} questions from the consumer at"
+                f" {cloud_url}/dashboard/support (one answered automatically)"
             )
             console.print(f"{'E-mail:':15}kept in {mail_dir} (one .txt per message)")
             console.print(

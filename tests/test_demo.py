@@ -82,6 +82,20 @@ def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None
             " GROUP BY 1"
         ).fetchall()
     assert odd == []
+    # the consumer's two questions, asked once: the high bill answered from the records, the
+    # flickering meter waiting for an agent with a draft
+    assert "Support:       2 questions" in first
+    assert "Support:       2 questions" in second
+    with psycopg.connect(database_url) as conn:
+        desk = conn.execute(
+            "SELECT q.category, q.status, q.auto_answered_at IS NOT NULL, q.draft IS NOT NULL"
+            " FROM support_queries q JOIN boards b ON b.id = q.board_id WHERE b.code = 'DEMO'"
+            " ORDER BY q.id"
+        ).fetchall()
+    assert desk == [
+        ("high_bill", "waiting_for_consumer", True, True),
+        ("meter_fault", "open", False, True),
+    ]
     with httpx.Client(timeout=5) as client, pytest.raises(httpx.HTTPError):
         client.get(f"{url.group(1)}/health")  # the cloud stopped with the demo
 
