@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from schemathesis.checks import not_a_server_error
 
 from cloud.migrate import migrate
-from cloud.services import auth
+from cloud.services import auth, fleet
 from tests.support.services import free_tcp_port, isolated_database
 
 PASSWORD = "correct horse battery"
@@ -32,13 +32,39 @@ async def _admin(url: str) -> None:
         await auth.create_user(
             conn, email="root@example.in", password=PASSWORD, role="SUPER_ADMIN", actor="test"
         )
+        # a consumer who allows automatic answers, for the routes only a consumer reaches
+        await fleet.create_state(conn, code="FZ", name="Fuzz state", actor="test")
+        board = await fleet.create_board(
+            conn, state_code="FZ", code="FZB", name="Fuzz board", actor="test"
+        )
+        cursor = await conn.execute(
+            "INSERT INTO consumers (board_id, account_no, name) VALUES (%s, 'FZ-1', 'Fuzz')"
+            " RETURNING id",
+            (board["id"],),
+        )
+        consumer = (await cursor.fetchone())["id"]
+        user = await auth.create_user(
+            conn,
+            email="consumer@example.in",
+            password=PASSWORD,
+            role="CONSUMER",
+            consumer_id=consumer,
+            actor="test",
+        )
+        await conn.execute(
+            "INSERT INTO consents (user_id, consumer_id, kind, granted)"
+            " VALUES (%s, %s, 'automated_support', true)",
+            (user["id"], consumer),
+        )
+        await conn.commit()
 
 
 @pytest.fixture(scope="module")
 def served(
     postgres_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """(base URL, access token) of a real `gridgate cloud serve` on a fresh database."""
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(base URL, access tokens of a super admin and a consumer) of a real `gridgate cloud
+    serve` on a fresh database."""
     with isolated_database(postgres_server) as url:
         asyncio.run(_admin(url))
         port = free_tcp_port()
@@ -67,26 +93,30 @@ def served(
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            token = httpx.post(
-                f"{base}/api/v1/auth/login", json={"email": "root@example.in", "password": PASSWORD}
-            ).json()["access_token"]
-            yield base, token
+            tokens = {
+                who: httpx.post(
+                    f"{base}/api/v1/auth/login",
+                    json={"email": f"{who}@example.in", "password": PASSWORD},
+                ).json()["access_token"]
+                for who in ("root", "consumer")
+            }
+            yield base, tokens
         finally:
             process.terminate()
             process.wait(timeout=30)
             assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-@pytest.mark.slow
-def test_no_input_makes_a_server_error(served: tuple[str, str]) -> None:
-    """Every operation, up to 30 generated cases each (schemathesis's pytest plugin, 4.32, does
-    not load lazily under pytest 9, so its strategies are driven here directly)."""
-    base, token = served
+def fuzz(base: str, token: str, wanted: Callable[[str], bool]) -> int:
+    """Up to 30 generated cases (GRIDGATE_FUZZ_EXAMPLES) for each operation whose path is
+    `wanted`; how many were sent (schemathesis's pytest plugin, 4.32, does not load lazily
+    under pytest 9, so its strategies are driven here directly)."""
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 10
     calls = 0
     for operation in operations:
+        if not wanted(operation.path):
+            continue
         if operation.path == "/api/v1/auth/login":
             continue  # generated logins would only trip the (tested) rate limit
         if operation.path in ("/api/v1/alerts/stream", "/api/v1/notifications/stream"):
@@ -110,4 +140,27 @@ def test_no_input_makes_a_server_error(served: tuple[str, str]) -> None:
             )
 
         check()
+    return calls
+
+
+@pytest.mark.slow
+def test_no_input_makes_a_server_error(served: tuple[str, dict[str, str]]) -> None:
+    """Every operation, as a super admin."""
+    base, tokens = served
+    calls = fuzz(base, tokens["root"], lambda path: True)
     assert calls >= 100  # the cases were really generated and sent
+
+
+@pytest.mark.slow
+def test_no_consumer_input_to_the_support_desk_makes_a_server_error(
+    served: tuple[str, dict[str, str]],
+) -> None:
+    """The support desk and the inbox as a consumer who allows automatic answers: generated
+    queries are opened, classified and drafted for real."""
+    base, tokens = served
+    calls = fuzz(
+        base,
+        tokens["consumer"],
+        lambda path: path.startswith(("/api/v1/support", "/api/v1/notifications")),
+    )
+    assert calls >= 30
