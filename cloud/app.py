@@ -25,6 +25,7 @@ from .api import (
     boards,
     docs,
     fleet,
+    gateway_commands,
     gateways,
     health,
     ingest,
@@ -49,6 +50,7 @@ from .services import sms_outbox
 from .services.alert_feed import AlertFeed
 from .services.api_keys import KeyCache
 from .services.auth import resolve_jwt_secret
+from .services.gateway_control import signing_key
 from .services.rate_limits import RateLimits
 from .services.sessions import SessionCache
 from .settings import CloudSettings
@@ -127,6 +129,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         WebhookTarget.from_settings(settings)  # so do a bad SMS URL and a missing secret
     app.state.settings = settings
     app.state.jwt_secret = resolve_jwt_secret(settings)
+    app.state.cloud_key = signing_key(settings)
     app.state.sessions = SessionCache(settings.session_check_s)
     app.state.api_keys = KeyCache(settings.session_check_s)
     app.state.rate_limits = RateLimits.from_settings(settings)
@@ -208,4 +211,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         support,
     ):
         app.include_router(module.router)
+    app.include_router(gateway_commands.people)
+    app.include_router(gateway_commands.gateways)
     return app

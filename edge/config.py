@@ -204,6 +204,11 @@ class EdgeConfig(_Section):
     def key_path(self) -> Path:
         return self.base_dir / (self.gateway.key_file or self.gateway.data_dir / "gateway.key")
 
+    @property
+    def cloud_key_path(self) -> Path:
+        """The cloud's public key, given at enrollment: commands signed by it are the cloud's."""
+        return self.data_dir / "cloud.pub"
+
 
 def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
     """The line a key path such as ("buses", 0, "meters", 2, "unit") points at: the key's own

@@ -42,6 +42,9 @@ from . import systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
 from .config import EdgeConfig
+from .control import Actions, CommandRefused, Controller
+from .enrollment import doctor
+from .recent_log import RecentLog
 from .scheduler import BusScheduler, MqttBus, build_meters
 from .store import NewEvent, NewReading, Store, to_us
 from .sync import Syncer
@@ -97,6 +100,8 @@ class Daemon:
         self._writer_beat = time.monotonic()
         self.buses: list[BusScheduler | MqttBus] = []
         self.syncer: Syncer | None = None
+        self.controller: Controller | None = None
+        self.recent_log = RecentLog()
         self.stopping = asyncio.Event()
         self._write_failure: tuple[datetime, str] | None = None
         self._dropped = 0
@@ -372,6 +377,7 @@ class Daemon:
                 error=str(exc),
             )
             return None
+        self.controller = self._make_controller(key)
         return Syncer(
             gateway_id=self.config.gateway.id,
             config=self.config.cloud,
@@ -380,6 +386,44 @@ class Daemon:
             clock_state=self.clock_state,
             transport=self._transport,
             bus_health=self.bus_health,
+            on_commands=self.controller.wake.set,
+        )
+
+    # -- commands from the cloud -------------------------------------------------------------
+    async def read_now(self, meter_id: str, quantities: list[str] | None) -> dict[str, Any]:
+        for bus in self.buses:
+            if any(m.id == meter_id for m in bus.bus.meters):
+                if not isinstance(bus, BusScheduler):
+                    raise CommandRefused(
+                        f"meter {meter_id} publishes over MQTT by itself: it cannot be read on"
+                        " demand"
+                    )
+                return await bus.read_now(meter_id, quantities)
+        raise CommandRefused(f"meter {meter_id} is not in this gateway's configuration")
+
+    async def run_doctor(self) -> dict[str, Any]:
+        findings = await asyncio.to_thread(doctor, self.config)
+        return {
+            "findings": [
+                {"check": f.check, "ok": f.ok, "detail": f.detail, "fix": f.fix} for f in findings
+            ]
+        }
+
+    def _make_controller(self, key) -> Controller:
+        return Controller(
+            gateway_id=self.config.gateway.id,
+            key=key,
+            cloud_url=self.config.cloud.url or "",
+            cloud_key_path=self.config.cloud_key_path,
+            store_call=self.store,
+            actions=Actions(
+                read_now=self.read_now,
+                doctor=self.run_doctor,
+                log_lines=self.recent_log.last,
+                restart=self.stopping.set,
+            ),
+            timeout_s=self.config.cloud.timeout_s,
+            transport=self._transport,
         )
 
     def _make_buses(self) -> None:
@@ -412,6 +456,7 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT (or `stopping` is set), then flush and close."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.recent_log.install()
         self._open_store()
         self._synced = self.clock.synchronised()
         self._events.append(
@@ -435,6 +480,8 @@ class Daemon:
         tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         if self.syncer is not None:
             tasks.append(asyncio.create_task(self.syncer.run(), name="sync"))
+        if self.controller is not None:
+            tasks.append(asyncio.create_task(self.controller.run(), name="commands"))
         if not self._synced:
             await self._clock_changed(False)
         await self._flush()
@@ -471,5 +518,9 @@ class Daemon:
             if self.syncer is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.syncer.close(), STOP_GRACE_S)
+            if self.controller is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.controller.close(), STOP_GRACE_S)
             self.store.shutdown()
+            self.recent_log.remove()
             log.info("edge daemon stopped", taken=self.taken)

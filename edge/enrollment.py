@@ -22,6 +22,7 @@ import httpx
 from shared import (
     KeyInvalid,
     generate_private_key,
+    load_public_key,
     public_key_text,
     read_private_key,
     write_private_key,
@@ -63,6 +64,10 @@ def enroll(config: EdgeConfig, cloud_url: str, token: str, timeout_s: float = 10
             f"the cloud refused the enrollment ({response.status_code}): {detail}"
         )
     write_private_key(config.key_path, key)
+    cloud_key = response.json().get("cloud_public_key")
+    if cloud_key:
+        load_public_key(cloud_key)  # a malformed key is refused here, not at the first command
+        config.cloud_key_path.write_text(cloud_key + "\n")
     if config.source is not None:
         set_cloud_url(config.source, cloud_url)
     return response.json()["board"]

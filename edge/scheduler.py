@@ -180,6 +180,7 @@ class BusScheduler:
         self.busy_s = 0.0
         self.started = time.monotonic()
         self.heartbeat = time.monotonic()  # the watchdog checks this moves
+        self._turn = asyncio.Lock()  # one transaction at a time: polls and reads on demand
 
     def restore(self, saved: dict[str, dict]) -> None:
         """Statistics (and the last good read, for backfill) from an earlier run."""
@@ -207,7 +208,25 @@ class BusScheduler:
             if meter is None or due > now:
                 await asyncio.sleep(min(max(due - now, 0.0), 1.0))
                 continue
-            await self._poll(meter, poll_class, now)
+            async with self._turn:
+                await self._poll(meter, poll_class, now)
+
+    async def read_now(self, meter_id: str, quantities: list[str] | None) -> dict:
+        """Read a meter at once, between two polls: its instantaneous values and registers,
+        stored like any other reading; the values read (of `quantities`, if given) and when."""
+        meter = next(m for m in self.meters if m.meter_id == meter_id)
+        async with self._turn:
+            samples = []
+            for poll_class in ("fast", "slow"):
+                budget = meter.config.timeout_s * 20 + 5
+                samples += await asyncio.wait_for(meter.reader.read(poll_class), budget)
+        await self._on_samples(meter.meter_id, samples, False)
+        wanted = set(quantities or ())
+        chosen = [s for s in samples if not wanted or s.quantity in wanted]
+        return {
+            "values": {s.quantity: s.value for s in chosen},
+            "at": {s.quantity: s.ts.isoformat() for s in chosen},
+        }
 
     async def _poll(self, meter: PolledMeter, poll_class: PollClass, now: float) -> None:
         started = time.monotonic()

@@ -268,6 +268,15 @@ class Store:
             _rollback(self._conn)
             raise
 
+    def delete_state(self, keys: list[str]) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in keys])
+            self._conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self._conn)
+            raise
+
     def state_items(self, prefix: str) -> dict[str, Any]:
         rows = self._conn.execute(
             "SELECT key, value FROM state WHERE key >= ? AND key < ?", (prefix, prefix + "\uffff")

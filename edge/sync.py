@@ -100,6 +100,7 @@ class Syncer:
         clock_state,  # () -> (synchronised, offset_s)
         transport: httpx.AsyncBaseTransport | None = None,
         bus_health=lambda: [],  # () -> [BusHealth]: each bus's counts, for the heartbeat
+        on_commands=lambda: None,  # () -> None: the cloud says commands wait for us
     ) -> None:
         self.gateway_id = gateway_id
         self.config = config
@@ -107,6 +108,7 @@ class Syncer:
         self._store = store_call
         self._clock_state = clock_state
         self._bus_health = bus_health
+        self._on_commands = on_commands
         self._client = httpx.AsyncClient(
             base_url=config.url or "",
             timeout=httpx.Timeout(config.timeout_s),
@@ -193,6 +195,8 @@ class Syncer:
         await self._store(Store.acknowledge, readings_through, events_through)
         if ack.refused:
             await self._note_refusals(ack.refused)
+        if ack.commands_waiting:
+            self._on_commands()
         self._limit = min(self.config.batch_readings, self._limit * 2)
         rows = len(batch.readings) + len(batch.events)
         self.stats.batches += 1

@@ -18,6 +18,17 @@ from ._codec import (
     open_batch,
     seal_batch,
 )
+from ._control import (
+    CLOUD_SIGNATURE_HEADER,
+    MAX_LOG_LINES,
+    Command,
+    CommandArgs,
+    CommandKind,
+    CommandResult,
+    ControlReply,
+    ControlRequest,
+    Outcome,
+)
 from ._events import EVENT_KIND_CODES, EVENT_KINDS, EventStatus, Severity
 from ._exceptions import (
     BatchInvalid,
@@ -58,6 +69,7 @@ from ._signing import (
 )
 
 __all__ = [
+    "CLOUD_SIGNATURE_HEADER",
     "CONTENT_ENCODINGS",
     "CONTRACT_VERSION",
     "EVENT_KINDS",
@@ -68,6 +80,7 @@ __all__ = [
     "MAX_BATCH_READINGS",
     "MAX_BODY_BYTES",
     "MAX_DECOMPRESSED_BYTES",
+    "MAX_LOG_LINES",
     "QUANTITIES",
     "QUANTITY_CODES",
     "SIGNATURE_HEADER",
@@ -76,14 +89,21 @@ __all__ = [
     "BatchInvalid",
     "BatchTooLarge",
     "BusHealth",
+    "Command",
+    "CommandArgs",
+    "CommandKind",
+    "CommandResult",
     "ContentEncoding",
     "ContractError",
+    "ControlReply",
+    "ControlRequest",
     "EncodingError",
     "Event",
     "EventStatus",
     "GridgateError",
     "Heartbeat",
     "KeyInvalid",
+    "Outcome",
     "Quality",
     "Quantity",
     "QuantityKind",

@@ -224,3 +224,5 @@ class Ack(_WireModel):
     readings_new: Annotated[int, Field(ge=0)] = 0
     events_new: Annotated[int, Field(ge=0)] = 0
     refused: Annotated[list[Refusal], Field(max_length=MAX_BATCH_READINGS)] = []
+    # commands wait for this gateway: fetch them (shared._control)
+    commands_waiting: Annotated[int, Field(ge=0)] = 0

@@ -36,6 +36,7 @@ class Permission(StrEnum):
     GATEWAY_READ = "gateway:read"
     GATEWAY_ENROLL = "gateway:enroll"
     GATEWAY_REVOKE = "gateway:revoke"
+    GATEWAY_COMMAND = "gateway:command"  # send a gateway commands (read now, doctor, log, restart)
     READING_READ = "reading:read"
     BOARD_READ = "board:read"
     BOARD_MANAGE = "board:manage"
@@ -71,6 +72,7 @@ _ADMIN = {
     P.GATEWAY_READ,
     P.GATEWAY_ENROLL,
     P.GATEWAY_REVOKE,
+    P.GATEWAY_COMMAND,
     P.READING_READ,
     P.BOARD_READ,
     P.TARIFF_MANAGE,
@@ -123,6 +125,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.METER_READ,
             P.GATEWAY_READ,
             P.GATEWAY_ENROLL,
+            P.GATEWAY_COMMAND,
             P.READING_READ,
             P.BOARD_READ,
             P.ALERT_READ,

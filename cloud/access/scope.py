@@ -51,6 +51,7 @@ Entity = Literal[
     "api_key",  # the caller's own API keys, and nobody else's
     "notification",  # the caller's own notifications, and nobody else's
     "support_query",  # a consumer's query: theirs, and their board's desk's
+    "gateway_command",  # a command to a gateway of the board
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -71,6 +72,7 @@ ENTITY_TABLES: dict[str, str] = {
     "api_key": "api_keys",
     "notification": "notifications",
     "support_query": "support_queries",
+    "gateway_command": "gateway_commands",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -85,6 +87,7 @@ _BOARD_COLUMN = {
     "board_energy": "board_id",
     "consumer_energy": "board_id",
     "support_query": "board_id",
+    "gateway_command": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import IDENTIFIER_PATTERN
+from shared import IDENTIFIER_PATTERN, public_key_text
 
 from ..access import Permission, Principal
 from ..access.ids import BoardId, GatewayId
@@ -34,16 +34,19 @@ class EnrollResponse(BaseModel):
     gateway_id: str
     board: str
     status: str
+    # the key the cloud signs its commands with: the gateway keeps it to check them
+    cloud_public_key: str
 
 
 @router.post("/enroll", status_code=status.HTTP_201_CREATED, response_model=EnrollResponse)
-async def enroll(body: EnrollRequest, pool: PoolDep) -> dict[str, str]:
+async def enroll(body: EnrollRequest, pool: PoolDep, request: Request) -> dict[str, str]:
     """Register a new gateway's Ed25519 public key with a one-time board token, or re-key an
     enrolled gateway with a token issued for it."""
     async with pool.connection() as conn:
-        return await enrollment.enroll(
+        enrolled = await enrollment.enroll(
             conn, token=body.token, gateway_code=body.gateway_id, public_key=body.public_key
         )
+    return {**enrolled, "cloud_public_key": public_key_text(request.app.state.cloud_key)}
 
 
 class TokenRequest(BaseModel):

@@ -45,6 +45,7 @@ async def post_batch(
     metrics.ingest_batches.inc()
     metrics.ingest_readings.inc(ack.readings_new)
     metrics.ingest_events.inc(ack.events_new)
-    # `refused` only when there is something in it: gateways of before it knew the field keep
-    # reading the answer
-    return JSONResponse(ack.model_dump(mode="json", exclude=None if ack.refused else {"refused"}))
+    # `refused` and `commands_waiting` only when there is something in them: gateways of before
+    # they knew the fields keep reading the answer
+    left_out = {name for name in ("refused", "commands_waiting") if not getattr(ack, name)}
+    return JSONResponse(ack.model_dump(mode="json", exclude=left_out or None))

@@ -39,7 +39,7 @@ from shared import (
 
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
-from . import aggregates, alerts, audit
+from . import aggregates, alerts, audit, gateway_control
 
 log = structlog.get_logger(__name__)
 
@@ -146,6 +146,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             batch_id=batch.batch_id,
             acked_through_seq=seen["last_seq"],
             refused=[Refusal(**r) for r in seen["refused"]],
+            commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
         )
     meter_ids, refusals = await _meters(conn, gateway, batch)
     accepted = [r for r in batch.readings if r.meter_id in meter_ids]
@@ -267,6 +268,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         readings_new=readings_new,
         events_new=events_new,
         refused=refused,
+        commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
     )
 
 

@@ -159,6 +159,7 @@ async def gateways(
     principal: Principal,
     *,
     board_id: int | None = None,
+    gateway_id: int | None = None,
     search: str | None = None,
     sort: str = "gateway",
     descending: bool = False,
@@ -187,6 +188,7 @@ async def gateways(
         [(now or datetime.now(UTC)) - GATEWAY_SILENT, *scope_params],
     )
     query.equal("board_id", board_id)
+    query.equal("id", gateway_id)
     query.search(search, "gateway_code", "software_version")
     return await query.page(conn, _order(sort, GATEWAY_SORTS, descending), limit, offset)
 

@@ -39,6 +39,7 @@ class EnrolledGateway:
     code: str
     board: str
     key: Ed25519PrivateKey
+    cloud_key: str = ""  # the cloud's public key, as enrollment gives it
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +126,7 @@ async def enroll_gateway(cloud: Cloud, board: str) -> EnrolledGateway:
         json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},
     )
     assert response.status_code == 201, response.text
-    return EnrolledGateway(code, board, key)
+    return EnrolledGateway(code, board, key, response.json()["cloud_public_key"])
 
 
 @pytest.fixture

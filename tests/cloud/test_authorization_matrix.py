@@ -619,6 +619,28 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/billing/aging"): E(
         P.BILLING_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
     ),
+    # commands to gateways
+    ("POST", "/api/v1/gateways/{gateway_id}/commands"): E(
+        P.GATEWAY_COMMAND,
+        "gateway",
+        "gateway",
+        by_id("gateway", json={"kind": "doctor", "reason": "matrix"}),
+        ok=201,
+    ),
+    ("GET", "/api/v1/gateways/{gateway_id}/commands"): E(
+        P.GATEWAY_READ, "gateway", "gateway", by_id("gateway")
+    ),
+    ("GET", "/api/v1/gateway-commands/{command_id}"): E(
+        P.GATEWAY_READ, "gateway_command", "command", by_id("command", "command_id")
+    ),
+    ("POST", "/api/v1/gateway-commands/{command_id}/cancel"): E(
+        P.GATEWAY_COMMAND,
+        "gateway_command",
+        "command_cancel",
+        by_id("command_cancel", "command_id"),
+    ),
+    ("POST", "/api/v1/control/exchange"): E(PUBLIC),
+    ("GET", "/api/v1/control/cloud-key"): E(PUBLIC),
     # the support desk
     ("POST", "/api/v1/support/queries"): E(
         P.QUERY_OPEN,
@@ -722,6 +744,8 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
     ),
     ("POST", "/api/v1/ingest/batches"): (Req(json={}), 401),
     ("GET", "/health"): (Req(), 200),
+    ("POST", "/api/v1/control/exchange"): (Req(json={}), 401),
+    ("GET", "/api/v1/control/cloud-key"): (Req(), 200),
     ("POST", "/api/v1/auth/signup"): (Req(json={"account_no": "A-1", "email": "x@y.in"}), 202),
     ("POST", "/api/v1/auth/signup/complete"): (
         Req(json={"account_no": "A-1", "email": "x@y.in", "code": "123456", "password": "p"}),
@@ -800,6 +824,7 @@ TABLES_BY_BOARD = (
     "retention_policies",
     "enrollment_tokens",
     "support_queries",
+    "gateway_commands",
 )
 
 

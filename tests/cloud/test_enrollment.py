@@ -30,7 +30,11 @@ async def test_a_token_enrolls_once(cloud: Cloud, board: str) -> None:
     token = await _token(cloud, board)
     first = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, "gw-once"))
     assert first.status_code == 201
-    assert first.json() == {"gateway_id": "gw-once", "board": board, "status": "active"}
+    enrolled = first.json()
+    cloud_key = enrolled.pop("cloud_public_key")  # the key the cloud signs commands with
+    assert enrolled == {"gateway_id": "gw-once", "board": board, "status": "active"}
+    key = await cloud.client.get("/api/v1/control/cloud-key")
+    assert key.json() == {"public_key": cloud_key}
     again = await cloud.client.post("/api/v1/gateways/enroll", json=_body(token, "gw-twice"))
     assert again.status_code == 409
     assert "already used" in again.json()["detail"]

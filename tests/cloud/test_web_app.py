@@ -98,6 +98,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "meters": "/dashboard/meters",
         "meter": f"/dashboard/meters/{own.meter.id}",
         "gateways": "/dashboard/gateways",
+        "gateway": f"/dashboard/gateways/{own.gateway.id}",
         "consumers": "/dashboard/consumers",
         "consumer": f"/dashboard/consumers/{own.consumer.id}",
         "billing": "/dashboard/billing",

@@ -17,6 +17,7 @@ whether a caller should reach it.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,6 +213,35 @@ async def _board_objects(
     await _support_queries(b, o, consumer, at)
     if not with_board_spares:
         return
+    for name, done in (("command", True), ("command_cancel", False)):
+        finished = {
+            "status": "succeeded",
+            "finished_at": "2026-10-01T00:00:05Z",
+            "detail": "1 of 2 checks found a problem",
+            "result": json.dumps(
+                {
+                    "findings": [
+                        {"check": "clock", "ok": True, "detail": "synchronised", "fix": ""},
+                        {
+                            "check": "disk",
+                            "ok": False,
+                            "detail": "40 MB free for a 512 MB budget",
+                            "fix": "free space, or lower [store] disk_budget_mb",
+                        },
+                    ]
+                }
+            ),
+        }
+        o[name] = at(
+            await b.insert(
+                "gateway_commands",
+                gateway_id=o["gateway"].id,
+                board_id=board,
+                kind="doctor",
+                expires_at="2099-01-01T00:00:00Z",
+                **(finished if done else {}),
+            )
+        )
     o["gateway_revoke"] = at(
         await b.insert(
             "gateways",

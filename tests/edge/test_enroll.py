@@ -66,6 +66,9 @@ async def test_enroll_then_doctor(
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     loaded = load_config(config)
     assert loaded.cloud.url == url
+    # the cloud's key, to check its commands by, is kept beside the gateway's own
+    cloud_key = (await served.get("/api/v1/control/cloud-key")).json()["public_key"]
+    assert loaded.cloud_key_path.read_text().strip() == cloud_key
     assert config.read_text().startswith("# a technician's config")  # the rest is kept
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(

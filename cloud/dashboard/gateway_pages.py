@@ -1,0 +1,133 @@
+"""One gateway's page: its health, buses and meters, and the commands sent to it — a form to
+send one (read a meter now, run the doctor, fetch its log, restart) and what each came back
+with, in words and units. Plain forms with the session's CSRF token call the same service the
+API does."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from shared import QUANTITIES
+
+from ..access import Permission, Principal
+from ..errors import CloudError, NotFound
+from ..services import gateway_control, listings
+from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
+
+router = APIRouter(prefix="/dashboard/gateways", include_in_schema=False)
+KINDS = ("read_now", "doctor", "upload_log", "restart")
+
+
+async def _page(
+    request: Request,
+    principal: Principal,
+    gateway_id: int,
+    *,
+    error: str | None = None,
+    typed: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    t = words(request)
+    async with request.app.state.pool.connection() as conn:
+        found = await listings.gateways(conn, principal, gateway_id=gateway_id, limit=1)
+        if not found.rows:
+            return not_found(request, principal, t("gateway.what", id=gateway_id))
+        gateway = found.rows[0]
+        commands = await gateway_control.of_gateway(conn, principal, gateway_id, limit=30, offset=0)
+        cursor = await conn.execute(
+            "SELECT id, external_id, model, last_reading_at FROM meters"
+            " WHERE gateway_id = %s AND replaced_at IS NULL ORDER BY external_id LIMIT 500",
+            (gateway_id,),
+        )
+        meters = await cursor.fetchall()
+    for command in commands["items"]:  # the times a meter's values were read, as instants
+        taken = (command.get("result") or {}).get("at")
+        if isinstance(taken, dict):
+            command["result"]["at"] = {
+                q: datetime.fromisoformat(v) for q, v in taken.items() if isinstance(v, str)
+            }
+    return render(
+        request,
+        "gateway.html",
+        principal,
+        status=status,
+        title=t("gateway.title", code=gateway["gateway_code"]),
+        gateway=gateway,
+        meters=meters,
+        commands=commands["items"],
+        quantities=QUANTITIES,
+        kinds=KINDS,
+        error=error,
+        typed=typed or {},
+    )
+
+
+@router.get("/{gateway_id}", response_class=HTMLResponse)
+async def gateway_page(
+    request: Request, gateway_id: int, principal: Principal = Depends(viewer)
+) -> Response:
+    if not principal.may(Permission.GATEWAY_READ):
+        return not_allowed(request, principal, Permission.GATEWAY_READ)
+    return await _page(request, principal, gateway_id)
+
+
+@router.post("/{gateway_id}/commands")
+async def send_command(
+    request: Request, gateway_id: int, principal: Principal = Depends(viewer)
+) -> Response:
+    form = {k: str(v)[:600] for k, v in (await request.form()).items() if isinstance(v, str)}
+    here = f"/dashboard/gateways/{gateway_id}"
+    if not csrf_ok(request, form.get("csrf", "")):
+        return RedirectResponse(here, status_code=303)
+    if not principal.may(Permission.GATEWAY_COMMAND):
+        return not_allowed(request, principal, Permission.GATEWAY_COMMAND)
+    t = words(request)
+    kind = form.get("kind", "")
+    if kind not in KINDS:
+        return await _page(
+            request, principal, gateway_id, error=t("gateway.error_kind"), typed=form, status=422
+        )
+    lines = int_or_none(form.get("lines"))
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await gateway_control.queue(
+                conn,
+                principal,
+                gateway_id,
+                kind=kind,
+                meter_id=int_or_none(form.get("meter_id")) if kind == "read_now" else None,
+                quantities=None,
+                lines=min(max(lines, 1), 2000) if lines else None,
+                reason=form.get("reason", "").strip()[:500] or None,
+                expires_in=timedelta(days=7),
+            )
+    except NotFound:
+        return not_found(request, principal, t("gateway.what", id=gateway_id))
+    except CloudError as exc:
+        return await _page(
+            request, principal, gateway_id, error=str(exc), typed=form, status=exc.status_code
+        )
+    return RedirectResponse(f"{here}#commands", status_code=303)
+
+
+@router.post("/{gateway_id}/commands/{command_id}/cancel")
+async def cancel_command(
+    request: Request, gateway_id: int, command_id: int, principal: Principal = Depends(viewer)
+) -> Response:
+    form = await request.form()
+    here = f"/dashboard/gateways/{gateway_id}"
+    if not csrf_ok(request, str(form.get("csrf", ""))[:100]):
+        return RedirectResponse(here, status_code=303)
+    if not principal.may(Permission.GATEWAY_COMMAND):
+        return not_allowed(request, principal, Permission.GATEWAY_COMMAND)
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await gateway_control.cancel(conn, principal, command_id)
+    except NotFound:
+        return not_found(request, principal, words(request)("gateway.command", id=command_id))
+    except CloudError as exc:
+        return await _page(request, principal, gateway_id, error=str(exc), status=exc.status_code)
+    return RedirectResponse(f"{here}#commands", status_code=303)

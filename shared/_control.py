@@ -1,0 +1,90 @@
+"""The control channel of the contract: commands from the cloud to a gateway, and their results.
+
+A gateway learns that commands wait from `Ack.commands_waiting` (or asks at start-up), then
+posts a signed `ControlRequest` to `POST /api/v1/gateways/control`: the results of the commands
+it has finished since it last reported. The cloud records them (a result is recorded once;
+sending it again changes nothing) and answers a `ControlReply` with the commands still to run,
+signed with the cloud's own key (`CLOUD_SIGNATURE_HEADER`), which the gateway verifies against
+the key it was given when it enrolled. A gateway runs each command at most once: it remembers a
+command's id before it starts it, across restarts and power cuts, and a command it was running
+when it stopped is reported as interrupted, never started again.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._models import Identifier, QuantityCode, UtcDatetime
+
+CLOUD_SIGNATURE_HEADER = "X-Gridgate-Cloud-Signature"
+MAX_COMMANDS = 20  # commands handed over in one reply
+MAX_RESULTS = 50  # results reported in one request
+MAX_LOG_LINES = 2000  # what `upload_log` may ask for
+MAX_RESULT_TEXT = 2000
+
+
+class CommandKind(StrEnum):
+    READ_NOW = "read_now"  # read a meter now: its instantaneous values and registers
+    DOCTOR = "doctor"  # run the gateway's own checks and return the report
+    UPLOAD_LOG = "upload_log"  # the daemon's last lines of log, secrets redacted
+    RESTART = "restart"  # stop cleanly; the service manager starts the daemon again
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"  # not run: the gateway cannot do it (unknown meter, unknown kind)
+    INTERRUPTED = "interrupted"  # the daemon stopped while running it: not run again
+
+
+class _Control(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandArgs(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    quantities: Annotated[list[QuantityCode], Field(max_length=64)] | None = None
+    lines: Annotated[int, Field(ge=1, le=MAX_LOG_LINES)] | None = None
+
+
+class Command(BaseModel):
+    """A kind or field this gateway does not know is refused by the gateway, not by the
+    parser: a newer cloud's command never stops the others from being read."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: UUID
+    kind: Annotated[str, Field(max_length=32)]
+    meter_id: Identifier | None = None
+    args: CommandArgs = CommandArgs()
+    issued_at: UtcDatetime
+    expires_at: UtcDatetime
+
+
+class CommandResult(_Control):
+    id: UUID
+    outcome: Outcome
+    detail: Annotated[str, Field(max_length=MAX_RESULT_TEXT)] = ""
+    # what the command produced: values read, the doctor's checks, log lines (bounded by the
+    # request's size limit)
+    data: dict[str, Any] = {}
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime
+
+
+class ControlRequest(_Control):
+    contract_version: Literal[1] = 1
+    gateway_id: Identifier
+    sent_at: UtcDatetime
+    results: Annotated[list[CommandResult], Field(max_length=MAX_RESULTS)] = []
+
+
+class ControlReply(BaseModel):
+    """Unknown fields are ignored, so a gateway keeps working with a newer cloud."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    commands: Annotated[list[Command], Field(max_length=MAX_COMMANDS)] = []
+    recorded: Annotated[int, Field(ge=0)] = 0  # results recorded by this request
