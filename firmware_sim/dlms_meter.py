@@ -8,6 +8,9 @@ Objects (logical names):
                      of the maximum (attribute 5)
     1-0:99.1.0*255   load profile (class 7): every 15 minutes, clock and the energy registers;
                      attribute 2 answers a range (from/to on the clock column) selectively
+    0-0:96.3.10*255  disconnect control (class 70): output_state (2), control_state (3),
+                     control_mode (4); remote_disconnect (method 1) opens the relay, which cuts
+                     the load (no power, no energy), remote_reconnect (method 2) closes it
 
 With a password set the meter accepts only a low-level-security (LLS) association with that
 password; without one it also accepts an association with no security. Answers longer than the
@@ -30,12 +33,16 @@ from protocols.dlms.cosem import (
     CLOCK,
     CLOCK_LN,
     DATA,
+    DISCONNECT_CONTROL,
+    DISCONNECT_CONTROL_LN,
     EXTENDED_REGISTER,
     LOAD_PROFILE_LN,
     LOAD_PROFILE_PERIOD_S,
     LOGICAL_DEVICE_NAME_LN,
     PROFILE_GENERIC,
     REGISTER,
+    REMOTE_DISCONNECT,
+    REMOTE_RECONNECT,
     SERIAL_NUMBER_LN,
     UNIT_CODE_FOR,
     encode_datetime,
@@ -204,6 +211,15 @@ class SimulatedDlmsMeter:
             return reg.data_class(reg.raw(value)).to_bytes()
         if ln == LOAD_PROFILE_LN and class_id == PROFILE_GENERIC:
             return self._load_profile(attribute, selection, now)
+        if ln == DISCONNECT_CONTROL_LN and class_id == DISCONNECT_CONTROL:
+            connected = not self.physics.faults.relay_open
+            if attribute == 2:  # boolean (tag 3); dlms-cosem 21.3.2 cannot encode one itself
+                return bytes([3, 1 if connected else 0])
+            if attribute == 3:
+                return dlms_data.EnumData(1 if connected else 0).to_bytes()
+            if attribute == 4:  # mode 1: remote and manual disconnection, remote reconnection
+                return dlms_data.EnumData(1).to_bytes()
+            raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
         if any(
             ln == known
             for known in (
@@ -211,11 +227,23 @@ class SimulatedDlmsMeter:
                 LOGICAL_DEVICE_NAME_LN,
                 SERIAL_NUMBER_LN,
                 LOAD_PROFILE_LN,
+                DISCONNECT_CONTROL_LN,
                 *self.registers,
             )
         ):
             raise AccessError(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT)
         raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
+
+    def invoke(self, class_id: int, ln: bytes, method: int) -> enums.ActionResultStatus:
+        """An ACTION: the disconnect control's two methods open and close the relay."""
+        if ln != DISCONNECT_CONTROL_LN:
+            return enums.ActionResultStatus.OBJECT_UNDEFINED
+        if class_id != DISCONNECT_CONTROL:
+            return enums.ActionResultStatus.OBJECT_CLASS_INCONSISTENT
+        if method not in (REMOTE_DISCONNECT, REMOTE_RECONNECT):
+            return enums.ActionResultStatus.OBJECT_UNDEFINED
+        self.physics.set_fault(self.clock.now_s(), relay_open=method == REMOTE_DISCONNECT)
+        return enums.ActionResultStatus.SUCCESS
 
     def _load_profile(self, attribute: int, selection: object | None, now: float) -> bytes:
         if attribute == 3:
@@ -282,7 +310,9 @@ class DlmsSession:
                     )
                 if apdu[1] == enums.GetRequestType.NORMAL:
                     return self._get(xdlms.GetRequestNormal.from_bytes(apdu))
-        except (ValueError, KeyError, IndexError):
+            if tag == xdlms.ActionRequestNormal.TAG:
+                return self._action(xdlms.ActionRequestFactory.from_bytes(apdu))
+        except (ValueError, KeyError, IndexError, NotImplementedError):
             pass  # the library could not parse it: a malformed APDU, answered as meters do
         return xdlms.ExceptionResponse(
             state_error=enums.StateException.SERVICE_NOT_ALLOWED,
@@ -323,7 +353,10 @@ class DlmsSession:
             user_information=acse.UserInformation(
                 content=xdlms.InitiateResponse(
                     negotiated_conformance=Conformance(
-                        get=True, block_transfer_with_get_or_read=True, selective_access=True
+                        get=True,
+                        block_transfer_with_get_or_read=True,
+                        selective_access=True,
+                        action=True,
                     ),
                     server_max_receive_pdu_size=self.meter.max_pdu_bytes,
                 )
@@ -361,6 +394,17 @@ class DlmsSession:
         self.blocks = deque(data[i : i + size] for i in range(0, len(data), size))
         self.block_number = 0
         return self._next_block(invoke, 0)
+
+    def _action(self, request: xdlms.ActionRequestNormal) -> bytes:
+        invoke = request.invoke_id_and_priority
+        if not self.associated:
+            status = enums.ActionResultStatus.READ_WRITE_DENIED
+        else:
+            method = request.cosem_method
+            status = self.meter.invoke(
+                int(method.interface), method.instance.to_bytes(), method.method
+            )
+        return xdlms.ActionResponseNormal(status=status, invoke_id_and_priority=invoke).to_bytes()
 
     def _next_block(self, invoke: object, acknowledged: int) -> bytes:
         if not self.blocks or acknowledged != self.block_number:

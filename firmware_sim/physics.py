@@ -71,6 +71,7 @@ class MeterFaults:
     stuck: bool = False  # instantaneous values frozen at their last value
     reverse_power: bool = False  # power flows to the grid
     clock_drift_s_per_day: float = 0.0  # the meter's own clock runs fast (>0) or slow
+    relay_open: bool = False  # the supply is disconnected at the meter: no load, no energy
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,9 @@ class MeterPhysics:
         return shares
 
     def _active_fraction(self) -> float:
-        """Share of the load still connected (a lost phase takes its load with it)."""
-        return sum(self._phase_shares())
+        """Share of the load still connected (a lost phase takes its load with it; an open
+        relay all of it)."""
+        return 0.0 if self.faults.relay_open else sum(self._phase_shares())
 
     # --- integration ---------------------------------------------------------------------------
 
@@ -236,7 +238,7 @@ class MeterPhysics:
         slot = math.floor(t_s / self.slot_s)
         net, pf, hz = self._slot_power(slot)
         shares = self._phase_shares()
-        net *= sum(shares)
+        net *= self._active_fraction()
         apparent = abs(net) / pf
         reactive = math.sqrt(max(apparent * apparent - net * net, 0.0))
         values: dict[str, float] = {

@@ -34,6 +34,8 @@ def parse_apdu(raw: bytes, meter: str | None = None) -> Any:
             return xdlms.ExceptionResponse.from_bytes(raw)
         if tag == 0xC4:  # get-response
             return xdlms.GetResponseFactory.from_bytes(raw)
+        if tag == 0xC7:  # action-response
+            return xdlms.ActionResponseFactory.from_bytes(raw)
     except Exception as exc:  # the library raises many kinds for bad bytes
         raise FrameError(f"malformed APDU ({type(exc).__name__}: {exc})", meter=meter) from exc
     raise FrameError(f"unexpected APDU tag {raw[0]:#04x}", meter=meter)
@@ -101,7 +103,10 @@ class CosemSession:
             user_information=acse.UserInformation(
                 content=xdlms.InitiateRequest(
                     proposed_conformance=Conformance(
-                        get=True, block_transfer_with_get_or_read=True, selective_access=True
+                        get=True,
+                        block_transfer_with_get_or_read=True,
+                        selective_access=True,
+                        action=True,
                     ),
                     client_max_receive_pdu_size=1024,
                 )
@@ -166,6 +171,30 @@ class CosemSession:
                 f"unexpected answer to GET: {type(answer).__name__}", meter=self.meter
             )
         raise FrameError(f"more than {MAX_BLOCKS} blocks in one answer", meter=self.meter)
+
+    async def action(
+        self, class_id: int, ln: bytes, method: int, data: bytes | None = None
+    ) -> None:
+        """Invoke a method (ACTION); a refusal raises MeterException naming the method."""
+        target = cosem.CosemMethod(
+            enums.CosemInterface(class_id), cosem.Obis.from_bytes(ln), method
+        )
+        answer = await self._exchange(
+            xdlms.ActionRequestNormal(cosem_method=target, data=data).to_bytes()
+        )
+        name = f"ACTION {cosem.Obis.from_bytes(ln).to_string()} method {method}"
+        if isinstance(answer, xdlms.ActionResponseNormalWithError):
+            raise MeterException(
+                f"{name}: {answer.error.name}", code=int(answer.error), meter=self.meter
+            )
+        if not isinstance(answer, xdlms.ActionResponseNormal | xdlms.ActionResponseNormalWithData):
+            raise ProtocolError(
+                f"unexpected answer to {name}: {type(answer).__name__}", meter=self.meter
+            )
+        if answer.status is not enums.ActionResultStatus.SUCCESS:
+            raise MeterException(
+                f"{name}: {answer.status.name}", code=int(answer.status), meter=self.meter
+            )
 
     async def release(self) -> None:
         answer = await self._exchange(

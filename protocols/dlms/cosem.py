@@ -18,12 +18,16 @@ from ..errors import FrameError
 
 # Interface classes (Blue Book)
 DATA, REGISTER, EXTENDED_REGISTER, PROFILE_GENERIC, CLOCK = 1, 3, 4, 7, 8
+DISCONNECT_CONTROL = 70  # the supply relay: output_state (2), control_state (3), methods 1 and 2
 
 CLOCK_LN = bytes([0, 0, 1, 0, 0, 255])
 LOGICAL_DEVICE_NAME_LN = bytes([0, 0, 42, 0, 0, 255])
 SERIAL_NUMBER_LN = bytes([0, 0, 96, 1, 0, 255])
 LOAD_PROFILE_LN = bytes([1, 0, 99, 1, 0, 255])
 LOAD_PROFILE_PERIOD_S = 900
+DISCONNECT_CONTROL_LN = bytes([0, 0, 96, 3, 10, 255])
+REMOTE_DISCONNECT, REMOTE_RECONNECT = 1, 2  # disconnect control's methods
+CONTROL_STATES = {0: "disconnected", 1: "connected", 2: "ready_for_reconnection"}
 
 
 def quantity_ln(code: str) -> bytes:

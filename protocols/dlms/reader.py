@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
-from dlms_cosem import cosem
+from dlms_cosem import cosem, dlms_data
 from dlms_cosem import enumerations as enums
 from dlms_cosem.cosem.capture_object import CaptureObject
 from dlms_cosem.cosem.selective_access import RangeDescriptor
@@ -28,10 +28,15 @@ from .client import CosemSession
 from .cosem import (
     CLOCK,
     CLOCK_LN,
+    CONTROL_STATES,
+    DISCONNECT_CONTROL,
+    DISCONNECT_CONTROL_LN,
     EXTENDED_REGISTER,
     LOAD_PROFILE_LN,
     PROFILE_GENERIC,
     REGISTER,
+    REMOTE_DISCONNECT,
+    REMOTE_RECONNECT,
     decode_datetime,
     ln_quantity,
     quantity_ln,
@@ -221,3 +226,25 @@ class DlmsMeterReader:
                     )
                 )
         return samples
+
+    async def switch_supply(self, connect: bool) -> dict[str, object]:
+        """Open (disconnect) or close (reconnect) the meter's supply relay through its
+        disconnect control (class 70), then read back what the relay says."""
+        method = REMOTE_RECONNECT if connect else REMOTE_DISCONNECT
+        async with self._session() as session:
+            await session.action(
+                DISCONNECT_CONTROL,
+                DISCONNECT_CONTROL_LN,
+                method,
+                dlms_data.IntegerData(0).to_bytes(),
+            )
+            output = await session.get(DISCONNECT_CONTROL, DISCONNECT_CONTROL_LN, 2)
+            state = await session.get(DISCONNECT_CONTROL, DISCONNECT_CONTROL_LN, 3)
+        if not isinstance(output, bool) or not isinstance(state, int):
+            raise FrameError("disconnect control answered in the wrong types", meter=self.meter_id)
+        if output != connect:
+            raise MeterException(
+                f"the relay is still {'open' if connect else 'closed'} after the command",
+                meter=self.meter_id,
+            )
+        return {"connected": output, "control_state": CONTROL_STATES.get(state, str(state))}

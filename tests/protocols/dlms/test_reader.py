@@ -217,3 +217,44 @@ async def test_missing_port_and_refused_connection(tmp_path: Path) -> None:
         ).read()
     with pytest.raises(TransportError, match="cannot connect"):
         await DlmsMeterReader(config, wrapper_link_factory("127.0.0.1", 1, config)).read()
+
+
+async def test_the_supply_relay_opens_and_closes_and_the_energy_stops_meanwhile(
+    links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
+    meter: SimulatedDlmsMeter,
+    clock: ManualClock,
+) -> None:
+    reader = make_reader(links)
+    clock.advance(600)
+    before = {s.quantity: s.value for s in await reader.read()}
+    assert before["16.7.0"] > 0
+    assert await reader.switch_supply(connect=False) == {
+        "connected": False,
+        "control_state": "disconnected",
+    }
+    assert meter.physics.faults.relay_open
+    clock.advance(3600)  # an hour off supply: no power drawn, no energy counted
+    off = {s.quantity: s.value for s in await reader.read()}
+    assert off["16.7.0"] == 0
+    assert off["31.7.0"] == 0  # no current
+    assert off["32.7.0"] > 200  # the supply side is still live
+    assert off["1.8.0"] == before["1.8.0"]
+    assert await reader.switch_supply(connect=True) == {
+        "connected": True,
+        "control_state": "connected",
+    }
+    clock.advance(600)
+    on = {s.quantity: s.value for s in await reader.read()}
+    assert on["16.7.0"] > 0
+    assert on["1.8.0"] > off["1.8.0"]
+
+
+async def test_a_method_the_meter_lacks_is_refused_by_name(
+    links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
+) -> None:
+    reader = make_reader(links)
+    async with reader._session() as session:
+        with pytest.raises(MeterException, match=r"ACTION 0-0:96\.3\.10\.255 method 7"):
+            await session.action(70, bytes([0, 0, 96, 3, 10, 255]), 7)
+        with pytest.raises(MeterException, match="OBJECT_UNDEFINED"):
+            await session.action(70, bytes([0, 0, 96, 3, 11, 255]), 1)
