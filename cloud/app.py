@@ -23,6 +23,7 @@ from .api import (
     auth,
     billing,
     boards,
+    broadcasts,
     docs,
     fleet,
     gateways,
@@ -205,6 +206,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         audit,
         analytics,
         notifications,
+        broadcasts,
         support,
     ):
         app.include_router(module.router)

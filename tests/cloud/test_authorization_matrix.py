@@ -702,6 +702,27 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         by_id("query_send", "query_id", json={}),
         CONSUMER_SITES,
     ),
+    # broadcasts
+    ("POST", "/api/v1/broadcasts"): E(
+        P.NOTIFICATION_BROADCAST,
+        "board",
+        "board",
+        lambda w, s: Req(
+            json={
+                "board_id": s.board.id,
+                "audience": "consumers",
+                "title": "Planned outage",
+                "body": "Supply is off on Sunday from 10:00 to 12:00.",
+            }
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/broadcasts"): E(
+        P.NOTIFICATION_BROADCAST,
+        "board",
+        "board",
+        lambda w, s: Req(query={"board_id": s.board.id}),
+    ),
     ("POST", "/api/v1/invoices/issue"): E(
         P.BILLING_GENERATE,
         "invoice",
@@ -800,6 +821,7 @@ TABLES_BY_BOARD = (
     "retention_policies",
     "enrollment_tokens",
     "support_queries",
+    "broadcasts",
 )
 
 
