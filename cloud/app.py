@@ -24,6 +24,7 @@ from .api import (
     billing,
     boards,
     broadcasts,
+    deliveries,
     docs,
     fleet,
     gateways,
@@ -207,6 +208,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         analytics,
         notifications,
         broadcasts,
+        deliveries,
         support,
     ):
         app.include_router(module.router)

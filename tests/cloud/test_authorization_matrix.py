@@ -702,7 +702,7 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         by_id("query_send", "query_id", json={}),
         CONSUMER_SITES,
     ),
-    # broadcasts
+    # broadcasts, and what became of the messages sent to a consumer
     ("POST", "/api/v1/broadcasts"): E(
         P.NOTIFICATION_BROADCAST,
         "board",
@@ -722,6 +722,9 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "board",
         "board",
         lambda w, s: Req(query={"board_id": s.board.id}),
+    ),
+    ("GET", "/api/v1/consumers/{consumer_id}/notifications"): E(
+        P.NOTIFICATION_MANAGE, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
     ("POST", "/api/v1/invoices/issue"): E(
         P.BILLING_GENERATE,

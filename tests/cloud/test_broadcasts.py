@@ -2,11 +2,13 @@
 admin's announcement to one category of consumers reaches exactly their inboxes and mailboxes,
 not another category's nor another board's; a staff announcement reaches the board's staff and
 its state's admins; people who opted out of announcements are skipped; each broadcast is
-audited; bad input is named; a board gets at most ten an hour."""
+audited; bad input is named; a board gets at most ten an hour. Staff then see, per channel, what
+became of each message sent to a consumer: the e-mail's own status, a text's, or why none went."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -372,3 +374,92 @@ async def test_a_board_gets_at_most_ten_broadcasts_an_hour(cloud: Cloud) -> None
     # another board keeps its own allowance
     response = await cloud.client.post(BROADCASTS, json=broadcast("B", 0), headers=other)
     assert response.status_code == 201, response.text
+
+
+async def sent_everywhere(cloud: Cloud, url: str, headers: dict, timeout_s: float = 30) -> dict:
+    """The staff's view of the consumer's notifications once every message queued for them
+    (e-mail or text) has left its outbox."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = await cloud.client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        outboxes = [d["outbox"] for n in page["items"] for d in n["deliveries"] if d["outbox"]]
+        if outboxes and all(o["status"] == "sent" for o in outboxes):
+            return page
+        assert time.monotonic() < deadline, f"still not sent: {outboxes}"
+        await asyncio.sleep(0.05)
+
+
+async def test_staff_see_what_became_of_each_channel(
+    cloud: Cloud, smtp: SmtpServer, receiver: SmsReceiver
+) -> None:
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        agent_email = await add_actor(conn, world, "SUPPORT_AGENT")
+        consumer_email = await add_actor(conn, world, "CONSUMER")
+    agent, consumer = await signed_in(cloud, agent_email), await signed_in(cloud, consumer_email)
+    own = world.site("own").consumer.id
+    # one account takes e-mail and texts but has no phone number; another has one
+    response = await cloud.client.put(
+        "/api/v1/users/me/preferences",
+        json={"channels": ["in_app", "email", "sms"]},
+        headers=consumer,
+    )
+    assert response.status_code == 200, response.text
+    texter_id, texter_email = await account(cloud, world, own, "texter")
+    texter = await signed_in(cloud, texter_email)
+    phone = f"+91 9{uuid.uuid4().int % 10**9:09d}"
+    for method, path, body in (
+        ("PATCH", "/api/v1/users/me", {"phone": phone}),
+        ("PUT", "/api/v1/users/me/preferences", {"channels": ["in_app", "sms"]}),
+    ):
+        response = await cloud.client.request(method, path, json=body, headers=texter)
+        assert response.status_code == 200, response.text
+    response = await cloud.client.post(
+        BROADCASTS,
+        json={
+            "board_id": world.boards["A"],
+            "audience": "consumers",
+            "title": "Meter replacement in your area",
+            "body": "Technicians will replace meters on Main Street on Monday.",
+        },
+        headers=agent,
+    )
+    assert response.status_code == 201, response.text
+    await smtp.mailbox.next_to(consumer_email.lower(), "Meter replacement")
+    await receiver.next_to(phone.replace(" ", ""))
+
+    url = f"/api/v1/consumers/{own}/notifications"
+    page = await sent_everywhere(cloud, url, agent)
+    by_user = {n["user_id"]: n for n in page["items"]}
+    assert page["total"] == len(await consumer_users(cloud, own))
+    mine = by_user[world.users["CONSUMER"].id]
+    assert mine["title"] == "Meter replacement in your area"
+    assert "body" not in mine
+    channels = {d["channel"]: d for d in mine["deliveries"]}
+    assert list(channels) == ["in_app", "email", "sms"]
+    assert channels["in_app"]["status"] == "delivered"
+    email = channels["email"]
+    assert email["status"] == "queued"
+    assert email["outbox"]["status"] == "sent"
+    assert email["outbox"]["attempts"] == 1
+    assert email["outbox"]["sent_at"] is not None
+    assert email["outbox"]["to"] == consumer_email.lower()
+    sms = channels["sms"]
+    assert (sms["status"], sms["detail"], sms["outbox"]) == (
+        "not_sent",
+        "no phone number on the account",
+        None,
+    )
+    texted = {d["channel"]: d for d in by_user[texter_id]["deliveries"]}
+    assert list(texted) == ["in_app", "sms"]
+    assert texted["sms"]["outbox"]["status"] == "sent"
+    assert texted["sms"]["outbox"]["to"] == phone.replace(" ", "")
+
+    # the consumer does not see the desk's view; another board's consumer is not found
+    response = await cloud.client.get(url, headers=consumer)
+    assert response.status_code == 403
+    elsewhere = world.site("other_board").consumer.id
+    response = await cloud.client.get(f"/api/v1/consumers/{elsewhere}/notifications", headers=agent)
+    assert response.status_code == 404
