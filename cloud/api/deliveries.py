@@ -43,6 +43,7 @@ class Delivery(BaseModel):
 class SentNotification(BaseModel):
     id: int
     user_id: int
+    user_email: str  # the account told (a consumer may have several)
     kind: str
     title: str
     link: str | None

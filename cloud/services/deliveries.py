@@ -29,8 +29,8 @@ async def for_consumer(
         raise Forbidden(f"role {principal.role} may not {Permission.NOTIFICATION_MANAGE.value}")
     await resolve_in_scope(conn, principal, {"consumer": [consumer_id]})
     cursor = await conn.execute(
-        "SELECT n.id, n.user_id, n.kind, n.title, n.link, n.urgent, n.created_at, n.read_at,"
-        " n.deleted_at, count(*) OVER () AS _total FROM notifications n"
+        "SELECT n.id, n.user_id, u.email AS user_email, n.kind, n.title, n.link, n.urgent,"
+        " n.created_at, n.read_at, n.deleted_at, count(*) OVER () AS _total FROM notifications n"
         " JOIN users u ON u.id = n.user_id WHERE u.consumer_id = %s"
         " ORDER BY n.id DESC LIMIT %s OFFSET %s",
         (consumer_id, limit, offset),

@@ -436,6 +436,7 @@ async def test_staff_see_what_became_of_each_channel(
     assert page["total"] == len(await consumer_users(cloud, own))
     mine = by_user[world.users["CONSUMER"].id]
     assert mine["title"] == "Meter replacement in your area"
+    assert mine["user_email"] == consumer_email.lower()
     assert "body" not in mine
     channels = {d["channel"]: d for d in mine["deliveries"]}
     assert list(channels) == ["in_app", "email", "sms"]
