@@ -48,7 +48,7 @@ class BroadcastsLimited(TooManyRequests):
 
 
 def _checked_text(field: str, value: str, limit: int, control: re.Pattern[str]) -> str:
-    text = value.strip()
+    text = value.replace("\r\n", "\n").strip()  # a browser's form sends CRLF line ends
     if not text:
         raise InvalidInput(f"the {field} is empty", errors=[(field, "empty")])
     if len(text) > limit:
