@@ -23,6 +23,8 @@ from .api import (
     auth,
     billing,
     boards,
+    broadcasts,
+    deliveries,
     docs,
     fleet,
     gateway_commands,
@@ -208,6 +210,8 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         audit,
         analytics,
         notifications,
+        broadcasts,
+        deliveries,
         support,
     ):
         app.include_router(module.router)

@@ -7,6 +7,7 @@ acknowledge and resolve, live)."""
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -16,8 +17,9 @@ from ..access import Permission, allowed
 from ..api.deps import CSRF_COOKIE
 from ..api.fleet import ConsumerUpdate
 from ..errors import CloudError, InvalidInput, NotFound
-from ..services import analytics, consumers, estimates, invoices, listings, tariffs
+from ..services import analytics, consumers, deliveries, estimates, invoices, listings, tariffs
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
+from .delivery_words import delivery_line
 from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -122,6 +124,9 @@ async def _consumer(
             if allowed(principal.role, Permission.ALERT_READ)
             else None
         )
+        sent = None
+        if section == "staff" and principal.may(Permission.NOTIFICATION_MANAGE):
+            sent = await _messages_sent(conn, principal, consumer["id"], board["time_zone"], t)
     return render(
         request,
         "consumer.html",
@@ -142,10 +147,22 @@ async def _consumer(
         bills=bill_page.rows if bill_page else None,
         payments=payments,
         open_alerts=open_alerts.rows if open_alerts else None,
+        sent=sent,
         data=script_json(
             {"consumer_id": consumer["id"], "time_zone": board["time_zone"], "usage": usage}
         ),
     )
+
+
+async def _messages_sent(conn, principal, consumer_id: int, zone: str, t) -> dict:
+    """The latest messages to the consumer's accounts, each channel's outcome in words."""
+    found = await deliveries.for_consumer(conn, principal, consumer_id, limit=20, offset=0)
+    now = datetime.now(UTC)
+    rows = [
+        n | {"lines": [delivery_line(t, n, d, zone, now) for d in n["deliveries"]]}
+        for n in found["items"]
+    ]
+    return {"rows": rows, "total": found["total"]}
 
 
 @router.get("/alerts", response_class=HTMLResponse)

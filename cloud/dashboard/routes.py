@@ -15,6 +15,7 @@ from . import (
     admin_pages,
     api_key_pages,
     billing_pages,
+    broadcast_pages,
     console_pages,
     fleet_pages,
     gateway_pages,
@@ -40,6 +41,7 @@ for _module in (
     admin_pages,
     api_key_pages,
     support_pages,
+    broadcast_pages,
 ):
     router.include_router(_module.router)
 static = StaticFiles(directory=HERE / "static")

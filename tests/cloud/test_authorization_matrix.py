@@ -724,6 +724,30 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         by_id("query_send", "query_id", json={}),
         CONSUMER_SITES,
     ),
+    # broadcasts, and what became of the messages sent to a consumer
+    ("POST", "/api/v1/broadcasts"): E(
+        P.NOTIFICATION_BROADCAST,
+        "board",
+        "board",
+        lambda w, s: Req(
+            json={
+                "board_id": s.board.id,
+                "audience": "consumers",
+                "title": "Planned outage",
+                "body": "Supply is off on Sunday from 10:00 to 12:00.",
+            }
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/broadcasts"): E(
+        P.NOTIFICATION_BROADCAST,
+        "board",
+        "board",
+        lambda w, s: Req(query={"board_id": s.board.id}),
+    ),
+    ("GET", "/api/v1/consumers/{consumer_id}/notifications"): E(
+        P.NOTIFICATION_MANAGE, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
     ("POST", "/api/v1/invoices/issue"): E(
         P.BILLING_GENERATE,
         "invoice",
@@ -825,6 +849,7 @@ TABLES_BY_BOARD = (
     "enrollment_tokens",
     "support_queries",
     "gateway_commands",
+    "broadcasts",
 )
 
 

@@ -110,6 +110,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "api_keys": "/dashboard/api-keys",
         "support": "/dashboard/support",
         "support_query": f"/dashboard/support/{own.support_query.id}",
+        "broadcasts": "/dashboard/broadcasts",
     }
     allowed = {
         "BOARD_ADMIN": set(staff) - {"audit"},
