@@ -67,6 +67,7 @@ class Actions:
     """What the daemon does for each kind of command."""
 
     read_now: Callable[[str, list[str] | None], Awaitable[dict[str, Any]]]
+    switch_supply: Callable[[str, bool], Awaitable[dict[str, Any]]]
     doctor: Callable[[], Awaitable[dict[str, Any]]]
     log_lines: Callable[[int], list[str]]
     restart: Callable[[], None]
@@ -283,6 +284,13 @@ class Controller:
                 raise CommandRefused("no meter named")
             values = await self._actions.read_now(command.meter_id, command.args.quantities)
             return values, f"{len(values.get('values', {}))} values read"
+        if kind in (CommandKind.DISCONNECT, CommandKind.RECONNECT):
+            if not command.meter_id:
+                raise CommandRefused("no meter named")
+            relay = await self._actions.switch_supply(
+                command.meter_id, kind == CommandKind.RECONNECT
+            )
+            return relay, f"supply {'connected' if relay['connected'] else 'disconnected'}"
         if kind == CommandKind.DOCTOR:
             report = await self._actions.doctor()
             problems = sum(1 for f in report["findings"] if not f["ok"])

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
+from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
@@ -401,6 +402,19 @@ class Daemon:
                 return await bus.read_now(meter_id, quantities)
         raise CommandRefused(f"meter {meter_id} is not in this gateway's configuration")
 
+    async def switch_supply(self, meter_id: str, connect: bool) -> dict[str, Any]:
+        for bus in self.buses:
+            if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
+                if not isinstance(meter.reader, DlmsMeterReader):
+                    raise CommandRefused(
+                        f"meter {meter_id} has no supply relay this gateway can drive"
+                        " (only DLMS meters with a disconnect control)"
+                    )
+                return await bus.switch_supply(meter_id, connect)
+        raise CommandRefused(
+            f"meter {meter_id} is not a polled meter of this gateway's configuration"
+        )
+
     async def run_doctor(self) -> dict[str, Any]:
         findings = await asyncio.to_thread(doctor, self.config)
         return {
@@ -418,6 +432,7 @@ class Daemon:
             store_call=self.store,
             actions=Actions(
                 read_now=self.read_now,
+                switch_supply=self.switch_supply,
                 doctor=self.run_doctor,
                 log_lines=self.recent_log.last,
                 restart=self.stopping.set,

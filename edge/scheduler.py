@@ -211,6 +211,18 @@ class BusScheduler:
             async with self._turn:
                 await self._poll(meter, poll_class, now)
 
+    def meter(self, meter_id: str) -> PolledMeter | None:
+        return next((m for m in self.meters if m.meter_id == meter_id), None)
+
+    async def switch_supply(self, meter_id: str, connect: bool) -> dict:
+        """Open or close a DLMS meter's supply relay, between two polls."""
+        meter = self.meter(meter_id)
+        assert meter is not None
+        assert isinstance(meter.reader, DlmsMeterReader)
+        async with self._turn:
+            budget = meter.config.timeout_s * 20 + 5
+            return await asyncio.wait_for(meter.reader.switch_supply(connect), budget)
+
     async def read_now(self, meter_id: str, quantities: list[str] | None) -> dict:
         """Read a meter at once, between two polls: its instantaneous values and registers,
         stored like any other reading; the values read (of `quantities`, if given) and when."""

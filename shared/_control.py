@@ -32,6 +32,8 @@ class CommandKind(StrEnum):
     DOCTOR = "doctor"  # run the gateway's own checks and return the report
     UPLOAD_LOG = "upload_log"  # the daemon's last lines of log, secrets redacted
     RESTART = "restart"  # stop cleanly; the service manager starts the daemon again
+    DISCONNECT = "disconnect"  # open a DLMS meter's supply relay (disconnect control)
+    RECONNECT = "reconnect"  # close it again
 
 
 class Outcome(StrEnum):

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     GATEWAY_ENROLL = "gateway:enroll"
     GATEWAY_REVOKE = "gateway:revoke"
     GATEWAY_COMMAND = "gateway:command"  # send a gateway commands (read now, doctor, log, restart)
+    METER_DISCONNECT = "meter:disconnect"  # cut and restore a consumer's supply at the meter
     READING_READ = "reading:read"
     BOARD_READ = "board:read"
     BOARD_MANAGE = "board:manage"
@@ -87,8 +88,10 @@ _ADMIN = {
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     # everything but what only a consumer does (open a query about their own supply)
     "SUPER_ADMIN": frozenset(Permission) - {P.QUERY_OPEN},
-    "STATE_ADMIN": frozenset(_ADMIN | {P.AUDIT_READ, P.USER_MANAGE, P.BOARD_MANAGE}),
-    "BOARD_ADMIN": frozenset(_ADMIN),
+    "STATE_ADMIN": frozenset(
+        _ADMIN | {P.AUDIT_READ, P.USER_MANAGE, P.BOARD_MANAGE, P.METER_DISCONNECT}
+    ),
+    "BOARD_ADMIN": frozenset(_ADMIN | {P.METER_DISCONNECT}),
     "SUPPORT_AGENT": frozenset(
         {
             P.METER_READ,

@@ -5,7 +5,8 @@ CREATE TABLE gateway_commands (
     uid           uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),   -- the id on the wire
     gateway_id    bigint NOT NULL REFERENCES gateways(id),
     board_id      bigint NOT NULL REFERENCES boards(id),
-    kind          text NOT NULL CHECK (kind IN ('read_now', 'doctor', 'upload_log', 'restart')),
+    kind          text NOT NULL CHECK (kind IN ('read_now', 'doctor', 'upload_log', 'restart',
+                                                'disconnect', 'reconnect')),
     meter_id      bigint REFERENCES meters(id),
     args          jsonb NOT NULL DEFAULT '{}',
     reason        text CHECK (length(reason) <= 500),

@@ -40,12 +40,13 @@ from shared import (
     write_private_key,
 )
 
-from ..access import Principal, resolve_in_scope
+from ..access import Permission, Principal, resolve_in_scope
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..settings import CloudSettings
 from . import audit
 
 KINDS = ("read_now", "doctor", "upload_log", "restart")
+SUPPLY = ("disconnect", "reconnect")  # queued through `switch_supply`, with its own permission
 MAX_TTL = timedelta(days=30)
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -99,8 +100,10 @@ async def queue(
     reason: str | None,
     expires_in: timedelta,
 ) -> dict[str, Any]:
-    if kind not in KINDS:
+    if kind not in (*KINDS, *SUPPLY):
         raise InvalidInput(f"unknown command {kind!r}", errors=[("kind", kind)])
+    if kind in SUPPLY and not principal.may(Permission.METER_DISCONNECT):
+        raise Forbidden("cutting or restoring a supply needs the meter:disconnect permission")
     if not timedelta(minutes=1) <= expires_in <= MAX_TTL:
         raise InvalidInput(
             "a command expires between a minute and 30 days after it is queued",
@@ -117,7 +120,7 @@ async def queue(
         gateway = await cursor.fetchone()
         if gateway["status"] != "active":
             raise Conflict(f"gateway {gateway['gateway_code']} is revoked: it takes no commands")
-        if kind == "read_now":
+        if kind in ("read_now", *SUPPLY):
             if meter_id is None:
                 raise InvalidInput("say which meter to read", errors=[("meter_id", "missing")])
             cursor = await conn.execute(
@@ -164,6 +167,37 @@ async def queue(
             after={"command": command_id, "kind": kind, "meter_id": meter_id, "reason": reason},
         )
     return row
+
+
+async def switch_supply(
+    conn: AsyncConnection, principal: Principal, meter_id: int, *, connect: bool, reason: str
+) -> dict[str, Any]:
+    """Disconnect or reconnect a consumer's supply: a command to the gateway that reads the
+    meter, which must have a supply relay the gateway can drive (a DLMS meter)."""
+    reason = reason.strip()
+    if len(reason) < 5:
+        raise InvalidInput(
+            "give the reason for cutting or restoring a supply (it is kept in the audit log)",
+            errors=[("reason", "too short")],
+        )
+    await resolve_in_scope(conn, principal, {"meter": [meter_id]})
+    cursor = await conn.execute(
+        "SELECT external_id, gateway_id, protocol FROM meters WHERE id = %s", (meter_id,)
+    )
+    meter = await cursor.fetchone()
+    if meter["gateway_id"] is None:
+        raise Conflict(f"meter {meter['external_id']} is not read by any gateway")
+    return await queue(
+        conn,
+        principal,
+        meter["gateway_id"],
+        kind="reconnect" if connect else "disconnect",
+        meter_id=meter_id,
+        quantities=None,
+        lines=None,
+        reason=reason,
+        expires_in=timedelta(days=1),  # a supply switched days late is worse than not at all
+    )
 
 
 async def _one(conn: AsyncConnection, command_id: int) -> dict[str, Any]:

@@ -46,6 +46,8 @@ TOPICS = {
 }
 # kinds whose e-mail gathers into a digest (a minute's worth, written when sent)
 DIGESTED = ("alert", "fleet_alert", "sla_breached")
+# kinds that reach a phone only when urgent (texts cost money, and these come in numbers)
+TEXTED_WHEN_URGENT = (*DIGESTED, "broadcast")
 SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
@@ -153,9 +155,12 @@ async def notify(
             )
             detail = f"held until quiet hours end ({held:%H:%M} UTC)" if held else None
             deliveries.append(("email", "queued", detail, email_id))
-        if "sms" in channels and notice.kind in DIGESTED and not notice.urgent:
-            # a text per alert would be a hundred paid texts in a burst: only urgent ones go
-            deliveries.append(("sms", "not_sent", "texts are sent for urgent alerts only", None))
+        if "sms" in channels and notice.kind in TEXTED_WHEN_URGENT and not notice.urgent:
+            # a text per alert would be a hundred paid texts in a burst, and an announcement to
+            # a board thousands: only urgent ones go
+            deliveries.append(
+                ("sms", "not_sent", "texts are sent for urgent alerts and announcements", None)
+            )
         elif "sms" in channels:
             text = await sms_outbox.queue_notification(
                 conn,

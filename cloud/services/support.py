@@ -56,6 +56,7 @@ AUTOMATIC_CONFIDENCE = 0.6
 OPEN_PER_CONSUMER = 20  # queries not yet closed, per consumer
 DESK_ROLES = ("SUPPORT_AGENT", "BOARD_ADMIN", "STATE_ADMIN", "SUPER_ADMIN")
 SLA_ALERT = "support_sla_breached"
+SLA_BATCH = 500
 
 _COLUMNS = sql.SQL(
     "q.id, q.board_id, q.consumer_id, q.opened_by, q.subject, q.category, q.category_source,"
@@ -707,16 +708,26 @@ async def _close_sla_alert(
 
 async def check_sla(conn: AsyncConnection, now: datetime) -> int:
     """Mark the queries past their due time, open an alert for each on its board and tell its
-    agent (or the board's desk); how many were found."""
+    agent (or the board's desk); how many were found. Works in batches of `SLA_BATCH`, each in
+    its own transaction, until none is left."""
+    found = 0
+    while True:
+        batch = await _breach_batch(conn, now)
+        found += batch
+        if batch < SLA_BATCH:
+            return found
+
+
+async def _breach_batch(conn: AsyncConnection, now: datetime) -> int:
     found = 0
     async with conn.transaction():
         cursor = await conn.execute(
             sql.SQL(
                 "SELECT {} FROM support_queries q WHERE q.sla_due_at < %s"
                 " AND q.sla_breached_at IS NULL AND q.deleted_at IS NULL"
-                " ORDER BY q.sla_due_at LIMIT 500 FOR UPDATE SKIP LOCKED"
+                " ORDER BY q.sla_due_at LIMIT %s FOR UPDATE SKIP LOCKED"
             ).format(_COLUMNS),
-            (now,),
+            (now, SLA_BATCH),
         )
         for row in await cursor.fetchall():
             found += 1

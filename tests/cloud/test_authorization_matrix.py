@@ -639,6 +639,14 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "command_cancel",
         by_id("command_cancel", "command_id"),
     ),
+    ("POST", "/api/v1/meters/{meter_id}/supply"): E(
+        P.METER_DISCONNECT,
+        "meter",
+        "meter",
+        by_id("meter", json={"action": "reconnect", "reason": "matrix check"}),
+        CONSUMER_SITES,
+        ok=201,
+    ),
     ("POST", "/api/v1/control/exchange"): E(PUBLIC),
     ("GET", "/api/v1/control/cloud-key"): E(PUBLIC),
     # the support desk

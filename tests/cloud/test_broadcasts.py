@@ -423,6 +423,7 @@ async def test_staff_see_what_became_of_each_channel(
             "audience": "consumers",
             "title": "Meter replacement in your area",
             "body": "Technicians will replace meters on Main Street on Monday.",
+            "urgent": True,  # announcements reach phones only when urgent
         },
         headers=agent,
     )

@@ -227,7 +227,7 @@ async def test_a_burst_of_alerts_texts_only_the_urgent_one(
     assert len(deliveries) == 21
     held = [d for d in deliveries if d["status"] == "not_sent"]
     assert len(held) == 20
-    assert {d["detail"] for d in held} == {"texts are sent for urgent alerts only"}
+    assert {d["detail"] for d in held} == {"texts are sent for urgent alerts and announcements"}
     [urgent] = [d for d in deliveries if d["status"] == "queued"]
     [request] = await receiver.next_to(who.phone)
     assert request.message["id"] == str(urgent["sms_id"])

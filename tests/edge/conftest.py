@@ -29,6 +29,7 @@ class Field:
     buses_toml: str
     meter_ids: list[str]
     rtu_link: Path
+    dlms: SimulatedDlmsMeter | None = None  # the DLMS meter (dlms-1), to look at its relay
 
 
 @pytest.fixture
@@ -125,4 +126,4 @@ id = "plug-1"
 device = "plug-1"
 phases = 1
 """
-        yield Field(buses, ["rtu-1", "rtu-2", "rtu-3", "tcp-1", "dlms-1", "plug-1"], link)
+        yield Field(buses, ["rtu-1", "rtu-2", "rtu-3", "tcp-1", "dlms-1", "plug-1"], link, dlms)

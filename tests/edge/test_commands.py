@@ -268,3 +268,107 @@ async def test_a_command_for_a_meter_elsewhere_is_refused_in_the_cloud(
     )
     assert again.status_code == 409
     assert "only a command the gateway has not been handed yet" in again.json()["detail"]
+
+
+async def test_a_supply_is_cut_and_restored_at_the_meter(
+    cloud: Cloud, board: str, gateway: EnrolledGateway, field: Field, tmp_path: Path
+) -> None:
+    daemon, _cable, task = await start(cloud, gateway, field, tmp_path)
+    try:
+        admin = await staff_headers(cloud, board)
+        await until(
+            lambda: rows(
+                cloud,
+                "SELECT 1 FROM meters m JOIN gateways g ON g.id = m.gateway_id"
+                " WHERE g.gateway_code = %s AND m.external_id = 'dlms-1'",
+                gateway.code,
+            ),
+            "the DLMS meter in the cloud",
+        )
+        meters = {
+            r["external_id"]: r["id"]
+            for r in await rows(
+                cloud,
+                "SELECT m.id, m.external_id FROM meters m JOIN gateways g ON g.id = m.gateway_id"
+                " WHERE g.gateway_code = %s",
+                gateway.code,
+            )
+        }
+
+        async def switched(action: str, meter: str) -> dict:
+            response = await cloud.client.post(
+                f"/api/v1/meters/{meters[meter]}/supply",
+                json={"action": action, "reason": "dues unpaid after the final notice"},
+                headers=admin,
+            )
+            assert response.status_code == 201, response.text
+
+            async def done() -> list[dict]:
+                found = await rows(
+                    cloud,
+                    "SELECT * FROM gateway_commands WHERE id = %s"
+                    " AND status NOT IN ('queued', 'delivered')",
+                    response.json()["id"],
+                )
+                return found
+
+            [row] = await until(done, f"the {action} of {meter}")
+            return row
+
+        cut = await switched("disconnect", "dlms-1")
+        assert cut["status"] == "succeeded", cut["detail"]
+        assert cut["result"] == {"connected": False, "control_state": "disconnected"}
+        assert field.dlms.physics.faults.relay_open
+        restored = await switched("reconnect", "dlms-1")
+        assert restored["result"] == {"connected": True, "control_state": "connected"}
+        assert not field.dlms.physics.faults.relay_open
+        modbus = await switched("disconnect", "rtu-1")  # no relay the gateway can drive
+        assert modbus["status"] == "refused"
+        assert "no supply relay" in modbus["detail"]
+        async with cloud.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT after FROM audit_log WHERE action = 'queue_command'"
+                " AND after->>'kind' IN ('disconnect', 'reconnect') ORDER BY id DESC LIMIT 3"
+            )
+            reasons = {row["after"]["reason"] for row in await cursor.fetchall()}
+        assert reasons == {"dues unpaid after the final notice"}
+        # a reason is required; a technician may not cut a supply
+        response = await cloud.client.post(
+            f"/api/v1/meters/{meters['dlms-1']}/supply",
+            json={"action": "disconnect", "reason": ""},
+            headers=admin,
+        )
+        assert response.status_code == 422
+        technician = await staff_headers(cloud, board, "TECHNICIAN")
+        response = await cloud.client.post(
+            f"/api/v1/meters/{meters['dlms-1']}/supply",
+            json={"action": "disconnect", "reason": "testing the relay"},
+            headers=technician,
+        )
+        assert response.status_code == 403
+    finally:
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_restart_is_reported_then_the_daemon_stops_cleanly(
+    cloud: Cloud, board: str, gateway: EnrolledGateway, field: Field, tmp_path: Path
+) -> None:
+    daemon, _cable, task = await start(cloud, gateway, field, tmp_path)
+    admin = await staff_headers(cloud, board)
+    [found] = await rows(cloud, "SELECT id FROM gateways WHERE gateway_code = %s", gateway.code)
+    response = await cloud.client.post(
+        f"/api/v1/gateways/{found['id']}/commands",
+        json={"kind": "restart", "reason": "new certificate installed"},
+        headers=admin,
+    )
+    assert response.status_code == 201, response.text
+    # the daemon stops by itself (systemd's Restart=always starts it again) ...
+    await asyncio.wait_for(task, 60)
+    assert daemon.stopping.is_set()
+    # ... having told the cloud first
+    [row] = await rows(
+        cloud, "SELECT status, detail FROM gateway_commands WHERE id = %s", response.json()["id"]
+    )
+    assert row["status"] == "succeeded"
+    assert "restarting" in row["detail"]
