@@ -382,3 +382,30 @@ async def test_a_new_tariff_tells_its_category_and_a_report_tells_who_asked(
     assert [n["title"] for n in ready] == ["Your alerts report (CSV) is ready"]
     done = await cloud.client.get(f"/api/v1/reports/{report}", headers=admin)
     assert done.json()["status"] == "done"
+
+
+async def test_a_silent_gateway_tells_the_boards_staff_not_its_consumers(cloud: Cloud) -> None:
+    world, consumer, _ = await world_with_consumer(cloud)
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+        technician_email = await add_actor(conn, world, "TECHNICIAN")
+        gateway = world.site("own").gateway.id
+        await alerts.open_alert(
+            conn,
+            board_id=world.boards["A"],
+            subject=f"gateway:{gateway}",
+            kind="gateway_silent",
+            severity="high",
+            source="cloud",
+            at=datetime.now(UTC),
+            message="Gateway has sent nothing for 20 minutes",
+            gateway_id=gateway,
+        )
+        await conn.commit()
+    for email in (admin_email, technician_email):
+        staff = await signed_in(cloud, email)
+        told = (await cloud.client.get("/api/v1/notifications", headers=staff)).json()["items"]
+        assert [(n["kind"], n["title"]) for n in told] == [("fleet_alert", "Gateway silent")]
+        assert told[0]["link"] == "/dashboard/alerts?kind=gateway_silent"
+    mine = (await cloud.client.get("/api/v1/notifications", headers=consumer)).json()
+    assert mine["total"] == 0
