@@ -47,6 +47,9 @@ async def run_jobs(
         try:
             async with pool.connection() as conn:
                 expired = await gateway_control.expire(conn, datetime.now(UTC))
+                await conn.execute(  # the gateways' health history: three months
+                    "DELETE FROM gateway_health WHERE at < now() - interval '90 days'"
+                )
             if expired:
                 log.info("gateway commands expired", commands=expired)
         except Exception as exc:  # keep the loop alive; the next pass may succeed

@@ -33,6 +33,7 @@ from shared import (
     BusHealth,
     EventStatus,
     KeyInvalid,
+    MeterHealth,
     Quality,
     Sample,
     Severity,
@@ -263,6 +264,26 @@ class Daemon:
             )
         return out[:32]
 
+    def meter_health(self) -> list[MeterHealth]:
+        """Each meter's last good read and failure streak, for the heartbeat."""
+        out = []
+        for bus in self.buses:
+            stats = (
+                {m.meter_id: m.stats for m in bus.meters}
+                if isinstance(bus, BusScheduler)
+                else dict(bus.stats)
+            )
+            for meter_id, stat in stats.items():
+                out.append(
+                    MeterHealth(
+                        meter_id=meter_id,
+                        last_good_read=stat.last_good_read,
+                        failures_in_row=stat.failures_in_row,
+                        last_error=(stat.last_error or "")[:200] or None,
+                    )
+                )
+        return out[:512]
+
     async def _save_state(self) -> None:
         items: dict[str, Any] = {
             f"check:{meter}": state for meter, state in self.checker.dump_dirty().items()
@@ -388,6 +409,8 @@ class Daemon:
             transport=self._transport,
             bus_health=self.bus_health,
             on_commands=self.controller.wake.set,
+            meter_health=self.meter_health,
+            disk_budget_bytes=int(self.config.store.disk_budget_mb * 1024 * 1024),
         )
 
     # -- commands from the cloud -------------------------------------------------------------

@@ -101,6 +101,8 @@ class Syncer:
         transport: httpx.AsyncBaseTransport | None = None,
         bus_health=lambda: [],  # () -> [BusHealth]: each bus's counts, for the heartbeat
         on_commands=lambda: None,  # () -> None: the cloud says commands wait for us
+        meter_health=lambda: [],  # () -> [MeterHealth]: each polled meter's last good read
+        disk_budget_bytes: int | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.config = config
@@ -109,6 +111,8 @@ class Syncer:
         self._clock_state = clock_state
         self._bus_health = bus_health
         self._on_commands = on_commands
+        self._meter_health = meter_health
+        self._disk_budget = disk_budget_bytes
         self._client = httpx.AsyncClient(
             base_url=config.url or "",
             timeout=httpx.Timeout(config.timeout_s),
@@ -137,6 +141,9 @@ class Syncer:
             clock_offset_s=offset,
             uptime_s=time.monotonic() - self.started,
             buses=self._bus_health(),
+            meters=self._meter_health(),
+            disk_used_bytes=await self._store(Store.size_bytes),
+            disk_budget_bytes=self._disk_budget,
         )
         wire_readings = [_reading(r) for r in readings]
         wire_events = [_event(e) for e in events]

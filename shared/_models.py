@@ -146,9 +146,19 @@ class BusHealth(_WireModel):
     utilisation: Annotated[FiniteFloat, Field(ge=0, le=1)] | None = None  # share of time busy
 
 
+class MeterHealth(_WireModel):
+    """One meter as its bus sees it: when it last answered well, and how many reads in a row
+    have failed since (with the last error)."""
+
+    meter_id: Identifier
+    last_good_read: UtcDatetime | None = None
+    failures_in_row: Count = 0
+    last_error: Annotated[str, Field(max_length=200)] | None = None
+
+
 class Heartbeat(_WireModel):
-    """The gateway's health, sent with every batch. (`buses` came later: a cloud learns a new
-    field before the gateways send it — upgrade the cloud first.)"""
+    """The gateway's health, sent with every batch. (`buses`, then `meters` and the disk came
+    later: a cloud learns a new field before the gateways send it — upgrade the cloud first.)"""
 
     software_version: Annotated[str, Field(max_length=32)]
     backlog_readings: Annotated[int, Field(ge=0)]
@@ -158,6 +168,9 @@ class Heartbeat(_WireModel):
     clock_offset_s: FiniteFloat | None = None
     uptime_s: Annotated[FiniteFloat, Field(ge=0)] = 0.0
     buses: Annotated[list[BusHealth], Field(max_length=32)] = []
+    meters: Annotated[list[MeterHealth], Field(max_length=512)] = []
+    disk_used_bytes: Annotated[int, Field(ge=0)] | None = None  # the store, with its WAL
+    disk_budget_bytes: Annotated[int, Field(ge=0)] | None = None
 
 
 class Batch(_WireModel):

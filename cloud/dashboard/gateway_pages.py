@@ -5,7 +5,7 @@ API does."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -14,7 +14,7 @@ from shared import QUANTITIES
 
 from ..access import Permission, Principal
 from ..errors import CloudError, NotFound
-from ..services import gateway_control, listings
+from ..services import gateway_control, ingest, listings
 from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard/gateways", include_in_schema=False)
@@ -43,6 +43,16 @@ async def _page(
             (gateway_id,),
         )
         meters = await cursor.fetchall()
+        history = await ingest.health_history(
+            conn, gateway_id, since=datetime.now(UTC) - timedelta(days=1)
+        )
+    heard = {m["meter_id"]: m for m in gateway["meter_health"] or []}
+    for meter in meters:
+        health = heard.get(meter["external_id"], {})
+        meter["failures_in_row"] = health.get("failures_in_row", 0)
+        meter["last_error"] = health.get("last_error")
+        good = health.get("last_good_read")
+        meter["last_good_read"] = datetime.fromisoformat(good) if good else None
     for command in commands["items"]:  # the times a meter's values were read, as instants
         taken = (command.get("result") or {}).get("at")
         if isinstance(taken, dict):
@@ -58,6 +68,7 @@ async def _page(
         gateway=gateway,
         meters=meters,
         commands=commands["items"],
+        history=history[-24:],
         quantities=QUANTITIES,
         kinds=KINDS,
         error=error,

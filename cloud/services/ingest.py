@@ -30,6 +30,7 @@ from shared import (
     BatchInvalid,
     BatchTooLarge,
     EncodingError,
+    Heartbeat,
     KeyInvalid,
     Refusal,
     SignatureInvalid,
@@ -228,7 +229,10 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         " clock_synced = coalesce(%s, clock_synced),"
         " clock_offset_s = coalesce(%s, clock_offset_s),"
         " software_version = coalesce(%s, software_version),"
-        " bus_stats = CASE WHEN %s THEN %s ELSE bus_stats END WHERE id = %s",
+        " bus_stats = CASE WHEN %s THEN %s ELSE bus_stats END,"
+        " meter_health = CASE WHEN %s THEN %s ELSE meter_health END,"
+        " disk_used_bytes = coalesce(%s, disk_used_bytes),"
+        " disk_budget_bytes = coalesce(%s, disk_budget_bytes) WHERE id = %s",
         (
             batch.last_seq,
             heartbeat.backlog_readings if heartbeat else None,
@@ -239,9 +243,15 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             heartbeat.software_version if heartbeat else None,
             bool(heartbeat and heartbeat.buses),
             Jsonb([b.model_dump() for b in heartbeat.buses] if heartbeat else []),
+            bool(heartbeat and heartbeat.meters),
+            Jsonb([m.model_dump(mode="json") for m in heartbeat.meters] if heartbeat else []),
+            heartbeat.disk_used_bytes if heartbeat else None,
+            heartbeat.disk_budget_bytes if heartbeat else None,
             gateway["id"],
         ),
     )
+    if heartbeat is not None:
+        await _sample_health(conn, gateway["id"], heartbeat)
     await conn.execute(
         "INSERT INTO ingest_batches (batch_id, gateway_id, first_seq, last_seq, readings_new,"
         " events_new, refused) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -270,6 +280,47 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         refused=refused,
         commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
     )
+
+
+HEALTH_SAMPLE = timedelta(minutes=5)  # the gateway's health history keeps a sample this often
+
+
+async def _sample_health(conn: AsyncConnection, gateway_id: int, heartbeat: Heartbeat) -> None:
+    """A row of the gateway's health history, unless one was kept in the last few minutes."""
+    buses = heartbeat.buses
+    busy = [b.utilisation for b in buses if b.utilisation is not None]
+    await conn.execute(
+        "INSERT INTO gateway_health (gateway_id, at, backlog_readings, clock_synced,"
+        " disk_used_bytes, disk_budget_bytes, meters, meters_failing, transactions, timeouts,"
+        " crc_errors, utilisation, software_version)"
+        " SELECT %s, now(), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s"
+        " WHERE NOT EXISTS (SELECT 1 FROM gateway_health WHERE gateway_id = %s AND at > %s)",
+        (
+            gateway_id,
+            heartbeat.backlog_readings,
+            heartbeat.clock_synced,
+            heartbeat.disk_used_bytes,
+            heartbeat.disk_budget_bytes,
+            sum(b.meters for b in buses),
+            sum(b.meters_failing for b in buses),
+            sum(b.transactions for b in buses),
+            sum(b.timeouts for b in buses),
+            sum(b.crc_errors for b in buses),
+            sum(busy) / len(busy) if busy else None,
+            heartbeat.software_version,
+            gateway_id,
+            datetime.now(UTC) - HEALTH_SAMPLE,
+        ),
+    )
+
+
+async def health_history(conn: AsyncConnection, gateway_id: int, *, since: datetime) -> list[dict]:
+    """The gateway's health samples since `since`, oldest first (the caller checked scope)."""
+    cursor = await conn.execute(
+        "SELECT * FROM gateway_health WHERE gateway_id = %s AND at >= %s ORDER BY at LIMIT 2000",
+        (gateway_id, since),
+    )
+    return await cursor.fetchall()
 
 
 async def _meters(

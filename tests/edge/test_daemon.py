@@ -112,3 +112,24 @@ async def test_every_reading_arrives_once_with_equal_values(
     for bus in buses.values():
         assert bus["meters"] >= 1
         assert bus["transactions"] >= bus["meters"]
+    # ... and each meter, and the disk; the cloud keeps a history of it
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT meter_health, disk_used_bytes, disk_budget_bytes FROM gateways"
+            " WHERE gateway_code = %s",
+            (gateway.code,),
+        )
+        health = await cursor.fetchone()
+        cursor = await conn.execute(
+            "SELECT h.* FROM gateway_health h JOIN gateways g ON g.id = h.gateway_id"
+            " WHERE g.gateway_code = %s",
+            (gateway.code,),
+        )
+        history = await cursor.fetchall()
+    meters = {m["meter_id"]: m for m in health["meter_health"]}
+    assert set(meters) == set(field.meter_ids)
+    polled = [m for m in meters.values() if m["meter_id"] != "plug-1"]
+    assert all(m["last_good_read"] for m in polled)
+    assert 0 < health["disk_used_bytes"] < health["disk_budget_bytes"]
+    assert len(history) == 1  # one sample per five minutes, however many batches
+    assert history[0]["meters"] == len(field.meter_ids)

@@ -38,6 +38,7 @@ EXPECTED = {
     "EventStatus",
     "GridgateError",
     "Heartbeat",
+    "MeterHealth",
     "KeyInvalid",
     "Quality",
     "Quantity",
