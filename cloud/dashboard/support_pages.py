@@ -27,7 +27,8 @@ CATEGORIES = (
     "other",
 )
 SORTS = {"opened": "opened", "due": "due", "priority": "priority", "updated": "updated"}
-FILTERS = ("status", "category", "priority", "who", "board_id", "waiting")
+FILTERS = ("status", "category", "priority", "who", "board_id", "waiting", "age")
+AGES = ("24", "72", "168")  # opened more than so many hours ago
 MAX_TEXT = 4000
 
 
@@ -98,6 +99,7 @@ async def _queue(request: Request, principal: Principal) -> Response:
             priority=f["priority"] if f["priority"] in support.PRIORITIES else None,
             assignee_id=principal.user_id if who == "me" else None,
             unassigned=who == "nobody",
+            older_than_h=int(f["age"]) if f["age"] in AGES else None,
             breached=f["waiting"] == "late",
             drafted=f["waiting"] == "draft",
             search=state.search or None,
@@ -117,6 +119,7 @@ async def _queue(request: Request, principal: Principal) -> Response:
         categories=CATEGORIES,
         statuses=support.STATUSES,
         priorities=support.PRIORITIES,
+        ages=AGES,
     )
 
 
