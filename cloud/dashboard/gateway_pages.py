@@ -17,7 +17,7 @@ from ..errors import CloudError, NotFound
 from ..services import gateway_control, ingest, listings
 from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
 
-router = APIRouter(prefix="/dashboard/gateways", include_in_schema=False)
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
 KINDS = ("read_now", "doctor", "upload_log", "restart")
 
 
@@ -76,7 +76,7 @@ async def _page(
     )
 
 
-@router.get("/{gateway_id}", response_class=HTMLResponse)
+@router.get("/gateways/{gateway_id}", response_class=HTMLResponse)
 async def gateway_page(
     request: Request, gateway_id: int, principal: Principal = Depends(viewer)
 ) -> Response:
@@ -85,7 +85,7 @@ async def gateway_page(
     return await _page(request, principal, gateway_id)
 
 
-@router.post("/{gateway_id}/commands")
+@router.post("/gateways/{gateway_id}/commands")
 async def send_command(
     request: Request, gateway_id: int, principal: Principal = Depends(viewer)
 ) -> Response:
@@ -124,7 +124,7 @@ async def send_command(
     return RedirectResponse(f"{here}#commands", status_code=303)
 
 
-@router.post("/{gateway_id}/commands/{command_id}/cancel")
+@router.post("/gateways/{gateway_id}/commands/{command_id}/cancel")
 async def cancel_command(
     request: Request, gateway_id: int, command_id: int, principal: Principal = Depends(viewer)
 ) -> Response:
@@ -142,3 +142,38 @@ async def cancel_command(
     except CloudError as exc:
         return await _page(request, principal, gateway_id, error=str(exc), status=exc.status_code)
     return RedirectResponse(f"{here}#commands", status_code=303)
+
+
+@router.post("/meters/{meter_id}/supply")
+async def switch_supply(
+    request: Request, meter_id: int, principal: Principal = Depends(viewer)
+) -> Response:
+    """The meter page's supply form: disconnect or reconnect, with a reason; the command's
+    progress shows on the gateway's page."""
+    form = {k: str(v)[:600] for k, v in (await request.form()).items() if isinstance(v, str)}
+    here = f"/dashboard/meters/{meter_id}"
+    if not csrf_ok(request, form.get("csrf", "")):
+        return RedirectResponse(here, status_code=303)
+    if not principal.may(Permission.METER_DISCONNECT):
+        return not_allowed(request, principal, Permission.METER_DISCONNECT)
+    t = words(request)
+    action = form.get("action")
+    if action not in ("disconnect", "reconnect"):
+        return RedirectResponse(f"{here}?supply_error=action", status_code=303)
+    try:
+        async with request.app.state.pool.connection() as conn:
+            command = await gateway_control.switch_supply(
+                conn,
+                principal,
+                meter_id,
+                connect=action == "reconnect",
+                reason=form.get("reason", "")[:500],
+            )
+    except NotFound:
+        return not_found(request, principal, t("what.meter", id=meter_id))
+    except CloudError as exc:
+        code = "reason" if "reason" in str(exc) else "refused"
+        return RedirectResponse(f"{here}?supply_error={code}", status_code=303)
+    return RedirectResponse(
+        f"/dashboard/gateways/{command['gateway_id']}#commands", status_code=303
+    )
