@@ -18,6 +18,9 @@ from shared import MAX_LOG_LINES
 
 MAX_LINES = MAX_LOG_LINES
 MAX_LINE_CHARS = 2000
+# the gateway's own loggers (a demo runs the cloud and the simulated meters in the same process:
+# their lines are not the gateway's log)
+OURS = ("edge", "protocols", "shared", "gridgate", "pymodbus", "aiomqtt", "dlms_cosem")
 _SECRET_TEXT = re.compile(
     r"(?i)((?:password|passwd|secret|token|api[_-]?key|authorization)\s*[=:]\s*)(\"[^\"]*\"|\S+)"
     r"|(bearer\s+)[A-Za-z0-9._~+/=-]+"
@@ -44,6 +47,8 @@ class RecentLog(logging.Handler):
         )
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(OURS):
+            return
         try:
             line = self.format(record)
         except Exception:  # a line that cannot be rendered is not worth a crash

@@ -420,6 +420,8 @@ async def _enroll(url: str, cloud_url: str, key_path: Path) -> None:
         )
         response.raise_for_status()
     write_private_key(key_path, key)
+    # the key the cloud signs its commands with, kept as `gridgate edge enroll` keeps it
+    (key_path.parent / "cloud.pub").write_text(response.json()["cloud_public_key"] + "\n")
 
 
 async def _assign_meters(url: str) -> None:
@@ -658,19 +660,21 @@ async def _run(
                 f"Bills for {billed['month']:%B %Y}: {billed['created']} made,"
                 f" {billed['unchanged']} unchanged, {billed['issued']} issued"
             )
+            console.print(f"{'Meters:':15}4 Modbus RTU on {link}")
             console.print(
-                f"Meters: 4 Modbus RTU on {link}, a DLMS meter on 127.0.0.1:{dlms.port},"
-                f" an MQTT plug on 127.0.0.1:{mqtt_port}; physics speed x{speed:g}"
+                f"{'':15}a DLMS meter on 127.0.0.1:{dlms.port}, an MQTT plug on"
+                f" 127.0.0.1:{mqtt_port}"
+            )
+            console.print(
+                f"{'':15}physics speed x{speed:g}"
                 + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
             )
             console.print(
-                f"{'Support:':15}{queries} questions from the consumer at"
-                f" {cloud_url}/dashboard/support (one answered automatically)"
+                f"{'Support:':15}{queries} questions from the consumer (one answered by itself)"
             )
             console.print(f"{'E-mail:':15}kept in {mail_dir} (one .txt per message)")
-            console.print(
-                f"{'Sign up:':15}{cloud_url}/dashboard/signup as account {SIGNUP[0]}, {SIGNUP[1]}"
-            )
+            console.print(f"{'Sign up:':15}{cloud_url}/dashboard/signup")
+            console.print(f"{'':15}as account {SIGNUP[0]}, {SIGNUP[1]}")
             console.print("Ctrl-C stops everything.")
             started = time.monotonic()
             live = Live(console=console, refresh_per_second=2) if console.is_terminal else None

@@ -86,6 +86,9 @@ def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None
     # flickering meter waiting for an agent with a draft
     assert "Support:       2 questions" in first
     assert "Support:       2 questions" in second
+    banner = first.split("Ctrl-C stops everything.")[0].splitlines()
+    wide = [line for line in banner if len(line) > 80 and str(tmp_path) not in line]
+    assert wide == [], "the banner fits an 80-column terminal (but for this test's long paths)"
     with psycopg.connect(database_url) as conn:
         desk = conn.execute(
             "SELECT q.category, q.status, q.auto_answered_at IS NOT NULL, q.draft IS NOT NULL"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,9 +78,12 @@ async def queue_command(
     body: NewCommand,
     pool: PoolDep,
     principal: Principal = require(Permission.GATEWAY_COMMAND),
+    idempotency_key: Annotated[
+        str | None, Header(max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    ] = None,
 ) -> dict:
     """Queue a command; the gateway collects it at its next contact (however long it is away,
-    until the command expires) and runs it once."""
+    until the command expires) and runs it once. The same `Idempotency-Key` queues it once."""
     async with pool.connection() as conn:
         return await gateway_control.queue(
             conn,
@@ -92,6 +95,7 @@ async def queue_command(
             lines=body.lines,
             reason=body.reason,
             expires_in=timedelta(hours=body.expires_in_h),
+            client_key=f"api:{principal.user_id}:{idempotency_key}" if idempotency_key else None,
         )
 
 

@@ -5,7 +5,10 @@ API does."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,7 +56,11 @@ async def _page(
         meter["last_error"] = health.get("last_error")
         good = health.get("last_good_read")
         meter["last_good_read"] = datetime.fromisoformat(good) if good else None
-    for command in commands["items"]:  # the times a meter's values were read, as instants
+    for command in commands["items"]:
+        lines = (command.get("result") or {}).get("lines")
+        if command["kind"] == "upload_log" and isinstance(lines, list):
+            command["log"] = [_log_line(line) for line in lines if isinstance(line, str)]
+        # the times a meter's values were read, as instants
         taken = (command.get("result") or {}).get("at")
         if isinstance(taken, dict):
             command["result"]["at"] = {
@@ -69,11 +76,32 @@ async def _page(
         meters=meters,
         commands=commands["items"],
         history=history[-24:],
+        once=uuid.uuid4().hex,  # this form's key: sent twice (a double click), queued once
         quantities=QUANTITIES,
         kinds=KINDS,
         error=error,
         typed=typed or {},
     )
+
+
+def _log_line(line: str) -> dict[str, Any]:
+    """A JSON log line as its parts: when, how bad, what happened, and the rest as key=value."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return {"at": None, "level": "", "event": line, "rest": ""}
+    if not isinstance(entry, dict):
+        return {"at": None, "level": "", "event": line, "rest": ""}
+    at = entry.pop("timestamp", None)
+    try:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        moment = None
+    level = str(entry.pop("level", ""))
+    event = str(entry.pop("event", ""))
+    entry.pop("logger", None)
+    rest = " ".join(f"{key}={value}" for key, value in entry.items())
+    return {"at": moment, "level": level, "event": event, "rest": rest}
 
 
 @router.get("/gateways/{gateway_id}", response_class=HTMLResponse)
@@ -114,6 +142,7 @@ async def send_command(
                 lines=min(max(lines, 1), 2000) if lines else None,
                 reason=form.get("reason", "").strip()[:500] or None,
                 expires_in=timedelta(days=7),
+                client_key=f"form:{form['once'][:64]}" if form.get("once") else None,
             )
     except NotFound:
         return not_found(request, principal, t("gateway.what", id=gateway_id))

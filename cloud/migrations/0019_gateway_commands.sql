@@ -22,6 +22,10 @@ CREATE TABLE gateway_commands (
     finished_at   timestamptz,
     detail        text,
     result        jsonb,
+    -- the sender's key for this request (a form's, an API client's Idempotency-Key): a request
+    -- sent twice queues one command
+    client_key    text CHECK (length(client_key) <= 100),
+    UNIQUE (gateway_id, client_key),
     CHECK (expires_at > created_at)
 );
 CREATE INDEX gateway_commands_waiting ON gateway_commands (gateway_id, created_at)

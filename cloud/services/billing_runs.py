@@ -255,6 +255,13 @@ async def run(
     if (period_end - period_start).days > 92:
         raise InvalidInput("a billing period is at most 92 days", errors=[("period_end", "")])
     board = await get_row(conn, principal, BOARDS, board_id)
+    today = datetime.now(ZoneInfo(board["time_zone"])).date()
+    if period_start > today:
+        raise InvalidInput(
+            f"the period has not begun: it starts {period_start:%d %b %Y}, and today is"
+            f" {today:%d %b %Y} on this board",
+            errors=[("period_start", period_start.isoformat())],
+        )
     cursor = await conn.execute(
         "SELECT id, account_no, name, category, sanctioned_load_kw FROM consumers"
         " WHERE board_id = %s AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",

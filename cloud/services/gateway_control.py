@@ -81,7 +81,8 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 _SELECT = (
     "SELECT c.id, c.uid, c.gateway_id, c.board_id, c.kind, c.meter_id, m.external_id AS meter,"
-    " c.args, c.reason, c.requested_by, u.name AS requested_by_name, c.status, c.created_at,"
+    " c.args, c.reason, c.requested_by, coalesce(u.name, u.email) AS requested_by_name,"
+    " c.status, c.created_at,"
     " c.expires_at, c.delivered_at, c.deliveries, c.started_at, c.finished_at, c.detail,"
     " c.result FROM gateway_commands c LEFT JOIN meters m ON m.id = c.meter_id"
     " LEFT JOIN users u ON u.id = c.requested_by"
@@ -99,7 +100,9 @@ async def queue(
     lines: int | None,
     reason: str | None,
     expires_in: timedelta,
+    client_key: str | None = None,
 ) -> dict[str, Any]:
+    """Queue a command (`client_key`: the same request sent twice queues it once)."""
     if kind not in (*KINDS, *SUPPLY):
         raise InvalidInput(f"unknown command {kind!r}", errors=[("kind", kind)])
     if kind in SUPPLY and not principal.may(Permission.METER_DISCONNECT):
@@ -140,10 +143,18 @@ async def queue(
             lines=(lines or 200) if kind == "upload_log" else None,
         ).model_dump(exclude_none=True)
         now = datetime.now(UTC)
+        if client_key is not None:
+            cursor = await conn.execute(
+                "SELECT id FROM gateway_commands WHERE client_key = %s AND gateway_id = %s",
+                (client_key, gateway_id),
+            )
+            sent = await cursor.fetchone()
+            if sent is not None:
+                return await _one(conn, sent["id"])
         cursor = await conn.execute(
             "INSERT INTO gateway_commands (gateway_id, board_id, kind, meter_id, args, reason,"
-            " requested_by, created_at, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            " requested_by, created_at, expires_at, client_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 gateway_id,
                 gateway["board_id"],
@@ -154,6 +165,7 @@ async def queue(
                 principal.user_id,
                 now,
                 now + expires_in,
+                client_key,
             ),
         )
         command_id = (await cursor.fetchone())["id"]

@@ -419,4 +419,9 @@ async def support_queries(
         query.where("draft_waiting")
     query.search(search, "subject", "consumer_name", "account_no")
     descending = descending if sort != "priority" else not descending
-    return await query.page(conn, _order(sort, SUPPORT_SORTS, descending), limit, offset)
+    order = _order(sort, SUPPORT_SORTS, descending)
+    if sort == "due":  # what is due soonest first; what waits on nobody at the end
+        order = sql.SQL("ORDER BY sla_due_at {} NULLS LAST, id").format(
+            sql.SQL("DESC" if descending else "ASC")
+        )
+    return await query.page(conn, order, limit, offset)

@@ -258,6 +258,15 @@ async def test_a_command_for_a_meter_elsewhere_is_refused_in_the_cloud(
     assert response.status_code == 422
     response = await cloud.client.post(url, json={"kind": "format_disk"}, headers=admin)
     assert response.status_code == 422
+    # a request sent twice (a double click, a retry after a lost answer) queues one command
+    twice = [
+        await cloud.client.post(
+            url, json={"kind": "doctor"}, headers=admin | {"Idempotency-Key": "check-42"}
+        )
+        for _ in range(2)
+    ]
+    assert twice[0].status_code == twice[1].status_code == 201
+    assert twice[0].json()["id"] == twice[1].json()["id"]
     queued = await cloud.client.post(url, json={"kind": "doctor"}, headers=admin)
     cancelled = await cloud.client.post(
         f"/api/v1/gateway-commands/{queued.json()['id']}/cancel", headers=admin

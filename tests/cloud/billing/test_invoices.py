@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -716,3 +716,19 @@ async def test_a_board_is_billed_a_chunk_of_consumers_at_a_time(
     for n, consumer in enumerate(consumers, start=1):
         [invoice] = await invoices_of(cloud, setup, consumer)
         assert D(invoice["units"]) == 10 * n
+
+
+async def test_a_period_that_has_not_begun_is_not_billed(cloud: Cloud, setup: Board) -> None:
+    start = datetime.now(UTC).date().replace(day=1) + timedelta(days=62)
+    start = start.replace(day=1)
+    response = await cloud.client.post(
+        "/api/v1/billing/runs",
+        json={
+            "board_id": setup.id,
+            "period_start": start.isoformat(),
+            "period_end": (start + timedelta(days=30)).isoformat(),
+        },
+        headers=setup.admin,
+    )
+    assert response.status_code == 422
+    assert "the period has not begun" in response.json()["detail"]

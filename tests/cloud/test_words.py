@@ -1,0 +1,31 @@
+"""Every word a page builds from a name (a permission, a command, a status, a category) is in
+the catalog: a person never reads `perm.query:open` or `support.status.closed`."""
+
+from __future__ import annotations
+
+from cloud.access import Permission
+from cloud.dashboard.i18n import catalog
+from cloud.dashboard.support_pages import CATEGORIES
+from cloud.services import gateway_control, preferences, support
+
+WORDS = catalog("en")
+
+
+def missing(keys: list[str]) -> list[str]:
+    return [key for key in keys if key not in WORDS]
+
+
+def test_every_permission_has_words() -> None:
+    assert missing([f"perm.{p.value}" for p in Permission]) == []
+
+
+def test_every_support_and_command_name_has_words() -> None:
+    keys = [f"support.status.{s}" for s in support.STATUSES]
+    keys += [f"support.mine.{s}" for s in support.STATUSES]
+    keys += [f"support.priority.{p}" for p in support.PRIORITIES]
+    keys += [f"support.category.{c}" for c in CATEGORIES]
+    keys += [f"command.{k}" for k in (*gateway_control.KINDS, *gateway_control.SUPPLY)]
+    statuses = ("queued", "delivered", "succeeded", "failed", "refused", "interrupted")
+    keys += [f"command_status.{s}" for s in (*statuses, "expired", "cancelled")]
+    keys += [f"preferences.kind.{k}" for k in preferences.OPT_OUTS]
+    assert missing(keys) == []
