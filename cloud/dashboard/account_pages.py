@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -400,12 +401,20 @@ async def confirm_email(
 
 
 async def _profile_page(
-    request: Request, principal: Principal, *, status: int = 200, **context: Any
+    request: Request,
+    principal: Principal,
+    *,
+    status: int = 200,
+    typed_me: dict[str, Any] | None = None,
+    typed_chosen: dict[str, Any] | None = None,
+    **context: Any,
 ) -> Response:
+    """The profile page; `typed_*`: what a refused form held, shown again instead of what is
+    stored, so nothing typed is lost."""
     async with request.app.state.pool.connection() as conn:
-        me = await accounts.profile(conn, principal)
+        me = await accounts.profile(conn, principal) | (typed_me or {})
         consents = await preferences.consents(conn, principal)
-        chosen = await preferences.preferences(conn, principal)
+        chosen = await preferences.preferences(conn, principal) | (typed_chosen or {})
     return render(
         request,
         "profile.html",
@@ -430,9 +439,12 @@ async def profile_page(
     principal: Principal = Depends(viewer),
     changed: bool = False,
     saved: bool = False,
+    no_phone: bool = False,
 ) -> Response:
     t = _t(request)
     notice = t("profile.password_changed") if changed else (t("profile.saved") if saved else None)
+    if saved and no_phone:
+        notice = t("preferences.no_phone")
     return await _profile_page(request, principal, notice=notice)
 
 
@@ -467,13 +479,35 @@ async def update_profile(
     except ValidationError as exc:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"])
-        return await _profile_page(request, principal, error=t(f"hint.{field}"))
+        return await _profile_page(
+            request, principal, error=t(f"hint.{field}"), typed_me=_typed_me(raw, email)
+        )
     except CloudError as exc:
-        return await _profile_page(request, principal, error=str(exc))
+        return await _profile_page(
+            request, principal, error=str(exc), typed_me=_typed_me(raw, email)
+        )
     notice = t("profile.saved")
     if updated["pending_email"]:
         notice = t("profile.email_pending", email=updated["pending_email"])
     return await _profile_page(request, principal, notice=notice)
+
+
+def _typed_me(raw: dict[str, Any], email: str) -> dict[str, Any]:
+    typed = {"name": raw.get("name"), "phone": raw.get("phone")}
+    if email.strip():
+        typed["email"] = email.strip()
+    return typed
+
+
+def _typed_chosen(raw: dict[str, Any]) -> dict[str, Any]:
+    """The preferences form as typed, in the shapes the page shows."""
+    typed = dict(raw)
+    for key in ("quiet_from", "quiet_until"):
+        try:
+            typed[key] = time.fromisoformat(raw[key]) if raw[key] else None
+        except ValueError:
+            typed[key] = None
+    return typed
 
 
 @router.post("/profile/password", response_class=HTMLResponse)
@@ -537,7 +571,19 @@ async def change_preferences(request: Request, principal: Principal = Depends(vi
             await preferences.set_preferences(conn, principal, chosen)
     except ValidationError as exc:
         field = str(exc.errors()[0]["loc"][0])
-        return await _profile_page(request, principal, preferences_error=t(f"hint.{field}"))
+        return await _profile_page(
+            request,
+            principal,
+            preferences_error=t(f"hint.{field}"),
+            typed_chosen=_typed_chosen(raw),
+        )
     except CloudError as exc:
-        return await _profile_page(request, principal, preferences_error=str(exc))
+        return await _profile_page(
+            request, principal, preferences_error=str(exc), typed_chosen=_typed_chosen(raw)
+        )
+    if "sms" in chosen["channels"]:
+        async with request.app.state.pool.connection() as conn:
+            me = await accounts.profile(conn, principal)
+        if not me.get("phone"):
+            return RedirectResponse("/dashboard/profile?saved=1&no_phone=1", status_code=303)
     return RedirectResponse("/dashboard/profile?saved=1", status_code=303)

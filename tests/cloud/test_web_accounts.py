@@ -116,6 +116,14 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     await check(visit, "signed-up-home")
 
     await page.goto(f"{base}/dashboard/profile")
+    # a refused form keeps what was typed
+    await page.fill("input[name=name]", "Anita Das Roy")
+    await page.fill("input[name=phone]", "call me")
+    await page.click("form[action='/dashboard/profile'] button[type=submit]")
+    assert await page.query_selector("[role=alert]")
+    assert await page.input_value("input[name=name]") == "Anita Das Roy"
+    assert await page.input_value("input[name=phone]") == "call me"
+    await page.fill("input[name=name]", "Anita Das")
     await page.fill("input[name=phone]", "+91 98300 12345")
     await page.click("form[action='/dashboard/profile'] button[type=submit]")
     assert "Saved" in await page.inner_text("[role=status]")
@@ -126,6 +134,13 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     await page.fill("input[name=quiet_from]", "22:00")
     await page.fill("input[name=quiet_until]", "07:00")
     await page.uncheck("input[name=channel_email]")
+    await page.fill("input[name=zone]", "Mars/Olympus")
+    await page.click("form[action='/dashboard/profile/preferences'] button[type=submit]")
+    assert await page.query_selector("[role=alert]")  # named; the other choices kept
+    assert await page.input_value("input[name=quiet_from]") == "22:00"
+    assert not await page.is_checked("input[name=channel_email]")
+    assert await page.input_value("input[name=zone]") == "Mars/Olympus"
+    await page.fill("input[name=zone]", "Asia/Kolkata")
     await page.click("form[action='/dashboard/profile/preferences'] button[type=submit]")
     assert await page.input_value("input[name=quiet_from]") == "22:00"
     assert not await page.is_checked("input[name=channel_email]")
