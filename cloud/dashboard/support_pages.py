@@ -175,11 +175,13 @@ async def _thread(
     error: str | None = None,
     typed: dict[str, str] | None = None,
     status: int = 200,
+    notice: str | None = None,
 ) -> Response:
     try:
         async with request.app.state.pool.connection() as conn:
             query = await support.detail(conn, principal, query_id)
             desk = await support.desk_users(conn, query) if _desk(principal) else []
+            await notifications.mark_read_for(conn, principal, f"/dashboard/support/{query_id}")
     except NotFound:
         return not_found(request, principal, words(request)("support.query_n", id=query_id))
     context = await _context(request, principal, query) if _desk(principal) else {}
@@ -198,6 +200,7 @@ async def _thread(
         priorities=support.PRIORITIES,
         moves=support.MOVES[query["status"]],
         error=error,
+        notice=notice,
         typed=typed or {},
     )
 
@@ -208,7 +211,10 @@ async def thread_page(
 ) -> Response:
     if not principal.may(Permission.QUERY_READ):
         return not_allowed(request, principal, Permission.QUERY_READ)
-    return await _thread(request, principal, query_id)
+    saved = request.query_params.get("saved") == "1"
+    return await _thread(
+        request, principal, query_id, notice=words(request)("support.saved") if saved else None
+    )
 
 
 @router.post("/{query_id}/{action}")
@@ -267,6 +273,7 @@ async def act(
                 )
             elif action == "change":
                 await support.update(conn, principal, query_id, _changes(form), base_url=base)
+                return RedirectResponse(f"{here}?saved=1", status_code=303)
             elif action == "classify":
                 await support.classify(conn, principal, query_id)
             elif action == "draft":

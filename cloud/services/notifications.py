@@ -262,6 +262,17 @@ async def mark_read(conn: AsyncConnection, principal: Principal, notification_id
         return row
 
 
+async def mark_read_for(conn: AsyncConnection, principal: Principal, link: str) -> int:
+    """The caller opened the page these notifications point at: they are read (not audited:
+    reading a page is not a change anyone made)."""
+    cursor = await conn.execute(
+        "UPDATE notifications SET read_at = now() WHERE user_id = %s AND link = %s"
+        " AND read_at IS NULL AND deleted_at IS NULL RETURNING id",
+        (principal.user_id, link),
+    )
+    return len(await cursor.fetchall())
+
+
 async def mark_all_read(conn: AsyncConnection, principal: Principal) -> int:
     async with conn.transaction():
         cursor = await conn.execute(

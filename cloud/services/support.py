@@ -345,7 +345,7 @@ async def _answer_automatically(
         conn,
         query,
         message_id,
-        f"An answer to your query #{query['id']}",
+        f"An answer to your query #{query['id']}: {query['subject'][:80]}",
         "We answered your query from your records. Not what you needed? Ask for a person.",
         base_url,
     )
@@ -439,7 +439,7 @@ async def reply(
                 conn,
                 row,
                 message_id,
-                f"A reply to your query #{query_id}",
+                f"A reply to your query #{query_id}: {row['subject'][:80]}",
                 body,
                 base_url,
             )

@@ -242,6 +242,24 @@ async def _board_objects(
                 **(finished if done else {}),
             )
         )
+    read_at = "2026-10-01T00:00:05+00:00"
+    await b.insert(  # a meter read on demand, as the gateway page shows it
+        "gateway_commands",
+        gateway_id=o["gateway"].id,
+        board_id=board,
+        kind="read_now",
+        meter_id=meter,
+        expires_at="2099-01-01T00:00:00Z",
+        status="succeeded",
+        finished_at="2026-10-01T00:00:06Z",
+        detail="3 values read",
+        result=json.dumps(
+            {
+                "values": {"1.8.0": 1480.25, "32.7.0": 231.4, "14.7.0": 49.98},
+                "at": {"1.8.0": read_at, "32.7.0": read_at, "14.7.0": read_at},
+            }
+        ),
+    )
     o["gateway_revoke"] = at(
         await b.insert(
             "gateways",
