@@ -113,6 +113,12 @@ async def gateway_page(
     return await _page(request, principal, gateway_id)
 
 
+@router.get("/gateways/{gateway_id}/commands", include_in_schema=False)
+async def back_to_gateway(gateway_id: int) -> Response:
+    """A refused form's page reloaded (its address is the form's): back to the gateway."""
+    return RedirectResponse(f"/dashboard/gateways/{gateway_id}", status_code=303)
+
+
 @router.post("/gateways/{gateway_id}/commands")
 async def send_command(
     request: Request, gateway_id: int, principal: Principal = Depends(viewer)

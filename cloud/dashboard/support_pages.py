@@ -217,6 +217,12 @@ async def thread_page(
     )
 
 
+@router.get("/{query_id}/{action}", include_in_schema=False)
+async def back_to_thread(query_id: int, action: str) -> Response:
+    """A refused form's page reloaded (its address is the form's): back to the thread."""
+    return RedirectResponse(f"/dashboard/support/{query_id}", status_code=303)
+
+
 @router.post("/{query_id}/{action}")
 async def act(
     request: Request, query_id: int, action: str, principal: Principal = Depends(viewer)
