@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,12 +20,20 @@ from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
 from firmware_sim.rtu_bus import RtuBus
 from protocols.modbus.timing import LineSettings
 
-EDGE = [sys.executable, "-m", "gridgate", "--log-level", "ERROR", "edge"]
+# log lines rendered as on a terminal, at the default level: what a technician sees
+EDGE = [sys.executable, "-m", "gridgate", "--console-logs", "edge"]
+HEX_DUMP = re.compile(r"0x[0-9a-f]{1,2} 0x[0-9a-f]{1,2} 0x[0-9a-f]{1,2}")
 
 
-async def gridgate(*args: str) -> tuple[int, str, str]:
+async def gridgate(*args: str, log_level: str = "INFO") -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        *EDGE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *EDGE[:3],
+        "--log-level",
+        log_level,
+        *EDGE[3:],
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode, out.decode(), err.decode()
@@ -119,6 +128,38 @@ async def test_scan_identify_read_and_write_config(tmp_path: Path) -> None:
     code, out, err = await gridgate("check-config", str(config))
     assert code == 0, err
     assert "1 buses, 3 meters" in out
+
+
+def assert_no_library_chatter(output: str) -> None:
+    assert "No response received" not in output
+    assert ">>>>>" not in output
+    assert not HEX_DUMP.search(output), output
+
+
+async def test_the_librarys_chatter_is_heard_only_at_debug(tmp_path: Path) -> None:
+    """On a line whose every answer fails its CRC, each command says what went wrong in one
+    sentence of its own; pymodbus's error lines and frame dumps appear only at DEBUG."""
+    meters = build_modbus_meters([MeterSpec(1, "sdm630")], SimClock(), seed=9, turnaround_s=0.003)
+    meters[0].faults.crc_error = 1.0
+    link = tmp_path / "ttyRS485"
+    port = ["--port", str(link), "--baud", "19200", "--timeout", "0.3"]
+    async with RtuBus(meters, LineSettings(19200), link=link):
+        code, out, err = await gridgate("read", *port, "--unit", "1", "--profile", "sdm630")
+        assert code == 2
+        # ours: the meter and the registers (a CRC error, or on a stalled machine no answer)
+        assert re.search(r"^gridgate edge: unit-1: input registers \d+-\d+: ", err, re.M), err
+        assert_no_library_chatter(out + err)
+        _, out, err = await gridgate("identify", *port, "--unit", "1")
+        assert_no_library_chatter(out + err)
+        _, out, err = await gridgate("scan", *port, "--units", "1")
+        assert_no_library_chatter(out + err)
+
+        code, _, err = await gridgate(
+            "read", *port, "--unit", "1", "--profile", "sdm630", log_level="DEBUG"
+        )
+        assert code == 2
+        assert "No response received" in err
+        assert "send: 0x1 0x4 0x0 0x0" in err  # the frames, one debug line each
 
 
 async def test_reading_a_dlms_meter_and_a_missing_port(tmp_path: Path) -> None:
