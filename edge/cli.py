@@ -29,7 +29,7 @@ from .config import ConfigError, EdgeConfig, load_config
 from .enrollment import EnrollmentFailed
 from .enrollment import doctor as run_doctor
 from .enrollment import enroll as enroll_gateway
-from .field import find_settings, open_line, parse_units
+from .field import IDENTIFY_TRIES, NotIdentified, find_settings, open_line, parse_units
 from .field import identify as identify_unit
 from .field import read_meter as read_unit
 from .field import scan as scan_bus
@@ -271,7 +271,8 @@ def scan(
             )
             table.add_row(
                 str(meter.unit),
-                meter.model or "[yellow]unknown[/]",
+                meter.model
+                or ("[yellow]unknown[/]" if meter.identified else "[red]not identified[/]"),
                 meter.serial or "-",
                 sample or (meter.error or ""),
             )
@@ -321,14 +322,19 @@ def identify(
     baud: str = BaudOption,
     parity: str = ParityOption,
     stop_bits: int = StopOption,
-    timeout_s: float = typer.Option(0.5, "--timeout"),
+    timeout_s: float = typer.Option(0.5, "--timeout", help="Seconds to wait for each answer."),
     as_json: bool = JsonOption,
 ) -> None:
     """Say which model one meter is, and its serial number.
 
+    A lost or damaged answer is asked for again, up to 4 times. Exit status: 0 when the meter
+    is identified (or answers as no known model), 1 when its serial number could not be read,
+    2 when it does not answer or cannot be identified.
+
     Example: gridgate edge identify --port /dev/ttyUSB0 --unit 3
     """
     settings = _line_settings(baud, parity, stop_bits) or LineSettings()
+    where = f"{port} at {settings.baud} {settings.parity}"
 
     async def work():
         line = open_line(port, settings)
@@ -341,12 +347,20 @@ def identify(
         found = asyncio.run(work())
     except TransportError as exc:
         _fail(f"{exc} (does the port exist, and is this user in the dialout group?)")
+    except NotIdentified as exc:
+        _fail(f"{exc} on {where}; {exc.fix}")
     if found is None:
-        _fail(f"unit {unit} does not answer on {port} at {settings.baud} {settings.parity}")
+        _fail(f"unit {unit} does not answer on {where} ({IDENTIFY_TRIES} tries)")
     if as_json:
         typer.echo(json.dumps(found.as_dict(), indent=2))
+    elif found.model is None:
+        typer.echo(f"unit {unit}: unknown model ({found.error})")
+    elif found.serial is None:
+        typer.echo(f"unit {unit}: {found.model}, {found.error}")
     else:
-        typer.echo(f"unit {unit}: {found.model or 'unknown model'}, serial {found.serial or '-'}")
+        typer.echo(f"unit {unit}: {found.model}, serial {found.serial}")
+    if found.model is not None and found.serial is None:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -390,8 +404,13 @@ def read(
         try:
             chosen = profile
             if chosen is None:
-                found = await identify_unit(line, unit, timeout_s)
-                if found is None or found.model is None:
+                try:
+                    found = await identify_unit(line, unit, timeout_s)
+                except NotIdentified as exc:
+                    _fail(f"{exc}; {exc.fix}, or give --profile")
+                if found is None:
+                    _fail(f"unit {unit} does not answer on {port}")
+                if found.model is None:
                     _fail(f"unit {unit} is not a known model; give --profile")
                 chosen = found.model
             try:
