@@ -7,9 +7,11 @@ a CRC failure from a truncated frame, line garbage, an answer that came after th
 silence (`classify_unanswered`), and each becomes its typed error naming the meter and the
 registers.
 
-After a timeout or a bad frame the line stays quiet for one more timeout before the next request:
-a meter that answers late would otherwise answer into the next transaction (on RS-485, a
-collision). pymodbus discards what arrives while no request is pending.
+After a timeout, a truncated frame or garbage the line stays quiet for one more timeout before the
+next request: a meter that answers late would otherwise answer into the next transaction (on
+RS-485, a collision). An answer that came whole (a CRC error, a late answer) leaves nothing on its
+way, so only the inter-frame silence follows it. pymodbus discards what arrives while no request
+is pending.
 """
 
 from __future__ import annotations
@@ -157,11 +159,14 @@ class ModbusLine:
             try:
                 response = await read(address, count=count, device_id=unit)
             except ModbusIOException as exc:
-                # the answer may come late: let it pass before the next request goes out
-                quiet_s += timeout_s + read_response_bytes(count) * self._character_s
-                raise classify_unanswered(
+                error = classify_unanswered(
                     bytes(self._received), unit=unit, where=where, timeout_s=timeout_s, meter=meter
-                ) from exc
+                )
+                if not isinstance(error, CrcError | LateAnswer):
+                    # the answer may still come: let it pass before the next request goes out
+                    # (a damaged or late answer came whole: nothing more is on its way)
+                    quiet_s += timeout_s + read_response_bytes(count) * self._character_s
+                raise error from exc
             except (ConnectionException, OSError) as exc:
                 raise TransportError(
                     f"{self.name} failed during {where}: {exc}", meter=meter

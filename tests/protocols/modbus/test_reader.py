@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,6 +158,20 @@ async def test_line_faults_are_typed_and_the_bus_stays_in_step(
     assert await reader_for(healthy, rtu_line).read("fast")
     setattr(sick.faults, fault, 0.0)
     assert await reader_for(sick, rtu_line).read("fast")
+
+
+async def test_a_damaged_answer_frees_the_line_at_once(
+    rtu_line: ModbusLine, meters: list[SimulatedModbusMeter]
+) -> None:
+    """A CRC error came whole: nothing more is on its way, so the next request need not wait
+    out another timeout (a truncated answer or silence would make it)."""
+    timeout_s = 2.0
+    meters[0].faults.crc_error = 1.0
+    with pytest.raises(CrcError):
+        await reader_for(meters[0], rtu_line, timeout_s).identify()
+    started = time.monotonic()
+    await reader_for(meters[1], rtu_line, timeout_s).identify()
+    assert time.monotonic() - started < timeout_s / 2
 
 
 async def test_exception_response_is_typed(
