@@ -228,7 +228,7 @@ def scan(
         chosen = settings
         if chosen is None:
             console.print("trying the common line settings...")
-            chosen = await find_settings(port, wanted)
+            chosen = await find_settings(port, wanted, max(timeout_s, 0.1))
             if chosen is None:
                 _fail(f"no meter answered on {port} at any common setting; check wiring (A/B)")
         with Progress(console=console, transient=True, disable=as_json) as progress:
