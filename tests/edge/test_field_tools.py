@@ -56,8 +56,12 @@ async def test_scan_identify_read_and_write_config(tmp_path: Path) -> None:
     )
     link = tmp_path / "ttyRS485"
     async with RtuBus(meters, LineSettings(19200), link=link):
+        # the meters answer from this process while the command runs in another, so a loaded
+        # machine delays answers (tests/support/timing.py): 0.5 s, not the 0.06 s a real
+        # 19200-baud line needs, and not ANSWER_TIMEOUT_S, which every absent unit would cost
+        patient = ("--timeout", "0.5")
         code, out, err = await gridgate(
-            "scan", "--port", str(link), "--baud", "auto", "--units", "1-6", "--json"
+            "scan", "--port", str(link), "--baud", "auto", "--units", "1-6", "--json", *patient
         )
         assert code == 0, err
         found = json.loads(out)
@@ -129,6 +133,7 @@ async def test_scan_identify_read_and_write_config(tmp_path: Path) -> None:
             "1-5",
             "--write-config",
             str(config),
+            *patient,
         )
         assert code == 0, err
         assert "sdm630" in out
