@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -25,6 +26,7 @@ from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
 from shared import QUANTITIES
 
+from .clock import GatewayClock
 from .config import ConfigError, EdgeConfig, load_config
 from .enrollment import EnrollmentFailed
 from .enrollment import doctor as run_doctor
@@ -103,17 +105,18 @@ def status(
     except FileNotFoundError as exc:
         typer.echo(f"gridgate edge: {exc}", err=True)
         raise typer.Exit(2) from None
+    # the clock in doctor's words, from the same definition the daemon stamps readings by
+    clock = GatewayClock.from_config(loaded.clock).state()
     if as_json:
-        typer.echo(json.dumps(report, indent=2, default=str))
+        typer.echo(json.dumps({**report, "clock": asdict(clock)}, indent=2, default=str))
         return
     console = Console()
     daemon = report["daemon"]
-    clock = daemon.get("clock_synced")
     console.print(
         f"[bold]{loaded.gateway.id}[/] · store {report['store']} · updated"
-        f" {_age(daemon.get('updated_at'))} · clock "
-        + ("[green]synchronised[/]" if clock else "[red]NOT synchronised[/]")
+        f" {_age(daemon.get('updated_at'))}"
     )
+    console.print(f"Clock: [{'green' if clock.trusted else 'red'}]{clock.detail}[/]")
     # fits 80 columns: the meter's id whole, errors in one column, a line a meter
     meters = Table(title="Meters", box=box.SIMPLE_HEAD, pad_edge=False)
     meters.add_column("meter", no_wrap=True)
