@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -36,6 +34,7 @@ from .field import identify as identify_unit
 from .field import read_meter as read_unit
 from .field import scan as scan_bus
 from .status import read_status
+from .status_view import render_status
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -77,17 +76,6 @@ def run(config: Path = ConfigOption) -> None:
     asyncio.run(Daemon(loaded).run())
 
 
-def _age(iso: str | None) -> str:
-    if not iso:
-        return "never"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
-
-
 @app.command()
 def status(
     config: Path = ConfigOption,
@@ -110,64 +98,7 @@ def status(
     if as_json:
         typer.echo(json.dumps({**report, "clock": asdict(clock)}, indent=2, default=str))
         return
-    console = Console()
-    daemon = report["daemon"]
-    console.print(
-        f"[bold]{loaded.gateway.id}[/] · store {report['store']} · updated"
-        f" {_age(daemon.get('updated_at'))}"
-    )
-    console.print(f"Clock: [{'green' if clock.trusted else 'red'}]{clock.detail}[/]")
-    # fits 80 columns: the meter's id whole, errors in one column, a line a meter
-    meters = Table(title="Meters", box=box.SIMPLE_HEAD, pad_edge=False)
-    meters.add_column("meter", no_wrap=True)
-    meters.add_column("bus", no_wrap=True, overflow="ellipsis", max_width=12)
-    meters.add_column("last read", no_wrap=True)
-    meters.add_column("reads", justify="right")
-    meters.add_column("errors", justify="right", no_wrap=True)
-    meters.add_column("latency", justify="right", no_wrap=True)
-    for meter_id, stats in sorted(report["meters"].items()):
-        failing = stats.get("failures_in_row", 0) > 0
-        kinds = (("timeouts", "timeout"), ("crc_errors", "CRC"), ("exceptions", "exception"))
-        errors = ", ".join(f"{stats[k]} {name}" for k, name in kinds if stats.get(k))
-        meters.add_row(
-            f"[red]{meter_id}[/]" if failing else meter_id,
-            stats.get("bus", ""),
-            _age(stats.get("last_good_read")),
-            f"{stats.get('good_reads', 0):,}",
-            errors or "none",
-            f"{stats['latency_ms']:.0f} ms" if stats.get("latency_ms") is not None else "-",
-        )
-    console.print(meters)
-    for meter_id, stats in sorted(report["meters"].items()):
-        if stats.get("failures_in_row", 0) > 0 and stats.get("last_error"):
-            console.print(f"[red]{meter_id}[/]: {stats['last_error']}", overflow="fold")
-    if report["alerts"]:
-        console.print("[bold]Open alerts[/]")
-        for alert in report["alerts"]:
-            about = QUANTITIES.get(alert["quantity"] or "")
-            console.print(
-                f"  [yellow]{alert['kind'].replace('_', ' ').capitalize()}[/]"
-                f" · {alert['meter_id'] or 'the gateway'}"
-                + (f" · {about.description}" if about else ""),
-                overflow="fold",
-            )
-    else:
-        console.print("Open alerts: [green]none[/]")
-    backlog, sync = report["backlog"], report["sync"]
-    colour = "green" if backlog["readings"] < 10_000 else "yellow"
-    oldest = backlog["oldest_unsent"]
-    console.print(
-        f"Backlog: [{colour}]{backlog['readings']:,} readings[/], {backlog['events']:,} events"
-        + (f" (oldest {_local(oldest)}, {_age(oldest)})" if oldest else "")
-        + f" · last sync {_age(sync['last_sync_at'])}"
-        + (f" · [red]last error: {sync['last_error']}[/]" if sync["last_error"] else "")
-    )
-
-
-def _local(iso: str) -> str:
-    """'27 Nov 20:36 UTC': an instant in this machine's zone, as a technician reads it."""
-    local = datetime.fromisoformat(iso).astimezone()
-    return f"{local:%d %b %H:%M} {local.tzname()}".lstrip("0")
+    Console().print(render_status(report, loaded.gateway.id, clock))
 
 
 def _fail(message: str) -> NoReturn:
