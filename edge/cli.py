@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -405,9 +406,9 @@ def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
         console = Console(soft_wrap=True)  # fixes are commands: never broken across lines
         for f in findings:
             mark = "[green]ok  [/]" if f.ok else "[red]FIX [/]"
-            console.print(
-                f"{mark} {f.check}: {f.detail}"
-                + (f"\n     → {f.fix}" if f.fix and not f.ok else "")
+            console.print(  # what a check says is text: '[cloud] url' is not markup
+                f"{mark} {escape(f.check)}: {escape(f.detail)}"
+                + (f"\n     → {escape(f.fix)}" if f.fix and not f.ok else "")
             )
     if not all(f.ok for f in findings):
         raise typer.Exit(1)
