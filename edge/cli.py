@@ -82,7 +82,7 @@ def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Buses, meters (last read, errors), open alerts, backlog and last sync.
+    """The clock, buses, meters (last read, errors), open alerts, backlog and last sync.
 
     Read from the store, so it works while the daemon runs.
 
