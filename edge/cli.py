@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -25,15 +25,17 @@ from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
 from shared import QUANTITIES
 
+from .clock import GatewayClock
 from .config import ConfigError, EdgeConfig, load_config
 from .enrollment import EnrollmentFailed
 from .enrollment import doctor as run_doctor
 from .enrollment import enroll as enroll_gateway
-from .field import find_settings, open_line, parse_units
+from .field import IDENTIFY_TRIES, NotIdentified, find_settings, open_line, parse_units
 from .field import identify as identify_unit
 from .field import read_meter as read_unit
 from .field import scan as scan_bus
 from .status import read_status
+from .status_view import render_status
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -75,23 +77,12 @@ def run(config: Path = ConfigOption) -> None:
     asyncio.run(Daemon(loaded).run())
 
 
-def _age(iso: str | None) -> str:
-    if not iso:
-        return "never"
-    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
-
-
 @app.command()
 def status(
     config: Path = ConfigOption,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Buses, meters (last read, errors), open alerts, backlog and last sync.
+    """The clock, buses, meters (last read, errors), open alerts, backlog and last sync.
 
     Read from the store, so it works while the daemon runs.
 
@@ -103,68 +94,12 @@ def status(
     except FileNotFoundError as exc:
         typer.echo(f"gridgate edge: {exc}", err=True)
         raise typer.Exit(2) from None
+    # the clock in doctor's words, from the same definition the daemon stamps readings by
+    clock = GatewayClock.from_config(loaded.clock).state()
     if as_json:
-        typer.echo(json.dumps(report, indent=2, default=str))
+        typer.echo(json.dumps({**report, "clock": asdict(clock)}, indent=2, default=str))
         return
-    console = Console()
-    daemon = report["daemon"]
-    clock = daemon.get("clock_synced")
-    console.print(
-        f"[bold]{loaded.gateway.id}[/] · store {report['store']} · updated"
-        f" {_age(daemon.get('updated_at'))} · clock "
-        + ("[green]synchronised[/]" if clock else "[red]NOT synchronised[/]")
-    )
-    # fits 80 columns: the meter's id whole, errors in one column, a line a meter
-    meters = Table(title="Meters", box=box.SIMPLE_HEAD, pad_edge=False)
-    meters.add_column("meter", no_wrap=True)
-    meters.add_column("bus", no_wrap=True, overflow="ellipsis", max_width=12)
-    meters.add_column("last read", no_wrap=True)
-    meters.add_column("reads", justify="right")
-    meters.add_column("errors", justify="right", no_wrap=True)
-    meters.add_column("latency", justify="right", no_wrap=True)
-    for meter_id, stats in sorted(report["meters"].items()):
-        failing = stats.get("failures_in_row", 0) > 0
-        kinds = (("timeouts", "timeout"), ("crc_errors", "CRC"), ("exceptions", "exception"))
-        errors = ", ".join(f"{stats[k]} {name}" for k, name in kinds if stats.get(k))
-        meters.add_row(
-            f"[red]{meter_id}[/]" if failing else meter_id,
-            stats.get("bus", ""),
-            _age(stats.get("last_good_read")),
-            f"{stats.get('good_reads', 0):,}",
-            errors or "none",
-            f"{stats['latency_ms']:.0f} ms" if stats.get("latency_ms") is not None else "-",
-        )
-    console.print(meters)
-    for meter_id, stats in sorted(report["meters"].items()):
-        if stats.get("failures_in_row", 0) > 0 and stats.get("last_error"):
-            console.print(f"[red]{meter_id}[/]: {stats['last_error']}", overflow="fold")
-    if report["alerts"]:
-        console.print("[bold]Open alerts[/]")
-        for alert in report["alerts"]:
-            about = QUANTITIES.get(alert["quantity"] or "")
-            console.print(
-                f"  [yellow]{alert['kind'].replace('_', ' ').capitalize()}[/]"
-                f" · {alert['meter_id'] or 'the gateway'}"
-                + (f" · {about.description}" if about else ""),
-                overflow="fold",
-            )
-    else:
-        console.print("Open alerts: [green]none[/]")
-    backlog, sync = report["backlog"], report["sync"]
-    colour = "green" if backlog["readings"] < 10_000 else "yellow"
-    oldest = backlog["oldest_unsent"]
-    console.print(
-        f"Backlog: [{colour}]{backlog['readings']:,} readings[/], {backlog['events']:,} events"
-        + (f" (oldest {_local(oldest)}, {_age(oldest)})" if oldest else "")
-        + f" · last sync {_age(sync['last_sync_at'])}"
-        + (f" · [red]last error: {sync['last_error']}[/]" if sync["last_error"] else "")
-    )
-
-
-def _local(iso: str) -> str:
-    """'27 Nov 20:36 UTC': an instant in this machine's zone, as a technician reads it."""
-    local = datetime.fromisoformat(iso).astimezone()
-    return f"{local:%d %b %H:%M} {local.tzname()}".lstrip("0")
+    Console().print(render_status(report, loaded.gateway.id, clock))
 
 
 def _fail(message: str) -> NoReturn:
@@ -228,7 +163,7 @@ def scan(
         chosen = settings
         if chosen is None:
             console.print("trying the common line settings...")
-            chosen = await find_settings(port, wanted)
+            chosen = await find_settings(port, wanted, max(timeout_s, 0.1))
             if chosen is None:
                 _fail(f"no meter answered on {port} at any common setting; check wiring (A/B)")
         with Progress(console=console, transient=True, disable=as_json) as progress:
@@ -271,7 +206,8 @@ def scan(
             )
             table.add_row(
                 str(meter.unit),
-                meter.model or "[yellow]unknown[/]",
+                meter.model
+                or ("[yellow]unknown[/]" if meter.identified else "[red]not identified[/]"),
                 meter.serial or "-",
                 sample or (meter.error or ""),
             )
@@ -321,14 +257,19 @@ def identify(
     baud: str = BaudOption,
     parity: str = ParityOption,
     stop_bits: int = StopOption,
-    timeout_s: float = typer.Option(0.5, "--timeout"),
+    timeout_s: float = typer.Option(0.5, "--timeout", help="Seconds to wait for each answer."),
     as_json: bool = JsonOption,
 ) -> None:
     """Say which model one meter is, and its serial number.
 
+    A lost or damaged answer is asked for again, up to 4 times. Exit status: 0 when the meter
+    is identified (or answers as no known model), 1 when its serial number could not be read,
+    2 when it does not answer or cannot be identified.
+
     Example: gridgate edge identify --port /dev/ttyUSB0 --unit 3
     """
     settings = _line_settings(baud, parity, stop_bits) or LineSettings()
+    where = f"{port} at {settings.baud} {settings.parity}"
 
     async def work():
         line = open_line(port, settings)
@@ -341,12 +282,20 @@ def identify(
         found = asyncio.run(work())
     except TransportError as exc:
         _fail(f"{exc} (does the port exist, and is this user in the dialout group?)")
+    except NotIdentified as exc:
+        _fail(f"{exc} on {where}; {exc.fix}")
     if found is None:
-        _fail(f"unit {unit} does not answer on {port} at {settings.baud} {settings.parity}")
+        _fail(f"unit {unit} does not answer on {where} ({IDENTIFY_TRIES} tries)")
     if as_json:
         typer.echo(json.dumps(found.as_dict(), indent=2))
+    elif found.model is None:
+        typer.echo(f"unit {unit}: unknown model ({found.error})")
+    elif found.serial is None:
+        typer.echo(f"unit {unit}: {found.model}, {found.error}")
     else:
-        typer.echo(f"unit {unit}: {found.model or 'unknown model'}, serial {found.serial or '-'}")
+        typer.echo(f"unit {unit}: {found.model}, serial {found.serial}")
+    if found.model is not None and found.serial is None:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -390,8 +339,13 @@ def read(
         try:
             chosen = profile
             if chosen is None:
-                found = await identify_unit(line, unit, timeout_s)
-                if found is None or found.model is None:
+                try:
+                    found = await identify_unit(line, unit, timeout_s)
+                except NotIdentified as exc:
+                    _fail(f"{exc}; {exc.fix}, or give --profile")
+                if found is None:
+                    _fail(f"unit {unit} does not answer on {port}")
+                if found.model is None:
                     _fail(f"unit {unit} is not a known model; give --profile")
                 chosen = found.model
             try:
@@ -452,9 +406,9 @@ def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
         console = Console(soft_wrap=True)  # fixes are commands: never broken across lines
         for f in findings:
             mark = "[green]ok  [/]" if f.ok else "[red]FIX [/]"
-            console.print(
-                f"{mark} {f.check}: {f.detail}"
-                + (f"\n     → {f.fix}" if f.fix and not f.ok else "")
+            console.print(  # what a check says is text: '[cloud] url' is not markup
+                f"{mark} {escape(f.check)}: {escape(f.detail)}"
+                + (f"\n     → {escape(f.fix)}" if f.fix and not f.ok else "")
             )
     if not all(f.ok for f in findings):
         raise typer.Exit(1)

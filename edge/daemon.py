@@ -76,11 +76,6 @@ class StoreThread:
         self._executor.shutdown(wait=True)
 
 
-def clock_from_config(config: EdgeConfig) -> GatewayClock:
-    not_before = datetime.fromisoformat(config.clock.not_before.replace("Z", "+00:00"))
-    return GatewayClock(not_before=not_before, require_ntp=config.clock.require_ntp)
-
-
 class Daemon:
     def __init__(
         self,
@@ -90,7 +85,7 @@ class Daemon:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
-        self.clock = clock or clock_from_config(config)
+        self.clock = clock or GatewayClock.from_config(config.clock)
         self._transport = transport
         self._readings: list[NewReading] = []
         self._events: list[NewEvent] = []

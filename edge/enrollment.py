@@ -14,7 +14,6 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -28,7 +27,7 @@ from shared import (
     write_private_key,
 )
 
-from .clock import kernel_synchronised
+from .clock import GatewayClock
 from .config import EdgeConfig
 
 
@@ -131,29 +130,8 @@ def doctor(config: EdgeConfig, timeout_s: float = 5.0) -> list[Finding]:
             findings.append(Finding(f"port {port}", False, "not readable and writable", fix))
         else:
             findings.append(Finding(f"port {port}", True, "can be opened"))
-    synced = kernel_synchronised()
-    not_before = datetime.fromisoformat(config.clock.not_before.replace("Z", "+00:00"))
-    if datetime.now(UTC) < not_before:
-        findings.append(
-            Finding(
-                "clock",
-                False,
-                f"the time is before {not_before:%Y-%m-%d}",
-                "set the time or enable NTP: sudo timedatectl set-ntp true",
-            )
-        )
-    elif synced is False:
-        findings.append(
-            Finding(
-                "clock",
-                not config.clock.require_ntp,
-                "not synchronised by NTP"
-                + ("" if config.clock.require_ntp else " (this config does not require it)"),
-                "sudo timedatectl set-ntp true; check the network reaches NTP",
-            )
-        )
-    else:
-        findings.append(Finding("clock", True, "synchronised" if synced else "time plausible"))
+    clock = GatewayClock.from_config(config.clock).state()
+    findings.append(Finding("clock", clock.trusted, clock.detail, clock.fix))
     folder = config.data_dir
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     free_mb = shutil.disk_usage(existing).free / 1024 / 1024

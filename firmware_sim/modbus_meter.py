@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 
 from protocols.modbus.codec import encode_ascii, encode_value
@@ -73,6 +74,7 @@ class SimulatedModbusMeter:
         self.turnaround_s = turnaround_s
         self.faults = LineFaults()
         self.transactions = 0
+        self.faults_injected: Counter[str] = Counter()  # by fault name: answers it spoiled
         self._rng = random.Random(seed ^ (unit_id << 16))
         self._readable = self._readable_spans()
 
@@ -133,6 +135,7 @@ class SimulatedModbusMeter:
         self.transactions += 1
         faults, rng = self.faults, self._rng
         if faults.no_answer and rng.random() < faults.no_answer:
+            self.faults_injected["no_answer"] += 1
             return Answer(pdu=None)
         delay = self.turnaround_s + faults.late_answer_s
         function = pdu[0] if pdu else 0
@@ -140,13 +143,20 @@ class SimulatedModbusMeter:
             response = bytes([function | 0x80, faults.exception_code])
         else:
             response = self._respond(pdu)
-        return Answer(
+        answer = Answer(
             pdu=response,
             delay_s=delay,
             corrupt_crc=bool(faults.crc_error and rng.random() < faults.crc_error),
             garbage=bool(faults.garbage and rng.random() < faults.garbage),
             truncate=bool(faults.truncated and rng.random() < faults.truncated),
         )
+        for name, happened in (
+            ("crc_error", answer.corrupt_crc),
+            ("garbage", answer.garbage),
+            ("truncated", answer.truncate),
+        ):
+            self.faults_injected[name] += happened
+        return answer
 
     def _respond(self, pdu: bytes) -> bytes:
         function = pdu[0]

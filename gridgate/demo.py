@@ -520,7 +520,52 @@ phases = 1
     return path
 
 
-async def _summary(url: str, daemon: Daemon, cable: CableTransport) -> str:
+@dataclass(frozen=True)
+class DemoCounts:
+    """What the demo's live line tells: readings taken and synced, the cloud's count, the
+    alerts open, and whether the gateway's link to the cloud is up."""
+
+    taken: int
+    synced: int
+    cloud_readings: int
+    alerts_open: int
+    link_online: bool
+
+
+def describe_counts(counts: DemoCounts, width: int | None = None) -> str:
+    """The demo's line of counts, in full words where `width` allows (or when no width is
+    given: a log line), else in short ones; narrower still, wrapped between counts, never
+    through one. The link's state ends it whatever the width: it is what `--offline-for` shows.
+    """
+    link = f"link {'online' if counts.link_online else 'OFFLINE'}"
+    full = [
+        f"readings taken {counts.taken:,}",
+        f"synced {counts.synced:,} (cloud holds {counts.cloud_readings:,})",
+        f"alerts open {counts.alerts_open}",
+        link,
+    ]
+    short = [
+        f"taken {counts.taken:,}",
+        f"synced {counts.synced:,}",
+        f"cloud {counts.cloud_readings:,}",
+        f"alerts {counts.alerts_open}",
+        link,
+    ]
+    for parts in (full, short):
+        line = " · ".join(parts)
+        if width is None or len(line) <= width:
+            return line
+    lines = [short[0]]
+    for part in short[1:]:
+        joined = f"{lines[-1]} · {part}"
+        if len(joined) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+async def _counts(url: str, daemon: Daemon, cable: CableTransport) -> DemoCounts:
     async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
         row = await (
             await conn.execute(
@@ -532,10 +577,12 @@ async def _summary(url: str, daemon: Daemon, cable: CableTransport) -> str:
             )
         ).fetchone()
     sync = daemon.syncer.stats if daemon.syncer else None
-    link = "OFFLINE" if time.monotonic() < cable.unplugged_until else "online"
-    return (
-        f"readings taken {daemon.taken:,} · synced {sync.readings if sync else 0:,}"
-        f" (cloud holds {row['cloud_readings']:,}) · alerts open {row['alerts']} · link {link}"
+    return DemoCounts(
+        taken=daemon.taken,
+        synced=sync.readings if sync else 0,
+        cloud_readings=row["cloud_readings"],
+        alerts_open=row["alerts"],
+        link_online=time.monotonic() >= cable.unplugged_until,
     )
 
 
@@ -677,18 +724,20 @@ async def _run(
             console.print(f"{'':15}as account {SIGNUP[0]}, {SIGNUP[1]}")
             console.print("Ctrl-C stops everything.")
             started = time.monotonic()
-            live = Live(console=console, refresh_per_second=2) if console.is_terminal else None
+            # The live line's console wraps what it prints itself (no soft wrap), so Live knows
+            # how many lines it drew and redraws them all; the line is made to fit the width.
+            live = Live(console=Console(), refresh_per_second=2) if console.is_terminal else None
             last_line = 0.0
             with live or contextlib.nullcontext():
                 while not stop.is_set() and not running.done():
                     if duration_s is not None and time.monotonic() - started >= duration_s:
                         break
                     with contextlib.suppress(psycopg.Error):
-                        line = await _summary(url, daemon, cable)
+                        counts = await _counts(url, daemon, cable)
                         if live is not None:
-                            live.update(line)
+                            live.update(describe_counts(counts, live.console.width))
                         elif time.monotonic() - last_line >= 10:  # a log, not a live line
-                            console.print(line)
+                            console.print(describe_counts(counts))
                             last_line = time.monotonic()
                     _remember_clock(data_dir, clock)
                     with contextlib.suppress(TimeoutError):
@@ -696,6 +745,7 @@ async def _run(
             daemon.stopping.set()
             await asyncio.wait_for(running, 20)
             _remember_clock(data_dir, clock)
-            console.print(await _summary(url, daemon, cable))
+            final = await _counts(url, daemon, cable)
+            console.print(describe_counts(final, console.width if console.is_terminal else None))
         server.should_exit = True
         await serving

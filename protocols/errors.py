@@ -5,6 +5,7 @@
         ├── ProfileError           a register-map file is unusable; names the file and field
         ├── TransportError         the port or connection is unusable (missing, unplugged, refused)
         ├── MeterTimeout           the meter did not answer in time
+        │   └── LateAnswer         ... it did answer, whole and sound, after the timeout
         ├── FrameError             bytes came back but not a valid frame
         │   └── CrcError           the frame's checksum does not match
         └── MeterException         the meter answered with a protocol exception
@@ -37,6 +38,10 @@ class TransportError(ProtocolError):
 
 class MeterTimeout(ProtocolError):
     """The meter did not answer within the timeout."""
+
+
+class LateAnswer(MeterTimeout):
+    """The meter's answer came whole and sound, but after the timeout: give it longer."""
 
 
 class FrameError(ProtocolError):

@@ -4,6 +4,8 @@ structlog renders JSON lines when stderr is not a terminal (systemd's journal, C
 readable coloured lines when it is. The standard library's loggers (uvicorn, pymodbus, amqtt) are
 routed through the same renderer so every line looks alike; libraries that log each routine step
 (HTTP requests, broker state changes) are heard only when they warn, unless the level is DEBUG.
+Libraries whose failures we catch and report ourselves (pymodbus) are heard only at DEBUG, and
+then as debug lines.
 Values under keys that name secrets are replaced before rendering: a password or token never
 reaches a log.
 """
@@ -26,11 +28,24 @@ SECRET_KEYS = frozenset(
 # `--log-level DEBUG` shows everything.
 CHATTY_LIBRARIES = ("httpx", "httpcore", "transitions", "amqtt", "pgserver", "hpack", "mail.log")
 
+# Libraries whose errors are ours to report. pymodbus logs every unanswered or damaged
+# transaction at ERROR ("No response received…") with a hex dump of the last twenty frames
+# (kilobytes a line), although the transport has already turned it into a typed error that the
+# daemon logs as a warning and the technician's commands print as a sentence. Their records are
+# debug detail: dropped unless the level is DEBUG, and then rendered as debug lines.
+DEBUG_ONLY_LIBRARIES = ("pymodbus",)
+
 
 def _redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in event.keys() & SECRET_KEYS:
         event[key] = "[redacted]"
     return event
+
+
+def _demote_to_debug(record: logging.LogRecord) -> bool:
+    if record.name.partition(".")[0] in DEBUG_ONLY_LIBRARIES:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return True
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -80,9 +95,14 @@ def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -
     )
     handler = _StderrHandler()
     handler.setFormatter(formatter)
+    handler.addFilter(_demote_to_debug)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)
+    # above CRITICAL: pymodbus asks `isEnabledFor` before it builds a message or a frame dump
+    debug_only = logging.NOTSET if root.level <= logging.DEBUG else logging.CRITICAL + 1
+    for name in DEBUG_ONLY_LIBRARIES:
+        logging.getLogger(name).setLevel(debug_only)

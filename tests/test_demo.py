@@ -1,6 +1,7 @@
 """`gridgate demo`: the whole system from one command, twice on the same data directory (the
 second run carries on), once with the link to the cloud cut; and once with no database set, on
-the embedded PostgreSQL a fresh machine would use."""
+the embedded PostgreSQL a fresh machine would use. And its live line, at the widths terminals
+have."""
 
 from __future__ import annotations
 
@@ -18,9 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from gridgate.demo import ADMIN, CONSUMER, ROOT, SIGNUP, SUPPORT
-
-pytestmark = pytest.mark.slow  # each runs the whole system in processes
+from gridgate.demo import ADMIN, CONSUMER, ROOT, SIGNUP, SUPPORT, DemoCounts, describe_counts
 
 DEMO = [sys.executable, "-m", "gridgate", "--log-level", "ERROR", "demo"]
 
@@ -56,6 +55,7 @@ def final_count(output: str) -> int:
     return int(counts[-1].replace(",", ""))
 
 
+@pytest.mark.slow  # the whole system, in processes
 def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "GRIDGATE_DATABASE_URL": database_url}
     first = demo(tmp_path / "demo", env, "--duration", "20", "--speed", "60")
@@ -103,6 +103,7 @@ def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None
         client.get(f"{url.group(1)}/health")  # the cloud stopped with the demo
 
 
+@pytest.mark.slow  # the whole system, in processes
 def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
     """No database or broker set (a fresh machine): readings of all three protocols reach the
     cloud, a bill can be made, and Ctrl-C stops everything cleanly."""
@@ -184,3 +185,25 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_live_line_says_everything_in_full_where_it_fits() -> None:
+    small = DemoCounts(1_694, 1_681, 377_771, 0, link_online=True)
+    full = "readings taken 1,694 · synced 1,681 (cloud holds 377,771) · alerts open 0 · link online"
+    assert describe_counts(small) == full  # a log line: no width
+    assert describe_counts(small, 120) == full
+    # a week of the demo at --speed 60 still fits 80 columns on one line, in short words
+    week = DemoCounts(2_345_678, 2_345_001, 9_876_543, 12, link_online=True)
+    assert describe_counts(week, 80) == (
+        "taken 2,345,678 · synced 2,345,001 · cloud 9,876,543 · alerts 12 · link online"
+    )
+
+
+@pytest.mark.parametrize("width", [80, 60, 40, 24])
+def test_the_live_line_fits_the_terminal_and_ends_with_the_link(width: int) -> None:
+    big = DemoCounts(12_345_678, 12_345_001, 98_765_432, 123, link_online=False)
+    line = describe_counts(big, width)
+    assert max(len(part) for part in line.splitlines()) <= width
+    assert line.endswith("link OFFLINE")  # the last words, whatever the width
+    for count in ("taken 12,345,678", "synced 12,345,001", "cloud 98,765,432", "alerts 123"):
+        assert any(count in part for part in line.splitlines())  # whole, on one line

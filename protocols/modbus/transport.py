@@ -3,12 +3,15 @@
 Wraps pymodbus's async clients. Every transaction holds the line's lock, waits out the t3.5
 silence after the previous answer (RTU), and no other sleep. pymodbus reports every failure on a
 serial line as "no response"; the raw bytes that did arrive (seen through its packet trace) tell
-a CRC failure from a truncated frame, line garbage or true silence, and each becomes its typed
-error naming the meter and the registers.
+a CRC failure from a truncated frame, line garbage, an answer that came after the timeout or true
+silence (`classify_unanswered`), and each becomes its typed error naming the meter and the
+registers.
 
-After a timeout or a bad frame the line stays quiet for one more timeout before the next request:
-a meter that answers late would otherwise answer into the next transaction (on RS-485, a
-collision). pymodbus discards what arrives while no request is pending.
+After a timeout, a truncated frame or garbage the line stays quiet for one more timeout before the
+next request: a meter that answers late would otherwise answer into the next transaction (on
+RS-485, a collision). An answer that came whole (a CRC error, a late answer) leaves nothing on its
+way, so only the inter-frame silence follows it. pymodbus discards what arrives while no request
+is pending.
 """
 
 from __future__ import annotations
@@ -25,12 +28,17 @@ from ..errors import (
     CrcError,
     FrameError,
     IllegalDataAddress,
+    LateAnswer,
     MeterException,
     MeterTimeout,
+    ProtocolError,
     TransportError,
 )
 from .rtu import crc_ok
 from .timing import LineSettings, read_response_bytes
+
+# the answers a register read can get: read holding (3) or input (4) registers, or their exceptions
+ANSWER_FUNCTIONS = frozenset({3, 4, 0x83, 0x84})
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -48,6 +56,40 @@ EXCEPTION_NAMES = {
 class LineStats:
     transactions: int = 0
     busy_s: float = 0.0  # time the line was in a transaction
+
+
+def classify_unanswered(
+    data: bytes, *, unit: int, where: str, timeout_s: float, meter: str
+) -> ProtocolError:
+    """What a transaction that pymodbus reports as "no response" really met, from the bytes that
+    arrived by the time it gave up.
+
+    An answer frame of `unit` (registers, or an exception) that is whole but fails its CRC is a
+    CRC error; one cut short is a truncated frame; one that is whole and sound came after the
+    timeout (pymodbus had stopped waiting). Nothing at all is silence; anything else is garbage.
+    """
+    if not data:
+        return MeterTimeout(f"no answer to {where} within {timeout_s:g} s", meter=meter)
+    if data[0] == unit and len(data) >= 2 and data[1] in ANSWER_FUNCTIONS:
+        if data[1] & 0x80:
+            length = 5  # unit, function | 0x80, exception code, CRC
+        elif len(data) >= 3:
+            length = 5 + data[2]  # unit, function, byte count, data, CRC
+        else:
+            length = len(data) + 1  # the byte count has not arrived: shorter than any answer
+        if len(data) < length:
+            return FrameError(f"{where}: answer cut short after {len(data)} bytes", meter=meter)
+        if len(data) == length:
+            if not crc_ok(data):
+                return CrcError(f"{where}: answer failed its CRC check", meter=meter)
+            return LateAnswer(
+                f"the answer to {where} came after the {timeout_s:g} s timeout;"
+                " give the meter a longer timeout",
+                meter=meter,
+            )
+    return FrameError(
+        f"{where}: garbage on the line ({len(data)} bytes: {data[:8].hex()}...)", meter=meter
+    )
 
 
 class ModbusLine:
@@ -117,9 +159,14 @@ class ModbusLine:
             try:
                 response = await read(address, count=count, device_id=unit)
             except ModbusIOException as exc:
-                # the answer may come late: let it pass before the next request goes out
-                quiet_s += timeout_s + read_response_bytes(count) * self._character_s
-                raise self._classify(meter, unit, where, timeout_s) from exc
+                error = classify_unanswered(
+                    bytes(self._received), unit=unit, where=where, timeout_s=timeout_s, meter=meter
+                )
+                if not isinstance(error, CrcError | LateAnswer):
+                    # the answer may still come: let it pass before the next request goes out
+                    # (a damaged or late answer came whole: nothing more is on its way)
+                    quiet_s += timeout_s + read_response_bytes(count) * self._character_s
+                raise error from exc
             except (ConnectionException, OSError) as exc:
                 raise TransportError(
                     f"{self.name} failed during {where}: {exc}", meter=meter
@@ -145,19 +192,6 @@ class ModbusLine:
                 f"{where}: {len(registers)} registers came back, not {count}", meter=meter
             )
         return registers
-
-    def _classify(self, meter: str, unit: int, where: str, timeout_s: float) -> Exception:
-        data = bytes(self._received)
-        if not data:
-            return MeterTimeout(f"no answer to {where} within {timeout_s:g} s", meter=meter)
-        if data[0] == unit and len(data) >= 4 and not crc_ok(data):
-            if len(data) >= 5 and data[1] in (3, 4) and len(data) == 5 + data[2]:
-                return CrcError(f"{where}: answer failed its CRC check", meter=meter)
-            if len(data) < 5 or (data[1] in (3, 4) and len(data) < 5 + data[2]):
-                return FrameError(f"{where}: answer cut short after {len(data)} bytes", meter=meter)
-        return FrameError(
-            f"{where}: garbage on the line ({len(data)} bytes: {data[:8].hex()}...)", meter=meter
-        )
 
 
 class ModbusSerialLine(ModbusLine):

@@ -101,6 +101,10 @@ async def test_enroll_then_doctor(
     assert "gridgate edge enroll" in out  # no key yet
     assert "FIX  cloud" in out
 
+    code, out, _ = await gridgate("doctor", "-c", str(write_config(tmp_path / "new", "gw-new", "")))
+    assert code == 1
+    assert "FIX  cloud: no [cloud] url\n     → enroll, or set [cloud] url" in out  # not markup
+
 
 def _findings(config_path: Path) -> dict[str, bool]:
     from edge.enrollment import doctor

@@ -24,6 +24,7 @@ from firmware_sim.rtu_bus import RtuBus
 from protocols.modbus.profile import parse_profile
 from protocols.modbus.rtu import crc_ok, with_crc
 from protocols.modbus.timing import LineSettings
+from tests.support.timing import ANSWER_TIMEOUT_S, SILENCE_TIMEOUT_S
 
 
 def f32_be(words: list[int], at: int) -> float:
@@ -38,7 +39,7 @@ def s64_be(words: list[int], at: int) -> int:
     return struct.unpack(">q", struct.pack(">HHHH", *words[at : at + 4]))[0]
 
 
-async def client_for(bus: RtuBus, timeout: float = 0.5) -> AsyncModbusSerialClient:
+async def client_for(bus: RtuBus, timeout: float = ANSWER_TIMEOUT_S) -> AsyncModbusSerialClient:
     assert bus.link is not None
     client = AsyncModbusSerialClient(str(bus.link), baudrate=9600, timeout=timeout, retries=0)
     assert await client.connect()
@@ -139,10 +140,11 @@ async def test_unmapped_registers_and_functions_are_real_exceptions(bus: RtuBus)
 
 
 async def test_only_the_addressed_unit_answers(bus: RtuBus) -> None:
-    client = await client_for(bus, timeout=0.3)
+    client = await client_for(bus, timeout=SILENCE_TIMEOUT_S)
     try:
         with pytest.raises(ModbusIOException):
             await client.read_input_registers(0, count=2, device_id=99)
+        client.ctx.comm_params.timeout_connect = ANSWER_TIMEOUT_S  # pymodbus's response timeout
         r = await client.read_input_registers(0, count=2, device_id=1)
         assert not r.isError()  # the bus is still in step after the silence
     finally:
@@ -179,6 +181,26 @@ def raw_transaction(port: serial.Serial, request: bytes, expect: int) -> tuple[b
     return answer, time.perf_counter() - started
 
 
+def raw_exchange(
+    port: serial.Serial, request: bytes, first_byte_timeout_s: float = ANSWER_TIMEOUT_S
+) -> tuple[bytes, float]:
+    """Send `request` and take the answer as an RTU master frames it: from its first byte to the
+    silence after it. (The simulator writes each answer at once, whole or spoiled, so the
+    silence that ends it is never a stall in the middle of it.) b"" if nothing came before
+    `first_byte_timeout_s`. Returns the answer and the seconds to its first byte."""
+    port.reset_input_buffer()
+    port.timeout = first_byte_timeout_s
+    started = time.perf_counter()
+    port.write(request)
+    answer = bytearray(port.read(1))
+    took = time.perf_counter() - started
+    if answer:
+        port.timeout = 0.05  # more than t3.5 at 9600 baud: the frame has ended
+        while more := port.read(256):
+            answer += more
+    return bytes(answer), took
+
+
 @pytest.mark.parametrize(("baud", "turnaround_s"), [(9600, 0.0), (19200, 0.005), (38400, 0.0)])
 async def test_wire_time_of_a_125_register_read(
     tmp_path: Path, clock: ManualClock, baud: int, turnaround_s: float
@@ -211,47 +233,49 @@ async def test_line_faults_show_up_as_on_a_real_line(
     target = FaultTarget(meter.physics, meter.faults, clock.now_s)
     request = with_crc(bytes([1, 4, 0, 0, 0, 2]))
     assert bus.link is not None
-    with serial.Serial(str(bus.link), baudrate=9600, timeout=0.4) as port:
-        good, _ = await asyncio.to_thread(raw_transaction, port, request, 9)
+    with serial.Serial(str(bus.link), baudrate=9600) as port:
+        good, _ = await asyncio.to_thread(raw_exchange, port, request)
+        assert len(good) == 9
         assert crc_ok(good)
 
         apply_fault(target, "crc_error", "1")
-        bad, _ = await asyncio.to_thread(raw_transaction, port, request, 9)
+        bad, _ = await asyncio.to_thread(raw_exchange, port, request)
         assert len(bad) == 9
         assert not crc_ok(bad)
         assert bad[:3] == good[:3]
         meter.faults.crc_error = 0
 
         apply_fault(target, "truncated", "1")
-        short, _ = await asyncio.to_thread(raw_transaction, port, request, 9)
+        short, _ = await asyncio.to_thread(raw_exchange, port, request)
         assert 0 < len(short) < 9
+        assert short == good[: len(short)]
         meter.faults.truncated = 0
 
         apply_fault(target, "garbage", "1")
-        noise, _ = await asyncio.to_thread(raw_transaction, port, request, 64)
+        noise, _ = await asyncio.to_thread(raw_exchange, port, request)
         assert noise
         assert not (noise[:2] == b"\x01\x04" and crc_ok(noise))
         meter.faults.garbage = 0
 
         apply_fault(target, "exception", "6")
-        busy, _ = await asyncio.to_thread(raw_transaction, port, request, 5)
+        busy, _ = await asyncio.to_thread(raw_exchange, port, request)
         assert busy[:3] == bytes([1, 0x84, 6])
         assert crc_ok(busy)
         meter.faults.exception_code = None
 
         apply_fault(target, "no_answer", "1")
-        silent, took = await asyncio.to_thread(raw_transaction, port, request, 9)
+        silent, took = await asyncio.to_thread(raw_exchange, port, request, SILENCE_TIMEOUT_S)
         assert silent == b""
-        assert took >= 0.39
+        assert took >= SILENCE_TIMEOUT_S * 0.99
         meter.faults.no_answer = 0
 
         apply_fault(target, "late_answer", "0.3")
-        late, took = await asyncio.to_thread(raw_transaction, port, request, 9)
-        assert late == b"" or took > 0.3
+        late, took = await asyncio.to_thread(raw_exchange, port, request)
+        assert crc_ok(late)  # the whole answer, taken here: nothing is left to drain
+        assert took > 0.3
         meter.faults.late_answer_s = 0
-        await asyncio.sleep(0.4)  # let the late answer drain
 
-        recovered, _ = await asyncio.to_thread(raw_transaction, port, request, 9)
+        recovered, _ = await asyncio.to_thread(raw_exchange, port, request)
         assert crc_ok(recovered)
 
 
@@ -259,11 +283,10 @@ async def test_corrupt_request_gets_no_answer_and_the_line_recovers(bus: RtuBus)
     assert bus.link is not None
     good_request = with_crc(bytes([1, 4, 0, 0, 0, 2]))
     corrupt = good_request[:-1] + bytes([good_request[-1] ^ 0xFF])
-    with serial.Serial(str(bus.link), baudrate=9600, timeout=0.3) as port:
-        answer, _ = await asyncio.to_thread(raw_transaction, port, corrupt, 9)
+    with serial.Serial(str(bus.link), baudrate=9600) as port:
+        answer, _ = await asyncio.to_thread(raw_exchange, port, corrupt, SILENCE_TIMEOUT_S)
         assert answer == b""
-        await asyncio.sleep(0.05)
-        answer, _ = await asyncio.to_thread(raw_transaction, port, good_request, 9)
+        answer, _ = await asyncio.to_thread(raw_exchange, port, good_request)
         assert crc_ok(answer)
     assert bus.frames_dropped >= 1
 

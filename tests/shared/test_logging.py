@@ -1,5 +1,5 @@
 """Logging: one JSON line per event, secrets never written, chatty libraries heard only when they
-warn (everything at DEBUG)."""
+warn (everything at DEBUG), pymodbus heard only at DEBUG."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from pymodbus.logging import Log
 
 from shared import configure_logging
-from shared._logging import CHATTY_LIBRARIES
+from shared._logging import CHATTY_LIBRARIES, DEBUG_ONLY_LIBRARIES
 
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in CHATTY_LIBRARIES}
+    levels = {
+        name: logging.getLogger(name).level for name in CHATTY_LIBRARIES + DEBUG_ONLY_LIBRARIES
+    }
     yield
     root.handlers[:], root.level = handlers, level
     for name, saved in levels.items():
@@ -61,4 +64,31 @@ def test_chatty_libraries_only_warn_unless_debugging(capsys: pytest.CaptureFixtu
     logging.getLogger("httpx").info("HTTP Request: GET /healthz")
     assert [line["event"] for line in lines(capsys.readouterr().err)] == [
         "HTTP Request: GET /healthz"
+    ]
+
+
+def test_pymodbus_is_heard_only_at_debug_and_then_as_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """pymodbus reports each failed transaction at ERROR with a dump of the last frames; the
+    transport has already made it a typed error, which is ours to log."""
+    configure_logging("INFO", json_output=True)
+    Log.transport_dump(Log.SEND_DATA, b"\x02\x03\x00\x00\x00\x01\x84\x39", b"")
+    Log.error("No response received after 0 retries, continue with next request")
+    structlog.get_logger("edge.scheduler").warning("meter read failed", error="CrcError")
+    structlog.get_logger("edge.daemon").error("saving state failed")
+    err = capsys.readouterr().err
+    assert "No response received" not in err
+    assert ">>>>>" not in err
+    assert [(line["event"], line["level"]) for line in lines(err)] == [
+        ("meter read failed", "warning"),
+        ("saving state failed", "error"),
+    ]
+    configure_logging("DEBUG", json_output=True)
+    Log.transport_dump(Log.SEND_DATA, b"\x02\x03\x00\x00\x00\x01\x84\x39", b"")
+    Log.error("No response received after 1 retries, continue with next request")
+    shown = [(line["event"], line["level"]) for line in lines(capsys.readouterr().err)]
+    assert shown == [
+        ("send: 0x2 0x3 0x0 0x0 0x0 0x1 0x84 0x39", "debug"),
+        ("No response received after 1 retries, continue with next request", "debug"),
     ]

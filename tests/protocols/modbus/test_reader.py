@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from protocols.modbus.reader import ModbusMeterConfig, ModbusMeterReader
 from protocols.modbus.timing import LineSettings
 from protocols.modbus.transport import ModbusLine, ModbusSerialLine, ModbusTcpLine
 from shared import QUANTITIES
+from tests.support.timing import ANSWER_TIMEOUT_S, SILENCE_TIMEOUT_S
 
 T0 = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
 MODELS = ["sdm630", "sdm120", "em24", "iem3000"]
@@ -70,7 +72,7 @@ async def rtu_line(meters: list[SimulatedModbusMeter], tmp_path: Path) -> AsyncI
 
 
 def reader_for(
-    meter: SimulatedModbusMeter, line: ModbusLine, timeout_s: float = 0.3
+    meter: SimulatedModbusMeter, line: ModbusLine, timeout_s: float = ANSWER_TIMEOUT_S
 ) -> ModbusMeterReader:
     config = ModbusMeterConfig(f"meter-{meter.unit_id}", meter.unit_id, meter.profile, timeout_s)
     return ModbusMeterReader(config, line)
@@ -132,12 +134,12 @@ async def test_identify_and_serial(
 
 
 @pytest.mark.parametrize(
-    ("fault", "error", "message"),
-    [
-        ("crc_error", CrcError, "CRC"),
-        ("truncated", FrameError, "cut short"),
-        ("garbage", FrameError, "garbage"),
-        ("no_answer", MeterTimeout, "no answer"),
+    ("fault", "error", "message", "timeout_s"),
+    [  # a damaged answer must have come in before the read gives up; silence is silence
+        ("crc_error", CrcError, "CRC", ANSWER_TIMEOUT_S),
+        ("truncated", FrameError, "cut short", ANSWER_TIMEOUT_S),
+        ("garbage", FrameError, "garbage", ANSWER_TIMEOUT_S),
+        ("no_answer", MeterTimeout, "no answer", SILENCE_TIMEOUT_S),
     ],
 )
 async def test_line_faults_are_typed_and_the_bus_stays_in_step(
@@ -146,17 +148,32 @@ async def test_line_faults_are_typed_and_the_bus_stays_in_step(
     fault: str,
     error: type[Exception],
     message: str,
+    timeout_s: float,
 ) -> None:
     sick, healthy = meters[0], meters[1]
     setattr(sick.faults, fault, 1.0)
     with pytest.raises(error, match=message) as caught:
-        await reader_for(sick, rtu_line).read("fast")
+        await reader_for(sick, rtu_line, timeout_s).read("fast")
     assert "meter-1" in str(caught.value)
     assert "input registers" in str(caught.value)
     # the next transaction, to another meter, is unaffected
     assert await reader_for(healthy, rtu_line).read("fast")
     setattr(sick.faults, fault, 0.0)
     assert await reader_for(sick, rtu_line).read("fast")
+
+
+async def test_a_damaged_answer_frees_the_line_at_once(
+    rtu_line: ModbusLine, meters: list[SimulatedModbusMeter]
+) -> None:
+    """A CRC error came whole: nothing more is on its way, so the next request need not wait
+    out another timeout (a truncated answer or silence would make it)."""
+    timeout_s = ANSWER_TIMEOUT_S
+    meters[0].faults.crc_error = 1.0
+    with pytest.raises(CrcError):
+        await reader_for(meters[0], rtu_line, timeout_s).identify()
+    started = time.monotonic()
+    await reader_for(meters[1], rtu_line, timeout_s).identify()
+    assert time.monotonic() - started < timeout_s / 2
 
 
 async def test_exception_response_is_typed(
