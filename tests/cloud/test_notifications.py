@@ -246,7 +246,7 @@ async def test_a_hundred_alerts_in_a_minute_are_one_digest(cloud: Cloud, smtp: S
             "UPDATE email_outbox SET next_attempt_at = now() WHERE id = %s", (digests[0]["id"],)
         )
         await conn.commit()
-    message = await smtp.mailbox.next_to(email, "100 alerts on your meters")
+    message = await smtp.mailbox.next_to(email, "100 new alerts")
     assert text_of(message).count("\n- ") == 100
     assert "/dashboard/inbox" in text_of(message)
     assert len(smtp.mailbox.to(email)) == 1

@@ -17,6 +17,7 @@ import uvicorn
 from cloud.app import create_app
 from cloud.services import auth
 from cloud.settings import CloudSettings
+from tests.cloud.conftest import quiet_outboxes
 from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
 from tests.cloud.world import PASSWORD, add_actor, build_world
 from tests.support.services import free_tcp_port
@@ -34,6 +35,7 @@ def smtp() -> AsyncIterator[SmtpServer]:
 
 @pytest.fixture
 async def site(database_url: str, tmp_path: Path, smtp: SmtpServer) -> AsyncIterator[tuple]:
+    quiet_outboxes(database_url)
     port = free_tcp_port()
     base = f"http://127.0.0.1:{port}"
     settings = CloudSettings(

@@ -19,6 +19,7 @@ import uvicorn
 from cloud.app import create_app
 from cloud.services import auth
 from cloud.settings import CloudSettings
+from tests.cloud.conftest import quiet_outboxes
 from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
 from tests.cloud.world import PASSWORD, add_actor, build_world
 from tests.support.services import free_tcp_port
@@ -46,6 +47,7 @@ async def site(
     database_url: str, tmp_path: Path, smtp: SmtpServer, receiver: SmsReceiver
 ) -> AsyncIterator[tuple]:
     """The app on a real port, e-mailing through `smtp` and texting through `receiver`."""
+    quiet_outboxes(database_url)
     port = free_tcp_port()
     base = f"http://127.0.0.1:{port}"
     settings = CloudSettings(
