@@ -312,6 +312,8 @@ class DlmsSession:
                     return self._get(xdlms.GetRequestNormal.from_bytes(apdu))
             if tag == xdlms.ActionRequestNormal.TAG:
                 return self._action(xdlms.ActionRequestFactory.from_bytes(apdu))
+        # dlms-cosem raises NotImplementedError for ACTION types it has no class for (with a
+        # list, with blocks): the meter answers those as it answers any service it lacks
         except (ValueError, KeyError, IndexError, NotImplementedError):
             pass  # the library could not parse it: a malformed APDU, answered as meters do
         return xdlms.ExceptionResponse(
