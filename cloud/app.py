@@ -28,6 +28,7 @@ from .api import (
     docs,
     fleet,
     gateway_commands,
+    gateway_configs,
     gateways,
     health,
     ingest,
@@ -217,4 +218,6 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         app.include_router(module.router)
     app.include_router(gateway_commands.people)
     app.include_router(gateway_commands.gateways)
+    app.include_router(gateway_configs.people)
+    app.include_router(gateway_configs.gateways)
     return app

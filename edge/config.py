@@ -29,12 +29,20 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from protocols.errors import ProfileError
-from protocols.modbus.profile import get_profile
-from protocols.mqtt.profile import get_mqtt_profile
-from shared import IDENTIFIER_PATTERN, MAX_BATCH_READINGS, MAX_BODY_BYTES, GridgateError
+from shared import (
+    IDENTIFIER_PATTERN,
+    MAX_BUSES,
+    BusSettings,
+    ChecksSettings,
+    GatewaySettings,
+    GridgateError,
+    MeterSettings,
+    StoreSettings,
+    SyncSettings,
+    check_unique,
+)
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -58,39 +66,11 @@ class GatewaySection(_Section):
     key_file: Path | None = None  # default: <data_dir>/gateway.key
 
 
-class CloudSection(_Section):
+class CloudSection(SyncSettings):
+    """The cloud's address (the gateway's own) and the sync limits (which the cloud may set)."""
+
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
     timeout_s: Seconds = 10.0
-    sync_interval_s: Seconds = 5.0
-    batch_readings: Annotated[int, Field(ge=1, le=MAX_BATCH_READINGS)] = 5000
-    batch_bytes: Annotated[int, Field(ge=10_000, le=MAX_BODY_BYTES)] = 2_000_000
-    backfill_readings_per_s: Annotated[int, Field(ge=1)] = 50_000
-    retry_max_s: Seconds = 300.0
-
-
-class StoreSection(_Section):
-    disk_budget_mb: Annotated[float, Field(gt=0)] = 512.0
-    downsample_interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900
-    commit_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.5
-
-
-class ChecksSection(_Section):
-    nominal_voltage: Annotated[float, Field(gt=0)] = 230.0
-    voltage_band: Annotated[float, Field(gt=0, lt=1)] = 0.10
-    nominal_frequency: Annotated[float, Field(gt=0)] = 50.0
-    frequency_band_hz: Annotated[float, Field(gt=0)] = 0.5
-    spike_ratio: Annotated[float, Field(gt=0)] = 1.0  # above baseline by more than +100 %
-    spike_high_ratio: Annotated[float, Field(gt=0)] = 2.0
-    drop_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5  # below baseline by more than -50 %
-    drop_medium_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.8
-    ewma_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.2
-    min_samples: Annotated[int, Field(ge=1)] = 10
-    outage_kw: Annotated[float, Field(ge=0)] = 0.1
-    outage_baseline_kw: Annotated[float, Field(ge=0)] = 1.0
-    max_power_kw: Annotated[float, Field(gt=0)] = 100.0  # for register jumps
-    stale_reads: Annotated[int, Field(ge=2)] = 10
-    communication_loss_s: Seconds = 120.0
-    meter_clock_drift_s: Seconds = 30.0
 
 
 class ClockSection(_Section):
@@ -99,94 +79,78 @@ class ClockSection(_Section):
     require_ntp: bool = True
 
 
-class MeterSection(_Section):
-    id: Identifier
-    unit: Annotated[int, Field(ge=1, le=247)] | None = None  # Modbus unit id
-    profile: str | None = None  # Modbus register profile / MQTT payload profile
-    hdlc_address: Annotated[int, Field(ge=16, le=0x3FFF)] | None = None  # DLMS physical address
-    logical_device: Annotated[int, Field(ge=1, le=0x3FFF)] = 1
-    password: Annotated[str, Field(min_length=1, max_length=32)] | None = None  # DLMS LLS
-    device: str | None = None  # MQTT device name in the topics
-    fast_s: Seconds = 10.0
-    slow_s: Seconds = 900.0
-    timeout_s: Annotated[float, Field(gt=0, le=30)] = 0.5
-    phases: Literal[1, 3] = 3
-    export_allowed: bool = False
+class RemoteSection(_Section):
+    """What the cloud may change. `managed = false` keeps every setting in this file; `pin`
+    names the sections this site keeps local while the cloud manages the rest."""
+
+    managed: bool = True
+    pin: list[Literal["buses", "checks", "store", "sync"]] = []
+    # a new configuration's changed buses must each have a meter answer within this time, or
+    # the gateway goes back to the configuration it ran before
+    apply_grace_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
-BusKind = Literal["modbus-rtu", "modbus-tcp", "dlms-hdlc", "dlms-tcp", "mqtt"]
-
-
-class BusSection(_Section):
-    name: Identifier
-    kind: BusKind
-    port: str | None = None  # serial device
-    baud: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
-    parity: Literal["N", "E", "O"] = "N"
-    stop_bits: Literal[1, 2] = 1
-    host: str | None = None  # TCP endpoint or MQTT broker
-    tcp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    topic_prefix: str = ""
-    backoff_max_s: Seconds = 300.0
-    meters: list[MeterSection] = Field(default_factory=list, max_length=247)
-
-    @model_validator(mode="after")
-    def _check(self) -> BusSection:
-        serial = self.kind in ("modbus-rtu", "dlms-hdlc")
-        if serial and not self.port:
-            raise ValueError(f"a {self.kind} bus needs port (e.g. /dev/ttyUSB0)")
-        if not serial and not (self.host and self.tcp_port):
-            raise ValueError(f"a {self.kind} bus needs host and tcp_port")
-        seen: set[object] = set()
-        for index, meter in enumerate(self.meters):
-            where = f"meters.{index}"
-            if self.kind.startswith("modbus"):
-                if meter.unit is None or meter.profile is None:
-                    raise ValueError(f"{where}: a Modbus meter needs unit and profile")
-                try:
-                    get_profile(meter.profile)
-                except ProfileError as exc:
-                    raise ValueError(f"{where}.profile: {exc}") from None
-                address: object = meter.unit
-            elif self.kind.startswith("dlms"):
-                address = (meter.hdlc_address, meter.logical_device)
-            else:
-                if meter.device is None:
-                    raise ValueError(f"{where}: an MQTT meter needs device (its topic name)")
-                address = meter.device
-            if address in seen:
-                raise ValueError(f"{where}: two meters on this bus share address {address}")
-            seen.add(address)
-        if self.kind == "mqtt":
-            profiles = {m.profile or "tasmota" for m in self.meters}
-            if len(profiles) > 1:
-                raise ValueError("the meters of one MQTT bus share one payload profile")
-            try:
-                get_mqtt_profile(profiles.pop() if profiles else "tasmota")
-            except ProfileError as exc:
-                raise ValueError(f"meters.0.profile: {exc}") from None
-        return self
+# the sections the cloud may manage, under the names edge.toml has always used
+StoreSection = StoreSettings
+ChecksSection = ChecksSettings
+BusSection = BusSettings
+MeterSection = MeterSettings
 
 
 class EdgeConfig(_Section):
     gateway: GatewaySection
     cloud: CloudSection = CloudSection()
-    store: StoreSection = StoreSection()
-    checks: ChecksSection = ChecksSection()
+    store: StoreSettings = StoreSettings()
+    checks: ChecksSettings = ChecksSettings()
     clock: ClockSection = ClockSection()
-    buses: list[BusSection] = Field(default_factory=list, max_length=32)
+    remote: RemoteSection = RemoteSection()
+    secrets: dict[Identifier, SecretStr] = Field(default_factory=dict, max_length=256)
+    buses: list[BusSettings] = Field(default_factory=list, max_length=MAX_BUSES)
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _unique(self) -> EdgeConfig:
-        names = [b.name for b in self.buses]
-        if len(names) != len(set(names)):
-            raise ValueError("bus names must be unique")
-        meters = [m.id for b in self.buses for m in b.meters]
-        duplicates = sorted({m for m in meters if meters.count(m) > 1})
-        if duplicates:
-            raise ValueError(f"meter ids must be unique across buses: {', '.join(duplicates)}")
+        check_unique(self.buses)
+        for b, bus in enumerate(self.buses):
+            for m, meter in enumerate(bus.meters):
+                if meter.password_ref is not None and meter.password_ref not in self.secrets:
+                    raise ValueError(
+                        f"buses.{b}.meters.{m}.password_ref: no secret {meter.password_ref!r}"
+                        " in this gateway's [secrets]"
+                    )
         return self
+
+    def password(self, meter: MeterSettings) -> str | None:
+        """The meter's DLMS password: its own, or the secret its reference names."""
+        if meter.password_ref is not None:
+            return self.secrets[meter.password_ref].get_secret_value()
+        return meter.password
+
+    def settings(self) -> GatewaySettings:
+        """The part of this configuration the cloud may manage (passwords left out)."""
+        sync = SyncSettings(**{k: getattr(self.cloud, k) for k in SyncSettings.model_fields})
+        buses = [
+            bus.model_copy(
+                update={"meters": [m.model_copy(update={"password": None}) for m in bus.meters]}
+            )
+            for bus in self.buses
+        ]
+        return GatewaySettings(buses=buses, checks=self.checks, store=self.store, sync=sync)
+
+    def with_settings(self, settings: GatewaySettings, pinned: list[str]) -> EdgeConfig:
+        """This configuration with the cloud's settings in place of its own, except the
+        sections pinned here. Validated again (a secret the settings name must be here)."""
+        data = self.model_dump(exclude={"source"})
+        data["secrets"] = {k: v.get_secret_value() for k, v in self.secrets.items()}
+        if "buses" not in pinned:
+            data["buses"] = [b.model_dump() for b in settings.buses]
+        if "checks" not in pinned:
+            data["checks"] = settings.checks.model_dump()
+        if "store" not in pinned:
+            data["store"] = settings.store.model_dump()
+        if "sync" not in pinned:
+            data["cloud"] |= settings.sync.model_dump()
+        return EdgeConfig.model_validate(data).model_copy(update={"source": self.source})
 
     @property
     def base_dir(self) -> Path:
@@ -270,7 +234,11 @@ def load_config(path: Path | str) -> EdgeConfig:
             message = error["msg"].removeprefix("Value error, ")
             # a bus-level check names the meter it is about: point at that meter
             extra = re.match(r"^meters\.(\d+)(?:\.(\w+))?: ", message)
-            if extra and loc and loc[0] == "buses":
+            named = re.match(r"^(buses(?:\.\w+)+): ", message)
+            if named and not loc:  # a check of the whole file names its key
+                loc = tuple(int(p) if p.isdigit() else p for p in named.group(1).split("."))
+                message = message[named.end() :]
+            elif extra and loc and loc[0] == "buses":
                 loc = (*loc, "meters", int(extra.group(1))) + (
                     (extra.group(2),) if extra.group(2) else ()
                 )

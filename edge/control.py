@@ -40,8 +40,10 @@ from shared import (
     Command,
     CommandKind,
     CommandResult,
+    ConfigReport,
     ControlReply,
     ControlRequest,
+    DesiredConfig,
     KeyInvalid,
     Outcome,
     SignatureInvalid,
@@ -54,6 +56,7 @@ from .store import Store
 
 log = structlog.get_logger(__name__)
 PREFIX = "command:"
+REPORT_KEY = "config:report"  # the outcome of the last configuration handled, and if told
 KEEP_IDS = timedelta(days=90)
 PERIOD_S = 300.0  # asked at least this often, so results go out even without a wake-up
 
@@ -71,6 +74,10 @@ class Actions:
     doctor: Callable[[], Awaitable[dict[str, Any]]]
     log_lines: Callable[[int], list[str]]
     restart: Callable[[], None]
+    # configuration: try a version from the cloud; a version a stop interrupted; what runs now
+    apply_config: Callable[[DesiredConfig], Awaitable[ConfigReport]]
+    resume_config: Callable[[], Awaitable[ConfigReport | None]]
+    running: Callable[[int, str, str], ConfigReport]
 
 
 class Controller:
@@ -167,9 +174,15 @@ class Controller:
             unreported = {
                 cid: r for cid, r in known.items() if r.get("finished_at") and not r.get("reported")
             }
-            reply = await self._post(unreported)
+            report = await self._store(Store.get_state, REPORT_KEY)
+            told = report if report and not report.get("reported") else None
+            reply = await self._post(unreported, told)
             for command_id in unreported:
                 await self._save(command_id, known[command_id] | {"reported": True})
+            if told is not None:
+                report = told | {"reported": True}
+                await self._store(Store.put_state, {REPORT_KEY: report})
+            handled = await self._handle_config(reply, report)
             fresh = [c for c in reply.commands if str(c.id) not in known]
             # handed over again: our answer was lost on the way; report it again, never rerun
             resend = [
@@ -179,7 +192,7 @@ class Controller:
             ]
             for command_id in resend:
                 await self._save(command_id, known[command_id] | {"reported": False})
-            if not fresh and not resend:
+            if not fresh and not resend and not handled:
                 return ran
             for command in fresh:
                 await self._run(command)
@@ -188,7 +201,38 @@ class Controller:
                     return ran  # the rest wait for the daemon that starts next
         return ran
 
-    async def _post(self, unreported: dict[str, dict[str, Any]]) -> ControlReply:
+    async def _handle_config(self, reply: ControlReply, report: dict[str, Any] | None) -> bool:
+        """Try the configuration the cloud handed over, if its version is new here; one handed
+        over again means our report was lost: it is sent again. Whether there is news to tell."""
+        if reply.config is None:
+            return False
+        if report is not None and reply.config.version <= report["version"]:
+            if report.get("reported"):
+                await self._store(Store.put_state, {REPORT_KEY: report | {"reported": False}})
+                return True
+            return False
+        outcome = await self._actions.apply_config(reply.config)
+        await self._keep_report(outcome)
+        return True
+
+    async def _keep_report(self, report: ConfigReport) -> None:
+        await self._store(
+            Store.put_state, {REPORT_KEY: report.model_dump(mode="json") | {"reported": False}}
+        )
+
+    async def start_config(self) -> None:
+        """At start: finish a version a stop interrupted, and tell the cloud what runs."""
+        report = await self._actions.resume_config()
+        if report is None:
+            saved = await self._store(Store.get_state, REPORT_KEY) or {}
+            report = self._actions.running(
+                saved.get("version", 0), saved.get("state", "applied"), saved.get("detail", "")
+            )
+        await self._keep_report(report)
+
+    async def _post(
+        self, unreported: dict[str, dict[str, Any]], config: dict[str, Any] | None = None
+    ) -> ControlReply:
         results = [
             CommandResult(
                 id=cid,
@@ -201,7 +245,12 @@ class Controller:
             for cid, record in list(unreported.items())[:50]
         ]
         request = ControlRequest(
-            gateway_id=self.gateway_id, sent_at=datetime.now(UTC), results=results
+            gateway_id=self.gateway_id,
+            sent_at=datetime.now(UTC),
+            results=results,
+            config=ConfigReport.model_validate({k: v for k, v in config.items() if k != "reported"})
+            if config
+            else None,
         )
         body = request.model_dump_json().encode()
         response = await self._client.post(
@@ -306,6 +355,7 @@ class Controller:
         """Report and collect at start, then whenever the syncer wakes us (and every few
         minutes); failures are retried at the next turn."""
         await self.recover()
+        await self.start_config()
         while True:
             try:
                 await self.exchange()

@@ -25,13 +25,18 @@ from typing import Any, TypeVar
 
 import httpx
 import structlog
+from pydantic import ValidationError
 
 from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
     BusHealth,
+    ConfigReport,
+    ConfigState,
+    DesiredConfig,
     EventStatus,
+    GatewaySettings,
     KeyInvalid,
     MeterHealth,
     Quality,
@@ -43,7 +48,7 @@ from shared import (
 from . import systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
-from .config import EdgeConfig
+from .config import BusSection, EdgeConfig
 from .control import Actions, CommandRefused, Controller
 from .enrollment import doctor
 from .recent_log import RecentLog
@@ -58,6 +63,11 @@ STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuc
 # rows held in memory while the store cannot be written; past this, the oldest instantaneous
 # values go first (energy registers are kept: they are the bill)
 MAX_PENDING = 500_000
+# the configuration the cloud gave, in the store: the last version that ran well, and the one
+# being tried (tried again once after a stop in the middle; then given up)
+GOOD_KEY = "config:good"
+CANDIDATE_KEY = "config:candidate"
+MAX_ATTEMPTS = 2
 
 
 class StoreThread:
@@ -84,18 +94,21 @@ class Daemon:
         clock: GatewayClock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.config = config
+        self.local = config  # the file, as written
+        self.config = config  # what runs: the file, with the cloud's settings where it allows
+        self.config_version = 0  # the cloud's version running (0: the file's own settings)
         self.clock = clock or GatewayClock.from_config(config.clock)
         self._transport = transport
         self._readings: list[NewReading] = []
         self._events: list[NewEvent] = []
         self.taken = 0  # readings durably stored by this run
-        self.profiles = {
-            m.id: MeterProfile(m.phases, m.export_allowed) for b in config.buses for m in b.meters
-        }
+        self.profiles: dict[str, MeterProfile] = {}
         self._synced: bool | None = None
         self._writer_beat = time.monotonic()
         self.buses: list[BusScheduler | MqttBus] = []
+        self._bus_tasks: dict[str, asyncio.Task] = {}
+        self._failure: BaseException | None = None
+        self._trying: dict[str, str] = {}  # buses of a configuration on trial -> why they failed
         self.syncer: Syncer | None = None
         self.controller: Controller | None = None
         self.recent_log = RecentLog()
@@ -379,6 +392,7 @@ class Daemon:
             )
         self._meter_state = store.state_items("meter:")
         self._latest = store.latest_times()
+        self._load_good(store)  # the cloud's last good settings, where the file allows
 
     def _make_syncer(self) -> Syncer | None:
         if not self.config.cloud.url:
@@ -406,6 +420,7 @@ class Daemon:
             on_commands=self.controller.wake.set,
             meter_health=self.meter_health,
             disk_budget_bytes=int(self.config.store.disk_budget_mb * 1024 * 1024),
+            config_version=lambda: self.config_version,
         )
 
     # -- commands from the cloud -------------------------------------------------------------
@@ -454,37 +469,263 @@ class Daemon:
                 doctor=self.run_doctor,
                 log_lines=self.recent_log.last,
                 restart=self.stopping.set,
+                apply_config=self.apply_config,
+                resume_config=self.resume_config,
+                running=lambda version, state, detail: self.report(
+                    version, ConfigState(state), detail
+                ),
             ),
             timeout_s=self.config.cloud.timeout_s,
             transport=self._transport,
         )
 
-    def _make_buses(self) -> None:
-        for bus in self.config.buses:
-            if bus.kind == "mqtt":
-                self.buses.append(
-                    MqttBus(
-                        bus,
-                        on_samples=self.on_samples,
-                        on_health=self.on_health,
-                        client_id=f"{self.config.gateway.id}-{bus.name}",
-                    )
-                )
-                continue
-            meters, line = build_meters(bus)
-            scheduler = BusScheduler(
+    def _make_bus(self, bus: BusSection) -> BusScheduler | MqttBus:
+        if bus.kind == "mqtt":
+            return MqttBus(
                 bus,
-                meters,
                 on_samples=self.on_samples,
                 on_health=self.on_health,
-                on_meter_clock=self.on_meter_clock,
-                communication_loss_s=self.config.checks.communication_loss_s,
-                line=line,
+                client_id=f"{self.config.gateway.id}-{bus.name}",
             )
-            scheduler.restore(
-                {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}
+        meters, line = build_meters(bus, self.config.password)
+        scheduler = BusScheduler(
+            bus,
+            meters,
+            on_samples=self.on_samples,
+            on_health=self.on_health,
+            on_meter_clock=self.on_meter_clock,
+            communication_loss_s=self.config.checks.communication_loss_s,
+            line=line,
+        )
+        scheduler.restore(
+            {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}
+        )
+        return scheduler
+
+    def _start_bus(self, bus: BusSection) -> None:
+        runner = self._make_bus(bus)
+        self.buses.append(runner)
+        task = asyncio.create_task(runner.run(), name=f"bus {bus.name}")
+        task.add_done_callback(functools.partial(self._bus_ended, bus.name))
+        self._bus_tasks[bus.name] = task
+
+    def _bus_ended(self, name: str, task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        if name in self._trying:  # a bus of a configuration on trial: the trial fails
+            self._trying[name] = f"the bus stopped: {error!r}"[:300]
+            return
+        log.error("a bus failed", bus=name, error=repr(error))
+        self._failure = error
+        self.stopping.set()
+
+    async def _stop_bus(self, name: str) -> None:
+        task = self._bus_tasks.pop(name, None)
+        runner = next((b for b in self.buses if b.bus.name == name), None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=STOP_GRACE_S)
+        if runner is not None:
+            self.buses.remove(runner)
+            await self._save_state()  # its meters' statistics, for the bus that replaces it
+            self._meter_state.update(await self.store(Store.state_items, "meter:"))
+            runner.close()
+
+    def _use(self, config: EdgeConfig) -> None:
+        """Make `config` the running one, apart from the buses (`_swap` restarts those)."""
+        self.config = config
+        self.profiles = {
+            m.id: MeterProfile(m.phases, m.export_allowed) for b in config.buses for m in b.meters
+        }
+        self.checker.config = config.checks
+        self.store.store.budget_bytes = int(config.store.disk_budget_mb * 1024 * 1024)
+        if self.syncer is not None:
+            self.syncer.config = config.cloud
+            self.syncer.disk_budget_bytes = int(config.store.disk_budget_mb * 1024 * 1024)
+
+    async def _swap(self, config: EdgeConfig) -> list[str]:
+        """Run `config`: only the buses whose settings differ stop and start again (the others
+        keep reading). The names of the buses started."""
+        old = {b.name: b for b in self.config.buses}
+        new = {b.name: b for b in config.buses}
+        started = [name for name, bus in new.items() if old.get(name) != bus]
+        for name in [n for n in old if n not in new or n in started]:
+            await self._stop_bus(name)
+        self._use(config)
+        for name in started:
+            self._start_bus(new[name])
+        return started
+
+    # -- configuration from the cloud ------------------------------------------------------
+    def _settings_of(self, record: dict[str, Any] | None) -> EdgeConfig | None:
+        """The file with a stored version's settings in, or None if it no longer loads."""
+        if not record or not self.local.remote.managed:
+            return None
+        try:
+            settings = GatewaySettings.model_validate(record["settings"])
+            return self.local.with_settings(settings, self.local.remote.pin)
+        except (ValidationError, KeyError, TypeError) as exc:
+            log.error(
+                "a stored configuration from the cloud does not load; running the file's",
+                version=record.get("version"),
+                error=str(exc)[:300],
             )
-            self.buses.append(scheduler)
+            return None
+
+    def _load_good(self, store: Store) -> None:
+        good = store.get_state(GOOD_KEY)
+        config = self._settings_of(good)
+        if config is not None:
+            self.config_version = good["version"]
+        self._use(config or self.local)
+
+    def report(self, version: int, state: ConfigState, detail: str = "") -> ConfigReport:
+        """What runs now, as the cloud is told it."""
+        return ConfigReport(
+            version=version,
+            state=state,
+            detail=detail[:2000],
+            running_version=self.config_version,
+            settings=self.config.settings(),
+            at=datetime.now(UTC),
+        )
+
+    def _gateway_problems(self, config: EdgeConfig) -> list[str]:
+        """What the schema cannot know: the serial ports this gateway has."""
+        problems = []
+        for index, bus in enumerate(config.buses):
+            if bus.port and bus.port.startswith("/") and not os.path.exists(bus.port):
+                problems.append(
+                    f"buses.{index}.port: {bus.port} does not exist on this gateway"
+                    f" (bus {bus.name})"
+                )
+        return problems
+
+    async def apply_config(self, desired: DesiredConfig, attempt: int = 1) -> ConfigReport:
+        """Try a version of the settings from the cloud: rejected if it does not load here;
+        else run it, and go back to what ran before if a bus it starts does not open or no
+        meter on it answers within the grace period."""
+        version = desired.version
+        if not self.local.remote.managed:
+            return self.report(
+                version,
+                ConfigState.REJECTED,
+                "this gateway keeps its settings in its own file ([remote] managed = false)",
+            )
+        try:
+            candidate = self.local.with_settings(desired.settings, self.local.remote.pin)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'settings'}:"
+                f" {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)
+            ]
+            return self.report(version, ConfigState.REJECTED, "; ".join(problems))
+        problems = self._gateway_problems(candidate)
+        if problems:
+            return self.report(version, ConfigState.REJECTED, "; ".join(problems))
+        # durable before anything changes: a stop in the middle restarts on the good version
+        await self.store(
+            Store.put_state,
+            {
+                CANDIDATE_KEY: {
+                    "version": version,
+                    "settings": desired.settings.model_dump(mode="json"),
+                    "issued_at": desired.issued_at.isoformat(),
+                    "attempts": attempt,
+                }
+            },
+        )
+        previous, previous_version = self.config, self.config_version
+        log.info("applying a configuration from the cloud", version=version)
+        failure = await self._try(await self._swap(candidate))
+        if failure:
+            log.error("the new configuration failed; going back", version=version, why=failure)
+            await self._swap(previous)
+            await self.store(Store.put_state, {CANDIDATE_KEY: None})
+            return self.report(version, ConfigState.ROLLED_BACK, failure)
+        self.config_version = version
+        await self.store(
+            Store.put_state,
+            {
+                GOOD_KEY: {
+                    "version": version,
+                    "settings": desired.settings.model_dump(mode="json"),
+                    "applied_at": datetime.now(UTC).isoformat(),
+                    "previous": previous_version,
+                },
+                CANDIDATE_KEY: None,
+            },
+        )
+        log.info("configuration applied", version=version)
+        return self.report(version, ConfigState.APPLIED)
+
+    async def _try(self, started: list[str]) -> str:
+        """Wait until every bus started has had a meter answer (''), or say which did not."""
+        runners = {b.bus.name: b for b in self.buses if b.bus.name in started and b.bus.meters}
+        baseline = {name: self._good_reads(r) for name, r in runners.items()}
+        self._trying = dict.fromkeys(runners, "")
+        deadline = time.monotonic() + self.local.remote.apply_grace_s
+        try:
+            while True:
+                failed = {n: why for n, why in self._trying.items() if why}
+                if failed:
+                    return "; ".join(f"bus {n}: {why}" for n, why in failed.items())
+                waiting = [n for n, r in runners.items() if self._good_reads(r) <= baseline[n]]
+                if not waiting:
+                    return ""
+                if time.monotonic() > deadline:
+                    return "; ".join(
+                        f"bus {n}: no meter answered within"
+                        f" {self.local.remote.apply_grace_s:g} s{self._last_error(runners[n])}"
+                        for n in waiting
+                    )
+                await asyncio.sleep(0.2)
+        finally:
+            self._trying = {}
+
+    @staticmethod
+    def _stats(runner: BusScheduler | MqttBus) -> list:
+        if isinstance(runner, BusScheduler):
+            return [m.stats for m in runner.meters]
+        return list(runner.stats.values())
+
+    def _good_reads(self, runner: BusScheduler | MqttBus) -> int:
+        return sum(s.good_reads for s in self._stats(runner))
+
+    def _last_error(self, runner: BusScheduler | MqttBus) -> str:
+        errors = [s.last_error for s in self._stats(runner) if s.last_error]
+        return f" ({errors[-1]})" if errors else ""
+
+    async def resume_config(self) -> ConfigReport | None:
+        """A version that was being tried when the daemon stopped: tried again from the start
+        (the daemon started on the last good one), or given up after the second stop."""
+        record = await self.store(Store.get_state, CANDIDATE_KEY)
+        if not record:
+            return None
+        if record["version"] == self.config_version:  # applied; the stop came just after
+            await self.store(Store.put_state, {CANDIDATE_KEY: None})
+            return None
+        if record.get("attempts", 1) >= MAX_ATTEMPTS:
+            await self.store(Store.put_state, {CANDIDATE_KEY: None})
+            return self.report(
+                record["version"],
+                ConfigState.ROLLED_BACK,
+                f"the gateway stopped {MAX_ATTEMPTS} times while applying it; it runs"
+                f" version {self.config_version} as before",
+            )
+        try:
+            desired = DesiredConfig(
+                version=record["version"],
+                settings=record["settings"],
+                issued_at=record["issued_at"],
+            )
+        except ValidationError as exc:
+            await self.store(Store.put_state, {CANDIDATE_KEY: None})
+            return self.report(record["version"], ConfigState.REJECTED, str(exc)[:2000])
+        log.warning("the daemon stopped while applying a configuration; trying it again")
+        return await self.apply_config(desired, attempt=record.get("attempts", 1) + 1)
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT (or `stopping` is set), then flush and close."""
@@ -500,15 +741,16 @@ class Daemon:
             )
         )
         self.syncer = self._make_syncer()
-        self._make_buses()
+        self._use(self.config)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             # not the main thread (a test or an embedding program runs us): its owner stops us
             # through `stopping` instead
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stopping.set)
-        tasks = [asyncio.create_task(bus.run(), name=f"bus {bus.bus.name}") for bus in self.buses]
-        tasks.append(asyncio.create_task(self._writer(), name="writer"))
+        for bus in self.config.buses:
+            self._start_bus(bus)
+        tasks = [asyncio.create_task(self._writer(), name="writer")]
         tasks.append(asyncio.create_task(self._clock_watch(), name="clock"))
         tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         if self.syncer is not None:
@@ -534,8 +776,11 @@ class Daemon:
                         "a daemon task failed", task=task.get_name(), error=repr(task.exception())
                     )
                     raise task.exception()  # type: ignore[misc]
+            if self._failure is not None:
+                raise self._failure
         finally:
             systemd.notify("STOPPING=1")
+            tasks.extend(self._bus_tasks.values())
             for task in tasks:
                 task.cancel()
             # every row is committed as it is taken, so a task that does not end in time is

@@ -122,8 +122,12 @@ def _modbus_line(bus: BusSection) -> ModbusLine:
     return ModbusTcpLine(bus.host or "", bus.tcp_port or 502)
 
 
-def build_meters(bus: BusSection) -> tuple[list[PolledMeter], ModbusLine | None]:
-    """The readers of a polled bus (and its Modbus line, to close at the end)."""
+def build_meters(
+    bus: BusSection, password: Callable[[MeterSection], str | None] | None = None
+) -> tuple[list[PolledMeter], ModbusLine | None]:
+    """The readers of a polled bus (and its Modbus line, to close at the end); `password`
+    finds a DLMS meter's password (its own, or the secret its reference names)."""
+    password = password or (lambda meter: meter.password)
     meters = []
     line = None
     if bus.kind.startswith("modbus"):
@@ -141,7 +145,7 @@ def build_meters(bus: BusSection) -> tuple[list[PolledMeter], ModbusLine | None]
         for m in bus.meters:
             config = DlmsMeterConfig(
                 meter_id=m.id,
-                password=m.password.encode() if m.password else None,
+                password=secret.encode() if (secret := password(m)) else None,
                 physical_address=m.hdlc_address or 17,
                 logical_device=m.logical_device,
                 timeout_s=max(m.timeout_s, 1.0),

@@ -103,6 +103,7 @@ class Syncer:
         on_commands=lambda: None,  # () -> None: the cloud says commands wait for us
         meter_health=lambda: [],  # () -> [MeterHealth]: each polled meter's last good read
         disk_budget_bytes: int | None = None,
+        config_version=lambda: None,  # () -> int: the cloud's configuration version running
     ) -> None:
         self.gateway_id = gateway_id
         self.config = config
@@ -112,7 +113,8 @@ class Syncer:
         self._bus_health = bus_health
         self._on_commands = on_commands
         self._meter_health = meter_health
-        self._disk_budget = disk_budget_bytes
+        self.disk_budget_bytes = disk_budget_bytes
+        self._config_version = config_version
         self._client = httpx.AsyncClient(
             base_url=config.url or "",
             timeout=httpx.Timeout(config.timeout_s),
@@ -143,7 +145,8 @@ class Syncer:
             buses=self._bus_health(),
             meters=self._meter_health(),
             disk_used_bytes=await self._store(Store.size_bytes),
-            disk_budget_bytes=self._disk_budget,
+            disk_budget_bytes=self.disk_budget_bytes,
+            config_version=self._config_version(),
         )
         wire_readings = [_reading(r) for r in readings]
         wire_events = [_event(e) for e in events]

@@ -1,13 +1,15 @@
 """The control channel of the contract: commands from the cloud to a gateway, and their results.
 
-A gateway learns that commands wait from `Ack.commands_waiting` (or asks at start-up), then
-posts a signed `ControlRequest` to `POST /api/v1/gateways/control`: the results of the commands
-it has finished since it last reported. The cloud records them (a result is recorded once;
-sending it again changes nothing) and answers a `ControlReply` with the commands still to run,
-signed with the cloud's own key (`CLOUD_SIGNATURE_HEADER`), which the gateway verifies against
-the key it was given when it enrolled. A gateway runs each command at most once: it remembers a
-command's id before it starts it, across restarts and power cuts, and a command it was running
-when it stopped is reported as interrupted, never started again.
+A gateway learns that commands (or a new configuration) wait from `Ack.commands_waiting`, or
+asks at start-up, then posts a signed `ControlRequest` to `POST /api/v1/control/exchange`: the
+results of the commands it has finished since it last reported, and what configuration it runs.
+The cloud records them (a result is recorded once; sending it again changes nothing) and
+answers a `ControlReply` with the commands still to run, and the desired configuration when the
+gateway has not handled its version yet, signed with the cloud's own key
+(`CLOUD_SIGNATURE_HEADER`), which the gateway verifies against the key it was given when it
+enrolled. A gateway runs each command at most once: it remembers a command's id before it
+starts it, across restarts and power cuts, and a command it was running when it stopped is
+reported as interrupted, never started again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._gateway_config import ConfigReport, DesiredConfig
 from ._models import Identifier, QuantityCode, UtcDatetime
 
 CLOUD_SIGNATURE_HEADER = "X-Gridgate-Cloud-Signature"
@@ -82,6 +85,7 @@ class ControlRequest(_Control):
     gateway_id: Identifier
     sent_at: UtcDatetime
     results: Annotated[list[CommandResult], Field(max_length=MAX_RESULTS)] = []
+    config: ConfigReport | None = None  # sent after each start and each version handled
 
 
 class ControlReply(BaseModel):
@@ -90,3 +94,4 @@ class ControlReply(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     commands: Annotated[list[Command], Field(max_length=MAX_COMMANDS)] = []
     recorded: Annotated[int, Field(ge=0)] = 0  # results recorded by this request
+    config: DesiredConfig | None = None  # a version of the settings the gateway has not handled

@@ -171,6 +171,7 @@ class Heartbeat(_WireModel):
     meters: Annotated[list[MeterHealth], Field(max_length=512)] = []
     disk_used_bytes: Annotated[int, Field(ge=0)] | None = None  # the store, with its WAL
     disk_budget_bytes: Annotated[int, Field(ge=0)] | None = None
+    config_version: Annotated[int, Field(ge=0)] | None = None  # the cloud's settings version run
 
 
 class Batch(_WireModel):

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     GATEWAY_ENROLL = "gateway:enroll"
     GATEWAY_REVOKE = "gateway:revoke"
     GATEWAY_COMMAND = "gateway:command"  # send a gateway commands (read now, doctor, log, restart)
+    GATEWAY_CONFIGURE = "gateway:configure"  # set a gateway's buses, meters and limits
     METER_DISCONNECT = "meter:disconnect"  # cut and restore a consumer's supply at the meter
     READING_READ = "reading:read"
     BOARD_READ = "board:read"
@@ -74,6 +75,7 @@ _ADMIN = {
     P.GATEWAY_ENROLL,
     P.GATEWAY_REVOKE,
     P.GATEWAY_COMMAND,
+    P.GATEWAY_CONFIGURE,
     P.READING_READ,
     P.BOARD_READ,
     P.TARIFF_MANAGE,
@@ -129,6 +131,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.GATEWAY_READ,
             P.GATEWAY_ENROLL,
             P.GATEWAY_COMMAND,
+            P.GATEWAY_CONFIGURE,
             P.READING_READ,
             P.BOARD_READ,
             P.ALERT_READ,

@@ -52,6 +52,7 @@ Entity = Literal[
     "notification",  # the caller's own notifications, and nobody else's
     "support_query",  # a consumer's query: theirs, and their board's desk's
     "gateway_command",  # a command to a gateway of the board
+    "gateway_discovery",  # a meter a scan found on a gateway of the board
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -73,6 +74,7 @@ ENTITY_TABLES: dict[str, str] = {
     "notification": "notifications",
     "support_query": "support_queries",
     "gateway_command": "gateway_commands",
+    "gateway_discovery": "gateway_discoveries",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -88,6 +90,7 @@ _BOARD_COLUMN = {
     "consumer_energy": "board_id",
     "support_query": "board_id",
     "gateway_command": "board_id",
+    "gateway_discovery": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 

@@ -43,7 +43,7 @@ from shared import (
 from ..access import Permission, Principal, resolve_in_scope
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..settings import CloudSettings
-from . import audit
+from . import audit, gateway_configs
 
 KINDS = ("read_now", "doctor", "upload_log", "restart")
 SUPPLY = ("disconnect", "reconnect")  # queued through `switch_supply`, with its own permission
@@ -277,13 +277,40 @@ async def cancel(conn: AsyncConnection, principal: Principal, command_id: int) -
 
 
 async def waiting(conn: AsyncConnection, gateway_id: int) -> int:
-    """How many commands wait for the gateway (told in every acknowledgement)."""
+    """How many commands, and new configurations, wait for the gateway (told in every
+    acknowledgement)."""
     cursor = await conn.execute(
-        "SELECT count(*) AS n FROM gateway_commands WHERE gateway_id = %s"
-        " AND status IN ('queued', 'delivered') AND expires_at > now()",
-        (gateway_id,),
+        "SELECT (SELECT count(*) FROM gateway_commands WHERE gateway_id = %s"
+        "        AND status IN ('queued', 'delivered') AND expires_at > now())"
+        " + (SELECT count(*) FROM gateway_configs WHERE gateway_id = %s AND status = 'pending')"
+        " AS n",
+        (gateway_id, gateway_id),
     )
     return (await cursor.fetchone())["n"]
+
+
+async def authenticate(
+    pool: AsyncConnectionPool, *, body: bytes, gateway_code: str | None, signature: str | None
+) -> dict[str, Any]:
+    """The enrolled, active gateway whose key signed `body`."""
+    if not gateway_code:
+        raise Unauthorized("X-Gridgate-Gateway header is missing")
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT id, board_id, gateway_code, status, public_key FROM gateways"
+            " WHERE gateway_code = %s",
+            (gateway_code,),
+        )
+        gateway = await cursor.fetchone()
+    if gateway is None:
+        raise Unauthorized(f"gateway {gateway_code} is not enrolled")
+    if gateway["status"] != "active":
+        raise Forbidden(f"gateway {gateway_code} is revoked; re-enroll it with a new token")
+    try:
+        verify_body(load_public_key(gateway["public_key"]), body, signature)
+    except (SignatureInvalid, KeyInvalid) as exc:
+        raise Unauthorized(str(exc)) from exc
+    return gateway
 
 
 async def exchange(
@@ -296,22 +323,7 @@ async def exchange(
 ) -> tuple[bytes, str]:
     """A gateway's signed report of results; the answer (and its signature): what is still to
     run. Results of commands it was never given, or already reported, change nothing."""
-    if not gateway_code:
-        raise Unauthorized("X-Gridgate-Gateway header is missing")
-    async with pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT id, gateway_code, status, public_key FROM gateways WHERE gateway_code = %s",
-            (gateway_code,),
-        )
-        gateway = await cursor.fetchone()
-    if gateway is None:
-        raise Unauthorized(f"gateway {gateway_code} is not enrolled")
-    if gateway["status"] != "active":
-        raise Forbidden(f"gateway {gateway_code} is revoked; re-enroll it with a new token")
-    try:
-        verify_body(load_public_key(gateway["public_key"]), body, signature)
-    except (SignatureInvalid, KeyInvalid) as exc:
-        raise Unauthorized(str(exc)) from exc
+    gateway = await authenticate(pool, body=body, gateway_code=gateway_code, signature=signature)
     try:
         request = ControlRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -350,6 +362,9 @@ async def exchange(
                 entity_id=gateway["id"],
                 after={"command": row["id"], "outcome": result.outcome.value},
             )
+        if request.config is not None:
+            await gateway_configs.record_report(conn, gateway, request.config)
+        desired = await gateway_configs.hand_over(conn, gateway["id"])
         cursor = await conn.execute(
             "UPDATE gateway_commands c SET status = 'delivered',"
             " delivered_at = coalesce(c.delivered_at, now()), deliveries = c.deliveries + 1"
@@ -381,6 +396,7 @@ async def exchange(
             for r in handed
         ],
         recorded=recorded,
+        config=desired,
     )
     payload = reply.model_dump_json().encode()
     return payload, sign_body(key, payload)

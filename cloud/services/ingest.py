@@ -232,7 +232,8 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
         " bus_stats = CASE WHEN %s THEN %s ELSE bus_stats END,"
         " meter_health = CASE WHEN %s THEN %s ELSE meter_health END,"
         " disk_used_bytes = coalesce(%s, disk_used_bytes),"
-        " disk_budget_bytes = coalesce(%s, disk_budget_bytes) WHERE id = %s",
+        " disk_budget_bytes = coalesce(%s, disk_budget_bytes),"
+        " config_version = coalesce(%s, config_version) WHERE id = %s",
         (
             batch.last_seq,
             heartbeat.backlog_readings if heartbeat else None,
@@ -247,6 +248,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
             Jsonb([m.model_dump(mode="json") for m in heartbeat.meters] if heartbeat else []),
             heartbeat.disk_used_bytes if heartbeat else None,
             heartbeat.disk_budget_bytes if heartbeat else None,
+            heartbeat.config_version if heartbeat else None,
             gateway["id"],
         ),
     )

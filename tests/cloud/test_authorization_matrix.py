@@ -649,6 +649,35 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ),
     ("POST", "/api/v1/control/exchange"): E(PUBLIC),
     ("GET", "/api/v1/control/cloud-key"): E(PUBLIC),
+    # gateways' settings, and the meters their scans found
+    ("GET", "/api/v1/gateways/{gateway_id}/config"): E(
+        P.GATEWAY_READ, "gateway", "gateway", by_id("gateway")
+    ),
+    ("PUT", "/api/v1/gateways/{gateway_id}/config"): E(
+        P.GATEWAY_CONFIGURE,
+        "gateway",
+        "gateway",
+        # settings never sent before, so every allowed call makes a version
+        lambda w, s: Req(
+            path={"gateway_id": s.gateway.id},
+            json={"settings": {"checks": {"min_samples": uuid.uuid4().int % 10**9 + 1}}},
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/gateways/{gateway_id}/discoveries"): E(
+        P.GATEWAY_READ, "gateway", "gateway", by_id("gateway")
+    ),
+    # the found meter was given to a consumer already: 409 for whoever may reach it
+    ("POST", "/api/v1/gateway-discoveries/{discovery_id}/assign"): E(
+        P.GATEWAY_CONFIGURE,
+        "gateway_discovery",
+        "discovery",
+        lambda w, s: Req(
+            path={"discovery_id": s.discovery.id}, json={"consumer_id": s.consumer.id}
+        ),
+        ok=409,
+    ),
+    ("POST", "/api/v1/control/discoveries"): E(PUBLIC),
     # the support desk
     ("POST", "/api/v1/support/queries"): E(
         P.QUERY_OPEN,
@@ -778,6 +807,7 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
     ("GET", "/health"): (Req(), 200),
     ("POST", "/api/v1/control/exchange"): (Req(json={}), 401),
     ("GET", "/api/v1/control/cloud-key"): (Req(), 200),
+    ("POST", "/api/v1/control/discoveries"): (Req(json={}), 401),
     ("POST", "/api/v1/auth/signup"): (Req(json={"account_no": "A-1", "email": "x@y.in"}), 202),
     ("POST", "/api/v1/auth/signup/complete"): (
         Req(json={"account_no": "A-1", "email": "x@y.in", "code": "123456", "password": "p"}),
@@ -858,6 +888,8 @@ TABLES_BY_BOARD = (
     "support_queries",
     "gateway_commands",
     "broadcasts",
+    "gateway_configs",
+    "gateway_discoveries",
 )
 
 

@@ -242,6 +242,22 @@ async def _board_objects(
                 **(finished if done else {}),
             )
         )
+    bus = {"name": "rs485-1", "kind": "modbus-rtu", "port": "/dev/ttyUSB0"}
+    o["discovery"] = at(  # a meter a scan found, given to the site's consumer already
+        await b.insert(
+            "gateway_discoveries",
+            gateway_id=o["gateway"].id,
+            board_id=board,
+            bus=json.dumps(bus),
+            bus_name="rs485-1",
+            unit=7,
+            model="sdm120",
+            serial="70007",
+            found_at="2026-10-01T00:00:00Z",
+            meter_id=meter,
+            assigned_at="2026-10-01T00:10:00Z",
+        )
+    )
     read_at = "2026-10-01T00:00:05+00:00"
     await b.insert(  # a meter read on demand, as the gateway page shows it
         "gateway_commands",

@@ -106,3 +106,55 @@ def test_check_config_command(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert f"{good}:20: buses.0.meters.1.unit" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_shared_schema_knows_exactly_the_profiles_the_gateway_has() -> None:
+    # the cloud validates desired settings with `shared` alone: its lists must be the gateway's
+    from importlib import resources
+
+    from protocols.modbus.profile import builtin_profiles
+    from shared import MODBUS_MODELS, MQTT_PROFILES
+
+    assert set(MODBUS_MODELS) == set(builtin_profiles())
+    mqtt = resources.files("protocols.mqtt").joinpath("profiles").iterdir()
+    assert set(MQTT_PROFILES) == {p.name.removesuffix(".toml") for p in mqtt}
+
+
+DLMS = """
+[[buses]]
+name = "dlms"
+kind = "dlms-hdlc"
+port = "/dev/ttyUSB1"
+
+[[buses.meters]]
+id = "d-1"
+hdlc_address = 17
+password_ref = "lls-d1"
+"""
+
+
+def test_a_password_named_by_reference_comes_from_the_gateways_secrets(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD + '\n[secrets]\nlls-d1 = "12345678"\n' + DLMS))
+    meter = config.buses[1].meters[0]
+    assert config.password(meter) == "12345678"
+    assert "12345678" not in repr(config)  # secrets never reach a log line
+    assert "12345678" not in config.settings().model_dump_json()
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + DLMS))
+    [problem] = caught.value.problems
+    assert ":32: buses.1.meters.0.password_ref: no secret 'lls-d1'" in problem
+
+
+def test_pinned_sections_stay_as_the_file_says(tmp_path: Path) -> None:
+    from shared import GatewaySettings
+
+    config = load_config(write(tmp_path, GOOD + '\n[remote]\npin = ["buses"]\n'))
+    cloud = GatewaySettings.model_validate(
+        {"buses": [], "checks": {"min_samples": 3}, "sync": {"sync_interval_s": 60}}
+    )
+    merged = config.with_settings(cloud, config.remote.pin)
+    assert [m.id for b in merged.buses for m in b.meters] == ["m-1", "m-2"]  # pinned
+    assert merged.checks.min_samples == 3
+    assert merged.cloud.sync_interval_s == 60
+    assert merged.cloud.url == "https://cloud.example.in"  # the file's own, always
+    assert merged.source == config.source
