@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from shared import (
     CLOUD_SIGNATURE_HEADER,
+    DEFAULT_MAX_DRIFT_S,
     GATEWAY_HEADER,
     SIGNATURE_HEADER,
     Command,
@@ -47,6 +48,7 @@ from shared import (
     KeyInvalid,
     Outcome,
     SignatureInvalid,
+    backfill_range_problem,
     load_public_key,
     sign_body,
     verify_body,
@@ -71,6 +73,8 @@ class Actions:
 
     read_now: Callable[[str, list[str] | None], Awaitable[dict[str, Any]]]
     switch_supply: Callable[[str, bool], Awaitable[dict[str, Any]]]
+    backfill: Callable[[str, datetime, datetime], Awaitable[dict[str, Any]]]
+    set_meter_clock: Callable[[str, float], Awaitable[dict[str, Any]]]
     doctor: Callable[[], Awaitable[dict[str, Any]]]
     log_lines: Callable[[int], list[str]]
     restart: Callable[[], None]
@@ -340,6 +344,34 @@ class Controller:
                 command.meter_id, kind == CommandKind.RECONNECT
             )
             return relay, f"supply {'connected' if relay['connected'] else 'disconnected'}"
+        if kind == CommandKind.BACKFILL:
+            start, end = command.args.start, command.args.end
+            if not command.meter_id:
+                raise CommandRefused("no meter named")
+            if problem := backfill_range_problem(start, end):
+                raise CommandRefused(problem)
+            assert start is not None
+            assert end is not None
+            done = await self._actions.backfill(command.meter_id, start, end)
+            held = f", {done['already_held']} already held" if done["already_held"] else ""
+            return done, (
+                f"{done['intervals']} intervals read from the meter's load profile:"
+                f" {done['stored']} readings stored{held}"
+            )
+        if kind == CommandKind.SET_CLOCK:
+            if not command.meter_id:
+                raise CommandRefused("no meter named")
+            limit = command.args.max_drift_s or DEFAULT_MAX_DRIFT_S
+            done = await self._actions.set_meter_clock(command.meter_id, limit)
+            if not done["set"]:
+                return (
+                    done,
+                    f"drift {abs(done['drift_s']):.1f} s within {limit:g} s: clock left alone",
+                )
+            return done, (
+                f"clock set: it was {done['drift_before_s']:+.1f} s off, now"
+                f" {done['drift_after_s']:+.1f} s"
+            )
         if kind == CommandKind.DOCTOR:
             report = await self._actions.doctor()
             problems = sum(1 for f in report["findings"] if not f["ok"])

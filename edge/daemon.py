@@ -448,6 +448,57 @@ class Daemon:
             f"meter {meter_id} is not a polled meter of this gateway's configuration"
         )
 
+    def _dlms_bus(self, meter_id: str, what: str) -> BusScheduler:
+        """The bus of a DLMS meter of this gateway; refused (saying why) for any other."""
+        for bus in self.buses:
+            if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
+                if not isinstance(meter.reader, DlmsMeterReader):
+                    raise CommandRefused(
+                        f"meter {meter_id} is not a DLMS meter: it keeps no {what}"
+                    )
+                return bus
+        raise CommandRefused(
+            f"meter {meter_id} is not a polled meter of this gateway's configuration"
+        )
+
+    async def backfill(self, meter_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """Read a DLMS meter's load profile over a range into the readings, as the automatic
+        backfill after an outage does; what the gateway still holds is not stored twice (and
+        the cloud keeps a reading once whatever it is sent). Stored durably before it answers."""
+        bus = self._dlms_bus(meter_id, "load profile")
+        samples = await bus.read_load_profile(meter_id, start, end)
+        # rows waiting for the writer first: once handed to the store thread they are written
+        # before this question is answered
+        held = {(r.quantity, to_us(r.ts)) for r in self._readings if r.meter_id == meter_id}
+        held |= await self.store(Store.reading_times, meter_id, to_us(start), to_us(end))
+        fresh = [s for s in samples if (s.quantity, to_us(s.ts)) not in held]
+        if fresh:
+            await self.on_samples(meter_id, fresh, True)
+            await self._flush()
+        return {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "intervals": len({s.ts for s in samples}),
+            "readings": len(samples),
+            "stored": len(fresh),
+            "already_held": len(samples) - len(fresh),
+        }
+
+    async def set_meter_clock(self, meter_id: str, max_drift_s: float) -> dict[str, Any]:
+        """Set a DLMS meter's clock from the gateway's if it drifts past `max_drift_s`; never
+        from a gateway clock that is not trusted (a Pi that booted in the past would push its
+        wrong time into the meter, and every reading stamped by the meter after it)."""
+        bus = self._dlms_bus(meter_id, "clock the gateway can set")
+        state = self.clock.state()
+        if not state.trusted:
+            raise CommandRefused(
+                f"the gateway's own clock is not trusted ({state.detail}): a meter's clock is"
+                f" never set from it; {state.fix}"
+            )
+        result = await bus.set_meter_clock(meter_id, max_drift_s, self.clock.now)
+        await self.on_meter_clock(meter_id, result.get("drift_after_s", result.get("drift_s", 0)))
+        return result
+
     async def run_doctor(self) -> dict[str, Any]:
         findings = await asyncio.to_thread(doctor, self.config)
         return {
@@ -466,6 +517,8 @@ class Daemon:
             actions=Actions(
                 read_now=self.read_now,
                 switch_supply=self.switch_supply,
+                backfill=self.backfill,
+                set_meter_clock=self.set_meter_clock,
                 doctor=self.run_doctor,
                 log_lines=self.recent_log.last,
                 restart=self.stopping.set,

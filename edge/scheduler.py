@@ -12,7 +12,9 @@ marks it offline.
 
 A DLMS meter's clock is read with its energy registers (drift past the threshold raises an
 event), and after a gap in its data (the gateway or the meter was down) its load profile is read
-back to fill the gap.
+back to fill the gap. The cloud may also ask for a range of the profile (`read_load_profile`,
+a day at a time so the other meters keep their turns) or for the meter's clock to be set
+(`set_meter_clock`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -57,6 +60,8 @@ SampleSink = Callable[[str, list[Sample], bool], Awaitable[None]]
 # what the daemon does with a verdict on a meter's communication: (meter, ok, detail)
 HealthSink = Callable[[str, bool, str], Awaitable[None]]
 ClockSink = Callable[[str, float], Awaitable[None]]
+PROFILE_CHUNK = timedelta(days=1)  # a load profile asked for by hand is read a day at a time
+PROFILE_PERIOD = timedelta(minutes=15)
 
 
 @dataclass
@@ -226,6 +231,62 @@ class BusScheduler:
         async with self._turn:
             budget = meter.config.timeout_s * 20 + 5
             return await asyncio.wait_for(meter.reader.switch_supply(connect), budget)
+
+    async def read_load_profile(
+        self, meter_id: str, start: datetime, end: datetime
+    ) -> list[Sample]:
+        """A DLMS meter's load profile from `start` to `end` (inclusive), a day at a time:
+        the line is given back between days, so a long range never stops the other meters'
+        polls (nor the watchdog's heartbeat). A capture on a day's edge is kept once."""
+        meter = self.meter(meter_id)
+        assert meter is not None
+        assert isinstance(meter.reader, DlmsMeterReader)
+        found: dict[tuple[str, datetime], Sample] = {}
+        day_start = start
+        while day_start < end:
+            day_end = min(day_start + PROFILE_CHUNK, end)
+            async with self._turn:
+                # a day's 96 captures, a fifth of a second each on a slow HDLC line
+                budget = meter.config.timeout_s * 20 + 5 + PROFILE_CHUNK / PROFILE_PERIOD * 0.2
+                samples = await asyncio.wait_for(
+                    meter.reader.read_load_profile(day_start, day_end), budget
+                )
+            for sample in samples:
+                found[(sample.quantity, sample.ts)] = sample
+            day_start = day_end
+        return sorted(found.values(), key=lambda s: (s.ts, s.quantity))
+
+    async def set_meter_clock(
+        self, meter_id: str, max_drift_s: float, now: Callable[[], datetime]
+    ) -> dict[str, Any]:
+        """Read a DLMS meter's clock against `now` (the gateway's trusted time); past
+        `max_drift_s`, set it and read it back. What was found and done."""
+        meter = self.meter(meter_id)
+        assert meter is not None
+        assert isinstance(meter.reader, DlmsMeterReader)
+        reader = meter.reader
+        budget = meter.config.timeout_s * 20 + 5
+        async with self._turn:
+            before = (await asyncio.wait_for(reader.read_clock(), budget) - now()).total_seconds()
+            if abs(before) <= max_drift_s:
+                return {"set": False, "drift_s": round(before, 2), "max_drift_s": max_drift_s}
+            await asyncio.wait_for(reader.write_clock(now), budget)
+            after = (await asyncio.wait_for(reader.read_clock(), budget) - now()).total_seconds()
+        self._log.info(
+            "meter clock set", meter_id=meter_id, drift_before_s=before, drift_after_s=after
+        )
+        if abs(after) > max_drift_s:
+            raise MeterException(
+                f"the clock was set but still reads {after:+.1f} s off (was {before:+.1f} s)",
+                code=0,
+                meter=meter_id,
+            )
+        return {
+            "set": True,
+            "drift_before_s": round(before, 2),
+            "drift_after_s": round(after, 2),
+            "max_drift_s": max_drift_s,
+        }
 
     async def read_now(self, meter_id: str, quantities: list[str] | None) -> dict:
         """Read a meter at once, between two polls: its instantaneous values and registers,

@@ -555,6 +555,18 @@ class Store:
         ).fetchall()
         return {(m, q): ts for m, q, ts in rows}
 
+    def reading_times(self, meter_id: str, start_us: int, end_us: int) -> set[tuple[str, int]]:
+        """(quantity, ts_us) of a meter's readings still held between two instants (inclusive):
+        a backfill asked for by hand skips what is already here. Rows pruned after the cloud
+        acknowledged them are not seen; sent again, the cloud keeps its one copy. There is no
+        index on time (the log is appended and read by seq), so this scans: for a rare command
+        that costs less than an index on every write."""
+        rows = self._conn.execute(
+            "SELECT quantity, ts_us FROM readings WHERE meter_id = ? AND ts_us BETWEEN ? AND ?",
+            (meter_id, start_us, end_us),
+        ).fetchall()
+        return {(quantity, ts) for quantity, ts in rows}
+
     def readings_since(self, seq: int = 0, limit: int = 1_000_000) -> list[StoredReading]:
         rows = self._conn.execute(
             "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"

@@ -2,7 +2,10 @@
 
 Objects (logical names):
     0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
-    0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to)
+    0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to); its time
+                     (attribute 2) may be SET, in an association authenticated with the
+                     meter's password only, as real meters keep clock writes to the
+                     management client
     1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit;
                      maximum demand (1.6.0, 9.6.0) as extended registers (class 4) with the time
                      of the maximum (attribute 5)
@@ -23,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from dlms_cosem import dlms_data
+from dlms_cosem import dlms_data, utils
 from dlms_cosem import enumerations as enums
 from dlms_cosem.cosem.selective_access import RangeDescriptor
 from dlms_cosem.protocol import acse, xdlms
@@ -45,6 +48,7 @@ from protocols.dlms.cosem import (
     REMOTE_RECONNECT,
     SERIAL_NUMBER_LN,
     UNIT_CODE_FOR,
+    decode_datetime,
     encode_datetime,
     quantity_ln,
     register_class,
@@ -234,6 +238,28 @@ class SimulatedDlmsMeter:
             raise AccessError(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT)
         raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
 
+    def write_attribute(
+        self, class_id: int, ln: bytes, attribute: int, data: bytes
+    ) -> enums.DataAccessResult:
+        """A SET (the session has checked the association may write): only the clock's time."""
+        if ln != CLOCK_LN:
+            known = ln in (LOGICAL_DEVICE_NAME_LN, SERIAL_NUMBER_LN, LOAD_PROFILE_LN)
+            known = known or ln == DISCONNECT_CONTROL_LN or ln in self.registers
+            if known:
+                return enums.DataAccessResult.READ_WRITE_DENIED
+            return enums.DataAccessResult.OBJECT_UNDEFINED
+        if class_id != CLOCK:
+            return enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT
+        if attribute != 2:
+            return enums.DataAccessResult.READ_WRITE_DENIED
+        try:
+            value = utils.parse_as_dlms_data(data)
+            moment = decode_datetime(bytes(value))
+        except Exception:  # dlms-cosem raises many kinds for bad bytes; FrameError: not a time
+            return enums.DataAccessResult.TYPE_UNMATCHED
+        self.physics.set_meter_clock(self.clock.now_s(), moment.timestamp())
+        return enums.DataAccessResult.SUCCESS
+
     def invoke(self, class_id: int, ln: bytes, method: int) -> enums.ActionResultStatus:
         """An ACTION: the disconnect control's two methods open and close the relay."""
         if ln != DISCONNECT_CONTROL_LN:
@@ -282,6 +308,7 @@ class DlmsSession:
 
     meter: SimulatedDlmsMeter
     associated: bool = False
+    authenticated: bool = False  # associated with the meter's password: may write
     client_max_pdu: int = 65535
     blocks: deque[bytes] = field(default_factory=deque)
     block_number: int = 0
@@ -312,6 +339,8 @@ class DlmsSession:
                     return self._get(xdlms.GetRequestNormal.from_bytes(apdu))
             if tag == xdlms.ActionRequestNormal.TAG:
                 return self._action(xdlms.ActionRequestFactory.from_bytes(apdu))
+            if tag == xdlms.SetRequestNormal.TAG:
+                return self._set(xdlms.SetRequestFactory.from_bytes(apdu))
         # dlms-cosem raises NotImplementedError for ACTION types it has no class for (with a
         # list, with blocks): the meter answers those as it answers any service it lacks
         except (ValueError, KeyError, IndexError, NotImplementedError):
@@ -347,6 +376,7 @@ class DlmsSession:
         initiate = aarq.user_information.content if aarq.user_information else None
         self.client_max_pdu = getattr(initiate, "client_max_receive_pdu_size", 65535) or 65535
         self.associated = True
+        self.authenticated = password is not None
         self.meter.associations += 1
         return acse.ApplicationAssociationResponse(
             result=enums.AssociationResult.ACCEPTED,
@@ -356,6 +386,7 @@ class DlmsSession:
                 content=xdlms.InitiateResponse(
                     negotiated_conformance=Conformance(
                         get=True,
+                        set=True,
                         block_transfer_with_get_or_read=True,
                         selective_access=True,
                         action=True,
@@ -407,6 +438,20 @@ class DlmsSession:
                 int(method.interface), method.instance.to_bytes(), method.method
             )
         return xdlms.ActionResponseNormal(status=status, invoke_id_and_priority=invoke).to_bytes()
+
+    def _set(self, request: xdlms.SetRequestNormal) -> bytes:
+        invoke = request.invoke_id_and_priority
+        if not self.authenticated:  # the public client reads; only the management client sets
+            result = enums.DataAccessResult.READ_WRITE_DENIED
+        else:
+            attribute = request.cosem_attribute
+            result = self.meter.write_attribute(
+                int(attribute.interface),
+                attribute.instance.to_bytes(),
+                attribute.attribute,
+                request.data,
+            )
+        return xdlms.SetResponseNormal(result=result, invoke_id_and_priority=invoke).to_bytes()
 
     def _next_block(self, invoke: object, acknowledged: int) -> bytes:
         if not self.blocks or acknowledged != self.block_number:

@@ -81,6 +81,10 @@ FAULTS: dict[str, tuple[str, Callable[[FaultTarget, str | None], None]]] = {
         "the meter clock drifts this many seconds a day",
         lambda t, v: t.physics.set_fault(t.now_s(), clock_drift_s_per_day=_number(v, 60)),
     ),
+    "clock_offset": (
+        "the meter clock is this many seconds ahead (negative: behind), from now",
+        lambda t, v: t.physics.set_meter_clock(t.now_s(), t.now_s() + _number(v, 300)),
+    ),
     "reset": (
         "energy registers reset to zero now",
         lambda t, v: t.physics.reset_registers(t.now_s()),

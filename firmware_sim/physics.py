@@ -324,6 +324,12 @@ class MeterPhysics:
         self.register_modulus_kwh = modulus_kwh
         self._offsets["1.8.0"] = modulus_kwh - headroom_kwh - self._energy["1.8.0"]
 
+    def set_meter_clock(self, now_s: float, meter_s: float) -> None:
+        """The meter's clock reads `meter_s` at true time `now_s` (a SET of its clock, or a
+        clock put wrong on purpose); it drifts on from there at the same rate."""
+        self._clock_offset_s = meter_s - now_s
+        self._drift_since_s = now_s
+
     def meter_clock_s(self, true_s: float) -> float:
         """The meter's own clock at true time `true_s` (drifts when that fault is set)."""
         drift = self.faults.clock_drift_s_per_day * (true_s - self._drift_since_s) / 86400.0

@@ -20,6 +20,8 @@ from ._codec import (
 )
 from ._control import (
     CLOUD_SIGNATURE_HEADER,
+    DEFAULT_MAX_DRIFT_S,
+    MAX_BACKFILL,
     MAX_LOG_LINES,
     Command,
     CommandArgs,
@@ -28,6 +30,7 @@ from ._control import (
     ControlReply,
     ControlRequest,
     Outcome,
+    backfill_range_problem,
 )
 from ._events import EVENT_KIND_CODES, EVENT_KINDS, EventStatus, Severity
 from ._exceptions import (
@@ -94,10 +97,12 @@ __all__ = [
     "CLOUD_SIGNATURE_HEADER",
     "CONTENT_ENCODINGS",
     "CONTRACT_VERSION",
+    "DEFAULT_MAX_DRIFT_S",
     "EVENT_KINDS",
     "EVENT_KIND_CODES",
     "GATEWAY_HEADER",
     "IDENTIFIER_PATTERN",
+    "MAX_BACKFILL",
     "MAX_BATCH_EVENTS",
     "MAX_BATCH_READINGS",
     "MAX_BODY_BYTES",
@@ -151,6 +156,7 @@ __all__ = [
     "SignedBody",
     "StoreSettings",
     "SyncSettings",
+    "backfill_range_problem",
     "check_unique",
     "compress",
     "configure_logging",

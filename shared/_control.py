@@ -14,6 +14,7 @@ reported as interrupted, never started again.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -28,6 +29,8 @@ MAX_COMMANDS = 20  # commands handed over in one reply
 MAX_RESULTS = 50  # results reported in one request
 MAX_LOG_LINES = 2000  # what `upload_log` may ask for
 MAX_RESULT_TEXT = 2000
+MAX_BACKFILL = timedelta(days=90)  # the longest range `backfill` may ask a meter for
+DEFAULT_MAX_DRIFT_S = 30.0  # `set_clock` leaves a meter clock alone within this drift
 
 
 class CommandKind(StrEnum):
@@ -37,6 +40,8 @@ class CommandKind(StrEnum):
     RESTART = "restart"  # stop cleanly; the service manager starts the daemon again
     DISCONNECT = "disconnect"  # open a DLMS meter's supply relay (disconnect control)
     RECONNECT = "reconnect"  # close it again
+    BACKFILL = "backfill"  # read a DLMS meter's load profile over a range into the readings
+    SET_CLOCK = "set_clock"  # set a DLMS meter's clock when it drifts past a limit
 
 
 class Outcome(StrEnum):
@@ -54,6 +59,31 @@ class CommandArgs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     quantities: Annotated[list[QuantityCode], Field(max_length=64)] | None = None
     lines: Annotated[int, Field(ge=1, le=MAX_LOG_LINES)] | None = None
+    # backfill: the range (checked by `backfill_range_problem` at both ends, not here, so a
+    # bad range refuses one command instead of failing the parse of the whole reply)
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    max_drift_s: Annotated[float, Field(ge=1, le=3600)] | None = None  # set_clock
+
+
+def backfill_range_problem(
+    start: datetime | None, end: datetime | None, *, now: datetime | None = None
+) -> str | None:
+    """Why a backfill range cannot be asked for, in words; None when it can. Both ends given,
+    start before end, at most `MAX_BACKFILL` long, and (given `now`) not ending in the future:
+    a meter has no profile for time to come."""
+    if start is None or end is None:
+        return "say the range to backfill: a start and an end"
+    if start >= end:
+        return (
+            f"the range starts ({start:%Y-%m-%d %H:%M}Z) at or after its end"
+            f" ({end:%Y-%m-%d %H:%M}Z)"
+        )
+    if end - start > MAX_BACKFILL:
+        return f"a backfill covers at most {MAX_BACKFILL.days} days; ask for several ranges"
+    if now is not None and end > now + timedelta(minutes=1):
+        return f"the range ends in the future ({end:%Y-%m-%d %H:%M}Z): a meter has no profile yet"
+    return None
 
 
 class Command(BaseModel):

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import CLOUD_SIGNATURE_HEADER, GATEWAY_HEADER, QUANTITY_CODES, SIGNATURE_HEADER
 from shared import public_key_text as key_text
@@ -30,10 +30,14 @@ gateways = APIRouter(prefix="/api/v1/control", tags=["gateways"], route_class=Sc
 
 class NewCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["read_now", "doctor", "upload_log", "restart"]
-    meter_id: MeterId | None = None  # read_now: the meter, on this gateway
+    kind: Literal["read_now", "doctor", "upload_log", "restart", "backfill", "set_clock"]
+    meter_id: MeterId | None = None  # read_now, backfill, set_clock: the meter, on this gateway
     quantities: Annotated[list[Literal[QUANTITY_CODES]], Field(max_length=64)] | None = None  # type: ignore[valid-type]
     lines: Annotated[int, Field(ge=1, le=2000)] | None = None  # upload_log: how many
+    # backfill: the range of the meter's load profile (with a zone; at most 90 days, past)
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    max_drift_s: Annotated[float, Field(ge=1, le=3600)] | None = None  # set_clock: else 30 s
     reason: text(500) | None = None  # type: ignore[valid-type]
     expires_in_h: Annotated[float, Field(gt=0, le=720)] = 168  # a week by default
 
@@ -96,6 +100,9 @@ async def queue_command(
             reason=body.reason,
             expires_in=timedelta(hours=body.expires_in_h),
             client_key=f"api:{principal.user_id}:{idempotency_key}" if idempotency_key else None,
+            start=body.start,
+            end=body.end,
+            max_drift_s=body.max_drift_s,
         )
 
 

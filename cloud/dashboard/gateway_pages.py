@@ -1,7 +1,8 @@
 """One gateway's page: its health, buses and meters, and the commands sent to it — a form to
-send one (read a meter now, run the doctor, fetch its log, restart) and what each came back
-with, in words and units. Plain forms with the session's CSRF token call the same service the
-API does."""
+send one (read a meter now, fill a range from a DLMS meter's load profile, set a DLMS meter's
+clock, run the doctor, fetch its log, restart) and what each came back with, in words and
+units. A backfill's range is typed in the board's local time. Plain forms with the session's
+CSRF token call the same service the API does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,7 +23,23 @@ from ..services import gateway_control, ingest, listings
 from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-KINDS = ("read_now", "doctor", "upload_log", "restart")
+KINDS = ("read_now", "backfill", "set_clock", "doctor", "upload_log", "restart")
+METER_KINDS = ("read_now", "backfill", "set_clock")
+
+
+def _local(text: str | None, zone: str) -> datetime | None:
+    """A `datetime-local` field's value (no zone) as the instant it names in `zone`."""
+    try:
+        return datetime.fromisoformat(text or "").replace(tzinfo=ZoneInfo(zone))
+    except ValueError:
+        return None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 async def _page(
@@ -66,6 +84,12 @@ async def _page(
             command["result"]["at"] = {
                 q: datetime.fromisoformat(v) for q, v in taken.items() if isinstance(v, str)
             }
+        if command["kind"] == "backfill":  # the range asked for, as instants
+            command["range"] = [
+                datetime.fromisoformat(v)
+                for v in (command["args"].get("start"), command["args"].get("end"))
+                if isinstance(v, str)
+            ]
     return render(
         request,
         "gateway.html",
@@ -79,6 +103,7 @@ async def _page(
         once=uuid.uuid4().hex,  # this form's key: sent twice (a double click), queued once
         quantities=QUANTITIES,
         kinds=KINDS,
+        local_now=datetime.now(UTC).astimezone(ZoneInfo(gateway["time_zone"])),
         error=error,
         typed=typed or {},
     )
@@ -138,17 +163,24 @@ async def send_command(
     lines = int_or_none(form.get("lines"))
     try:
         async with request.app.state.pool.connection() as conn:
+            found = await listings.gateways(conn, principal, gateway_id=gateway_id, limit=1)
+            if not found.rows:
+                raise NotFound(f"no gateway {gateway_id}")
+            zone = found.rows[0]["time_zone"]
             await gateway_control.queue(
                 conn,
                 principal,
                 gateway_id,
                 kind=kind,
-                meter_id=int_or_none(form.get("meter_id")) if kind == "read_now" else None,
+                meter_id=int_or_none(form.get("meter_id")) if kind in METER_KINDS else None,
                 quantities=None,
                 lines=min(max(lines, 1), 2000) if lines else None,
                 reason=form.get("reason", "").strip()[:500] or None,
                 expires_in=timedelta(days=7),
                 client_key=f"form:{form['once'][:64]}" if form.get("once") else None,
+                start=_local(form.get("start"), zone),
+                end=_local(form.get("end"), zone),
+                max_drift_s=_number(form.get("max_drift_s")),
             )
     except NotFound:
         return not_found(request, principal, t("gateway.what", id=gateway_id))

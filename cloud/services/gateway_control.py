@@ -31,6 +31,7 @@ from shared import (
     ControlRequest,
     KeyInvalid,
     SignatureInvalid,
+    backfill_range_problem,
     describe_validation_error,
     generate_private_key,
     load_public_key,
@@ -45,7 +46,8 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from ..settings import CloudSettings
 from . import audit, gateway_configs
 
-KINDS = ("read_now", "doctor", "upload_log", "restart")
+KINDS = ("read_now", "doctor", "upload_log", "restart", "backfill", "set_clock")
+METER_KINDS = ("read_now", "backfill", "set_clock")  # each about one meter of the gateway
 SUPPLY = ("disconnect", "reconnect")  # queued through `switch_supply`, with its own permission
 MAX_TTL = timedelta(days=30)
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -101,8 +103,13 @@ async def queue(
     reason: str | None,
     expires_in: timedelta,
     client_key: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    max_drift_s: float | None = None,
 ) -> dict[str, Any]:
-    """Queue a command (`client_key`: the same request sent twice queues it once)."""
+    """Queue a command (`client_key`: the same request sent twice queues it once). A backfill
+    needs its range (`start` < `end`, at most 90 days, not in the future); a set_clock may say
+    the drift it tolerates (`max_drift_s`, else 30 s)."""
     if kind not in (*KINDS, *SUPPLY):
         raise InvalidInput(f"unknown command {kind!r}", errors=[("kind", kind)])
     if kind in SUPPLY and not principal.may(Permission.METER_DISCONNECT):
@@ -111,6 +118,15 @@ async def queue(
         raise InvalidInput(
             "a command expires between a minute and 30 days after it is queued",
             errors=[("expires_in_h", str(expires_in))],
+        )
+    if kind == "backfill" and (
+        problem := backfill_range_problem(start, end, now=datetime.now(UTC))
+    ):
+        raise InvalidInput(problem, errors=[("start", problem)])
+    if max_drift_s is not None and not 1 <= max_drift_s <= 3600:
+        raise InvalidInput(
+            "the drift a clock may keep is between 1 s and an hour",
+            errors=[("max_drift_s", str(max_drift_s))],
         )
     await resolve_in_scope(
         conn, principal, {"gateway": [gateway_id], "meter": [meter_id] if meter_id else []}
@@ -123,7 +139,7 @@ async def queue(
         gateway = await cursor.fetchone()
         if gateway["status"] != "active":
             raise Conflict(f"gateway {gateway['gateway_code']} is revoked: it takes no commands")
-        if kind in ("read_now", *SUPPLY):
+        if kind in (*METER_KINDS, *SUPPLY):
             if meter_id is None:
                 raise InvalidInput("say which meter to read", errors=[("meter_id", "missing")])
             cursor = await conn.execute(
@@ -141,7 +157,10 @@ async def queue(
         args = CommandArgs(
             quantities=quantities if kind == "read_now" else None,
             lines=(lines or 200) if kind == "upload_log" else None,
-        ).model_dump(exclude_none=True)
+            start=start if kind == "backfill" else None,
+            end=end if kind == "backfill" else None,
+            max_drift_s=max_drift_s if kind == "set_clock" else None,
+        ).model_dump(mode="json", exclude_none=True)
         now = datetime.now(UTC)
         if client_key is not None:
             cursor = await conn.execute(

@@ -1,4 +1,4 @@
-"""A COSEM client session over a DLMS link: associate, GET (with blocks), release.
+"""A COSEM client session over a DLMS link: associate, GET (with blocks), SET, ACTION, release.
 
 APDUs are built and parsed with dlms-cosem 21.3.2. Whatever its parsers raise on bad bytes
 (ValueError, IndexError, KeyError, struct errors, ...) is converted here, at the boundary, into
@@ -34,6 +34,8 @@ def parse_apdu(raw: bytes, meter: str | None = None) -> Any:
             return xdlms.ExceptionResponse.from_bytes(raw)
         if tag == 0xC4:  # get-response
             return xdlms.GetResponseFactory.from_bytes(raw)
+        if tag == xdlms.SetResponseNormal.TAG:  # set-response
+            return xdlms.SetResponseFactory.from_bytes(raw)
         if tag == 0xC7:  # action-response
             return xdlms.ActionResponseFactory.from_bytes(raw)
     except Exception as exc:  # the library raises many kinds for bad bytes
@@ -104,6 +106,7 @@ class CosemSession:
                 content=xdlms.InitiateRequest(
                     proposed_conformance=Conformance(
                         get=True,
+                        set=True,
                         block_transfer_with_get_or_read=True,
                         selective_access=True,
                         action=True,
@@ -171,6 +174,32 @@ class CosemSession:
                 f"unexpected answer to GET: {type(answer).__name__}", meter=self.meter
             )
         raise FrameError(f"more than {MAX_BLOCKS} blocks in one answer", meter=self.meter)
+
+    async def set(self, class_id: int, ln: bytes, attribute: int, data: bytes) -> None:
+        """Write one attribute (`data`: its A-XDR encoding); a refusal raises MeterException
+        naming the attribute and the meter's reason (READ_WRITE_DENIED: the association's
+        client may not write it)."""
+        target = cosem.CosemAttribute(
+            enums.CosemInterface(class_id), cosem.Obis.from_bytes(ln), attribute
+        )
+        answer = await self._exchange(
+            xdlms.SetRequestNormal(cosem_attribute=target, data=data).to_bytes()
+        )
+        name = f"SET {cosem.Obis.from_bytes(ln).to_string()} attribute {attribute}"
+        if isinstance(answer, xdlms.ExceptionResponse):
+            raise MeterException(
+                f"{name}: {answer.service_error.name}",
+                code=int(answer.service_error),
+                meter=self.meter,
+            )
+        if not isinstance(answer, xdlms.SetResponseNormal):
+            raise ProtocolError(
+                f"unexpected answer to {name}: {type(answer).__name__}", meter=self.meter
+            )
+        if answer.result is not enums.DataAccessResult.SUCCESS:
+            raise MeterException(
+                f"{name}: {answer.result.name}", code=int(answer.result), meter=self.meter
+            )
 
     async def action(
         self, class_id: int, ln: bytes, method: int, data: bytes | None = None

@@ -3,7 +3,9 @@
 Each read opens a session (HDLC connect or TCP, association, GETs, release), so a meter that
 drops idle links between polls costs nothing extra to handle. Scaler-units are read once per
 register and kept. A register the meter does not have is remembered and not asked for again.
-`read_load_profile(start, end)` fills a gap after an outage from the meter's own memory.
+`read_load_profile(start, end)` fills a gap after an outage (or a range asked for) from the
+meter's own memory; `write_clock` sets the meter's clock, which needs the management
+association (the meter's password).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .cosem import (
     REMOTE_DISCONNECT,
     REMOTE_RECONNECT,
     decode_datetime,
+    encode_datetime,
     ln_quantity,
     quantity_ln,
     register_class,
@@ -183,6 +186,27 @@ class DlmsMeterReader:
         if not isinstance(raw, bytes | bytearray):
             raise FrameError("clock is not an octet string", meter=self.meter_id)
         return decode_datetime(bytes(raw))
+
+    async def write_clock(self, now: Callable[[], datetime]) -> None:
+        """Set the meter's clock (class 8, attribute 2) to `now()`, taken once the association
+        is open so that the time sent is as fresh as it can be. Meters accept this only from
+        the management client: without the meter's password in the configuration the meter
+        answers READ_WRITE_DENIED, raised as MeterException with that hint."""
+        async with self._session() as session:
+            data = dlms_data.OctetStringData(encode_datetime(now())).to_bytes()
+            try:
+                await session.set(CLOCK, CLOCK_LN, 2, data)
+            except MeterException as exc:
+                if exc.code == int(enums.DataAccessResult.READ_WRITE_DENIED):
+                    hint = (
+                        " (the meter's password is not in this gateway's configuration: only"
+                        " the management client may set a clock)"
+                        if self.config.password is None
+                        else " (this meter's password does not allow setting its clock)"
+                    )
+                    said = str(exc).removeprefix(f"{self.meter_id}: ")
+                    raise MeterException(said + hint, code=exc.code, meter=self.meter_id) from exc
+                raise
 
     async def read_load_profile(self, start: datetime, end: datetime) -> list[Sample]:
         """Energy registers captured by the meter between `start` and `end` (inclusive),

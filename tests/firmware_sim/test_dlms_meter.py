@@ -252,3 +252,27 @@ async def test_tcp_wrapper(meter: SimulatedDlmsMeter, clock: ManualClock) -> Non
         assert value / 1000 == pytest.approx(truth, abs=0.0005)
     finally:
         await server.stop()
+
+
+async def test_clock_set_by_the_library_client_over_hdlc(
+    hdlc: HdlcMeterLine, meter: SimulatedDlmsMeter, clock: ManualClock
+) -> None:
+    """dlms-cosem's own client (not GridGate's) sets the clock with the password; the meter
+    then keeps the new time, and a clock put wrong on purpose is seen as wrong."""
+    apply_fault(FaultTarget(meter.physics, meter.faults, clock.now_s), "clock_offset", "-400")
+    target = clock.now() + timedelta(seconds=30)
+
+    def work() -> tuple[Any, Any, Any]:
+        with hdlc_client(hdlc).session() as session:
+            before = parse_as_dlms_data(session.get(CLOCK))
+            encoded = bytes([9, 12]) + target.year.to_bytes(2, "big")
+            encoded += bytes([target.month, target.day, target.isoweekday(), target.hour])
+            encoded += bytes([target.minute, target.second, 0, 0, 0, 0])
+            answer = session.set(CLOCK, encoded)
+            after = parse_as_dlms_data(session.get(CLOCK))
+            return before, answer, after
+
+    before, answer, after = await in_thread(work)
+    assert (cosem_datetime(before) - clock.now()).total_seconds() == pytest.approx(-400, abs=1)
+    assert answer.result == enums.DataAccessResult.SUCCESS
+    assert cosem_datetime(after) == target.replace(microsecond=0)

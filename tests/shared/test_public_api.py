@@ -19,6 +19,9 @@ EXPECTED = {
     "SIGNATURE_HEADER",
     "CLOUD_SIGNATURE_HEADER",  # the control channel: commands from the cloud
     "MAX_LOG_LINES",
+    "MAX_BACKFILL",
+    "DEFAULT_MAX_DRIFT_S",
+    "backfill_range_problem",
     "Command",
     "CommandArgs",
     "CommandKind",

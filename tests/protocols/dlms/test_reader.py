@@ -258,3 +258,55 @@ async def test_a_method_the_meter_lacks_is_refused_by_name(
             await session.action(70, bytes([0, 0, 96, 3, 10, 255]), 7)
         with pytest.raises(MeterException, match="OBJECT_UNDEFINED"):
             await session.action(70, bytes([0, 0, 96, 3, 11, 255]), 1)
+
+
+async def test_the_meter_clock_is_set_and_keeps_its_new_time(
+    links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
+    meter: SimulatedDlmsMeter,
+    clock: ManualClock,
+) -> None:
+    meter.physics.set_meter_clock(clock.now_s(), clock.now_s() + 300)  # five minutes fast
+    reader = make_reader(links)
+    assert (await reader.read_clock() - clock.now()).total_seconds() == pytest.approx(300, abs=1)
+    await reader.write_clock(clock.now)
+    assert meter.physics.meter_clock_s(clock.now_s()) == pytest.approx(clock.now_s(), abs=0.01)
+    clock.advance(60)
+    assert (await reader.read_clock() - clock.now()).total_seconds() == pytest.approx(0, abs=0.01)
+
+
+async def test_setting_the_clock_needs_the_management_association(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A meter without a password still reads to anyone, but its clock is written by the
+    management client alone: the public client is refused, and the reader says what to do."""
+    open_meter = SimulatedDlmsMeter(physics_for(5, 1, clock), clock, serial_number=2)
+    open_meter.physics.set_meter_clock(clock.now_s(), clock.now_s() - 120)
+    server = DlmsTcpServer(open_meter, "127.0.0.1", 0)
+    await server.start()
+    try:
+        config = DlmsMeterConfig("dlms-open", timeout_s=1.0)
+        reader = DlmsMeterReader(config, wrapper_link_factory("127.0.0.1", server.port, config))
+        with pytest.raises(MeterException, match=r"READ_WRITE_DENIED.*password.*management"):
+            await reader.write_clock(clock.now)
+        drift = open_meter.physics.meter_clock_s(clock.now_s()) - clock.now_s()
+        assert drift == pytest.approx(-120, abs=0.01)  # unchanged
+        async with reader._session() as session:  # and no other attribute is writable
+            with pytest.raises(MeterException, match="READ_WRITE_DENIED"):
+                await session.set(REGISTER, quantity_ln("1.8.0"), 2, b"\x06\x00\x00\x00\x00")
+    finally:
+        await server.stop()
+
+
+async def test_only_the_clock_time_is_writable_even_with_the_password(
+    links: Callable[[DlmsMeterConfig], Callable[[], DlmsLink]],
+    meter: SimulatedDlmsMeter,
+    clock: ManualClock,
+) -> None:
+    reader = make_reader(links)
+    before = meter.physics.state_at(clock.now_s()).values["1.8.0"]
+    async with reader._session() as session:
+        with pytest.raises(MeterException, match=r"SET 1-0:1\.8\.0\.255 attribute 2"):
+            await session.set(REGISTER, quantity_ln("1.8.0"), 2, b"\x06\x00\x00\x00\x00")
+        with pytest.raises(MeterException, match="TYPE_UNMATCHED"):  # not a date-time
+            await session.set(8, bytes([0, 0, 1, 0, 0, 255]), 2, b"\x09\x02\x00\x00")
+    assert meter.physics.state_at(clock.now_s()).values["1.8.0"] == before
