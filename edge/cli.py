@@ -23,11 +23,11 @@ from protocols.dlms.reader import (
 from protocols.errors import ProfileError, ProtocolError, TransportError
 from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
-from shared import QUANTITIES
+from shared import QUANTITIES, BusSettings, FoundMeter
 
 from .clock import GatewayClock
 from .config import ConfigError, EdgeConfig, load_config
-from .enrollment import EnrollmentFailed
+from .enrollment import EnrollmentFailed, report_scan
 from .enrollment import doctor as run_doctor
 from .enrollment import enroll as enroll_gateway
 from .field import IDENTIFY_TRIES, NotIdentified, find_settings, open_line, parse_units
@@ -146,11 +146,23 @@ def scan(
     write_config: Path | None = typer.Option(
         None, "--write-config", help="Append the meters found to this config as a new bus."
     ),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Send what was found to the cloud (this gateway's, from --config), for an admin"
+        " to give the meters to consumers; their settings then come back by themselves.",
+    ),
+    config: Path = typer.Option(
+        Path("/etc/gridgate/edge.toml"), "--config", "-c", help="The gateway's config (--report)."
+    ),
+    bus_name: str | None = typer.Option(
+        None, "--bus", help="The bus's name in the settings (default: from the port)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Find the meters on a bus: model, serial number and a sample reading of each.
 
-    Example: gridgate edge scan --port /dev/ttyUSB0 --baud auto --units 1-32
+    Example: gridgate edge scan --port /dev/ttyUSB0 --baud auto --units 1-32 --report
     """
     try:
         wanted = parse_units(units)
@@ -216,13 +228,51 @@ def scan(
             typer.echo("no meter answered", err=True)
     if write_config is not None and found:
         _append_bus(write_config, port, chosen, [m for m in found if m.model])
+    if report and found:
+        loaded = _load(config)
+        bus = _bus_settings(bus_name or _bus_name(port), port, chosen)
+        try:
+            sent = report_scan(
+                loaded,
+                bus,
+                [
+                    FoundMeter(unit=m.unit, model=m.model, serial=m.serial, sample=m.values)
+                    for m in found
+                ],
+            )
+        except EnrollmentFailed as exc:
+            _fail(str(exc))
+        typer.echo(
+            f"reported {sent} meter{'s' if sent != 1 else ''} on {bus.name} to"
+            f" {loaded.cloud.url}: an admin gives them to consumers on the gateway's settings"
+            " page",
+            err=True,
+        )
     if not found:
         raise typer.Exit(1)
 
 
+def _bus_name(port: str) -> str:
+    return f"bus-{Path(port).name.replace(':', '-')}"
+
+
+def _bus_settings(name: str, port: str, settings: LineSettings) -> BusSettings:
+    if not port.startswith("/") and ":" in port:
+        host, _, tcp_port = port.rpartition(":")
+        return BusSettings(name=name, kind="modbus-tcp", host=host, tcp_port=int(tcp_port))
+    return BusSettings(
+        name=name,
+        kind="modbus-rtu",
+        port=port,
+        baud=settings.baud,
+        parity=settings.parity,
+        stop_bits=settings.stop_bits,
+    )
+
+
 def _append_bus(path: Path, port: str, settings: LineSettings, meters: list) -> None:
     text = path.read_text() if path.exists() else ""
-    name = f"bus-{Path(port).name.replace(':', '-')}"
+    name = _bus_name(port)
     lines = ["", "[[buses]]", f'name = "{name}"']
     if not port.startswith("/") and ":" in port:
         host, _, tcp_port = port.rpartition(":")

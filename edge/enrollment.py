@@ -1,4 +1,5 @@
-"""Enrolling a gateway, and the doctor's checks of a gateway's set-up.
+"""Enrolling a gateway, reporting what a scan found, and the doctor's checks of a gateway's
+set-up.
 
 Enrollment generates the Ed25519 key pair on the gateway (the private key never leaves it, mode
 0600), registers the public key with a one-time token, and writes the cloud's address into the
@@ -14,16 +15,23 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from shared import (
+    GATEWAY_HEADER,
+    SIGNATURE_HEADER,
+    BusSettings,
+    FoundMeter,
     KeyInvalid,
+    ScanReport,
     generate_private_key,
     load_public_key,
     public_key_text,
     read_private_key,
+    sign_body,
     write_private_key,
 )
 
@@ -70,6 +78,49 @@ def enroll(config: EdgeConfig, cloud_url: str, token: str, timeout_s: float = 10
     if config.source is not None:
         set_cloud_url(config.source, cloud_url)
     return response.json()["board"]
+
+
+def report_scan(
+    config: EdgeConfig, bus: BusSettings, found: list[FoundMeter], timeout_s: float = 10.0
+) -> int:
+    """Tell the cloud what a scan found on `bus` (signed with this gateway's key), for an admin
+    to give the meters to consumers; the cloud then sends the settings that read them."""
+    if not config.cloud.url:
+        raise EnrollmentFailed("no [cloud] url in the config: enroll the gateway first")
+    try:
+        key = read_private_key(config.key_path)
+    except (OSError, KeyInvalid) as exc:
+        raise EnrollmentFailed(
+            f"this gateway's key cannot be read ({config.key_path}): enroll it first"
+            " (gridgate edge enroll)"
+        ) from exc
+    report = ScanReport(
+        gateway_id=config.gateway.id, sent_at=datetime.now(UTC), bus=bus, found=found
+    )
+    body = report.model_dump_json().encode()
+    url = config.cloud.url.rstrip("/") + "/api/v1/control/discoveries"
+    try:
+        response = httpx.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                GATEWAY_HEADER: config.gateway.id,
+                SIGNATURE_HEADER: sign_body(key, body),
+            },
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        raise EnrollmentFailed(
+            f"cannot reach the cloud at {config.cloud.url}: {type(exc).__name__} {exc}"
+        ) from exc
+    if response.status_code != 201:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text[:200]
+        raise EnrollmentFailed(f"the cloud refused the report ({response.status_code}): {detail}")
+    return response.json()["recorded"]
 
 
 def set_cloud_url(path: Path, url: str) -> None:

@@ -174,7 +174,7 @@ async def gateways(
             SELECT g.id, g.board_id, g.gateway_code, g.status, g.enrolled_at, g.last_seen_at,
                    g.backlog_readings, g.oldest_unsent_at, g.clock_synced, g.clock_offset_s,
                    g.software_version, g.bus_stats, g.meter_health, g.disk_used_bytes,
-                   g.disk_budget_bytes, b.code AS board_code, b.time_zone,
+                   g.disk_budget_bytes, g.config_version, b.code AS board_code, b.time_zone,
                    (SELECT count(*) FROM meters m WHERE m.gateway_id = g.id
                       AND m.replaced_at IS NULL) AS meters,
                    CASE WHEN g.status = 'revoked' THEN 'revoked'
