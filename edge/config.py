@@ -99,6 +99,18 @@ class ClockSection(_Section):
     require_ntp: bool = True
 
 
+class UpdateSection(_Section):
+    """Software updates from the cloud (`edge/updater.py`)."""
+
+    # where versions live side by side (<prefix>/versions, <prefix>/current); by default the
+    # prefix this daemon runs from, when it runs from <prefix>/versions/<version>; elsewhere (a
+    # checkout, a plain venv) updates are refused
+    prefix: Path | None = None
+    # how long a new version has to prove itself healthy (started, synced) before it is rolled
+    # back; the guard script reads the same deadline from the marker
+    health_grace_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
+
 class MeterSection(_Section):
     id: Identifier
     unit: Annotated[int, Field(ge=1, le=247)] | None = None  # Modbus unit id
@@ -174,6 +186,7 @@ class EdgeConfig(_Section):
     store: StoreSection = StoreSection()
     checks: ChecksSection = ChecksSection()
     clock: ClockSection = ClockSection()
+    update: UpdateSection = UpdateSection()
     buses: list[BusSection] = Field(default_factory=list, max_length=32)
     source: Path | None = Field(default=None, exclude=True)
 

@@ -68,6 +68,7 @@ from ._signing import (
     verify_body,
     write_private_key,
 )
+from ._software import VERSION_PATTERN, UpdateReport, WheelRequest
 
 __all__ = [
     "CLOUD_SIGNATURE_HEADER",
@@ -85,6 +86,7 @@ __all__ = [
     "QUANTITIES",
     "QUANTITY_CODES",
     "SIGNATURE_HEADER",
+    "VERSION_PATTERN",
     "Ack",
     "Batch",
     "BatchInvalid",
@@ -115,6 +117,8 @@ __all__ = [
     "Severity",
     "SignatureInvalid",
     "SignedBody",
+    "UpdateReport",
+    "WheelRequest",
     "compress",
     "configure_logging",
     "decode_batch",

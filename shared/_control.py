@@ -19,6 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._models import Identifier, QuantityCode, UtcDatetime
+from ._software import SoftwareVersion
 
 CLOUD_SIGNATURE_HEADER = "X-Gridgate-Cloud-Signature"
 MAX_COMMANDS = 20  # commands handed over in one reply
@@ -34,6 +35,7 @@ class CommandKind(StrEnum):
     RESTART = "restart"  # stop cleanly; the service manager starts the daemon again
     DISCONNECT = "disconnect"  # open a DLMS meter's supply relay (disconnect control)
     RECONNECT = "reconnect"  # close it again
+    UPDATE = "update"  # install a software version beside the running one, then restart into it
 
 
 class Outcome(StrEnum):
@@ -51,6 +53,9 @@ class CommandArgs(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     quantities: Annotated[list[QuantityCode], Field(max_length=64)] | None = None
     lines: Annotated[int, Field(ge=1, le=MAX_LOG_LINES)] | None = None
+    # update: the version to run, and the sha256 of its wheel (none: from the package index)
+    version: SoftwareVersion | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 class Command(BaseModel):

@@ -65,6 +65,9 @@ EXPECTED = {
     "sign_body",
     "verify_body",
     "write_private_key",
+    "VERSION_PATTERN",
+    "UpdateReport",
+    "WheelRequest",
 }
 
 
