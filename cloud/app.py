@@ -34,6 +34,7 @@ from .api import (
     ingest,
     notifications,
     reports,
+    software,
     support,
     users,
 )
@@ -214,6 +215,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         broadcasts,
         deliveries,
         support,
+        software,
     ):
         app.include_router(module.router)
     app.include_router(gateway_commands.people)

@@ -12,7 +12,8 @@ files, error pages, redirects and the server-sent-events stream alike.
   and nothing else.
 - **Bodies.** A request that declares a longer body than its route's bound is answered 413 before
   any of it is read; one that streams more is cut off at the bound with the same answer. Ingest
-  has its own, larger bound (`shared.MAX_BODY_BYTES`), checked again by its route.
+  has its own, larger bound (`shared.MAX_BODY_BYTES`), and so has a software release's wheel
+  (50 MB), each checked again by its route.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ _COMMON = [
 ]
 HSTS = b"max-age=31536000; includeSubDomains"
 INGEST_PREFIX = "/api/v1/ingest/"
+WHEEL_UPLOAD_PATH = "/api/v1/software/wheels"
+MAX_WHEEL_BYTES = 50 * 1024 * 1024
 
 
 def _policy(path: str, content_type: bytes) -> bytes:
@@ -103,6 +106,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = MAX_BODY_BYTES if scope["path"].startswith(INGEST_PREFIX) else self.limit
+        if scope["path"] == WHEEL_UPLOAD_PATH:  # a software release: checked again by its route
+            limit = MAX_WHEEL_BYTES
         declared = next(
             (v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None
         )

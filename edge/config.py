@@ -90,6 +90,18 @@ class RemoteSection(_Section):
     apply_grace_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
 
 
+class UpdateSection(_Section):
+    """Software updates from the cloud (`edge/updater.py`)."""
+
+    # where versions live side by side (<prefix>/versions, <prefix>/current); by default the
+    # prefix this daemon runs from, when it runs from <prefix>/versions/<version>; elsewhere (a
+    # checkout, a plain venv) updates are refused
+    prefix: Path | None = None
+    # how long a new version has to prove itself healthy (started, synced) before it is rolled
+    # back; the guard script reads the same deadline from the marker
+    health_grace_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+
+
 # the sections the cloud may manage, under the names edge.toml has always used
 StoreSection = StoreSettings
 ChecksSection = ChecksSettings
@@ -106,6 +118,7 @@ class EdgeConfig(_Section):
     remote: RemoteSection = RemoteSection()
     secrets: dict[Identifier, SecretStr] = Field(default_factory=dict, max_length=256)
     buses: list[BusSettings] = Field(default_factory=list, max_length=MAX_BUSES)
+    update: UpdateSection = UpdateSection()
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

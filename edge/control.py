@@ -82,6 +82,8 @@ class Actions:
     apply_config: Callable[[DesiredConfig], Awaitable[ConfigReport]]
     resume_config: Callable[[], Awaitable[ConfigReport | None]]
     running: Callable[[int, str, str], ConfigReport]
+    # install a version beside the running one (command id, version, wheel sha256 or None)
+    update: Callable[[str, str, str | None], Awaitable[tuple[dict[str, Any], str]]] | None = None
 
 
 class Controller:
@@ -201,7 +203,7 @@ class Controller:
             for command in fresh:
                 await self._run(command)
                 ran += 1
-                if command.kind == CommandKind.RESTART:
+                if command.kind in (CommandKind.RESTART, CommandKind.UPDATE):
                     return ran  # the rest wait for the daemon that starts next
         return ran
 
@@ -321,7 +323,9 @@ class Controller:
             outcome=outcome.value,
             seconds=round(time.monotonic() - started, 2),
         )
-        if command.kind == CommandKind.RESTART and outcome == Outcome.SUCCEEDED:
+        if command.kind in (CommandKind.RESTART, CommandKind.UPDATE) and (
+            outcome == Outcome.SUCCEEDED
+        ):
             with contextlib.suppress(Exception):  # tell the cloud now; else after the restart
                 await self._post({command_id: await self._record(command_id)})
                 await self._save(command_id, await self._record(command_id) | {"reported": True})
@@ -381,6 +385,12 @@ class Controller:
             return {"lines": lines}, f"{len(lines)} lines"
         if kind == CommandKind.RESTART:
             return {}, "restarting: the service manager starts the daemon again"
+        if kind == CommandKind.UPDATE and self._actions.update is not None:
+            if not command.args.version:
+                raise CommandRefused("no version named")
+            return await self._actions.update(
+                str(command.id), command.args.version, command.args.sha256
+            )
         raise CommandRefused(f"this gateway's software does not know the command {kind!r}")
 
     async def run(self) -> None:

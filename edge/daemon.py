@@ -53,8 +53,10 @@ from .control import Actions, CommandRefused, Controller
 from .enrollment import doctor
 from .recent_log import RecentLog
 from .scheduler import BusScheduler, MqttBus, build_meters
+from .software import SoftwareAgent
 from .store import NewEvent, NewReading, Store, to_us
-from .sync import Syncer
+from .sync import VERSION, Syncer
+from .updater import Layout, detect_layout
 
 log = structlog.get_logger(__name__)
 STOP_GRACE_S = 10.0  # how long a stop waits for each part of the daemon to finish
@@ -111,6 +113,7 @@ class Daemon:
         self._trying: dict[str, str] = {}  # buses of a configuration on trial -> why they failed
         self.syncer: Syncer | None = None
         self.controller: Controller | None = None
+        self.software: SoftwareAgent | None = None
         self.recent_log = RecentLog()
         self.stopping = asyncio.Event()
         self._write_failure: tuple[datetime, str] | None = None
@@ -408,6 +411,7 @@ class Daemon:
                 error=str(exc),
             )
             return None
+        self.software = self._make_software(key)
         self.controller = self._make_controller(key)
         return Syncer(
             gateway_id=self.config.gateway.id,
@@ -527,10 +531,33 @@ class Daemon:
                 running=lambda version, state, detail: self.report(
                     version, ConfigState(state), detail
                 ),
+                update=self.software.update if self.software else None,
             ),
             timeout_s=self.config.cloud.timeout_s,
             transport=self._transport,
         )
+
+    def _make_software(self, key) -> SoftwareAgent:
+        prefix = self.config.update.prefix
+        return SoftwareAgent(
+            layout=Layout(self.config.base_dir / prefix) if prefix else detect_layout(),
+            running=VERSION,
+            grace_s=self.config.update.health_grace_s,
+            gateway_id=self.config.gateway.id,
+            key=key,
+            cloud_url=self.config.cloud.url,
+            transport=self._transport,
+        )
+
+    def healthy(self) -> bool:
+        """Store open and buses started (we are running), and the cloud has taken a batch from
+        this process when there is a cloud: what a new software version must show."""
+        return self.syncer is None or self.syncer.stats.batches > 0
+
+    async def _watch_software(self) -> None:
+        assert self.software is not None
+        await self.software.watch(self.healthy, self.stopping.set)
+        await self.stopping.wait()  # nothing more to do; a finished task would stop the daemon
 
     def _make_bus(self, bus: BusSection) -> BusScheduler | MqttBus:
         if bus.kind == "mqtt":
@@ -794,6 +821,8 @@ class Daemon:
             )
         )
         self.syncer = self._make_syncer()
+        if self.software is None:  # no cloud: a new version is still on trial
+            self.software = self._make_software(None)
         self._use(self.config)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -814,6 +843,8 @@ class Daemon:
             await self._clock_changed(False)
         await self._flush()
         systemd.notify("READY=1")
+        if self.software is not None:
+            tasks.append(asyncio.create_task(self._watch_software(), name="software"))
         log.info(
             "edge daemon running",
             gateway=self.config.gateway.id,
@@ -852,6 +883,9 @@ class Daemon:
             if self.controller is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.controller.close(), STOP_GRACE_S)
+            if self.software is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.software.close(), STOP_GRACE_S)
             self.store.shutdown()
             self.recent_log.remove()
             log.info("edge daemon stopped", taken=self.taken)

@@ -91,6 +91,7 @@ from ._signing import (
     verify_body,
     write_private_key,
 )
+from ._software import VERSION_PATTERN, UpdateReport, WheelRequest
 
 __all__ = [
     "BUS_KINDS",
@@ -115,6 +116,7 @@ __all__ = [
     "QUANTITY_CODES",
     "SECTIONS",
     "SIGNATURE_HEADER",
+    "VERSION_PATTERN",
     "Ack",
     "Batch",
     "BatchInvalid",
@@ -156,6 +158,8 @@ __all__ = [
     "SignedBody",
     "StoreSettings",
     "SyncSettings",
+    "UpdateReport",
+    "WheelRequest",
     "backfill_range_problem",
     "check_unique",
     "compress",

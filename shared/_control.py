@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._gateway_config import ConfigReport, DesiredConfig
 from ._models import Identifier, QuantityCode, UtcDatetime
+from ._software import SoftwareVersion
 
 CLOUD_SIGNATURE_HEADER = "X-Gridgate-Cloud-Signature"
 MAX_COMMANDS = 20  # commands handed over in one reply
@@ -42,6 +43,7 @@ class CommandKind(StrEnum):
     RECONNECT = "reconnect"  # close it again
     BACKFILL = "backfill"  # read a DLMS meter's load profile over a range into the readings
     SET_CLOCK = "set_clock"  # set a DLMS meter's clock when it drifts past a limit
+    UPDATE = "update"  # install a software version beside the running one, then restart into it
 
 
 class Outcome(StrEnum):
@@ -64,6 +66,10 @@ class CommandArgs(BaseModel):
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
     max_drift_s: Annotated[float, Field(ge=1, le=3600)] | None = None  # set_clock
+
+    # update: the version to run, and the sha256 of its wheel (none: from the package index)
+    version: SoftwareVersion | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 def backfill_range_problem(

@@ -2,6 +2,12 @@
 # Install (or update) the GridGate edge daemon on a gateway. Idempotent: running it again
 # changes nothing that is already right.
 #
+# Layout (edge/updater.py): /opt/gridgate/base holds the dependencies; each software version
+# is a venv of its own under /opt/gridgate/versions/<version> that reuses them (base.pth);
+# /opt/gridgate/current points at the one the service runs, and the guard
+# (/usr/local/lib/gridgate/gridgate-edge-guard, run before every start) undoes an update from
+# the cloud that has not proved itself.
+#
 #   sudo systemd/install-edge.sh                 # install from this checkout, enable, start
 #   systemd/install-edge.sh --root /tmp/stage    # stage the files under a directory (no users,
 #                                                # no systemctl): for packaging and for tests
@@ -37,14 +43,35 @@ if [ -z "$ROOT" ]; then
     echo "created user gridgate"
   fi
   usermod -a -G dialout gridgate
-  if [ ! -x /opt/gridgate/venv/bin/gridgate ]; then
-    python3 -m venv /opt/gridgate/venv
-    echo "created /opt/gridgate/venv"
+  PREFIX=/opt/gridgate
+  if [ ! -x "$PREFIX/base/bin/python" ]; then
+    python3 -m venv "$PREFIX/base"
+    echo "created $PREFIX/base"
   fi
-  /opt/gridgate/venv/bin/pip install --quiet --upgrade "$SOURCE"
+  "$PREFIX/base/bin/pip" install --quiet --upgrade "$SOURCE"
+  "$PREFIX/base/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+    > "$PREFIX/base.pth"
+  VERSION="$("$PREFIX/base/bin/python" -c "import importlib.metadata as m; print(m.version('gridgate'))")"
+  if [ ! -f "$PREFIX/versions/$VERSION/.installed" ]; then
+    rm -rf "$PREFIX/versions/$VERSION"
+    python3 -m venv --without-pip "$PREFIX/versions/$VERSION"
+    SITE="$("$PREFIX/versions/$VERSION/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")"
+    cp "$PREFIX/base.pth" "$SITE/gridgate-base.pth"
+    "$PREFIX/versions/$VERSION/bin/python" -m pip install --quiet --no-deps "$SOURCE"
+    date +%s > "$PREFIX/versions/$VERSION/.installed"
+    echo "installed version $VERSION in $PREFIX/versions/$VERSION"
+  fi
+  if [ "$(readlink "$PREFIX/current" 2>/dev/null)" != "versions/$VERSION" ]; then
+    ln -sfn "versions/$VERSION" "$PREFIX/.current.install" && mv -fT "$PREFIX/.current.install" "$PREFIX/current"
+    rm -f "$PREFIX/update-pending.json"  # the technician chose this version
+    echo "current version: $VERSION"
+    changed=1
+  fi
+  chown -R gridgate:gridgate "$PREFIX"  # the daemon installs the versions the cloud sends
 fi
 
 install_file 0644 "$SOURCE/systemd/gridgate-edge.service" /etc/systemd/system/gridgate-edge.service
+install_file 0755 "$SOURCE/systemd/gridgate-edge-guard" /usr/local/lib/gridgate/gridgate-edge-guard
 install_file 0644 "$SOURCE/systemd/tmpfiles.d/gridgate.conf" /etc/tmpfiles.d/gridgate.conf
 install_file 0644 "$SOURCE/systemd/udev/99-gridgate-rs485.rules" /etc/udev/rules.d/99-gridgate-rs485.rules
 if [ ! -f "$ROOT/etc/gridgate/edge.toml" ]; then
@@ -58,6 +85,7 @@ if [ -z "$ROOT" ]; then
   udevadm control --reload-rules && udevadm trigger --subsystem-match=tty || true
   if [ "$changed" -eq 1 ]; then
     systemctl daemon-reload
+    systemctl try-restart gridgate-edge.service  # a running daemon takes the new version
   fi
   systemctl enable --now gridgate-edge.service
   systemctl is-active --quiet gridgate-edge.service && echo "gridgate-edge is running"

@@ -39,6 +39,8 @@ def test_the_edge_unit_is_watched_and_hardened() -> None:
     }.items():
         assert service[setting] == value, setting
     assert "edge run --config" in service["ExecStart"]
+    assert service["ExecStart"].startswith("/opt/gridgate/current/bin/gridgate")
+    assert service["ExecStartPre"].startswith("-/usr/local/lib/gridgate/gridgate-edge-guard")
     cloud = unit("gridgate-cloud.service")["Service"]
     assert "cloud serve" in cloud["ExecStart"]
     assert cloud["NoNewPrivileges"] == "yes"
@@ -48,7 +50,13 @@ def test_the_edge_unit_is_watched_and_hardened() -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
 def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     for name in ("gridgate-edge.service", "gridgate-cloud.service"):
-        text = (SYSTEMD / name).read_text().replace("/opt/gridgate/venv/bin/gridgate", "/bin/true")
+        text = (
+            (SYSTEMD / name)
+            .read_text()
+            .replace("/opt/gridgate/venv/bin/gridgate", "/bin/true")
+            .replace("/opt/gridgate/current/bin/gridgate", "/bin/true")
+            .replace("/usr/local/lib/gridgate/gridgate-edge-guard", "/bin/true")
+        )
         (tmp_path / name).write_text(text)
         result = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / name)],
@@ -74,6 +82,7 @@ def test_the_install_script_is_idempotent(tmp_path: Path) -> None:
     files = {p.relative_to(stage): p.read_bytes() for p in stage.rglob("*") if p.is_file()}
     assert Path("etc/gridgate/edge.toml") in files
     assert Path("etc/udev/rules.d/99-gridgate-rs485.rules") in files
+    assert Path("usr/local/lib/gridgate/gridgate-edge-guard") in files
     second = subprocess.run(
         [str(script), "--root", str(stage)], capture_output=True, text=True, check=True
     )

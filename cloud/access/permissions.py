@@ -38,6 +38,9 @@ class Permission(StrEnum):
     GATEWAY_REVOKE = "gateway:revoke"
     GATEWAY_COMMAND = "gateway:command"  # send a gateway commands (read now, doctor, log, restart)
     GATEWAY_CONFIGURE = "gateway:configure"  # set a gateway's buses, meters and limits
+    # register software releases and set the version boards and gateways run (one release
+    # reaches a whole fleet: super admins only)
+    GATEWAY_UPDATE = "gateway:update"
     METER_DISCONNECT = "meter:disconnect"  # cut and restore a consumer's supply at the meter
     READING_READ = "reading:read"
     BOARD_READ = "board:read"

@@ -40,7 +40,7 @@ from shared import (
 
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
-from . import aggregates, alerts, audit, gateway_control
+from . import aggregates, alerts, audit, gateway_control, software
 
 log = structlog.get_logger(__name__)
 
@@ -254,6 +254,7 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     )
     if heartbeat is not None:
         await _sample_health(conn, gateway["id"], heartbeat)
+        await software.offer_update(conn, gateway["id"], heartbeat.software_version)
     await conn.execute(
         "INSERT INTO ingest_batches (batch_id, gateway_id, first_seq, last_seq, readings_new,"
         " events_new, refused) VALUES (%s, %s, %s, %s, %s, %s, %s)",

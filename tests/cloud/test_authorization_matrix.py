@@ -39,7 +39,16 @@ from cloud.billing import urdb
 from cloud.billing.tariff import TariffSpec
 from cloud.settings import CloudSettings
 from tests.cloud.conftest import Served
-from tests.cloud.world import FLAT_TARIFF, PASSWORD, Obj, Site, World, add_actor, build_world
+from tests.cloud.world import (
+    FLAT_TARIFF,
+    MATRIX_RELEASE,
+    PASSWORD,
+    Obj,
+    Site,
+    World,
+    add_actor,
+    build_world,
+)
 
 P = Permission
 PUBLIC = "public"
@@ -62,6 +71,7 @@ class Req:
     path: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     json: Any = None
+    content: bytes | None = None  # a raw body instead of JSON
 
 
 @dataclass(frozen=True)
@@ -678,6 +688,44 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         ok=409,
     ),
     ("POST", "/api/v1/control/discoveries"): E(PUBLIC),
+    # software updates: releases belong to no tenant; targets to a board or a gateway
+    ("GET", "/api/v1/software/releases"): E(P.GATEWAY_UPDATE),
+    ("POST", "/api/v1/software/releases"): E(
+        P.GATEWAY_UPDATE,
+        build=lambda w, s: Req(json={"version": f"0.0.{uuid.uuid4().int % 10**9}"}),
+        ok=201,
+    ),
+    ("POST", "/api/v1/software/wheels"): E(
+        P.GATEWAY_UPDATE,
+        build=lambda w, s: Req(
+            query={"filename": f"gridgate-0.1.{uuid.uuid4().int % 10**9}-py3-none-any.whl"},
+            content=b"PK\x03\x04 a wheel for the matrix",
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/boards/{board_id}/software"): E(
+        P.GATEWAY_READ, "board", "board", by_id("board")
+    ),
+    ("PUT", "/api/v1/boards/{board_id}/software"): E(
+        P.GATEWAY_UPDATE,
+        "board",
+        "board",
+        by_id("board", json={"version": MATRIX_RELEASE, "percent": 10}),
+    ),
+    ("DELETE", "/api/v1/boards/{board_id}/software"): E(
+        P.GATEWAY_UPDATE, "board", "board", by_id("board")
+    ),
+    ("GET", "/api/v1/gateways/{gateway_id}/software"): E(
+        P.GATEWAY_READ, "gateway", "gateway", by_id("gateway")
+    ),
+    ("PUT", "/api/v1/gateways/{gateway_id}/software"): E(
+        P.GATEWAY_UPDATE,
+        "gateway",
+        "gateway",
+        by_id("gateway", json={"version": MATRIX_RELEASE}),
+    ),
+    ("POST", "/api/v1/control/software/wheel"): E(PUBLIC),
+    ("POST", "/api/v1/control/software/report"): E(PUBLIC),
     # the support desk
     ("POST", "/api/v1/support/queries"): E(
         P.QUERY_OPEN,
@@ -808,6 +856,8 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
     ("POST", "/api/v1/control/exchange"): (Req(json={}), 401),
     ("GET", "/api/v1/control/cloud-key"): (Req(), 200),
     ("POST", "/api/v1/control/discoveries"): (Req(json={}), 401),
+    ("POST", "/api/v1/control/software/wheel"): (Req(json={}), 401),
+    ("POST", "/api/v1/control/software/report"): (Req(json={}), 401),
     ("POST", "/api/v1/auth/signup"): (Req(json={"account_no": "A-1", "email": "x@y.in"}), 202),
     ("POST", "/api/v1/auth/signup/complete"): (
         Req(json={"account_no": "A-1", "email": "x@y.in", "code": "123456", "password": "p"}),
@@ -959,7 +1009,7 @@ async def send(client: httpx.AsyncClient, method: str, url: str, req: Req, heade
         async with client.stream("GET", url, headers=headers) as stream:
             return stream.status_code  # a stream never ends: its answer's status is enough
     response = await client.request(
-        method, url, params=req.query or None, json=req.json, headers=headers
+        method, url, params=req.query or None, json=req.json, content=req.content, headers=headers
     )
     return response.status_code
 

@@ -416,6 +416,9 @@ async def _support_queries(b: _Builder, o: dict[str, Obj], consumer: int, at: An
         o[name] = at(query, consumer)
 
 
+MATRIX_RELEASE = "0.0.1+matrix"
+
+
 async def build_world(conn: AsyncConnection) -> World:
     """The world, committed. Codes carry a random tag, so worlds of many tests coexist."""
     tag = uuid.uuid4().hex[:6].upper()
@@ -442,6 +445,12 @@ async def build_world(conn: AsyncConnection) -> World:
         )
         s.objects["board_empty"] = Obj(empty, states[state], empty)
         s.objects["state_spare"] = Obj(await _state(b), None, None)
+    # a release every world may target (releases belong to no tenant)
+    await conn.execute(
+        "INSERT INTO software_releases (version, source) VALUES (%s, 'index')"
+        " ON CONFLICT (version) DO NOTHING",
+        (MATRIX_RELEASE,),
+    )
     world = World(tag, states, boards, sites)
     world.free_state_codes = [await free_state_code(conn) for _ in range(4)]
     await conn.commit()

@@ -86,6 +86,9 @@ EXPECTED = {
     "SyncSettings",
     "check_unique",
     "literal_passwords",
+    "VERSION_PATTERN",
+    "UpdateReport",
+    "WheelRequest",
 }
 
 
