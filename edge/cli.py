@@ -62,7 +62,7 @@ def check_config(config: Path = typer.Argument(..., help="The TOML file to check
     """
     loaded = _load(config)
     meters = sum(len(b.meters) for b in loaded.buses)
-    typer.echo(f"{config}: ok ({len(loaded.buses)} buses, {meters} meters)")
+    typer.echo(f"{config}: ok ({_count(len(loaded.buses), 'bus')}, {_count(meters, 'meter')})")
 
 
 @app.command()
@@ -100,6 +100,13 @@ def status(
         typer.echo(json.dumps({**report, "clock": asdict(clock)}, indent=2, default=str))
         return
     Console().print(render_status(report, loaded.gateway.id, clock))
+
+
+def _count(n: int, thing: str) -> str:
+    """'1 meter', '2 meters', '3 buses'."""
+    if n == 1:
+        return f"1 {thing}"
+    return f"{n} {thing}{'es' if thing.endswith('s') else 's'}"
 
 
 def _fail(message: str) -> NoReturn:
@@ -296,7 +303,8 @@ def _append_bus(path: Path, port: str, settings: LineSettings, meters: list) -> 
         ]
     path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
     typer.echo(
-        f"appended {len(meters)} meters to {path}; check it: gridgate edge check-config {path}"
+        f"appended {_count(len(meters), 'meter')} to {path};"
+        f" check it: gridgate edge check-config {path}"
     )
 
 

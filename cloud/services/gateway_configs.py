@@ -315,6 +315,10 @@ async def assign(
                 errors=[("model", str(found["model"]))],
             )
         gateway = await _gateway(conn, found["gateway_id"], lock=True)
+        cursor = await conn.execute(
+            "SELECT name, account_no FROM consumers WHERE id = %s", (consumer_id,)
+        )
+        consumer = await cursor.fetchone()
         name = external_id or _meter_name(gateway["gateway_code"], found)
         cursor = await conn.execute(
             "SELECT id FROM meters WHERE board_id = %s AND external_id = %s",
@@ -362,7 +366,8 @@ async def assign(
             principal,
             gateway["id"],
             updated,
-            comment=f"meter {name} (found by a scan) for consumer {consumer_id}",
+            comment=f"meter {name} (found by a scan) for {consumer['name']}"
+            f" (account {consumer['account_no']})",
             action="assign_found_meter",
         )
         await conn.execute(

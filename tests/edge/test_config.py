@@ -95,7 +95,7 @@ def test_check_config_command(tmp_path: Path) -> None:
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert "1 buses, 2 meters" in ok.stdout
+    assert "1 bus, 2 meters" in ok.stdout
     good.write_text(GOOD.replace("unit = 2", "unit = 0"))
     bad = subprocess.run(
         [sys.executable, "-m", "gridgate", "edge", "check-config", str(good)],
