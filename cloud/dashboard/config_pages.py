@@ -5,6 +5,7 @@ meters technicians' scans found, each given to a consumer (by account number) in
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -22,6 +23,7 @@ from .web import csrf_ok, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 MAX_TOML = 200_000
+_INNER = re.compile(r"(?P<where>meters\.\d+(?:\.\w+)*): (?P<message>.+)", re.DOTALL)
 
 
 def as_toml(settings: dict[str, Any] | None) -> str:
@@ -36,7 +38,11 @@ def as_toml(settings: dict[str, Any] | None) -> str:
 def _describe(settings_dict: dict[str, Any], exc: ValidationError) -> list[str]:
     """Each problem by where it is, with the bus and meter named as the text names them."""
     problems = []
-    for where, message in describe_validation_error(exc):
+    for where, said in describe_validation_error(exc):
+        message = said.removeprefix("Value error, ")
+        inner = _INNER.match(message)
+        if inner and where.count(".") == 1:  # a bus's check naming one of its meters
+            where, message = f"{where}.{inner['where']}", inner["message"]
         parts = where.split(".")
         named = where
         if len(parts) >= 2 and parts[0] == "buses" and parts[1].isdigit():

@@ -99,6 +99,7 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "meter": f"/dashboard/meters/{own.meter.id}",
         "gateways": "/dashboard/gateways",
         "gateway": f"/dashboard/gateways/{own.gateway.id}",
+        "gateway_config": f"/dashboard/gateways/{own.gateway.id}/config",
         "consumers": "/dashboard/consumers",
         "consumer": f"/dashboard/consumers/{own.consumer.id}",
         "billing": "/dashboard/billing",
