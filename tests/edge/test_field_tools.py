@@ -156,7 +156,7 @@ async def test_scan_identify_read_and_write_config(tmp_path: Path) -> None:
         assert "sdm630" in out
     code, out, err = await gridgate("check-config", str(config))
     assert code == 0, err
-    assert "1 buses, 3 meters" in out
+    assert "1 bus, 3 meters" in out
 
 
 def assert_no_library_chatter(output: str) -> None:
