@@ -27,12 +27,26 @@ _INNER = re.compile(r"(?P<where>meters\.\d+(?:\.\w+)*): (?P<message>.+)", re.DOT
 
 
 def as_toml(settings: dict[str, Any] | None) -> str:
-    """Settings as the TOML a technician knows from edge.toml (defaults left out)."""
+    """Settings as the TOML a technician knows from edge.toml: `[[buses]]` each followed by its
+    `[[buses.meters]]`, then `[checks]`, `[store]` and `[sync]` (defaults left out)."""
     if not settings:
         return ""
     model = GatewaySettings.model_validate(settings)
     data = model.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
-    return tomli_w.dumps(data)
+
+    def table(header: str, values: dict[str, Any]) -> list[str]:
+        return [header, *(tomli_w.dumps({key: value}).strip() for key, value in values.items())]
+
+    lines: list[str] = []
+    for bus, full in zip(data.get("buses", []), model.buses, strict=True):
+        meters = bus.pop("meters", [])
+        lines += [*table("[[buses]]", {"name": full.name, "kind": full.kind, **bus}), ""]
+        for meter in meters:
+            lines += [*table("[[buses.meters]]", meter), ""]
+    for section in ("checks", "store", "sync"):
+        if data.get(section):
+            lines += [*table(f"[{section}]", data[section]), ""]
+    return "\n".join(lines)
 
 
 def _describe(settings_dict: dict[str, Any], exc: ValidationError) -> list[str]:
