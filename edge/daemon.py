@@ -320,6 +320,7 @@ class Daemon:
             "clock_synced": self._synced,
             "sync": asdict(self.syncer.stats) if self.syncer else None,
             "cloud": self.config.cloud.url,
+            "config_version": self.config_version,
         }
         await self.store(Store.put_state, items)
 

@@ -47,6 +47,13 @@ def describe_local(iso: str) -> str:
     return f"{local:%d %b %H:%M} {local.tzname()}".lstrip("0")
 
 
+def describe_settings(version: int | None) -> str:
+    """Which settings the daemon runs: its own file's, or a version from the cloud."""
+    if version:
+        return f"version {version} from the cloud"
+    return "this gateway's own edge.toml"
+
+
 def describe_errors(stats: dict[str, Any]) -> str:
     """'3 timeout, 8 CRC', or 'none'."""
     found = [f"{stats[key]} {name}" for key, name in ERROR_KINDS if stats.get(key)]
@@ -63,6 +70,7 @@ def render_status(
         f" {describe_age(daemon.get('updated_at'), now)}",
         f"Clock: [{'green' if clock.trusted else 'red'}]{escape(clock.detail)}[/]",
         Text(f"Store: {report['store']}", overflow="fold"),
+        f"Settings: {describe_settings(daemon.get('config_version'))}",
     ]
     meters = report["meters"]
     buses = sorted({stats.get("bus", "") for stats in meters.values()})

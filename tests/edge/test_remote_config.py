@@ -106,6 +106,8 @@ async def test_a_new_version_applies_with_only_its_bus_restarted_and_no_reading_
         assert daemon._bus_tasks["tcp-1"] is not before_tcp
         for name, bus_task in untouched.items():
             assert daemon._bus_tasks[name] is bus_task, f"bus {name} was restarted"
+        await daemon._save_state()  # what `gridgate edge status` reads
+        assert (await daemon.store(Store.get_state, "daemon"))["config_version"] == 1
         good = await daemon.store(Store.get_state, GOOD_KEY)
         assert good["version"] == 1
         assert await daemon.store(Store.get_state, CANDIDATE_KEY) is None
