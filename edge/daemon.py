@@ -31,6 +31,7 @@ from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
+    SECTIONS,
     BusHealth,
     ConfigReport,
     ConfigState,
@@ -659,6 +660,15 @@ class Daemon:
         config = self._settings_of(good)
         if config is not None:
             self.config_version = good["version"]
+            mine, theirs = self.local.settings(), config.settings()
+            differ = [name for name in SECTIONS if getattr(mine, name) != getattr(theirs, name)]
+            if differ:  # a technician edited the file: say whose settings run, and how to keep
+                log.warning(
+                    "the cloud's settings run in place of this file's; to keep the file's,"
+                    " pin them in [remote] pin",
+                    version=self.config_version,
+                    sections=differ,
+                )
         self._use(config or self.local)
 
     def report(self, version: int, state: ConfigState, detail: str = "") -> ConfigReport:

@@ -142,6 +142,15 @@ async def test_a_new_version_applies_with_only_its_bus_restarted_and_no_reading_
         await until(read_again, "readings of the TCP meter after the change")
     finally:
         await stop(daemon, task)
+    # the next start runs the applied version (the file still says otherwise)
+    again = Daemon(load_config(daemon.local.source))
+    again._open_store()
+    try:
+        assert again.config_version == 1
+        assert again.config.buses[1].meters[0].fast_s == 0.25
+        assert again.local.buses[1].meters[0].fast_s == 0.3
+    finally:
+        again.store.shutdown()
     # no reading lost: everything the gateway took is in the cloud, once
     await drain(daemon.local.source, httpx.ASGITransport(app=cloud.client._transport.app))
     store = Store(daemon.local.store_path)
