@@ -374,12 +374,19 @@ def _money(spec: TariffSpec, rate: Decimal) -> str:
     return f"₹{shown}" if spec.currency == "INR" else f"{spec.currency} {shown}"
 
 
+def _limit(value: Decimal) -> str:
+    """A (scaled) limit in words: to the hundredth of a unit when pro-rating made it longer."""
+    return _fmt(
+        value if value == value.quantize(Decimal("0.01")) else _round(value, Decimal("0.01"))
+    )
+
+
 def _range_words(above: Decimal | None, up_to: Decimal | None) -> str:
     if above is not None and up_to is not None:
-        return f"above {_fmt(above)} and up to {_fmt(up_to)}"
+        return f"above {_limit(above)} and up to {_limit(up_to)}"
     if above is not None:
-        return f"above {_fmt(above)}"
-    return f"up to {_fmt(up_to)}" if up_to is not None else "any consumption"
+        return f"above {_limit(above)}"
+    return f"up to {_limit(up_to)}" if up_to is not None else "any consumption"
 
 
 def _energy_lines(
@@ -436,7 +443,7 @@ def _energy_lines(
         in_slab = (usage.units if upper is None else min(usage.units, upper)) - lower
         if in_slab <= 0:
             break
-        span = f"{_fmt(lower)}-{_fmt(upper)}" if upper is not None else f"above {_fmt(lower)}"
+        span = f"{_limit(lower)}-{_limit(upper)}" if upper is not None else f"above {_limit(lower)}"
         lines.append(line(f"Energy, slab {span} {unit}{why_slabs}", in_slab, slab.rate))
         if upper is None or upper >= usage.units:
             break
