@@ -183,7 +183,10 @@ async def export_urdb_version(
     async with pool.connection() as conn:
         for version in await tariffs.versions(conn, principal, tariff_id):
             if version["id"] == version_id:
-                return urdb.to_urdb(TariffSpec.model_validate(version["spec"]))
+                try:
+                    return urdb.to_urdb(TariffSpec.model_validate(version["spec"]))
+                except ValueError as exc:
+                    raise InvalidInput(str(exc), errors=[("urdb", str(exc))]) from None
     raise NotFound(f"no version {version_id} of tariff {tariff_id}")
 
 

@@ -1,11 +1,16 @@
 """One bill: a consumer's consumption over a period priced under the tariff versions in force.
 
 A period is cut into segments where the tariff version changes; each segment gets its share of
-the period's units and of the month (slabs and fixed charges) by days — the pro-rating the
-regulator's orders prescribe when no read falls on the change date. Time-of-day units are taken
-from the hours of each segment. When a span of a meter cannot be measured (no read after the
-period's end yet, a gap around a boundary) the units are estimated from the consumer's own
-history (validation, estimation, editing: the bill says "estimated", and a later run trues it up).
+the period's units by days — the pro-rating the regulator's orders prescribe when no read falls
+on the change date. Slab and schedule limits and fixed charges scale by the months a segment
+covers, measured on the calendar (`months_between`): 1 Sep to 1 Nov is 2 months (a bimonthly
+cycle doubles monthly limits), 12 Oct to 1 Nov is 20/31 of a month (a part period is pro-rated
+by days); a caller that knows the board's cycle may state its months instead (`cycle_months`).
+Time-of-day units are taken from the hours of each segment, and a version with schedules prices
+each segment under the schedule its units fall in. When a span of a meter cannot be measured
+(no read after the period's end yet, a gap around a boundary) the units are estimated from the
+consumer's own history (validation, estimation, editing: the bill says "estimated", and a
+later run trues it up).
 """
 
 from __future__ import annotations
@@ -56,6 +61,34 @@ def month_of(day: date) -> tuple[date, date]:
     return start, date(start.year + start.month // 12, start.month % 12 + 1, 1)
 
 
+def add_months(day: date, months: int) -> date:
+    """The same day `months` calendar months on (the month's last day when it is shorter)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = (month_of(date(year, month + 1, 1))[1] - timedelta(days=1)).day
+    return date(year, month + 1, min(day.day, last))
+
+
+def months_between(start: date, end: date) -> tuple[Decimal, str]:
+    """The months from `start` to `end` (exclusive) and how they are counted, in words: whole
+    calendar months from `start`, then each remaining day as a share of its month's days
+    (12 Oct to 1 Nov: 20/31, "20 of 31 days of October")."""
+    whole = 0
+    while add_months(start, whole + 1) <= end:
+        whole += 1
+    months = Decimal(whole)
+    words = [f"{whole} month{'s' if whole != 1 else ''}"] if whole else []
+    day = add_months(start, whole)
+    while day < end:
+        first, following = month_of(day)
+        stop = min(following, end)
+        days, of = (stop - day).days, (following - first).days
+        months += Decimal(days) / Decimal(of)
+        words.append(f"{days} of {of} days of {first:%B}")
+        day = stop
+    return months, " and ".join(words)
+
+
 def segments_of(
     versions: list[TariffVersion], start: date, end: date
 ) -> list[tuple[TariffVersion, date, date]]:
@@ -92,12 +125,13 @@ def compute_bill(
     holidays: set[date] | None = None,
     daily_history: Decimal | None = None,
     load_pct: Decimal | None = None,
-    cycle_months: Decimal = Decimal(1),
+    cycle_months: Decimal | None = None,
     max_demand_kw: Decimal | None = None,
 ) -> Bill:
     """Price one consumer's period. `daily_history`: the consumer's usual units per day, used
     when the consumption could not be measured; `max_demand_kw`: the highest demand its meters
-    recorded in the period, for fixed charges that go by it."""
+    recorded in the period, for fixed charges that go by it; `cycle_months`: the months the
+    whole period counts for (the board's billing cycle), None to measure it on the calendar."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -127,33 +161,38 @@ def compute_bill(
     for version, start, end in cut:
         share = Decimal((end - start).days) / Decimal(days)
         spec = version.spec
-        by_period = None
+        if cycle_months is not None:
+            months = cycle_months * share
+            basis = f"{_fmt(months)} months of a {_fmt(cycle_months)}-month cycle"
+        else:
+            months, basis = months_between(start, end)
         seg_units = units * share
-        if spec.energy.mode == "time_of_day":
+        hours: dict[datetime, Decimal] | None = None
+        if any(charge.mode == "time_of_day" for charge in spec.energy_charges()):
             if estimated or not consumption.by_hour:
                 # no hourly data: the estimate is priced as if used evenly through the day
-                by_period = _even_split(spec, seg_units, start, end, holidays or set(), tz)
+                hours = _even_hours(seg_units, start, end, tz)
             else:
                 hours = {
                     h: e
                     for h, e in consumption.by_hour.items()
                     if start <= h.astimezone(tz).date() < end
                 }
-                by_period = split_by_period(
-                    hours,
-                    spec.energy.weekday or [],
-                    spec.energy.weekend or [],
-                    holidays or set(),
-                    tz,
-                )
-                seg_units = sum(by_period.values(), Decimal(0))
+                seg_units = sum(hours.values(), Decimal(0))
+        charge = spec.choose_energy(seg_units, months).charge
+        by_period = None
+        if charge.mode == "time_of_day" and hours is not None:
+            by_period = split_by_period(
+                hours, charge.weekday or [], charge.weekend or [], holidays or set(), tz
+            )
         usage = Usage(
             units=seg_units,
-            months=cycle_months * share,
+            months=months,
             by_period=by_period,
             sanctioned_kw=sanctioned_kw,
             load_pct=load_pct,
             max_demand_kw=max_demand_kw,
+            months_basis=basis,
         )
         label = f"{start:%d %b}-{end - timedelta(days=1):%d %b}" if len(cut) > 1 else ""
         lines += price(spec, usage, label=label)
@@ -162,9 +201,12 @@ def compute_bill(
     return Bill(lines, total, units, estimated, segments, notes)
 
 
-def _even_split(
-    spec: TariffSpec, units: Decimal, start: date, end: date, holidays: set[date], tz: ZoneInfo
-) -> dict[str, Decimal]:
+def _fmt(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+def _even_hours(units: Decimal, start: date, end: date, tz: ZoneInfo) -> dict[datetime, Decimal]:
+    """`units` spread evenly over the local hours of [start, end)."""
     hours: dict[datetime, Decimal] = {}
     per_hour = units / Decimal((end - start).days * 24)
     day = start
@@ -172,5 +214,4 @@ def _even_split(
         for hour in range(24):
             hours[datetime.combine(day, time(hour), tz)] = per_hour
         day += timedelta(days=1)
-    weekday, weekend = spec.energy.weekday or [], spec.energy.weekend or []
-    return split_by_period(hours, weekday, weekend, holidays, tz)
+    return hours

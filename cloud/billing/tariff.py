@@ -10,7 +10,14 @@ Energy is priced one of four ways:
 - non-telescopic slabs: all units at the rate of the slab the consumption falls in;
 - time of day: each period's units at its rate, periods from a 12 x 24 month-by-hour matrix for
   weekdays and one for weekends and holidays, read in the board's time zone.
-Slab limits are per month: a part-month (a tariff change mid-cycle) scales them by its share.
+
+A version has either one `energy` charge or several `schedules`, each an energy charge for the
+periods whose consumption lies in its range (Kerala: up to 250 units a month telescopic slabs,
+above 250 every unit at the rate of the band reached). Slab and schedule limits are stated per
+month (or per two months, `limits_per`, as TNERC states them) and scale with the months the
+usage covers: a two-month period doubles monthly limits, a part-month (a tariff change
+mid-cycle, a first or last part period) pro-rates them by days. The energy lines say which
+schedule applied, why, and how the limits were scaled.
 
 Around the energy charge: a load-based adjustment (regional load tiers, +20 % at 90 % load ...),
 fixed charges (per connection, per kW of sanctioned load — or of the recorded maximum demand when
@@ -112,6 +119,41 @@ def _check_schedule(name: str, matrix: list[list[str]] | None, periods: set[str]
         raise ValueError(f"{name}: periods {unknown} have no rate in rates")
 
 
+class EnergySchedule(_Spec):
+    """An energy charge for the periods whose consumption is up to `up_to` units (a month's,
+    scaled like slab limits) and above the previous schedule's `up_to`."""
+
+    up_to: Units | None = None  # None: no end (the last schedule)
+    energy: EnergyCharge
+
+
+def _check_schedules(schedules: list[EnergySchedule]) -> None:
+    for index, schedule in enumerate(schedules[:-1]):
+        following = schedules[index + 1].up_to
+        if schedule.up_to is None:
+            raise ValueError(f"schedules.{index}.up_to: only the last schedule may be open-ended")
+        if following is not None and following <= schedule.up_to:
+            raise ValueError(
+                f"schedules.{index + 1}.up_to: {following} must be above the previous"
+                f" schedule's {schedule.up_to} (schedules are contiguous and ascending)"
+            )
+    if schedules[-1].up_to is not None:
+        raise ValueError(
+            f"schedules.{len(schedules) - 1}.up_to: the last schedule must be open-ended (no"
+            " up_to), or consumption above it would have no price"
+        )
+
+
+@dataclass(frozen=True)
+class ChosenEnergy:
+    """The energy charge that prices a consumption, and the scaled range that chose it."""
+
+    charge: EnergyCharge
+    above: Decimal | None  # None: the first schedule (or the only charge)
+    up_to: Decimal | None  # None: open-ended
+    scheduled: bool  # chosen among schedules (the bill says why)
+
+
 class DynamicTier(_Spec):
     min_load_pct: Annotated[Decimal, Field(ge=0, le=1000)]
     adjust_pct: Percent
@@ -162,7 +204,9 @@ class Rounding(_Spec):
 class TariffSpec(_Spec):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "INR"
     energy_unit: Literal["kWh", "kVAh"] = "kWh"
-    energy: EnergyCharge
+    energy: EnergyCharge | None = None  # one charge for any consumption, or ...
+    schedules: list[EnergySchedule] | None = Field(default=None, min_length=1, max_length=10)
+    limits_per: Literal["month", "two_months"] = "month"  # what slab/schedule limits are per
     dynamic: list[DynamicTier] = Field(default_factory=list, max_length=10)
     fixed: FixedCharge = FixedCharge()
     fuel_adjustment_per_unit: SignedRate = Decimal(0)
@@ -172,12 +216,44 @@ class TariffSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> TariffSpec:
+        if (self.energy is None) == (self.schedules is None):
+            raise ValueError(
+                "give either energy (one charge for any consumption) or schedules (charges"
+                " chosen by the consumption's range), not both or neither"
+            )
+        if self.schedules is not None:
+            _check_schedules(self.schedules)
         thresholds = [t.min_load_pct for t in self.dynamic]
         if thresholds != sorted(set(thresholds), reverse=True):
             raise ValueError("dynamic: tiers go from the highest min_load_pct down, each once")
         if self.dynamic and thresholds[-1] != 0:
             raise ValueError("dynamic: the last tier starts at min_load_pct 0 (covers any load)")
         return self
+
+    def energy_charges(self) -> list[EnergyCharge]:
+        """Every energy charge of the version (one, or one per schedule)."""
+        if self.schedules is not None:
+            return [schedule.energy for schedule in self.schedules]
+        return [self.energy] if self.energy is not None else []
+
+    def limit_scale(self, months: Decimal) -> Decimal:
+        """What slab and schedule limits are multiplied by for usage over `months` months."""
+        return months / 2 if self.limits_per == "two_months" else months
+
+    def choose_energy(self, units: Decimal, months: Decimal) -> ChosenEnergy:
+        """The energy charge for `units` used over `months` months: the only one, or the
+        schedule whose (scaled) range holds them — a limit belongs to the range it ends."""
+        if self.schedules is None:
+            assert self.energy is not None  # the validator allows nothing else
+            return ChosenEnergy(self.energy, None, None, scheduled=False)
+        scale = self.limit_scale(months)
+        above = None
+        for schedule in self.schedules:
+            up_to = None if schedule.up_to is None else schedule.up_to * scale
+            if up_to is None or units <= up_to:
+                return ChosenEnergy(schedule.energy, above, up_to, scheduled=True)
+            above = up_to
+        raise AssertionError("the last schedule is open-ended")  # checked by the validator
 
 
 @dataclass(frozen=True)
@@ -202,6 +278,8 @@ class Usage:
     sanctioned_kw: Decimal = Decimal(1)
     load_pct: Decimal | None = None  # regional load, for dynamic tiers
     max_demand_kw: Decimal | None = None  # the highest 15-minute demand recorded in the period
+    months_basis: str = ""  # why `months` is what it is, in words ("2 months", "20 of 31 days
+    # of October"): the bill states it beside limits scaled by it
 
     def fixed_load(self, basis: str) -> tuple[Decimal, str]:
         """The load fixed charges go by under `basis`, and what it is (for the bill's lines)."""
@@ -290,68 +368,84 @@ def price(spec: TariffSpec, usage: Usage, *, label: str = "") -> list[Line]:
     return lines
 
 
+def _money(spec: TariffSpec, rate: Decimal) -> str:
+    """A rate as people read it on a bill: ₹5.80, ₹0.125, USD 3.00."""
+    shown = f"{rate:.2f}" if rate == rate.quantize(Decimal("0.01")) else _fmt(rate)
+    return f"₹{shown}" if spec.currency == "INR" else f"{spec.currency} {shown}"
+
+
+def _limit(value: Decimal) -> str:
+    """A (scaled) limit in words: to the hundredth of a unit when pro-rating made it longer."""
+    return _fmt(
+        value if value == value.quantize(Decimal("0.01")) else _round(value, Decimal("0.01"))
+    )
+
+
+def _range_words(above: Decimal | None, up_to: Decimal | None) -> str:
+    if above is not None and up_to is not None:
+        return f"above {_limit(above)} and up to {_limit(up_to)}"
+    if above is not None:
+        return f"above {_limit(above)}"
+    return f"up to {_limit(up_to)}" if up_to is not None else "any consumption"
+
+
 def _energy_lines(
     spec: TariffSpec, usage: Usage, step: Decimal, unit: str, suffix: str
 ) -> list[Line]:
-    charge = spec.energy
+    chosen = spec.choose_energy(usage.units, usage.months)
+    charge = chosen.charge
+    scale = spec.limit_scale(usage.months)
+    # the words that say why: which schedule, and how its limits were scaled
+    why = f"{_fmt(usage.units)} units: {_range_words(chosen.above, chosen.up_to)}"
+    limited = chosen.scheduled or charge.mode in ("telescopic", "non_telescopic")
+    scaled = ""
+    if limited and scale != 1:
+        scaled = f" (limits for {usage.months_basis or f'{_fmt(usage.months)} months'})"
+
+    def line(what: str, units: Decimal, rate: Decimal) -> Line:
+        return Line("energy", what + scaled + suffix, units, unit, rate, _round(units * rate, step))
+
     if charge.mode == "flat":
         rate = charge.rate or Decimal(0)
-        return [
-            Line(
-                "energy",
-                f"Energy{suffix}",
-                usage.units,
-                unit,
-                rate,
-                _round(usage.units * rate, step),
-            )
-        ]
+        if chosen.scheduled:
+            return [line(f"Energy, {why}, all units at {_money(spec, rate)}", usage.units, rate)]
+        return [line("Energy", usage.units, rate)]
     if charge.mode == "time_of_day":
         periods = usage.by_period or {}
+        hours = f" ({why})" if chosen.scheduled else ""
         return [
-            Line(
-                "energy",
-                f"Energy, {name} hours{suffix}",
-                periods.get(name, Decimal(0)),
-                unit,
-                rate,
-                _round(periods.get(name, Decimal(0)) * rate, step),
-            )
+            line(f"Energy, {name} hours{hours}", periods[name], rate)
             for name, rate in (charge.rates or {}).items()
             if periods.get(name)
         ]
     slabs = charge.slabs or []
     if charge.mode == "non_telescopic":
-        slab = next(s for s in slabs if s.up_to is None or usage.units <= s.up_to * usage.months)
+        lower = chosen.above
+        for slab in slabs:
+            upper = None if slab.up_to is None else slab.up_to * scale
+            if upper is None or usage.units <= upper:
+                break
+            lower = upper if lower is None else max(lower, upper)
+        reached = _range_words(lower, upper)
+        if chosen.up_to is not None and (upper is None or upper > chosen.up_to):
+            reached = _range_words(lower, chosen.up_to)
+        words = f"{_fmt(usage.units)} units: {reached}"
         return [
-            Line(
-                "energy",
-                f"Energy, all units at the rate of the slab they reach{suffix}",
-                usage.units,
-                unit,
-                slab.rate,
-                _round(usage.units * slab.rate, step),
-            )
+            line(f"Energy, {words}, all units at {_money(spec, slab.rate)}", usage.units, slab.rate)
         ]
     lines = []
     lower = Decimal(0)
+    why_slabs = f" ({why}, each slab at its rate)" if chosen.scheduled else ""
     for slab in slabs:
-        upper = None if slab.up_to is None else slab.up_to * usage.months
+        upper = None if slab.up_to is None else slab.up_to * scale
+        if chosen.up_to is not None and (upper is None or upper > chosen.up_to):
+            upper = chosen.up_to  # the schedule ends the open slab
         in_slab = (usage.units if upper is None else min(usage.units, upper)) - lower
         if in_slab <= 0:
             break
-        span = f"{_fmt(lower)}-{_fmt(upper)}" if upper is not None else f"above {_fmt(lower)}"
-        lines.append(
-            Line(
-                "energy",
-                f"Energy, slab {span} {unit}{suffix}",
-                in_slab,
-                unit,
-                slab.rate,
-                _round(in_slab * slab.rate, step),
-            )
-        )
-        if upper is None:
+        span = f"{_limit(lower)}-{_limit(upper)}" if upper is not None else f"above {_limit(lower)}"
+        lines.append(line(f"Energy, slab {span} {unit}{why_slabs}", in_slab, slab.rate))
+        if upper is None or upper >= usage.units:
             break
         lower = upper
     return lines

@@ -5,11 +5,13 @@ the effective rate being `rate + adj`), `energyweekdayschedule` / `energyweekend
 (12 x 24 period indexes), `fixedchargefirstmeter` (per month), `mincharge` (per month). What URDB
 cannot say lives under `gridgate`: the slab mode (URDB tiers are telescopic; `non_telescopic`
 prices all units at the reached tier), the energy unit, period names, banded fixed charges,
-load-based tiers, fuel adjustment, taxes and rounding.
+load-based tiers, fuel adjustment, taxes, rounding and whether slab limits are per month or per
+two months.
 
 Supported shapes: one period with one tier (flat), one period with tiers (slabs), several
 periods with one tier each (time of day). Several periods with several tiers each (tiered time
-of day) is refused with a message saying so.
+of day) is refused with a message saying so, and so is a version whose energy charge is chosen
+by consumption among several schedules (URDB has no way to say it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class UrdbTier(BaseModel):
 class GridgateExtension(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slab_mode: Literal["telescopic", "non_telescopic"] = "telescopic"
+    limits_per: Literal["month", "two_months"] = "month"
     energy_unit: Literal["kWh", "kVAh"] = "kWh"
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "INR"
     period_names: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]] | None = None
@@ -116,6 +119,7 @@ def from_urdb(data: dict[str, Any]) -> TariffSpec:
             "currency": ext.currency,
             "energy_unit": ext.energy_unit,
             "energy": energy,
+            "limits_per": ext.limits_per,
             "dynamic": ext.dynamic,
             "fixed": fixed,
             "fuel_adjustment_per_unit": ext.fuel_adjustment_per_unit,
@@ -127,10 +131,18 @@ def from_urdb(data: dict[str, Any]) -> TariffSpec:
 
 
 def to_urdb(spec: TariffSpec) -> dict[str, Any]:
-    """URDB-like JSON for a TariffSpec (from_urdb(to_urdb(spec)) == spec)."""
+    """URDB-like JSON for a TariffSpec (from_urdb(to_urdb(spec)) == spec); ValueError for a
+    version with schedules chosen by consumption, which URDB cannot express."""
     energy = spec.energy
+    if energy is None:
+        raise ValueError(
+            "schedules: this version chooses its energy charge by consumption among"
+            f" {len(spec.schedules or [])} schedules, which URDB cannot express; read its spec"
+            " from the tariff's versions instead"
+        )
     extension: dict[str, Any] = {
         "energy_unit": spec.energy_unit,
+        "limits_per": spec.limits_per,
         "currency": spec.currency,
         "fixed": spec.fixed.model_dump(mode="json"),
         "dynamic": [t.model_dump(mode="json") for t in spec.dynamic],

@@ -338,7 +338,9 @@ async def _bill_all(
             continue
         spec = versions[0].spec
         quantity = "9.8.0" if spec.energy_unit == "kVAh" else "1.8.0"
-        hourly = any(v.spec.energy.mode == "time_of_day" for v in versions)
+        hourly = any(
+            charge.mode == "time_of_day" for v in versions for charge in v.spec.energy_charges()
+        )
         load_pct = None
         if any(v.spec.dynamic for v in versions):
             load_pct = await regional_load_pct(conn, board, start, end)

@@ -306,20 +306,23 @@ async def for_consumer(
         (consumer_id, start, end),
     )
     so_far = Decimal(str(round((await cursor.fetchone())["kwh"], 3)))
-    energy = version.spec.energy
+    # the schedule this month's use so far falls in, its limits as a month's
+    chosen = version.spec.choose_energy(so_far, Decimal(1))
+    energy, scale = chosen.charge, version.spec.limit_scale(Decimal(1))
     slabs = []
     if energy.slabs:
         lower = Decimal(0)
         for slab in energy.slabs:
+            up_to = None if slab.up_to is None else slab.up_to * scale
             slabs.append(
                 {
                     "from_kwh": lower,
-                    "up_to_kwh": slab.up_to,
+                    "up_to_kwh": up_to,
                     "rate": slab.rate,
-                    "current": lower <= so_far and (slab.up_to is None or so_far < slab.up_to),
+                    "current": lower <= so_far and (up_to is None or so_far < up_to),
                 }
             )
-            lower = slab.up_to or lower
+            lower = up_to or lower
     return {
         "consumer_id": consumer_id,
         "category": consumer["category"],
@@ -330,6 +333,9 @@ async def for_consumer(
         "currency": version.spec.currency,
         "energy_unit": version.spec.energy_unit,
         "mode": energy.mode,
+        "schedule": (
+            {"above_kwh": chosen.above, "up_to_kwh": chosen.up_to} if chosen.scheduled else None
+        ),
         "rate": energy.rate,
         "slabs": slabs,
         "periods": energy.rates or {},
