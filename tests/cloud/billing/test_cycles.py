@@ -296,8 +296,9 @@ async def populate(conn: AsyncConnection, board: int, period: Period, count: int
     tz = ZoneInfo("Asia/Kolkata")
     start = datetime.combine(period.start, datetime.min.time(), tz)
     end = datetime.combine(period.end, datetime.min.time(), tz)
-    for month in (period.start, period.end):
-        await conn.execute("SELECT ensure_readings_partition(%s)", (month.replace(day=1),))
+    for ts in (start, end):  # partitions are months of UTC
+        month = ts.astimezone(UTC).date().replace(day=1)
+        await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
     tag = uuid.uuid4().hex[:6]
     cursor = await conn.execute(
         "INSERT INTO consumers (board_id, account_no, name)"
