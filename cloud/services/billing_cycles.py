@@ -145,7 +145,8 @@ async def _runs(conn: AsyncConnection, board_id: int) -> list[dict[str, Any]]:
     """The board's latest scheduled runs with the counts of the billing run that completed each
     (or of the latest attempt while one is under way)."""
     cursor = await conn.execute(
-        "SELECT c.period_start, c.period_end, c.cycle_months, c.status, c.attempts, c.auto_issue,"
+        "SELECT c.period_start, c.period_end, c.period_end - 1 AS last_day, c.cycle_months,"
+        " c.status, c.attempts, c.auto_issue,"
         " c.issued, c.not_issued, c.last_error, c.claimed_at, c.finished_at, r.id AS run_id,"
         " coalesce(r.consumers, 0) AS consumers, coalesce(r.measured, 0) AS measured,"
         " coalesce(r.created, 0) + coalesce(r.revised, 0) + coalesce(r.unchanged, 0) AS billed,"
