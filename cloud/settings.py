@@ -64,6 +64,9 @@ class CloudSettings(BaseSettings):
     ingest_max_future_s: Annotated[int, Field(ge=0)] = 86400
     # the periodic jobs (cloud checks, retention): every this many seconds; 0 turns them off
     jobs_interval_s: Annotated[int, Field(ge=0, le=86400)] = 60
+    # a scheduled billing run's claim: renewed every third of this while the run works; a
+    # process that died holding one is replaced by another this long after its last renewal
+    billing_lease_s: Annotated[float, Field(ge=1, le=3600)] = 300
     retention_interval_s: Annotated[int, Field(ge=0)] = 3600  # 0: no retention runs
     gateway_silent_s: Annotated[int, Field(ge=60)] = 900
     meter_missing_s: Annotated[int, Field(ge=60)] = 3600

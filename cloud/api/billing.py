@@ -24,7 +24,7 @@ from ..access.ids import (
 from ..billing import urdb
 from ..billing.tariff import TariffSpec
 from ..errors import InvalidInput, NotFound
-from ..services import billing_runs, estimates, invoices, tariffs
+from ..services import billing_cycles, billing_runs, estimates, invoices, tariffs
 from ..services.scoped import BILLING_RUNS, INVOICES, TARIFFS, get_row
 from .deps import PoolDep, PublicBase, require
 from .paging import Limit, Offset, Order, Page, page
@@ -241,6 +241,40 @@ async def delete_holiday(
 ) -> None:
     async with pool.connection() as conn:
         await tariffs.set_holiday(conn, principal, board_id, day, None)
+
+
+class BillingCycle(BaseModel):
+    """A board's billing cycle: the day of the month its period closes (1-28, in the board's
+    zone), one month or two, whether the bills are issued as soon as they are made."""
+
+    model_config = ConfigDict(extra="forbid")
+    cycle_day: Annotated[int, Field(ge=1, le=28)]
+    cycle: Literal["monthly", "bimonthly"]
+    auto_issue: bool = False
+    enabled: bool = True
+
+
+@router.get("/boards/{board_id}/billing-cycle")
+async def get_billing_cycle(
+    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> dict:
+    """The board's billing cycle (`configured` false when it has none), the day its next run
+    starts and its latest scheduled runs with their outcome."""
+    async with pool.connection() as conn:
+        return await billing_cycles.get_cycle(conn, principal, board_id)
+
+
+@router.put("/boards/{board_id}/billing-cycle")
+async def put_billing_cycle(
+    board_id: BoardId,
+    body: BillingCycle,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_GENERATE),
+) -> dict:
+    """Set the board's billing cycle. The service bills each period once it closes (and issues
+    the bills with `auto_issue`); a new cycle takes effect from the next period to close."""
+    async with pool.connection() as conn:
+        return await billing_cycles.set_cycle(conn, principal, board_id, **body.model_dump())
 
 
 @router.post("/billing/runs")

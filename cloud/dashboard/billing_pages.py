@@ -1,4 +1,5 @@
-"""Billing operations in the console: start a run and follow it, review and issue bills (one or
+"""Billing operations in the console: the board's billing cycle and its scheduled runs, start a
+run and follow it, review and issue bills (one or
 many), record payments, open and resolve disputes, see what is overdue and how old. The pages
 read through the services; every change goes through the API from the browser, so it carries
 the same permissions, audit and idempotency as any client's."""
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..access import Permission, allowed
 from ..errors import NotFound
-from ..services import analytics, invoices, listings
+from ..services import analytics, billing_cycles, invoices, listings
 from ..services.scoped import BILLING_RUNS, list_rows
 from .web import (
     csv_download,
@@ -106,6 +107,7 @@ async def billing_page(request: Request) -> Response:
             offset=0,
         )
         aging = await invoices.aging(conn, principal, board["id"], today=today)
+        cycle = await billing_cycles.get_cycle(conn, principal, board["id"])
         # a run is offered for the months the board has readings in (last month at least)
         cursor = await conn.execute(
             "SELECT min(day) AS first FROM board_energy_daily WHERE board_id = %s", (board["id"],)
@@ -129,6 +131,7 @@ async def billing_page(request: Request) -> Response:
         page_rows=page.rows,
         total=page.total,
         runs=runs,
+        cycle=cycle,
         aging=aging,
         data=script_json({"board_id": board["id"], "time_zone": board["time_zone"]}),
     )

@@ -246,8 +246,13 @@ async def run(
     period_start: date,
     period_end: date,
     consumer_ids: list[int] | None = None,
+    cycle_months: Decimal | None = None,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
-    """Bill every consumer of the board for [period_start, period_end); see the module doc."""
+    """Bill every consumer of the board for [period_start, period_end); see the module doc.
+    `cycle_months`: the period's length in months, which slabs and fixed charges scale by (2 for
+    a bimonthly cycle; None: measured on the calendar); `scheduled`: started by the board's
+    billing cycle, not by a person."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -271,9 +276,9 @@ async def run(
     cursor = await conn.execute("SELECT day FROM holidays WHERE board_id = %s", (board_id,))
     holidays = {row["day"] for row in await cursor.fetchall()}
     cursor = await conn.execute(
-        "INSERT INTO billing_runs (board_id, period_start, period_end, actor, status, consumers)"
-        " VALUES (%s, %s, %s, %s, 'running', %s) RETURNING id",
-        (board_id, period_start, period_end, actor(principal), len(consumers)),
+        "INSERT INTO billing_runs (board_id, period_start, period_end, actor, status, consumers,"
+        " scheduled) VALUES (%s, %s, %s, %s, 'running', %s, %s) RETURNING id",
+        (board_id, period_start, period_end, actor(principal), len(consumers), scheduled),
     )
     run_id = (await cursor.fetchone())["id"]
     await conn.commit()  # the run shows as running at once, for anyone following it
@@ -290,7 +295,15 @@ async def run(
     }
     try:
         await _bill_all(
-            conn, principal, board, consumers, holidays, period_start, period_end, summary
+            conn,
+            principal,
+            board,
+            consumers,
+            holidays,
+            period_start,
+            period_end,
+            cycle_months,
+            summary,
         )
     except BaseException:
         await conn.rollback()
@@ -319,6 +332,7 @@ async def _bill_all(
     holidays: set[date],
     period_start: date,
     period_end: date,
+    cycle_months: Decimal | None,
     summary: dict[str, Any],
 ) -> None:
     tz = ZoneInfo(board["time_zone"])
@@ -376,6 +390,7 @@ async def _bill_all(
                         holidays=holidays,
                         daily_history=history,
                         load_pct=load_pct,
+                        cycle_months=cycle_months,
                         max_demand_kw=demand.get(consumer["id"]),
                     )
                     outcome = await _record(

@@ -200,6 +200,7 @@ BILLING_RUNS = Table(
         "unmeasured",
         "errors",
         "actor",
+        "scheduled",
         "created_at",
         "finished_at",
     ),

@@ -216,6 +216,18 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", "/api/v1/boards/{board_id}"): E(
         P.BOARD_MANAGE, "board", "board_empty", by_id("board_empty", "board_id")
     ),
+    ("GET", "/api/v1/boards/{board_id}/billing-cycle"): E(
+        P.BILLING_READ, "board", "board", by_id("board")
+    ),
+    ("PUT", "/api/v1/boards/{board_id}/billing-cycle"): E(
+        P.BILLING_GENERATE,
+        "board",
+        "board",
+        lambda w, s: Req(
+            path={"board_id": s.board.id},
+            json={"cycle_day": 5, "cycle": "bimonthly", "auto_issue": False, "enabled": False},
+        ),
+    ),
     ("GET", "/api/v1/boards/{board_id}/holidays"): E(
         P.BILLING_READ, "board", "board", by_id("board")
     ),
@@ -933,6 +945,8 @@ TABLES_BY_BOARD = (
     "alerts",
     "reports",
     "holidays",
+    "billing_cycles",
+    "billing_cycle_runs",
     "retention_policies",
     "enrollment_tokens",
     "support_queries",

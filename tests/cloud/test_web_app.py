@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from cloud.services import aggregates
+from cloud.services import aggregates, billing_cycles
 from tests.cloud.conftest import Cloud
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
 
@@ -391,3 +391,47 @@ async def test_api_keys_are_made_shown_once_and_revoked_in_the_browser(
     refused = await served.get("/api/v1/meters", headers={"Authorization": f"Bearer {secret}"})
     assert refused.status_code == 401
     assert not visit.errors, visit.errors
+
+
+async def test_the_billing_cycle_is_set_and_its_runs_shown_in_the_browser(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """The admin sets the board's cycle from the billing page; a scheduled run's outcome (billed,
+    unmeasured and why, issued) shows there."""
+    board = world.boards["A"]
+    async with cloud.pool.connection() as conn:
+        admin_email = await add_actor(conn, world, "BOARD_ADMIN")
+    admin = await _visit(browser, served, "desktop")
+    await admin.sign_in(admin_email)
+    await admin.open(f"/dashboard/billing?board_id={board}", "billing-cycle-unset")
+    await admin.page.fill("#cycle-form input[name=cycle_day]", "1")
+    await admin.page.select_option("#cycle-form select[name=cycle]", "monthly")
+    await admin.page.check("#cycle-form input[name=auto_issue]")
+    await admin.page.click("#cycle-form button[type=submit]")
+    await admin.page.locator("#cycle-message").wait_for(state="visible")
+    [cycle] = await _db(cloud, "SELECT * FROM billing_cycles WHERE board_id = %s", board)
+    assert (cycle["cycle_day"], cycle["cycle"], cycle["auto_issue"]) == (1, "monthly", True)
+    # as if set before last month began (the clock set by data): the scheduler bills it
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).replace(day=1).date()
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE billing_cycles SET effective_from = %s WHERE board_id = %s", (last_month, board)
+        )
+        await conn.commit()
+    assert await billing_cycles.run_due(cloud.pool, lease_s=30, base_url="http://x") >= 1
+    await admin.page.wait_for_load_state("networkidle")
+    await admin.open(f"/dashboard/billing?board_id={board}", "billing-cycle-run")
+    row = await admin.page.locator("#cycle-runs-table tbody tr").first.inner_text()
+    assert "Done" in row
+    last_day = datetime.now(UTC).replace(day=1).date() - timedelta(days=1)
+    assert f"1 {last_month:%b %Y} to {last_day.day} {last_day:%b %Y}" in row
+    why = await admin.page.locator("#cycle-runs-table details").first.text_content()
+    assert "no meter was installed" in why
+    issued = await _db(
+        cloud,
+        "SELECT status FROM invoices WHERE board_id = %s AND period_start = %s",
+        board,
+        last_month,
+    )
+    assert issued
+    assert {i["status"] for i in issued} == {"issued"}

@@ -1,6 +1,6 @@
-// Billing operations: start a run and follow its progress, issue the drafts one picks, mark
+// Billing operations: set the board's billing cycle, start a run and follow its progress, issue the drafts one picks, mark
 // overdue bills. Each goes through the API, so it is permitted, audited and idempotent as there.
-import { get, number, pageData, post, say, t } from "./core.js";
+import { get, number, pageData, post, say, send, t } from "./core.js";
 
 function monthEnd(first) {
   const [year, month] = first.split("-").map(Number);
@@ -105,8 +105,32 @@ function startOverdue(data) {
   });
 }
 
+function startCycle(data) {
+  const form = document.getElementById("cycle-form");
+  if (!form) return;
+  const message = document.getElementById("cycle-message");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const fields = new FormData(form);
+    try {
+      const cycle = await send("PUT", `/api/v1/boards/${data.board_id}/billing-cycle`, {
+        cycle_day: Number(fields.get("cycle_day")),
+        cycle: fields.get("cycle"),
+        auto_issue: fields.get("auto_issue") === "on",
+        enabled: fields.get("enabled") === "on",
+      });
+      say(message, cycle.enabled ? t("cycle.saved", { day: cycle.next_run_on }) : t("cycle.saved_paused"),
+          "good");
+      setTimeout(() => location.reload(), 1200);
+    } catch (error) {
+      say(message, error.message, "bad");
+    }
+  });
+}
+
 export function start() {
   const data = pageData();
+  startCycle(data);
   startRuns(data);
   startIssuing();
   startOverdue(data);
