@@ -1,7 +1,8 @@
 """The service's periodic jobs: the console's aggregates, the cloud checks, the expiry of
-gateway commands nobody collected and the pruning of ended rate-limit windows every
-`jobs_interval_s`, retention every `retention_interval_s` (an hour). One loop per process; a
-failing pass is logged and the next one runs on time."""
+gateway commands nobody collected and of software updates a gateway went silent about, and the
+pruning of ended rate-limit windows every `jobs_interval_s`; retention every
+`retention_interval_s` (an hour). One loop per process; a failing pass is logged and the next
+one runs on time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from .reports.storage import ReportStorage
-from .services import aggregates, gateway_control, rate_limits, retention
+from .services import aggregates, gateway_control, rate_limits, retention, software
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
 
@@ -54,6 +55,13 @@ async def run_jobs(
                 log.info("gateway commands expired", commands=expired)
         except Exception as exc:  # keep the loop alive; the next pass may succeed
             log.error("expiring gateway commands failed", error=str(exc))
+        try:
+            async with pool.connection() as conn:
+                silent = await software.expire_silent(conn, datetime.now(UTC))
+            if silent:
+                log.info("software updates failed for silence", updates=silent)
+        except Exception as exc:  # keep the loop alive; the next pass may succeed
+            log.error("expiring software updates failed", error=str(exc))
         try:
             async with pool.connection() as conn:
                 await rate_limits.prune(conn, settings.rate_limit_window_s)
