@@ -67,6 +67,15 @@ def version_of_wheel(filename: str) -> str:
     return found.group(1)
 
 
+def checked_version(version: str) -> str:
+    """`version` if a release may have it (as the API's models check); `InvalidInput` else."""
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise InvalidInput(
+            f"{version[:70]!r} is not a version (such as 1.4.0)", errors=[("version", version[:70])]
+        )
+    return version
+
+
 def rollout_cohort(codes: list[str], version: str, percent: int) -> set[str]:
     """The gateways (by code) that get `version` when `percent` of them do: the first ones in
     an order fixed by a hash of the release and each code (another release, another first
