@@ -29,4 +29,5 @@ def test_every_support_and_command_name_has_words() -> None:
     keys += [f"command_status.{s}" for s in (*statuses, "expired", "cancelled")]
     keys += [f"preferences.kind.{k}" for k in preferences.OPT_OUTS]
     keys += [f"software.status.{s}" for s in software.STATUSES]
+    keys += ["command.update"]  # the cloud's own command, listed on the gateway's page
     assert missing(keys) == []
