@@ -1,7 +1,8 @@
 """The service's periodic jobs: the console's aggregates, the cloud checks, the expiry of
-gateway commands nobody collected and the pruning of ended rate-limit windows every
-`jobs_interval_s`, retention every `retention_interval_s` (an hour). One loop per process; a
-failing pass is logged and the next one runs on time.
+gateway commands nobody collected and of software updates a gateway went silent about, and the
+pruning of ended rate-limit windows every `jobs_interval_s`; retention every
+`retention_interval_s` (an hour). One loop per process; a failing pass is logged and the next
+one runs on time.
 
 The boards' billing cycles are looked at on the same beat, in a task of their own (a run of a
 large board takes minutes and must not hold the checks back; a new pass starts only once the
@@ -26,6 +27,7 @@ from .services import (
     notifications,
     rate_limits,
     retention,
+    software,
 )
 from .services.cloud_checks import CheckSettings, run_checks
 from .settings import CloudSettings
@@ -98,6 +100,13 @@ async def _run_pass(
             log.info("gateway commands expired", commands=expired)
     except Exception as exc:  # keep the loop alive; the next pass may succeed
         log.error("expiring gateway commands failed", error=str(exc))
+    try:
+        async with pool.connection() as conn:
+            silent = await software.expire_silent(conn, datetime.now(UTC))
+        if silent:
+            log.info("software updates failed for silence", updates=silent)
+    except Exception as exc:  # keep the loop alive; the next pass may succeed
+        log.error("expiring software updates failed", error=str(exc))
     try:
         async with pool.connection() as conn:
             await rate_limits.prune(conn, settings.rate_limit_window_s)

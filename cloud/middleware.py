@@ -13,7 +13,8 @@ files, error pages, redirects and the server-sent-events stream alike.
 - **Bodies.** A request that declares a longer body than its route's bound is answered 413 before
   any of it is read; one that streams more is cut off at the bound with the same answer. Ingest
   has its own, larger bound (`shared.MAX_BODY_BYTES`), and so has a software release's wheel
-  (50 MB), each checked again by its route.
+  (50 MB; the console's upload form a little more, for the form around the file), each checked
+  again by its route.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ _COMMON = [
 HSTS = b"max-age=31536000; includeSubDomains"
 INGEST_PREFIX = "/api/v1/ingest/"
 WHEEL_UPLOAD_PATH = "/api/v1/software/wheels"
+DASHBOARD_WHEEL_PATH = "/dashboard/software/wheels"  # the same wheel as a multipart form's file
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
+MULTIPART_MARGIN_BYTES = 64 * 1024  # the form's boundaries, headers, CSRF token and notes
 
 
 def _policy(path: str, content_type: bytes) -> bytes:
@@ -108,6 +111,8 @@ class BodyLimit:
         limit = MAX_BODY_BYTES if scope["path"].startswith(INGEST_PREFIX) else self.limit
         if scope["path"] == WHEEL_UPLOAD_PATH:  # a software release: checked again by its route
             limit = MAX_WHEEL_BYTES
+        elif scope["path"] == DASHBOARD_WHEEL_PATH:
+            limit = MAX_WHEEL_BYTES + MULTIPART_MARGIN_BYTES
         declared = next(
             (v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None
         )

@@ -1,8 +1,10 @@
-"""One gateway's page: its health, buses and meters, and the commands sent to it — a form to
-send one (read a meter now, fill a range from a DLMS meter's load profile, set a DLMS meter's
-clock, run the doctor, fetch its log, restart) and what each came back with, in words and
-units. A backfill's range is typed in the board's local time. Plain forms with the session's
-CSRF token call the same service the API does."""
+"""One gateway's page: its health, buses and meters, its software (what it runs, its target and
+where that comes from, its updates and how each ended; a super admin sets or clears the
+gateway's own target), and the commands sent to it — a form to send one (read a meter now, fill
+a range from a DLMS meter's load profile, set a DLMS meter's clock, run the doctor, fetch its
+log, restart) and what each came back with, in words and units. A backfill's range is typed in
+the board's local time. Plain forms with the session's CSRF token call the same service the API
+does."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from shared import QUANTITIES
 
 from ..access import Permission, Principal
 from ..errors import CloudError, NotFound
-from ..services import gateway_control, ingest, listings
+from ..services import gateway_control, ingest, listings, software
 from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -67,6 +69,12 @@ async def _page(
         history = await ingest.health_history(
             conn, gateway_id, since=datetime.now(UTC) - timedelta(days=1)
         )
+        software_now = await software.gateway_software(conn, principal, gateway_id)
+        releases = (
+            (await software.releases(conn, limit=100, offset=0))["items"]
+            if principal.may(Permission.GATEWAY_UPDATE)
+            else []
+        )
     heard = {m["meter_id"]: m for m in gateway["meter_health"] or []}
     for meter in meters:
         health = heard.get(meter["external_id"], {})
@@ -100,6 +108,8 @@ async def _page(
         meters=meters,
         commands=commands["items"],
         history=history[-24:],
+        software=software_now,
+        releases=releases,
         once=uuid.uuid4().hex,  # this form's key: sent twice (a double click), queued once
         quantities=QUANTITIES,
         kinds=KINDS,
@@ -209,6 +219,39 @@ async def cancel_command(
     except CloudError as exc:
         return await _page(request, principal, gateway_id, error=str(exc), status=exc.status_code)
     return RedirectResponse(f"{here}#commands", status_code=303)
+
+
+@router.post("/gateways/{gateway_id}/software")
+async def set_software_target(
+    request: Request, gateway_id: int, principal: Principal = Depends(viewer)
+) -> Response:
+    """This gateway's own target (a registered release), or none: it follows its board."""
+    form = {k: str(v)[:200] for k, v in (await request.form()).items() if isinstance(v, str)}
+    here = f"/dashboard/gateways/{gateway_id}"
+    if not csrf_ok(request, form.get("csrf", "")):
+        return RedirectResponse(here, status_code=303)
+    if not principal.may(Permission.GATEWAY_UPDATE):
+        return not_allowed(request, principal, Permission.GATEWAY_UPDATE)
+    version = form.get("version", "").strip()
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await software.set_gateway_target(
+                conn,
+                principal,
+                gateway_id,
+                version=software.checked_version(version) if version else None,
+            )
+    except NotFound:
+        return not_found(request, principal, words(request)("gateway.what", id=gateway_id))
+    except CloudError as exc:
+        return await _page(request, principal, gateway_id, error=str(exc), status=exc.status_code)
+    return RedirectResponse(f"{here}#software", status_code=303)
+
+
+@router.get("/gateways/{gateway_id}/software", include_in_schema=False)
+async def back_from_software(gateway_id: int) -> Response:
+    """A refused form's page reloaded (its address is the form's): back to the gateway."""
+    return RedirectResponse(f"/dashboard/gateways/{gateway_id}#software", status_code=303)
 
 
 @router.post("/meters/{meter_id}/supply")

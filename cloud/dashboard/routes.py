@@ -23,6 +23,7 @@ from . import (
     inbox_pages,
     people_pages,
     session_pages,
+    software_pages,
     support_pages,
 )
 from .web import HERE, LoginNeeded, script_json
@@ -44,6 +45,7 @@ for _module in (
     api_key_pages,
     support_pages,
     broadcast_pages,
+    software_pages,
 ):
     router.include_router(_module.router)
 static = StaticFiles(directory=HERE / "static")

@@ -12,6 +12,11 @@ set), `offer_update` queues an `update` command for it, once per gateway and ver
 that failed or was rolled back there is never offered again. The command's result says whether
 it was installed; how the new version then fared comes in a signed `UpdateReport`
 (`report`). The gateway fetches the wheel with a signed `WheelRequest` (`wheel`).
+
+An update the gateway goes silent about — handed over, or installed and never confirmed nor
+rolled back, for `SILENCE` — is marked failed by the periodic jobs (`expire_silent`); a report
+that comes later still replaces that guess. One the gateway never collected fails when its
+command expires (`UPDATE_TTL`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ValidationError
@@ -38,12 +43,14 @@ from shared import (
     verify_body,
 )
 
-from ..access import Principal, resolve_in_scope
+from ..access import Principal, resolve_in_scope, scope_filter
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from . import audit
 
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 UPDATE_TTL = timedelta(days=1)
+SILENCE = timedelta(hours=2)  # far past the gateway's health grace (5 minutes) and restarts
+STATUSES = ("sent", "installed", "confirmed", "rolled_back", "failed")
 _LOCK_SPACE = 0x5F7  # advisory locks of this module: (space, gateway id)
 # gridgate-<version>-<python tag>-<abi tag>-<platform tag>.whl (PEP 427; the name normalised)
 _WHEEL_NAME = re.compile(r"^gridgate-([^-]+)-[^-]+-[^-]+-[^-]+\.whl$")
@@ -58,6 +65,15 @@ def version_of_wheel(filename: str) -> str:
             errors=[("filename", filename[:100])],
         )
     return found.group(1)
+
+
+def checked_version(version: str) -> str:
+    """`version` if a release may have it (as the API's models check); `InvalidInput` else."""
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise InvalidInput(
+            f"{version[:70]!r} is not a version (such as 1.4.0)", errors=[("version", version[:70])]
+        )
+    return version
 
 
 def rollout_cohort(codes: list[str], version: str, percent: int) -> set[str]:
@@ -358,16 +374,19 @@ async def offer_update(conn: AsyncConnection, gateway_id: int, running: str | No
 
 # --- what people see ----------------------------------------------------------------------------
 
-_UPDATES = (
+_STATUS = (  # an update's status, from its outcome or else its command's
+    "CASE WHEN u.outcome IS NOT NULL THEN u.outcome"
+    " WHEN c.status IN ('queued', 'delivered') THEN 'sent'"
+    " WHEN c.status = 'succeeded' THEN 'installed'"
+    " ELSE 'failed' END"
+)
+_UPDATES = sql.SQL(
     "SELECT u.id, u.version, u.from_version, u.created_at, u.reported_at, g.gateway_code,"
-    " CASE WHEN u.outcome IS NOT NULL THEN u.outcome"
-    "      WHEN c.status IN ('queued', 'delivered') THEN 'sent'"
-    "      WHEN c.status = 'succeeded' THEN 'installed'"
-    "      ELSE 'failed' END AS status,"
-    " coalesce(u.detail, c.detail) AS detail, c.uid AS command_uid"
+    " {} AS status, coalesce(u.detail, c.detail) AS detail, c.uid AS command_uid,"
+    " c.status AS command_status"
     " FROM gateway_updates u JOIN gateway_commands c ON c.id = u.command_id"
     " JOIN gateways g ON g.id = u.gateway_id"
-)
+).format(sql.SQL(_STATUS))
 
 
 async def gateway_software(
@@ -380,7 +399,7 @@ async def gateway_software(
     )
     running = (await cursor.fetchone())["software_version"]
     cursor = await conn.execute(
-        _UPDATES + " WHERE u.gateway_id = %s ORDER BY u.id DESC LIMIT 20", (gateway_id,)
+        _UPDATES + sql.SQL(" WHERE u.gateway_id = %s ORDER BY u.id DESC LIMIT 20"), (gateway_id,)
     )
     updates = [_update(r) for r in await cursor.fetchall()]
     return {"running": running, "target": await _target(conn, gateway_id), "updates": updates}
@@ -407,10 +426,104 @@ async def board_software(
     )
     running = await cursor.fetchall()
     cursor = await conn.execute(
-        _UPDATES + " WHERE u.board_id = %s ORDER BY u.id DESC LIMIT 50", (board_id,)
+        _UPDATES + sql.SQL(" WHERE u.board_id = %s ORDER BY u.id DESC LIMIT 50"), (board_id,)
     )
     updates = [_update(r) for r in await cursor.fetchall()]
     return {"target": target, "running": running, "updates": updates}
+
+
+async def boards_software(
+    conn: AsyncConnection, principal: Principal, *, search: str, limit: int, offset: int
+) -> dict[str, Any]:
+    """The boards of the viewer's scope (by code; `search` in code or name), each with its
+    target, which versions its gateways run, its updates by status and the gateways the
+    target's share holds now (a console's view of the whole fleet)."""
+    scope, params = scope_filter(principal, "board", "b")
+    pattern = f"%{search.replace('%', '')}%"
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT b.id, b.code, b.name, t.version, t.percent, t.set_at,"
+            " count(*) OVER () AS _total FROM boards b"
+            " LEFT JOIN board_software_targets t ON t.board_id = b.id"
+            " WHERE {} AND (b.code ILIKE %s OR b.name ILIKE %s)"
+            " ORDER BY b.code LIMIT %s OFFSET %s"
+        ).format(scope),
+        [*params, pattern, pattern, limit, offset],
+    )
+    boards = await cursor.fetchall()
+    ids = [b["id"] for b in boards]
+    cursor = await conn.execute(
+        "SELECT board_id, gateway_code, software_version FROM gateways"
+        " WHERE board_id = ANY(%s) AND status = 'active' ORDER BY gateway_code",
+        (ids,),
+    )
+    gateways = await cursor.fetchall()
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT u.board_id, {} AS status, count(*) AS n FROM gateway_updates u"
+            " JOIN gateway_commands c ON c.id = u.command_id WHERE u.board_id = ANY(%s)"
+            " GROUP BY 1, 2"
+        ).format(sql.SQL(_STATUS)),
+        (ids,),
+    )
+    updates = await cursor.fetchall()
+    for board in boards:
+        mine = [g for g in gateways if g["board_id"] == board["id"]]
+        running: dict[str | None, int] = {}
+        for gateway in mine:
+            running[gateway["software_version"]] = running.get(gateway["software_version"], 0) + 1
+        board["gateways"] = len(mine)
+        board["running"] = sorted(running.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+        board["updates"] = {u["status"]: u["n"] for u in updates if u["board_id"] == board["id"]}
+        codes = [g["gateway_code"] for g in mine]
+        board["cohort"] = (
+            sorted(rollout_cohort(codes, board["version"], board["percent"]))
+            if board["version"]
+            else []
+        )
+    return {"items": boards, "total": boards[0]["_total"] if boards else 0}
+
+
+async def expire_silent(conn: AsyncConnection, now: datetime) -> int:
+    """Mark failed each update the gateway has said nothing more about for `SILENCE`: handed
+    over with no result, or installed and never confirmed nor rolled back. Each is audited; a
+    report that comes later still counts. Called by the periodic jobs; how many."""
+    since = now - SILENCE
+    hours = round(SILENCE.total_seconds() / 3600)
+    async with conn.transaction():
+        cursor = await conn.execute(
+            "SELECT u.id, u.gateway_id, u.version, c.status FROM gateway_updates u"
+            " JOIN gateway_commands c ON c.id = u.command_id WHERE u.outcome IS NULL"
+            " AND ((c.status = 'delivered' AND c.delivered_at <= %s)"
+            " OR (c.status = 'succeeded' AND c.finished_at <= %s))"
+            " FOR UPDATE OF u SKIP LOCKED",
+            (since, since),
+        )
+        silent = await cursor.fetchall()
+        for update in silent:
+            if update["status"] == "delivered":
+                detail = (
+                    f"no word from the gateway within {hours} h of collecting the update:"
+                    " it never said whether it installed it"
+                )
+            else:
+                detail = (
+                    f"no word from the gateway within {hours} h of installing the update:"
+                    " it never confirmed the new version nor said it went back"
+                )
+            await conn.execute(
+                "UPDATE gateway_updates SET outcome = 'failed', detail = %s WHERE id = %s",
+                (detail, update["id"]),
+            )
+            await audit.record(
+                conn,
+                actor="cloud",
+                action="update_outcome",
+                entity="gateway",
+                entity_id=update["gateway_id"],
+                after={"version": update["version"], "outcome": "failed", "detail": detail},
+            )
+    return len(silent)
 
 
 # --- gateways -----------------------------------------------------------------------------------
@@ -482,7 +595,7 @@ async def report(
         update = await cursor.fetchone()
         if update is None:
             raise NotFound(f"gateway {code} was handed no update {sent.command_id}")
-        if update["outcome"] is not None:
+        if update["outcome"] not in (None, "failed"):  # failed: the cloud's guess (silence)
             return {"recorded": False, "outcome": update["outcome"]}
         await conn.execute(
             "UPDATE gateway_updates SET outcome = %s, detail = %s, reported_at = now()"

@@ -210,3 +210,16 @@ async def test_the_api_reference_needs_no_internet(cloud: Cloud) -> None:
             assert source.startswith("/"), (page, source)  # nothing from another origin
             assert (await cloud.client.get(source)).status_code == 200, source
         assert "<script>" not in html  # no inline script
+
+
+async def test_the_console_takes_a_wheel_as_large_as_the_api_does(cloud: Cloud) -> None:
+    """The software page's upload form may carry a 50 MB wheel; any other page's form may not."""
+    wheel = b"x" * (2 * 1024 * 1024)
+    kind = {"content-type": "multipart/form-data; boundary=b"}
+    taken = await cloud.client.post("/dashboard/software/wheels", content=wheel, headers=kind)
+    assert taken.status_code != 413  # read (and here refused for want of a session)
+    other = await cloud.client.post("/dashboard/software/releases", content=wheel, headers=kind)
+    assert other.status_code == 413
+    too_big = b"x" * (50 * 1024 * 1024 + 65 * 1024)
+    refused = await cloud.client.post("/dashboard/software/wheels", content=too_big, headers=kind)
+    assert refused.status_code == 413

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cloud.access import Permission
 from cloud.dashboard.i18n import catalog
 from cloud.dashboard.support_pages import CATEGORIES
-from cloud.services import gateway_control, preferences, support
+from cloud.services import gateway_control, preferences, software, support
 
 WORDS = catalog("en")
 
@@ -28,4 +28,6 @@ def test_every_support_and_command_name_has_words() -> None:
     statuses = ("queued", "delivered", "succeeded", "failed", "refused", "interrupted")
     keys += [f"command_status.{s}" for s in (*statuses, "expired", "cancelled")]
     keys += [f"preferences.kind.{k}" for k in preferences.OPT_OUTS]
+    keys += [f"software.status.{s}" for s in software.STATUSES]
+    keys += ["command.update"]  # the cloud's own command, listed on the gateway's page
     assert missing(keys) == []
