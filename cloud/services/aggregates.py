@@ -134,6 +134,14 @@ async def recompute_day(
     )
     row = await cursor.fetchone()
     month = day.replace(day=1)
+    # Two refreshers (the jobs loops of two processes, or an import beside one) may compute
+    # different days of one month at once; each rewrites the month's rows from its days. One at
+    # a time, until the transaction ends: the second then sees the first's rows and days, where
+    # unlocked it would insert beside them (a duplicate key) or sum without the first's day.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+        (f"monthly energy {board_id} {month:%Y-%m}",),
+    )
     await conn.execute(
         "DELETE FROM consumer_energy_monthly WHERE board_id = %s AND month = %s", (board_id, month)
     )

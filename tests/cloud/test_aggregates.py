@@ -4,10 +4,13 @@ say what they should."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from cloud.billing.engine import month_of
@@ -305,3 +308,58 @@ async def test_consumption_per_consumer_category_and_board_agree(
     assert items["commercial"]["previous_kwh"] == pytest.approx(
         by_category["commercial"]["energy_kwh"], abs=1e-6
     )
+
+
+async def test_two_refreshers_on_days_of_one_month_both_finish_and_the_month_sums_both(
+    cloud: Cloud, gateway: EnrolledGateway, board: str, database_url: str
+) -> None:
+    """Two processes' jobs loops (or the demo's import beside one) compute different days of
+    one month at once: the second waits for the first, and the month holds both days."""
+    start = datetime(2026, 3, 10, tzinfo=UTC)
+    await _send(cloud, gateway, _reads("month-1", start, start + timedelta(days=2), 15, 0.8), 1)
+    board_id = await _board_id(cloud, board)
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "INSERT INTO consumers (board_id, account_no, name) VALUES (%s, 'M-1', 'Ravi Iyer')"
+            " RETURNING id",
+            (board_id,),
+        )
+        consumer = (await cursor.fetchone())["id"]
+        await conn.execute(
+            "UPDATE meters SET consumer_id = %s WHERE external_id = 'month-1' AND board_id = %s",
+            (consumer, board_id),
+        )
+        await conn.commit()
+
+    async def recompute(conn, day: date) -> None:
+        async with conn.transaction():
+            await aggregates.recompute_day(conn, board_id, "Asia/Kolkata", day)
+
+    async with (
+        cloud.pool.connection() as first,
+        cloud.pool.connection() as second,
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher,
+    ):
+        async with first.transaction():
+            await aggregates.recompute_day(first, board_id, "Asia/Kolkata", date(2026, 3, 10))
+            other = asyncio.create_task(recompute(second, date(2026, 3, 11)))
+            waiting = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+            deadline = time.monotonic() + 60
+            while (await (await watcher.execute(waiting, (second.info.backend_pid,))).fetchone())[
+                0
+            ] != "Lock":  # the second waits for the first's transaction
+                assert time.monotonic() < deadline, "the second refresher never met the first"
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(other, 60)
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT (SELECT energy_kwh FROM consumer_energy_monthly WHERE consumer_id = %(c)s"
+            " AND month = '2026-03-01') AS month, (SELECT sum(energy_kwh) FROM"
+            " consumer_energy_daily WHERE consumer_id = %(c)s AND day IN ('2026-03-10',"
+            " '2026-03-11')) AS days, (SELECT count(*) FROM consumer_energy_daily WHERE"
+            " consumer_id = %(c)s) AS day_rows",
+            {"c": consumer},
+        )
+        sums = await cursor.fetchone()
+    assert sums["day_rows"] == 2
+    assert float(sums["month"]) == pytest.approx(float(sums["days"]), abs=1e-9)

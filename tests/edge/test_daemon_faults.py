@@ -144,6 +144,12 @@ fast_s = 0.3
         await bus.stop()
 
 
+def backlog_readings(config) -> int:
+    if not config.store_path.exists():
+        return 0
+    return read_status(config.store_path)["backlog"]["readings"]
+
+
 class SettableClock(GatewayClock):
     """The gateway's clock with its synchronisation state decided by the test (the kernel's
     answer cannot be changed from here)."""
@@ -188,10 +194,19 @@ fast_s = 0.3
     daemon = Daemon(config, clock=clock, transport=transport)
     task = asyncio.create_task(daemon.run())
     try:
-        await asyncio.sleep(3)
-        status = read_status(config.store_path)
-        assert status["backlog"]["readings"] > 0
-        assert any(a["kind"] == "clock_unsynced" for a in status["alerts"])
+        # readings of unknown time wait in the store while the daemon keeps syncing: two
+        # batches (heartbeats) reach the cloud after the first such reading is stored, and none
+        # of them carries it
+        await wait_for(lambda: backlog_readings(config) > 0)
+        await wait_for(
+            lambda: any(
+                a["kind"] == "clock_unsynced" for a in read_status(config.store_path)["alerts"]
+            )
+        )
+        syncer = daemon.syncer
+        assert syncer is not None
+        batches = syncer.stats.batches
+        await wait_for(lambda: syncer.stats.batches >= batches + 2)
         async with cloud.pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT count(*) AS n FROM readings r JOIN gateways g ON g.id = r.gateway_id"
@@ -200,7 +215,7 @@ fast_s = 0.3
             )
             assert (await cursor.fetchone())["n"] == 0, "no reading of unknown time was sent"
         clock.synced = True
-        await wait_for(lambda: read_status(config.store_path)["backlog"]["readings"] < 10, 20)
+        await wait_for(lambda: backlog_readings(config) < 10)
     finally:
         daemon.stopping.set()
         await asyncio.wait_for(task, 15)

@@ -392,14 +392,15 @@ async def test_a_full_scan_at_9600_finds_the_live_meters_in_the_time_its_timeout
 ) -> None:
     """Five meters of mixed models at scattered unit ids, one of them dead; all 247 ids asked."""
     layout = [(3, "sdm630"), (17, "em24"), (42, "sdm120"), (101, "iem3000"), (200, "sdm630")]
-    meters = build_modbus_meters(
-        [MeterSpec(u, m) for u, m in layout], SimClock(), seed=4, turnaround_s=0.005
-    )
-    meters[-1].faults.no_answer = 1.0  # unit 200 is dead
+    meters = [arg for unit, model in layout for arg in ("--meter", f"{unit}:{model}")]
     link = tmp_path / "ttyRS485"
     line = LineSettings(9600)
-    timeout_s = 0.05
-    async with RtuBus(meters, line, link=link):
+    # the simulated meters answer in ~20 ms at 9600 baud when they get the CPU; on a loaded
+    # machine their process waits for it now and then (0.05 s and 0.1 s both lost live meters
+    # with both cores busy), so the probes give them seven times that
+    timeout_s = 0.15
+    dead = ("--fault", "200:no_answer=1.0")  # unit 200 is dead
+    async with simulated_bus(link, "--baud", "9600", "--seed", "4", *meters, *dead):
         started = time.monotonic()
         code, out, err = await gridgate(
             "scan", "--port", str(link), "--units", "1-247", "--timeout", str(timeout_s), "--json"
