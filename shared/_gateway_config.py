@@ -134,7 +134,7 @@ class ChecksSettings(_Settings):
 
 
 class StoreSettings(_Settings):
-    disk_budget_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 512.0
+    disk_budget_mb: Annotated[float, Field(gt=0, le=1_000_000_000)] = 512.0
     downsample_interval_s: Annotated[int, Field(ge=60, le=86_400)] = 900
     commit_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.5
 
