@@ -18,7 +18,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._models import Identifier, QuantityCode, UtcDatetime
+from ._models import (
+    MAX_BATCH_READINGS,
+    MAX_BODY_BYTES,
+    Identifier,
+    QuantityCode,
+    UtcDatetime,
+)
 
 # The meter models and MQTT payload profiles a gateway knows; the protocol packages hold their
 # register maps, and their tests prove the lists equal.
@@ -143,9 +149,9 @@ class SyncSettings(_Settings):
     """How the gateway sends its log (kept under `[cloud]` in edge.toml, beside the url)."""
 
     sync_interval_s: Seconds = 5.0
-    batch_readings: Annotated[int, Field(ge=1, le=50_000)] = 5000
-    batch_bytes: Annotated[int, Field(ge=10_000, le=8 * 1024 * 1024)] = 2_000_000
-    backfill_readings_per_s: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
+    batch_readings: Annotated[int, Field(ge=1, le=MAX_BATCH_READINGS)] = 5000
+    batch_bytes: Annotated[int, Field(ge=10_000, le=MAX_BODY_BYTES)] = 2_000_000
+    backfill_readings_per_s: Annotated[int, Field(ge=1, le=10**10)] = 50_000
     retry_max_s: Seconds = 300.0
 
 
