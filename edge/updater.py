@@ -148,7 +148,13 @@ def install(layout: Layout, version: str, wheel: Path | None, *, python: str | N
         f"installing {requirement}",
     )  # fmt: skip
     installed = _run(
-        [str(python_path), "-c", "import importlib.metadata as m; print(m.version('gridgate'))"],
+        # isolated (-I): not the working directory's copy of the source (an egg-info there)
+        [
+            str(python_path),
+            "-I",
+            "-c",
+            "import importlib.metadata as m; print(m.version('gridgate'))",
+        ],
         "reading the installed version",
     ).strip()
     if installed != version:
