@@ -410,3 +410,27 @@ def test_razorpay_amounts_are_paise_and_notes_may_be_an_empty_list() -> None:
     for paise in (0, -5, 1.5, "100", True):
         with pytest.raises(Exception, match="amount"):
             razorpay.parse(event(1, paise=paise))  # type: ignore[arg-type]
+
+
+async def test_the_pages_show_how_each_payment_came_and_link_the_csv(
+    cloud: Cloud, board: str
+) -> None:
+    bill = await issued_bill(cloud, board)
+    await deliver(cloud, event(bill.id, paise=10_000, payment_id="pay_page_" + uuid.uuid4().hex))
+    me = await add_user(cloud, role="CONSUMER", consumer_id=bill.consumer_id)
+    pages = {
+        "staff": (bill.staff, f"/dashboard/consumers/{bill.consumer_id}"),
+        "portal": (me, "/dashboard/home"),
+        "invoice": (bill.staff, f"/dashboard/invoices/{bill.id}"),
+    }
+    for name, (headers, path) in pages.items():
+        cloud.client.cookies.set("gg_access", headers["Authorization"].removeprefix("Bearer "))
+        try:
+            page = await cloud.client.get(path)
+        finally:
+            cloud.client.cookies.clear()
+        assert page.status_code == 200, (name, page.text[:300])
+        table = page.text.split('id="payments-table"', 1)[1].split("</table>", 1)[0]
+        assert "Online (Razorpay)" in table, name
+        assert "100.00" in table, name
+    assert f'href="/api/v1/invoices/{bill.id}/export.csv"' in page.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cloud.access import Permission
 from cloud.dashboard.i18n import catalog
 from cloud.dashboard.support_pages import CATEGORIES
+from cloud.payments import razorpay
 from cloud.services import gateway_control, preferences, support
 
 WORDS = catalog("en")
@@ -29,3 +30,7 @@ def test_every_support_and_command_name_has_words() -> None:
     keys += [f"command_status.{s}" for s in (*statuses, "expired", "cancelled")]
     keys += [f"preferences.kind.{k}" for k in preferences.OPT_OUTS]
     assert missing(keys) == []
+
+
+def test_every_way_a_payment_comes_has_words() -> None:
+    assert missing([f"payment_via.{via}" for via in ("office", razorpay.PROVIDER)]) == []
