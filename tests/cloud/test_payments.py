@@ -22,6 +22,7 @@ import pytest
 from cloud.access import Principal
 from cloud.payments import razorpay
 from cloud.services import auth, invoices
+from cloud.settings import CloudSettings
 from tests.cloud.conftest import Cloud, open_cloud
 
 SECRET = "whsec-for-the-payment-tests"
@@ -434,3 +435,9 @@ async def test_the_pages_show_how_each_payment_came_and_link_the_csv(
         assert "Online (Razorpay)" in table, name
         assert "100.00" in table, name
     assert f'href="/api/v1/invoices/{bill.id}/export.csv"' in page.text
+
+
+def test_the_webhook_secret_is_never_printed(tmp_path: Path) -> None:
+    settings = CloudSettings(data_dir=tmp_path, payment_webhook_secret=SECRET)
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
