@@ -1,12 +1,13 @@
 """Payments under `/api/v1`: the provider's webhook (public: its signature is its
-authentication) and a consumer's payment history (the consumer themself and staff)."""
+authentication), a consumer's payment history (the consumer themself and staff) and the
+provider's payments that settled no bill (staff who take payments)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
 from ..access import Permission, Principal
-from ..access.ids import ConsumerId
+from ..access.ids import BoardId, ConsumerId
 from ..errors import Unavailable
 from ..payments import razorpay
 from ..services import invoices, provider_payments
@@ -67,3 +68,21 @@ async def consumer_payments(
     async with pool.connection() as conn:
         rows = await invoices.payments_of(conn, principal, consumer_id, limit=limit, offset=offset)
     return {"consumer_id": consumer_id, "items": rows, "limit": limit, "offset": offset}
+
+
+@router.get("/payments/unmatched")
+async def unmatched_payments(
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_COLLECT),
+    board_id: BoardId | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    """The provider's payments that settled no bill, newest first, each with the reason (no such
+    bill, another currency, more than was owed, a bill that took no payments), for staff to
+    reconcile. Those naming no bill of ours belong to no board: only the operator sees them."""
+    async with pool.connection() as conn:
+        rows = await provider_payments.unmatched(
+            conn, principal, board_id=board_id, limit=limit, offset=offset
+        )
+    return {"items": rows, "limit": limit, "offset": offset}

@@ -6,8 +6,8 @@ and changes nothing. Then it looks for the bill the payment names. A bill that c
 payment (`invoices.payment_problem`) is settled exactly as a payment staff record
 (`invoices.settle`: paid in full, or less owed); anything else — no such bill, another currency,
 more than is owed, a bill that is paid, cancelled or a draft — keeps the payment as `unmatched`
-with the reason, for staff to reconcile; nothing a provider reports is dropped. Every
-recorded payment is audited as `provider:<name>`.
+with the reason, for staff to reconcile (`unmatched`); nothing a provider reports is dropped.
+Every recorded payment is audited as `provider:<name>`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
+from ..access import Principal, scope_filter
 from ..payments.razorpay import CapturedPayment
 from . import audit, invoices
 from .scoped import INVOICES
@@ -124,3 +125,31 @@ async def _named_invoice(conn: AsyncConnection, invoice_ref: str) -> dict[str, A
         (int(ref),),
     )
     return await cursor.fetchone()
+
+
+async def unmatched(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    board_id: int | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Payments that wait for staff to reconcile, newest first: those naming a bill of a board
+    in the caller's scope, and for the operator also those naming no bill of ours."""
+    condition, params = scope_filter(principal, "board", "b")
+    where = [sql.SQL("pp.status = 'unmatched'")]
+    if board_id is not None:
+        where.append(sql.SQL("pp.board_id = %s"))
+        params = [*params, board_id]
+    cursor = await conn.execute(
+        sql.SQL(
+            "SELECT pp.id, pp.provider, pp.provider_payment_id, pp.amount, pp.currency,"
+            " pp.invoice_ref, pp.invoice_id, pp.board_id, pp.reason, pp.paid_at, pp.received_at"
+            " FROM provider_payments pp LEFT JOIN boards b ON b.id = pp.board_id"
+            " WHERE (CASE WHEN pp.board_id IS NULL THEN %s ELSE {} END) AND {}"
+            " ORDER BY pp.received_at DESC, pp.id DESC LIMIT %s OFFSET %s"
+        ).format(condition, sql.SQL(" AND ").join(where)),
+        [principal.role == "SUPER_ADMIN", *params, limit, offset],
+    )
+    return await cursor.fetchall()

@@ -304,6 +304,9 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("POST", "/api/v1/ingest/batches"): E(PUBLIC),
     # payments a provider reports (their own tests: test_payments)
     ("POST", "/api/v1/payments/webhook"): E(PUBLIC),
+    ("GET", "/api/v1/payments/unmatched"): E(
+        P.BILLING_COLLECT, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
     # invoices
     ("GET", "/api/v1/invoices"): E(
         P.BILLING_READ,

@@ -7,6 +7,7 @@ that cannot settle its bill is kept unmatched, never dropped.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -278,6 +279,11 @@ async def test_a_payment_that_cannot_settle_its_bill_is_kept_unmatched(
     else:
         assert (row["invoice_id"], row["board_id"]) == (bill.id, bill.board_id)
     assert await the_bill(cloud, bill) == before  # the bill is as it was
+    waiting = await cloud.client.get(
+        "/api/v1/payments/unmatched", params={"board_id": bill.board_id}, headers=bill.staff
+    )
+    listed = [r["provider_payment_id"] for r in waiting.json()["items"]]
+    assert (payment_id in listed) == (row["board_id"] is not None), waiting.text
     again = await deliver(cloud, body)
     assert again.json()["outcome"] == "duplicate"
 
@@ -441,3 +447,35 @@ def test_the_webhook_secret_is_never_printed(tmp_path: Path) -> None:
     settings = CloudSettings(data_dir=tmp_path, payment_webhook_secret=SECRET)
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings)
+
+
+async def test_the_same_payment_delivered_twice_at_once_settles_the_bill_once(
+    cloud: Cloud, board: str
+) -> None:
+    bill = await issued_bill(cloud, board)
+    body = event(bill.id, paise=20_000, payment_id="pay_race_" + uuid.uuid4().hex)
+    answers = await asyncio.gather(*(deliver(cloud, body) for _ in range(4)))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert sorted(a.json()["outcome"] for a in answers) == ["duplicate"] * 3 + ["settled"]
+    after = await the_bill(cloud, bill)
+    assert (after["status"], D(after["paid"]), len(after["payments"])) == (
+        "issued",
+        D("200.00"),
+        1,
+    )
+
+
+async def test_an_unmatched_payment_naming_no_bill_is_the_operators_to_see(
+    cloud: Cloud, board: str
+) -> None:
+    bill = await issued_bill(cloud, board)
+    payment_id = f"pay_{uuid.uuid4().hex[:14]}"
+    await deliver(cloud, event("no-such-bill", payment_id=payment_id))
+    operator = await add_user(cloud, role="SUPER_ADMIN")
+    for headers, seen in ((operator, True), (bill.staff, False)):
+        waiting = await cloud.client.get("/api/v1/payments/unmatched", headers=headers)
+        assert waiting.status_code == 200, waiting.text
+        ids = [r["provider_payment_id"] for r in waiting.json()["items"]]
+        assert (payment_id in ids) is seen
+    me = await add_user(cloud, role="CONSUMER", consumer_id=bill.consumer_id)
+    assert (await cloud.client.get("/api/v1/payments/unmatched", headers=me)).status_code == 403
