@@ -7,7 +7,9 @@ GridgateError (shared)
     ├── Forbidden           403 (revoked gateway, role without the permission)
     ├── Conflict            409 (already exists, token already used)
     ├── PayloadTooLarge     413
-    └── InvalidInput        422 (names the field)
+    ├── InvalidInput        422 (names the field)
+    ├── TooManyRequests     429
+    └── Unavailable         503 (a feature this service is not configured for)
 """
 
 from __future__ import annotations
@@ -49,3 +51,7 @@ class InvalidInput(CloudError):
 
 class TooManyRequests(CloudError):
     status_code = 429
+
+
+class Unavailable(CloudError):
+    status_code = 503

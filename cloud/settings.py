@@ -100,6 +100,10 @@ class CloudSettings(BaseSettings):
     # a text not sent within this many seconds of when it could first go is given up: late news
     # of a power cut is worse than none
     sms_ttl_s: Annotated[float, Field(ge=60, le=7 * 86400)] = 6 * 3600.0
+    # payments reported by a provider's webhook (POST /api/v1/payments/webhook, Razorpay's
+    # format): the webhook secret set in the provider's dashboard, which keys the HMAC-SHA256 of
+    # each request's body. Unset: the webhook answers 503 and records nothing. Never logged.
+    payment_webhook_secret: str | None = Field(default=None, min_length=16, repr=False)
     # sign-up codes and password links asked for, per account (or e-mail) and per address,
     # within account_window_s
     account_requests_per_subject: Annotated[int, Field(ge=1, le=1000)] = 5

@@ -406,6 +406,24 @@ async def invoice_pdf(
     )
 
 
+@router.get(
+    "/invoices/{invoice_id}/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def invoice_csv(
+    invoice_id: InvoiceId, pool: PoolDep, principal: Principal = require(Permission.BILLING_READ)
+) -> Response:
+    """The invoice for accounting: its lines, totals and payments as CSV (exact amounts)."""
+    async with pool.connection() as conn:
+        name, body = await invoices.csv_export(conn, principal, invoice_id)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 EARLIEST_AS_OF = datetime(2000, 1, 1, tzinfo=UTC)
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection, sql
 
 from ..access import Principal
+from ..billing.export import render_invoice_csv
 from ..errors import Conflict, InvalidInput, NotFound
 from ..formats import local_date, money
 from . import audit, notifications, tariffs
@@ -47,8 +48,8 @@ async def get(conn: AsyncConnection, principal: Principal, invoice_id: int) -> d
         ).fetchall()
         payments = await (
             await conn.execute(
-                "SELECT id, amount, paid_at, reference FROM payments WHERE invoice_id = %s"
-                " ORDER BY id",
+                "SELECT id, amount, paid_at, reference, coalesce(provider, 'office') AS via"
+                " FROM payments WHERE invoice_id = %s ORDER BY id",
                 (invoice_id,),
             )
         ).fetchall()
@@ -165,6 +166,21 @@ async def cancel(conn: AsyncConnection, principal: Principal, invoice_id: int) -
         )
 
 
+def payment_problem(invoice: dict[str, Any], amount: Decimal, currency: str) -> str | None:
+    """Why `invoice` cannot take a payment of `amount` `currency`, or None if it can."""
+    if invoice["status"] not in SETTLEABLE:
+        return f"invoice {invoice['id']} is {invoice['status']}: it takes no payments"
+    if currency != invoice["currency"]:
+        return f"the payment is in {currency}; invoice {invoice['id']} is in {invoice['currency']}"
+    outstanding = Decimal(invoice["amount_due"]) - Decimal(invoice["paid"])
+    if amount > outstanding:
+        return (
+            f"a payment of {amount:,.2f} {currency} is more than the"
+            f" {outstanding:,.2f} {currency} still owed on this bill"
+        )
+    return None
+
+
 async def pay(
     conn: AsyncConnection,
     principal: Principal,
@@ -174,45 +190,82 @@ async def pay(
     reference: str,
     base_url: str,
 ) -> dict[str, Any]:
+    """A payment staff take (cash, a cheque, a transfer they saw arrive)."""
     async with conn.transaction():
         invoice = await get_row(conn, principal, INVOICES, invoice_id, for_update=True)
         if invoice["status"] not in SETTLEABLE:
             raise Conflict(f"invoice {invoice_id} is {invoice['status']}: it takes no payments")
-        outstanding = Decimal(invoice["amount_due"]) - Decimal(invoice["paid"])
-        if amount > outstanding:
-            raise InvalidInput(
-                f"a payment of {amount:,.2f} {invoice['currency']} is more than the"
-                f" {outstanding:,.2f} {invoice['currency']} still owed on this bill",
-                errors=[("amount", str(amount))],
-            )
-        cursor = await conn.execute(
-            "INSERT INTO payments (invoice_id, amount, reference, actor) VALUES (%s, %s, %s, %s)"
-            " RETURNING id",
-            (invoice_id, amount, reference, actor(principal)),
-        )
-        payment_id = (await cursor.fetchone())["id"]
-        paid = Decimal(invoice["paid"]) + amount
-        status = "paid" if paid >= Decimal(invoice["amount_due"]) else invoice["status"]
-        after = await _transition(
-            conn, principal, invoice_id, SETTLEABLE, "pay", {"paid": paid, "status": status}
-        )
-        month = f"{invoice['period_start']:%B %Y}"
-        left = Decimal(invoice["amount_due"]) - paid
-        await _tell(
+        problem = payment_problem(invoice, amount, invoice["currency"])
+        if problem:
+            raise InvalidInput(problem, errors=[("amount", str(amount))])
+        _, after = await settle(
             conn,
             invoice,
-            base_url,
-            kind="payment_received",
-            title=f"Payment of {money(amount, invoice['currency'])} received",
-            body=f"Thank you: {money(amount, invoice['currency'])} for your {month} bill. "
-            + (
-                "It is paid in full."
-                if left <= 0
-                else f"Still to pay: {money(left, invoice['currency'])}."
-            ),
-            event=f"payment:{payment_id}",
+            amount=amount,
+            reference=reference,
+            by=actor(principal),
+            base_url=base_url,
         )
         return after
+
+
+async def settle(
+    conn: AsyncConnection,
+    invoice: dict[str, Any],
+    *,
+    amount: Decimal,
+    reference: str,
+    by: str,
+    base_url: str,
+    paid_at: datetime | None = None,
+    provider: str | None = None,
+    provider_payment_id: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Record a payment on `invoice` (a row the caller has locked and checked with
+    `payment_problem`, in the caller's transaction): paid in full, the bill is paid; otherwise
+    it keeps its status with less owed. Audited as `by`; the consumer is told. The payment's id
+    and the invoice after."""
+    cursor = await conn.execute(
+        "INSERT INTO payments (invoice_id, amount, paid_at, reference, actor, provider,"
+        " provider_payment_id) VALUES (%s, %s, coalesce(%s, now()), %s, %s, %s, %s) RETURNING id",
+        (invoice["id"], amount, paid_at, reference, by, provider, provider_payment_id),
+    )
+    payment_id = (await cursor.fetchone())["id"]
+    paid = Decimal(invoice["paid"]) + amount
+    status = "paid" if paid >= Decimal(invoice["amount_due"]) else invoice["status"]
+    cursor = await conn.execute(
+        sql.SQL("UPDATE invoices SET paid = %s, status = %s WHERE id = %s RETURNING {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, INVOICES.columns))
+        ),
+        (paid, status, invoice["id"]),
+    )
+    after = await cursor.fetchone()
+    await audit.record(
+        conn,
+        actor=by,
+        action="pay",
+        entity="invoice",
+        entity_id=invoice["id"],
+        before=invoice,
+        after=after,
+    )
+    month = f"{invoice['period_start']:%B %Y}"
+    left = Decimal(invoice["amount_due"]) - paid
+    await _tell(
+        conn,
+        invoice,
+        base_url,
+        kind="payment_received",
+        title=f"Payment of {money(amount, invoice['currency'])} received",
+        body=f"Thank you: {money(amount, invoice['currency'])} for your {month} bill. "
+        + (
+            "It is paid in full."
+            if left <= 0
+            else f"Still to pay: {money(left, invoice['currency'])}."
+        ),
+        event=f"payment:{payment_id}",
+    )
+    return payment_id, after
 
 
 async def open_dispute(
@@ -283,15 +336,22 @@ async def resolve_dispute(
 
 
 async def payments_of(
-    conn: AsyncConnection, principal: Principal, consumer_id: int
+    conn: AsyncConnection,
+    principal: Principal,
+    consumer_id: int,
+    *,
+    limit: int = 200,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Every payment on the consumer's bills, newest first, with the bill's period."""
+    """Every payment on the consumer's bills, newest first, with the bill's period and how it
+    came (`via`: the provider's name, or 'office' for one staff recorded)."""
     await get_row(conn, principal, CONSUMERS, consumer_id)
     cursor = await conn.execute(
-        "SELECT p.id, p.amount, p.paid_at, p.reference, i.id AS invoice_id, i.period_start,"
-        " i.currency FROM payments p JOIN invoices i ON i.id = p.invoice_id"
-        " WHERE i.consumer_id = %s ORDER BY p.paid_at DESC LIMIT 200",
-        (consumer_id,),
+        "SELECT p.id, p.amount, p.paid_at, p.reference, coalesce(p.provider, 'office') AS via,"
+        " i.id AS invoice_id, i.version AS invoice_version, i.period_start, i.currency"
+        " FROM payments p JOIN invoices i ON i.id = p.invoice_id"
+        " WHERE i.consumer_id = %s ORDER BY p.paid_at DESC, p.id DESC LIMIT %s OFFSET %s",
+        (consumer_id, limit, offset),
     )
     return await cursor.fetchall()
 
@@ -430,18 +490,39 @@ async def pdf(conn: AsyncConnection, principal: Principal, invoice_id: int) -> t
     """The invoice as a PDF, with the consumer's daily consumption over the period, and the
     file's name ('bill-DEMO-003-2026-10.pdf')."""
     invoice = await get(conn, principal, invoice_id)
-    consumer = await (
-        await conn.execute("SELECT * FROM consumers WHERE id = %s", (invoice["consumer_id"],))
-    ).fetchone()
-    board = await (
-        await conn.execute("SELECT * FROM boards WHERE id = %s", (invoice["board_id"],))
-    ).fetchone()
+    consumer, board = await _consumer_and_board(conn, invoice)
     daily = await daily_units(
         conn, consumer["id"], invoice["period_start"], invoice["period_end"], board["time_zone"]
     )
     from ..billing.pdf import render_invoice  # matplotlib and reportlab: only when drawn
 
     body = await asyncio.to_thread(render_invoice, invoice, consumer, board, daily)
+    return _file_name(invoice, consumer, "pdf"), body
+
+
+async def csv_export(
+    conn: AsyncConnection, principal: Principal, invoice_id: int
+) -> tuple[str, bytes]:
+    """The invoice as CSV for accounting (`cloud/billing/export.py`) and the file's name
+    ('bill-DEMO-003-2026-10.csv', as the PDF's)."""
+    invoice = await get(conn, principal, invoice_id)
+    consumer, board = await _consumer_and_board(conn, invoice)
+    return _file_name(invoice, consumer, "csv"), render_invoice_csv(invoice, consumer, board)
+
+
+async def _consumer_and_board(
+    conn: AsyncConnection, invoice: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    consumer = await (
+        await conn.execute("SELECT * FROM consumers WHERE id = %s", (invoice["consumer_id"],))
+    ).fetchone()
+    board = await (
+        await conn.execute("SELECT * FROM boards WHERE id = %s", (invoice["board_id"],))
+    ).fetchone()
+    return consumer, board
+
+
+def _file_name(invoice: dict[str, Any], consumer: dict[str, Any], extension: str) -> str:
     revision = f"-v{invoice['version']}" if invoice["version"] > 1 else ""
-    name = f"bill-{consumer['account_no']}-{invoice['period_start']:%Y-%m}{revision}.pdf"
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name), body
+    name = f"bill-{consumer['account_no']}-{invoice['period_start']:%Y-%m}{revision}.{extension}"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

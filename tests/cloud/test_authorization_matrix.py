@@ -292,6 +292,9 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/consumers/{consumer_id}/estimate"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
+    ("GET", "/api/v1/consumers/{consumer_id}/payments"): E(
+        P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
     # gateways and ingest
     ("GET", "/api/v1/gateways"): E(
         P.GATEWAY_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
@@ -311,6 +314,11 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         P.GATEWAY_REVOKE, "gateway", "gateway_revoke", by_id("gateway_revoke", "gateway_id")
     ),
     ("POST", "/api/v1/ingest/batches"): E(PUBLIC),
+    # payments a provider reports (their own tests: test_payments)
+    ("POST", "/api/v1/payments/webhook"): E(PUBLIC),
+    ("GET", "/api/v1/payments/unmatched"): E(
+        P.BILLING_COLLECT, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
+    ),
     # invoices
     ("GET", "/api/v1/invoices"): E(
         P.BILLING_READ,
@@ -327,6 +335,13 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         CONSUMER_SITES,
     ),
     ("GET", "/api/v1/invoices/{invoice_id}/pdf"): E(
+        P.BILLING_READ,
+        "invoice",
+        "invoice_pay",
+        by_id("invoice_pay", "invoice_id"),
+        CONSUMER_SITES,
+    ),
+    ("GET", "/api/v1/invoices/{invoice_id}/export.csv"): E(
         P.BILLING_READ,
         "invoice",
         "invoice_pay",
@@ -864,6 +879,8 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
         401,
     ),
     ("POST", "/api/v1/ingest/batches"): (Req(json={}), 401),
+    # the served app has no webhook secret: the webhook says it is not set up
+    ("POST", "/api/v1/payments/webhook"): (Req(json={}), 503),
     ("GET", "/health"): (Req(), 200),
     ("POST", "/api/v1/control/exchange"): (Req(json={}), 401),
     ("GET", "/api/v1/control/cloud-key"): (Req(), 200),

@@ -77,6 +77,8 @@ def served(
             # every generated case reaches its route (the limits have their own tests)
             "GRIDGATE_RATE_LIMIT_PER_USER": "0",
             "GRIDGATE_API_KEYS_PER_USER": "1000",
+            # the payment webhook checks what it is sent (unset, it answers 503 to everything)
+            "GRIDGATE_PAYMENT_WEBHOOK_SECRET": "a-webhook-secret-the-fuzzer-does-not-know",
         }
         with Path(log).open("w") as sink:
             process = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cloud.access import Permission
 from cloud.dashboard.i18n import catalog
 from cloud.dashboard.support_pages import CATEGORIES
+from cloud.payments import razorpay
 from cloud.services import gateway_control, preferences, software, support
 
 WORDS = catalog("en")
@@ -31,3 +32,7 @@ def test_every_support_and_command_name_has_words() -> None:
     keys += [f"software.status.{s}" for s in software.STATUSES]
     keys += ["command.update"]  # the cloud's own command, listed on the gateway's page
     assert missing(keys) == []
+
+
+def test_every_way_a_payment_comes_has_words() -> None:
+    assert missing([f"payment_via.{via}" for via in ("office", razorpay.PROVIDER)]) == []

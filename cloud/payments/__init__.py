@@ -1,0 +1,1 @@
+"""Payment providers: how a provider's webhook is verified and read (`razorpay.py`)."""
