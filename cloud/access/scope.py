@@ -3,7 +3,8 @@
 SUPER_ADMIN sees everything but other people's API keys (a key is its owner's alone, whatever
 the role); a STATE_ADMIN the boards of its state; board roles their board;
 an AUDITOR its board if it has one, else its state; a CONSUMER only itself, its meters, its
-energy, its bills once issued and the alerts about its meters.
+energy, its bills once issued, the alerts about its meters, and the tariff of its board for its
+category (with that tariff's versions and temporary overrides).
 An object outside the caller's scope is simply not found (404), never "forbidden": its existence
 is not the caller's business.
 
@@ -43,6 +44,7 @@ Entity = Literal[
     "invoice",
     "tariff",
     "tariff_version",
+    "tariff_override",  # a temporary override of a board's category's energy charge
     "alert",
     "report",
     "billing_run",
@@ -67,6 +69,7 @@ ENTITY_TABLES: dict[str, str] = {
     "invoice": "invoices",
     "tariff": "tariffs",
     "tariff_version": "tariff_versions",
+    "tariff_override": "tariff_overrides",
     "alert": "alerts",
     "report": "reports",
     "billing_run": "billing_runs",
@@ -83,6 +86,7 @@ _BOARD_COLUMN = {
     "gateway": "board_id",
     "invoice": "board_id",
     "tariff": "board_id",
+    "tariff_override": "board_id",
     "alert": "board_id",
     "report": "board_id",
     "billing_run": "board_id",
@@ -151,6 +155,13 @@ def _scope_filter(
                 sql.SQL("{} = %s AND {} <> 'draft'").format(
                     sql.Identifier(alias, "consumer_id"), sql.Identifier(alias, "status")
                 ),
+                [principal.consumer_id],
+            )
+        if entity in ("tariff", "tariff_override"):  # their board's, for their category
+            return (
+                sql.SQL(
+                    "({}, {}) IN (SELECT board_id, category FROM consumers WHERE id = %s)"
+                ).format(board, sql.Identifier(alias, "category")),
                 [principal.consumer_id],
             )
         if entity == "alert":  # alerts about the consumer's own meters

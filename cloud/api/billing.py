@@ -19,12 +19,20 @@ from ..access.ids import (
     ConsumerId,
     InvoiceId,
     TariffId,
+    TariffOverrideId,
     TariffVersionId,
 )
 from ..billing import urdb
 from ..billing.tariff import TariffSpec
 from ..errors import InvalidInput, NotFound
-from ..services import billing_cycles, billing_runs, estimates, invoices, tariffs
+from ..services import (
+    billing_cycles,
+    billing_runs,
+    estimates,
+    invoices,
+    tariff_overrides,
+    tariffs,
+)
 from ..services.scoped import BILLING_RUNS, INVOICES, TARIFFS, get_row
 from .deps import PoolDep, PublicBase, require
 from .paging import Limit, Offset, Order, Page, page
@@ -241,6 +249,59 @@ async def delete_holiday(
 ) -> None:
     async with pool.connection() as conn:
         await tariffs.set_holiday(conn, principal, board_id, day, None)
+
+
+class TariffOverrideCreate(BaseModel):
+    """A temporary override of a category's energy charge over [starts_on, ends_on) of the
+    board's days: `energy_rate` prices every unit at `value` instead, `multiplier` multiplies
+    every energy rate by `value`."""
+
+    model_config = ConfigDict(extra="forbid")
+    category: Category
+    kind: Literal["energy_rate", "multiplier"]
+    value: Annotated[Decimal, Field(ge=0, le=Decimal("1e6"), max_digits=14, decimal_places=6)]
+    starts_on: Day
+    ends_on: Day  # exclusive: the first day it no longer applies
+    reason: text(500, min_length=1)  # type: ignore[valid-type]
+
+
+@router.post("/boards/{board_id}/tariff-overrides", status_code=status.HTTP_201_CREATED)
+async def create_tariff_override(
+    board_id: BoardId,
+    body: TariffOverrideCreate,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> dict:
+    """A temporary override that ends by itself (at most 366 days; audited). Bills and
+    estimates price the days inside its window under it."""
+    async with pool.connection() as conn:
+        return await tariff_overrides.create(
+            conn, principal, board_id=board_id, **body.model_dump()
+        )
+
+
+@router.get("/boards/{board_id}/tariff-overrides")
+async def list_tariff_overrides(
+    board_id: BoardId,
+    pool: PoolDep,
+    principal: Principal = require(Permission.BILLING_READ),
+    category: Category | None = None,
+) -> list[dict]:
+    """The board's overrides, active, scheduled, ended and removed, the latest first."""
+    async with pool.connection() as conn:
+        return await tariff_overrides.list_for_board(conn, principal, board_id, category=category)
+
+
+@router.delete("/tariff-overrides/{override_id}")
+async def remove_tariff_override(
+    override_id: TariffOverrideId,
+    pool: PoolDep,
+    principal: Principal = require(Permission.TARIFF_MANAGE),
+) -> dict:
+    """Take an override off early (audited): from today (the board's) the tariff applies as
+    usual; the days before stay priced under the override."""
+    async with pool.connection() as conn:
+        return await tariff_overrides.remove(conn, principal, override_id)
 
 
 class BillingCycle(BaseModel):

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import InvalidInput
 from .consumption import Consumption, split_by_period
+from .overrides import TariffOverride, apply, cut_by_overrides, describe
 from .tariff import Line, TariffSpec, Usage, close_bill, price
 
 
@@ -39,6 +40,7 @@ class Segment:
     start: date
     end: date  # exclusive
     units: Decimal
+    override_id: int | None = None  # the temporary override it was priced under
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,14 @@ def compute_bill(
     load_pct: Decimal | None = None,
     cycle_months: Decimal | None = None,
     max_demand_kw: Decimal | None = None,
+    overrides: list[TariffOverride] | None = None,
 ) -> Bill:
     """Price one consumer's period. `daily_history`: the consumer's usual units per day, used
     when the consumption could not be measured; `max_demand_kw`: the highest demand its meters
     recorded in the period, for fixed charges that go by it; `cycle_months`: the months the
-    whole period counts for (the board's billing cycle), None to measure it on the calendar."""
+    whole period counts for (the board's billing cycle), None to measure it on the calendar;
+    `overrides`: the category's temporary overrides in the period (the days inside one are
+    priced under it)."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -149,8 +154,12 @@ def compute_bill(
             )
         units = daily_history * days
         notes.append(f"estimated from {daily_history:.3f} units a day over {days} days")
-    cut = segments_of(versions, period_start, period_end)
-    if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v, _, _ in cut):
+    cut = [
+        (version, piece_start, piece_end, override)
+        for version, start, end in segments_of(versions, period_start, period_end)
+        for piece_start, piece_end, override in cut_by_overrides(start, end, overrides or [])
+    ]
+    if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v, _, _, _ in cut):
         notes.append(
             f"maximum demand recorded: {max_demand_kw} kW"
             if max_demand_kw is not None
@@ -158,9 +167,9 @@ def compute_bill(
         )
     lines: list[Line] = []
     segments = []
-    for version, start, end in cut:
+    for version, start, end, override in cut:
         share = Decimal((end - start).days) / Decimal(days)
-        spec = version.spec
+        spec = version.spec if override is None else apply(version.spec, override)
         if cycle_months is not None:
             months = cycle_months * share
             basis = f"{_fmt(months)} months of a {_fmt(cycle_months)}-month cycle"
@@ -195,8 +204,12 @@ def compute_bill(
             months_basis=basis,
         )
         label = f"{start:%d %b}-{end - timedelta(days=1):%d %b}" if len(cut) > 1 else ""
+        if override is not None:
+            label = describe(override)
         lines += price(spec, usage, label=label)
-        segments.append(Segment(version.id, start, end, seg_units))
+        segments.append(
+            Segment(version.id, start, end, seg_units, override.id if override else None)
+        )
     lines, total = close_bill(cut[-1][0].spec, lines)
     return Bill(lines, total, units, estimated, segments, notes)
 

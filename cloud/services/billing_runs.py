@@ -42,7 +42,7 @@ from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import Bill, compute_bill, local_midnight
 from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
-from . import audit, tariffs
+from . import audit, tariff_overrides, tariffs
 from .invoices import DUE_DAYS
 from .scoped import BOARDS, actor, get_row
 
@@ -350,6 +350,9 @@ async def _bill_all(
             measured_so_far += len(members)
             await _progress(conn, summary, measured_so_far)
             continue
+        overrides = await tariff_overrides.in_force(
+            conn, board["id"], category, period_start, period_end, tz
+        )
         spec = versions[0].spec
         quantity = "9.8.0" if spec.energy_unit == "kVAh" else "1.8.0"
         hourly = any(
@@ -392,6 +395,7 @@ async def _bill_all(
                         load_pct=load_pct,
                         cycle_months=cycle_months,
                         max_demand_kw=demand.get(consumer["id"]),
+                        overrides=overrides,
                     )
                     outcome = await _record(
                         conn, principal, board, consumer["id"], period_start, period_end, bill
@@ -478,6 +482,7 @@ async def _record(
                     "from": s.start.isoformat(),
                     "to": s.end.isoformat(),
                     "units": str(s.units),
+                    **({"tariff_override": s.override_id} if s.override_id else {}),
                 }
                 for s in bill.segments
             ],

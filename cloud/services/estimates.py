@@ -2,7 +2,8 @@
 
 The cycle is the calendar month in the board's time zone. Consumption so far runs from the
 register at the cycle's start to the latest read; the projection scales it to the whole month
-at the same daily rate and prices it under the tariff in force.
+at the same daily rate and prices it under the tariff in force (and any temporary override
+of the consumer's category in the cycle).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..access import Principal
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import compute_bill, local_midnight, month_of
 from ..errors import InvalidInput
-from . import tariffs
+from . import tariff_overrides, tariffs
 from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
 
@@ -35,6 +36,9 @@ async def estimate(
     start = local_midnight(cycle_start, tz)
     versions = await tariffs.in_force(
         conn, board["id"], consumer["category"], cycle_start, cycle_end
+    )
+    overrides = await tariff_overrides.in_force(
+        conn, board["id"], consumer["category"], cycle_start, cycle_end, tz
     )
     quantity = "9.8.0" if versions[-1].spec.energy_unit == "kVAh" else "1.8.0"
     cursor = await conn.execute(
@@ -85,6 +89,7 @@ async def estimate(
         versions=versions,
         sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
         max_demand_kw=demand,
+        overrides=overrides,
     )
     return {
         "consumer_id": consumer_id,

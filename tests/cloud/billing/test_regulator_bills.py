@@ -5,6 +5,7 @@ and the invoice lines compared with the hand computations of test_schedules.py."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -21,10 +22,11 @@ async def bill_through_the_api(
     spec: dict,
     units: list[str],
     period: tuple[str, str],
+    before_run: Callable[[int, dict[str, str]], Awaitable[None]] | None = None,
 ) -> dict[str, dict]:
     """Each of `units` a consumer's use over `period` (local dates), sent as signed 1.8.0 reads
     at the period's two local midnights; the board billed for the period; each consumer's
-    invoice by its units."""
+    invoice by its units. `before_run(board_id, admin headers)`: called just before the run."""
     admin = await staff_headers(cloud, board)
     gateway: EnrolledGateway = await enroll_gateway(cloud, board)
     async with cloud.pool.connection() as conn:
@@ -89,6 +91,8 @@ async def bill_through_the_api(
         )
         assert assigned.status_code == 200, assigned.text
         consumers[consumer.json()["id"]] = used
+    if before_run is not None:
+        await before_run(board_id, admin)
     billed = await cloud.client.post(
         "/api/v1/billing/runs",
         json={"board_id": board_id, "period_start": period[0], "period_end": period[1]},
