@@ -524,6 +524,33 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         "version",
         lambda w, s: Req(path={"tariff_id": s.tariff.id, "version_id": s.version.id}),
     ),
+    # temporary tariff overrides
+    ("POST", "/api/v1/boards/{board_id}/tariff-overrides"): E(
+        P.TARIFF_MANAGE,
+        "board",
+        "board",
+        by_id(
+            "board",
+            json={
+                "category": "domestic",
+                "kind": "energy_rate",
+                "value": "2.50",
+                "starts_on": "2027-03-01",
+                "ends_on": "2027-03-10",
+                "reason": "matrix",
+            },
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/boards/{board_id}/tariff-overrides"): E(
+        P.BILLING_READ, "board", "board", by_id("board")
+    ),
+    ("DELETE", "/api/v1/tariff-overrides/{override_id}"): E(
+        P.TARIFF_MANAGE,
+        "tariff_override",
+        "tariff_override",
+        lambda w, s: Req(path={"override_id": s.tariff_override.id}),
+    ),
     # users
     ("GET", "/api/v1/users"): E(
         P.USER_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
@@ -906,7 +933,7 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
     """The scope rule, from the roles' definitions: a super admin reaches everything; a state
     admin what lies in its state; the board roles what lies on their board (and read their
     state); a consumer its own consumer record, meters, issued bills and their alerts, its own
-    account and its state."""
+    account, its state, and its board's tariff for its category (with its overrides)."""
     if entity in ("api_key", "notification"):  # its owner's alone, whatever the role
         return obj.extra["owner"] == actor.id
     if role == "SUPER_ADMIN":
@@ -919,6 +946,8 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
             return obj.id == actor.id
         if entity == "invoice" and obj.extra.get("status") == "draft":
             return False  # a consumer's bills are theirs once issued
+        if entity in ("tariff", "tariff_override"):  # their board's, for their category
+            return obj.board == world.boards["A"]  # (every tariff of the world is domestic)
         return (
             entity in ("consumer", "meter", "invoice", "alert", "support_query")
             and obj.consumer == actor.consumer
@@ -959,6 +988,7 @@ TABLES_BY_BOARD = (
     "gateways",
     "invoices",
     "tariffs",
+    "tariff_overrides",
     "alerts",
     "reports",
     "holidays",

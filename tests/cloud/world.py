@@ -312,6 +312,19 @@ async def _board_objects(
         ),
         tariff=tariff,
     )
+    o["tariff_override"] = at(
+        await b.insert(
+            "tariff_overrides",
+            board_id=board,
+            category="domestic",
+            kind="multiplier",
+            value="1.1",
+            starts_at="2026-11-01T00:00:00Z",
+            ends_at="2027-01-01T00:00:00Z",
+            reason="matrix",
+            created_by="test",
+        )
+    )
     await b.insert(  # in force now, so estimates have a price
         "tariff_versions",
         tariff_id=tariff,
