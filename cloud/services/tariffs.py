@@ -8,7 +8,7 @@ changed again — a new version is added instead.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from ..billing.engine import TariffVersion, month_of
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from ..formats import local_date
-from . import audit, notifications
+from . import audit, notifications, tariff_overrides
 from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 
 
@@ -284,8 +284,9 @@ async def for_consumer(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """The tariff a consumer is billed under this month, as they would read it: the energy
-    charge (one rate, slabs or time-of-day periods), fixed charges, taxes, and how much they have
-    used so far this month, so they can see which slab they stand in."""
+    charge (one rate, slabs or time-of-day periods with their local hours on a weekday), fixed
+    charges, taxes, how much they have used so far this month (which slab they stand in, and
+    what the next one costs), the tariff's versions, and a temporary override in force today."""
     consumer = await get_row(conn, principal, CONSUMERS, consumer_id)
     cursor = await conn.execute(
         "SELECT time_zone FROM boards WHERE id = %s", (consumer["board_id"],)
@@ -323,6 +324,25 @@ async def for_consumer(
                 }
             )
             lower = up_to or lower
+    current = next((i for i, slab in enumerate(slabs) if slab["current"]), None)
+    following = slabs[current + 1] if current is not None and current + 1 < len(slabs) else None
+    cursor = await conn.execute(
+        "SELECT v.id, v.effective_from, v.effective_to FROM tariff_versions v"
+        " JOIN tariffs t ON t.id = v.tariff_id WHERE t.board_id = %s AND t.category = %s"
+        " ORDER BY v.effective_from DESC LIMIT 24",
+        (consumer["board_id"], consumer["category"]),
+    )
+    history = [
+        {
+            **row,
+            "last_day": row["effective_to"] - timedelta(days=1) if row["effective_to"] else None,
+            "current": row["id"] == version.id,
+        }
+        for row in await cursor.fetchall()
+    ]
+    overrides = await tariff_overrides.in_force(
+        conn, consumer["board_id"], consumer["category"], today, today + timedelta(days=1), tz
+    )
     return {
         "consumer_id": consumer_id,
         "category": consumer["category"],
@@ -341,6 +361,28 @@ async def for_consumer(
         "periods": energy.rates or {},
         "weekday": energy.weekday,
         "weekend": energy.weekend,
+        "periods_today": _hours_by_period(energy.weekday, today) if energy.weekday else {},
+        "next_slab": (
+            {
+                "from_kwh": following["from_kwh"],
+                "rate": following["rate"],
+                "units_to_go": following["from_kwh"] - so_far,
+            }
+            if following
+            else None
+        ),
+        "history": history,
+        "override": (
+            {
+                "kind": overrides[0].kind,
+                "value": overrides[0].value,
+                "from": overrides[0].start,
+                "until": overrides[0].end - timedelta(days=1),
+                "reason": overrides[0].reason,
+            }
+            if overrides
+            else None
+        ),
         "fixed": version.spec.fixed.model_dump(mode="json"),
         "taxes": [t.model_dump(mode="json") for t in version.spec.taxes],
         "fuel_adjustment_per_unit": version.spec.fuel_adjustment_per_unit,
@@ -348,3 +390,16 @@ async def for_consumer(
         "so_far_kwh": so_far,
         "sanctioned_load_kw": consumer["sanctioned_load_kw"],
     }
+
+
+def _hours_by_period(weekday: list[list[str]], day: date) -> dict[str, list[str]]:
+    """The local hours of a weekday of `day`'s month each time-of-day period covers, as
+    ranges ("18:00-22:00"), for the consumer to read."""
+    hours: dict[str, list[str]] = {}
+    row = weekday[day.month - 1]
+    start = 0
+    for hour in range(1, 25):
+        if hour == 24 or row[hour] != row[start]:
+            hours.setdefault(row[start], []).append(f"{start:02d}:00-{hour:02d}:00")
+            start = hour
+    return hours

@@ -435,3 +435,82 @@ async def test_the_billing_cycle_is_set_and_its_runs_shown_in_the_browser(
     )
     assert issued
     assert {i["status"] for i in issued} == {"issued"}
+
+
+SLABS_AND_OVERRIDE = {
+    "energy": {
+        "mode": "telescopic",
+        "slabs": [
+            {"up_to": "100", "rate": "3.00"},
+            {"up_to": "300", "rate": "4.50"},
+            {"rate": "6"},
+        ],
+    },
+}
+
+
+async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """The portal explains the consumer's tariff: each slab with its rate, where this month's use
+    stands and what the next slab costs, the tariff's versions, and the override in force; the
+    API's GET /tariffs answers the consumer their own category's tariff."""
+    own = world.site("own")
+    board = world.boards["A"]
+    today = datetime.now(UTC).date()
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE consumers SET category = 'commercial' WHERE id = %s", (own.consumer.id,)
+        )
+        cursor = await conn.execute(
+            "INSERT INTO tariffs (board_id, category, name) VALUES (%s, 'commercial',"
+            " 'Commercial LT-VII') RETURNING id",
+            (board,),
+        )
+        tariff_id = (await cursor.fetchone())["id"]
+        for start, end, spec in (
+            ("2024-04-01", "2025-04-01", {"energy": {"mode": "flat", "rate": "4"}}),
+            ("2025-04-01", None, SLABS_AND_OVERRIDE),
+        ):
+            await conn.execute(
+                "INSERT INTO tariff_versions (tariff_id, effective_from, effective_to, spec)"
+                " VALUES (%s, %s, %s, %s)",
+                (tariff_id, start, end, json.dumps(spec)),
+            )
+        await conn.execute(
+            "INSERT INTO tariff_overrides (board_id, category, kind, value, starts_at, ends_at,"
+            " reason, created_by) VALUES (%s, 'commercial', 'multiplier', 1.1, %s, %s,"
+            " 'heat wave relief', 'test')",
+            (board, datetime.now(UTC) - timedelta(days=2), datetime.now(UTC) + timedelta(days=5)),
+        )
+        await conn.execute(
+            "DELETE FROM consumer_energy_daily WHERE consumer_id = %s", (own.consumer.id,)
+        )
+        await conn.execute(
+            "INSERT INTO consumer_energy_daily (consumer_id, board_id, day, energy_kwh, peak_kw)"
+            " VALUES (%s, %s, %s, 140.5, 1)",
+            (own.consumer.id, board, today.replace(day=1)),
+        )
+        email = await add_actor(conn, world, "CONSUMER")
+        await conn.commit()
+    for viewport in ("phone", "desktop"):
+        visit = await _visit(browser, served, viewport)
+        await visit.sign_in(email)
+        await visit.open("/dashboard/home", f"consumer-tariff-{viewport}")
+        slab = await visit.page.locator("#tariff tr.current").inner_text()
+        assert "100 to 300 kWh" in slab, slab
+        assert "140.5" in slab, slab
+        next_slab = await visit.page.locator("#next-slab").inner_text()
+        assert "159.5 kWh more" in next_slab, next_slab
+        assert "₹6.00" in next_slab, next_slab
+        override = await visit.page.locator("#tariff-override").inner_text()
+        assert "multiplied by 1.10 (heat wave relief)" in override, override
+        history = await visit.page.locator("#tariff-history").inner_text()
+        assert "1 Apr 2024 to 31 Mar 2025" in history, history
+        assert "in force now" in history, history
+    token = await served.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    listed = await served.get(
+        "/api/v1/tariffs",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert [t["id"] for t in listed.json()["items"]] == [tariff_id]
