@@ -7,7 +7,9 @@ covers, measured on the calendar (`months_between`): 1 Sep to 1 Nov is 2 months 
 cycle doubles monthly limits), 12 Oct to 1 Nov is 20/31 of a month (a part period is pro-rated
 by days); a caller that knows the board's cycle may state its months instead (`cycle_months`).
 Time-of-day units are taken from the hours of each segment, and a version with schedules prices
-each segment under the schedule its units fall in. When a span of a meter cannot be measured
+each segment under the schedule its units fall in. A temporary override
+(`cloud.billing.overrides`) cuts the period the same way: the days inside its window are priced
+under it, and their lines say so. When a span of a meter cannot be measured
 (no read after the period's end yet, a gap around a boundary) the units are estimated from the
 consumer's own history (validation, estimation, editing: the bill says "estimated", and a
 later run trues it up).
