@@ -79,29 +79,27 @@ async def set_status(
     conn: AsyncConnection, principal: Principal, meter_id: int, *, status: str, reason: str
 ) -> dict[str, Any]:
     """Put the meter in `status` (one of `STATUSES`) for `reason`, from now: recorded in
-    `meter_status_changes` (which billing reads for any period) and audited."""
+    `meter_status_changes` (which billing reads for any period) and audited. The same status
+    with another reason updates the reason; with the same reason it is a conflict."""
     if status not in STATUSES:
         raise InvalidInput(f"no meter status {status!r}", errors=[("status", status)])
     async with conn.transaction():
         meter = await get_row(conn, principal, METERS, meter_id, for_update=True)
         if meter["replaced_at"] is not None:
             raise Conflict(f"meter {meter_id} was replaced; its replacement has a status")
-        if meter["status"] == status:
-            raise Conflict(f"meter {meter_id} is already {status.replace('_', ' ')}")
+        if (meter["status"], meter["status_reason"]) == (status, reason):
+            raise Conflict(
+                f"meter {meter_id} is already {status.replace('_', ' ')} for that reason"
+            )
         cursor = await conn.execute(
             "INSERT INTO meter_status_changes (meter_id, status, reason) VALUES (%s, %s, %s)"
             " RETURNING at",
             (meter_id, status, reason),
         )
-        at = (await cursor.fetchone())["at"]
-        return await update_row(
-            conn,
-            principal,
-            METERS,
-            meter_id,
-            {"status": status, "status_reason": reason, "status_since": at},
-            action="status",
-        )
+        changes: dict[str, Any] = {"status": status, "status_reason": reason}
+        if meter["status"] != status:  # a new reason for the same status keeps its start
+            changes["status_since"] = (await cursor.fetchone())["at"]
+        return await update_row(conn, principal, METERS, meter_id, changes, action="status")
 
 
 async def statuses_during(

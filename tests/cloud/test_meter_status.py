@@ -59,9 +59,11 @@ async def test_a_status_is_set_with_a_reason_audited_and_listed(
         "under_maintenance",
         "CT replaced",
     )
-    again = await set_status(cloud, headers, meter, "under_maintenance")
+    again = await set_status(cloud, headers, meter, "under_maintenance", "CT replaced")
     assert again.status_code == 409
     assert "already under maintenance" in again.json()["detail"]
+    reason = await set_status(cloud, headers, meter, "under_maintenance", "waiting for the CT")
+    assert reason.json()["status_since"] == changed.json()["status_since"]
     listed = await cloud.client.get(
         "/api/v1/meters", params={"status": "under_maintenance"}, headers=headers
     )
@@ -75,7 +77,7 @@ async def test_a_status_is_set_with_a_reason_audited_and_listed(
         params={"entity": "meter", "entity_id": str(meter), "action": "status"},
         headers=auditor,
     )
-    [entry] = entries.json()["items"]
+    entry = entries.json()["items"][-1]  # the first change; newest first
     changes = (await cloud.client.get(f"/api/v1/audit/{entry['id']}", headers=auditor)).json()[
         "changes"
     ]
