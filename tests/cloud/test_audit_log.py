@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from cloud.services import audit
-from tests.cloud.conftest import Cloud, staff_headers
+from tests.cloud.conftest import Cloud, staff_headers, staff_token
 
 
 async def me(cloud: Cloud, headers: dict[str, str]) -> int:
@@ -140,3 +140,41 @@ async def test_the_csv_is_streamed_with_a_bom_and_formulas_neutralised(
     assert len(set(ids)) == total
     assert rows[1][7] == f'{{"n": {total}, "name": "₹ +1"}}'
     assert rows[1][1].endswith("Z")
+
+
+async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
+    cloud: Cloud, board: str
+) -> None:
+    token = await staff_token(cloud, board, "AUDITOR")
+    headers = {"Authorization": f"Bearer {token}"}
+    actor = f"user:{await me(cloud, headers)}"
+    tag = uuid.uuid4().hex[:8]
+    changed = await recorded(
+        cloud,
+        actor,
+        action="update",
+        entity="meter",
+        entity_id=tag,
+        before={"model": "EM-1"},
+        after={"model": "EM-2", "phases": 3},
+    )
+    cloud.client.cookies.set("gg_access", token)
+    page = await cloud.client.get(
+        "/dashboard/audit", params={"entity_id": tag, "from": "2026-01-01"}
+    )
+    assert page.status_code == 200
+    assert f'href="/dashboard/audit/{changed}"' in page.text
+    export = "/api/v1/audit/export.csv?entity_id=" + tag + "&amp;from=2026-01-01T00%3A00%3A00"
+    assert export in page.text  # the CSV with the page's filters (from midnight, local)
+    other = await cloud.client.get("/dashboard/audit", params={"entity_id": uuid.uuid4().hex})
+    assert f'href="/dashboard/audit/{changed}"' not in other.text
+    refused = await cloud.client.get("/dashboard/audit", params={"from": "yesterday"})
+    assert refused.status_code == 200
+    assert "a date such as 2026-10-01" in refused.text
+    entry = await cloud.client.get(f"/dashboard/audit/{changed}")
+    assert entry.status_code == 200
+    changes = entry.text[entry.text.index('id="audit-changes"') :]
+    assert "<del>EM-1</del>" in changes
+    assert "<ins>EM-2</ins>" in changes
+    assert "<code>phases</code>" in changes
+    assert (await cloud.client.get("/dashboard/audit/999999999999")).status_code == 404

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cloud.api.deps import CSRF_COOKIE
 from cloud.services.cloud_checks import CheckSettings, run_checks
 from shared import Reading
-from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
+from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers, staff_token
 from tests.cloud.test_alerts import NOW, alerts_of, send
 
 
@@ -119,3 +120,39 @@ async def test_the_checks_go_by_the_status(cloud: Cloud, gateway: EnrolledGatewa
     assert faulty["state"] == "resolved"
     missing = await alerts_of(cloud, headers, kind="meter_data_missing")
     assert sorted(a["meter_id"] for a in missing) == sorted([ids["c-active"], ids["c-faulty"]])
+
+
+async def test_the_meter_pages_show_filter_and_change_the_status(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    token = await staff_token(cloud, gateway.board)
+    await send(
+        cloud,
+        gateway,
+        readings=[Reading(seq=30, meter_id="p-1", quantity="1.8.0", ts=NOW, value=1.0)],
+    )
+    meter = (await meter_ids(cloud, gateway.board))["p-1"]
+    cloud.client.cookies.set("gg_access", token)
+    cloud.client.cookies.set(CSRF_COOKIE, "form-token")
+    here = f"/dashboard/meters/{meter}"
+    refused = await cloud.client.post(
+        f"{here}/status", data={"csrf": "form-token", "status": "faulty", "reason": "x"}
+    )
+    assert refused.headers["location"] == f"{here}?status_error=reason"
+    forged = await cloud.client.post(
+        f"{here}/status", data={"csrf": "other", "status": "faulty", "reason": "display dead"}
+    )
+    assert forged.status_code == 303
+    assert "Faulty" not in (await cloud.client.get(here)).text.split('id="meter-status"')[1][:200]
+    saved = await cloud.client.post(
+        f"{here}/status", data={"csrf": "form-token", "status": "faulty", "reason": "display dead"}
+    )
+    assert saved.headers["location"] == f"{here}#meter-status"
+    page = await cloud.client.get(here)
+    status = page.text.split('id="meter-status"')[1][:300]
+    assert "Faulty" in status
+    assert "display dead" in status
+    listed = await cloud.client.get("/dashboard/meters", params={"status": "faulty"})
+    assert f'href="/dashboard/meters/{meter}"' in listed.text
+    others = await cloud.client.get("/dashboard/meters", params={"status": "inactive"})
+    assert f'href="/dashboard/meters/{meter}"' not in others.text
