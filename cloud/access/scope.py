@@ -55,6 +55,7 @@ Entity = Literal[
     "support_query",  # a consumer's query: theirs, and their board's desk's
     "gateway_command",  # a command to a gateway of the board
     "gateway_discovery",  # a meter a scan found on a gateway of the board
+    "audit_entry",  # a row of the audit log: what the users and gateways of the scope did
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -78,6 +79,7 @@ ENTITY_TABLES: dict[str, str] = {
     "support_query": "support_queries",
     "gateway_command": "gateway_commands",
     "gateway_discovery": "gateway_discoveries",
+    "audit_entry": "audit_log",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -110,6 +112,8 @@ def scope_filter(
     """A WHERE condition (and its parameters) that keeps `alias` rows inside the scope."""
     if entity in ("api_key", "notification"):
         return sql.SQL("{} = %s").format(sql.Identifier(alias, "user_id")), [principal.user_id]
+    if entity == "audit_entry":
+        return _audit_scope(principal, alias)
     if entity == "support_query":  # a query taken off the desk is gone for everyone
         inner, params = _scope_filter(principal, entity, alias)
         deleted = sql.Identifier(alias, "deleted_at")
@@ -266,3 +270,21 @@ async def resolve_in_scope(
         for row_id in unique:
             if row_id not in found:
                 raise OutOfScope(entity, row_id)
+
+
+def _audit_scope(principal: Principal, alias: str) -> tuple[sql.Composable, list[object]]:
+    """An audit entry is in scope when its actor is: a user or a gateway inside the caller's
+    scope. The operator sees everything, the command line's and the provider's entries too."""
+    if principal.role == "SUPER_ADMIN":
+        return sql.SQL("TRUE"), []
+    users, user_params = scope_filter(principal, "user", "audit_u")
+    gateways, gateway_params = scope_filter(principal, "gateway", "audit_g")
+    actor = sql.Identifier(alias, "actor")
+    return (
+        sql.SQL(
+            "({actor} IN (SELECT 'user:' || audit_u.id FROM users audit_u WHERE {users})"
+            " OR {actor} IN (SELECT 'gateway:' || audit_g.gateway_code FROM gateways audit_g"
+            " WHERE {gateways}))"
+        ).format(actor=actor, users=users, gateways=gateways),
+        [*user_params, *gateway_params],
+    )

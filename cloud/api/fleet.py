@@ -26,6 +26,8 @@ from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
 from .types import PLAIN_TEXT, Email, Instant, Patch, Phone, text
 
+MeterStatus = Literal["active", "inactive", "under_maintenance", "faulty"]
+
 router = APIRouter(prefix="/api/v1", tags=["fleet"], route_class=ScopedRoute)
 
 
@@ -127,6 +129,7 @@ async def list_meters(
     confirmed: bool | None = Query(
         None, description="false: meters gateways reported that await an admin's confirmation"
     ),
+    meter_status: MeterStatus | None = Query(None, alias="status"),
     sort: Literal["id", "external_id", "created_at"] = "id",
     order: Order = "asc",
     limit: Limit = 50,
@@ -142,6 +145,7 @@ async def list_meters(
             "gateway_id": gateway_id,
             "model": model,
             "confirmed": confirmed,
+            "status": meter_status,
         },
         sort,
         order,
@@ -218,6 +222,12 @@ class MeterAssign(BaseModel):
     gateway_id: GatewayId | None = None
 
 
+class MeterStatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: MeterStatus
+    reason: text(500, min_length=3)  # type: ignore[valid-type]
+
+
 class MeterReplace(MeterFields):
     external_id: ExternalId
     replaced_at: Instant
@@ -252,6 +262,20 @@ async def assign_meter(
     """Assign the meter to a consumer and/or a gateway of its board (null unassigns)."""
     async with pool.connection() as conn:
         return await meters.assign(conn, principal, meter_id, body.model_dump(exclude_unset=True))
+
+
+@router.post("/meters/{meter_id}/status")
+async def set_meter_status(
+    meter_id: MeterId,
+    body: MeterStatusChange,
+    pool: PoolDep,
+    principal: Principal = require(Permission.METER_UPDATE),
+) -> dict:
+    """Mark the meter active, inactive, under maintenance or faulty, with the reason (audited;
+    409 if it already is). The cloud's checks and billing go by it: see `cloud_checks` and
+    `billing_runs`."""
+    async with pool.connection() as conn:
+        return await meters.set_status(conn, principal, meter_id, **body.model_dump())
 
 
 @router.post("/meters/{meter_id}/confirm")

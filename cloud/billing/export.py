@@ -17,6 +17,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..csv_cells import BOM, spreadsheet_safe
+
 COLUMNS = (
     "record",
     "invoice_id",
@@ -36,7 +38,6 @@ COLUMNS = (
     "currency",
     "reference",
 )
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_invoice_csv(
@@ -92,7 +93,7 @@ def render_invoice_csv(
     rows.append({"record": "paid", "amount": _exact(paid)})
     rows.append({"record": "outstanding", "amount": _exact(due - paid)})
     out = io.StringIO()
-    out.write("\ufeff")
+    out.write(BOM)
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({**common, **row} for row in rows)
@@ -105,4 +106,4 @@ def _exact(value: Decimal | int | str) -> str:
 
 
 def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return spreadsheet_safe(value)

@@ -1,5 +1,5 @@
-"""The administrators' pages: reports (ask for one, download it), users (who has which role
-where) and the audit log (who did what, named)."""
+"""The administrators' pages: reports (ask for one, download it) and users (who has which role
+where). The audit log has its own module, `audit_pages`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..api.account import account_context
 from ..api.deps import CSRF_COOKIE
 from ..api.users import UserCreate
 from ..errors import CloudError, NotFound
-from ..services import audit, users
+from ..services import users
 from ..services.auth import ROLES
 from ..services.scoped import BOARDS, REPORTS, USERS, get_row, list_rows
 from .web import (
@@ -34,7 +34,7 @@ from .web import (
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 
-async def _zone(conn, principal) -> str:
+async def viewer_zone(conn, principal) -> str:
     """The zone to show times in: the viewer's boards' if they share one (a board's people, a
     state's, a whole country's), UTC where the boards in view differ."""
     condition, params = scope_filter(principal, "board", "b")
@@ -72,7 +72,7 @@ async def reports_page(request: Request) -> Response:
             limit=200,
             offset=0,
         )
-        zone = await _zone(conn, principal)
+        zone = await viewer_zone(conn, principal)
     today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     return render(
         request,
@@ -128,7 +128,7 @@ async def _users_listing(request: Request, principal, **extra) -> Response:
             query, [*values, limit, 0 if wants_csv(request) else state.offset]
         )
         rows = await cursor.fetchall()
-        zone = await _zone(conn, principal)
+        zone = await viewer_zone(conn, principal)
     total = rows[0]["_total"] if rows else 0
     if wants_csv(request):
         return csv_download(
@@ -217,98 +217,6 @@ async def invite_user(
 
 async def _invite_failed(request: Request, principal, error: str, draft: dict) -> Response:
     return await _users_listing(request, principal, invite_error=error, draft=draft)
-
-
-@router.get("/audit", response_class=HTMLResponse)
-async def audit_page(request: Request) -> Response:
-    principal = await viewer(request)
-    if not allowed(principal.role, Permission.AUDIT_READ):
-        return not_allowed(request, principal, Permission.AUDIT_READ)
-    state = listing(request, sorts={"id": "id"}, default_sort="id", default_descending=True)
-    async with request.app.state.pool.connection() as conn:
-        rows, total = await audit.entries(
-            conn,
-            principal,
-            limit=10_000 if wants_csv(request) else state.per_page,
-            offset=0 if wants_csv(request) else state.offset,
-        )
-        users = {r["actor"].split(":", 1)[1] for r in rows if r["actor"].startswith("user:")}
-        cursor = await conn.execute(
-            "SELECT id::text, email FROM users WHERE id::text = ANY(%s)", (list(users),)
-        )
-        emails = {row["id"]: row["email"] for row in await cursor.fetchall()}
-        zone = await _zone(conn, principal)
-        named = await _entity_names(conn, rows)
-    for row in rows:
-        kind, _, who = row["actor"].partition(":")
-        row["who"] = emails.get(who, row["actor"]) if kind == "user" else row["actor"]
-        row["what"] = named.get((row["entity"], str(row["entity_id"])), row["entity_id"] or "")
-    if wants_csv(request):
-        return csv_download(
-            "audit",
-            {
-                "when_utc": "at",
-                "who": "who",
-                "action": "action",
-                "kind": "entity",
-                "what": "what",
-            },
-            rows,
-        )
-    return render(
-        request,
-        "audit.html",
-        principal,
-        title=words(request)("nav.audit"),
-        state=state,
-        page_rows=rows,
-        total=total,
-        zone=zone,
-    )
-
-
-# how an audited object is named: its table and the words for it
-_NAMES = {
-    "board": ("boards", "code || ' — ' || name"),
-    "state": ("states", "code || ' — ' || name"),
-    "consumer": ("consumers", "name || ' (' || account_no || ')'"),
-    "meter": ("meters", "external_id"),
-    "gateway": ("gateways", "gateway_code"),
-    "user": ("users", "email"),
-    "tariff": ("tariffs", "name"),
-    "invoice": (
-        "invoices i JOIN consumers c ON c.id = i.consumer_id",
-        "c.name || ', ' || to_char(i.period_start, 'FMMonth YYYY')",
-    ),
-    "alert": (  # 'power spike on rtu-2 (Demo household 2)'
-        "alerts i LEFT JOIN meters m ON m.id = i.meter_id"
-        " LEFT JOIN consumers c ON c.id = m.consumer_id"
-        " LEFT JOIN gateways g ON g.id = i.gateway_id",
-        "replace(i.kind, '_', ' ') || coalesce(' on ' || m.external_id, ' on ' || g.gateway_code,"
-        " '') || coalesce(' (' || c.name || ')', '')",
-    ),
-}
-
-
-async def _entity_names(conn, rows: list[dict]) -> dict[tuple[str, str], str]:
-    """The names of the objects audit rows are about (only the rows' own, already in scope);
-    an id that names nothing any more keeps its number."""
-    wanted: dict[str, set[int]] = {}
-    for row in rows:
-        if row["entity"] in _NAMES and str(row["entity_id"] or "").isdigit():
-            wanted.setdefault(row["entity"], set()).add(int(row["entity_id"]))
-    names = {}
-    for entity, ids in wanted.items():
-        table, label = _NAMES[entity]
-        key = "i.id" if entity in ("invoice", "alert") else "id"
-        cursor = await conn.execute(
-            sql.SQL(
-                "SELECT {key} AS id, {label} AS label FROM {table} WHERE {key} = ANY(%s)"
-            ).format(key=sql.SQL(key), label=sql.SQL(label), table=sql.SQL(table)),
-            (list(ids),),
-        )
-        names |= {(entity, str(row["id"])): row["label"] for row in await cursor.fetchall()}
-    return names
 
 
 async def _user_action(request: Request, csrf: str, act) -> Response:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..services import api_keys
-from .admin_pages import _zone
+from .admin_pages import viewer_zone
 from .web import render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -24,7 +24,7 @@ LIFETIMES_DAYS = (7, 30, 90, 180, 365)
 async def _viewer_zone(conn, principal) -> str:
     """A consumer's board's zone; staff's as on the other admin pages."""
     if principal.consumer_id is None:
-        return await _zone(conn, principal)
+        return await viewer_zone(conn, principal)
     cursor = await conn.execute(
         "SELECT b.time_zone FROM consumers c JOIN boards b ON b.id = c.board_id WHERE c.id = %s",
         (principal.consumer_id,),

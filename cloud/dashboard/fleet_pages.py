@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..access import Permission, allowed
-from ..errors import NotFound
+from ..errors import CloudError, Conflict, NotFound
 from ..services import listings, meters, readings
 from ..services.scoped import METERS, get_row
 from .web import (
+    csrf_ok,
     int_or_none,
     listing,
     not_allowed,
@@ -48,6 +49,7 @@ METER_CSV = {
     "gateway": "gateway_code",
     "last_reading_utc": "last_reading_at",
     "health": "health",
+    "status": "status",
 }
 
 
@@ -57,9 +59,13 @@ async def meters_page(request: Request) -> Response:
     if not allowed(principal.role, Permission.METER_READ):
         return not_allowed(request, principal, Permission.METER_READ)
     state = listing(
-        request, sorts=listings.METER_SORTS, default_sort="meter", filters=("board_id", "health")
+        request,
+        sorts=listings.METER_SORTS,
+        default_sort="meter",
+        filters=("board_id", "health", "status"),
     )
     health = state.filters["health"] if state.filters["health"] in listings.HEALTHS else None
+    status = state.filters["status"] if state.filters["status"] in meters.STATUSES else None
     limit, offset = page_size(request, state)
     async with request.app.state.pool.connection() as conn:
         page = await listings.meters(
@@ -67,6 +73,7 @@ async def meters_page(request: Request) -> Response:
             principal,
             board_id=int_or_none(state.filters["board_id"]),
             health=health,
+            status=status,
             search=state.search,
             sort=state.sort,
             descending=state.descending,
@@ -84,6 +91,7 @@ async def meters_page(request: Request) -> Response:
         csv_name="meters",
         csv_columns=METER_CSV,
         healths=listings.HEALTHS,
+        statuses=meters.STATUSES,
     )
 
 
@@ -127,6 +135,7 @@ async def meter_page(request: Request, meter_id: int) -> Response:
         groups={g: v for g, v in grouped.items() if v},
         charts=charts,
         events=chain,
+        statuses=meters.STATUSES,
         data=script_json(
             {
                 "meter_id": meter_id,
@@ -137,6 +146,35 @@ async def meter_page(request: Request, meter_id: int) -> Response:
             }
         ),
     )
+
+
+@router.post("/meters/{meter_id}/status")
+async def set_meter_status(request: Request, meter_id: int) -> Response:
+    """The meter page's status form (a plain form with the CSRF token): the status with its
+    reason, back to the page; what was refused is said there."""
+    principal = await viewer(request)
+    form = {k: str(v)[:600] for k, v in (await request.form()).items() if isinstance(v, str)}
+    here = f"/dashboard/meters/{meter_id}"
+    if not csrf_ok(request, form.get("csrf", "")):
+        return RedirectResponse(here, status_code=303)
+    if not principal.may(Permission.METER_UPDATE):
+        return not_allowed(request, principal, Permission.METER_UPDATE)
+    reason = form.get("reason", "").strip()
+    if len(reason) < 3:
+        return RedirectResponse(f"{here}?status_error=reason", status_code=303)
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await meters.set_status(
+                conn, principal, meter_id, status=form.get("status", ""), reason=reason[:500]
+            )
+    except NotFound:
+        return not_found(request, principal, words(request)("what.meter", id=meter_id))
+    except Conflict as exc:
+        code = "same" if "already" in str(exc) else "replaced"
+        return RedirectResponse(f"{here}?status_error={code}", status_code=303)
+    except CloudError:
+        return RedirectResponse(f"{here}?status_error=status", status_code=303)
+    return RedirectResponse(f"{here}#meter-status", status_code=303)
 
 
 async def _named_meter(conn, principal, meter: dict) -> dict:

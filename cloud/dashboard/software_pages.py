@@ -18,7 +18,7 @@ from ..access import Permission, Principal
 from ..errors import CloudError, NotFound
 from ..middleware import DASHBOARD_WHEEL_PATH
 from ..services import software
-from .admin_pages import _zone
+from .admin_pages import viewer_zone
 from .web import csrf_ok, int_or_none, listing, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -39,7 +39,7 @@ async def _page(
         boards = await software.boards_software(
             conn, principal, search=state.search, limit=state.per_page, offset=state.offset
         )
-        zone = await _zone(conn, principal)
+        zone = await viewer_zone(conn, principal)
     return render(
         request,
         "software.html",

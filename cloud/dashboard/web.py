@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from .. import formats
 from ..access import Permission, Principal, allowed
 from ..api.deps import ACCESS_COOKIE, CSRF_COOKIE, authenticate
+from ..csv_cells import spreadsheet_safe
 from ..errors import Unauthorized
 from .i18n import client_strings, pick_language, translator
 
@@ -205,18 +206,23 @@ def int_or_none(value: str | None) -> int | None:
 
 def csv_download(name: str, columns: dict[str, str], rows: list[dict[str, Any]]) -> Response:
     """A CSV file of `rows`, one column per header of `columns` (header -> the row's key),
-    UTF-8 with a BOM so spreadsheets read the ₹."""
+    UTF-8 with a BOM so spreadsheets read the ₹, formula-like text neutralised."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(columns)
-    writer.writerows([[row.get(key) for key in columns.values()] for row in rows])
+    writer.writerows([[_cell(row.get(key)) for key in columns.values()] for row in rows])
     data = out.getvalue().encode("utf-8")
     return StreamingResponse(
         iter([data]),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+def _cell(value: Any) -> Any:
+    """Text that a spreadsheet would take for a formula gets a leading apostrophe."""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def wants_csv(request: Request) -> bool:

@@ -29,6 +29,7 @@ CLOUD_ALERT_KINDS: dict[str, tuple[str, str]] = {
     "regional_overload": ("high", "Board load above 90 % of capacity for two windows running"),
     "gateway_silent": ("high", "A gateway has sent nothing for too long"),
     "meter_data_missing": ("medium", "A meter's readings stopped arriving"),
+    "meter_faulty": ("medium", "A meter is marked faulty"),
     "gateway_clock_unsynced": ("medium", "A gateway reports its clock is not synchronised"),
     "backlog_growing": ("medium", "A gateway's unsent backlog keeps growing"),
     "support_sla_breached": ("high", "A support query waited past its service level"),

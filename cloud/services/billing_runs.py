@@ -27,6 +27,7 @@ estimated or failed, and which consumers could not be measured and why.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -38,11 +39,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
 from ..access import Principal
-from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
+from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import Bill, compute_bill, local_midnight
 from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
-from . import audit, tariff_overrides, tariffs
+from . import audit, meters, tariff_overrides, tariffs
 from .invoices import DUE_DAYS
 from .scoped import BOARDS, actor, get_row
 
@@ -50,6 +51,7 @@ log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
 CHUNK = 1000  # consumers measured together
 BILLABLE = ("ok", "estimated")
+INACTIVE = {"inactive"}  # a meter with no other status in the period is not billed
 
 # Per span: the nearest read before it and after it, its last read, and a walk over its reads
 # (in the index's order, so no sort) keeping the first and each one lower than the read before.
@@ -367,6 +369,8 @@ async def _bill_all(
         for first in range(0, len(members), CHUNK):
             chunk = members[first : first + CHUNK]
             spans = await _spans(conn, chunk, start, end, quantity, hourly)
+            metered = [span.meter_id for found in spans.values() for span in found]
+            statuses = await meters.statuses_during(conn, metered, start, end)
             demand: dict[int, Decimal] = {}
             if demand_quantity:
                 demand = await max_demand(conn, spans, demand_quantity)
@@ -378,8 +382,13 @@ async def _bill_all(
                         " nothing to bill"
                     )
                     continue
+                billed = [s for s in spans[consumer["id"]] if statuses.get(s.meter_id) != INACTIVE]
+                if not billed:
+                    summary["unmeasured"] += 1
+                    summary["errors"].append(f"{_who(consumer)}: every meter was inactive")
+                    continue
                 try:
-                    measured = consumption(spans[consumer["id"]], tz, hourly=hourly)
+                    measured = _measure(billed, statuses, tz, hourly)
                     history = None
                     if measured.missing:
                         history = await _daily_history(conn, consumer["id"], period_start)
@@ -407,6 +416,24 @@ async def _bill_all(
                     summary["errors"].append(f"{_who(consumer)}: {exc}")
             measured_so_far += len(chunk)
             await _progress(conn, summary, measured_so_far)
+
+
+def _measure(
+    spans: list[MeterSpan], statuses: dict[int, set[str]], tz: ZoneInfo, hourly: bool
+) -> Consumption:
+    """The consumption of the consumer's billed meters; one under maintenance or faulty at any
+    moment of the period is not measured, so the bill is estimated and says why
+    (`meters.set_status`). A meter inactive throughout was left out before."""
+    measured = consumption(spans, tz, hourly=hourly)
+    unmeasured = [
+        f"meter {s.name or s.meter_id}: {' and '.join(sorted(bad)).replace('_', ' ')} during"
+        " the period"
+        for s in spans
+        if (bad := statuses.get(s.meter_id, set()) & set(meters.NOT_MEASURED))
+    ]
+    if not unmeasured:
+        return measured
+    return dataclasses.replace(measured, exact=False, missing=[*measured.missing, *unmeasured])
 
 
 def _due(board: dict[str, Any], period_end: date) -> date:

@@ -4,7 +4,10 @@ these see what no single gateway can):
 - regional overload: the board's load (the sum of its meters' mean power over a window) above
   90 % of its configured capacity for two windows running;
 - gateway silent: no batch from an active gateway for `gateway_silent_s`;
-- meter data missing: a meter on a gateway with no reading for `meter_missing_s`;
+- meter data missing: a meter on a gateway with no reading for `meter_missing_s` — unless the
+  meter is inactive or under maintenance (nobody expects its readings; an alert already open is
+  resolved), or faulty: a faulty meter has one `meter_faulty` alert instead, open while it is
+  marked faulty (its silence is explained; staff are told once, not every run);
 - gateway clock unsynchronised: as its last heartbeat said;
 - backlog growing: a gateway's unsent backlog grew at each of the last three runs;
 - a support query past its service level (`cloud.services.support.check_sla`).
@@ -189,7 +192,7 @@ async def _meters(
     since = now - timedelta(seconds=settings.meter_missing_s)
     cursor = await conn.execute(
         """
-        SELECT m.id, m.board_id, m.gateway_id, m.external_id,
+        SELECT m.id, m.board_id, m.gateway_id, m.external_id, m.status, m.status_reason,
                EXISTS (SELECT 1 FROM readings r WHERE r.meter_id = m.id
                        AND r.ts > %(since)s AND r.ts <= %(now)s) AS recent,
                EXISTS (SELECT 1 FROM readings r WHERE r.meter_id = m.id) AS ever
@@ -199,7 +202,21 @@ async def _meters(
         {"since": since, "now": now},
     )
     for meter in await cursor.fetchall():
-        missing = meter["ever"] and not meter["recent"]
+        faulty = meter["status"] == "faulty"
+        found["meter_faulty"] += faulty
+        await _set(
+            conn,
+            faulty,
+            board_id=meter["board_id"],
+            subject=f"meter:{meter['id']}",
+            kind="meter_faulty",
+            now=now,
+            message=f"meter {meter['external_id']} is marked faulty: {meter['status_reason']}",
+            gateway_id=meter["gateway_id"],
+            meter_id=meter["id"],
+        )
+        expected = meter["status"] == "active"
+        missing = expected and meter["ever"] and not meter["recent"]
         found["meter_data_missing"] += missing
         await _set(
             conn,

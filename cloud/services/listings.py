@@ -111,6 +111,7 @@ async def meters(
     *,
     board_id: int | None = None,
     health: str | None = None,
+    status: str | None = None,
     search: str | None = None,
     sort: str = "meter",
     descending: bool = False,
@@ -124,7 +125,8 @@ async def meters(
             """
             SELECT m.id, m.board_id, m.external_id, m.model, m.protocol, m.phases, m.ct_ratio,
                    m.installed_at, m.replaced_at, m.confirmed_at, m.last_reading_at,
-                   m.consumer_id, m.gateway_id, c.name AS consumer_name, c.account_no,
+                   m.status, m.status_reason, m.consumer_id, m.gateway_id,
+                   c.name AS consumer_name, c.account_no,
                    g.gateway_code, b.code AS board_code, b.time_zone,
                    CASE WHEN m.replaced_at IS NOT NULL THEN 'replaced'
                         WHEN m.confirmed_at IS NULL THEN 'awaiting_confirmation'
@@ -141,6 +143,7 @@ async def meters(
     )
     query.equal("board_id", board_id)
     query.equal("health", health)
+    query.equal("status", status)
     if health != "replaced":
         query.where("health <> 'replaced'")
     query.search(search, "external_id", "model", "consumer_name", "account_no")

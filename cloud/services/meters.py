@@ -20,6 +20,9 @@ from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
 from .scoped import BOARDS, CONSUMERS, GATEWAYS, METERS, actor, delete_row, get_row, update_row
 
+STATUSES = ("active", "inactive", "under_maintenance", "faulty")
+# a meter in one of these during a period is not measured: its consumer's bill is estimated
+NOT_MEASURED = ("under_maintenance", "faulty")
 _FIELDS = ("external_id", "model", "protocol", "phases", "ct_ratio", "installed_at")
 
 
@@ -70,6 +73,56 @@ async def update(
     conn: AsyncConnection, principal: Principal, meter_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     return await update_row(conn, principal, METERS, meter_id, changes)
+
+
+async def set_status(
+    conn: AsyncConnection, principal: Principal, meter_id: int, *, status: str, reason: str
+) -> dict[str, Any]:
+    """Put the meter in `status` (one of `STATUSES`) for `reason`, from now: recorded in
+    `meter_status_changes` (which billing reads for any period) and audited. The same status
+    with another reason updates the reason; with the same reason it is a conflict."""
+    if status not in STATUSES:
+        raise InvalidInput(f"no meter status {status!r}", errors=[("status", status)])
+    async with conn.transaction():
+        meter = await get_row(conn, principal, METERS, meter_id, for_update=True)
+        if meter["replaced_at"] is not None:
+            raise Conflict(f"meter {meter_id} was replaced; its replacement has a status")
+        if (meter["status"], meter["status_reason"]) == (status, reason):
+            raise Conflict(
+                f"meter {meter_id} is already {status.replace('_', ' ')} for that reason"
+            )
+        cursor = await conn.execute(
+            "INSERT INTO meter_status_changes (meter_id, status, reason) VALUES (%s, %s, %s)"
+            " RETURNING at",
+            (meter_id, status, reason),
+        )
+        changes: dict[str, Any] = {"status": status, "status_reason": reason}
+        if meter["status"] != status:  # a new reason for the same status keeps its start
+            changes["status_since"] = (await cursor.fetchone())["at"]
+        return await update_row(conn, principal, METERS, meter_id, changes, action="status")
+
+
+async def statuses_during(
+    conn: AsyncConnection, meter_ids: list[int], start: datetime, end: datetime
+) -> dict[int, set[str]]:
+    """Every status each meter had at some moment of [start, end): the one in force at `start`
+    (active if it never changed) and each it was given before `end`."""
+    cursor = await conn.execute(
+        """
+        SELECT m.id, coalesce((SELECT c.status FROM meter_status_changes c
+                               WHERE c.meter_id = m.id AND c.at <= %(start)s
+                               ORDER BY c.at DESC, c.id DESC LIMIT 1), 'active') AS status
+        FROM meters m WHERE m.id = ANY(%(ids)s)
+        UNION
+        SELECT c.meter_id, c.status FROM meter_status_changes c
+        WHERE c.meter_id = ANY(%(ids)s) AND c.at > %(start)s AND c.at < %(end)s
+        """,
+        {"ids": meter_ids, "start": start, "end": end},
+    )
+    found: dict[int, set[str]] = {}
+    for row in await cursor.fetchall():
+        found.setdefault(row["id"], set()).add(row["status"])
+    return found
 
 
 async def assign(

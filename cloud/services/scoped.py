@@ -69,8 +69,11 @@ METERS = Table(
         "confirmed_at",
         "consumer_since",
         "created_at",
+        "status",
+        "status_reason",
+        "status_since",
     ),
-    ("board_id", "consumer_id", "gateway_id", "model", "confirmed"),
+    ("board_id", "consumer_id", "gateway_id", "model", "confirmed", "status"),
     ("id", "external_id", "created_at"),
 )
 GATEWAYS = Table(

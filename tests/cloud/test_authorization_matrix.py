@@ -143,7 +143,18 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         lambda w, s: Req(path={"alert_id": s.alert_resolve.id}, json={"note": "fixed"}),
         CONSUMER_SITES,
     ),
-    ("GET", "/api/v1/audit"): E(P.AUDIT_READ),
+    ("GET", "/api/v1/audit"): E(
+        P.AUDIT_READ,
+        build=lambda w, s: Req(
+            query={"actor_contains": "gateway:", "entity": "gateway", "from": "2026-01-01T00:00Z"}
+        ),
+    ),
+    ("GET", "/api/v1/audit/export.csv"): E(
+        P.AUDIT_READ, build=lambda w, s: Req(query={"entity": "gateway", "action": "update"})
+    ),
+    ("GET", "/api/v1/audit/{entry_id}"): E(
+        P.AUDIT_READ, "audit_entry", "audit_entry", by_id("audit_entry", "entry_id")
+    ),
     # the caller's own API keys (their own tests: test_api_keys)
     ("GET", KEYS): E(SIGNED_IN),
     ("POST", KEYS): E(
@@ -420,6 +431,15 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
         lambda w, s: Req(
             path={"meter_id": s.meter_free.id},
             json={"consumer_id": s.consumer.id, "gateway_id": s.gateway.id},
+        ),
+    ),
+    ("POST", "/api/v1/meters/{meter_id}/status"): E(
+        P.METER_UPDATE,
+        "meter",
+        "meter_status",
+        lambda w, s: Req(
+            path={"meter_id": s.meter_status.id},
+            json={"status": "under_maintenance", "reason": unique("CT check")},
         ),
     ),
     ("POST", "/api/v1/meters/{meter_id}/confirm"): E(

@@ -294,12 +294,25 @@ async def _board_objects(
         ("meter_spare", {}),
         ("meter_replace", {"consumer_id": consumer, "gateway_id": gateway}),
         ("meter_discovered", {"gateway_id": gateway, "confirmed_at": None}),
+        ("meter_status", {}),  # its status is changed (and its consumer's bills left alone)
     ):
         values = {"confirmed_at": "2026-01-01T00:00:00Z", **values}
         o[name] = at(
             await b.insert("meters", board_id=board, external_id=b.unique("m"), **values),
             values.get("consumer_id"),
         )
+    code = await b.conn.execute("SELECT gateway_code FROM gateways WHERE id = %s", (gateway,))
+    o["audit_entry"] = at(  # what the site's gateway did: in scope where the gateway is
+        await b.insert(
+            "audit_log",
+            actor=f"gateway:{(await code.fetchone())['gateway_code']}",
+            action="update",
+            entity="gateway",
+            entity_id=str(gateway),
+            before=json.dumps({"version": "1.0"}),
+            after=json.dumps({"version": "1.1"}),
+        )
+    )
     tariff = await b.insert("tariffs", board_id=board, category="domestic", name="Domestic")
     o["tariff"] = at(tariff)
     o["version"] = at(

@@ -1,0 +1,204 @@
+"""The audit log's pages: the log filtered (who, what, which action, which days) with each
+entry named, and one entry with what it changed, key by key (old → new). The full CSV is the
+API's streamed export, linked with the page's filters; `?format=csv` still downloads the page's
+named rows (at most 10,000)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from psycopg import sql
+
+from ..access import Permission, allowed
+from ..errors import CloudError, NotFound
+from ..services import audit
+from .admin_pages import viewer_zone
+from .web import csv_download, listing, not_allowed, not_found, render, viewer, wants_csv, words
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+
+FILTERS = ("actor", "who", "entity", "entity_id", "action", "from", "to")
+EXPORT = "/api/v1/audit/export.csv"
+
+
+def _day(text: str, name: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise CloudError(f"{name}: a date such as 2026-10-01") from exc
+
+
+def _wanted(filters: dict[str, str], zone: str) -> audit.AuditFilter:
+    """The page's filters as the service takes them: days in the viewer's zone, `to` included
+    (up to the midnight after it)."""
+    tz = ZoneInfo(zone)
+    first, last = _day(filters["from"], "from"), _day(filters["to"], "to")
+    return audit.AuditFilter(
+        actor=filters["actor"] or None,
+        actor_contains=filters["who"] or None,
+        entity=filters["entity"] or None,
+        entity_id=filters["entity_id"] or None,
+        action=filters["action"] or None,
+        start=datetime.combine(first, time(), tz) if first else None,
+        end=datetime.combine(last + timedelta(days=1), time(), tz) if last else None,
+    )
+
+
+def export_link(wanted: audit.AuditFilter) -> str:
+    """The API's streamed CSV with the same filters."""
+    params = {
+        "actor": wanted.actor,
+        "actor_contains": wanted.actor_contains,
+        "entity": wanted.entity,
+        "entity_id": wanted.entity_id,
+        "action": wanted.action,
+        "from": wanted.start.isoformat() if wanted.start else None,
+        "to": wanted.end.isoformat() if wanted.end else None,
+    }
+    query = urlencode({k: v for k, v in params.items() if v})
+    return f"{EXPORT}?{query}" if query else EXPORT
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.AUDIT_READ):
+        return not_allowed(request, principal, Permission.AUDIT_READ)
+    state = listing(
+        request, sorts={"id": "id"}, default_sort="id", default_descending=True, filters=FILTERS
+    )
+    problem = None
+    rows: list[dict[str, Any]] = []
+    total = 0
+    async with request.app.state.pool.connection() as conn:
+        zone = await viewer_zone(conn, principal)
+        try:
+            wanted = _wanted(state.filters, zone)
+            rows, total = await audit.entries(
+                conn,
+                principal,
+                limit=10_000 if wants_csv(request) else state.per_page,
+                offset=0 if wants_csv(request) else state.offset,
+                wanted=wanted,
+            )
+        except CloudError as exc:
+            problem, wanted = str(exc), audit.AuditFilter()
+        await _name(conn, rows)
+    if wants_csv(request):
+        return csv_download(
+            "audit",
+            {"when_utc": "at", "who": "who", "action": "action", "kind": "entity", "what": "what"},
+            rows,
+        )
+    return render(
+        request,
+        "audit.html",
+        principal,
+        title=words(request)("nav.audit"),
+        state=state,
+        page_rows=rows,
+        total=total,
+        zone=zone,
+        problem=problem,
+        export=export_link(wanted),
+    )
+
+
+@router.get("/audit/{entry_id}", response_class=HTMLResponse)
+async def audit_entry_page(request: Request, entry_id: int) -> Response:
+    principal = await viewer(request)
+    if not allowed(principal.role, Permission.AUDIT_READ):
+        return not_allowed(request, principal, Permission.AUDIT_READ)
+    t = words(request)
+    async with request.app.state.pool.connection() as conn:
+        try:
+            entry = await audit.entry(conn, principal, entry_id) if entry_id < 2**62 else None
+        except NotFound:
+            entry = None
+        if entry is None:
+            return not_found(request, principal, t("audit.entry", id=entry_id))
+        zone = await viewer_zone(conn, principal)
+        await _name(conn, [entry])
+    for change in entry["changes"]:
+        change["old"], change["new"] = _shown(change["old"]), _shown(change["new"])
+    return render(
+        request,
+        "audit_entry.html",
+        principal,
+        title=t("audit.entry", id=entry_id),
+        entry=entry,
+        zone=zone,
+    )
+
+
+def _shown(value: Any) -> str | None:
+    """A value as a person reads it: text as it is, anything else as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+async def _name(conn, rows: list[dict[str, Any]]) -> None:
+    """Give each row `who` (a user's e-mail, else the actor) and `what` (the object's name)."""
+    users = {r["actor"].split(":", 1)[1] for r in rows if r["actor"].startswith("user:")}
+    cursor = await conn.execute(
+        "SELECT id::text, email FROM users WHERE id::text = ANY(%s)", (list(users),)
+    )
+    emails = {row["id"]: row["email"] for row in await cursor.fetchall()}
+    named = await _entity_names(conn, rows)
+    for row in rows:
+        kind, _, who = row["actor"].partition(":")
+        row["who"] = emails.get(who, row["actor"]) if kind == "user" else row["actor"]
+        row["what"] = named.get((row["entity"], str(row["entity_id"])), row["entity_id"] or "")
+
+
+# how an audited object is named: its table and the words for it
+_NAMES = {
+    "board": ("boards", "code || ' — ' || name"),
+    "state": ("states", "code || ' — ' || name"),
+    "consumer": ("consumers", "name || ' (' || account_no || ')'"),
+    "meter": ("meters", "external_id"),
+    "gateway": ("gateways", "gateway_code"),
+    "user": ("users", "email"),
+    "tariff": ("tariffs", "name"),
+    "invoice": (
+        "invoices i JOIN consumers c ON c.id = i.consumer_id",
+        "c.name || ', ' || to_char(i.period_start, 'FMMonth YYYY')",
+    ),
+    "alert": (  # 'power spike on rtu-2 (Demo household 2)'
+        "alerts i LEFT JOIN meters m ON m.id = i.meter_id"
+        " LEFT JOIN consumers c ON c.id = m.consumer_id"
+        " LEFT JOIN gateways g ON g.id = i.gateway_id",
+        "replace(i.kind, '_', ' ') || coalesce(' on ' || m.external_id, ' on ' || g.gateway_code,"
+        " '') || coalesce(' (' || c.name || ')', '')",
+    ),
+}
+
+
+async def _entity_names(conn, rows: list[dict]) -> dict[tuple[str, str], str]:
+    """The names of the objects audit rows are about (only the rows' own, already in scope);
+    an id that names nothing any more keeps its number."""
+    wanted: dict[str, set[int]] = {}
+    for row in rows:
+        if row["entity"] in _NAMES and str(row["entity_id"] or "").isdigit():
+            wanted.setdefault(row["entity"], set()).add(int(row["entity_id"]))
+    names = {}
+    for entity, ids in wanted.items():
+        table, label = _NAMES[entity]
+        key = "i.id" if entity in ("invoice", "alert") else "id"
+        cursor = await conn.execute(
+            sql.SQL(
+                "SELECT {key} AS id, {label} AS label FROM {table} WHERE {key} = ANY(%s)"
+            ).format(key=sql.SQL(key), label=sql.SQL(label), table=sql.SQL(table)),
+            (list(ids),),
+        )
+        names |= {(entity, str(row["id"])): row["label"] for row in await cursor.fetchall()}
+    return names
