@@ -334,9 +334,14 @@ class Daemon:
             await asyncio.sleep(5.0)
 
     async def _clock_changed(self, synced: bool) -> None:
+        was_synced, self._synced = self._synced, synced  # readings from now on carry the news
         was_open = bool(await self.store(Store.get_state, "clock:unsynced_open"))
         if synced:
-            if was_open or self._synced is False:
+            if was_open or was_synced is False:
+                # readings taken while the time was unknown may still wait in memory: store them
+                # first so that they are re-stamped too. One left behind stays clock_unsynced,
+                # and the syncer stops before it (Store.pending_readings) for good.
+                await self._flush()
                 corrected = await self.store(
                     Store.correct_unsynced,
                     int(self.clock.now().timestamp() * 1_000_000),

@@ -57,12 +57,12 @@ def config_file(tmp_path: Path, buses: str, gateway: str = "gw-field") -> Path:
     return path
 
 
-async def wait_for(condition, timeout: float = 60.0) -> None:
+async def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
     """Until `condition()` holds; generous, since a shared machine can stall the daemon a while
     (a pass takes no longer for it)."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"{what} not met in {timeout:g} s"
         await asyncio.sleep(0.2)
 
 
@@ -190,6 +190,16 @@ fast_s = 0.3
         )
     )
     clock = SettableClock(not_before=datetime(2026, 1, 1, tzinfo=UTC))
+
+    async def cloud_readings() -> int:
+        async with cloud.pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) AS n FROM readings r JOIN gateways g ON g.id = r.gateway_id"
+                " WHERE g.gateway_code = %s",
+                (gateway.code,),
+            )
+            return (await cursor.fetchone())["n"]
+
     transport = httpx.ASGITransport(app=cloud.client._transport.app)
     daemon = Daemon(config, clock=clock, transport=transport)
     task = asyncio.create_task(daemon.run())
@@ -197,25 +207,26 @@ fast_s = 0.3
         # readings of unknown time wait in the store while the daemon keeps syncing: two
         # batches (heartbeats) reach the cloud after the first such reading is stored, and none
         # of them carries it
-        await wait_for(lambda: backlog_readings(config) > 0)
+        await wait_for(lambda: backlog_readings(config) > 0, what="readings held")
         await wait_for(
             lambda: any(
                 a["kind"] == "clock_unsynced" for a in read_status(config.store_path)["alerts"]
-            )
+            ),
+            what="the clock_unsynced alert",
         )
         syncer = daemon.syncer
         assert syncer is not None
         batches = syncer.stats.batches
-        await wait_for(lambda: syncer.stats.batches >= batches + 2)
-        async with cloud.pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT count(*) AS n FROM readings r JOIN gateways g ON g.id = r.gateway_id"
-                " WHERE g.gateway_code = %s",
-                (gateway.code,),
-            )
-            assert (await cursor.fetchone())["n"] == 0, "no reading of unknown time was sent"
+        await wait_for(lambda: syncer.stats.batches >= batches + 2, what="two more batches")
+        assert await cloud_readings() == 0, "no reading of unknown time was sent"
+        held = backlog_readings(config)
         clock.synced = True
-        await wait_for(lambda: backlog_readings(config) < 10)
+        # the held readings, restamped, reach the cloud while the daemon runs (new ones keep
+        # coming, so the backlog itself need never be empty when the test looks)
+        deadline = time.monotonic() + 60
+        while await cloud_readings() < held:
+            assert time.monotonic() < deadline, f"the {held} held readings did not arrive"
+            await asyncio.sleep(0.2)
     finally:
         daemon.stopping.set()
         await asyncio.wait_for(task, 15)
