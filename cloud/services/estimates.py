@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 
 from ..access import Principal
-from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
+from ..billing.consumption import Consumption, consumption
 from ..billing.engine import compute_bill, local_midnight, month_of
 from ..errors import InvalidInput
-from . import tariff_overrides, tariffs
+from . import cycle_reads, tariff_overrides, tariffs
 from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
 
@@ -41,31 +41,7 @@ async def estimate(
         conn, board["id"], consumer["category"], cycle_start, cycle_end, tz
     )
     quantity = "9.8.0" if versions[-1].spec.energy_unit == "kVAh" else "1.8.0"
-    cursor = await conn.execute(
-        "SELECT m.id, m.ct_ratio, r.ts, r.value FROM meters m JOIN LATERAL ("
-        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
-        "    AND ts <= %(start)s AND quality IN ('ok', 'estimated') ORDER BY ts DESC LIMIT 1)"
-        "  UNION ALL"
-        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
-        "    AND ts > %(start)s AND ts <= %(now)s AND quality IN ('ok', 'estimated')"
-        "    ORDER BY ts LIMIT 1)"
-        "  UNION ALL"
-        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
-        "    AND ts > %(start)s AND ts <= %(now)s AND quality IN ('ok', 'estimated')"
-        "    ORDER BY ts DESC LIMIT 1)"
-        ") r ON true WHERE m.consumer_id = %(c)s AND m.replaced_at IS NULL ORDER BY m.id, r.ts",
-        {"q": quantity, "start": start, "now": now, "c": consumer_id},
-    )
-    reads: dict[int, list[Read]] = {}
-    ratios: dict[int, Decimal] = {}
-    for row in await cursor.fetchall():
-        reads.setdefault(row["id"], []).append(Read(row["ts"], to_decimal(row["value"])))
-        ratios[row["id"]] = Decimal(row["ct_ratio"])
-    spans = [
-        MeterSpan(meter, series, start, series[-1].ts, ratios[meter])
-        for meter, series in reads.items()
-        if series[-1].ts > start
-    ]
+    spans = await cycle_reads.spans_so_far(conn, consumer_id, quantity, start, now)
     if not spans:
         raise InvalidInput(
             "no reads yet in this cycle to estimate from",

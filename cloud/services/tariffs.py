@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection, errors
 
 from ..access import Principal
-from ..billing.engine import TariffVersion, month_of
+from ..billing.engine import TariffVersion, local_midnight, month_of
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from ..formats import local_date
-from . import audit, notifications, tariff_overrides
+from . import audit, cycle_reads, notifications, tariff_overrides
 from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 
 
@@ -301,12 +301,13 @@ async def for_consumer(
     tariff = await cursor.fetchone()
     versions = await in_force(conn, consumer["board_id"], consumer["category"], start, end)
     version = versions[-1]
-    cursor = await conn.execute(
-        "SELECT coalesce(sum(energy_kwh), 0) AS kwh FROM consumer_energy_daily"
-        " WHERE consumer_id = %s AND day >= %s AND day < %s",
-        (consumer_id, start, end),
+    # the same measure as the projected bill (the registers), so the two never disagree
+    quantity = "9.8.0" if version.spec.energy_unit == "kVAh" else "1.8.0"
+    moment = now or datetime.now(UTC)
+    used = await cycle_reads.used_so_far(
+        conn, consumer_id, quantity, local_midnight(start, tz), moment, tz
     )
-    so_far = Decimal(str(round((await cursor.fetchone())["kwh"], 3)))
+    so_far = round(used.units, 3) if used is not None else Decimal(0)
     # the schedule this month's use so far falls in, its limits as a month's
     chosen = version.spec.choose_energy(so_far, Decimal(1))
     energy, scale = chosen.charge, version.spec.limit_scale(Decimal(1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -457,7 +458,6 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
     API's GET /tariffs answers the consumer their own category's tariff."""
     own = world.site("own")
     board = world.boards["A"]
-    today = datetime.now(UTC).date()
     async with cloud.pool.connection() as conn:
         await conn.execute(
             "UPDATE consumers SET category = 'commercial' WHERE id = %s", (own.consumer.id,)
@@ -483,26 +483,28 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
             " 'heat wave relief', 'test')",
             (board, datetime.now(UTC) - timedelta(days=2), datetime.now(UTC) + timedelta(days=5)),
         )
-        await conn.execute(
-            "DELETE FROM consumer_energy_daily WHERE consumer_id = %s", (own.consumer.id,)
-        )
-        await conn.execute(
-            "INSERT INTO consumer_energy_daily (consumer_id, board_id, day, energy_kwh, peak_kw)"
-            " VALUES (%s, %s, %s, 140.5, 1)",
-            (own.consumer.id, board, today.replace(day=1)),
-        )
         email = await add_actor(conn, world, "CONSUMER")
         await conn.commit()
     for viewport in ("phone", "desktop"):
         visit = await _visit(browser, served, viewport)
         await visit.sign_in(email)
         await visit.open("/dashboard/home", f"consumer-tariff-{viewport}")
+        # where the tariff says they stand is what the page says they used (one measure)
+        used = await visit.page.locator("#figure-so-far").inner_text()
+        units = Decimal(used.removesuffix("kWh").strip().replace(",", ""))
         slab = await visit.page.locator("#tariff tr.current").inner_text()
-        assert "100 to 300 kWh" in slab, slab
-        assert "140.5" in slab, slab
-        next_slab = await visit.page.locator("#next-slab").inner_text()
-        assert "159.5 kWh more" in next_slab, next_slab
-        assert "₹6.00" in next_slab, next_slab
+        assert f"{units.normalize():f} so far" in slab or f"{units} so far" in slab, (used, slab)
+        if units < 100:
+            assert "0 to 100 kWh" in slab, slab
+        elif units < 300:
+            assert "100 to 300 kWh" in slab, slab
+            next_slab = await visit.page.locator("#next-slab").inner_text()
+            assert f"{300 - units} kWh more" in next_slab, next_slab
+            assert "₹6.00" in next_slab, next_slab
+        else:
+            assert "Above 300 kWh" in slab, slab
+            last = await visit.page.locator("#next-slab").inner_text()
+            assert last.startswith("You are in the last slab"), last
         override = await visit.page.locator("#tariff-override").inner_text()
         assert "multiplied by 1.10 (heat wave relief)" in override, override
         history = await visit.page.locator("#tariff-history").inner_text()
