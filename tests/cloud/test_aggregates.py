@@ -65,7 +65,9 @@ async def admin(cloud: Cloud, board: str) -> dict[str, str]:
 
 async def _refresh(cloud: Cloud) -> None:
     async with cloud.pool.connection() as conn:
-        await aggregates.refresh(conn)
+        # every dirty day, earlier tests' too (a pass does 400 at most)
+        while await aggregates.refresh(conn):
+            pass
 
 
 async def _board_id(cloud: Cloud, board: str) -> int:
