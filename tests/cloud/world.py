@@ -447,7 +447,7 @@ MATRIX_RELEASE = "0.0.1+matrix"
 
 async def build_world(conn: AsyncConnection) -> World:
     """The world, committed. Codes carry a random tag, so worlds of many tests coexist."""
-    tag = uuid.uuid4().hex[:6].upper()
+    tag = uuid.uuid4().hex[:10].upper()  # 6 hex digits collided once in a CI session
     b = _Builder(conn, tag)
     states = {"S1": await _state(b), "S2": await _state(b)}
     boards = {
