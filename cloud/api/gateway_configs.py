@@ -8,14 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared import GATEWAY_HEADER, IDENTIFIER_PATTERN, SIGNATURE_HEADER, GatewaySettings, ScanReport
-from shared import describe_validation_error as describe
 
 from ..access import Permission, Principal
 from ..access.ids import ConsumerId, GatewayDiscoveryId, GatewayId
-from ..errors import InvalidInput, Unauthorized
 from ..services import gateway_configs, gateway_control
 from .deps import PoolDep, require
 from .ingest import read_bounded_body
@@ -155,18 +153,12 @@ async def assign_discovery(
 async def report_scan(request: Request, pool: PoolDep) -> dict[str, int]:
     """For gateways: a signed `ScanReport`, what a technician's scan found on one bus."""
     body = await read_bounded_body(request, MAX_SCAN_BYTES)
-    code = request.headers.get(GATEWAY_HEADER)
-    gateway = await gateway_control.authenticate(
-        pool, body=body, gateway_code=code, signature=request.headers.get(SIGNATURE_HEADER)
+    gateway, report = await gateway_control.signed(
+        pool,
+        body=body,
+        gateway_code=request.headers.get(GATEWAY_HEADER),
+        signature=request.headers.get(SIGNATURE_HEADER),
+        model=ScanReport,
     )
-    try:
-        report = ScanReport.model_validate_json(body)
-    except ValidationError as exc:
-        problems = describe(exc)
-        raise InvalidInput(
-            "; ".join(f"{f}: {m}" for f, m in problems[:10]), errors=problems
-        ) from None
-    if report.gateway_id != code:
-        raise Unauthorized(f"report is for gateway {report.gateway_id}, signed as {code}")
     async with pool.connection() as conn:
         return {"recorded": await gateway_configs.record_scan(conn, gateway, report)}

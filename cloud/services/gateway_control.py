@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import (
     Command,
@@ -51,6 +51,7 @@ METER_KINDS = ("read_now", "backfill", "set_clock")  # each about one meter of t
 SUPPLY = ("disconnect", "reconnect")  # queued through `switch_supply`, with its own permission
 MAX_TTL = timedelta(days=30)
 MAX_REQUEST_BYTES = 1024 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 
 def signing_key(settings: CloudSettings) -> Ed25519PrivateKey:
@@ -332,6 +333,31 @@ async def authenticate(
     return gateway
 
 
+async def signed(
+    pool: AsyncConnectionPool,
+    *,
+    body: bytes,
+    gateway_code: str | None,
+    signature: str | None,
+    model: type[M],
+) -> tuple[dict[str, Any], M]:
+    """The gateway that signed `body`, and the body read as `model` (which names the gateway
+    itself in `gateway_id`: it must be the signer)."""
+    gateway = await authenticate(pool, body=body, gateway_code=gateway_code, signature=signature)
+    try:
+        parsed = model.model_validate_json(body)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc)
+        raise InvalidInput(
+            "; ".join(f"{f}: {m}" for f, m in problems[:10]), errors=problems
+        ) from None
+    if parsed.gateway_id != gateway_code:  # type: ignore[attr-defined]
+        raise Unauthorized(
+            f"request is for gateway {parsed.gateway_id}, signed as {gateway_code}"  # type: ignore[attr-defined]
+        )
+    return gateway, parsed
+
+
 async def exchange(
     pool: AsyncConnectionPool,
     key: Ed25519PrivateKey,
@@ -342,16 +368,9 @@ async def exchange(
 ) -> tuple[bytes, str]:
     """A gateway's signed report of results; the answer (and its signature): what is still to
     run. Results of commands it was never given, or already reported, change nothing."""
-    gateway = await authenticate(pool, body=body, gateway_code=gateway_code, signature=signature)
-    try:
-        request = ControlRequest.model_validate_json(body)
-    except ValidationError as exc:
-        problems = describe_validation_error(exc)
-        raise InvalidInput(
-            "; ".join(f"{f}: {m}" for f, m in problems[:10]), errors=problems
-        ) from None
-    if request.gateway_id != gateway_code:
-        raise Unauthorized(f"request is for gateway {request.gateway_id}, signed as {gateway_code}")
+    gateway, request = await signed(
+        pool, body=body, gateway_code=gateway_code, signature=signature, model=ControlRequest
+    )
     async with pool.connection() as conn, conn.transaction():
         recorded = 0
         for result in request.results:

@@ -30,22 +30,16 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ValidationError
 
 from shared import (
     VERSION_PATTERN,
-    KeyInvalid,
-    SignatureInvalid,
     UpdateReport,
     WheelRequest,
-    describe_validation_error,
-    load_public_key,
-    verify_body,
 )
 
 from ..access import Principal, resolve_in_scope, scope_filter
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from . import audit
+from ..errors import Conflict, InvalidInput, NotFound
+from . import audit, gateway_control
 
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 UPDATE_TTL = timedelta(days=1)
@@ -529,47 +523,13 @@ async def expire_silent(conn: AsyncConnection, now: datetime) -> int:
 # --- gateways -----------------------------------------------------------------------------------
 
 
-async def _signed_gateway(
-    pool: AsyncConnectionPool,
-    body: bytes,
-    code: str | None,
-    signature: str | None,
-    model: type[BaseModel],
-) -> tuple[dict[str, Any], Any]:
-    """The gateway that signed `body`, and the body parsed as `model` (as the exchange does)."""
-    if not code:
-        raise Unauthorized("X-Gridgate-Gateway header is missing")
-    async with pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT id, gateway_code, status, public_key FROM gateways WHERE gateway_code = %s",
-            (code,),
-        )
-        gateway = await cursor.fetchone()
-    if gateway is None:
-        raise Unauthorized(f"gateway {code} is not enrolled")
-    if gateway["status"] != "active":
-        raise Forbidden(f"gateway {code} is revoked; re-enroll it with a new token")
-    try:
-        verify_body(load_public_key(gateway["public_key"]), body, signature)
-    except (SignatureInvalid, KeyInvalid) as exc:
-        raise Unauthorized(str(exc)) from exc
-    try:
-        parsed = model.model_validate_json(body)
-    except ValidationError as exc:
-        problems = describe_validation_error(exc)
-        raise InvalidInput(
-            "; ".join(f"{f}: {m}" for f, m in problems[:10]), errors=problems
-        ) from None
-    if parsed.gateway_id != code:
-        raise Unauthorized(f"request is for gateway {parsed.gateway_id}, signed as {code}")
-    return gateway, parsed
-
-
 async def wheel(
     pool: AsyncConnectionPool, *, body: bytes, code: str | None, signature: str | None
 ) -> tuple[bytes, str]:
     """The wheel of a release and its sha256, for an enrolled gateway."""
-    _, request = await _signed_gateway(pool, body, code, signature, WheelRequest)
+    _, request = await gateway_control.signed(
+        pool, body=body, gateway_code=code, signature=signature, model=WheelRequest
+    )
     async with pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT wheel, sha256 FROM software_releases WHERE version = %s AND source = 'wheel'",
@@ -585,7 +545,9 @@ async def report(
     pool: AsyncConnectionPool, *, body: bytes, code: str | None, signature: str | None
 ) -> dict[str, Any]:
     """How an update ended on the gateway; recorded once (sent again, it changes nothing)."""
-    gateway, sent = await _signed_gateway(pool, body, code, signature, UpdateReport)
+    gateway, sent = await gateway_control.signed(
+        pool, body=body, gateway_code=code, signature=signature, model=UpdateReport
+    )
     async with pool.connection() as conn, conn.transaction():
         cursor = await conn.execute(
             "SELECT u.id, u.version, u.outcome FROM gateway_updates u JOIN gateway_commands c"
