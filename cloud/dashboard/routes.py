@@ -26,6 +26,7 @@ from . import (
     session_pages,
     software_pages,
     support_pages,
+    tariff_pages,
 )
 from .web import HERE, LoginNeeded, script_json
 
@@ -40,6 +41,7 @@ for _module in (
     gateway_pages,
     config_pages,
     billing_pages,
+    tariff_pages,
     people_pages,
     inbox_pages,
     admin_pages,
