@@ -311,7 +311,8 @@ async def test_bad_generation_sources_and_terms_are_refused(cloud: Cloud, board:
         assert answer.status_code == 422, (generation, answer.text)
         assert field in answer.text, answer.text
     created = await cloud.client.post("/api/v1/consumers", json=base, headers=admin)
-    assert created.status_code == 201 and created.json()["generation_kind"] is None
+    assert created.status_code == 201
+    assert created.json()["generation_kind"] is None
     consumer_id = created.json()["id"]
     changed = await cloud.client.patch(
         f"/api/v1/consumers/{consumer_id}",
@@ -330,7 +331,8 @@ async def test_bad_generation_sources_and_terms_are_refused(cloud: Cloud, board:
     cleared = await cloud.client.patch(
         f"/api/v1/consumers/{consumer_id}", json={"generation": None}, headers=admin
     )
-    assert cleared.status_code == 200 and cleared.json()["generation_kwp"] is None
+    assert cleared.status_code == 200
+    assert cleared.json()["generation_kwp"] is None
     # net-metering terms: unknown fields, a feed-in rate below zero, a month 13, time of day
     tariff = await cloud.client.post(
         "/api/v1/tariffs",
