@@ -390,7 +390,7 @@ async def _bill_all(
                 if c["generation_since"] is not None and c["generation_since"] < period_end
             ]
             exports = await _spans(conn, netted, start, end, "2.8.0", False) if netted else {}
-            banks = await _banks(conn, [c["id"] for c in netted], period_start)
+            banked = await banks(conn, [c["id"] for c in netted], period_start)
             for consumer in chunk:
                 if consumer["id"] not in spans:
                     summary["unmeasured"] += 1
@@ -415,7 +415,7 @@ async def _bill_all(
                         ]
                         net = NetInput(
                             _measure(exported, statuses, tz, False),
-                            banks.get(consumer["id"], Bank()),
+                            banked.get(consumer["id"], Bank()),
                         )
                     history = None
                     if measured.missing:
@@ -447,7 +447,7 @@ async def _bill_all(
             await _progress(conn, summary, measured_so_far)
 
 
-async def _banks(
+async def banks(
     conn: AsyncConnection, consumer_ids: list[int], period_start: date
 ) -> dict[int, Bank]:
     """What each net-metered consumer's bank holds when the period begins: the units and credit

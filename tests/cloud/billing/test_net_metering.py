@@ -70,6 +70,18 @@ async def _world(cloud: Cloud, board: str) -> tuple[int, int, int, dict[str, str
                         seq=len(readings) + 1, meter_id=meter, quantity=quantity, ts=ts, value=value
                     )
                 )
+    # mid-October, for the projection: 100.25 imported and 20.125 exported in 15 days
+    middle = datetime(2026, 10, 16, tzinfo=IST).astimezone(UTC)
+    for quantity, value in (("1.8.0", IMPORT[3] + 100.25), ("2.8.0", EXPORT[3] + 20.125)):
+        readings.append(
+            Reading(
+                seq=len(readings) + 1,
+                meter_id=f"solar-{tag}",
+                quantity=quantity,
+                ts=middle,
+                value=value,
+            )
+        )
     sealed = seal_batch(
         Batch(
             gateway_id=gateway.code,
@@ -240,6 +252,17 @@ async def test_net_metering_through_the_year_to_the_paisa(cloud: Cloud, board: s
         ("2026-10-01", D(0), D("170.5"), D(0), D(0), D(0), D("12.69"), D(0)),
     ]
     assert await _ledger(cloud, solar) == expected
+
+    # the projection of October as it stood on the 16th: 15 days of 31, so 100.25 x 31/15
+    # imported and 20.125 x 31/15 exported, netted: 165.591666... units; 300.00 + 65.591666 x
+    # 4.50 (295.1625: 295.16) + 50.00 fixed, less the 12.69 September carried: 632.47
+    projected = await cloud.client.get(
+        f"/api/v1/consumers/{solar}/estimate",
+        params={"as_of": datetime(2026, 10, 16, tzinfo=IST).isoformat()},
+        headers=admin,
+    )
+    assert projected.status_code == 200, projected.text
+    assert D(projected.json()["projected_total"]) == D("632.47"), projected.json()
 
     # every month billed again, in any order: nothing changes, nothing is carried twice
     for month in (1, 2, 0, 3, 2):
