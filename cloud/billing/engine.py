@@ -240,7 +240,7 @@ def compute_bill(
     last = cut[-1][0].spec
     if outcome is not None:
         charges = sum((line.amount for line in lines), Decimal(0))
-        credits, carried = credit_lines(outcome, charges, last.currency)
+        credits, carried = credit_lines(outcome, charges)
         lines = [*reading_lines(outcome), *lines, *credits]
         outcome = dataclasses.replace(outcome, credit_out=carried)
     lines, total = close_bill(last, lines)

@@ -133,9 +133,7 @@ def reading_lines(outcome: NetOutcome) -> list[Line]:
     return [Line("net_metering", what, units, "kWh", ZERO, ZERO) for what, units in rows]
 
 
-def credit_lines(
-    outcome: NetOutcome, charges: Decimal, currency: str
-) -> tuple[list[Line], Decimal]:
+def credit_lines(outcome: NetOutcome, charges: Decimal) -> tuple[list[Line], Decimal]:
     """The settlement and the credit brought forward as credit lines, and — when they exceed
     `charges` (the sum of the bill's other lines) — one line carrying the rest to the next bill,
     so the total is never below zero. Returns the lines and the credit carried out."""
@@ -169,7 +167,7 @@ def credit_lines(
         lines.append(
             Line(
                 "credit_carried_forward",
-                f"Credit carried to the next bill ({currency} {carried:.2f})",
+                "Credit carried to the next bill",
                 Decimal(1),
                 "",
                 carried,

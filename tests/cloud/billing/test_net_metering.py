@@ -12,9 +12,15 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
+import httpx
+import pytest
+
+from cloud.services import auth
 from shared import Batch, Heartbeat, Reading, seal_batch
 from tests.cloud.billing.test_invoices import IST
 from tests.cloud.conftest import Cloud, enroll_gateway, staff_headers
+from tests.cloud.test_web_app import VIEWPORTS, Visit
+from tests.cloud.world import PASSWORD
 
 FEED_IN = D("2.50")
 SPEC = {
@@ -229,6 +235,9 @@ async def test_net_metering_through_the_year_to_the_paisa(cloud: Cloud, board: s
     ]
     assert D(september["total"]) == D("0.00")
     assert D(september["amount_due"]) == D("0.00")
+    pdf = await cloud.client.get(f"/api/v1/invoices/{september['id']}/pdf", headers=admin)
+    assert pdf.status_code == 200, pdf.text
+    assert pdf.content.startswith(b"%PDF")
 
     # October: 210.7 - 40.2 = 170.5 net: 300.00 + 70.5 x 4.50 (317.25) + 50.00 = 667.25,
     # less the 12.69 credit brought forward: 654.56
@@ -382,3 +391,35 @@ async def test_bad_generation_sources_and_terms_are_refused(cloud: Cloud, board:
         )
         assert answer.status_code == 422, answer.text
         assert words in answer.text, answer.text
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+async def test_a_settlement_bill_reads_well_in_the_browser(
+    cloud: Cloud, board: str, served: httpx.AsyncClient, browser
+) -> None:
+    board_id, solar, _, admin = await _world(cloud, board)
+    for month in (0, 1, 2):
+        await _run(cloud, board_id, admin, month)
+    september = await _invoice(cloud, admin, solar, 2)
+    email = f"billing-{uuid.uuid4().hex[:8]}@example.in"
+    async with cloud.pool.connection() as conn:
+        await auth.create_user(
+            conn, email=email, password=PASSWORD, role="BOARD_ADMIN", board_code=board, actor="t"
+        )
+    base = str(served.base_url).rstrip("/")
+    for viewport, (width, height) in VIEWPORTS.items():
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        visit = Visit(await context.new_page(), base)
+        await visit.sign_in(email)
+        await visit.open(f"/dashboard/invoices/{september['id']}", f"net-metering-bill-{viewport}")
+        text = await visit.page.inner_text("#lines-table")
+        for words in (
+            "Exported to the grid (register 2.8.0)",
+            "Net metering settlement: 25.075 kWh banked, paid at the feed-in rate",
+            "−₹62.69",
+            "Credit carried to the next bill",
+            "25.075 kWh",
+        ):
+            assert words in text, (words, text)
+        await context.close()
