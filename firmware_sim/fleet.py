@@ -68,6 +68,18 @@ def physics_for(seed: int, phases: int, clock: Clock, *, solar: bool = False) ->
     return physics
 
 
+def generation_physics_for(seed: int, clock: Clock, *, kwp: float = 3.0) -> MeterPhysics:
+    """The generation meter of the household whose load `physics_for(seed, ..., solar=True)`
+    draws: the same panels under the same clouds (the seed draws each day's), and no load, so
+    the panels' whole output flows out through it and counts on its export register (2.8.0).
+    Slot for slot it is at least what the household's own meter exports."""
+    shape = LoadShape(phases=1, base_kw=0.0, peak_kw=0.0, appliance_kw=0.0, solar_kwp=kwp)
+    now = clock.now_s()
+    physics = MeterPhysics(seed=seed, shape=shape, start_s=now - HISTORY_S)
+    physics.advance_to(now)
+    return physics
+
+
 def build_modbus_meters(
     specs: list[MeterSpec], clock: Clock, *, seed: int, turnaround_s: float
 ) -> list[SimulatedModbusMeter]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -45,7 +46,13 @@ from edge.daemon import Daemon
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
 from firmware_sim.dlms_meter import SimulatedDlmsMeter, register_table
-from firmware_sim.fleet import MeterSpec, build_modbus_meters, physics_for
+from firmware_sim.fleet import (
+    MeterSpec,
+    build_modbus_meters,
+    generation_physics_for,
+    physics_for,
+)
+from firmware_sim.modbus_meter import SimulatedModbusMeter
 from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
 from firmware_sim.physics import MeterPhysics
 from firmware_sim.rtu_bus import RtuBus
@@ -64,6 +71,15 @@ CONSUMER = ("consumer@demo.gridgate.in", "demo-consumer-password")
 # a household with no online account yet, whose record holds this address: sign up as it
 SIGNUP = ("DEMO-002", "household2@demo.gridgate.in")
 MODBUS = [(1, "sdm630"), (2, "sdm120"), (3, "em24"), (4, "iem3000")]
+# DEMO-005 (the DLMS meter) has 3 kWp of rooftop solar and is net metered; its panels' output
+# is measured by a generation meter on the RS-485 bus (billed to no one: its export register
+# is the generation)
+SOLAR_ACCOUNT, SOLAR_SEED, SOLAR_KWP = "DEMO-005", 5, 3.0
+GENERATION_METER = (5, "sdm120")
+GENERATION_ID = f"pv-{GENERATION_METER[0]}-{GENERATION_METER[1]}"
+# Delhi's domestic tariff with net-metering terms (DERC Net Metering Regulations 2014: the bank
+# settled at the financial year's end, March, at a feed-in rate)
+NET_METERING = {"feed_in_rate": "3.00", "settlement_month": 3, "surplus": "carry"}
 
 
 class CableTransport(httpx.AsyncHTTPTransport):
@@ -95,6 +111,7 @@ async def _seed(url: str) -> None:
         if await cursor.fetchone() is not None:
             await _ensure_staff(conn)
             await _ensure_contacts(conn)
+            await _ensure_solar(conn)
             await conn.commit()
             return
         await fleet.create_state(conn, code="DM", name="Demo state", actor="demo")
@@ -113,7 +130,7 @@ async def _seed(url: str) -> None:
             await conn.execute(
                 "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
                 " VALUES (%s, '2015-04-01', %s)",
-                (tariff["id"], TariffSpec.model_validate(DELHI_DOMESTIC_2015).model_dump_json()),
+                (tariff["id"], TariffSpec.model_validate(DEMO_TARIFF).model_dump_json()),
             )
             meters = [  # (id, model, phases)
                 *(
@@ -156,7 +173,36 @@ async def _seed(url: str) -> None:
         )
         await _ensure_staff(conn)
         await _ensure_contacts(conn)
+        await _ensure_solar(conn)
         await conn.commit()
+
+
+DEMO_TARIFF = {**DELHI_DOMESTIC_2015, "net_metering": NET_METERING}
+
+
+async def _ensure_solar(conn: psycopg.AsyncConnection) -> None:
+    """The solar household: its generation source and generation meter, and net-metering terms
+    on the tariff (added to demos made before net metering)."""
+    cursor = await conn.execute("SELECT id FROM boards WHERE code = %s", (BOARD,))
+    board_id = (await cursor.fetchone())["id"]
+    await conn.execute(
+        "UPDATE tariff_versions SET spec = spec || jsonb_build_object('net_metering', %s::jsonb)"
+        " WHERE NOT spec ? 'net_metering' AND tariff_id IN"
+        " (SELECT id FROM tariffs WHERE board_id = %s AND category = 'domestic')",
+        (json.dumps(NET_METERING), board_id),
+    )
+    await conn.execute(
+        "INSERT INTO meters (board_id, external_id, model, phases, confirmed_at)"
+        " VALUES (%s, %s, %s, 1, now()) ON CONFLICT (board_id, external_id) DO NOTHING",
+        (board_id, GENERATION_ID, f"{_model_name(GENERATION_METER[1])} (solar generation)"),
+    )
+    await conn.execute(
+        "UPDATE consumers SET generation_kind = 'rooftop_solar', generation_kwp = %s,"
+        " generation_since = '2024-04-01', generation_meter_id = (SELECT id FROM meters"
+        " WHERE board_id = %s AND external_id = %s)"
+        " WHERE board_id = %s AND account_no = %s AND generation_kind IS NULL",
+        (SOLAR_KWP, board_id, GENERATION_ID, board_id, SOLAR_ACCOUNT),
+    )
 
 
 async def _ensure_contacts(conn: psycopg.AsyncConnection) -> None:
@@ -457,6 +503,11 @@ def _edge_config(
         f"phases = {1 if model == 'sdm120' else 3}\nfast_s = 5\nslow_s = 15\n"
         for unit, model in MODBUS
     )
+    unit, model = GENERATION_METER
+    meters += (
+        f'\n[[buses.meters]]\nid = "{GENERATION_ID}"\nunit = {unit}\nprofile = "{model}"\n'
+        "phases = 1\nfast_s = 5\nslow_s = 15\nexport_allowed = true  # its output is export\n"
+    )
     path = folder / "edge.toml"
     path.write_text(
         f"""# written by gridgate demo
@@ -500,6 +551,7 @@ tcp_port = {dlms_port}
 
 [[buses.meters]]
 id = "dlms-1"
+export_allowed = true  # rooftop solar: exporting at noon is not a fault
 fast_s = 15  # its physics steps once a minute: read any faster, it looks stuck
 slow_s = 30
 timeout_s = 2
@@ -648,9 +700,24 @@ async def _run(
             meter.physics = _anchored(meter.physics, start_s)
         link = data_dir / "edge" / "rs485"
         dlms = DlmsTcpServer(
-            SimulatedDlmsMeter(_anchored(physics_for(5, 3, real), start_s), real, serial_number=5),
+            SimulatedDlmsMeter(
+                _anchored(physics_for(SOLAR_SEED, 3, real, solar=True), start_s),
+                real,
+                serial_number=5,
+            ),
             "127.0.0.1",
             0,
+        )
+        # the solar household's generation meter: on the bus, but on the wall clock like the
+        # household's own (DLMS) meter, so generation and export describe the same sunshine
+        solar = SimulatedModbusMeter(
+            GENERATION_METER[0],
+            get_profile(GENERATION_METER[1]),
+            _anchored(generation_physics_for(SOLAR_SEED, real, kwp=SOLAR_KWP), start_s),
+            real,
+            serial_number=21_000_000 + 42_000 + GENERATION_METER[0],
+            turnaround_s=0.005,
+            seed=SOLAR_SEED,
         )
         plug = SimulatedMqttMeter(
             MqttMeterSettings("127.0.0.1", mqtt_port, "plug-1", "demo/", 10),
@@ -665,6 +732,7 @@ async def _run(
                 **{f"rtu-{m.unit_id}-{m.profile.model}": m.physics for m in meters},
                 "dlms-1": dlms.meter.physics,
                 "plug-1": plug.physics,
+                GENERATION_ID: solar.physics,
             },
             {
                 **{
@@ -673,13 +741,14 @@ async def _run(
                 },
                 "dlms-1": _reported("dlms", 3),
                 "plug-1": _reported("mqtt", 1),
+                GENERATION_ID: _reported(GENERATION_METER[1], 1),
             },
             datetime.now(UTC) - timedelta(minutes=5),
         )
         billed = await _bill_last_month(url, cloud_url)
         queries = await _ask_support(cloud_url)
         async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(RtuBus(meters, LineSettings(9600), link=link))
+            await stack.enter_async_context(RtuBus([*meters, solar], LineSettings(9600), link=link))
             await dlms.start()
             stack.push_async_callback(dlms.stop)
             await plug.start()

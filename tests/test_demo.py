@@ -82,6 +82,23 @@ def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None
             " GROUP BY 1"
         ).fetchall()
     assert odd == []
+    # the solar household's bill is net metered: it exported (at noon), and its generation
+    # meter measured at least what it exported over the billed month
+    with psycopg.connect(database_url) as conn:
+        [(net, start, end)] = conn.execute(
+            "SELECT i.details->'net_metering', i.period_start, i.period_end FROM invoices i"
+            " JOIN consumers c ON c.id = i.consumer_id JOIN boards b ON b.id = c.board_id"
+            " WHERE b.code = 'DEMO' AND c.account_no = 'DEMO-005'"
+        ).fetchall()
+        [(generated,)] = conn.execute(
+            "SELECT max(r.value) - min(r.value) FROM readings r JOIN meters m ON m.id = r.meter_id"
+            " WHERE m.external_id = 'pv-5-sdm120' AND r.quantity = '2.8.0'"
+            " AND r.ts >= %s::date AND r.ts <= %s::date",
+            (start, end),
+        ).fetchall()
+    assert Decimal(net["export_kwh"]) > 0, net
+    assert Decimal(net["import_kwh"]) > 0, net
+    assert Decimal(repr(generated)) > Decimal(net["export_kwh"]), (generated, net)
     # the consumer's two questions, asked once: the high bill answered from the records, the
     # flickering meter waiting for an agent with a draft
     assert "Support:       2 questions" in first

@@ -11,7 +11,7 @@ from pydantic import StringConstraints
 
 from ..access import Permission, Principal
 from ..access.ids import BoardId, ConsumerId
-from ..services import analytics, tariffs
+from ..services import analytics, energy_balance, tariffs
 from .deps import PoolDep, require
 from .paging import Limit, Offset
 from .scoped_route import ScopedRoute
@@ -115,6 +115,25 @@ async def usage(
     year earlier."""
     async with pool.connection() as conn:
         return await analytics.usage(conn, principal, consumer_id, month=_month(month))
+
+
+@router.get("/consumers/{consumer_id}/energy-balance")
+async def consumer_energy_balance(
+    consumer_id: ConsumerId,
+    pool: PoolDep,
+    start: Annotated[
+        Day | None, Query(alias="from", description="first local day; 30 days ago if left out")
+    ] = None,
+    end: Annotated[
+        Day | None, Query(alias="to", description="local day after the last; at most 92 days")
+    ] = None,
+    principal: Principal = require(Permission.READING_READ),
+) -> dict:
+    """Generation, import, export and self-consumption per local day of the board, in kWh:
+    import and export from the consumer's meters, generation from its generation meter (none
+    when it has none: never estimated), self-consumption as generation less export."""
+    async with pool.connection() as conn:
+        return await energy_balance.daily(conn, principal, consumer_id, start=start, end=end)
 
 
 @router.get("/consumers/{consumer_id}/tariff")

@@ -24,7 +24,7 @@ from ..services.scoped import CONSUMERS, METERS
 from .deps import PoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
-from .types import PLAIN_TEXT, Email, Instant, Patch, Phone, text
+from .types import PLAIN_TEXT, Day, Email, Instant, Patch, Phone, text
 
 MeterStatus = Literal["active", "inactive", "under_maintenance", "faulty"]
 
@@ -62,6 +62,18 @@ async def get_consumer(
     return await one(pool, principal, CONSUMERS, consumer_id)
 
 
+class GenerationSource(BaseModel):
+    """A consumer's own generation (one per consumer), which makes it net metered: its kind,
+    capacity in kWp, the day it was connected, and optionally the meter of the same board that
+    measures its output on the export register (2.8.0), a meter no consumer is billed on."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rooftop_solar", "ground_mounted_solar", "wind"]
+    capacity_kwp: Annotated[Decimal, Field(gt=0, le=10_000, max_digits=10, decimal_places=3)]
+    since: Day
+    meter_id: MeterId | None = None
+
+
 class ConsumerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     board_id: BoardId
@@ -73,10 +85,11 @@ class ConsumerCreate(BaseModel):
     ] = Decimal(1)
     email: Email | None = None
     phone: Phone | None = None
+    generation: GenerationSource | None = None
 
 
 class ConsumerUpdate(Patch):
-    NULLABLE = frozenset({"email", "phone"})
+    NULLABLE = frozenset({"email", "phone", "generation"})
     name: text(200, min_length=1) | None = None  # type: ignore[valid-type]
     category: Literal["domestic", "commercial", "industrial", "agricultural"] | None = None
     sanctioned_load_kw: (
@@ -84,6 +97,7 @@ class ConsumerUpdate(Patch):
     ) = None
     email: Email | None = None
     phone: Phone | None = None
+    generation: GenerationSource | None = None  # null removes it
 
 
 @router.post("/consumers", status_code=status.HTTP_201_CREATED)

@@ -13,10 +13,15 @@ under it, and their lines say so. When a span of a meter cannot be measured
 (no read after the period's end yet, a gap around a boundary) the units are estimated from the
 consumer's own history (validation, estimation, editing: the bill says "estimated", and a
 later run trues it up).
+
+A consumer with a generation source is net metered (`cloud.billing.net_metering`): its export
+and the units banked from earlier bills offset its import, the energy charge prices the net
+import, and the lines say how; the terms are those of the version in force at the period's end.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -24,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from ..errors import InvalidInput
 from .consumption import Consumption, split_by_period
+from .net_metering import Bank, NetOutcome, credit_lines, offset, reading_lines, settles
 from .overrides import TariffOverride, apply, cut_by_overrides, describe
 from .tariff import Line, TariffSpec, Usage, close_bill, price
 
@@ -53,6 +59,16 @@ class Bill:
     estimated: bool
     segments: list[Segment] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    net: NetOutcome | None = None  # net metering: the offset and the bank after this bill
+
+
+@dataclass(frozen=True)
+class NetInput:
+    """What net metering needs besides the import: the export over the period, and the bank
+    the previous bill left."""
+
+    export: Consumption
+    bank: Bank = field(default_factory=Bank)
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -132,35 +148,44 @@ def compute_bill(
     cycle_months: Decimal | None = None,
     max_demand_kw: Decimal | None = None,
     overrides: list[TariffOverride] | None = None,
+    net: NetInput | None = None,
 ) -> Bill:
     """Price one consumer's period. `daily_history`: the consumer's usual units per day, used
     when the consumption could not be measured; `max_demand_kw`: the highest demand its meters
     recorded in the period, for fixed charges that go by it; `cycle_months`: the months the
     whole period counts for (the board's billing cycle), None to measure it on the calendar;
     `overrides`: the category's temporary overrides in the period (the days inside one are
-    priced under it)."""
+    priced under it); `net`: the export and bank of a net-metered consumer."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
         )
     days = (period_end - period_start).days
-    notes = list(consumption.missing)
-    estimated = bool(consumption.missing)
-    units = consumption.units
-    if estimated:
-        if daily_history is None:
-            raise InvalidInput(
-                "consumption cannot be measured and the consumer has no history to estimate"
-                f" from: {'; '.join(consumption.missing)}",
-                errors=[("readings", "missing")],
-            )
-        units = daily_history * days
-        notes.append(f"estimated from {daily_history:.3f} units a day over {days} days")
     cut = [
         (version, piece_start, piece_end, override)
         for version, start, end in segments_of(versions, period_start, period_end)
         for piece_start, piece_end, override in cut_by_overrides(start, end, overrides or [])
     ]
+    missing = [*consumption.missing, *(net.export.missing if net else [])]
+    notes = list(missing)
+    estimated = bool(missing)
+    units = consumption.units
+    if estimated:
+        if daily_history is None:
+            raise InvalidInput(
+                "consumption cannot be measured and the consumer has no history to estimate"
+                f" from: {'; '.join(missing)}",
+                errors=[("readings", "missing")],
+            )
+        units = daily_history * days
+        notes.append(f"estimated from {daily_history:.3f} units a day over {days} days")
+    outcome = None
+    if net is not None:
+        estimate = units if estimated else None
+        outcome = _net(cut, period_start, period_end, consumption, net, estimate)
+        units = outcome.billed_kwh
+        if estimated:
+            notes.append("net metering: nothing offset on an estimated bill; the bank carries over")
     if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v, _, _, _ in cut):
         notes.append(
             f"maximum demand recorded: {max_demand_kw} kW"
@@ -212,8 +237,48 @@ def compute_bill(
         segments.append(
             Segment(version.id, start, end, seg_units, override.id if override else None)
         )
-    lines, total = close_bill(cut[-1][0].spec, lines)
-    return Bill(lines, total, units, estimated, segments, notes)
+    last = cut[-1][0].spec
+    if outcome is not None:
+        charges = sum((line.amount for line in lines), Decimal(0))
+        credits, carried = credit_lines(outcome, charges)
+        lines = [*reading_lines(outcome), *lines, *credits]
+        outcome = dataclasses.replace(outcome, credit_out=carried)
+    lines, total = close_bill(last, lines)
+    return Bill(lines, total, units, estimated, segments, notes, outcome)
+
+
+def _net(
+    cut: list,
+    period_start: date,
+    period_end: date,
+    consumption: Consumption,
+    net: NetInput,
+    estimated_units: Decimal | None,
+) -> NetOutcome:
+    """The period netted under the terms of the version in force at its end."""
+    terms = cut[-1][0].spec.net_metering
+    if terms is None:
+        raise InvalidInput(
+            f"the consumer has a generation source, but the tariff version in force on"
+            f" {period_end - timedelta(days=1):%d %b %Y} has no net_metering terms, so its export"
+            " cannot be credited; add net_metering (feed_in_rate, settlement_month) to the version",
+            errors=[("tariff", "net_metering")],
+        )
+    if any(c.mode == "time_of_day" for v, _, _, _ in cut for c in v.spec.energy_charges()):
+        raise InvalidInput(
+            "net metering cannot be billed under a time-of-day energy charge (export is netted"
+            " over the whole period); this period has a version with one",
+            errors=[("tariff", "time_of_day")],
+        )
+    return offset(
+        terms,
+        import_kwh=consumption.units,
+        export_kwh=net.export.units,
+        bank=net.bank,
+        settle=settles(terms, period_start, period_end),
+        estimated_kwh=estimated_units,
+        step=cut[-1][0].spec.rounding.line,
+    )
 
 
 def _fmt(value: Decimal) -> str:

@@ -117,12 +117,13 @@ def render_invoice(
     ]
     rows = [["Item", "Quantity", f"Rate ({currency})", f"Amount ({currency})"]]
     for line in invoice["lines"]:
+        explains = line.get("code") == "net_metering"  # a figure of the netting, not a charge
         rows.append(
             [
                 Paragraph(line["description"], styles["BodyText"]),
                 f"{_amount(line['quantity'])} {line['unit']}".strip(),
-                _rate(line["rate"]),
-                _amount(line["amount"]),
+                "" if explains else _rate(line["rate"]),
+                "" if explains else _amount(line["amount"]),
             ]
         )
     rows.append(["Amount due", "", "", _amount(invoice["amount_due"])])

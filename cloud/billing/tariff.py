@@ -24,6 +24,12 @@ fixed charges (per connection, per kW of sanctioned load — or of the recorded 
 that is higher — or banded by load), a fuel/power
 purchase adjustment per unit, duties and taxes as a percentage of a chosen base, and a minimum
 charge.
+
+A version may carry net-metering terms (`net_metering`) for consumers with their own generation:
+what is exported offsets what is imported within the period, a surplus is banked as units for
+the next bill, and at the settlement month (March, the end of India's financial year, unless the
+terms say otherwise) what is still banked is paid at the feed-in rate
+(`cloud.billing.net_metering` does the arithmetic).
 """
 
 from __future__ import annotations
@@ -201,6 +207,17 @@ class Rounding(_Spec):
     total: Annotated[Decimal, Field(gt=0, le=100)] = Decimal("0.01")
 
 
+class NetMetering(_Spec):
+    """Net-metering terms (CERC/DERC/KSERC style): export offsets import within the period, the
+    energy charge is priced on the net import (slabs on net units), a surplus is carried as units
+    to the next bill (`surplus: carry`) or paid at once (`settle_each_period`), and whatever is
+    banked at the end of the settlement month is paid at `feed_in_rate` per kWh."""
+
+    feed_in_rate: Rate
+    settlement_month: Annotated[int, Field(ge=1, le=12)] = 3  # March: the financial year's end
+    surplus: Literal["carry", "settle_each_period"] = "carry"
+
+
 class TariffSpec(_Spec):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "INR"
     energy_unit: Literal["kWh", "kVAh"] = "kWh"
@@ -213,6 +230,7 @@ class TariffSpec(_Spec):
     taxes: list[Tax] = Field(default_factory=list, max_length=10)
     minimum_charge: Money = Decimal(0)  # per month
     rounding: Rounding = Rounding()
+    net_metering: NetMetering | None = None  # for consumers with a generation source
 
     @model_validator(mode="after")
     def _check(self) -> TariffSpec:
@@ -228,6 +246,17 @@ class TariffSpec(_Spec):
             raise ValueError("dynamic: tiers go from the highest min_load_pct down, each once")
         if self.dynamic and thresholds[-1] != 0:
             raise ValueError("dynamic: the last tier starts at min_load_pct 0 (covers any load)")
+        if self.net_metering is not None:
+            if any(charge.mode == "time_of_day" for charge in self.energy_charges()):
+                raise ValueError(
+                    "net_metering: cannot be combined with a time_of_day energy charge (export"
+                    " is netted over the whole period, not per time-of-day period); use a flat"
+                    " or slab charge for net-metered consumers"
+                )
+            if self.energy_unit != "kWh":
+                raise ValueError(
+                    "net_metering: needs energy_unit kWh (export is measured in kWh on 2.8.0)"
+                )
         return self
 
     def energy_charges(self) -> list[EnergyCharge]:

@@ -5,8 +5,8 @@ the effective rate being `rate + adj`), `energyweekdayschedule` / `energyweekend
 (12 x 24 period indexes), `fixedchargefirstmeter` (per month), `mincharge` (per month). What URDB
 cannot say lives under `gridgate`: the slab mode (URDB tiers are telescopic; `non_telescopic`
 prices all units at the reached tier), the energy unit, period names, banded fixed charges,
-load-based tiers, fuel adjustment, taxes, rounding and whether slab limits are per month or per
-two months.
+load-based tiers, fuel adjustment, taxes, rounding, net-metering terms and whether slab limits
+are per month or per two months.
 
 Supported shapes: one period with one tier (flat), one period with tiers (slabs), several
 periods with one tier each (time of day). Several periods with several tiers each (tiered time
@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .tariff import DynamicTier, FixedCharge, Rounding, TariffSpec, Tax
+from .tariff import DynamicTier, FixedCharge, NetMetering, Rounding, TariffSpec, Tax
 
 Number = Annotated[Decimal, Field(ge=Decimal("-1e6"), le=Decimal("1e9"))]
 
@@ -46,6 +46,7 @@ class GridgateExtension(BaseModel):
     fuel_adjustment_per_unit: Number = Decimal(0)
     taxes: list[Tax] = Field(default_factory=list, max_length=10)
     rounding: Rounding = Rounding()
+    net_metering: NetMetering | None = None
 
 
 Meta = Annotated[str, Field(max_length=500)]
@@ -126,6 +127,7 @@ def from_urdb(data: dict[str, Any]) -> TariffSpec:
             "taxes": ext.taxes,
             "minimum_charge": rate.mincharge,
             "rounding": ext.rounding,
+            "net_metering": ext.net_metering,
         }
     )
 
@@ -150,6 +152,8 @@ def to_urdb(spec: TariffSpec) -> dict[str, Any]:
         "taxes": [t.model_dump(mode="json") for t in spec.taxes],
         "rounding": spec.rounding.model_dump(mode="json"),
     }
+    if spec.net_metering is not None:
+        extension["net_metering"] = spec.net_metering.model_dump(mode="json")
     out: dict[str, Any] = {"mincharge": str(spec.minimum_charge), "minchargeunits": "$/month"}
     if energy.mode == "flat":
         out["energyratestructure"] = [[{"rate": str(energy.rate)}]]

@@ -17,13 +17,23 @@ from ..access import Permission, allowed
 from ..api.deps import CSRF_COOKIE
 from ..api.fleet import ConsumerUpdate
 from ..errors import CloudError, InvalidInput, NotFound
-from ..services import analytics, consumers, deliveries, estimates, invoices, listings, tariffs
+from ..services import (
+    analytics,
+    consumers,
+    deliveries,
+    energy_balance,
+    estimates,
+    invoices,
+    listings,
+    tariffs,
+)
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
 from .delivery_words import delivery_line
 from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+BALANCE_DAYS = 14  # days of a solar consumer's energy balance on its page
 STATES = ("active", "acknowledged", "resolved")
 
 
@@ -101,8 +111,20 @@ async def _consumer(
             except InvalidInput as exc:
                 if str(exc) not in notes:  # the estimate needs the same tariff: say it once
                     notes.append(str(exc))
+        balance = generation_meter = None
         if can_readings and section != "bills":
             usage = await analytics.usage(conn, principal, consumer["id"])
+            if consumer["generation_kind"]:
+                balance = await energy_balance.daily(
+                    conn, principal, consumer["id"], start=None, end=None
+                )
+                balance["days"] = _since_first_reading(balance["days"][::-1][:BALANCE_DAYS])
+        if consumer["generation_meter_id"]:
+            cursor = await conn.execute(
+                "SELECT id, external_id FROM meters WHERE id = %s",
+                (consumer["generation_meter_id"],),
+            )
+            generation_meter = await cursor.fetchone()
         bill_page = (
             await listings.invoices(
                 conn,
@@ -143,6 +165,8 @@ async def _consumer(
         estimate=estimate,
         tariff=tariff,
         usage=usage,
+        balance=balance,
+        generation_meter=generation_meter,
         notes=notes,
         bills=bill_page.rows if bill_page else None,
         payments=payments,
@@ -152,6 +176,16 @@ async def _consumer(
             {"consumer_id": consumer["id"], "time_zone": board["time_zone"], "usage": usage}
         ),
     )
+
+
+def _since_first_reading(days: list[dict]) -> list[dict]:
+    """The days (latest first) without the oldest ones that no reading covers: a household
+    connected last week shows its week, not a column of dashes (a gap in between keeps its
+    dashes)."""
+    figures = ("generation_kwh", "import_kwh", "export_kwh")
+    while days and all(days[-1][name] is None for name in figures):
+        days = days[:-1]
+    return days
 
 
 async def _messages_sent(conn, principal, consumer_id: int, zone: str, t) -> dict:

@@ -23,6 +23,14 @@ consumers) and its counts after each chunk, so the console can follow a long run
 connection; the bills of a chunk commit with it, and a run stopped half-way is finished by running
 it again (runs are idempotent). The outcome says how many bills were created, revised, unchanged,
 estimated or failed, and which consumers could not be measured and why.
+
+A consumer with a generation source connected before the period ends is net metered: its
+meters' export register (2.8.0) is measured beside the import, the units its bank holds come
+from `net_metering_ledger` (the row of its latest period ending on or before this one's start),
+and the row of this period is written in the transaction of its invoice, keyed by (consumer,
+period): billing the period again replaces the row, so nothing is ever carried twice. Billing an
+earlier period again changes what it banks out; the later periods take that up when they are
+billed again (a revision, like any late read).
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ from psycopg.rows import tuple_row
 
 from ..access import Principal
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
-from ..billing.engine import Bill, compute_bill, local_midnight
+from ..billing.engine import Bill, NetInput, compute_bill, local_midnight
+from ..billing.net_metering import Bank
 from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
 from . import audit, meters, tariff_overrides, tariffs
@@ -270,7 +279,8 @@ async def run(
             errors=[("period_start", period_start.isoformat())],
         )
     cursor = await conn.execute(
-        "SELECT id, account_no, name, category, sanctioned_load_kw FROM consumers"
+        "SELECT id, account_no, name, category, sanctioned_load_kw, generation_since"
+        " FROM consumers"
         " WHERE board_id = %s AND (%s::bigint[] IS NULL OR id = ANY(%s)) ORDER BY id",
         (board_id, consumer_ids, consumer_ids),
     )
@@ -374,6 +384,13 @@ async def _bill_all(
             demand: dict[int, Decimal] = {}
             if demand_quantity:
                 demand = await max_demand(conn, spans, demand_quantity)
+            netted = [
+                c
+                for c in chunk
+                if c["generation_since"] is not None and c["generation_since"] < period_end
+            ]
+            exports = await _spans(conn, netted, start, end, "2.8.0", False) if netted else {}
+            banked = await banks(conn, [c["id"] for c in netted], period_start)
             for consumer in chunk:
                 if consumer["id"] not in spans:
                     summary["unmeasured"] += 1
@@ -389,6 +406,17 @@ async def _bill_all(
                     continue
                 try:
                     measured = _measure(billed, statuses, tz, hourly)
+                    net = None
+                    if consumer in netted:
+                        exported = [
+                            s
+                            for s in exports.get(consumer["id"], [])
+                            if statuses.get(s.meter_id) != INACTIVE
+                        ]
+                        net = NetInput(
+                            _measure(exported, statuses, tz, False),
+                            banked.get(consumer["id"], Bank()),
+                        )
                     history = None
                     if measured.missing:
                         history = await _daily_history(conn, consumer["id"], period_start)
@@ -405,6 +433,7 @@ async def _bill_all(
                         cycle_months=cycle_months,
                         max_demand_kw=demand.get(consumer["id"]),
                         overrides=overrides,
+                        net=net,
                     )
                     outcome = await _record(
                         conn, principal, board, consumer["id"], period_start, period_end, bill
@@ -416,6 +445,25 @@ async def _bill_all(
                     summary["errors"].append(f"{_who(consumer)}: {exc}")
             measured_so_far += len(chunk)
             await _progress(conn, summary, measured_so_far)
+
+
+async def banks(
+    conn: AsyncConnection, consumer_ids: list[int], period_start: date
+) -> dict[int, Bank]:
+    """What each net-metered consumer's bank holds when the period begins: the units and credit
+    its latest ledger row before the period carried out."""
+    if not consumer_ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT DISTINCT ON (consumer_id) consumer_id, banked_out_kwh, credit_out"
+        " FROM net_metering_ledger WHERE consumer_id = ANY(%s) AND period_end <= %s"
+        " ORDER BY consumer_id, period_end DESC",
+        (consumer_ids, period_start),
+    )
+    return {
+        row["consumer_id"]: Bank(Decimal(row["banked_out_kwh"]), Decimal(row["credit_out"]))
+        for row in await cursor.fetchall()
+    }
 
 
 def _measure(
@@ -485,17 +533,24 @@ async def _record(
 ) -> str:
     async with conn.transaction():
         cursor = await conn.execute(
-            "SELECT id, version, total, estimated, status FROM invoices WHERE consumer_id = %s"
-            " AND period_start = %s AND period_end = %s ORDER BY version DESC LIMIT 1 FOR UPDATE",
+            "SELECT id, version, total, estimated, status, details FROM invoices"
+            " WHERE consumer_id = %s AND period_start = %s AND period_end = %s"
+            " ORDER BY version DESC LIMIT 1 FOR UPDATE",
             (consumer_id, period_start, period_end),
         )
         latest = await cursor.fetchone()
         lines = list(bill.lines)
+        net = bill.net.as_details() if bill.net is not None else None
         if latest is None:
             version, previous, amount_due = 1, None, bill.total
         elif latest["status"] == "cancelled":  # billed anew: nothing of the cancelled bill stands
             version, previous, amount_due = latest["version"] + 1, latest["id"], bill.total
-        elif Decimal(latest["total"]) == bill.total and latest["estimated"] == bill.estimated:
+        elif (
+            Decimal(latest["total"]) == bill.total
+            and latest["estimated"] == bill.estimated
+            and (latest["details"] or {}).get("net_metering") == net
+        ):
+            await _bank(conn, consumer_id, period_start, period_end, bill, latest["id"])
             return "unchanged"
         else:
             version, previous = latest["version"] + 1, latest["id"]
@@ -514,6 +569,7 @@ async def _record(
                 for s in bill.segments
             ],
             "notes": bill.notes,
+            **({"net_metering": net} if net is not None else {}),
         }
         cursor = await conn.execute(
             "INSERT INTO invoices (board_id, consumer_id, period_start, period_end, version,"
@@ -536,6 +592,7 @@ async def _record(
             ),
         )
         invoice_id = (await cursor.fetchone())["id"]
+        await _bank(conn, consumer_id, period_start, period_end, bill, invoice_id)
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO invoice_lines (invoice_id, position, code, description, quantity,"
@@ -567,3 +624,48 @@ async def _record(
 
 def _credit_line(description: str, amount: Decimal) -> Line:
     return Line("previous", description, Decimal(1), "", -amount, -amount)
+
+
+async def _bank(
+    conn: AsyncConnection,
+    consumer_id: int,
+    period_start: date,
+    period_end: date,
+    bill: Bill,
+    invoice_id: int,
+) -> None:
+    """The consumer's bank after this period (net-metered bills only), replacing the row an
+    earlier run of the same period wrote: keyed by (consumer, period), it is carried once."""
+    net = bill.net
+    if net is None:
+        return
+    await conn.execute(
+        "INSERT INTO net_metering_ledger (consumer_id, period_start, period_end, invoice_id,"
+        " estimated, import_kwh, export_kwh, banked_in_kwh, billed_kwh, banked_out_kwh,"
+        " settled_kwh, feed_in_rate, settled_amount, credit_in, credit_out)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (consumer_id, period_start) DO UPDATE SET period_end = EXCLUDED.period_end,"
+        " invoice_id = EXCLUDED.invoice_id, estimated = EXCLUDED.estimated,"
+        " import_kwh = EXCLUDED.import_kwh, export_kwh = EXCLUDED.export_kwh,"
+        " banked_in_kwh = EXCLUDED.banked_in_kwh, billed_kwh = EXCLUDED.billed_kwh,"
+        " banked_out_kwh = EXCLUDED.banked_out_kwh, settled_kwh = EXCLUDED.settled_kwh,"
+        " feed_in_rate = EXCLUDED.feed_in_rate, settled_amount = EXCLUDED.settled_amount,"
+        " credit_in = EXCLUDED.credit_in, credit_out = EXCLUDED.credit_out, updated_at = now()",
+        (
+            consumer_id,
+            period_start,
+            period_end,
+            invoice_id,
+            bill.estimated,
+            net.import_kwh,
+            net.export_kwh,
+            net.banked_in_kwh,
+            net.billed_kwh,
+            net.banked_out_kwh,
+            net.settled_kwh,
+            net.feed_in_rate,
+            net.settled_amount,
+            net.credit_in,
+            net.credit_out,
+        ),
+    )

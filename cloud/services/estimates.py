@@ -3,7 +3,8 @@
 The cycle is the calendar month in the board's time zone. Consumption so far runs from the
 register at the cycle's start to the latest read; the projection scales it to the whole month
 at the same daily rate and prices it under the tariff in force (and any temporary override
-of the consumer's category in the cycle).
+of the consumer's category in the cycle). A net-metered consumer's export is projected the same
+way and offsets the projected import with the units its bank holds, as its bill will.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from psycopg import AsyncConnection
 
 from ..access import Principal
 from ..billing.consumption import Consumption, consumption
-from ..billing.engine import compute_bill, local_midnight, month_of
+from ..billing.engine import NetInput, compute_bill, local_midnight, month_of
 from ..errors import InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
-from .billing_runs import max_demand
+from .billing_runs import banks, max_demand
 from .scoped import CONSUMERS, get_row
 
 
@@ -57,6 +58,13 @@ async def estimate(
     elapsed_days = Decimal((latest - start).total_seconds()) / Decimal(86_400)
     cycle_days = Decimal((cycle_end - cycle_start).days)
     projected = so_far.units / elapsed_days * cycle_days if elapsed_days > 0 else Decimal(0)
+    net = None
+    if consumer["generation_since"] is not None and versions[-1].spec.net_metering is not None:
+        exported = await cycle_reads.spans_so_far(conn, consumer_id, "2.8.0", start, now)
+        export_so_far = consumption(exported, tz).units if exported else Decimal(0)
+        export = export_so_far / elapsed_days * cycle_days if elapsed_days > 0 else Decimal(0)
+        bank = (await banks(conn, [consumer_id], cycle_start)).get(consumer_id)
+        net = NetInput(Consumption(export, {}, True, []), *([bank] if bank else []))
     bill = compute_bill(
         period_start=cycle_start,
         period_end=cycle_end,
@@ -66,6 +74,7 @@ async def estimate(
         sanctioned_kw=Decimal(consumer["sanctioned_load_kw"]),
         max_demand_kw=demand,
         overrides=overrides,
+        net=net,
     )
     return {
         "consumer_id": consumer_id,

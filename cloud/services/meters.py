@@ -143,6 +143,18 @@ async def assign(
                     f"{table.entity} {target} is on another board than meter {meter_id}",
                     errors=[(field, "another board")],
                 )
+        if changes.get("consumer_id") is not None:
+            cursor = await conn.execute(
+                "SELECT account_no FROM consumers WHERE generation_meter_id = %s", (meter_id,)
+            )
+            generating = await cursor.fetchone()
+            if generating is not None:
+                raise InvalidInput(
+                    f"meter {meter['external_id']} measures the generation of"
+                    f" {generating['account_no']}; a generation meter is billed to no consumer"
+                    " (take it off the generation source first)",
+                    errors=[("consumer_id", "generation meter")],
+                )
         if meter["confirmed_at"] is None:  # assigning a discovered meter confirms it
             changes = {**changes, "confirmed_at": datetime.now(UTC)}
             moved = changes.get("gateway_id", meter["gateway_id"]) != meter["gateway_id"]

@@ -688,6 +688,13 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/consumers/{consumer_id}/usage"): E(
         P.READING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
+    ("GET", "/api/v1/consumers/{consumer_id}/energy-balance"): E(
+        P.READING_READ,
+        "consumer",
+        "consumer",
+        by_id("consumer", query={"from": "2026-10-01", "to": "2026-10-08"}),
+        CONSUMER_SITES,
+    ),
     ("GET", "/api/v1/consumers/{consumer_id}/tariff"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
