@@ -91,6 +91,10 @@ def explain(spec: TariffSpec, month: int) -> dict[str, Any]:
         "taxes": spec.taxes,
         "minimum_charge": spec.minimum_charge,
         "dynamic": spec.dynamic,
+        "net_metering": spec.net_metering,
+        "settlement_month": (
+            date(2000, spec.net_metering.settlement_month, 1) if spec.net_metering else None
+        ),
     }
 
 

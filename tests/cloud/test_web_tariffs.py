@@ -44,6 +44,7 @@ KERALA = {
     ],
     "fixed": {"per_connection": "45"},
     "taxes": [{"name": "Electricity duty", "percent": "10"}],
+    "net_metering": {"feed_in_rate": "3.22", "settlement_month": 9},
 }
 EVENING = ["normal"] * 18 + ["peak"] * 4 + ["normal"] * 2
 TIME_OF_DAY = {
@@ -147,6 +148,7 @@ async def test_tariffs_are_explained_and_overrides_set_and_taken_off(
     assert "₹7.90" in kerala
     assert "Electricity duty" in kerala
     assert "₹45.00" in kerala
+    assert "banked when September ends is paid at ₹3.22 per kWh" in kerala
     evening = await page.inner_text("#tariff-industrial")
     assert "18:00-22:00" in evening
     assert "₹8.25" in evening
