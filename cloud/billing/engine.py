@@ -149,17 +149,40 @@ def compute_bill(
     max_demand_kw: Decimal | None = None,
     overrides: list[TariffOverride] | None = None,
     net: NetInput | None = None,
+    supply: tuple[date, date] | None = None,
 ) -> Bill:
     """Price one consumer's period. `daily_history`: the consumer's usual units per day, used
     when the consumption could not be measured; `max_demand_kw`: the highest demand its meters
     recorded in the period, for fixed charges that go by it; `cycle_months`: the months the
     whole period counts for (the board's billing cycle), None to measure it on the calendar;
     `overrides`: the category's temporary overrides in the period (the days inside one are
-    priced under it); `net`: the export and bank of a net-metered consumer."""
+    priced under it); `net`: the export and bank of a net-metered consumer; `supply`: the days
+    [first, end) of the period the consumer had a meter, when fewer than the period's (a first
+    bill from the day the meter was installed, a last one to the day it was taken out) — the
+    bill then covers those days, its slab limits and fixed charges pro-rated by them, and says
+    so."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
         )
+    part_note = None
+    if supply is not None:
+        first, until = max(supply[0], period_start), min(supply[1], period_end)
+        whole = (period_end - period_start).days
+        if until <= first:
+            raise InvalidInput(
+                "the consumer had no supply in the period", errors=[("supply", first.isoformat())]
+            )
+        if (first, until) != (period_start, period_end):
+            share = Decimal((until - first).days) / Decimal(whole)
+            part_note = (
+                f"part period: supply from {first:%d %b %Y} to"
+                f" {until - timedelta(days=1):%d %b %Y}, {(until - first).days} of the period's"
+                f" {whole} days; slab limits and fixed charges pro-rated"
+            )
+            if cycle_months is not None:
+                cycle_months = cycle_months * share
+            period_start, period_end = first, until
     days = (period_end - period_start).days
     cut = [
         (version, piece_start, piece_end, override)
@@ -167,7 +190,7 @@ def compute_bill(
         for piece_start, piece_end, override in cut_by_overrides(start, end, overrides or [])
     ]
     missing = [*consumption.missing, *(net.export.missing if net else [])]
-    notes = list(missing)
+    notes = [*([part_note] if part_note else []), *missing]
     estimated = bool(missing)
     units = consumption.units
     if estimated:

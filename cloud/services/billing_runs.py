@@ -434,6 +434,7 @@ async def _bill_all(
                         max_demand_kw=demand.get(consumer["id"]),
                         overrides=overrides,
                         net=net,
+                        supply=_supply_days(spans[consumer["id"]], tz),
                     )
                     outcome = await _record(
                         conn, principal, board, consumer["id"], period_start, period_end, bill
@@ -445,6 +446,14 @@ async def _bill_all(
                     summary["errors"].append(f"{_who(consumer)}: {exc}")
             measured_so_far += len(chunk)
             await _progress(conn, summary, measured_so_far)
+
+
+def _supply_days(spans: list[MeterSpan], tz: ZoneInfo) -> tuple[date, date]:
+    """The local days [first, end) the consumer's meters covered in the period: from the day
+    the first was installed to the day after the last was taken out (a part day counts)."""
+    first = min(span.start for span in spans).astimezone(tz).date()
+    last = (max(span.end for span in spans) - timedelta(microseconds=1)).astimezone(tz).date()
+    return first, last + timedelta(days=1)
 
 
 async def banks(

@@ -23,10 +23,12 @@ async def bill_through_the_api(
     units: list[str],
     period: tuple[str, str],
     before_run: Callable[[int, dict[str, str]], Awaitable[None]] | None = None,
+    reads_from: str | None = None,
 ) -> dict[str, dict]:
     """Each of `units` a consumer's use over `period` (local dates), sent as signed 1.8.0 reads
-    at the period's two local midnights; the board billed for the period; each consumer's
-    invoice by its units. `before_run(board_id, admin headers)`: called just before the run."""
+    at the period's two local midnights (the first at `reads_from`'s, if given); the board
+    billed for the period; each consumer's invoice by its units. `before_run(board_id, admin
+    headers)`: called just before the run."""
     admin = await staff_headers(cloud, board)
     gateway: EnrolledGateway = await enroll_gateway(cloud, board)
     async with cloud.pool.connection() as conn:
@@ -48,7 +50,10 @@ async def bill_through_the_api(
         headers=admin,
     )
     assert version.status_code == 201, version.text
-    start, end = (datetime.fromisoformat(day).replace(tzinfo=IST).astimezone(UTC) for day in period)
+    start, end = (
+        datetime.fromisoformat(day).replace(tzinfo=IST).astimezone(UTC)
+        for day in (reads_from or period[0], period[1])
+    )
     readings = []
     for index, used in enumerate(units):
         meter = f"m-{index}-{uuid.uuid4().hex[:6]}"
@@ -237,3 +242,57 @@ async def test_a_part_period_pro_rates_the_limits_by_days(cloud: Cloud, board: s
             D("1320.00"),
         )
     ]
+
+
+PART_SLABS = {
+    "energy": {
+        "mode": "telescopic",
+        "slabs": [
+            {"up_to": "100", "rate": "3.00"},
+            {"up_to": "200", "rate": "5.00"},
+            {"rate": "7.00"},
+        ],
+    },
+    "fixed": {"per_connection": "62.00"},
+}
+
+
+async def test_a_first_bill_from_mid_month_pro_rates_its_slabs_and_fixed_charge(
+    cloud: Cloud, board: str
+) -> None:
+    """A meter installed on 16 September (local midnight) of a 30-day month: the bill covers 15
+    days, so every slab limit and the fixed charge is half the month's, and the bill says so."""
+
+    async def installed_mid_month(board_id: int, _: dict[str, str]) -> None:
+        async with cloud.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE meters SET installed_at = %s WHERE board_id = %s",
+                (datetime(2026, 9, 16, tzinfo=IST), board_id),
+            )
+            await conn.commit()
+
+    invoices = await bill_through_the_api(
+        cloud,
+        board,
+        PART_SLABS,
+        ["150", "80"],
+        ("2026-09-01", "2026-10-01"),
+        before_run=installed_mid_month,
+        reads_from="2026-09-16",
+    )
+    # 150 units over half a month: slabs of 50 — 50 x 3 + 50 x 5 + 50 x 7 — and 62 / 2 fixed
+    energy = [(q, r, a) for _, q, r, a in lines_of(invoices["150"]) if r in (3, 5, 7)]
+    assert energy == [
+        (D(50), D("3.00"), D("150.00")),
+        (D(50), D("5.00"), D("250.00")),
+        (D(50), D("7.00"), D("350.00")),
+    ]
+    assert D(invoices["150"]["total"]) == D("781.00")  # the whole month would bill 612.00
+    # 80 units: 50 x 3 + 30 x 5 + 31 fixed
+    assert D(invoices["80"]["total"]) == D("150.00") + D("150.00") + D("31.00")
+    for invoice in invoices.values():
+        assert invoice["period_start"] == "2026-09-01"  # still the board's period
+        assert (
+            "part period: supply from 16 Sep 2026 to 30 Sep 2026, 15 of the period's 30 days;"
+            " slab limits and fixed charges pro-rated"
+        ) in invoice["details"]["notes"]
