@@ -153,7 +153,8 @@ async def test_a_report_follows_its_boards_format(cloud: Cloud, setup: Board) ->
         f"{week.isoformat()} total": sum(D(str(r["kwh"])) for r in want if r["week"] == week)
         for week in weeks
     }
-    assert lines[-1][0] == "Total" and D(lines[-1][3]) == sum(D(str(r["kwh"])) for r in want)
+    assert lines[-1][0] == "Total"
+    assert D(lines[-1][3]) == sum(D(str(r["kwh"])) for r in want)
     assert lines[-1][1:3] == ["", ""]  # only amounts are totalled
     assert set(accounts.values()) == {r["account_no"] for r in want}
 
@@ -361,7 +362,8 @@ async def test_formats_are_the_boards_edited_audited_and_kept_while_used(
     )
     assert response.status_code == 201, response.text
     response = await cloud.client.delete(url, headers=setup.admin)
-    assert response.status_code == 409 and "'Monthly'" in response.json()["detail"]
+    assert response.status_code == 409
+    assert "'Monthly'" in response.json()["detail"]
     schedule_id = await _schedule(cloud, setup)
     response = await cloud.client.delete(
         f"/api/v1/report-schedules/{schedule_id}", headers=setup.admin
