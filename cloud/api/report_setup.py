@@ -215,6 +215,5 @@ async def download_by_link(token: Token, request: Request, pool: PoolDep) -> Res
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",
         },
     )
