@@ -11,7 +11,7 @@ from datetime import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..access import Permission, Principal
 from ..access.ids import BoardId, ReportFormatId, ReportScheduleId, UserId
@@ -144,6 +144,13 @@ class ReportScheduleBody(BaseModel):
     user_ids: Annotated[list[UserId], Field(max_length=20)] = []
     emails: Annotated[list[Email], Field(max_length=10)] = []
     enabled: bool = True
+
+    @field_validator("at_time")
+    @classmethod
+    def _local(cls, value: time | None) -> time | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError("is the board's local time: give it without an offset (07:00)")
+        return value
 
 
 @router.get("/boards/{board_id}/report-schedules")

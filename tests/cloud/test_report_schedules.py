@@ -412,6 +412,7 @@ WEEKLY = {
         ({"emails": [f"p{n}@example.org" for n in range(11)]}, "body.emails", ["at most 10"]),
         ({"emails": ["not an address"]}, "body.emails.0", ["e-mail address"]),
         ({"at_time": "25:00"}, "body.at_time", []),
+        ({"at_time": "07:00+05:30"}, "body.at_time", ["without an offset"]),
         ({"weekday": 7}, "body.weekday", []),
         ({"cadence": "daily"}, "body.cadence", []),
         ({"recipients": "all"}, "body.recipients", []),
