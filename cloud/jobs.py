@@ -8,7 +8,7 @@ The boards' billing cycles are looked at on the same beat, in a task of their ow
 large board takes minutes and must not hold the checks back; a new pass starts only once the
 last one ended). Every process does this: the claim on each board and period
 (`services/billing_cycles.py`) makes exactly one of them run it. The boards' report schedules
-(`services/report_schedules.py`) are looked at the same way, in a task of their own, and
+(`services/scheduled_reports.py`) are looked at the same way, in a task of their own, and
 claimed per schedule and period under the same lease."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from .services import (
     gateway_control,
     notifications,
     rate_limits,
-    report_schedules,
     retention,
+    scheduled_reports,
     software,
 )
 from .services.cloud_checks import CheckSettings, run_checks
@@ -61,7 +61,7 @@ async def run_report_schedules(
 ) -> None:
     """One pass over the report schedules; a failure is logged, the next pass tries again."""
     try:
-        delivered = await report_schedules.run_due(
+        delivered = await scheduled_reports.run_due(
             pool,
             storage,
             lease_s=settings.billing_lease_s,

@@ -17,7 +17,7 @@ from ..access import Permission, Principal
 from ..access.ids import BoardId, ReportFormatId, ReportScheduleId, UserId
 from ..reports import layouts
 from ..reports.formats import MEDIA_TYPES
-from ..services import report_formats, report_schedules
+from ..services import report_formats, report_schedules, scheduled_reports
 from .deps import PoolDep, require
 from .scoped_route import ScopedRoute
 from .types import Email, text
@@ -213,7 +213,7 @@ async def download_by_link(token: Token, request: Request, pool: PoolDep) -> Res
     """A scheduled report, by the link e-mailed to an address outside the board (the link is
     the credential; it works for a week)."""
     async with pool.connection() as conn:
-        report = await report_schedules.linked_report(conn, token)
+        report = await scheduled_reports.linked_report(conn, token)
     body = await asyncio.to_thread(request.app.state.report_storage.get, report["storage_key"])
     name = f"{report['kind']}-{report['period_start']}.{report['format']}"
     return Response(

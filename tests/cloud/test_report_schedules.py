@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from cloud.db import open_pool
 from cloud.reports import when
 from cloud.reports.storage import LocalStorage
-from cloud.services import auth, fleet, report_schedules
+from cloud.services import auth, fleet, scheduled_reports
 from cloud.settings import CloudSettings
 from tests.cloud.conftest import STAFF_PASSWORD, Cloud, open_cloud
 from tests.support.smtp import SmtpServer, smtp_server, text_of
@@ -168,7 +168,7 @@ async def test_two_processes_make_each_due_report_once(
     assert monthly["emails"] == ["finance@example.org"]
     # nothing is due yet: the weekly one was made after its last Monday, and no run completed
     storage = LocalStorage(tmp_path / "reports")
-    await report_schedules.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC)
+    await scheduled_reports.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC)
     assert await made(cloud, weekly["id"]) == []
     assert await made(cloud, monthly["id"]) == []
 
@@ -182,15 +182,15 @@ async def test_two_processes_make_each_due_report_once(
     settings = CloudSettings(database_url=database_url, data_dir=tmp_path, pool_max_size=3)
     async with open_pool(database_url, settings) as one, open_pool(database_url, settings) as two:
         await asyncio.gather(
-            report_schedules.run_due(one, storage, lease_s=30, base_url=PUBLIC, worker="one"),
-            report_schedules.run_due(two, storage, lease_s=30, base_url=PUBLIC, worker="two"),
+            scheduled_reports.run_due(one, storage, lease_s=30, base_url=PUBLIC, worker="one"),
+            scheduled_reports.run_due(two, storage, lease_s=30, base_url=PUBLIC, worker="two"),
         )
         [week] = await made(cloud, weekly["id"])
         [month] = await made(cloud, monthly["id"])
         # and again: nothing more
         await asyncio.gather(
-            report_schedules.run_due(one, storage, lease_s=30, base_url=PUBLIC, worker="one"),
-            report_schedules.run_due(two, storage, lease_s=30, base_url=PUBLIC, worker="two"),
+            scheduled_reports.run_due(one, storage, lease_s=30, base_url=PUBLIC, worker="one"),
+            scheduled_reports.run_due(two, storage, lease_s=30, base_url=PUBLIC, worker="two"),
         )
     assert await made(cloud, weekly["id"]) == [week]
     assert await made(cloud, monthly["id"]) == [month]
@@ -247,8 +247,8 @@ async def test_each_period_is_claimed_by_one_of_two_racing_connections(
         for start in weeks:
             end = start + timedelta(days=7)
             won = await asyncio.gather(
-                report_schedules.claim_new(a, row, start, end, worker="a", lease_s=60),
-                report_schedules.claim_new(b, row, start, end, worker="b", lease_s=60),
+                scheduled_reports.claim_new(a, row, start, end, worker="a", lease_s=60),
+                scheduled_reports.claim_new(b, row, start, end, worker="b", lease_s=60),
             )
             assert sum(claim is not None for claim in won) == 1
     runs = await made(cloud, made_by["id"])
@@ -257,7 +257,17 @@ async def test_each_period_is_claimed_by_one_of_two_racing_connections(
 
 
 async def test_a_report_whose_process_died_is_made_by_another(cloud: Cloud, tmp_path: Path) -> None:
-    board, _, headers, admin, _ = await new_board(cloud, "Asia/Kolkata")
+    board, code, headers, admin, _ = await new_board(cloud, "Asia/Kolkata")
+    _, other_code, _, _, _ = await new_board(cloud, "Asia/Kolkata")
+    async with cloud.pool.connection() as conn:
+        mover = await auth.create_user(
+            conn,
+            email=f"mover-{uuid.uuid4().hex[:6]}@example.in",
+            password=STAFF_PASSWORD,
+            role="TECHNICIAN",
+            board_code=code,
+            actor="t",
+        )
     made_by = await schedule(
         cloud,
         board,
@@ -266,15 +276,21 @@ async def test_a_report_whose_process_died_is_made_by_another(cloud: Cloud, tmp_
         kind="billing_summary",
         file_type="xml",
         cadence="monthly",
-        user_ids=[admin],
+        user_ids=[admin, mover["id"]],
     )
+    # one recipient moves to another board before the report is made: they hear nothing of it
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE users SET board_id = (SELECT id FROM boards WHERE code = %s) WHERE id = %s",
+            (other_code, mover["id"]),
+        )
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT * FROM report_schedules WHERE id = %s", (made_by["id"],)
         )
         row = await cursor.fetchone()
     async with cloud.pool.connection() as conn:
-        claim = await report_schedules.claim_new(
+        claim = await scheduled_reports.claim_new(
             conn, row, date(2026, 9, 1), date(2026, 10, 1), worker="dead", lease_s=60
         )
         # it had begun making the report, then its lease ran out (the clock set by data)
@@ -287,7 +303,7 @@ async def test_a_report_whose_process_died_is_made_by_another(cloud: Cloud, tmp_
             (made_by["id"],),
         )
     storage = LocalStorage(tmp_path / "reports")
-    await report_schedules.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC, worker="b")
+    await scheduled_reports.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC, worker="b")
     [run] = await made(cloud, made_by["id"])
     assert (run["status"], run["run_status"], run["attempts"], run["delivered"]) == (
         "done",
@@ -346,7 +362,7 @@ async def test_recipients_get_the_report_by_notification_and_by_link(mailing: tu
         emails=[outsider],
     )
     await billing_run_done(cloud, board, "2026-10-01", "2026-11-01")
-    await report_schedules.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC)
+    await scheduled_reports.run_due(cloud.pool, storage, lease_s=30, base_url=PUBLIC)
     [run] = await made(cloud, made_by["id"])
     assert run["delivered"] == 2
 
