@@ -13,8 +13,6 @@ from datetime import timedelta
 from decimal import Decimal as D
 from xml.etree import ElementTree as ET
 
-import pytest
-
 from cloud.services import auth, fleet
 from tests.cloud.billing.test_invoices import (
     PASSWORD,
@@ -248,54 +246,53 @@ GOOD = {
 }
 
 
-@pytest.mark.parametrize(
-    ("change", "field", "words"),
-    [
-        (
-            {"columns": [{"column": "meter"}, {"column": "voltage"}]},
-            "columns.1.column",
-            ["'voltage'", "consumption", "energy_kwh"],
-        ),
-        (
-            {"columns": [{"column": "meter"}, {"column": "meter"}]},
-            "columns.1.column",
-            ["'meter'", "twice"],
-        ),
-        ({"group_by": "severity"}, "group_by", ["'severity'", "week", "category"]),
-        ({"sort_by": "period"}, "sort_by", ["'period'", "chosen columns"]),
-        (
-            {
-                "columns": [
-                    {"column": "meter", "label": "X"},
-                    {"column": "energy_kwh", "label": "x"},
-                ]
-            },
-            "columns.1.label",
-            ["'x'", "twice"],
-        ),
-        ({"kind": "alerts"}, "columns.0.column", ["'meter'", "alerts"]),
-        ({"columns": []}, "body.columns", ["at least 1"]),
-        ({"file_type": "xlsx"}, "body.file_type", []),
-        ({"colour": "red"}, "body.colour", []),
-        ({"columns": [{"column": "meter", "label": "x" * 61}]}, "body.columns.0.label", []),
-        ({"columns": [{"column": "Meter; DROP"}]}, "body.columns.0.column", []),
-    ],
-)
+BAD_FORMATS = [  # (change, field named, words of the message)
+    (
+        {"columns": [{"column": "meter"}, {"column": "voltage"}]},
+        "columns.1.column",
+        ["'voltage'", "consumption", "energy_kwh"],
+    ),
+    (
+        {"columns": [{"column": "meter"}, {"column": "meter"}]},
+        "columns.1.column",
+        ["'meter'", "twice"],
+    ),
+    ({"group_by": "severity"}, "group_by", ["'severity'", "week", "category"]),
+    ({"sort_by": "period"}, "sort_by", ["'period'", "chosen columns"]),
+    (
+        {
+            "columns": [
+                {"column": "meter", "label": "X"},
+                {"column": "energy_kwh", "label": "x"},
+            ]
+        },
+        "columns.1.label",
+        ["'x'", "twice"],
+    ),
+    ({"kind": "alerts"}, "columns.0.column", ["'meter'", "alerts"]),
+    ({"columns": []}, "body.columns", ["at least 1"]),
+    ({"file_type": "xlsx"}, "body.file_type", []),
+    ({"colour": "red"}, "body.colour", []),
+    ({"columns": [{"column": "meter", "label": "x" * 61}]}, "body.columns.0.label", []),
+    ({"columns": [{"column": "Meter; DROP"}]}, "body.columns.0.column", []),
+]
+
+
 async def test_bad_formats_are_refused_naming_what_is_wrong(
     cloud: Cloud,
     setup: Board,  # noqa: F811
-    change: dict,
-    field: str,
-    words: list[str],
 ) -> None:
-    response = await cloud.client.post(
-        f"/api/v1/boards/{setup.id}/report-formats", json={**GOOD, **change}, headers=setup.admin
-    )
-    assert response.status_code == 422, response.text
-    problem = response.json()
-    assert field in [e["field"] for e in problem["errors"]], problem
-    for word in words:
-        assert word in problem["detail"], problem
+    for change, field, words in BAD_FORMATS:
+        response = await cloud.client.post(
+            f"/api/v1/boards/{setup.id}/report-formats",
+            json={**GOOD, **change},
+            headers=setup.admin,
+        )
+        assert response.status_code == 422, (change, response.text)
+        problem = response.json()
+        assert field in [e["field"] for e in problem["errors"]], (change, problem)
+        for word in words:
+            assert word in problem["detail"], (change, problem)
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT count(*) AS n FROM report_formats WHERE board_id = %s", (setup.id,)

@@ -418,56 +418,54 @@ WEEKLY = {
 }
 
 
-@pytest.mark.parametrize(
-    ("change", "field", "words"),
-    [
-        ({"weekday": None}, "weekday", ["weekday", "0 Monday"]),
-        ({"cadence": "monthly"}, "weekday", ["monthly", "billing run"]),
-        ({"user_ids": [], "emails": []}, "user_ids", ["at least one recipient"]),
-        ({"kind": None}, "format_id", ["format", "kind"]),
-        ({"emails": [f"p{n}@example.org" for n in range(11)]}, "body.emails", ["at most 10"]),
-        ({"emails": ["not an address"]}, "body.emails.0", ["e-mail address"]),
-        ({"at_time": "25:00"}, "body.at_time", []),
-        ({"at_time": "07:00+05:30"}, "body.at_time", ["without an offset"]),
-        ({"weekday": 7}, "body.weekday", []),
-        ({"cadence": "daily"}, "body.cadence", []),
-        ({"recipients": "all"}, "body.recipients", []),
-        ({"inactive": True}, "user_ids.0", ["not an active staff member"]),
-        ({"stranger": True}, "user_ids.0", ["no user"]),
-    ],
-)
-async def test_bad_schedules_are_refused_naming_what_is_wrong(
-    cloud: Cloud, change: dict, field: str, words: list[str]
-) -> None:
+BAD_SCHEDULES = [  # (change, field named, words of the message)
+    ({"weekday": None}, "weekday", ["weekday", "0 Monday"]),
+    ({"cadence": "monthly"}, "weekday", ["monthly", "billing run"]),
+    ({"user_ids": [], "emails": []}, "user_ids", ["at least one recipient"]),
+    ({"kind": None}, "format_id", ["format", "kind"]),
+    ({"emails": [f"p{n}@example.org" for n in range(11)]}, "body.emails", ["at most 10"]),
+    ({"emails": ["not an address"]}, "body.emails.0", ["e-mail address"]),
+    ({"at_time": "25:00"}, "body.at_time", []),
+    ({"at_time": "07:00+05:30"}, "body.at_time", ["without an offset"]),
+    ({"weekday": 7}, "body.weekday", []),
+    ({"cadence": "daily"}, "body.cadence", []),
+    ({"recipients": "all"}, "body.recipients", []),
+    ({"inactive": True}, "user_ids.0", ["not an active staff member"]),
+    ({"stranger": True}, "user_ids.0", ["no user"]),
+]
+
+
+async def test_bad_schedules_are_refused_naming_what_is_wrong(cloud: Cloud) -> None:
     board, code, headers, admin, _ = await new_board(cloud, "Asia/Kolkata")
-    body = {**WEEKLY, "user_ids": [admin], **change}
-    if body.pop("stranger", None):  # a user of another board: outside the admin's scope
-        _, _, _, other_admin, _ = await new_board(cloud, "Asia/Kolkata")
-        body["user_ids"] = [other_admin]
-    if body.pop("inactive", None):  # a technician of the board who has left
-        async with cloud.pool.connection() as conn:
-            user = await auth.create_user(
-                conn,
-                email=f"gone-{uuid.uuid4().hex[:6]}@example.in",
-                password=STAFF_PASSWORD,
-                role="TECHNICIAN",
-                board_code=code,
-                actor="t",
-            )
-            await conn.execute("UPDATE users SET active = false WHERE id = %s", (user["id"],))
-        body["user_ids"] = [admin, user["id"]]
-        field = "user_ids.1"
-    body = {k: v for k, v in body.items() if v is not None}
-    response = await cloud.client.post(
-        f"/api/v1/boards/{board}/report-schedules", json=body, headers=headers
-    )
-    status = 404 if "no user" in words else 422  # what lies outside the scope is not found
-    assert response.status_code == status, response.text
-    problem = response.json()
-    if status == 422:
-        assert field in [e["field"] for e in problem["errors"]], problem
-    for word in words:
-        assert word in problem["detail"], problem
+    _, _, _, other_admin, _ = await new_board(cloud, "Asia/Kolkata")
+    async with cloud.pool.connection() as conn:  # a technician of the board who has left
+        gone = await auth.create_user(
+            conn,
+            email=f"gone-{uuid.uuid4().hex[:6]}@example.in",
+            password=STAFF_PASSWORD,
+            role="TECHNICIAN",
+            board_code=code,
+            actor="t",
+        )
+        await conn.execute("UPDATE users SET active = false WHERE id = %s", (gone["id"],))
+    for change, field, words in BAD_SCHEDULES:
+        body = {**WEEKLY, "user_ids": [admin], **change}
+        if body.pop("stranger", None):  # a user of another board: outside the admin's scope
+            body["user_ids"] = [other_admin]
+        if body.pop("inactive", None):
+            body["user_ids"] = [admin, gone["id"]]
+            field = "user_ids.1"
+        body = {k: v for k, v in body.items() if v is not None}
+        response = await cloud.client.post(
+            f"/api/v1/boards/{board}/report-schedules", json=body, headers=headers
+        )
+        status = 404 if "no user" in words else 422  # what lies outside the scope: not found
+        assert response.status_code == status, (change, response.text)
+        problem = response.json()
+        if status == 422:
+            assert field in [e["field"] for e in problem["errors"]], (change, problem)
+        for word in words:
+            assert word in problem["detail"], (change, problem)
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT count(*) AS n FROM report_schedules WHERE board_id = %s", (board,)
