@@ -34,6 +34,7 @@ from .api import (
     ingest,
     notifications,
     payments,
+    report_setup,
     reports,
     software,
     support,
@@ -211,6 +212,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         payments,
         alerts,
         reports,
+        report_setup,
         audit,
         analytics,
         notifications,
@@ -224,4 +226,5 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     app.include_router(gateway_commands.gateways)
     app.include_router(gateway_configs.people)
     app.include_router(gateway_configs.gateways)
+    app.include_router(report_setup.links)
     return app

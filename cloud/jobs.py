@@ -7,7 +7,9 @@ one runs on time.
 The boards' billing cycles are looked at on the same beat, in a task of their own (a run of a
 large board takes minutes and must not hold the checks back; a new pass starts only once the
 last one ended). Every process does this: the claim on each board and period
-(`services/billing_cycles.py`) makes exactly one of them run it."""
+(`services/billing_cycles.py`) makes exactly one of them run it. The boards' report schedules
+(`services/scheduled_reports.py`) are looked at the same way, in a task of their own, and
+claimed per schedule and period under the same lease."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .services import (
     notifications,
     rate_limits,
     retention,
+    scheduled_reports,
     software,
 )
 from .services.cloud_checks import CheckSettings, run_checks
@@ -53,22 +56,43 @@ async def run_billing_cycles(pool: AsyncConnectionPool, settings: CloudSettings)
         log.error("billing cycles failed", error=str(exc))
 
 
+async def run_report_schedules(
+    pool: AsyncConnectionPool, settings: CloudSettings, storage: ReportStorage
+) -> None:
+    """One pass over the report schedules; a failure is logged, the next pass tries again."""
+    try:
+        delivered = await scheduled_reports.run_due(
+            pool,
+            storage,
+            lease_s=settings.billing_lease_s,
+            base_url=notifications.base_url(settings),
+        )
+        if delivered:
+            log.info("scheduled reports delivered", reports=delivered)
+    except Exception as exc:  # keep the loop alive; the next pass may succeed
+        log.error("scheduled reports failed", error=str(exc))
+
+
 async def run_jobs(
     pool: AsyncConnectionPool, settings: CloudSettings, storage: ReportStorage
 ) -> None:
     last_retention = 0.0
     cycles: asyncio.Task[None] | None = None
+    schedules: asyncio.Task[None] | None = None
     try:
         while True:
             await asyncio.sleep(settings.jobs_interval_s)
             if cycles is None or cycles.done():
                 cycles = asyncio.create_task(run_billing_cycles(pool, settings))
+            if schedules is None or schedules.done():
+                schedules = asyncio.create_task(run_report_schedules(pool, settings, storage))
             last_retention = await _run_pass(pool, settings, storage, last_retention)
     finally:
-        if cycles is not None:
-            cycles.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cycles
+        for task in (cycles, schedules):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def _run_pass(

@@ -47,6 +47,8 @@ Entity = Literal[
     "tariff_override",  # a temporary override of a board's category's energy charge
     "alert",
     "report",
+    "report_format",  # a board's own layout of its reports
+    "report_schedule",  # a board's report made by itself, weekly or after a billing run
     "billing_run",
     "board_energy",  # a board's aggregated energy (board_energy_daily, board_energy_15min)
     "consumer_energy",  # a consumer's aggregated energy (consumer_energy_daily)
@@ -73,6 +75,8 @@ ENTITY_TABLES: dict[str, str] = {
     "tariff_override": "tariff_overrides",
     "alert": "alerts",
     "report": "reports",
+    "report_format": "report_formats",
+    "report_schedule": "report_schedules",
     "billing_run": "billing_runs",
     "api_key": "api_keys",
     "notification": "notifications",
@@ -91,6 +95,8 @@ _BOARD_COLUMN = {
     "tariff_override": "board_id",
     "alert": "board_id",
     "report": "board_id",
+    "report_format": "board_id",
+    "report_schedule": "board_id",
     "billing_run": "board_id",
     "board_energy": "board_id",
     "consumer_energy": "board_id",

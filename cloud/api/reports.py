@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from ..access import Permission, Principal
-from ..access.ids import BoardId, ReportId, StateId, WholeStateId
+from ..access.ids import BoardId, ReportFormatId, ReportId, StateId, WholeStateId
 from ..reports.formats import MEDIA_TYPES
 from ..services import reports
 from ..services.scoped import REPORTS
@@ -25,9 +25,14 @@ Format = Literal["csv", "json", "xml", "pdf"]
 
 
 class ReportRequest(BaseModel):
+    """A report of a board or a whole state over [period_start, period_end). With `format_id`
+    (one of the board's report formats) it follows that format, whose kind and file type it
+    takes; without, `kind` is needed and `format` is CSV unless given."""
+
     model_config = ConfigDict(extra="forbid")
-    kind: Kind
-    format: Format = "csv"
+    kind: Kind | None = None
+    format: Format | None = None
+    format_id: ReportFormatId | None = None
     board_id: BoardId | None = None
     state_id: WholeStateId | None = None  # a state-wide report: for those who cover the state
     period_start: Day

@@ -19,7 +19,7 @@ from ..api.users import UserCreate
 from ..errors import CloudError, NotFound
 from ..services import users
 from ..services.auth import ROLES
-from ..services.scoped import BOARDS, REPORTS, USERS, get_row, list_rows
+from ..services.scoped import BOARDS, REPORT_FORMATS, REPORTS, USERS, get_row, list_rows
 from .web import (
     csv_download,
     int_or_none,
@@ -72,6 +72,16 @@ async def reports_page(request: Request) -> Response:
             limit=200,
             offset=0,
         )
+        formats, _ = await list_rows(
+            conn,
+            principal,
+            REPORT_FORMATS,
+            filters={},
+            sort="name",
+            descending=False,
+            limit=500,
+            offset=0,
+        )
         zone = await viewer_zone(conn, principal)
     today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     return render(
@@ -82,6 +92,8 @@ async def reports_page(request: Request) -> Response:
         title=words(request)("nav.reports"),
         reports=rows,
         boards=boards,
+        formats=formats,
+        format_names={f["id"]: f["name"] for f in formats},
         zone=zone,
         start=today.replace(day=1).isoformat(),
         end=(today + timedelta(days=1)).isoformat(),

@@ -22,6 +22,7 @@ KINDS = (
     "email_changed",
     "notification",
     "alert_digest",
+    "report_link",
 )
 
 

@@ -1,12 +1,15 @@
 """What each report kind contains, for a set of boards and a period [start, end) of local days.
 
 - consumption: energy per meter per day (or month), from register deltas (each delta counted in
-  the local day its interval ends in), with the consumer's account;
-- billing_summary: invoices of periods starting in the range, by status (count, billed, due,
-  paid), and the payments received in the range (revenue);
-- alerts: alerts opened in the range by kind, severity and state;
+  the local day its interval ends in), with the consumer's account, name and category and the
+  meter's gateway;
+- billing_summary: invoices of periods starting in the range, by status and consumer category
+  (count, billed, due, paid), and the payments received in the range (revenue);
+- alerts: alerts opened in the range by kind, severity, state, gateway and local day;
 - fleet_health: every gateway (last seen, backlog, clock, version, meters it serves, meters
   with data missing).
+
+Each gives every column of its kind (`layouts.KINDS`); the report's layout picks and folds them.
 """
 
 from __future__ import annotations
@@ -41,19 +44,30 @@ async def consumption(
               AND r.quality IN ('ok', 'estimated')
               AND r.ts > bounds.lo - interval '2 days' AND r.ts <= bounds.hi
         )
-        SELECT b.code AS board, c.account_no, m.external_id AS meter,
+        SELECT b.code AS board, c.account_no, c.name AS consumer, c.category,
+               m.external_id AS meter, g.gateway_code AS gateway,
                date_trunc(%(unit)s, (reads.ts - interval '1 microsecond') AT TIME ZONE %(tz)s)::date
                    AS period,
                round(sum(greatest(reads.delta, 0))::numeric, 3) AS energy_kwh
         FROM reads JOIN meters m ON m.id = reads.meter_id JOIN boards b ON b.id = m.board_id
-        LEFT JOIN consumers c ON c.id = m.consumer_id, bounds
+        LEFT JOIN consumers c ON c.id = m.consumer_id
+        LEFT JOIN gateways g ON g.id = m.gateway_id, bounds
         WHERE reads.delta IS NOT NULL AND reads.ts > bounds.lo
-        GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 3
+        GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 7, 1, 5
         """,
         {"boards": boards, "start": start, "end": end, "tz": time_zone, "unit": unit},
     )
     rows = await cursor.fetchall()
-    columns = ["board", "account_no", "meter", "period", "energy_kwh"]
+    columns = [
+        "board",
+        "account_no",
+        "consumer",
+        "category",
+        "meter",
+        "gateway",
+        "period",
+        "energy_kwh",
+    ]
     totals: dict[str, Decimal] = {}
     for row in rows:
         key = row["period"].isoformat()
@@ -71,9 +85,10 @@ async def billing_summary(
     conn: AsyncConnection, boards: list[int], start: date, end: date
 ) -> ReportData:
     cursor = await conn.execute(
-        "SELECT status, count(*) AS invoices, sum(total) AS billed, sum(amount_due) AS due,"
-        " sum(paid) AS paid FROM invoices WHERE board_id = ANY(%s)"
-        " AND period_start >= %s AND period_start < %s GROUP BY status ORDER BY status",
+        "SELECT i.status, c.category, count(*) AS invoices, sum(i.total) AS billed,"
+        " sum(i.amount_due) AS due, sum(i.paid) AS paid"
+        " FROM invoices i JOIN consumers c ON c.id = i.consumer_id WHERE i.board_id = ANY(%s)"
+        " AND i.period_start >= %s AND i.period_start < %s GROUP BY 1, 2 ORDER BY 1, 2",
         (boards, start, end),
     )
     rows = await cursor.fetchall()
@@ -85,7 +100,10 @@ async def billing_summary(
             (boards, start, end),
         )
     ).fetchone()
-    columns = ["status", "invoices", "billed", "due", "paid"]
+    columns = ["status", "category", "invoices", "billed", "due", "paid"]
+    due: dict[str, Decimal] = {}
+    for row in rows:
+        due[row["status"]] = due.get(row["status"], Decimal(0)) + row["due"]
     return ReportData(
         title=f"Billing summary {start} to {end}",
         columns=columns,
@@ -95,18 +113,25 @@ async def billing_summary(
             "billed": sum((r["billed"] for r in rows), Decimal(0)),
             "revenue": revenue["revenue"],
         },
-        chart=([r["status"] for r in rows], [float(r["due"]) for r in rows], "amount due"),
+        chart=(list(due), [float(v) for v in due.values()], "amount due"),
     )
 
 
-async def alerts(conn: AsyncConnection, boards: list[int], start: date, end: date) -> ReportData:
+async def alerts(
+    conn: AsyncConnection, boards: list[int], start: date, end: date, time_zone: str = "UTC"
+) -> ReportData:
     cursor = await conn.execute(
-        "SELECT kind, severity, state, count(*) AS alerts FROM alerts WHERE board_id = ANY(%s)"
-        " AND opened_at >= %s AND opened_at < %s GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1",
-        (boards, start, end),
+        "SELECT a.kind, a.severity, a.state, g.gateway_code AS gateway,"
+        " (a.opened_at AT TIME ZONE %(tz)s)::date AS day, count(*) AS alerts"
+        " FROM alerts a LEFT JOIN gateways g ON g.id = a.gateway_id"
+        " WHERE a.board_id = ANY(%(boards)s)"
+        " AND a.opened_at >= (%(start)s::date::timestamp AT TIME ZONE %(tz)s)"
+        " AND a.opened_at < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)"
+        " GROUP BY 1, 2, 3, 4, 5 ORDER BY 6 DESC, 1, 5",
+        {"boards": boards, "start": start, "end": end, "tz": time_zone},
     )
     rows = await cursor.fetchall()
-    columns = ["kind", "severity", "state", "alerts"]
+    columns = ["kind", "severity", "state", "gateway", "day", "alerts"]
     by_kind: dict[str, int] = {}
     for row in rows:
         by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["alerts"]

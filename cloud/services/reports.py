@@ -1,5 +1,10 @@
 """Reports as jobs: asked for (audited), generated in the background into the storage backend,
-listed, downloaded and deleted — each inside the asker's scope."""
+listed, downloaded and deleted — each inside the asker's scope.
+
+A report asked for with one of its board's formats (`services/report_formats.py`) keeps the
+format's layout as it stood then (`reports.layout`) and takes its kind and file type; one asked
+for without gets its kind's default layout. Scheduled reports (`services/report_schedules.py`)
+are made by the same `generate`."""
 
 from __future__ import annotations
 
@@ -9,15 +14,17 @@ from typing import Any
 
 import structlog
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ..access import Principal, resolve_in_scope
 from ..errors import Conflict, InvalidInput
-from ..reports import builders
+from ..reports import builders, layouts
 from ..reports.formats import WRITERS
 from ..reports.storage import ReportStorage
 from . import audit, notifications
-from .scoped import BOARDS, REPORTS, actor, get_row
+from .report_formats import layout_of
+from .scoped import BOARDS, REPORT_FORMATS, REPORTS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MAX_SPAN_DAYS = 400
@@ -27,14 +34,17 @@ async def request(
     conn: AsyncConnection,
     principal: Principal,
     *,
-    kind: str,
-    format: str,
+    kind: str | None,
+    format: str | None,
     board_id: int | None,
     state_id: int | None,
     period_start: date,
     period_end: date,
     granularity: str,
+    format_id: int | None = None,
 ) -> dict[str, Any]:
+    """Queue a report (audited). With `format_id` (a format of the report's board) the report
+    follows the format: its kind and file type unless given (and then they must agree)."""
     if (board_id is None) == (state_id is None):
         raise InvalidInput("give board_id or state_id (one of them)", errors=[("board_id", "")])
     if period_end <= period_start or (period_end - period_start).days > MAX_SPAN_DAYS:
@@ -47,18 +57,43 @@ async def request(
             await get_row(conn, principal, BOARDS, board_id)
         else:  # a state-wide report is for those whose scope covers the whole state
             await resolve_in_scope(conn, principal, {"whole_state": [state_id or 0]})
+        layout = None
+        if format_id is not None:
+            chosen = await get_row(conn, principal, REPORT_FORMATS, format_id)
+            if chosen["board_id"] != board_id:
+                raise InvalidInput(
+                    f"report format {format_id} belongs to another board: a format is its"
+                    " board's, for that board's reports",
+                    errors=[("format_id", str(format_id))],
+                )
+            for field, given, own in (
+                ("kind", kind, chosen["kind"]),
+                ("format", format, chosen["file_type"]),
+            ):
+                if given is not None and given != own:
+                    raise InvalidInput(
+                        f"{field} {given!r} disagrees with report format {chosen['name']!r}"
+                        f" ({own!r}); leave it out to follow the format",
+                        errors=[(field, given)],
+                    )
+            kind, format, layout = chosen["kind"], chosen["file_type"], layout_of(chosen)
+        if kind is None:
+            raise InvalidInput("give the report's kind, or a format", errors=[("kind", "")])
         cursor = await conn.execute(
             "INSERT INTO reports (board_id, state_id, kind, format, granularity, period_start,"
-            " period_end, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            " period_end, created_by, format_id, layout)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 board_id,
                 state_id,
                 kind,
-                format,
+                format or "csv",
                 granularity,
                 period_start,
                 period_end,
                 actor(principal),
+                format_id,
+                Jsonb(layout) if layout else None,
             ),
         )
         report = await get_row(conn, principal, REPORTS, (await cursor.fetchone())["id"])
@@ -90,6 +125,8 @@ async def generate(
             if report is None:
                 return
             data = await _build(conn, report)
+            layout = report["layout"] or layouts.default_layout(report["kind"])
+            data = layouts.apply(data, report["kind"], layout)
             body = await asyncio.to_thread(WRITERS[report["format"]], data)
             key = f"r{report_id}/{report['kind']}-{report['period_start']}.{report['format']}"
             await asyncio.to_thread(storage.put, key, body)
@@ -148,13 +185,13 @@ async def _build(conn: AsyncConnection, report: dict[str, Any]) -> builders.Repo
     boards = await cursor.fetchall()
     ids = [b["id"] for b in boards]
     start, end = report["period_start"], report["period_end"]
+    tz = boards[0]["time_zone"] if boards else "UTC"
     if report["kind"] == "consumption":
-        tz = boards[0]["time_zone"] if boards else "UTC"
         return await builders.consumption(conn, ids, start, end, tz, report["granularity"])
     if report["kind"] == "billing_summary":
         return await builders.billing_summary(conn, ids, start, end)
     if report["kind"] == "alerts":
-        return await builders.alerts(conn, ids, start, end)
+        return await builders.alerts(conn, ids, start, end, tz)
     return await builders.fleet_health(conn, ids)
 
 

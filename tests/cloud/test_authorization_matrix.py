@@ -111,6 +111,22 @@ def urdb_version() -> dict:
     return urdb.to_urdb(TariffSpec.model_validate(FLAT_TARIFF))
 
 
+REPORT_FORMAT = {
+    "kind": "consumption",
+    "file_type": "csv",
+    "columns": [{"column": "period", "label": "Day"}, {"column": "energy_kwh"}],
+    "group_by": "week",
+}
+REPORT_SCHEDULE = {
+    "kind": "alerts",
+    "file_type": "csv",
+    "cadence": "weekly",
+    "weekday": 4,
+    "at_time": "18:30",
+    "emails": ["finance@example.org"],
+}
+
+
 E = Expect
 EXPECTATIONS: dict[tuple[str, str], Expect] = {
     # alerts
@@ -487,6 +503,73 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("DELETE", "/api/v1/reports/{report_id}"): E(
         P.REPORT_GENERATE, "report", "report_delete", by_id("report_delete", "report_id"), ok=204
     ),
+    # report formats and schedules (their own tests: test_report_formats, test_report_schedules)
+    ("GET", "/api/v1/report-columns"): E(P.REPORT_READ),
+    ("GET", "/api/v1/boards/{board_id}/report-formats"): E(
+        P.REPORT_READ, "board", "board", by_id("board")
+    ),
+    ("POST", "/api/v1/boards/{board_id}/report-formats"): E(
+        P.REPORT_GENERATE,
+        "board",
+        "board",
+        lambda w, s: Req(
+            path={"board_id": s.board.id},
+            json={**REPORT_FORMAT, "name": unique("matrix format")},
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/report-formats/{format_id}"): E(
+        P.REPORT_READ, "report_format", "report_format", by_id("report_format", "format_id")
+    ),
+    ("PUT", "/api/v1/report-formats/{format_id}"): E(
+        P.REPORT_GENERATE,
+        "report_format",
+        "report_format",
+        by_id("report_format", "format_id", json={**REPORT_FORMAT, "name": "Matrix put"}),
+    ),
+    ("DELETE", "/api/v1/report-formats/{format_id}"): E(
+        P.REPORT_GENERATE,
+        "report_format",
+        "report_format_delete",
+        by_id("report_format_delete", "format_id"),
+        ok=204,
+    ),
+    ("GET", "/api/v1/boards/{board_id}/report-schedules"): E(
+        P.REPORT_READ, "board", "board", by_id("board")
+    ),
+    ("POST", "/api/v1/boards/{board_id}/report-schedules"): E(
+        P.REPORT_GENERATE,
+        "board",
+        "board",
+        lambda w, s: Req(
+            path={"board_id": s.board.id},
+            json={**REPORT_SCHEDULE, "name": unique("matrix"), "user_ids": [s.user.id]},
+        ),
+        ok=201,
+    ),
+    ("GET", "/api/v1/report-schedules/{schedule_id}"): E(
+        P.REPORT_READ,
+        "report_schedule",
+        "report_schedule",
+        by_id("report_schedule", "schedule_id"),
+    ),
+    ("PUT", "/api/v1/report-schedules/{schedule_id}"): E(
+        P.REPORT_GENERATE,
+        "report_schedule",
+        "report_schedule",
+        lambda w, s: Req(
+            path={"schedule_id": s.report_schedule.id},
+            json={**REPORT_SCHEDULE, "name": "Matrix put", "user_ids": [s.user.id]},
+        ),
+    ),
+    ("DELETE", "/api/v1/report-schedules/{schedule_id}"): E(
+        P.REPORT_GENERATE,
+        "report_schedule",
+        "report_schedule_delete",
+        by_id("report_schedule_delete", "schedule_id"),
+        ok=204,
+    ),
+    ("GET", "/api/v1/report-links/{token}"): E(PUBLIC),
     # tariffs
     ("GET", "/api/v1/tariffs"): E(
         P.BILLING_READ, "board", "board", lambda w, s: Req(query={"board_id": s.board.id})
@@ -953,6 +1036,7 @@ PUBLIC_CALLS: dict[tuple[str, str], tuple[Req, int]] = {
         422,
     ),
     ("POST", "/api/v1/users/me/email/confirm"): (Req(json={"token": "x" * 43}), 422),
+    ("GET", "/api/v1/report-links/{token}"): (Req(path={"token": "x" * 43}), 404),
 }
 
 
@@ -1018,6 +1102,8 @@ TABLES_BY_BOARD = (
     "tariff_overrides",
     "alerts",
     "reports",
+    "report_formats",
+    "report_schedules",
     "holidays",
     "billing_cycles",
     "billing_cycle_runs",

@@ -388,6 +388,33 @@ async def _board_objects(
                 board_id=board,
             )
         )
+    for name in ("report_format", "report_format_delete"):
+        o[name] = at(
+            await b.insert(
+                "report_formats",
+                board_id=board,
+                name=b.unique("format"),
+                kind="consumption",
+                file_type="csv",
+                columns=json.dumps([{"column": "meter"}, {"column": "energy_kwh"}]),
+                created_by="test",
+            )
+        )
+    for name in ("report_schedule", "report_schedule_delete"):
+        o[name] = at(
+            await b.insert(
+                "report_schedules",
+                board_id=board,
+                name=b.unique("schedule"),
+                kind="alerts",
+                file_type="csv",
+                cadence="weekly",
+                weekday=0,
+                at_time="07:00",
+                user_ids=[o["user"].id],
+                created_by="test",
+            )
+        )
 
 
 async def _support_queries(b: _Builder, o: dict[str, Obj], consumer: int, at: Any) -> None:

@@ -9,6 +9,7 @@ const modules = {
   home: "./portal.js",
   consumer: "./portal.js",
   reports: "./reports.js",
+  "report-formats": "./report_formats.js",
   "api-keys": "./api_keys.js",
 };
 // on a phone the menu starts folded (without scripts it simply stays open)

@@ -5,10 +5,29 @@ export function start() {
   const form = document.getElementById("report-form");
   if (!form) return;
   const status = document.getElementById("report-status");
+  // a format is its board's: offer the chosen board's, and with one chosen it decides the
+  // report's kind and file type
+  const shape = () => {
+    for (const option of form.format_id.options) {
+      option.hidden = option.value !== "" && option.dataset.board !== form.board_id.value;
+    }
+    if (form.format_id.selectedOptions[0]?.hidden) form.format_id.value = "";
+    for (const label of form.querySelectorAll("label.standard")) label.hidden = form.format_id.value !== "";
+  };
+  form.board_id.addEventListener("change", shape);
+  form.format_id.addEventListener("change", shape);
+  shape();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = Object.fromEntries(new FormData(form).entries());
     data.board_id = Number(data.board_id);
+    if (data.format_id) {
+      data.format_id = Number(data.format_id);
+      delete data.kind;
+      delete data.format;
+    } else {
+      delete data.format_id;
+    }
     try {
       let report = await post("/api/v1/reports", data);
       say(status, t("reports.making"));
