@@ -4,12 +4,14 @@ Every saving is the difference between two bills the engine makes: the cycle as 
 (`cloud.billing.forecast`), and the same cycle with one habit changed. So slabs, time-of-day
 periods, overrides, fuel adjustment and taxes all count exactly as they will on the bill, and
 nothing is scaled by a rate picked out by hand. Each recommendation carries its figures and the
-assumption it rests on, so the words people read can state both:
+assumption it rests on, so the words people read can state both. Shifting and standby are
+habits: their figures are for a whole cycle like this one.
 
 - `shift_to_off_peak` (time-of-day tariffs): a fifth of the units used in the dearest period's
   hours — a washing machine, a water heater, a pump — used in the cheapest period's hours instead.
-- `stay_below_slab` (slabs): the units above the boundary of the slab the cycle reaches, when
-  they are at most a fifth of its use, not used.
+- `stay_below_slab` (slabs): the units above the boundary of the slab the cycle reaches, not
+  used — offered only while the cycle is still below that boundary and the cut is at most a
+  quarter of what is still to be used. Its figures are for the rest of this cycle.
 - `cut_standby`: a quarter of the standing load (the least the home draws at night, always on)
   switched off.
 
@@ -35,7 +37,7 @@ from .tariff import EnergyCharge, TariffSpec
 BillOf = Callable[[Decimal, "dict[datetime, Decimal] | None"], Bill]
 
 SHIFT_SHARE = Decimal("0.2")  # of the dearest period's units, movable to the cheapest
-SLAB_REACH = Decimal("0.2")  # the units above a slab's start worth cutting, at most this share
+SLAB_REACH = Decimal("0.25")  # of the units still to be used, the most worth asking to cut
 STANDBY_CUT = Decimal("0.25")  # of the standing load, switched off
 NIGHT_HOURS = range(0, 5)  # local hours whose least draw is the standing load
 STANDBY_NIGHTS = 14
@@ -91,12 +93,14 @@ def recommend(
         if made is not None and made.saving >= MIN_SAVING:
             found.append(made)
     for index, item in enumerate(found):
+        # a habit is per day of the cycle; the slab's cut, per day still to come
+        per = forecast.remaining_days if item.kind == "stay_below_slab" else Decimal(days)
         found[index] = Recommendation(
             item.kind,
             item.category,
             item.saving,
             item.units.quantize(UNITS),
-            (item.units / days).quantize(Decimal("0.01")),
+            (item.units / per).quantize(Decimal("0.01")),
             item.figures,
         )
     return base, sorted(found, key=lambda r: r.saving, reverse=True)
@@ -172,12 +176,13 @@ def _slab(forecast, base, bill_of, spec, tz, holidays, standby, cycle_months):
     scale = spec.limit_scale(months)
     limits = [s.up_to * scale for s in chosen.charge.slabs or [] if s.up_to is not None]
     limits += [s.up_to * scale for s in spec.schedules or [] if s.up_to is not None]
-    below = [limit for limit in limits if limit < units]
+    # only a boundary not yet passed, and within reach of what is still to be used
+    below = [limit for limit in limits if forecast.so_far < limit < units]
     if not below:
         return None
     boundary = max(below)
     over = units - boundary
-    if over > units * SLAB_REACH:
+    if over > (units - forecast.so_far) * SLAB_REACH:
         return None
     after = bill_of(boundary, None)
     return Recommendation(
@@ -186,7 +191,11 @@ def _slab(forecast, base, bill_of, spec, tz, holidays, standby, cycle_months):
         base.total - after.total,
         over,
         Decimal(0),
-        {"boundary": boundary.quantize(Decimal("0.01")), "expected": units},
+        {
+            "boundary": boundary.quantize(Decimal("0.01")),
+            "expected": units,
+            "remaining_days": forecast.remaining_days,
+        },
     )
 
 

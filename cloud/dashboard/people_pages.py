@@ -1,8 +1,8 @@
 """Pages about people: a consumer's page — which is the consumer portal's home when the viewer is
-that consumer (this month so far and the bill it is heading for, daily use against last month
-and last year, their tariff explained, bills with PDFs, payments, open alerts) and the staff's
-view of a consumer — and the alerts page (filters, what each alert is about in words,
-acknowledge and resolve, live)."""
+that consumer (this period so far, the bill it is heading for with its range, costed ways to
+pay less, daily use against last month and last year, their tariff explained, bills with PDFs,
+payments, open alerts) and the staff's view of a consumer — and the alerts page (filters, what
+each alert is about in words, acknowledge and resolve, live)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ from ..access import Permission, allowed
 from ..api.deps import CSRF_COOKIE
 from ..api.fleet import ConsumerUpdate
 from ..errors import CloudError, InvalidInput, NotFound
-from ..services import analytics, consumers, deliveries, estimates, invoices, listings, tariffs
+from ..services import (
+    analytics,
+    consumers,
+    deliveries,
+    estimates,
+    insights,
+    invoices,
+    listings,
+    tariffs,
+)
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
 from .delivery_words import delivery_line
 from .web import int_or_none, listing, not_allowed, not_found, render, script_json, viewer, words
@@ -89,11 +98,12 @@ async def _consumer(
             limit=50,
             offset=0,
         )
-        estimate = tariff = usage = None
+        estimate = tariff = usage = forecast = advice = None
         notes: list[str] = []
         if can_bills and section != "bills":
             try:
                 estimate = await estimates.estimate(conn, principal, consumer["id"])
+                forecast, advice = await insights.both(conn, principal, consumer["id"])
             except InvalidInput as exc:
                 notes.append(str(exc))
             try:
@@ -141,6 +151,8 @@ async def _consumer(
         contact_error=context_error,
         meters=meter_rows,
         estimate=estimate,
+        forecast=forecast,
+        advice=advice,
         tariff=tariff,
         usage=usage,
         notes=notes,

@@ -150,11 +150,31 @@ async def forecast(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """The current billing period's forecast bill, with its range and what it rests on."""
+    return _forecast_of(await _cycle(conn, principal, consumer_id, now or datetime.now(UTC)))
+
+
+async def recommendations(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Ways to pay less this billing period, each with the saving the engine prices."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    return _recommendations_of(cycle)
+
+
+async def both(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The forecast and the recommendations from one reading of the consumer's registers (the
+    portal shows them together)."""
+    cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    return _forecast_of(cycle), _recommendations_of(cycle)
+
+
+def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
     units = cycle.units
     expected, low, high = cycle.bill(units.expected), cycle.bill(units.low), cycle.bill(units.high)
     return {
-        "consumer_id": consumer_id,
+        "consumer_id": cycle.consumer["id"],
         "period_start": units.cycle_start,
         "period_end": units.cycle_end,
         "last_day": units.cycle_end - timedelta(days=1),
@@ -176,11 +196,7 @@ async def forecast(
     }
 
 
-async def recommendations(
-    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """Ways to pay less this billing period, each with the saving the engine prices."""
-    cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+def _recommendations_of(cycle: _Cycle) -> dict[str, Any]:
     standby = recommending.standby_kw(cycle.by_hour, cycle.tz, cycle.units.as_of)
     base, found = recommending.recommend(
         cycle.units,
@@ -192,7 +208,7 @@ async def recommendations(
         cycle_months=cycle.cycle_months,
     )
     return {
-        "consumer_id": consumer_id,
+        "consumer_id": cycle.consumer["id"],
         "period_start": cycle.units.cycle_start,
         "period_end": cycle.units.cycle_end,
         "time_zone": str(cycle.tz),

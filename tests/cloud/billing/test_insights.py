@@ -31,7 +31,7 @@ SLABS = {
             "mode": "telescopic",
             "slabs": [
                 {"up_to": 200, "rate": "4.00"},
-                {"up_to": 400, "rate": "6.00"},
+                {"up_to": 420, "rate": "6.00"},
                 {"rate": "8.00"},
             ],
         }
@@ -67,11 +67,11 @@ def days(first: date, end: date) -> list[date]:
 
 
 def telescopic(units: D) -> D:
-    """The SLABS tariff by hand: 200 at 4.00, the next 200 at 6.00, the rest at 8.00."""
+    """The SLABS tariff by hand: 200 at 4.00, the next 220 at 6.00, the rest at 8.00."""
     return (
         min(units, D(200)) * 4
-        + max(min(units, D(400)) - 200, D(0)) * 6
-        + max(units - 400, D(0)) * 8
+        + max(min(units, D(420)) - 200, D(0)) * 6
+        + max(units - 420, D(0)) * 8
     ).quantize(D("0.01"))
 
 
@@ -88,13 +88,12 @@ def hourly_reads(first: date, until: datetime) -> list[tuple[datetime, float]]:
     return reads
 
 
-async def consumer(cloud: Cloud, board: Board, category: str = "domestic") -> int:
+async def consumer(cloud: Cloud, board: Board, until: datetime = AS_OF) -> int:
     tag = uuid.uuid4().hex[:8]
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
-            "INSERT INTO consumers (board_id, account_no, name, category) VALUES (%s, %s, 'C', %s)"
-            " RETURNING id",
-            (board.id, f"AC-{tag}", category),
+            "INSERT INTO consumers (board_id, account_no, name) VALUES (%s, %s, 'C') RETURNING id",
+            (board.id, f"AC-{tag}"),
         )
         consumer_id = (await cursor.fetchone())["id"]
         cursor = await conn.execute(
@@ -104,7 +103,7 @@ async def consumer(cloud: Cloud, board: Board, category: str = "domestic") -> in
         )
         meter = (await cursor.fetchone())["id"]
         await conn.commit()
-    await add_reads(cloud, meter, hourly_reads(date(2026, 10, 1), AS_OF))
+    await add_reads(cloud, meter, hourly_reads(date(2026, 10, 1), until))
     return consumer_id
 
 
@@ -133,11 +132,11 @@ async def test_the_forecast_counts_weekdays_and_weekends_and_prices_by_slabs(
     assert D(body["remaining_days"]) == 15
     assert body["history_days"] == 28
     assert D(body["expected"]["units"]) == expected
-    # priced by the slabs: 200 x 4 + 200 x 6 + 68 x 8, not the bill so far doubled
-    assert D(body["expected"]["total"]) == telescopic(D(expected)) == D("2544.00")
+    # priced by the slabs: 200 x 4 + 220 x 6 + 48 x 8, not the bill so far doubled
+    assert D(body["expected"]["total"]) == telescopic(D(expected)) == D("2504.00")
     assert D(body["expected"]["total"]) != telescopic(so_far) * 2
     # every day of the history was its kind's mean: no spread, no range
-    assert D(body["low"]["total"]) == D(body["high"]["total"]) == D("2544.00")
+    assert D(body["low"]["total"]) == D(body["high"]["total"]) == D("2504.00")
     # the linear estimate goes by the rate so far (15 days, three weekends in them)
     estimate = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/estimate")
     assert D(estimate["projected_units"]) == so_far / 15 * 30
@@ -167,7 +166,8 @@ async def test_the_forecast_follows_the_boards_billing_cycle(cloud: Cloud, here:
 
 async def test_recommendations_save_what_hand_arithmetic_says(cloud: Cloud, here: Board) -> None:
     await tariff(cloud, here, [SLABS])
-    consumer_id = await consumer(cloud, here)
+    late = datetime(2026, 11, 26, tzinfo=IST)
+    consumer_id = await consumer(cloud, here, until=late)  # reads after AS_OF stay unseen
     body = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/recommendations")
     expected = sum(daily(d) for d in days(date(2026, 11, 1), date(2026, 12, 1)))
     # the standing load, by SQL over the readings: each of the last 14 nights' least hourly
@@ -175,12 +175,13 @@ async def test_recommendations_save_what_hand_arithmetic_says(cloud: Cloud, here
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "WITH d AS (SELECT r.ts, r.value - lag(r.value) OVER (ORDER BY r.ts) AS kwh"
-            " FROM readings r JOIN meters m ON m.id = r.meter_id WHERE m.consumer_id = %s)"
+            " FROM readings r JOIN meters m ON m.id = r.meter_id WHERE m.consumer_id = %s"
+            " AND r.ts <= %s)"
             " SELECT ((ts - interval '1 hour') AT TIME ZONE 'Asia/Kolkata')::date AS night,"
             " min(kwh) AS least FROM d WHERE kwh IS NOT NULL AND extract(hour FROM"
             " (ts - interval '1 hour') AT TIME ZONE 'Asia/Kolkata') < 5 GROUP BY 1"
             " ORDER BY 1 DESC LIMIT 14",
-            (consumer_id,),
+            (consumer_id, AS_OF),
         )
         nights = [D(str(round(row["least"], 6))) for row in await cursor.fetchall()]
     standby = statistics.median(nights)
@@ -189,15 +190,24 @@ async def test_recommendations_save_what_hand_arithmetic_says(cloud: Cloud, here
     found = {item["kind"]: item for item in body["items"]}
     assert set(found) == {"stay_below_slab", "cut_standby"}  # no time of day: nothing to shift
     slab = found["stay_below_slab"]
-    assert D(slab["boundary"]) == 400
-    assert D(slab["units"]) == expected - 400 == 68
-    assert D(slab["saving"]) == 68 * D("8.00")  # the units above 400, at the top slab's rate
+    so_far = sum(daily(d) for d in days(date(2026, 11, 1), date(2026, 11, 16)))  # 240
+    assert so_far < 420  # not passed yet
+    assert expected - 420 <= (expected - so_far) / 4  # within reach of the 228 still to come
+    assert D(slab["boundary"]) == 420
+    assert D(slab["units"]) == expected - 420 == 48
+    assert D(slab["units_per_day"]) == D("3.20")  # over the 15 days left
+    assert D(slab["saving"]) == 48 * D("8.00")  # the units above 420, at the top slab's rate
     standby_cut = found["cut_standby"]
     cut = standby * D("0.25") * 30 * 24  # a quarter of it, every hour of November
     assert D(standby_cut["units"]) == cut == 90
     assert D(standby_cut["saving"]) == telescopic(D(expected)) - telescopic(expected - cut)
-    assert D(standby_cut["saving"]) == D("676.00")
+    assert D(standby_cut["saving"]) == D("636.00")
     assert [item["kind"] for item in body["items"]] == ["cut_standby", "stay_below_slab"]
+    # ten days on, 384 used and 84 to come: 48 fewer is more than a quarter of what is left,
+    # out of reach, and not offered
+    later = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/recommendations", late)
+    assert D(later["forecast"]["units"]) == expected
+    assert [item["kind"] for item in later["items"]] == ["cut_standby"]
 
 
 async def test_a_time_of_day_tariff_recommends_shifting_from_peak(
