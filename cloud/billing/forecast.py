@@ -117,16 +117,12 @@ def forecast_units(
         of_kind = [values[d] for d in recent if kinds[d] == rest]
         means[rest] = sum(of_kind) / len(of_kind) if len(of_kind) >= 2 else mean_all
     shares = _hour_shares(by_hour, recent, kinds, tz)
-    expected_hours: dict[datetime, float] = {}
-    per_day: dict[date, float] = {}
+    expected_hours: dict[datetime, Decimal] = {}
     for hour, fraction in hours_left:
         local = hour.astimezone(tz)
-        day = local.date()
-        rest = _rest_day(day, holidays)
-        if day not in per_day:
-            per_day[day] = means[rest]
-        expected_hours[hour] = per_day[day] * shares[rest][local.hour] * fraction
-    remaining = sum(expected_hours.values())
+        rest = _rest_day(local.date(), holidays)
+        expected_hours[hour] = Decimal(repr(means[rest] * shares[rest][local.hour] * fraction))
+    remaining = sum(expected_hours.values(), Decimal(0))
     # the range: the deviations of the window's days from their kind's mean
     residuals = [values[d] - means[kinds[d]] for d in recent]
     spread = math.sqrt(sum(r * r for r in residuals) / max(len(residuals) - 2, 1))
@@ -136,7 +132,7 @@ def forecast_units(
     streaks = (1 + rho) / (1 - rho)
     variance = spread**2 * streaks * (n + n * n / len(recent))
     half = Z_80 * math.sqrt(variance)
-    expected = so_far + _units(remaining)
+    expected = so_far + remaining.quantize(UNITS)
     return UnitsForecast(
         cycle_start=cycle_start,
         cycle_end=cycle_end,
@@ -149,7 +145,7 @@ def forecast_units(
         expected=expected,
         low=max(so_far, expected - _units(half)),
         high=expected + _units(half),
-        by_hour={**measured, **{h: _units(e) for h, e in expected_hours.items()}},
+        by_hour={**measured, **expected_hours},
     )
 
 
