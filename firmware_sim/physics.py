@@ -60,6 +60,15 @@ class LoadShape:
     nominal_v: float = 230.0
     nominal_hz: float = 50.0
     utc_offset_h: float = 5.5  # local time of the daily shape (India by default)
+    # How a household's days differ (all 0 by default: every day alike but for the appliances'
+    # draws). `day_to_day`: the spread (standard deviation, a fraction) of a day's use above the
+    # standing load — guests, cooking, washing — part of it shared by the days of one week;
+    # `away_chance`: the chance that a week holds a spell of 2-5 days away, at the standing load
+    # only; `seasonal`: the amplitude of the year's swing of that use (cooling), highest in
+    # mid-May and lowest in mid-November.
+    day_to_day: float = 0.0
+    away_chance: float = 0.0
+    seasonal: float = 0.0
 
 
 @dataclass
@@ -122,6 +131,7 @@ class MeterPhysics:
         self._clock_offset_s = 0.0
         self._drift_since_s = self.start_s
         self._frozen: dict[str, float] | None = None
+        self._habits: dict[int, float] = {}  # local day -> its factor (a pure function of it)
         self.captures: deque[MeterState] = deque(maxlen=CAPTURE_DEPTH)
         # demand: energy at the start of the running period (None until a whole period has begun)
         self._period_start: dict[str, float] | None = None
@@ -140,12 +150,17 @@ class MeterPhysics:
         weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
         evening = math.exp(-(((local_h - 20.0) / 2.2) ** 2))
         morning = math.exp(-(((local_h - 8.0) / 1.6) ** 2))
-        load = shape.base_kw + shape.peak_kw * (0.65 * evening + 0.35 * morning)
+        habits = 1.0
+        if self._varies:
+            if day not in self._habits:
+                self._habits[day] = self._day_factor(day)
+            habits = self._habits[day]
+        load = shape.base_kw + shape.peak_kw * (0.65 * evening + 0.35 * morning) * habits
         if weekend:
             load *= 1.15
         block = int(t // 900)
         if _unit_interval(seed, 1, block) < 0.3:
-            load += shape.appliance_kw * (0.5 + _unit_interval(seed, 2, block))
+            load += shape.appliance_kw * (0.5 + _unit_interval(seed, 2, block)) * habits
         load *= 1.0 + 0.06 * (_unit_interval(seed, 3, slot) - 0.5)
         solar = 0.0
         if shape.solar_kwp > 0 and 6.0 < local_h < 18.0:
@@ -157,6 +172,29 @@ class MeterPhysics:
         pf = 0.90 + 0.08 * _unit_interval(seed, 5, block)
         hz = shape.nominal_hz + 0.08 * (_unit_interval(seed, 6, slot) - 0.5)
         return net, pf, hz
+
+    @property
+    def _varies(self) -> bool:
+        shape = self.shape
+        return bool(shape.day_to_day or shape.away_chance or shape.seasonal)
+
+    def _day_factor(self, day: int) -> float:
+        """What multiplies the use above the standing load on local day `day` (days since
+        1970-01-01): the season, the week's and the day's habits, or 0 while away."""
+        shape, seed = self.shape, self.seed
+        week = (day + 3) // 7  # weeks start on Mondays
+        for spell_week in (week, week - 1):  # a spell may run on into the next week
+            if _unit_interval(seed, 13, spell_week) < shape.away_chance:
+                first = spell_week * 7 - 3 + int(7 * _unit_interval(seed, 14, spell_week))
+                if first <= day < first + 2 + int(4 * _unit_interval(seed, 15, spell_week)):
+                    return 0.0
+        # the sum of two uniform draws less 1 has a standard deviation of 1/sqrt(6)
+        spread = math.sqrt(6.0)
+        daily = (_unit_interval(seed, 10, day) + _unit_interval(seed, 11, day) - 1.0) * spread
+        weekly = (_unit_interval(seed, 12, week) + _unit_interval(seed, 16, week) - 1.0) * spread
+        habits = 1.0 + shape.day_to_day * (0.8 * daily + 0.6 * weekly)
+        season = 1.0 + shape.seasonal * math.cos(2 * math.pi * ((day - 135) % 365.25) / 365.25)
+        return max(habits, 0.1) * season
 
     def _phase_shares(self) -> list[float]:
         shares = list(self._split)

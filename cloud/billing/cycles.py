@@ -48,6 +48,13 @@ def closed_period(cycle_day: int, cycle: Cycle, today: date) -> Period:
     return Period(_shift(end, -months), end, Decimal(months))
 
 
+def current_period(cycle_day: int, cycle: Cycle, today: date) -> Period:
+    """The period of the cycle that holds `today` (a local date): it closes after today."""
+    closed = closed_period(cycle_day, cycle, today)
+    months = MONTHS[cycle]
+    return Period(closed.end, _shift(closed.end, months), Decimal(months))
+
+
 def next_close(cycle_day: int, cycle: Cycle, today: date) -> date:
     """The day the cycle's next period closes (after today): the day its run starts."""
     return _shift(closed_period(cycle_day, cycle, today).end, MONTHS[cycle])

@@ -1,8 +1,8 @@
 """Pages about people: a consumer's page — which is the consumer portal's home when the viewer is
-that consumer (this month so far and the bill it is heading for, daily use against last month
-and last year, their tariff explained, bills with PDFs, payments, open alerts) and the staff's
-view of a consumer — and the alerts page (filters, what each alert is about in words,
-acknowledge and resolve, live)."""
+that consumer (this period so far, the bill it is heading for with its range, costed ways to
+pay less, daily use against last month and last year, their tariff explained, bills with PDFs,
+payments, open alerts) and the staff's view of a consumer — and the alerts page (filters, what
+each alert is about in words, acknowledge and resolve, live)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..services import (
     deliveries,
     energy_balance,
     estimates,
+    insights,
     invoices,
     listings,
     tariffs,
@@ -99,11 +100,12 @@ async def _consumer(
             limit=50,
             offset=0,
         )
-        estimate = tariff = usage = None
+        estimate = tariff = usage = forecast = advice = None
         notes: list[str] = []
         if can_bills and section != "bills":
             try:
                 estimate = await estimates.estimate(conn, principal, consumer["id"])
+                forecast, advice = await insights.both(conn, principal, consumer["id"])
             except InvalidInput as exc:
                 notes.append(str(exc))
             try:
@@ -163,6 +165,8 @@ async def _consumer(
         contact_error=context_error,
         meters=meter_rows,
         estimate=estimate,
+        forecast=forecast,
+        advice=advice,
         tariff=tariff,
         usage=usage,
         balance=balance,

@@ -1,5 +1,6 @@
 """What a consumer has used so far in the current cycle, from the registers: one definition, so
-the projected bill and the tariff's "you are here" never disagree.
+the projected bill, the forecast and the tariff's "you are here" never disagree — and which
+period that cycle is (`period_holding`).
 
 For each of the consumer's meters (not replaced): the last read at or before the cycle's start,
 and the first and last read since, up to now; the span from the start to the latest read.
@@ -7,13 +8,15 @@ and the first and last read since, up to now; the span from the start to the lat
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
+from ..billing.cycles import current_period
+from ..billing.engine import month_of
 
 
 async def spans_so_far(
@@ -59,3 +62,20 @@ async def used_so_far(
     """The consumption since `start`, or None when no meter has been read since."""
     spans = await spans_so_far(conn, consumer_id, quantity, start, now)
     return consumption(spans, tz) if spans else None
+
+
+async def period_holding(
+    conn: AsyncConnection, board_id: int, today: date
+) -> tuple[date, date, Decimal | None]:
+    """The board's billing period that holds `today` (a local date): its cycle's when one is
+    set and enabled — with the months it counts for — else the calendar month (None: measured
+    on the calendar)."""
+    cursor = await conn.execute(
+        "SELECT cycle_day, cycle FROM billing_cycles WHERE board_id = %s AND enabled", (board_id,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        start, end = month_of(today)
+        return start, end, None
+    period = current_period(row["cycle_day"], row["cycle"], today)
+    return period.start, period.end, period.months

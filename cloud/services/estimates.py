@@ -1,10 +1,12 @@
 """What a consumer's current cycle looks like so far, and what its bill is heading for.
 
-The cycle is the calendar month in the board's time zone. Consumption so far runs from the
-register at the cycle's start to the latest read; the projection scales it to the whole month
-at the same daily rate and prices it under the tariff in force (and any temporary override
-of the consumer's category in the cycle). A net-metered consumer's export is projected the same
-way and offsets the projected import with the units its bank holds, as its bill will.
+The cycle is the board's billing period holding today — its cycle's when one is set, else the
+calendar month — in the board's time zone. Consumption so far runs from the register at the
+cycle's start to the latest read; the projection scales it to the whole period at the same
+daily rate and prices it under the tariff in force (and any temporary override of the
+consumer's category in the cycle). A net-metered consumer's export is projected the same way
+and offsets the projected import with the units its bank holds, as its bill will.
+`cloud.services.insights` forecasts it better, from the household's own days.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from psycopg import AsyncConnection
 
 from ..access import Principal
 from ..billing.consumption import Consumption, consumption
-from ..billing.engine import NetInput, compute_bill, local_midnight, month_of
+from ..billing.engine import NetInput, compute_bill, local_midnight
 from ..errors import InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
 from .billing_runs import banks, max_demand
@@ -33,7 +35,9 @@ async def estimate(
     board = await board.fetchone()
     tz = ZoneInfo(board["time_zone"])
     now = now or datetime.now(UTC)
-    cycle_start, cycle_end = month_of(now.astimezone(tz).date())
+    cycle_start, cycle_end, cycle_months = await cycle_reads.period_holding(
+        conn, board["id"], now.astimezone(tz).date()
+    )
     start = local_midnight(cycle_start, tz)
     versions = await tariffs.in_force(
         conn, board["id"], consumer["category"], cycle_start, cycle_end
@@ -75,6 +79,7 @@ async def estimate(
         max_demand_kw=demand,
         overrides=overrides,
         net=net,
+        cycle_months=cycle_months,
     )
     return {
         "consumer_id": consumer_id,

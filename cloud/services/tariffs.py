@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection, errors
 
 from ..access import Principal
-from ..billing.engine import TariffVersion, local_midnight, month_of
+from ..billing.engine import TariffVersion, local_midnight
 from ..billing.tariff import TariffSpec
 from ..errors import Conflict, InvalidInput, NotFound
 from ..formats import local_date
@@ -293,7 +293,9 @@ async def for_consumer(
     )
     tz = ZoneInfo((await cursor.fetchone())["time_zone"])
     today = (now or datetime.now(UTC)).astimezone(tz).date()
-    start, end = month_of(today)
+    # the billing period holding today, as the estimate and the forecast take it
+    start, end, cycle_months = await cycle_reads.period_holding(conn, consumer["board_id"], today)
+    months = cycle_months if cycle_months is not None else Decimal(1)
     cursor = await conn.execute(
         "SELECT t.name FROM tariffs t WHERE t.board_id = %s AND t.category = %s",
         (consumer["board_id"], consumer["category"]),
@@ -308,9 +310,9 @@ async def for_consumer(
         conn, consumer_id, quantity, local_midnight(start, tz), moment, tz
     )
     so_far = round(used.units, 3) if used is not None else Decimal(0)
-    # the schedule this month's use so far falls in, its limits as a month's
-    chosen = version.spec.choose_energy(so_far, Decimal(1))
-    energy, scale = chosen.charge, version.spec.limit_scale(Decimal(1))
+    # the schedule this period's use so far falls in, its limits as the period's
+    chosen = version.spec.choose_energy(so_far, months)
+    energy, scale = chosen.charge, version.spec.limit_scale(months)
     slabs = []
     if energy.slabs:
         lower = Decimal(0)

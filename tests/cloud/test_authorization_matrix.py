@@ -319,6 +319,12 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/consumers/{consumer_id}/estimate"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
+    ("GET", "/api/v1/consumers/{consumer_id}/forecast"): E(
+        P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
+    ("GET", "/api/v1/consumers/{consumer_id}/recommendations"): E(
+        P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
+    ),
     ("GET", "/api/v1/consumers/{consumer_id}/payments"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),

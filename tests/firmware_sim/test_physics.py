@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -183,3 +184,34 @@ def test_apparent_energy_never_falls_below_active_energy() -> None:
     for hours in (0, 1, 24, 24 * 30):
         values = physics.state_at(START + hours * 3600).values
         assert values["9.8.0"] >= values["1.8.0"], hours
+
+
+def _daily_kwh(shape: LoadShape, first_day: int, days: int, seed: int = 21) -> list[float]:
+    """Energy imported on each of `days` IST days from day `first_day` since 1970-01-01."""
+    start = first_day * 86400 - 5.5 * 3600  # IST midnight
+    physics = MeterPhysics(seed=seed, shape=shape, start_s=start, slot_s=900.0)
+    out = []
+    for day in range(1, days + 1):
+        before = physics.registers()["1.8.0"]
+        physics.advance_to(start + day * 86400)
+        out.append(physics.registers()["1.8.0"] - before)
+    return out
+
+
+def test_households_differ_from_day_to_day_only_when_told() -> None:
+    """By default every day is alike but for the appliances; habits, spells away and the season
+    make days differ as a household's do."""
+    day = 20_542  # Mon 30 Mar 2026
+    plain = LoadShape(phases=1)
+    alike = [e for i, e in enumerate(_daily_kwh(plain, day, 35)) if (i % 7) < 5]
+    base_day = plain.base_kw * 24
+    assert statistics.pstdev(alike) / statistics.mean(alike) < 0.1  # the appliances' draws
+    varied = _daily_kwh(LoadShape(phases=1, day_to_day=0.3), day, 35)
+    working = [e for i, e in enumerate(varied) if (i % 7) < 5]
+    assert statistics.pstdev(working) / statistics.mean(working) > 0.1
+    away = _daily_kwh(LoadShape(phases=1, away_chance=1.0), day, 28)
+    # a spell away every week: those days draw the standing load only (noise of ±3 %)
+    assert sum(1 for e in away if e <= base_day * 1.15 * 1.03) >= 2 * 4
+    summer = _daily_kwh(LoadShape(phases=1, seasonal=0.3), day + 46, 14)  # mid-May
+    winter = _daily_kwh(LoadShape(phases=1, seasonal=0.3), day + 230, 14)  # mid-November
+    assert sum(summer) > 1.3 * sum(winter)

@@ -1,0 +1,231 @@
+"""What a consumer's cycle is heading for, and what they could do about it.
+
+`forecast` is the bill the current billing period (the board's cycle when one is set, else the
+calendar month) is heading for: the units used so far, from the registers (the same measure as
+the estimate and the tariff's "you are here"), and the rest expected from the household's own
+last four weeks, weekdays and weekends apart (`cloud.billing.forecast`), priced by the billing
+engine under the versions and overrides in force — with an 80 % range. `recommendations`
+costs what changing one habit would save on that bill (`cloud.billing.recommendations`).
+
+Both read one consumer's register reads for the weeks before (a few thousand rows), never a
+board's; the scope is the consumer's, so a consumer reaches only their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from ..access import Principal
+from ..billing import forecast as forecasting
+from ..billing import recommendations as recommending
+from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
+from ..billing.engine import Bill, TariffVersion, local_midnight
+from ..billing.overrides import TariffOverride
+from ..errors import InvalidInput
+from . import cycle_reads, tariff_overrides, tariffs
+from .billing_runs import max_demand
+from .scoped import CONSUMERS, get_row
+
+HISTORY_DAYS = forecasting.WINDOW_DAYS + 2  # whole days before today, and a read before them
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    consumer: dict[str, Any]
+    board: dict[str, Any]
+    tz: ZoneInfo
+    units: forecasting.UnitsForecast
+    by_hour: dict[datetime, Decimal]  # the reads' hours before the cycle's last read
+    versions: list[TariffVersion]
+    overrides: list[TariffOverride]
+    holidays: set[date]
+    cycle_months: Decimal | None
+    max_demand_kw: Decimal | None
+
+    def bill(self, units: Decimal, hours: dict[datetime, Decimal] | None = None) -> Bill:
+        return forecasting.price_units(
+            self.units,
+            units,
+            hours=hours,
+            versions=self.versions,
+            tz=self.tz,
+            sanctioned_kw=Decimal(self.consumer["sanctioned_load_kw"]),
+            holidays=self.holidays,
+            cycle_months=self.cycle_months,
+            max_demand_kw=self.max_demand_kw,
+            overrides=self.overrides,
+        )
+
+
+async def _cycle(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, now: datetime
+) -> _Cycle:
+    consumer = await get_row(conn, principal, CONSUMERS, consumer_id)  # scope: 404 outside it
+    cursor = await conn.execute("SELECT * FROM boards WHERE id = %s", (consumer["board_id"],))
+    board = await cursor.fetchone()
+    tz = ZoneInfo(board["time_zone"])
+    today = now.astimezone(tz).date()
+    start, end, months = await cycle_reads.period_holding(conn, board["id"], today)
+    category = consumer["category"]
+    versions = await tariffs.in_force(conn, board["id"], category, start, end)
+    overrides = await tariff_overrides.in_force(conn, board["id"], category, start, end, tz)
+    cursor = await conn.execute("SELECT day FROM holidays WHERE board_id = %s", (board["id"],))
+    holidays = {row["day"] for row in await cursor.fetchall()}
+    quantity = "9.8.0" if versions[-1].spec.energy_unit == "kVAh" else "1.8.0"
+    spans = await cycle_reads.spans_so_far(
+        conn, consumer_id, quantity, local_midnight(start, tz), now
+    )
+    if not spans:
+        raise InvalidInput(
+            "no reads yet in this billing period to forecast from",
+            errors=[("consumer_id", str(consumer_id))],
+        )
+    so_far = consumption(spans, tz)
+    as_of = max(span.end for span in spans)
+    history, covered_from = await _hours_before(conn, consumer_id, quantity, as_of, tz)
+    demand = None
+    if any(v.spec.fixed.basis == "higher_of_load_and_demand" for v in versions):
+        kva = quantity == "9.8.0"
+        recorded = await max_demand(conn, {consumer_id: spans}, "9.5.0" if kva else "1.5.0")
+        demand = recorded.get(consumer_id)
+    units = forecasting.forecast_units(
+        by_hour=history,
+        covered_from=covered_from,
+        as_of=as_of,
+        so_far=so_far.units,
+        cycle_start=start,
+        cycle_end=end,
+        tz=tz,
+        holidays=holidays,
+    )
+    return _Cycle(
+        consumer, board, tz, units, history, versions, overrides, holidays, months, demand
+    )
+
+
+async def _hours_before(
+    conn: AsyncConnection, consumer_id: int, quantity: str, as_of: datetime, tz: ZoneInfo
+) -> tuple[dict[datetime, Decimal], datetime]:
+    """The consumer's energy by local hour over the `HISTORY_DAYS` before `as_of` (its meters
+    in service now), and the instant from which every meter's register is known."""
+    since = as_of - timedelta(days=HISTORY_DAYS)
+    cursor = await conn.execute(
+        "SELECT m.id, m.ct_ratio, r.ts, r.value FROM meters m JOIN LATERAL ("
+        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
+        "    AND ts <= %(since)s AND quality IN ('ok', 'estimated') ORDER BY ts DESC LIMIT 1)"
+        "  UNION ALL"
+        "  (SELECT ts, value FROM readings WHERE meter_id = m.id AND quantity = %(q)s"
+        "    AND ts > %(since)s AND ts <= %(as_of)s AND quality IN ('ok', 'estimated'))"
+        ") r ON true WHERE m.consumer_id = %(c)s AND m.replaced_at IS NULL ORDER BY m.id, r.ts",
+        {"q": quantity, "since": since, "as_of": as_of, "c": consumer_id},
+    )
+    reads: dict[int, list[Read]] = {}
+    ratios: dict[int, Decimal] = {}
+    for row in await cursor.fetchall():
+        reads.setdefault(row["id"], []).append(Read(row["ts"], to_decimal(row["value"])))
+        ratios[row["id"]] = Decimal(row["ct_ratio"])
+    spans = [
+        MeterSpan(meter, series, max(series[0].ts, since), series[-1].ts, ratios[meter])
+        for meter, series in reads.items()
+        if len(series) > 1
+    ]
+    if not spans:
+        return {}, as_of
+    used = consumption(spans, tz, hourly=True)
+    covered_from = max(span.start for span in spans)
+    return used.by_hour, covered_from
+
+
+def _bill(bill: Bill) -> dict[str, Any]:
+    return {"total": bill.total, "units": round(bill.units, 3)}
+
+
+async def forecast(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The current billing period's forecast bill, with its range and what it rests on."""
+    return _forecast_of(await _cycle(conn, principal, consumer_id, now or datetime.now(UTC)))
+
+
+async def recommendations(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Ways to pay less this billing period, each with the saving the engine prices."""
+    cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    return _recommendations_of(cycle)
+
+
+async def both(
+    conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The forecast and the recommendations from one reading of the consumer's registers (the
+    portal shows them together)."""
+    cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    return _forecast_of(cycle), _recommendations_of(cycle)
+
+
+def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
+    units = cycle.units
+    expected, low, high = cycle.bill(units.expected), cycle.bill(units.low), cycle.bill(units.high)
+    return {
+        "consumer_id": cycle.consumer["id"],
+        "period_start": units.cycle_start,
+        "period_end": units.cycle_end,
+        "last_day": units.cycle_end - timedelta(days=1),
+        "board_cycle": cycle.cycle_months is not None,
+        "time_zone": str(cycle.tz),
+        "as_of": units.as_of,
+        "currency": cycle.board["currency"],
+        "energy_unit": cycle.versions[-1].spec.energy_unit,
+        "units_so_far": round(units.so_far, 3),
+        "remaining_days": units.remaining_days,
+        "history_days": units.history_days,
+        "weekday_units": units.weekday_units,
+        "rest_day_units": units.rest_day_units,
+        "expected": _bill(expected),
+        "low": _bill(low),
+        "high": _bill(high),
+        "range_pct": 80,
+        "lines": [line.__dict__ for line in expected.lines],
+    }
+
+
+def _recommendations_of(cycle: _Cycle) -> dict[str, Any]:
+    standby = recommending.standby_kw(cycle.by_hour, cycle.tz, cycle.units.as_of)
+    base, found = recommending.recommend(
+        cycle.units,
+        cycle.bill,
+        spec_at_end=cycle.versions[-1].spec,
+        tz=cycle.tz,
+        holidays=cycle.holidays,
+        standby=standby,
+        cycle_months=cycle.cycle_months,
+    )
+    return {
+        "consumer_id": cycle.consumer["id"],
+        "period_start": cycle.units.cycle_start,
+        "period_end": cycle.units.cycle_end,
+        "time_zone": str(cycle.tz),
+        "as_of": cycle.units.as_of,
+        "currency": cycle.board["currency"],
+        "energy_unit": cycle.versions[-1].spec.energy_unit,
+        "forecast": _bill(base),
+        "standby_kw": standby,
+        "items": [
+            {
+                "kind": r.kind,
+                "category": r.category,
+                "saving": r.saving,
+                "units": r.units,
+                "units_per_day": r.units_per_day,
+                **r.figures,
+            }
+            for r in found
+        ],
+    }

@@ -1,0 +1,177 @@
+"""The forecast and the ways to pay less in a real Chromium, at desktop and phone sizes: the
+consumer's home and the staff's page of that consumer say what the API answers — the Rs amount,
+its range, the units, the local times with the zone — in words, with a screenshot of each kept
+in tests/artifacts/web."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from cloud.formats import money, quantity
+from cloud.services import auth
+from tests.cloud.conftest import Cloud
+from tests.cloud.test_web_app import _visit
+from tests.cloud.world import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SLABS = {
+    "energy": {
+        "mode": "telescopic",
+        "slabs": [
+            {"up_to": 200, "rate": "4.00"},
+            {"up_to": 400, "rate": "6.00"},
+            {"rate": "8.00"},
+        ],
+    }
+}
+
+
+def hourly(day: date) -> Decimal:
+    """kWh an hour: 0.5 on working days, 1.0 on weekends, a quarter more every fourth date."""
+    return (Decimal("1.0") if day.weekday() >= 5 else Decimal("0.5")) + (
+        Decimal("0.25") if day.day % 4 == 0 else 0
+    )
+
+
+async def _household(cloud: Cloud, board: str) -> tuple[int, str, str, str]:
+    """A consumer whose every hour of the last five weeks is known (`hourly`), with an online
+    account, and a board admin."""
+    tag = uuid.uuid4().hex[:8]
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute("SELECT id, time_zone FROM boards WHERE code = %s", (board,))
+        row = await cursor.fetchone()
+        board_id, zone = row["id"], row["time_zone"]
+        cursor = await conn.execute(
+            "INSERT INTO tariffs (board_id, category, name) VALUES (%s, 'domestic',"
+            " 'Domestic LT-I') RETURNING id",
+            (board_id,),
+        )
+        tariff_id = (await cursor.fetchone())["id"]
+        await conn.execute(
+            "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
+            " VALUES (%s, '2024-01-01', %s)",
+            (tariff_id, json.dumps(SLABS)),
+        )
+        cursor = await conn.execute(
+            "INSERT INTO consumers (board_id, account_no, name) VALUES (%s, %s, 'Asha Menon')"
+            " RETURNING id",
+            (board_id, f"AC-{tag}"),
+        )
+        consumer = (await cursor.fetchone())["id"]
+        cursor = await conn.execute(
+            "INSERT INTO gateways (board_id, gateway_code, public_key) VALUES (%s, %s, 'k')"
+            " RETURNING id",
+            (board_id, f"gw-{tag}"),
+        )
+        gateway = (await cursor.fetchone())["id"]
+        cursor = await conn.execute(
+            "INSERT INTO meters (board_id, external_id, consumer_id, gateway_id)"
+            " VALUES (%s, %s, %s, %s) RETURNING id",
+            (board_id, f"m-{tag}", consumer, gateway),
+        )
+        meter = (await cursor.fetchone())["id"]
+        tz = ZoneInfo(zone)
+        now = datetime.now(UTC).astimezone(tz)
+        at = datetime.combine((now - timedelta(days=35)).date(), datetime.min.time(), tz)
+        await conn.execute(
+            "SELECT ensure_readings_partition(d::date) FROM generate_series("
+            " date_trunc('month', %s::timestamptz), %s::timestamptz, interval '1 month') d",
+            (at, now),
+        )
+        value = Decimal(1000)
+        rows = []
+        while at <= now:
+            rows.append((meter, "1.8.0", at, float(value), "ok", gateway))
+            value += hourly(at.date())
+            at = (at + timedelta(hours=1)).astimezone(tz)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        consumer_email = f"asha-{tag}@example.in"
+        await auth.create_user(
+            conn,
+            email=consumer_email,
+            password=PASSWORD,
+            role="CONSUMER",
+            actor="test",
+            consumer_id=consumer,
+        )
+        admin_email = f"admin-{tag}@example.in"
+        await auth.create_user(
+            conn,
+            email=admin_email,
+            password=PASSWORD,
+            role="BOARD_ADMIN",
+            actor="test",
+            board_code=board,
+        )
+        await conn.commit()
+    return consumer, zone, consumer_email, admin_email
+
+
+async def _api(served: httpx.AsyncClient, email: str, path: str) -> dict:
+    token = await served.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    response = await served.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_the_forecast_and_ways_to_pay_less_read_in_the_browser(
+    cloud: Cloud, served: httpx.AsyncClient, board: str, browser
+) -> None:
+    consumer, zone, consumer_email, admin_email = await _household(cloud, board)
+    forecast = await _api(served, consumer_email, f"/api/v1/consumers/{consumer}/forecast")
+    advice = await _api(served, consumer_email, f"/api/v1/consumers/{consumer}/recommendations")
+    assert advice["items"], advice  # the standing load at least: 0.5 kW every night
+    # the means of the last 28 whole days by kind, by hand
+    today = datetime.fromisoformat(forecast["as_of"]).astimezone(ZoneInfo(zone)).date()
+    window = [today - timedelta(days=n) for n in range(1, 29)]
+    working = statistics.mean([hourly(d) * 24 for d in window if d.weekday() < 5])
+    weekend = statistics.mean([hourly(d) * 24 for d in window if d.weekday() >= 5])
+    assert Decimal(forecast["low"]["total"]) < Decimal(forecast["high"]["total"])
+    pages = {
+        "consumer": (consumer_email, "/dashboard/home", "Ways to pay less"),
+        "staff": (
+            admin_email,
+            f"/dashboard/consumers/{consumer}",
+            "Ways this consumer could pay less",
+        ),
+    }
+    for who, (email, path, heading) in pages.items():
+        for viewport in ("desktop", "phone"):
+            visit = await _visit(browser, served, viewport)
+            await visit.sign_in(email)
+            await visit.open(path, f"insights-{who}-{viewport}")
+            page = visit.page
+            total = await page.locator("#figure-projected").inner_text()
+            assert total == money(Decimal(forecast["expected"]["total"])), total
+            spread = await page.locator("#forecast-range").inner_text()
+            assert money(Decimal(forecast["low"]["total"])) in spread, spread
+            assert money(Decimal(forecast["high"]["total"])) in spread, spread
+            basis = await page.locator("#forecast-basis").inner_text()
+            assert f"times in {zone}" in basis, basis
+            assert f"{quantity(working, 'kWh')} on a working day" in basis, basis
+            assert f"{quantity(weekend, 'kWh')} on a weekend day" in basis, basis
+            assert f"{Decimal(forecast['expected']['units']):,.1f} kWh" in basis, basis
+            assert heading in await page.locator("h2#save").inner_text()
+            items = page.locator("#advice li")
+            assert await items.count() == len(advice["items"])
+            for index, item in enumerate(advice["items"]):
+                text = await items.nth(index).inner_text()
+                assert money(Decimal(item["saving"])) in text, text
+            standby = page.locator("#advice li.r-cut_standby")
+            least = quantity(Decimal(advice["standby_kw"]), "kW", 2)
+            assert f"The least drawn at night is {least}" in await standby.inner_text()
+            await page.context.close()
