@@ -9,12 +9,29 @@ A write is one transaction with `synchronous=FULL`: when `append` returns, the r
 power cut. A fresh store starts its seq at the wall clock in microseconds, so a store that had
 to be reset (corrupt file, new SD card) never reuses a seq the cloud has already seen.
 
+`append` also takes the small state that the rows came with (the checks' open alerts and
+baselines): state and rows commit together, so a restart finds exactly the state of the last
+events it wrote, never an older one that would raise an alert again or clear one twice.
+
 Disk budget (docs/architecture.md): when the file passes the high-water mark the store first deletes
 acknowledged rows, oldest first; if that is not enough it downsamples the oldest unacknowledged
 instantaneous values (per interval: the minimum and maximum samples kept as read, one more row
 carrying the mean, flagged `estimated`) and keeps only the first read of each interval of a
 cumulative register — the reads at interval boundaries, so energy per interval stays exact.
 Each reduction is itself logged as an event. New rows are always accepted.
+
+One mean row per (meter, quantity, interval), however many passes: a pass reads the rows
+above its watermark (`reduced_through_<interval>`, a seq) a chunk at a time, and merges each
+interval it meets with what earlier passes kept of it (`reduced_buckets`: the rows kept per
+interval, looked up by key, so a chunk boundary or a later pass inside an interval changes the
+one mean row instead of adding a second). `sample_counts` says how many samples a kept row's
+value stands for in the mean: the mean row all of them, the minimum and maximum beside it none
+(they are counted in the mean), any other row one; so a mean merged again, or reduced again at
+a coarser interval, is still the mean of every sample the interval had. A pass at a finer
+interval inside one already reduced at a coarser one merges into the coarser. Rows the cloud
+has acknowledged are never rewritten (a merge takes only unsent rows), and the two tables
+forget acknowledged rows. They are created when missing, so a store of an earlier version opens
+as it is (and that version can still open this one: the schema version does not change).
 """
 
 from __future__ import annotations
@@ -23,11 +40,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -59,6 +76,22 @@ _SCHEMA = [
         details TEXT NOT NULL DEFAULT '{}'
     )""",
     """CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+]
+# what the disk budget keeps of its reductions (see the module's docstring); created if missing
+_REDUCTION_TABLES = [
+    """CREATE TABLE IF NOT EXISTS reduced_buckets (
+        meter_id TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        interval_s INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,         -- ts_us // (interval_s * 1e6)
+        seqs TEXT NOT NULL,              -- JSON list: the rows a reduction kept of the interval
+        last_seq INTEGER NOT NULL,       -- the highest of them: forgotten once acknowledged
+        PRIMARY KEY (meter_id, quantity, interval_s, bucket)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS sample_counts (
+        seq INTEGER PRIMARY KEY,         -- a reading kept by a reduction
+        samples INTEGER NOT NULL         -- samples its value stands for in its interval's mean
+    )""",
 ]
 HIGH_WATER = 0.90  # act above this share of the budget ...
 LOW_WATER = 0.75  # ... until usage is back under this one
@@ -159,6 +192,8 @@ class Store:
                 if result != "ok":
                     raise StoreCorrupt(f"integrity check failed: {result}")
             self._migrate(conn)
+            for statement in _REDUCTION_TABLES:
+                conn.execute(statement)
         except BaseException:
             conn.close()
             raise
@@ -207,9 +242,14 @@ class Store:
         return self._last_seq
 
     def append(
-        self, readings: Sequence[NewReading] = (), events: Sequence[NewEvent] = ()
+        self,
+        readings: Sequence[NewReading] = (),
+        events: Sequence[NewEvent] = (),
+        state: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
-        """Write rows durably in one transaction; returns the first and last seq given."""
+        """Write rows durably in one transaction, with `state` (key -> value, as `put_state`)
+        in the same one: the state the rows were produced with. Returns the first and last seq
+        given."""
         first = self._last_seq + 1
         seq = self._last_seq
         reading_rows = []
@@ -234,7 +274,7 @@ class Store:
                     json.dumps(e.details, default=str),
                 )
             )
-        if seq == self._last_seq:
+        if seq == self._last_seq and not state:
             return first, seq
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -242,6 +282,8 @@ class Store:
             conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", reading_rows)
             conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
+            if state:
+                self._upsert_state(state)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -255,18 +297,22 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def put_state(self, items: dict[str, Any]) -> None:
-        """Small durable state (check baselines, open alerts, meter statistics) by key."""
+        """Small durable state (meter statistics, configuration, commands) by key. State that
+        goes with rows (the checks' baselines and open alerts) goes in with them: `append`."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(
-                "INSERT INTO state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [(k, json.dumps(v, default=str)) for k, v in items.items()],
-            )
+            self._upsert_state(items)
             self._conn.execute("COMMIT")
         except BaseException:
             _rollback(self._conn)
             raise
+
+    def _upsert_state(self, items: Mapping[str, Any]) -> None:
+        self._conn.executemany(
+            "INSERT INTO state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, json.dumps(v, default=str)) for k, v in items.items()],
+        )
 
     def delete_state(self, keys: list[str]) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -410,6 +456,7 @@ class Store:
             return []
         target = self.budget_bytes * LOW_WATER
         events = []
+        self._forget_acknowledged_reductions()
         pruned = self._prune_acknowledged(target)
         if pruned:
             events.append(
@@ -484,14 +531,22 @@ class Store:
     def _downsample(
         self, interval_s: int, register_interval_s: int, target: float
     ) -> tuple[int, tuple[str, str]]:
-        """Reduce the oldest unsent readings not yet reduced at this interval, chunk by chunk,
-        until under target. Cumulative registers keep their reads at `register_interval_s`
-        boundaries whatever the interval (15 minutes: a boundary of every local day, since time
-        zones differ from UTC by whole quarter hours). Returns (rows removed, time span)."""
-        key = f"downsampled_through_{interval_s}"
-        start = max(int(self._meta(key) or 0), self.cursors[0])
-        interval_us = interval_s * 1_000_000
-        register_us = register_interval_s * 1_000_000
+        """Reduce the unsent readings above this interval's watermark, chunk by chunk, until
+        under target, each interval merged with what earlier passes kept of it (module
+        docstring). Cumulative registers keep their first read of each `register_interval_s`
+        whatever the interval (15 minutes: a boundary of every local day, since time zones
+        differ from UTC by whole quarter hours). Returns (rows removed, time span)."""
+        key = f"reduced_through_{interval_s}"
+        cursor = self.cursors[0]
+        start = max(int(self._meta(key) or 0), cursor)
+        coarser = sorted(
+            (
+                i
+                for (i,) in self._conn.execute("SELECT DISTINCT interval_s FROM reduced_buckets")
+                if i > interval_s and i % interval_s == 0
+            ),
+            reverse=True,
+        )
         removed = 0
         first_ts = last_ts = None
         while self._used_bytes() > target:
@@ -500,51 +555,137 @@ class Store:
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (start, _CHUNK),
             ).fetchall()
-            if len(rows) < 2:
+            if not rows:
                 break
-            # leave the newest bucket of each series alone: it may still be filling
-            end_seq = rows[-1][0] if len(rows) == _CHUNK else rows[-1][0] - 1
-            groups: dict[tuple[str, str, int], list[tuple]] = {}
+            end_seq = rows[-1][0]
+            groups: dict[_Bucket, dict[int, tuple]] = {}
+            entries: dict[_Bucket, list[int] | None] = {}
             for row in rows:
-                if row[0] > end_seq or row[5] == Quality.CLOCK_UNSYNCED.value:
-                    continue
-                cumulative = QUANTITIES[row[2]].is_cumulative
-                bucket = row[3] // (register_us if cumulative else interval_us)
-                groups.setdefault((row[1], row[2], bucket), []).append(row)
-            deletes: list[tuple[int]] = []
+                if row[5] == Quality.CLOCK_UNSYNCED.value:
+                    continue  # its time is not known yet: kept as read
+                if QUANTITIES[row[2]].is_cumulative:
+                    bucket = self._bucket(row, register_interval_s, (), entries)
+                else:
+                    bucket = self._bucket(row, interval_s, coarser, entries)
+                groups.setdefault(bucket, {})[row[0]] = row
+            # the rows earlier passes kept of these intervals (unsent ones: the cloud's stay)
+            earlier = {
+                seq: bucket
+                for bucket in groups
+                for seq in entries[bucket] or ()
+                if seq > cursor and seq not in groups[bucket]
+            }
+            for row in self._rows_by_seq(earlier):
+                groups[earlier[row[0]]][row[0]] = row
+            counts = self._sample_counts(seq for members in groups.values() for seq in members)
+            deletes: list[int] = []
             updates: list[tuple[float, str, int]] = []
-            for (_, quantity, _), members in groups.items():
-                if len(members) <= 1:
-                    continue
-                if QUANTITIES[quantity].is_cumulative:
-                    members.sort(key=lambda r: r[3])
-                    deletes += [(r[0],) for r in members[1:]]  # keep the boundary read
-                    continue
-                if len(members) <= 3:
-                    continue
-                low = min(members, key=lambda r: r[4])
-                high = max(members, key=lambda r: r[4])
-                rest = [r for r in members if r is not low and r is not high]
-                mean = sum(r[4] for r in members) / len(members)
-                keeper = min(rest, key=lambda r: r[3])
-                updates.append((mean, Quality.ESTIMATED.value, keeper[0]))
-                deletes += [(r[0],) for r in rest if r is not keeper]
+            weights: list[tuple[int, int]] = []
+            kept: list[tuple[str, str, int, int, str, int]] = []
+            for bucket, members in groups.items():
+                if QUANTITIES[bucket.quantity].is_cumulative:
+                    first = min(members.values(), key=lambda r: (r[3], r[0]))
+                    keep = [first[0]]
+                    deletes += [seq for seq in members if seq != first[0]]
+                elif (reduced := _reduce(list(members.values()), counts)) is None:
+                    keep = sorted(members)
+                else:
+                    keep, mean_row, mean, samples = reduced
+                    deletes += [seq for seq in members if seq not in keep]
+                    updates.append((mean, Quality.ESTIMATED.value, mean_row))
+                    weights += [(seq, samples if seq == mean_row else 0) for seq in keep]
+                if sorted(keep) != sorted(entries[bucket] or ()):
+                    kept.append(
+                        (*bucket, json.dumps(sorted(keep)), max(keep))  # type: ignore[arg-type]
+                    )
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("DELETE FROM readings WHERE seq = ?", deletes)
-            self._conn.executemany(
-                "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
-            )
-            self._set_meta({key: end_seq})
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.executemany(
+                    "DELETE FROM readings WHERE seq = ?", [(seq,) for seq in deletes]
+                )
+                self._conn.executemany(
+                    "DELETE FROM sample_counts WHERE seq = ?", [(seq,) for seq in deletes]
+                )
+                self._conn.executemany(
+                    "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
+                )
+                self._conn.executemany(
+                    "INSERT INTO sample_counts (seq, samples) VALUES (?, ?)"
+                    " ON CONFLICT (seq) DO UPDATE SET samples = excluded.samples",
+                    weights,
+                )
+                self._conn.executemany(
+                    "INSERT INTO reduced_buckets VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (meter_id, quantity, interval_s, bucket)"
+                    " DO UPDATE SET seqs = excluded.seqs, last_seq = excluded.last_seq",
+                    kept,
+                )
+                self._set_meta({key: end_seq})
+                self._conn.execute("COMMIT")
+            except BaseException:
+                _rollback(self._conn)
+                raise
             removed += len(deletes)
-            touched = [r[3] for r in rows if r[0] <= end_seq]
-            if touched:
-                first_ts = first_ts or from_us(min(touched)).isoformat()
-                last_ts = from_us(max(touched)).isoformat()
+            touched = [r[3] for r in rows]
+            first_ts = first_ts or from_us(min(touched)).isoformat()
+            last_ts = from_us(max(touched)).isoformat()
             start = end_seq
-            if end_seq >= self._last_seq - 1:
+            if len(rows) < _CHUNK:
                 break
         return removed, (first_ts or "", last_ts or "")
+
+    def _bucket(
+        self,
+        row: tuple,
+        interval_s: int,
+        coarser: Sequence[int],
+        entries: dict[_Bucket, list[int] | None],
+    ) -> _Bucket:
+        """The interval a row is reduced in: its own at `interval_s`, unless a coarser pass
+        already reduced the one around it (then the row merges into that one's mean). `entries`
+        caches what earlier passes kept of each interval looked up."""
+        meter_id, quantity, ts_us = row[1], row[2], row[3]
+        for size in (*coarser, interval_s):
+            bucket = _Bucket(meter_id, quantity, size, ts_us // (size * 1_000_000))
+            if bucket not in entries:
+                found = self._conn.execute(
+                    "SELECT seqs FROM reduced_buckets WHERE meter_id = ? AND quantity = ?"
+                    " AND interval_s = ? AND bucket = ?",
+                    bucket,
+                ).fetchone()
+                entries[bucket] = json.loads(found[0]) if found else None
+            if entries[bucket] is not None or size == interval_s:
+                return bucket
+        raise AssertionError("unreachable: the row's own interval comes last")
+
+    def _rows_by_seq(self, seqs: Iterable[int]) -> list[tuple]:
+        return self._conn.execute(
+            "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
+            " WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(seqs)),),
+        ).fetchall()
+
+    def _sample_counts(self, seqs: Iterable[int]) -> dict[int, int]:
+        """How many samples each row stands for, of those a reduction kept (others: one)."""
+        return dict(
+            self._conn.execute(
+                "SELECT seq, samples FROM sample_counts"
+                " WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(seqs)),),
+            ).fetchall()
+        )
+
+    def _forget_acknowledged_reductions(self) -> None:
+        """What earlier reductions kept of rows the cloud has now: never merged again."""
+        cursor = self.cursors[0]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM sample_counts WHERE seq <= ?", (cursor,))
+            self._conn.execute("DELETE FROM reduced_buckets WHERE last_seq <= ?", (cursor,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self._conn)
+            raise
 
     # ------------------------------------------------------------------ reading back
     def latest_times(self) -> dict[tuple[str, str], int]:
@@ -586,6 +727,34 @@ class Store:
             "SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
         return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
+
+
+class _Bucket(NamedTuple):
+    """One interval of one series, as `reduced_buckets` keys it."""
+
+    meter_id: str
+    quantity: str
+    interval_s: int
+    bucket: int
+
+
+def _reduce(
+    members: list[tuple], counts: dict[int, int]
+) -> tuple[list[int], int, float, int] | None:
+    """An interval's rows reduced: (seqs kept, the mean row's seq, the mean, how many samples it
+    stands for), or None if they cannot be. The minimum and maximum are samples as read (never an
+    earlier mean); the mean row is the earliest of the others, its value the mean of every
+    sample, each row weighted by the samples it stands for."""
+    real = [r for r in members if r[5] != Quality.ESTIMATED.value]
+    if len(real) < 2 or len(members) <= 3:
+        return None
+    low = min(real, key=lambda r: (r[4], r[0]))
+    high = max((r for r in real if r is not low), key=lambda r: (r[4], -r[0]))
+    rest = [r for r in members if r is not low and r is not high]
+    samples = sum(counts.get(r[0], 1) for r in members)
+    total = sum(r[4] * counts.get(r[0], 1) for r in members)
+    mean_row = min(rest, key=lambda r: (r[3], r[0]))
+    return [low[0], high[0], mean_row[0]], mean_row[0], total / samples, samples
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
