@@ -20,18 +20,21 @@ carrying the mean, flagged `estimated`) and keeps only the first read of each in
 cumulative register — the reads at interval boundaries, so energy per interval stays exact.
 Each reduction is itself logged as an event. New rows are always accepted.
 
-One mean row per (meter, quantity, interval), however many passes: a pass reads the rows
-above its watermark (`reduced_through_<interval>`, a seq) a chunk at a time, and merges each
-interval it meets with what earlier passes kept of it (`reduced_buckets`: the rows kept per
-interval, looked up by key, so a chunk boundary or a later pass inside an interval changes the
-one mean row instead of adding a second). `sample_counts` says how many samples a kept row's
-value stands for in the mean: the mean row all of them, the minimum and maximum beside it none
-(they are counted in the mean), any other row one; so a mean merged again, or reduced again at
-a coarser interval, is still the mean of every sample the interval had. A pass at a finer
-interval inside one already reduced at a coarser one merges into the coarser. Rows the cloud
-has acknowledged are never rewritten (a merge takes only unsent rows), and the two tables
-forget acknowledged rows. They are created when missing, so a store of an earlier version opens
-as it is (and that version can still open this one: the schema version does not change).
+One mean row per (meter, quantity, interval), however many passes: an interval is reduced
+once, when it is closed — when the store holds a reading STRAGGLE_US past its end (the newest
+time read, over all meters, so a silent meter does not hold anything back). A pass reads the
+unsent rows above its watermark (`reduced_through_<interval>`, a seq) chunk by chunk, gathers
+each interval's rows however many chunks they span, reduces those that have closed, and sets
+the watermark below the first row of the intervals still open (re-read next time; never held by
+a silent meter or a reading whose time is unknown) and `reduced_until_<interval>` to the time up
+to which every interval counts as reduced. A reading that arrives for an interval after it was
+reduced (a backfill, a reading re-stamped once the clock synchronised) is kept as read beside
+its mean: never a second mean, never changing the first. `estimates` says what a mean row
+stands for: how many samples besides the minimum and maximum kept as read in its interval, and
+their sum; so a reduction at a coarser interval (which takes in the finer means) is again the
+mean of every sample. Rows the cloud has acknowledged are never rewritten. The table is created
+when missing: a store of an earlier version opens as it is, and the schema version stays (the
+earlier version can still open this one after a rollback).
 """
 
 from __future__ import annotations
@@ -77,22 +80,16 @@ _SCHEMA = [
     )""",
     """CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 ]
-# what the disk budget keeps of its reductions (see the module's docstring); created if missing
-_REDUCTION_TABLES = [
-    """CREATE TABLE IF NOT EXISTS reduced_buckets (
-        meter_id TEXT NOT NULL,
-        quantity TEXT NOT NULL,
-        interval_s INTEGER NOT NULL,
-        bucket INTEGER NOT NULL,         -- ts_us // (interval_s * 1e6)
-        seqs TEXT NOT NULL,              -- JSON list: the rows a reduction kept of the interval
-        last_seq INTEGER NOT NULL,       -- the highest of them: forgotten once acknowledged
-        PRIMARY KEY (meter_id, quantity, interval_s, bucket)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS sample_counts (
-        seq INTEGER PRIMARY KEY,         -- a reading kept by a reduction
-        samples INTEGER NOT NULL         -- samples its value stands for in its interval's mean
-    )""",
-]
+# what an estimated row stands for (module docstring); created if missing, so older stores open
+_ESTIMATES_TABLE = """CREATE TABLE IF NOT EXISTS estimates (
+    seq INTEGER PRIMARY KEY,             -- an estimated (mean) reading
+    samples INTEGER NOT NULL,            -- the samples it stands for besides its interval's
+    total REAL NOT NULL                  -- minimum and maximum kept as read, and their sum
+)"""
+# an interval is reduced once the store holds a reading this much past its end: reads of one
+# instant reach the store a little apart (bus by bus, flush by flush)
+STRAGGLE_US = 300 * 1_000_000
+_OPEN_ROWS_MAX = 4 * 50_000  # rows of intervals still open a pass holds in memory at most
 HIGH_WATER = 0.90  # act above this share of the budget ...
 LOW_WATER = 0.75  # ... until usage is back under this one
 _CHUNK = 50_000
@@ -192,8 +189,7 @@ class Store:
                 if result != "ok":
                     raise StoreCorrupt(f"integrity check failed: {result}")
             self._migrate(conn)
-            for statement in _REDUCTION_TABLES:
-                conn.execute(statement)
+            conn.execute(_ESTIMATES_TABLE)
         except BaseException:
             conn.close()
             raise
@@ -531,22 +527,17 @@ class Store:
     def _downsample(
         self, interval_s: int, register_interval_s: int, target: float
     ) -> tuple[int, tuple[str, str]]:
-        """Reduce the unsent readings above this interval's watermark, chunk by chunk, until
-        under target, each interval merged with what earlier passes kept of it (module
-        docstring). Cumulative registers keep their first read of each `register_interval_s`
-        whatever the interval (15 minutes: a boundary of every local day, since time zones
-        differ from UTC by whole quarter hours). Returns (rows removed, time span)."""
-        key = f"reduced_through_{interval_s}"
-        cursor = self.cursors[0]
-        start = max(int(self._meta(key) or 0), cursor)
-        coarser = sorted(
-            (
-                i
-                for (i,) in self._conn.execute("SELECT DISTINCT interval_s FROM reduced_buckets")
-                if i > interval_s and i % interval_s == 0
-            ),
-            reverse=True,
-        )
+        """Reduce the closed intervals of the unsent readings above this interval's watermark,
+        chunk by chunk, until under target (module docstring). Cumulative registers keep their
+        first read of each `register_interval_s` whatever the interval (15 minutes: a boundary of
+        every local day, since time zones differ from UTC by whole quarter hours). Returns (rows
+        removed, time span)."""
+        through_key, until_key = f"reduced_through_{interval_s}", f"reduced_until_{interval_s}"
+        start = max(int(self._meta(through_key) or 0), self.cursors[0])
+        closed_until = int(self._meta(until_key) or 0)  # intervals ending (+straggle) before
+        plausible = int(time.time() * 1_000_000) + 86_400_000_000  # a wild meter clock aside
+        frontier = closed_until
+        open_: dict[_Bucket, list[tuple]] = {}
         removed = 0
         first_ts = last_ts = None
         while self._used_bytes() > target:
@@ -558,69 +549,45 @@ class Store:
             if not rows:
                 break
             end_seq = rows[-1][0]
-            groups: dict[_Bucket, dict[int, tuple]] = {}
-            entries: dict[_Bucket, list[int] | None] = {}
             for row in rows:
                 if row[5] == Quality.CLOCK_UNSYNCED.value:
                     continue  # its time is not known yet: kept as read
-                if QUANTITIES[row[2]].is_cumulative:
-                    bucket = self._bucket(row, register_interval_s, (), entries)
-                else:
-                    bucket = self._bucket(row, interval_s, coarser, entries)
-                groups.setdefault(bucket, {})[row[0]] = row
-            # the rows earlier passes kept of these intervals (unsent ones: the cloud's stay)
-            earlier = {
-                seq: bucket
-                for bucket in groups
-                for seq in entries[bucket] or ()
-                if seq > cursor and seq not in groups[bucket]
-            }
-            for row in self._rows_by_seq(earlier):
-                groups[earlier[row[0]]][row[0]] = row
-            counts = self._sample_counts(seq for members in groups.values() for seq in members)
-            deletes: list[int] = []
-            updates: list[tuple[float, str, int]] = []
-            weights: list[tuple[int, int]] = []
-            kept: list[tuple[str, str, int, int, str, int]] = []
-            for bucket, members in groups.items():
-                if QUANTITIES[bucket.quantity].is_cumulative:
-                    first = min(members.values(), key=lambda r: (r[3], r[0]))
-                    keep = [first[0]]
-                    deletes += [seq for seq in members if seq != first[0]]
-                elif (reduced := _reduce(list(members.values()), counts)) is None:
-                    keep = sorted(members)
-                else:
-                    keep, mean_row, mean, samples = reduced
-                    deletes += [seq for seq in members if seq not in keep]
-                    updates.append((mean, Quality.ESTIMATED.value, mean_row))
-                    weights += [(seq, samples if seq == mean_row else 0) for seq in keep]
-                if sorted(keep) != sorted(entries[bucket] or ()):
-                    kept.append(
-                        (*bucket, json.dumps(sorted(keep)), max(keep))  # type: ignore[arg-type]
-                    )
+                cumulative = QUANTITIES[row[2]].is_cumulative
+                bucket = _Bucket.of(row, register_interval_s if cumulative else interval_s)
+                # closed before this row came (by the readings before it, whatever the chunks)
+                late = bucket.end_us + STRAGGLE_US <= max(closed_until, frontier)
+                if row[3] <= plausible:
+                    frontier = max(frontier, row[3])
+                if not late:
+                    open_.setdefault(bucket, []).append(row)
+            cutoff = max(frontier, _cutoff_for_memory(open_))
+            closing = [b for b in open_ if b.end_us + STRAGGLE_US <= cutoff]
+            closed_until = max(closed_until, cutoff)
+            deletes, updates, estimates = self._reduce_closed([(b, open_.pop(b)) for b in closing])
+            held = min((r[0] for members in open_.values() for r in members), default=None)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
                     "DELETE FROM readings WHERE seq = ?", [(seq,) for seq in deletes]
                 )
                 self._conn.executemany(
-                    "DELETE FROM sample_counts WHERE seq = ?", [(seq,) for seq in deletes]
+                    "DELETE FROM estimates WHERE seq = ?", [(seq,) for seq in deletes]
                 )
                 self._conn.executemany(
                     "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
                 )
                 self._conn.executemany(
-                    "INSERT INTO sample_counts (seq, samples) VALUES (?, ?)"
-                    " ON CONFLICT (seq) DO UPDATE SET samples = excluded.samples",
-                    weights,
+                    "INSERT INTO estimates (seq, samples, total) VALUES (?, ?, ?)"
+                    " ON CONFLICT (seq) DO UPDATE SET samples = excluded.samples,"
+                    " total = excluded.total",
+                    estimates,
                 )
-                self._conn.executemany(
-                    "INSERT INTO reduced_buckets VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (meter_id, quantity, interval_s, bucket)"
-                    " DO UPDATE SET seqs = excluded.seqs, last_seq = excluded.last_seq",
-                    kept,
+                self._set_meta(
+                    {
+                        through_key: held - 1 if held is not None else end_seq,
+                        until_key: closed_until,
+                    }
                 )
-                self._set_meta({key: end_seq})
                 self._conn.execute("COMMIT")
             except BaseException:
                 _rollback(self._conn)
@@ -634,54 +601,45 @@ class Store:
                 break
         return removed, (first_ts or "", last_ts or "")
 
-    def _bucket(
-        self,
-        row: tuple,
-        interval_s: int,
-        coarser: Sequence[int],
-        entries: dict[_Bucket, list[int] | None],
-    ) -> _Bucket:
-        """The interval a row is reduced in: its own at `interval_s`, unless a coarser pass
-        already reduced the one around it (then the row merges into that one's mean). `entries`
-        caches what earlier passes kept of each interval looked up."""
-        meter_id, quantity, ts_us = row[1], row[2], row[3]
-        for size in (*coarser, interval_s):
-            bucket = _Bucket(meter_id, quantity, size, ts_us // (size * 1_000_000))
-            if bucket not in entries:
-                found = self._conn.execute(
-                    "SELECT seqs FROM reduced_buckets WHERE meter_id = ? AND quantity = ?"
-                    " AND interval_s = ? AND bucket = ?",
-                    bucket,
-                ).fetchone()
-                entries[bucket] = json.loads(found[0]) if found else None
-            if entries[bucket] is not None or size == interval_s:
-                return bucket
-        raise AssertionError("unreachable: the row's own interval comes last")
+    def _reduce_closed(
+        self, groups: list[tuple[_Bucket, list[tuple]]]
+    ) -> tuple[list[int], list[tuple[float, str, int]], list[tuple[int, int, float]]]:
+        """(rows to delete, mean rows to write, what each mean stands for) for closed intervals."""
+        known = self._estimates(
+            r[0] for _, members in groups for r in members if r[5] == Quality.ESTIMATED.value
+        )
+        deletes: list[int] = []
+        updates: list[tuple[float, str, int]] = []
+        estimates: list[tuple[int, int, float]] = []
+        for bucket, members in groups:
+            if QUANTITIES[bucket.quantity].is_cumulative:
+                first = min(members, key=lambda r: (r[3], r[0]))
+                deletes += [r[0] for r in members if r is not first]
+                continue
+            reduced = _reduce(members, known)
+            if reduced is None:
+                continue
+            keep, mean_row, mean, samples, total = reduced
+            deletes += [r[0] for r in members if r[0] not in keep]
+            updates.append((mean, Quality.ESTIMATED.value, mean_row))
+            estimates.append((mean_row, samples, total))
+        return deletes, updates, estimates
 
-    def _rows_by_seq(self, seqs: Iterable[int]) -> list[tuple]:
-        return self._conn.execute(
-            "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
+    def _estimates(self, seqs: Iterable[int]) -> dict[int, tuple[int, float]]:
+        """What each estimated row stands for: (samples, their sum)."""
+        rows = self._conn.execute(
+            "SELECT seq, samples, total FROM estimates"
             " WHERE seq IN (SELECT value FROM json_each(?))",
             (json.dumps(list(seqs)),),
         ).fetchall()
-
-    def _sample_counts(self, seqs: Iterable[int]) -> dict[int, int]:
-        """How many samples each row stands for, of those a reduction kept (others: one)."""
-        return dict(
-            self._conn.execute(
-                "SELECT seq, samples FROM sample_counts"
-                " WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(seqs)),),
-            ).fetchall()
-        )
+        return {seq: (samples, total) for seq, samples, total in rows}
 
     def _forget_acknowledged_reductions(self) -> None:
         """What earlier reductions kept of rows the cloud has now: never merged again."""
         cursor = self.cursors[0]
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.execute("DELETE FROM sample_counts WHERE seq <= ?", (cursor,))
-            self._conn.execute("DELETE FROM reduced_buckets WHERE last_seq <= ?", (cursor,))
+            self._conn.execute("DELETE FROM estimates WHERE seq <= ?", (cursor,))
             self._conn.execute("COMMIT")
         except BaseException:
             _rollback(self._conn)
@@ -730,31 +688,56 @@ class Store:
 
 
 class _Bucket(NamedTuple):
-    """One interval of one series, as `reduced_buckets` keys it."""
+    """One interval of one series."""
 
     meter_id: str
     quantity: str
-    interval_s: int
-    bucket: int
+    start_us: int
+    end_us: int
+
+    @classmethod
+    def of(cls, row: tuple, interval_s: int) -> _Bucket:
+        size = interval_s * 1_000_000
+        start = row[3] // size * size
+        return cls(row[1], row[2], start, start + size)
+
+
+def _cutoff_for_memory(open_: dict[_Bucket, list[tuple]]) -> int:
+    """A time to close intervals up to so that the rows of those left open fit in memory (0 when
+    they do): the oldest open intervals close early, and what reaches them later is kept as
+    read."""
+    held = sum(len(members) for members in open_.values())
+    if held <= _OPEN_ROWS_MAX:
+        return 0
+    for bucket in sorted(open_, key=lambda b: b.end_us):
+        held -= len(open_[bucket])
+        if held <= _OPEN_ROWS_MAX // 2:
+            return bucket.end_us + STRAGGLE_US
+    return 0
 
 
 def _reduce(
-    members: list[tuple], counts: dict[int, int]
-) -> tuple[list[int], int, float, int] | None:
-    """An interval's rows reduced: (seqs kept, the mean row's seq, the mean, how many samples it
-    stands for), or None if they cannot be. The minimum and maximum are samples as read (never an
-    earlier mean); the mean row is the earliest of the others, its value the mean of every
-    sample, each row weighted by the samples it stands for."""
+    members: list[tuple], known: dict[int, tuple[int, float]]
+) -> tuple[list[int], int, float, int, float] | None:
+    """An interval's rows reduced: (seqs kept, the mean row's seq, the mean, and the samples
+    the mean row stands for besides the minimum and maximum, with their sum), or None if there
+    is nothing to reduce. The minimum and maximum are samples as read (never an earlier mean);
+    the mean row is the earliest of the others; a row read is one sample, an earlier mean
+    stands for what `estimates` says (one sample of its value if it says nothing)."""
     real = [r for r in members if r[5] != Quality.ESTIMATED.value]
     if len(real) < 2 or len(members) <= 3:
         return None
     low = min(real, key=lambda r: (r[4], r[0]))
     high = max((r for r in real if r is not low), key=lambda r: (r[4], -r[0]))
     rest = [r for r in members if r is not low and r is not high]
-    samples = sum(counts.get(r[0], 1) for r in members)
-    total = sum(r[4] * counts.get(r[0], 1) for r in members)
+    samples = total = 0.0
+    for r in rest:
+        n, s = known.get(r[0], (1, r[4])) if r[5] == Quality.ESTIMATED.value else (1, r[4])
+        samples += n
+        total += s
+    mean = (total + low[4] + high[4]) / (samples + 2)
     mean_row = min(rest, key=lambda r: (r[3], r[0]))
-    return [low[0], high[0], mean_row[0]], mean_row[0], total / samples, samples
+    return [low[0], high[0], mean_row[0]], mean_row[0], mean, int(samples), total
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -1,6 +1,10 @@
 """The disk budget's downsampling, pass after pass: one mean row per interval, the mean of every
-sample the interval had, the minimum and maximum kept as read, the first energy read of each
-quarter hour kept — wherever chunk boundaries fall and whatever arrives between passes."""
+sample the interval had when it closed, the minimum and maximum kept as read, the first energy
+read of each quarter hour kept — wherever chunk boundaries fall and whatever arrives between
+passes. A sample that arrives for an interval already reduced stays as read beside it.
+
+The test keeps its own account (`Ledger`) of every sample and of when each interval closed, and
+checks the store against it."""
 
 from __future__ import annotations
 
@@ -20,15 +24,25 @@ from edge.store import NewReading, Store, to_us
 T0 = datetime(2026, 10, 1, tzinfo=UTC)  # on an hour: quarter and hour buckets start here
 QUARTER_US = 900 * 1_000_000
 HOUR_US = 3600 * 1_000_000
+STRAGGLE_US = 300 * 1_000_000  # an interval closes once a reading 5 minutes past its end is in
+SIZES = (QUARTER_US, HOUR_US)
+
+
+@dataclass
+class Sample:
+    meter: str
+    ts: int
+    value: float
+    late: dict[int, bool]  # interval (us) -> it arrived after its interval closed
 
 
 @dataclass
 class Ledger:
-    """Every sample the test gave the store, and which hours a coarse (hourly) pass has seen."""
+    """Every sample the test gave the store, and up to when each interval size has closed."""
 
-    power: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
-    energy: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
-    hourly: set[tuple[str, int]] = field(default_factory=set)
+    samples: list[Sample] = field(default_factory=list)
+    closed_until: dict[int, int] = field(default_factory=lambda: {QUARTER_US: 0, HOUR_US: 0})
+    newest: int = 0  # the newest time given so far
 
     def add(self, store: Store, rows: list[tuple[str, int, float]]) -> None:
         """(meter, seconds after T0, value): power at that value, energy rising with time."""
@@ -37,51 +51,83 @@ class Ledger:
             ts = T0 + timedelta(seconds=second)
             readings.append(NewReading(meter, "1.7.0", ts, value))
             readings.append(NewReading(meter, "1.8.0", ts, second / 3600))
-            self.power[meter].append((to_us(ts), value))
-            self.energy[meter].append((to_us(ts), second / 3600))
+            us = to_us(ts)
+            # late: its interval closed (a reading 5 min past its end was given) before it came
+            late = {size: (us // size + 1) * size + STRAGGLE_US <= self.newest for size in SIZES}
+            self.samples.append(Sample(meter, us, value, late))
+            self.newest = max(self.newest, us)
         store.append(readings)
 
-    def passed_hourly(self) -> None:
-        self.hourly |= {(m, ts // HOUR_US) for m, rows in self.power.items() for ts, _ in rows}
+    def closed(self, ts: int, size: int) -> bool:
+        return (ts // size + 1) * size + STRAGGLE_US <= self.closed_until[size]
+
+    def passed(self, size: int) -> None:
+        """A pass reduces every interval closed by then."""
+        self.closed_until[size] = self.newest
+
+
+def downsample(store: Store, ledger: Ledger, hourly: bool = False) -> None:
+    """What the disk budget does: quarter hours, then (if that was not enough) hours."""
+    store._downsample(900, 900, 0)
+    ledger.passed(QUARTER_US)
+    if hourly:
+        store._downsample(3600, 900, 0)
+        ledger.passed(HOUR_US)
 
 
 def check(store: Store, ledger: Ledger) -> None:
     stored: dict[tuple[str, str], list[tuple[int, float, str]]] = defaultdict(list)
     for r in store.all_readings():
         stored[(r.meter_id, r.quantity)].append((r.ts_us, r.value, r.quality))
-    for meter, samples in ledger.energy.items():
-        quarters: dict[int, list[int]] = defaultdict(list)
-        for ts, _ in samples:
-            quarters[ts // QUARTER_US].append(ts)
-        kept = sorted(ts for ts, _, _ in stored[(meter, "1.8.0")])
-        assert kept == sorted(min(times) for times in quarters.values()), "first read per quarter"
-    for meter, samples in ledger.power.items():
-        buckets: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
-        for ts, value in samples:  # an hour a coarse pass saw is one interval; else quarters
-            hour = ts // HOUR_US
-            key = (hour, -1) if (meter, hour) in ledger.hourly else (hour, ts // QUARTER_US)
-            buckets[key].append((ts, value))
-        rows: dict[tuple[int, int], list[tuple[int, float, str]]] = defaultdict(list)
-        for ts, value, quality in stored[(meter, "1.7.0")]:
-            hour = ts // HOUR_US
-            key = (hour, -1) if (meter, hour) in ledger.hourly else (hour, ts // QUARTER_US)
-            rows[key].append((ts, value, quality))
-        assert set(rows) == set(buckets)
-        for key, given_ in buckets.items():
-            held = rows[key]
-            means = [value for _, value, quality in held if quality == "estimated"]
-            as_read = [(ts, value) for ts, value, quality in held if quality != "estimated"]
-            assert len(means) <= 1, f"one mean row per interval, {key} has {len(means)}"
-            assert set(as_read) <= set(given_), "rows not reduced are samples as read"
-            if not means:  # too few to reduce: all as read
-                assert len(given_) <= 3
-                assert sorted(as_read) == sorted(given_)
+    meters = {s.meter for s in ledger.samples}
+    for meter in meters:
+        mine = [s for s in ledger.samples if s.meter == meter]
+        # energy: of a closed quarter, the first read in time and any that came after it closed
+        expected = []
+        by_quarter: dict[int, list[Sample]] = defaultdict(list)
+        for s in mine:
+            by_quarter[s.ts // QUARTER_US].append(s)
+        for quarter, members in by_quarter.items():
+            if not ledger.closed(quarter * QUARTER_US, QUARTER_US):
+                expected += [s.ts for s in members]
                 continue
-            values = [value for _, value in given_]
+            in_time = [s.ts for s in members if not s.late[QUARTER_US]]
+            expected += [min(in_time)] if in_time else []
+            expected += [s.ts for s in members if s.late[QUARTER_US]]
+        assert sorted(ts for ts, _, _ in stored[(meter, "1.8.0")]) == sorted(expected)
+        # power: by the coarsest interval closed around it
+        buckets: dict[tuple[int, int], list[Sample]] = defaultdict(list)
+        rows: dict[tuple[int, int], list[tuple[int, float, str]]] = defaultdict(list)
+
+        def key(ts: int) -> tuple[int, int]:
+            for size in (HOUR_US, QUARTER_US):
+                if ledger.closed(ts, size):
+                    return size, ts // size
+            return 0, ts  # open: every sample on its own
+
+        for s in mine:
+            buckets[key(s.ts)].append(s)
+        for ts, value, quality in stored[(meter, "1.7.0")]:
+            rows[key(ts)].append((ts, value, quality))
+        assert set(rows) <= set(buckets)
+        for bucket, members in buckets.items():
+            held = rows[bucket]
+            size = bucket[0]
+            means = [value for _, value, quality in held if quality == "estimated"]
+            as_read = sorted((ts, value) for ts, value, quality in held if quality != "estimated")
+            assert len(means) <= 1, f"one mean row per interval, {bucket} has {len(means)}"
+            in_time = [s for s in members if not size or not s.late[size]]
+            late = [(s.ts, s.value) for s in members if size and s.late[size]]
+            if not means:  # too few to reduce: all as read
+                assert len(in_time) <= 3
+                assert as_read == sorted((s.ts, s.value) for s in members)
+                continue
+            values = [s.value for s in in_time]
             assert means[0] == pytest.approx(sum(values) / len(values), rel=1e-12, abs=1e-12)
-            assert min(v for _, v in as_read) == min(values)
-            assert max(v for _, v in as_read) == max(values)
-            assert len(held) == 3
+            assert set(as_read) <= {(s.ts, s.value) for s in members}, "samples as read"
+            assert sorted(v for _, v in as_read) == sorted(
+                [min(values), max(values)] + [v for _, v in late]
+            ), "the minimum and maximum as read, and what came late"
 
 
 def test_passes_chunks_and_late_rows_leave_one_mean_per_interval(
@@ -99,41 +145,43 @@ def test_passes_chunks_and_late_rows_leave_one_mean_per_interval(
             for i, m in enumerate(("m1", "m2"))
         ],
     )
-    store._downsample(900, 900, 0)
+    downsample(store, ledger)
     check(store, ledger)
-    means_before = [r for r in store.all_readings() if r.quality == "estimated"]
-    assert len(means_before) == 2 * 4  # 4 quarters reduced per meter (the last one partly)
-    # the current quarter keeps filling, and a late sample lands in the first one
-    ledger.add(store, [("m1", s, 20.0 - s / 1000) for s in range(3000, 3600, 30)])
+    means = [r for r in store.all_readings() if r.quality == "estimated"]
+    assert len(means) == 2 * 2  # quarters 1 and 2 closed; 3 is 5 minutes from closing, 4 open
+    # the open quarters keep filling, then close; a sample comes late for the first
+    ledger.add(store, [("m1", s, 20.0 - s / 1000) for s in range(3000, 4000, 30)])
     ledger.add(store, [("m1", 13, 0.1), ("m2", 3599, 99.0)])
-    store._downsample(900, 900, 0)
-    check(store, ledger)
-    # an hourly pass over it all, then more samples in that hour and the next
-    store._downsample(3600, 900, 0)
-    ledger.passed_hourly()
+    for _ in range(3):  # passes again change nothing more
+        downsample(store, ledger)
+        check(store, ledger)
+    quarter_means = defaultdict(int)
+    for r in store.all_readings():
+        if r.quality == "estimated":
+            quarter_means[(r.meter_id, r.ts_us // QUARTER_US)] += 1
+    assert max(quarter_means.values()) == 1
+    assert len(quarter_means) == 2 * 4
+    # hours, then more samples in the hour closed and the next
+    downsample(store, ledger, hourly=True)
     check(store, ledger)
     ledger.add(store, [("m1", 1801, 55.5), ("m1", 1802, -3.0), ("m1", 1803, 4.0)])
-    ledger.add(store, [(m, s, s % 17) for s in range(3600, 4500, 50) for m in ("m1", "m2")])
-    for _ in range(3):  # passes again change nothing
-        store._downsample(900, 900, 0)
-        check(store, ledger)
-    store._downsample(3600, 900, 0)
-    ledger.passed_hourly()
+    ledger.add(store, [(m, s, s % 17) for s in range(4000, 9000, 50) for m in ("m1", "m2")])
+    downsample(store, ledger, hourly=True)
     check(store, ledger)
 
 
 def test_a_store_of_the_earlier_version_opens_and_reduces(tmp_path: Path) -> None:
     path = tmp_path / "edge.sqlite"
     store = Store(path)
-    store._conn.execute("DROP TABLE reduced_buckets")  # as the previous version made it
-    store._conn.execute("DROP TABLE sample_counts")
+    store._conn.execute("DROP TABLE estimates")  # as the previous version made it
     store.close()
     store = Store(path)
     assert store.reset_reason is None
     ledger = Ledger()
-    ledger.add(store, [("m1", s, s % 5) for s in range(0, 900, 60)])
-    store._downsample(900, 900, 0)
+    ledger.add(store, [("m1", s, s % 5) for s in range(0, 1800, 60)])
+    downsample(store, ledger)
     check(store, ledger)
+    assert any(r.quality == "estimated" for r in store.all_readings())
 
 
 operations = st.lists(
@@ -149,7 +197,7 @@ operations = st.lists(
                 max_size=60,
             ),
         ),
-        st.tuples(st.sampled_from(["900", "3600"]), st.integers(1, 30)),
+        st.tuples(st.sampled_from(["quarters", "hours"]), st.integers(1, 30)),
     ),
     max_size=12,
 )
@@ -171,10 +219,8 @@ def test_any_passes_over_any_arrivals_keep_the_mean_of_every_sample(ops: list) -
                     ledger.add(store, fresh)
                 else:
                     edge.store._CHUNK = arg
-                    store._downsample(int(op), 900, 0)
-                    if op == "3600":
-                        ledger.passed_hourly()
-                    check(store, ledger)  # everything here has been through a pass
+                    downsample(store, ledger, hourly=op == "hours")
+                    check(store, ledger)
         finally:
             edge.store._CHUNK = chunk
             store.close()
