@@ -125,6 +125,7 @@ class Daemon:
         self._write_failure: tuple[datetime, str] | None = None
         self._dropped = 0
         self.stats_save_s = float(os.environ.get("GRIDGATE_EDGE_STATS_SAVE_S", "2"))
+        self._flush_lock = asyncio.Lock()
 
     # -- intake ---------------------------------------------------------------------------------
     def _event(self, kind: str, status: EventStatus, message: str = "", **kw: Any) -> NewEvent:
@@ -186,6 +187,12 @@ class Daemon:
 
     # -- loops ----------------------------------------------------------------------------------
     async def _flush(self) -> None:
+        # one at a time (the writer, a backfill, the clock): a later write never commits state
+        # ahead of the events of an earlier one that failed and is held
+        async with self._flush_lock:
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
         # the events buffered and the checks' state they left, taken at one moment (no await in
         # between): what is committed together is what restarts together
         readings, events = self._readings, self._events
