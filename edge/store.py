@@ -535,7 +535,9 @@ class Store:
         through_key, until_key = f"reduced_through_{interval_s}", f"reduced_until_{interval_s}"
         start = max(int(self._meta(through_key) or 0), self.cursors[0])
         closed_until = int(self._meta(until_key) or 0)  # intervals ending (+straggle) before
-        plausible = int(time.time() * 1_000_000) + 86_400_000_000  # a wild meter clock aside
+        # a meter clock years ahead must not close every interval at once: the frontier takes
+        # no time more than a week past the gateway's clock
+        plausible = int(time.time() * 1_000_000) + 7 * 86_400_000_000
         frontier = closed_until
         open_: dict[_Bucket, list[tuple]] = {}
         removed = 0

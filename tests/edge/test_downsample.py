@@ -170,6 +170,18 @@ def test_passes_chunks_and_late_rows_leave_one_mean_per_interval(
     check(store, ledger)
 
 
+def test_a_meter_clock_years_ahead_closes_no_interval_early(tmp_path: Path) -> None:
+    store = Store(tmp_path / "edge.sqlite")
+    ledger = Ledger()
+    ledger.add(store, [("m1", s, s % 7) for s in range(0, 600, 20)])  # a quarter, 10 min in
+    store.append([NewReading("m9", "1.7.0", datetime(2099, 1, 1, tzinfo=UTC), 1.0)])
+    downsample(store, ledger)
+    ledger.add(store, [("m1", s, s % 5) for s in range(600, 1800, 20)])
+    downsample(store, ledger)
+    check(store, ledger)  # the first quarter's mean has all its samples
+    assert sum(r.quality == "estimated" for r in store.all_readings()) == 1
+
+
 def test_a_store_of_the_earlier_version_opens_and_reduces(tmp_path: Path) -> None:
     path = tmp_path / "edge.sqlite"
     store = Store(path)
