@@ -539,7 +539,9 @@ class Store:
         # no time more than a week past the gateway's clock
         plausible = int(time.time() * 1_000_000) + 7 * 86_400_000_000
         frontier = closed_until
-        open_: dict[_Bucket, list[tuple]] = {}
+        open_: dict[_Bucket, list[tuple]] = {}  # in seq order, each
+        size_us: dict[str, int] = {}  # quantity -> the length of its intervals
+        unsynced = Quality.CLOCK_UNSYNCED.value
         removed = 0
         first_ts = last_ts = None
         while self._used_bytes() > target:
@@ -552,21 +554,25 @@ class Store:
                 break
             end_seq = rows[-1][0]
             for row in rows:
-                if row[5] == Quality.CLOCK_UNSYNCED.value:
+                if row[5] == unsynced:
                     continue  # its time is not known yet: kept as read
-                cumulative = QUANTITIES[row[2]].is_cumulative
-                bucket = _Bucket.of(row, register_interval_s if cumulative else interval_s)
+                size = size_us.get(row[2])
+                if size is None:
+                    cumulative = QUANTITIES[row[2]].is_cumulative
+                    size = (register_interval_s if cumulative else interval_s) * 1_000_000
+                    size_us[row[2]] = size
+                end_us = row[3] // size * size + size
                 # closed before this row came (by the readings before it, whatever the chunks)
-                late = bucket.end_us + STRAGGLE_US <= max(closed_until, frontier)
-                if row[3] <= plausible:
-                    frontier = max(frontier, row[3])
+                late = end_us + STRAGGLE_US <= max(closed_until, frontier)
+                if row[3] <= plausible and row[3] > frontier:
+                    frontier = row[3]
                 if not late:
-                    open_.setdefault(bucket, []).append(row)
+                    open_.setdefault(_Bucket(row[1], row[2], end_us), []).append(row)
             cutoff = max(frontier, _cutoff_for_memory(open_))
             closing = [b for b in open_ if b.end_us + STRAGGLE_US <= cutoff]
             closed_until = max(closed_until, cutoff)
             deletes, updates, estimates = self._reduce_closed([(b, open_.pop(b)) for b in closing])
-            held = min((r[0] for members in open_.values() for r in members), default=None)
+            held = min((members[0][0] for members in open_.values()), default=None)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
@@ -690,18 +696,11 @@ class Store:
 
 
 class _Bucket(NamedTuple):
-    """One interval of one series."""
+    """One interval of one series, by its end."""
 
     meter_id: str
     quantity: str
-    start_us: int
     end_us: int
-
-    @classmethod
-    def of(cls, row: tuple, interval_s: int) -> _Bucket:
-        size = interval_s * 1_000_000
-        start = row[3] // size * size
-        return cls(row[1], row[2], start, start + size)
 
 
 def _cutoff_for_memory(open_: dict[_Bucket, list[tuple]]) -> int:
