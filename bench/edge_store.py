@@ -8,6 +8,8 @@ Prints JSON lines:
     drain_readings_per_s    a 1,000,000-reading backlog synced into `gridgate cloud serve`
                             (its own process, real PostgreSQL), cursor advanced per ack
                                                                                   target >= 20,000
+    downsample_rows_per_s   one disk-budget pass (15-minute intervals) over an unsent log of
+                            `--samples` readings of 32 meters, a power and an energy read a second
     rss_mb                  the daemon (`gridgate edge run`, its own process) polling 32 meters
                             on simulated Modbus TCP, after warming up              target <= 80
 
@@ -75,6 +77,18 @@ def bench_store(folder: Path, count: int) -> None:
         target=">= 50000",
         commits=count // 1000,
     )
+
+
+def bench_downsample(folder: Path, count: int) -> None:
+    store = Store(folder / "downsample.sqlite")
+    rows = readings(count)
+    for i in range(0, count, 10_000):
+        store.append(rows[i : i + 10_000])
+    started = time.perf_counter()
+    removed, _ = store._downsample(900, 900, 0)
+    elapsed = time.perf_counter() - started
+    store.close()
+    emit("downsample_rows_per_s", count / elapsed, "rows/s", removed=removed)
 
 
 def gateway_config(folder: Path, gateway: str, url: str, buses: str = "") -> Path:
@@ -231,6 +245,7 @@ async def main(backlog: int, samples: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         bench_store(folder, samples)
+        bench_downsample(folder, samples)
         await bench_intake(folder, samples)
         await bench_drain(folder, backlog)
         await bench_rss(folder)

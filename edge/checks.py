@@ -1,11 +1,13 @@
 """Local anomaly checks: they run on every read, offline, and their state survives restarts.
 
 Each meter has a small state (EWMA baseline of power, last register values, open alerts, a
-stale-value counter) kept in the store. An alert is raised once and stays open until its
-condition ends, when it is cleared (deduplicated); one-shot findings (a register going
-backwards, jumping, rolling over) are notices. Readings that fail a check are flagged
-`suspect` before they are stored; readings of real grid conditions (sag, swell, frequency) are
-not — they are true measurements of a bad supply.
+stale-value counter) kept in the store, written in the transaction of the events it produced
+(`dump_dirty`, `Store.append`): a restart resumes from the state of the last events stored.
+An alert is raised once and stays open until its condition ends, when it is cleared
+(deduplicated); one-shot findings (a register going backwards, jumping, rolling over) are
+notices. Readings that fail a check are flagged `suspect` before they are stored; readings of
+real grid conditions (sag, swell, frequency) are not — they are true measurements of a bad
+supply.
 
 Thresholds come from `[checks]` in the configuration (defaults of the reference system and
 EN 50160).
@@ -13,6 +15,7 @@ EN 50160).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,7 +39,8 @@ class MeterState:
     same_reads: int = 0
 
     def dump(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """A copy: the store writes it on its own thread while the checks go on."""
+        return copy.deepcopy(self.__dict__)
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> MeterState:
@@ -61,6 +65,8 @@ class Checker:
         return self.states.setdefault(meter_id, MeterState())
 
     def dump_dirty(self) -> dict[str, dict[str, Any]]:
+        """The state of every meter changed since the last call: to be stored in the same
+        transaction as the events returned meanwhile, so take both at one moment."""
         out = {m: self.states[m].dump() for m in self.dirty}
         self.dirty.clear()
         return out

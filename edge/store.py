@@ -9,12 +9,32 @@ A write is one transaction with `synchronous=FULL`: when `append` returns, the r
 power cut. A fresh store starts its seq at the wall clock in microseconds, so a store that had
 to be reset (corrupt file, new SD card) never reuses a seq the cloud has already seen.
 
+`append` also takes the small state that the rows came with (the checks' open alerts and
+baselines): state and rows commit together, so a restart finds exactly the state of the last
+events it wrote, never an older one that would raise an alert again or clear one twice.
+
 Disk budget (docs/architecture.md): when the file passes the high-water mark the store first deletes
 acknowledged rows, oldest first; if that is not enough it downsamples the oldest unacknowledged
 instantaneous values (per interval: the minimum and maximum samples kept as read, one more row
 carrying the mean, flagged `estimated`) and keeps only the first read of each interval of a
 cumulative register — the reads at interval boundaries, so energy per interval stays exact.
 Each reduction is itself logged as an event. New rows are always accepted.
+
+One mean row per (meter, quantity, interval), however many passes: an interval is reduced
+once, when it is closed — when the store holds a reading STRAGGLE_US past its end (the newest
+time read, over all meters, so a silent meter does not hold anything back). A pass reads the
+unsent rows above its watermark (`reduced_through_<interval>`, a seq) chunk by chunk, gathers
+each interval's rows however many chunks they span, reduces those that have closed, and sets
+the watermark below the first row of the intervals still open (re-read next time; never held by
+a silent meter or a reading whose time is unknown) and `reduced_until_<interval>` to the time up
+to which every interval counts as reduced. A reading that arrives for an interval after it was
+reduced (a backfill, a reading re-stamped once the clock synchronised) is kept as read beside
+its mean: never a second mean, never changing the first. `estimates` says what a mean row
+stands for: how many samples besides the minimum and maximum kept as read in its interval, and
+their sum; so a reduction at a coarser interval (which takes in the finer means) is again the
+mean of every sample. Rows the cloud has acknowledged are never rewritten. The table is created
+when missing: a store of an earlier version opens as it is, and the schema version stays (the
+earlier version can still open this one after a rollback).
 """
 
 from __future__ import annotations
@@ -23,11 +43,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -60,6 +80,16 @@ _SCHEMA = [
     )""",
     """CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 ]
+# what an estimated row stands for (module docstring); created if missing, so older stores open
+_ESTIMATES_TABLE = """CREATE TABLE IF NOT EXISTS estimates (
+    seq INTEGER PRIMARY KEY,             -- an estimated (mean) reading
+    samples INTEGER NOT NULL,            -- the samples it stands for besides its interval's
+    total REAL NOT NULL                  -- minimum and maximum kept as read, and their sum
+)"""
+# an interval is reduced once the store holds a reading this much past its end: reads of one
+# instant reach the store a little apart (bus by bus, flush by flush)
+STRAGGLE_US = 300 * 1_000_000
+_OPEN_ROWS_MAX = 4 * 50_000  # rows of intervals still open a pass holds in memory at most
 HIGH_WATER = 0.90  # act above this share of the budget ...
 LOW_WATER = 0.75  # ... until usage is back under this one
 _CHUNK = 50_000
@@ -159,6 +189,7 @@ class Store:
                 if result != "ok":
                     raise StoreCorrupt(f"integrity check failed: {result}")
             self._migrate(conn)
+            conn.execute(_ESTIMATES_TABLE)
         except BaseException:
             conn.close()
             raise
@@ -207,9 +238,14 @@ class Store:
         return self._last_seq
 
     def append(
-        self, readings: Sequence[NewReading] = (), events: Sequence[NewEvent] = ()
+        self,
+        readings: Sequence[NewReading] = (),
+        events: Sequence[NewEvent] = (),
+        state: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
-        """Write rows durably in one transaction; returns the first and last seq given."""
+        """Write rows durably in one transaction, with `state` (key -> value, as `put_state`)
+        in the same one: the state the rows were produced with. Returns the first and last seq
+        given."""
         first = self._last_seq + 1
         seq = self._last_seq
         reading_rows = []
@@ -234,7 +270,7 @@ class Store:
                     json.dumps(e.details, default=str),
                 )
             )
-        if seq == self._last_seq:
+        if seq == self._last_seq and not state:
             return first, seq
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
@@ -242,6 +278,8 @@ class Store:
             conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", reading_rows)
             conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
+            if state:
+                self._upsert_state(state)
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -255,18 +293,22 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def put_state(self, items: dict[str, Any]) -> None:
-        """Small durable state (check baselines, open alerts, meter statistics) by key."""
+        """Small durable state (meter statistics, configuration, commands) by key. State that
+        goes with rows (the checks' baselines and open alerts) goes in with them: `append`."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(
-                "INSERT INTO state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [(k, json.dumps(v, default=str)) for k, v in items.items()],
-            )
+            self._upsert_state(items)
             self._conn.execute("COMMIT")
         except BaseException:
             _rollback(self._conn)
             raise
+
+    def _upsert_state(self, items: Mapping[str, Any]) -> None:
+        self._conn.executemany(
+            "INSERT INTO state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, json.dumps(v, default=str)) for k, v in items.items()],
+        )
 
     def delete_state(self, keys: list[str]) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -410,6 +452,7 @@ class Store:
             return []
         target = self.budget_bytes * LOW_WATER
         events = []
+        self._forget_acknowledged_reductions()
         pruned = self._prune_acknowledged(target)
         if pruned:
             events.append(
@@ -484,14 +527,21 @@ class Store:
     def _downsample(
         self, interval_s: int, register_interval_s: int, target: float
     ) -> tuple[int, tuple[str, str]]:
-        """Reduce the oldest unsent readings not yet reduced at this interval, chunk by chunk,
-        until under target. Cumulative registers keep their reads at `register_interval_s`
-        boundaries whatever the interval (15 minutes: a boundary of every local day, since time
-        zones differ from UTC by whole quarter hours). Returns (rows removed, time span)."""
-        key = f"downsampled_through_{interval_s}"
-        start = max(int(self._meta(key) or 0), self.cursors[0])
-        interval_us = interval_s * 1_000_000
-        register_us = register_interval_s * 1_000_000
+        """Reduce the closed intervals of the unsent readings above this interval's watermark,
+        chunk by chunk, until under target (module docstring). Cumulative registers keep their
+        first read of each `register_interval_s` whatever the interval (15 minutes: a boundary of
+        every local day, since time zones differ from UTC by whole quarter hours). Returns (rows
+        removed, time span)."""
+        through_key, until_key = f"reduced_through_{interval_s}", f"reduced_until_{interval_s}"
+        start = max(int(self._meta(through_key) or 0), self.cursors[0])
+        closed_until = int(self._meta(until_key) or 0)  # intervals ending (+straggle) before
+        # a meter clock years ahead must not close every interval at once: the frontier takes
+        # no time more than a week past the gateway's clock
+        plausible = int(time.time() * 1_000_000) + 7 * 86_400_000_000
+        frontier = closed_until
+        open_: dict[_Bucket, list[tuple]] = {}  # in seq order, each
+        size_us: dict[str, int] = {}  # quantity -> the length of its intervals
+        unsynced = Quality.CLOCK_UNSYNCED.value
         removed = 0
         first_ts = last_ts = None
         while self._used_bytes() > target:
@@ -500,51 +550,108 @@ class Store:
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (start, _CHUNK),
             ).fetchall()
-            if len(rows) < 2:
+            if not rows:
                 break
-            # leave the newest bucket of each series alone: it may still be filling
-            end_seq = rows[-1][0] if len(rows) == _CHUNK else rows[-1][0] - 1
-            groups: dict[tuple[str, str, int], list[tuple]] = {}
+            end_seq = rows[-1][0]
             for row in rows:
-                if row[0] > end_seq or row[5] == Quality.CLOCK_UNSYNCED.value:
-                    continue
-                cumulative = QUANTITIES[row[2]].is_cumulative
-                bucket = row[3] // (register_us if cumulative else interval_us)
-                groups.setdefault((row[1], row[2], bucket), []).append(row)
-            deletes: list[tuple[int]] = []
-            updates: list[tuple[float, str, int]] = []
-            for (_, quantity, _), members in groups.items():
-                if len(members) <= 1:
-                    continue
-                if QUANTITIES[quantity].is_cumulative:
-                    members.sort(key=lambda r: r[3])
-                    deletes += [(r[0],) for r in members[1:]]  # keep the boundary read
-                    continue
-                if len(members) <= 3:
-                    continue
-                low = min(members, key=lambda r: r[4])
-                high = max(members, key=lambda r: r[4])
-                rest = [r for r in members if r is not low and r is not high]
-                mean = sum(r[4] for r in members) / len(members)
-                keeper = min(rest, key=lambda r: r[3])
-                updates.append((mean, Quality.ESTIMATED.value, keeper[0]))
-                deletes += [(r[0],) for r in rest if r is not keeper]
+                if row[5] == unsynced:
+                    continue  # its time is not known yet: kept as read
+                size = size_us.get(row[2])
+                if size is None:
+                    cumulative = QUANTITIES[row[2]].is_cumulative
+                    size = (register_interval_s if cumulative else interval_s) * 1_000_000
+                    size_us[row[2]] = size
+                end_us = row[3] // size * size + size
+                # closed before this row came (by the readings before it, whatever the chunks)
+                late = end_us + STRAGGLE_US <= max(closed_until, frontier)
+                if row[3] <= plausible and row[3] > frontier:
+                    frontier = row[3]
+                if not late:
+                    open_.setdefault(_Bucket(row[1], row[2], end_us), []).append(row)
+            cutoff = max(frontier, _cutoff_for_memory(open_))
+            closing = [b for b in open_ if b.end_us + STRAGGLE_US <= cutoff]
+            closed_until = max(closed_until, cutoff)
+            deletes, updates, estimates = self._reduce_closed([(b, open_.pop(b)) for b in closing])
+            held = min((members[0][0] for members in open_.values()), default=None)
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("DELETE FROM readings WHERE seq = ?", deletes)
-            self._conn.executemany(
-                "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
-            )
-            self._set_meta({key: end_seq})
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.executemany(
+                    "DELETE FROM readings WHERE seq = ?", [(seq,) for seq in deletes]
+                )
+                self._conn.executemany(
+                    "DELETE FROM estimates WHERE seq = ?", [(seq,) for seq in deletes]
+                )
+                self._conn.executemany(
+                    "UPDATE readings SET value = ?, quality = ? WHERE seq = ?", updates
+                )
+                self._conn.executemany(
+                    "INSERT INTO estimates (seq, samples, total) VALUES (?, ?, ?)"
+                    " ON CONFLICT (seq) DO UPDATE SET samples = excluded.samples,"
+                    " total = excluded.total",
+                    estimates,
+                )
+                self._set_meta(
+                    {
+                        through_key: held - 1 if held is not None else end_seq,
+                        until_key: closed_until,
+                    }
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                _rollback(self._conn)
+                raise
             removed += len(deletes)
-            touched = [r[3] for r in rows if r[0] <= end_seq]
-            if touched:
-                first_ts = first_ts or from_us(min(touched)).isoformat()
-                last_ts = from_us(max(touched)).isoformat()
+            touched = [r[3] for r in rows]
+            first_ts = first_ts or from_us(min(touched)).isoformat()
+            last_ts = from_us(max(touched)).isoformat()
             start = end_seq
-            if end_seq >= self._last_seq - 1:
+            if len(rows) < _CHUNK:
                 break
         return removed, (first_ts or "", last_ts or "")
+
+    def _reduce_closed(
+        self, groups: list[tuple[_Bucket, list[tuple]]]
+    ) -> tuple[list[int], list[tuple[float, str, int]], list[tuple[int, int, float]]]:
+        """(rows to delete, mean rows to write, what each mean stands for) for closed intervals."""
+        known = self._estimates(
+            r[0] for _, members in groups for r in members if r[5] == Quality.ESTIMATED.value
+        )
+        deletes: list[int] = []
+        updates: list[tuple[float, str, int]] = []
+        estimates: list[tuple[int, int, float]] = []
+        for bucket, members in groups:
+            if QUANTITIES[bucket.quantity].is_cumulative:
+                first = min(members, key=lambda r: (r[3], r[0]))
+                deletes += [r[0] for r in members if r is not first]
+                continue
+            reduced = _reduce(members, known)
+            if reduced is None:
+                continue
+            keep, mean_row, mean, samples, total = reduced
+            deletes += [r[0] for r in members if r[0] not in keep]
+            updates.append((mean, Quality.ESTIMATED.value, mean_row))
+            estimates.append((mean_row, samples, total))
+        return deletes, updates, estimates
+
+    def _estimates(self, seqs: Iterable[int]) -> dict[int, tuple[int, float]]:
+        """What each estimated row stands for: (samples, their sum)."""
+        rows = self._conn.execute(
+            "SELECT seq, samples, total FROM estimates"
+            " WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(seqs)),),
+        ).fetchall()
+        return {seq: (samples, total) for seq, samples, total in rows}
+
+    def _forget_acknowledged_reductions(self) -> None:
+        """What earlier reductions kept of rows the cloud has now: never merged again."""
+        cursor = self.cursors[0]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM estimates WHERE seq <= ?", (cursor,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self._conn)
+            raise
 
     # ------------------------------------------------------------------ reading back
     def latest_times(self) -> dict[tuple[str, str], int]:
@@ -586,6 +693,52 @@ class Store:
             "SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,)
         ).fetchall()
         return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
+
+
+class _Bucket(NamedTuple):
+    """One interval of one series, by its end."""
+
+    meter_id: str
+    quantity: str
+    end_us: int
+
+
+def _cutoff_for_memory(open_: dict[_Bucket, list[tuple]]) -> int:
+    """A time to close intervals up to so that the rows of those left open fit in memory (0 when
+    they do): the oldest open intervals close early, and what reaches them later is kept as
+    read."""
+    held = sum(len(members) for members in open_.values())
+    if held <= _OPEN_ROWS_MAX:
+        return 0
+    for bucket in sorted(open_, key=lambda b: b.end_us):
+        held -= len(open_[bucket])
+        if held <= _OPEN_ROWS_MAX // 2:
+            return bucket.end_us + STRAGGLE_US
+    return 0
+
+
+def _reduce(
+    members: list[tuple], known: dict[int, tuple[int, float]]
+) -> tuple[list[int], int, float, int, float] | None:
+    """An interval's rows reduced: (seqs kept, the mean row's seq, the mean, and the samples
+    the mean row stands for besides the minimum and maximum, with their sum), or None if there
+    is nothing to reduce. The minimum and maximum are samples as read (never an earlier mean);
+    the mean row is the earliest of the others; a row read is one sample, an earlier mean
+    stands for what `estimates` says (one sample of its value if it says nothing)."""
+    real = [r for r in members if r[5] != Quality.ESTIMATED.value]
+    if len(real) < 2 or len(members) <= 3:
+        return None
+    low = min(real, key=lambda r: (r[4], r[0]))
+    high = max((r for r in real if r is not low), key=lambda r: (r[4], -r[0]))
+    rest = [r for r in members if r is not low and r is not high]
+    samples = total = 0.0
+    for r in rest:
+        n, s = known.get(r[0], (1, r[4])) if r[5] == Quality.ESTIMATED.value else (1, r[4])
+        samples += n
+        total += s
+    mean = (total + low[4] + high[4]) / (samples + 2)
+    mean_row = min(rest, key=lambda r: (r[3], r[0]))
+    return [low[0], high[0], mean_row[0]], mean_row[0], mean, int(samples), total
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
