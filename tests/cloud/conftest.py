@@ -231,6 +231,9 @@ def chromium() -> str:
     return path
 
 
+BROWSER_WAIT_MS = 120_000
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator:
     from playwright.async_api import async_playwright
@@ -241,5 +244,17 @@ async def browser() -> AsyncIterator:
             executable_path=executable,
             args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
         )
+        opened = launched.new_context
+
+        async def new_context(*args, **kwargs):
+            """A context whose waits allow for a loaded machine (Playwright's 30 s default was
+            met by a sign-up's password hashing next to two busy cores): a wait still ends on
+            the event it waits for, only its give-up point moves."""
+            context = await opened(*args, **kwargs)
+            context.set_default_timeout(BROWSER_WAIT_MS)
+            context.set_default_navigation_timeout(BROWSER_WAIT_MS)
+            return context
+
+        launched.new_context = new_context
         yield launched
         await launched.close()

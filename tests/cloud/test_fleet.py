@@ -3,7 +3,6 @@ with before and after. (Every route against every role is test_authorization_mat
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from cloud.access import ROLE_PERMISSIONS
 from cloud.services import auth, fleet
 from shared import generate_private_key, public_key_text
 from tests.cloud.conftest import Cloud, outbox_link_token
+from tests.cloud.world import free_state_code
 
 PASSWORD = "correct horse battery"
 
@@ -141,11 +141,6 @@ async def world(cloud: Cloud) -> World:
 
 def as_role(world: World, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[role]}"}
-
-
-def _code(world: World, role: str, length: int) -> str:
-    rng = random.Random(world.tag + role)
-    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(length))
 
 
 READINGS_QUERY = "?quantity=1.8.0&interval=day&from=2026-10-01T00:00Z&to=2026-10-02T00:00Z"
@@ -450,7 +445,7 @@ async def test_user_managers_grant_only_what_they_may(cloud: Cloud, world: World
     assert touch_super.status_code == 404  # a super admin is outside every other scope
     async with cloud.pool.connection() as conn:
         other = await fleet.create_state(
-            conn, code=_code(world, "other", 3), name="Other", actor="test"
+            conn, code=await free_state_code(conn), name="Other", actor="test"
         )
         far = await fleet.create_board(
             conn, state_code=other["code"], code=f"F-{world.tag}", name="Far", actor="test"
