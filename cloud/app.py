@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .api import (
     account,
@@ -181,6 +181,18 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         # input validation should stop these first; this keeps a miss a client error, not a 500
         return JSONResponse(
             {"detail": f"a value is not acceptable: {exc}", "errors": []}, status_code=422
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_away(_request: Request, exc: Exception) -> JSONResponse:
+        # the database restarting, failing over or out of connections: a moment's wait, not a
+        # server fault; a gateway resends its batch (writes are idempotent), a page retries
+        log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+        return JSONResponse(
+            {"detail": "the database is not reachable just now; try again shortly", "errors": []},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(RequestValidationError)

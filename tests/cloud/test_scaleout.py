@@ -36,7 +36,7 @@ from shared import (
     public_key_text,
     seal_batch,
 )
-from tests.support.replica import primary_and_replica, wait_for_replay
+from tests.support.clusters import primary_and_replica, wait_for_replay
 from tests.support.services import free_tcp_port
 
 pytestmark = pytest.mark.slow
