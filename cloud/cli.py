@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import psycopg
 import typer
 from psycopg.rows import dict_row
+from pydantic import ValidationError
 
 from .billing.engine import month_of
 from .db import database_url
@@ -34,8 +35,20 @@ app.add_typer(admin, name="admin")
 T = TypeVar("T")
 
 
+def _settings(**changes: Any) -> CloudSettings:
+    """The settings from the environment and the command line; a bad one stops the command with
+    a message naming its variable."""
+    try:
+        return CloudSettings(**changes)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            name = "GRIDGATE_" + "_".join(str(p) for p in problem["loc"]).upper()
+            typer.echo(f"gridgate cloud: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _with_connection(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
-    settings = CloudSettings()
+    settings = _settings()
 
     async def run(url: str) -> T:
         sms_outbox.configure(settings)  # a bill marked overdue here is texted as from the app
@@ -92,7 +105,7 @@ def serve(
 
     given = (("host", host), ("port", port), ("workers", workers))
     changes: dict[str, Any] = {k: v for k, v in given if v is not None}
-    settings = CloudSettings(**changes)
+    settings = _settings(**changes)
     served = {
         "host": settings.host,
         "port": settings.port,
