@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .api import (
     account,
@@ -80,10 +81,11 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_pool(database_url, settings) as pool:
+        async with open_pool(database_url, settings) as pool, _read_pool(pool) as read_pool:
             async with pool.connection() as conn:
                 await migrate(conn)
             app.state.pool = pool
+            app.state.read_pool = read_pool
             app.state.database_url = database_url
             app.state.alert_feed = AlertFeed(database_url)
             await app.state.alert_feed.start()
@@ -122,6 +124,17 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
                         await asyncio.wait_for(sms, settings.sms_timeout_s + 5)
                     except TimeoutError:
                         log.warning("SMS sender did not stop in time")
+
+    @asynccontextmanager
+    async def _read_pool(primary: AsyncConnectionPool) -> AsyncIterator[AsyncConnectionPool]:
+        """The replica's pool for the charts' reads, or the primary's when there is none."""
+        if not settings.replica_url:
+            yield primary
+            return
+        async with open_pool(
+            settings.replica_url, settings, role="gridgate-cloud-replica"
+        ) as replica:
+            yield replica
 
     app = GridgateApp(
         title="GridGate cloud",
@@ -168,6 +181,18 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         # input validation should stop these first; this keeps a miss a client error, not a 500
         return JSONResponse(
             {"detail": f"a value is not acceptable: {exc}", "errors": []}, status_code=422
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_away(_request: Request, exc: Exception) -> JSONResponse:
+        # the database restarting, failing over or out of connections: a moment's wait, not a
+        # server fault; a gateway resends its batch (writes are idempotent), a page retries
+        log.warning("database unavailable", error=str(exc).splitlines()[0] if str(exc) else "")
+        return JSONResponse(
+            {"detail": "the database is not reachable just now; try again shortly", "errors": []},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(RequestValidationError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import psycopg
 import typer
 from psycopg.rows import dict_row
+from pydantic import ValidationError
 
 from .billing.engine import month_of
 from .db import database_url
@@ -33,8 +35,20 @@ app.add_typer(admin, name="admin")
 T = TypeVar("T")
 
 
+def _settings(**changes: Any) -> CloudSettings:
+    """The settings from the environment and the command line; a bad one stops the command with
+    a message naming its variable."""
+    try:
+        return CloudSettings(**changes)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            name = "GRIDGATE_" + "_".join(str(p) for p in problem["loc"]).upper()
+            typer.echo(f"gridgate cloud: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _with_connection(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) -> T:
-    settings = CloudSettings()
+    settings = _settings()
 
     async def run(url: str) -> T:
         sms_outbox.configure(settings)  # a bill marked overdue here is texted as from the app
@@ -70,35 +84,56 @@ def migrate_command() -> None:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: str | None = typer.Option(None, help="Listen address (GRIDGATE_HOST)."),
     port: int | None = typer.Option(None, help="Port (GRIDGATE_PORT; 0 picks a free one)."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Server processes sharing the port (GRIDGATE_WORKERS; 1)."
+    ),
 ) -> None:
     """Run the API. Uses GRIDGATE_DATABASE_URL, else an embedded PostgreSQL in GRIDGATE_DATA_DIR.
 
-    Example: gridgate cloud serve --port 8000
+    With --workers N, N processes serve the port (started once more if one dies); the periodic
+    jobs still run once per interval between them.
+
+    Example: gridgate cloud serve --port 8000 --workers 4
     """
     import uvicorn
 
     from .app import create_app
+    from .served import FACTORY, PLAN_VARIABLE, worker_plan
 
-    changes: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = CloudSettings(**changes)
-    with database_url(settings) as url:
+    given = (("host", host), ("port", port), ("workers", workers))
+    changes: dict[str, Any] = {k: v for k, v in given if v is not None}
+    settings = _settings(**changes)
+    served = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        # the client address (login limits, audit) and https (HSTS, secure cookies) are
+        # taken from X-Forwarded-* only when the request comes from these proxies
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
+    with database_url(settings) as url:  # an embedded server starts here, once
         try:
+            # built here whatever the workers: a bad setting stops the start with its reason,
+            # and the secrets in the data directory are made before any worker looks for them
             cloud = create_app(settings, url)
         except SmsConfigError as exc:
             typer.echo(f"gridgate cloud: {exc}", err=True)
             raise typer.Exit(2) from None
-        uvicorn.run(
-            cloud,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            # the client address (login limits, audit) and https (HSTS, secure cookies) are
-            # taken from X-Forwarded-* only when the request comes from these proxies
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
+        if settings.workers == 1:
+            uvicorn.run(cloud, **served)
+            return
+        logging = ctx.find_root().params
+        os.environ[PLAN_VARIABLE] = worker_plan(
+            url,
+            changes,
+            log_level=logging.get("log_level") or "INFO",
+            json_logs=logging.get("json_logs"),
         )
+        uvicorn.run(FACTORY, factory=True, workers=settings.workers, **served)
 
 
 @admin.command("create-state")

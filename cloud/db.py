@@ -6,6 +6,7 @@ Every query runs through the pool; SQL lives beside the service that owns its ta
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -51,15 +52,24 @@ async def _transactional(conn: AsyncConnection) -> None:
         await conn.set_autocommit(False)
 
 
+def application_name(role: str = "gridgate-cloud") -> str:
+    """How this process's connections name themselves to the server (`pg_stat_activity`): the
+    role and the process id, so an operator sees which server process holds which connection."""
+    return f"{role} {os.getpid()}"
+
+
 @contextlib.asynccontextmanager
-async def open_pool(url: str, settings: CloudSettings) -> AsyncIterator[AsyncConnectionPool]:
+async def open_pool(
+    url: str, settings: CloudSettings, *, role: str = "gridgate-cloud"
+) -> AsyncIterator[AsyncConnectionPool]:
     pool = AsyncConnectionPool(
         url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         open=False,
-        kwargs={"row_factory": dict_row},
+        kwargs={"row_factory": dict_row, "application_name": application_name(role)},
         reset=_transactional,
+        name=role,
     )
     await pool.open(wait=True, timeout=30)
     try:

@@ -1,8 +1,10 @@
 """The service's periodic jobs: the console's aggregates, the cloud checks, the expiry of
 gateway commands nobody collected and of software updates a gateway went silent about, and the
 pruning of ended rate-limit windows every `jobs_interval_s`; retention every
-`retention_interval_s` (an hour). One loop per process; a failing pass is logged and the next
-one runs on time.
+`retention_interval_s` (an hour). One loop per process, waking just after each interval starts;
+each job claims its interval (`services/job_runs.py`) before it runs, so however many processes
+serve, each job runs once per interval, in whichever process claimed it. A failing job is
+recorded and logged; the next interval runs it again.
 
 The boards' billing cycles are looked at on the same beat, in a task of their own (a run of a
 large board takes minutes and must not hold the checks back; a new pass starts only once the
@@ -16,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from .reports.storage import ReportStorage
@@ -26,6 +32,7 @@ from .services import (
     aggregates,
     billing_cycles,
     gateway_control,
+    job_runs,
     notifications,
     rate_limits,
     retention,
@@ -73,20 +80,85 @@ async def run_report_schedules(
         log.error("scheduled reports failed", error=str(exc))
 
 
+JOB_HISTORY_INTERVAL_S = 3600
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job run once per `every_s` seconds across every process: `work` gets a connection (its
+    transaction committed when it returns) and the moment of the pass, and returns what it did
+    (logged when not empty)."""
+
+    name: str
+    every_s: int
+    work: Callable[[AsyncConnection, datetime], Awaitable[Any]]
+
+
+def periodic_jobs(settings: CloudSettings, storage: ReportStorage) -> list[PeriodicJob]:
+    """The jobs the loop runs, in the order a pass runs them."""
+    every = settings.jobs_interval_s
+
+    async def refresh_aggregates(conn: AsyncConnection, _now: datetime) -> None:
+        await aggregates.refresh(conn)
+
+    async def check(conn: AsyncConnection, now: datetime) -> dict[str, int]:
+        found = await run_checks(conn, now, check_settings(settings))
+        return {kind: n for kind, n in found.items() if n}
+
+    async def expire_commands(conn: AsyncConnection, now: datetime) -> int:
+        expired = await gateway_control.expire(conn, now)
+        await conn.execute(  # the gateways' health history: three months
+            "DELETE FROM gateway_health WHERE at < now() - interval '90 days'"
+        )
+        return expired
+
+    async def expire_software(conn: AsyncConnection, now: datetime) -> int:
+        return await software.expire_silent(conn, now)
+
+    async def prune_rate_limits(conn: AsyncConnection, _now: datetime) -> None:
+        await rate_limits.prune(conn, settings.rate_limit_window_s)
+
+    async def apply_retention(conn: AsyncConnection, now: datetime) -> None:
+        await retention.run(conn, now, storage)
+
+    async def prune_job_history(conn: AsyncConnection, _now: datetime) -> int:
+        return await job_runs.prune(conn)
+
+    jobs = [
+        PeriodicJob("aggregates", every, refresh_aggregates),
+        PeriodicJob("cloud_checks", every, check),
+        PeriodicJob("gateway_commands_expiry", every, expire_commands),
+        PeriodicJob("software_expiry", every, expire_software),
+        PeriodicJob("rate_limit_pruning", every, prune_rate_limits),
+        PeriodicJob("job_history_pruning", JOB_HISTORY_INTERVAL_S, prune_job_history),
+    ]
+    if settings.retention_interval_s:
+        jobs.append(PeriodicJob("retention", settings.retention_interval_s, apply_retention))
+    return jobs
+
+
+def seconds_to_next_interval(now_s: float, every_s: float) -> float:
+    """How long to sleep from the epoch second `now_s` to just after the next multiple of
+    `every_s` starts (a twentieth of the interval after, a second at most, so a host whose
+    clock runs a little behind the database's still lands inside the new interval)."""
+    return every_s - now_s % every_s + min(1.0, every_s / 20)
+
+
 async def run_jobs(
     pool: AsyncConnectionPool, settings: CloudSettings, storage: ReportStorage
 ) -> None:
-    last_retention = 0.0
+    jobs = periodic_jobs(settings, storage)
+    worker = billing_cycles.worker_name()
     cycles: asyncio.Task[None] | None = None
     schedules: asyncio.Task[None] | None = None
     try:
         while True:
-            await asyncio.sleep(settings.jobs_interval_s)
+            await asyncio.sleep(seconds_to_next_interval(time.time(), settings.jobs_interval_s))
             if cycles is None or cycles.done():
                 cycles = asyncio.create_task(run_billing_cycles(pool, settings))
             if schedules is None or schedules.done():
                 schedules = asyncio.create_task(run_report_schedules(pool, settings, storage))
-            last_retention = await _run_pass(pool, settings, storage, last_retention)
+            await run_pass(pool, jobs, worker=worker)
     finally:
         for task in (cycles, schedules):
             if task is not None:
@@ -95,53 +167,41 @@ async def run_jobs(
                     await task
 
 
-async def _run_pass(
+async def run_pass(
     pool: AsyncConnectionPool,
-    settings: CloudSettings,
-    storage: ReportStorage,
-    last_retention: float,
-) -> float:
-    """The quick jobs once; retention when its interval is up. When retention last ran."""
-    try:
-        async with pool.connection() as conn:
-            await aggregates.refresh(conn)
-    except Exception as exc:  # keep the loop alive; the next pass may succeed
-        log.error("aggregates failed", error=str(exc))
-    try:
-        async with pool.connection() as conn:
-            found = await run_checks(conn, datetime.now(UTC), check_settings(settings))
-        if any(found.values()):
-            log.info("cloud checks", **found)
-    except Exception as exc:  # keep the loop alive; the next pass may succeed
-        log.error("cloud checks failed", error=str(exc))
-    try:
-        async with pool.connection() as conn:
-            expired = await gateway_control.expire(conn, datetime.now(UTC))
-            await conn.execute(  # the gateways' health history: three months
-                "DELETE FROM gateway_health WHERE at < now() - interval '90 days'"
-            )
-        if expired:
-            log.info("gateway commands expired", commands=expired)
-    except Exception as exc:  # keep the loop alive; the next pass may succeed
-        log.error("expiring gateway commands failed", error=str(exc))
-    try:
-        async with pool.connection() as conn:
-            silent = await software.expire_silent(conn, datetime.now(UTC))
-        if silent:
-            log.info("software updates failed for silence", updates=silent)
-    except Exception as exc:  # keep the loop alive; the next pass may succeed
-        log.error("expiring software updates failed", error=str(exc))
-    try:
-        async with pool.connection() as conn:
-            await rate_limits.prune(conn, settings.rate_limit_window_s)
-    except Exception as exc:  # keep the loop alive; the next pass may succeed
-        log.error("rate limit pruning failed", error=str(exc))
-    due = time.monotonic() - last_retention >= settings.retention_interval_s
-    if settings.retention_interval_s and due:
-        last_retention = time.monotonic()
+    jobs: list[PeriodicJob],
+    *,
+    worker: str,
+    at: datetime | None = None,
+) -> list[str]:
+    """Each job whose interval holding `at` (the database's now when None) no process has
+    claimed yet: claimed, run and its outcome recorded. The names of the jobs this pass ran. A
+    failing job is logged and recorded; the others still run."""
+    ran = []
+    for job in jobs:
         try:
             async with pool.connection() as conn:
-                await retention.run(conn, datetime.now(UTC), storage)
+                interval = await job_runs.claim(
+                    conn, job.name, every_s=job.every_s, worker=worker, at=at
+                )
+        except Exception as exc:  # the database is away: the next pass tries again
+            log.error("claiming a job failed", job=job.name, error=str(exc))
+            continue
+        if interval is None:
+            continue  # another process has this interval's run
+        ran.append(job.name)
+        error = None
+        try:
+            async with pool.connection() as conn:
+                done = await job.work(conn, at or datetime.now(UTC))
+            if done:
+                log.info("job done", job=job.name, result=done)
+        except Exception as exc:  # keep the loop alive; the next interval may succeed
+            error = str(exc) or type(exc).__name__
+            log.error("job failed", job=job.name, error=error)
+        try:
+            async with pool.connection() as conn:
+                await job_runs.finish(conn, job.name, interval, error=error)
         except Exception as exc:
-            log.error("retention failed", error=str(exc))
-    return last_retention
+            log.error("recording a job's outcome failed", job=job.name, error=str(exc))
+    return ran

@@ -22,8 +22,14 @@ class CloudSettings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     # the reverse proxies whose X-Forwarded-For/-Proto are believed (comma-separated addresses)
     forwarded_allow_ips: str = "127.0.0.1"
+    # server processes sharing the port (`gridgate cloud serve --workers`); each holds a pool of
+    # up to pool_max_size connections, and one more for the live streams
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
     pool_min_size: Annotated[int, Field(ge=1)] = 2
     pool_max_size: Annotated[int, Field(ge=1)] = 10
+    # a streaming replica of the database: the charts' and readings' GET routes read from it
+    # (as current as its replay: usually under a second behind), everything else the primary
+    replica_url: str | None = Field(default=None, repr=False)
     # access tokens: HS256 over jwt_secret; unset, a random secret is kept in data_dir (0600)
     jwt_secret: str | None = Field(default=None, min_length=32, repr=False)
     access_token_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 900

@@ -50,3 +50,9 @@ def test_every_command_explains_itself_with_an_example(command: list[str]) -> No
     result = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "Example:" in result.output
+
+
+def test_a_bad_serve_setting_names_its_variable() -> None:
+    result = runner.invoke(app, ["cloud", "serve"], env={"GRIDGATE_WORKERS": "0"})
+    assert result.exit_code == 2
+    assert "GRIDGATE_WORKERS: Input should be greater than or equal to 1" in result.output

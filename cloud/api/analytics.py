@@ -1,5 +1,7 @@
 """The console's figures under `/api/v1/analytics`, and a consumer's own usage and tariff: all read
-from aggregates kept as readings arrive (`cloud.services.aggregates`), scoped like every route."""
+from aggregates kept as readings arrive (`cloud.services.aggregates`), scoped like every route.
+The figures read from the replica when there is one (`ReadPoolDep`); the tariff, which bills,
+from the primary."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pydantic import StringConstraints
 from ..access import Permission, Principal
 from ..access.ids import BoardId, ConsumerId
 from ..services import analytics, energy_balance, tariffs
-from .deps import PoolDep, require
+from .deps import PoolDep, ReadPoolDep, require
 from .paging import Limit, Offset
 from .scoped_route import ScopedRoute
 from .types import Day, Instant
@@ -23,7 +25,7 @@ Month = Annotated[str, StringConstraints(pattern=r"^20\d\d-(0[1-9]|1[0-2])$")]
 
 @router.get("/analytics/overview")
 async def overview(
-    board_id: BoardId, pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)
+    board_id: BoardId, pool: ReadPoolDep, principal: Principal = require(Permission.BOARD_READ)
 ) -> dict:
     """One board at a glance: load now, energy today against yesterday and last week (up to
     the same time of day), meters and gateways by health, open alerts by severity with the
@@ -33,7 +35,7 @@ async def overview(
 
 
 @router.get("/analytics/boards")
-async def boards(pool: PoolDep, principal: Principal = require(Permission.BOARD_READ)) -> list:
+async def boards(pool: ReadPoolDep, principal: Principal = require(Permission.BOARD_READ)) -> list:
     """Every board in scope side by side: energy today and yesterday, load, meters online,
     open alerts."""
     async with pool.connection() as conn:
@@ -43,7 +45,7 @@ async def boards(pool: PoolDep, principal: Principal = require(Permission.BOARD_
 @router.get("/analytics/load")
 async def load(
     board_id: BoardId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
     interval: Literal["15min", "hour", "day"] = "15min",
@@ -59,7 +61,7 @@ async def load(
 
 @router.get("/analytics/consumption")
 async def consumption(
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[Day, Query(alias="from")],
     end: Annotated[Day, Query(alias="to")],
     group_by: Literal["board", "category", "consumer"] = "consumer",
@@ -87,7 +89,7 @@ async def consumption(
 @router.get("/analytics/profile")
 async def profile(
     board_id: BoardId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[Day, Query(alias="from")],
     end: Annotated[Day, Query(alias="to")],
     principal: Principal = require(Permission.READING_READ),
@@ -107,7 +109,7 @@ def _month(text: str | None) -> date | None:
 @router.get("/consumers/{consumer_id}/usage")
 async def usage(
     consumer_id: ConsumerId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     month: Annotated[Month | None, Query(description="YYYY-MM; this month when left out")] = None,
     principal: Principal = require(Permission.READING_READ),
 ) -> dict:
@@ -120,7 +122,7 @@ async def usage(
 @router.get("/consumers/{consumer_id}/energy-balance")
 async def consumer_energy_balance(
     consumer_id: ConsumerId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[
         Day | None, Query(alias="from", description="first local day; 30 days ago if left out")
     ] = None,

@@ -17,7 +17,7 @@ from ..access import Permission, Principal
 from ..access.ids import BoardId, StateId
 from ..services import fleet, readings, retention
 from ..services.scoped import BOARDS, STATES, actor, delete_row, get_row, update_row
-from .deps import PoolDep, require
+from .deps import PoolDep, ReadPoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
 from .types import PLAIN_TEXT, Instant, Patch, text
@@ -171,7 +171,7 @@ async def delete_board(
 @router.get("/boards/{board_id}/readings")
 async def get_board_readings(
     board_id: BoardId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),

@@ -22,6 +22,10 @@ def _pool(request: Request) -> AsyncConnectionPool:
     return request.app.state.pool
 
 
+def _read_pool(request: Request) -> AsyncConnectionPool:
+    return request.app.state.read_pool
+
+
 def _settings(request: Request) -> CloudSettings:
     return request.app.state.settings
 
@@ -31,6 +35,9 @@ def _metrics(request: Request) -> Metrics:
 
 
 PoolDep = Annotated[AsyncConnectionPool, Depends(_pool)]
+# the charts' and readings' reads: the replica's pool when GRIDGATE_REPLICA_URL is set (a little
+# behind the primary: never for what a request has just written, nor for any write)
+ReadPoolDep = Annotated[AsyncConnectionPool, Depends(_read_pool)]
 SettingsDep = Annotated[CloudSettings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 

@@ -21,7 +21,7 @@ from ..access.ids import BoardId, ConsumerId, GatewayId, MeterId
 from ..errors import InvalidInput
 from ..services import consumers, meters, readings
 from ..services.scoped import CONSUMERS, METERS
-from .deps import PoolDep, require
+from .deps import PoolDep, ReadPoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
 from .types import PLAIN_TEXT, Day, Email, Instant, Patch, Phone, text
@@ -177,7 +177,7 @@ async def get_meter(
 
 @router.get("/meters/{meter_id}/latest")
 async def get_meter_latest(
-    meter_id: MeterId, pool: PoolDep, principal: Principal = require(Permission.READING_READ)
+    meter_id: MeterId, pool: ReadPoolDep, principal: Principal = require(Permission.READING_READ)
 ) -> list[dict]:
     """The newest value of every quantity the meter reports (of the last 31 days), with its
     name, unit and the kind it belongs to (energy, demand, power, voltage, current, quality)."""
@@ -188,7 +188,7 @@ async def get_meter_latest(
 @router.get("/meters/{meter_id}/readings")
 async def get_meter_readings(
     meter_id: MeterId,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     start: Annotated[Instant, Query(alias="from")],
     end: Annotated[Instant, Query(alias="to")],
     quantity: str = Query(..., max_length=16, pattern=PLAIN_TEXT),
