@@ -188,7 +188,8 @@ async def _stored_advice(conn, principal, consumer_id: int, advice: dict) -> dic
     """The period's recommendations as stored, with their answers: stored again first when the
     viewer may generate them (unchanged figures write nothing), else as last generated."""
     if principal.may(Permission.RECOMMENDATION_GENERATE):
-        return await recommendations.store(conn, principal, consumer_id, advice)
+        stored = await recommendations.store(conn, principal, consumer_id, advice)
+        return {**stored, "items": _dismissed_last(stored["items"])}
     items, _ = await recommendations.list_for(
         conn,
         principal,
@@ -198,7 +199,12 @@ async def _stored_advice(conn, principal, consumer_id: int, advice: dict) -> dic
         limit=50,
         offset=0,
     )
-    return {**advice, "items": items}
+    return {**advice, "items": _dismissed_last(items)}
+
+
+def _dismissed_last(items: list[dict]) -> list[dict]:
+    """What was turned down goes below what is still worth doing (a stable sort)."""
+    return sorted(items, key=lambda item: item["status"] == "dismissed")
 
 
 def _since_first_reading(days: list[dict]) -> list[dict]:

@@ -14,7 +14,7 @@ function badge(status) {
 function show(item, status) {
   item.dataset.status = status;
   item.className = item.className.replace(/\bs-\w+/, `s-${status}`);
-  item.querySelector(".status").replaceChildren(badge(status));
+  item.querySelector(".status .now").replaceChildren(badge(status));
   for (const button of item.querySelectorAll("button[data-answer]")) {
     button.hidden = button.dataset.answer === status;
   }
