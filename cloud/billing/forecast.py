@@ -24,6 +24,7 @@ day-to-day correlation widens it) and the doubt in the means themselves, at 80 %
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -37,7 +38,8 @@ from .overrides import TariffOverride
 WINDOW_DAYS = 28  # the recent days the expectation goes by
 MIN_DAYS = 7  # fewer whole days than this: the cycle's own rate so far stands in
 SEASON_BOUNDS = (Decimal("0.5"), Decimal("2"))  # a week away a year ago must not halve a forecast
-YEAR = timedelta(days=364)  # 52 weeks: a day a year back is the same day of the week
+YEAR = timedelta(days=364)
+SEASON_PAD_DAYS = 14
 Z_80 = 1.2816  # the normal quantile of a central 80 % range
 UNITS = Decimal("0.001")
 
@@ -324,20 +326,24 @@ def seasonal_factor(
     year_ago: dict[date, Decimal], recent: list[date], period_start: date, period_end: date
 ) -> Decimal | None:
     """How the period's days a year before compare with the recent days a year before (both
-    52 weeks back), from daily units `year_ago`; None unless every one of those days is
-    known and the earlier stretch used something."""
-    then = [d - YEAR for d in recent]
-    ahead = [
-        period_start - YEAR + timedelta(days=i) for i in range((period_end - period_start).days)
-    ]
-    if not then or any(d not in year_ago for d in then + ahead):
+    52 weeks back, each stretch widened by `SEASON_PAD_DAYS` either side so one odd week
+    weighs less), by the median day of each (a week away is not a season); None unless every
+    one of those days is known and the earlier stretch used something."""
+    pad = timedelta(days=SEASON_PAD_DAYS)
+    then = _days(recent[0] - YEAR - pad, recent[-1] - YEAR + pad + timedelta(days=1))
+    ahead = _days(period_start - YEAR - pad, period_end - YEAR + pad)
+    if not recent or any(d not in year_ago for d in then + ahead):
         return None
-    before = sum((year_ago[d] for d in then), Decimal(0)) / len(then)
-    during = sum((year_ago[d] for d in ahead), Decimal(0)) / len(ahead)
+    before = statistics.median(year_ago[d] for d in then)
+    during = statistics.median(year_ago[d] for d in ahead)
     if before <= 0:
         return None
     low, high = SEASON_BOUNDS
     return min(max(during / before, low), high).quantize(Decimal("0.001"))
+
+
+def _days(first: date, end: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
 def forecast_next(
