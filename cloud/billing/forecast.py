@@ -326,13 +326,16 @@ def seasonal_factor(
     year_ago: dict[date, Decimal], recent: list[date], period_start: date, period_end: date
 ) -> Decimal | None:
     """How the period's days a year before compare with the recent days a year before (both
-    52 weeks back, each stretch widened by `SEASON_PAD_DAYS` either side so one odd week
-    weighs less), by the median day of each (a week away is not a season); None unless every
-    one of those days is known and the earlier stretch used something."""
+    52 weeks back), by the median day of each (a week away is not a season), each stretch
+    widened outwards by `SEASON_PAD_DAYS` (earlier for the recent days, later for the
+    period's) so one odd week weighs less; None unless every one of those days is known and
+    the earlier stretch used something."""
+    if not recent:
+        return None
     pad = timedelta(days=SEASON_PAD_DAYS)
-    then = _days(recent[0] - YEAR - pad, recent[-1] - YEAR + pad + timedelta(days=1))
-    ahead = _days(period_start - YEAR - pad, period_end - YEAR + pad)
-    if not recent or any(d not in year_ago for d in then + ahead):
+    then = _days(recent[0] - YEAR - pad, recent[-1] - YEAR + timedelta(days=1))
+    ahead = _days(period_start - YEAR, period_end - YEAR + pad)
+    if any(d not in year_ago for d in then + ahead):
         return None
     before = statistics.median(year_ago[d] for d in then)
     during = statistics.median(year_ago[d] for d in ahead)

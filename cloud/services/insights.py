@@ -221,8 +221,10 @@ async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | Non
     year_ago = await _daily_year_ago(
         conn,
         cycle.consumer["id"],
-        recent_end - timedelta(days=forecasting.WINDOW_DAYS) - forecasting.YEAR,
-        end - forecasting.YEAR,
+        recent_end
+        - timedelta(days=forecasting.WINDOW_DAYS + forecasting.SEASON_PAD_DAYS)
+        - forecasting.YEAR,
+        end - forecasting.YEAR + timedelta(days=forecasting.SEASON_PAD_DAYS),
     )
     try:
         ahead = forecasting.forecast_next(

@@ -259,23 +259,22 @@ async def test_next_periods_forecast_with_and_without_a_season(cloud: Cloud, her
     assert ahead["seasonal_factor"] is None
     assert D(ahead["expected"]["units"]) == units
     assert D(ahead["expected"]["total"]) == telescopic(D(units))
-    # a year back (52 weeks, so weekdays line up) the four weeks before were 10 a day and the
-    # weeks of the next period 15: half as much again
-    recent = days(AS_OF.date() - timedelta(days=28), AS_OF.date())
-    year = timedelta(days=364)
+    # a year back (52 weeks, so weekdays line up) the four weeks before and two more were 10
+    # a day, and the weeks of the next period and two more 15: half as much again
+    recent = days(AS_OF.date() - timedelta(days=28), AS_OF.date())  # 19 Oct - 15 Nov 2026
+    year, pad = timedelta(days=364), timedelta(days=14)
+    before = days(recent[0] - year - pad, recent[-1] - year + timedelta(days=1))
+    during = days(december[0] - year, december[-1] - year + timedelta(days=1) + pad)
+    assert (before[0], before[-1]) == (date(2025, 10, 6), date(2025, 11, 16))
+    assert (during[0], during[-1]) == (date(2025, 12, 2), date(2026, 1, 15))
     async with cloud.pool.connection() as conn:
-        for day in recent:
-            await conn.execute(
-                "INSERT INTO consumer_energy_daily (consumer_id, board_id, day, energy_kwh,"
-                " peak_kw) VALUES (%s, %s, %s, 10, 1)",
-                (consumer_id, here.id, day - year),
-            )
-        for day in december:
-            await conn.execute(
-                "INSERT INTO consumer_energy_daily (consumer_id, board_id, day, energy_kwh,"
-                " peak_kw) VALUES (%s, %s, %s, 15, 1)",
-                (consumer_id, here.id, day - year),
-            )
+        for stretch, kwh in ((before, 10), (during, 15)):
+            for day in stretch:
+                await conn.execute(
+                    "INSERT INTO consumer_energy_daily (consumer_id, board_id, day, energy_kwh,"
+                    " peak_kw) VALUES (%s, %s, %s, %s, 1)",
+                    (consumer_id, here.id, day, kwh),
+                )
         await conn.commit()
     seasonal = (await get(cloud, here, f"/api/v1/consumers/{consumer_id}/forecast"))["next"]
     assert D(seasonal["seasonal_factor"]) == D("1.5")
