@@ -20,7 +20,9 @@ Prints JSON lines:
     p90_error_pct                    the 90th percentile of the forecast's absolute error
     next_mape_pct                    the next period's bill, forecast at the start of each cycle
                                      from the weeks before it and the season a year back
+                                     (half the year-ago change believed, as the service does)
     next_mape_recent_only_pct        the same without the season (the recent weeks alone)
+    next_mape_full_season_pct        the same with the whole year-ago change
     next_mape_linear_pct             the last 30 days' rate carried over the next period
     elapsed_s                        the whole run
 
@@ -150,6 +152,22 @@ def next_period(reads: list[Read], start: date, end: date, versions) -> dict:
         )
         out[name] = bill(ahead.expected, ahead.by_hour, start, end, versions)
         out[f"{name}_factor"] = ahead.seasonal_factor
+    # the whole year-ago change, unweighted, for comparison
+    recent_days = sorted(forecast.daily_units(history.by_hour, IST, recent[0].ts, as_of))
+    change = forecast.seasonal_factor(year_ago, recent_days[-forecast.WINDOW_DAYS :], start, end)
+    if change is not None:
+        plain = forecast.forecast_next(
+            by_hour=history.by_hour,
+            covered_from=recent[0].ts,
+            as_of=as_of,
+            period_start=start,
+            period_end=end,
+            tz=IST,
+        )
+        hours = {h: e * change for h, e in plain.by_hour.items()}
+        out["full_season"] = bill(plain.expected * change, hours, start, end, versions)
+    else:
+        out["full_season"] = out["recent_only"]
     month_ago = as_of - timedelta(days=30)
     last_30 = consumption([MeterSpan(1, known, month_ago, as_of)], IST).units
     out["linear"] = bill(last_30 / 30 * (end - start).days, {}, start, end, versions)
@@ -190,6 +208,7 @@ def backtest(seed: int, versions: list[TariffVersion], regular: bool) -> list[di
             {
                 "next": ahead["seasonal"],
                 "next_recent_only": ahead["recent_only"],
+                "next_full_season": ahead["full_season"],
                 "next_linear": ahead["linear"],
                 "next_factor": ahead["seasonal_factor"],
                 "actual": actual,
@@ -235,6 +254,7 @@ def main() -> None:
     for figure, key in (
         ("next_mape_pct", "next"),
         ("next_mape_recent_only_pct", "next_recent_only"),
+        ("next_mape_full_season_pct", "next_full_season"),
         ("next_mape_linear_pct", "next_linear"),
     ):
         ahead = [pct(r[key], r["actual"]) for r in results]
