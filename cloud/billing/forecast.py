@@ -42,8 +42,8 @@ YEAR = timedelta(days=364)
 SEASON_PAD_DAYS = 14
 # how much of the year-ago change is believed: the year-ago weeks carry their own habits and
 # weeks away, and in `bench/forecast.py` the whole change made the next period worse (14.6 %
-# against 12.7 % without it) while half of it did a little better (12.9 % against 13.3 %, 60
-# households)
+# mean absolute error against 12.7 % without it, 200 households) and half of it a little
+# better (12.5 %)
 SEASON_WEIGHT = Decimal("0.5")
 Z_80 = 1.2816  # the normal quantile of a central 80 % range
 UNITS = Decimal("0.001")
