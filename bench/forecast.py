@@ -2,7 +2,7 @@
 
 Simulates N households (`firmware_sim.physics`, one seed each, with their own standing load,
 evening peak, appliances, day-to-day habits, weeks away and a season — spring into summer, so
-use rises) from 1 Feb 2026, hourly register reads in Asia/Kolkata. The board bills monthly on
+use rises) from 1 Jan 2025, hourly register reads in Asia/Kolkata. The board bills monthly on
 the 10th: three cycles, 10 Mar to 10 Jun (92 days). At the middle of each cycle it forecasts
 the cycle's bill from the reads taken up to then — nothing later reaches the forecaster — and
 compares it with the bill the engine makes of the whole cycle's reads, as a billing run would.
@@ -18,7 +18,18 @@ Prints JSON lines:
     mape_units_pct                   the forecast's units (what the money is made from)
     within_range_pct                 bills inside the forecast's 80 % range (aim: about 80)
     p90_error_pct                    the 90th percentile of the forecast's absolute error
+    next_mape_pct                    the next period's bill, forecast at the start of each cycle
+                                     from the weeks before it and the season a year back
+                                     (half the year-ago change believed, as the service does)
+    next_mape_recent_only_pct        the same without the season (the recent weeks alone)
+    next_mape_full_season_pct        the same with the whole year-ago change
+    next_mape_linear_pct             the last 30 days' rate carried over the next period
     elapsed_s                        the whole run
+
+For the next period the simulation starts more than a year earlier (1 Jan 2025), so each cycle
+has the same weeks of a year before to take its seasonal factor from (daily units, as the
+rollups hold them). The physics' season repeats exactly each year: the factor is here as good
+as it gets.
 
 `--regular` takes the habits, weeks away and season out (the physics' default): every day is
 then alike but for the appliances' draws, and any forecast looks good.
@@ -44,7 +55,7 @@ from cloud.billing.tariff import TariffSpec
 from firmware_sim.physics import LoadShape, MeterPhysics
 
 IST = ZoneInfo("Asia/Kolkata")
-SIM_START = date(2026, 2, 1)
+SIM_START = date(2025, 1, 1)  # a year before the cycles: the next period's season
 CYCLES = [
     (date(2026, 3, 10), date(2026, 4, 10)),
     (date(2026, 4, 10), date(2026, 5, 10)),
@@ -118,6 +129,51 @@ def bill(units: Decimal, by_hour: dict, start: date, end: date, versions) -> Dec
     ).total
 
 
+def next_period(reads: list[Read], start: date, end: date, versions) -> dict:
+    """The cycle [start, end) forecast from the reads up to its start, with and without the
+    season a year back, and as the last 30 days' rate."""
+    as_of = local_midnight(start, IST)
+    known = [r for r in reads if r.ts <= as_of]
+    since = as_of - timedelta(days=forecast.WINDOW_DAYS + 2)
+    recent = [r for r in known if r.ts >= since]
+    history = consumption([MeterSpan(1, recent, recent[0].ts, as_of)], IST, hourly=True)
+    whole = consumption([MeterSpan(1, known, known[0].ts, as_of)], IST, hourly=True)
+    year_ago = forecast.daily_units(whole.by_hour, IST, known[0].ts, as_of)
+    out = {}
+    for name, past in (("seasonal", year_ago), ("recent_only", None)):
+        ahead = forecast.forecast_next(
+            by_hour=history.by_hour,
+            covered_from=recent[0].ts,
+            as_of=as_of,
+            period_start=start,
+            period_end=end,
+            tz=IST,
+            year_ago=past,
+        )
+        out[name] = bill(ahead.expected, ahead.by_hour, start, end, versions)
+        out[f"{name}_factor"] = ahead.seasonal_factor
+    # the whole year-ago change, unweighted, for comparison
+    recent_days = sorted(forecast.daily_units(history.by_hour, IST, recent[0].ts, as_of))
+    change = forecast.seasonal_factor(year_ago, recent_days[-forecast.WINDOW_DAYS :], start, end)
+    if change is not None:
+        plain = forecast.forecast_next(
+            by_hour=history.by_hour,
+            covered_from=recent[0].ts,
+            as_of=as_of,
+            period_start=start,
+            period_end=end,
+            tz=IST,
+        )
+        hours = {h: e * change for h, e in plain.by_hour.items()}
+        out["full_season"] = bill(plain.expected * change, hours, start, end, versions)
+    else:
+        out["full_season"] = out["recent_only"]
+    month_ago = as_of - timedelta(days=30)
+    last_30 = consumption([MeterSpan(1, known, month_ago, as_of)], IST).units
+    out["linear"] = bill(last_30 / 30 * (end - start).days, {}, start, end, versions)
+    return out
+
+
 def backtest(seed: int, versions: list[TariffVersion], regular: bool) -> list[dict]:
     reads = hourly_reads(seed, CYCLES[-1][1], regular)
     out = []
@@ -147,8 +203,14 @@ def backtest(seed: int, versions: list[TariffVersion], regular: bool) -> list[di
         elapsed = Decimal((as_of - local_midnight(start, IST)).total_seconds()) / 86_400
         linear_units = so_far.units / elapsed * (end - start).days
         linear = bill(linear_units, {}, start, end, versions)
+        ahead = next_period(reads, start, end, versions)
         out.append(
             {
+                "next": ahead["seasonal"],
+                "next_recent_only": ahead["recent_only"],
+                "next_full_season": ahead["full_season"],
+                "next_linear": ahead["linear"],
+                "next_factor": ahead["seasonal_factor"],
                 "actual": actual,
                 "actual_units": actual_use.units,
                 "forecast": priced.expected.total,
@@ -189,6 +251,16 @@ def main() -> None:
     inside = sum(1 for r in results if r["low"] <= r["actual"] <= r["high"])
     emit("within_range_pct", 100 * inside / len(results), "%", aim="about 80")
     emit("p90_error_pct", errors[int(0.9 * (len(errors) - 1))], "%")
+    for figure, key in (
+        ("next_mape_pct", "next"),
+        ("next_mape_recent_only_pct", "next_recent_only"),
+        ("next_mape_full_season_pct", "next_full_season"),
+        ("next_mape_linear_pct", "next_linear"),
+    ):
+        ahead = [pct(r[key], r["actual"]) for r in results]
+        emit(figure, sum(ahead) / len(ahead), "%", at="the cycle's start")
+    seasonal = sum(1 for r in results if r["next_factor"] is not None)
+    emit("next_with_season_pct", 100 * seasonal / len(results), "%")
     mean_bill = sum(r["actual"] for r in results) / len(results)
     emit("mean_bill", float(mean_bill), "INR")
     emit("elapsed_s", time.perf_counter() - began, "s")

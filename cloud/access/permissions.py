@@ -53,6 +53,11 @@ class Permission(StrEnum):
     ALERT_MANAGE = "alert:manage"  # acknowledge, resolve
     REPORT_READ = "report:read"
     JOBS_RUN = "jobs:run"  # run the fleet-wide periodic jobs now (the operator)
+    # work out a consumer's ways to pay less again and store them (a consumer: their own)
+    RECOMMENDATION_GENERATE = "recommendation:generate"
+    # mark one's own recommendations seen, done or not for me (the consumer's answer alone:
+    # nobody answers for them)
+    RECOMMENDATION_RESPOND = "recommendation:respond"
 
 
 P = Permission
@@ -88,11 +93,13 @@ _ADMIN = {
     P.ALERT_MANAGE,
     P.REPORT_READ,
     P.USER_READ,
+    P.RECOMMENDATION_GENERATE,
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    # everything but what only a consumer does (open a query about their own supply)
-    "SUPER_ADMIN": frozenset(Permission) - {P.QUERY_OPEN},
+    # everything but what only a consumer does (open a query about their own supply, answer
+    # the advice given to them)
+    "SUPER_ADMIN": frozenset(Permission) - {P.QUERY_OPEN, P.RECOMMENDATION_RESPOND},
     "STATE_ADMIN": frozenset(
         _ADMIN | {P.AUDIT_READ, P.USER_MANAGE, P.BOARD_MANAGE, P.METER_DISCONNECT}
     ),
@@ -151,6 +158,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             P.ALERT_READ,
             P.QUERY_READ,
             P.QUERY_OPEN,
+            P.RECOMMENDATION_GENERATE,
+            P.RECOMMENDATION_RESPOND,
         }
     ),
 }

@@ -58,6 +58,7 @@ Entity = Literal[
     "gateway_command",  # a command to a gateway of the board
     "gateway_discovery",  # a meter a scan found on a gateway of the board
     "audit_entry",  # a row of the audit log: what the users and gateways of the scope did
+    "recommendation",  # a way for a consumer to pay less: theirs, and their board's staff's
 ]
 
 # the table each kind of id names (the aggregates have no ids)
@@ -84,6 +85,7 @@ ENTITY_TABLES: dict[str, str] = {
     "gateway_command": "gateway_commands",
     "gateway_discovery": "gateway_discoveries",
     "audit_entry": "audit_log",
+    "recommendation": "recommendations",
 }
 _BOARD_COLUMN = {
     "board": "id",
@@ -103,6 +105,7 @@ _BOARD_COLUMN = {
     "support_query": "board_id",
     "gateway_command": "board_id",
     "gateway_discovery": "board_id",
+    "recommendation": "board_id",
 }
 _BOARD_ROLES_WITHOUT_STATE_REACH = "STATE_ADMIN"
 
@@ -155,7 +158,7 @@ def _scope_filter(
     if role == "CONSUMER":
         if entity == "consumer":
             return sql.SQL("{} = %s").format(sql.Identifier(alias, "id")), [principal.consumer_id]
-        if entity in ("meter", "consumer_energy", "support_query"):
+        if entity in ("meter", "consumer_energy", "support_query", "recommendation"):
             return (
                 sql.SQL("{} = %s").format(sql.Identifier(alias, "consumer_id")),
                 [principal.consumer_id],

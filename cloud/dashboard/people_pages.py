@@ -26,6 +26,7 @@ from ..services import (
     insights,
     invoices,
     listings,
+    recommendations,
     tariffs,
 )
 from ..services.scoped import CONSUMERS, METERS, get_row, list_rows
@@ -105,7 +106,8 @@ async def _consumer(
         if can_bills and section != "bills":
             try:
                 estimate = await estimates.estimate(conn, principal, consumer["id"])
-                forecast, advice = await insights.both(conn, principal, consumer["id"])
+                forecast, advice = await insights.cycle_and_advice(conn, principal, consumer["id"])
+                advice = await _stored_advice(conn, principal, consumer["id"], advice)
             except InvalidInput as exc:
                 notes.append(str(exc))
             try:
@@ -180,6 +182,29 @@ async def _consumer(
             {"consumer_id": consumer["id"], "time_zone": board["time_zone"], "usage": usage}
         ),
     )
+
+
+async def _stored_advice(conn, principal, consumer_id: int, advice: dict) -> dict:
+    """The period's recommendations as stored, with their answers: stored again first when the
+    viewer may generate them (unchanged figures write nothing), else as last generated."""
+    if principal.may(Permission.RECOMMENDATION_GENERATE):
+        stored = await recommendations.store(conn, principal, consumer_id, advice)
+        return {**stored, "items": _dismissed_last(stored["items"])}
+    items, _ = await recommendations.list_for(
+        conn,
+        principal,
+        consumer_id,
+        status=None,
+        period_start=advice["period_start"],
+        limit=50,
+        offset=0,
+    )
+    return {**advice, "items": _dismissed_last(items)}
+
+
+def _dismissed_last(items: list[dict]) -> list[dict]:
+    """What was turned down goes below what is still worth doing (a stable sort)."""
+    return sorted(items, key=lambda item: item["status"] == "dismissed")
 
 
 def _since_first_reading(days: list[dict]) -> list[dict]:

@@ -5,7 +5,11 @@ calendar month) is heading for: the units used so far, from the registers (the s
 the estimate and the tariff's "you are here"), and the rest expected from the household's own
 last four weeks, weekdays and weekends apart (`cloud.billing.forecast`), priced by the billing
 engine under the versions and overrides in force — with an 80 % range. `recommendations`
-costs what changing one habit would save on that bill (`cloud.billing.recommendations`).
+costs what changing one habit would save on that bill (`cloud.billing.recommendations`);
+`cloud.services.recommendations` stores them with the consumer's answer to each. The forecast
+also looks one period ahead (`next`): the period after this one, from the same weeks, with a
+seasonal factor from the household's own days a year back when it has them (the daily
+rollups, which outlive raw readings).
 
 Both read one consumer's register reads for the weeks before (a few thousand rows), never a
 board's; the scope is the consumer's, so a consumer reaches only their own.
@@ -24,8 +28,8 @@ from psycopg import AsyncConnection
 from ..access import Principal
 from ..billing import forecast as forecasting
 from ..billing import recommendations as recommending
-from ..billing.consumption import MeterSpan, Read, consumption, to_decimal
-from ..billing.engine import Bill, TariffVersion, local_midnight
+from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
+from ..billing.engine import Bill, TariffVersion, compute_bill, local_midnight
 from ..billing.overrides import TariffOverride
 from ..errors import InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
@@ -33,6 +37,7 @@ from .billing_runs import max_demand
 from .scoped import CONSUMERS, get_row
 
 HISTORY_DAYS = forecasting.WINDOW_DAYS + 2  # whole days before today, and a read before them
+DEMAND_YEAR = timedelta(days=365)  # the record the sanctioned load is weighed against
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,26 @@ class _Cycle:
     holidays: set[date]
     cycle_months: Decimal | None
     max_demand_kw: Decimal | None
+    quantity: str  # the register billed: 1.8.0, or 9.8.0 for kVAh
+    covered_from: datetime  # from when every meter's register is known
 
-    def bill(self, units: Decimal, hours: dict[datetime, Decimal] | None = None) -> Bill:
+    @property
+    def sanctioned_kw(self) -> Decimal:
+        return Decimal(self.consumer["sanctioned_load_kw"])
+
+    def bill(
+        self,
+        units: Decimal,
+        hours: dict[datetime, Decimal] | None = None,
+        sanctioned_kw: Decimal | None = None,
+    ) -> Bill:
         return forecasting.price_units(
             self.units,
             units,
             hours=hours,
             versions=self.versions,
             tz=self.tz,
-            sanctioned_kw=Decimal(self.consumer["sanctioned_load_kw"]),
+            sanctioned_kw=sanctioned_kw if sanctioned_kw is not None else self.sanctioned_kw,
             holidays=self.holidays,
             cycle_months=self.cycle_months,
             max_demand_kw=self.max_demand_kw,
@@ -105,7 +121,18 @@ async def _cycle(
         holidays=holidays,
     )
     return _Cycle(
-        consumer, board, tz, units, history, versions, overrides, holidays, months, demand
+        consumer,
+        board,
+        tz,
+        units,
+        history,
+        versions,
+        overrides,
+        holidays,
+        months,
+        demand,
+        quantity,
+        covered_from,
     )
 
 
@@ -149,25 +176,161 @@ def _bill(bill: Bill) -> dict[str, Any]:
 async def forecast(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The current billing period's forecast bill, with its range and what it rests on."""
-    return _forecast_of(await _cycle(conn, principal, consumer_id, now or datetime.now(UTC)))
+    """The current billing period's forecast bill, with its range and what it rests on, and
+    the next period's (`next`)."""
+    cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    return {**_forecast_of(cycle), "next": await _next_of(conn, cycle)}
 
 
 async def recommendations(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Ways to pay less this billing period, each with the saving the engine prices."""
+    """Ways to pay less this billing period, each with the saving the engine prices (worked
+    out now; `cloud.services.recommendations` stores them)."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
-    return _recommendations_of(cycle)
+    return await _recommendations_of(conn, cycle)
 
 
-async def both(
+async def cycle_and_advice(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The forecast and the recommendations from one reading of the consumer's registers (the
-    portal shows them together)."""
+    """The forecast (with the next period's) and the recommendations worked out now, from one
+    reading of the consumer's registers."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
-    return _forecast_of(cycle), _recommendations_of(cycle)
+    forecast_now = {**_forecast_of(cycle), "next": await _next_of(conn, cycle)}
+    return forecast_now, await _recommendations_of(conn, cycle)
+
+
+async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | None:
+    """The period after this one: units from the recent weeks (and the season a year back),
+    priced under the versions in force then. None without a whole day of history or a tariff
+    for it."""
+    units = cycle.units
+    start, end, months = await cycle_reads.period_holding(conn, cycle.board["id"], units.cycle_end)
+    if not cycle.by_hour:
+        return None
+    category = cycle.consumer["category"]
+    try:
+        versions = await tariffs.in_force(conn, cycle.board["id"], category, start, end)
+    except InvalidInput:
+        return None
+    overrides = await tariff_overrides.in_force(
+        conn, cycle.board["id"], category, start, end, cycle.tz
+    )
+    recent_end = units.as_of.astimezone(cycle.tz).date()
+    year_ago = await _daily_year_ago(
+        conn,
+        cycle.consumer["id"],
+        recent_end
+        - timedelta(days=forecasting.WINDOW_DAYS + forecasting.SEASON_PAD_DAYS)
+        - forecasting.YEAR,
+        end - forecasting.YEAR + timedelta(days=forecasting.SEASON_PAD_DAYS),
+    )
+    try:
+        ahead = forecasting.forecast_next(
+            by_hour=cycle.by_hour,
+            covered_from=cycle.covered_from,
+            as_of=units.as_of,
+            period_start=start,
+            period_end=end,
+            tz=cycle.tz,
+            holidays=cycle.holidays,
+            year_ago=year_ago,
+        )
+    except ValueError:
+        return None
+    bill = compute_bill(
+        period_start=start,
+        period_end=end,
+        tz=cycle.tz,
+        consumption=Consumption(ahead.expected, ahead.by_hour, True, []),
+        versions=versions,
+        sanctioned_kw=cycle.sanctioned_kw,
+        holidays=cycle.holidays,
+        cycle_months=months,
+        max_demand_kw=cycle.max_demand_kw,
+        overrides=overrides,
+    )
+    return {
+        "period_start": start,
+        "period_end": end,
+        "last_day": end - timedelta(days=1),
+        "expected": _bill(bill),
+        "weekday_units": ahead.weekday_units,
+        "rest_day_units": ahead.rest_day_units,
+        "history_days": ahead.history_days,
+        "seasonal_factor": ahead.seasonal_factor,
+        "basis": "recent_weeks_and_season"
+        if ahead.seasonal_factor is not None
+        else "recent_weeks_only",
+    }
+
+
+async def _daily_year_ago(
+    conn: AsyncConnection, consumer_id: int, first: date, end: date
+) -> dict[date, Decimal]:
+    """The consumer's energy per local day in [first, end) from the daily rollups."""
+    cursor = await conn.execute(
+        "SELECT day, energy_kwh FROM consumer_energy_daily"
+        " WHERE consumer_id = %s AND day >= %s AND day < %s",
+        (consumer_id, first, end),
+    )
+    return {row["day"]: to_decimal(row["energy_kwh"]) for row in await cursor.fetchall()}
+
+
+async def _demand_of_year(conn: AsyncConnection, cycle: _Cycle) -> recommending.Demand | None:
+    """The highest demand the consumer's meters recorded in the year before the latest read
+    (`1.5.0`, or `9.5.0` for kVAh billing; CT ratio applied), and the first such read; only
+    when fixed charges go by the load."""
+    fixed = cycle.versions[-1].spec.fixed
+    if not (fixed.per_kw or fixed.bands):
+        return None
+    as_of = cycle.units.as_of
+    cursor = await conn.execute(
+        "SELECT max(r.value * m.ct_ratio) AS peak, min(r.ts) AS since"
+        " FROM readings r JOIN meters m ON m.id = r.meter_id"
+        " WHERE m.consumer_id = %s AND r.quantity = %s AND r.ts > %s AND r.ts <= %s"
+        " AND r.quality IN ('ok', 'estimated')",
+        (
+            cycle.consumer["id"],
+            "9.5.0" if cycle.quantity == "9.8.0" else "1.5.0",
+            as_of - DEMAND_YEAR,
+            as_of,
+        ),
+    )
+    row = await cursor.fetchone()
+    if row is None or row["peak"] is None:
+        return None
+    return recommending.Demand(
+        to_decimal(row["peak"]).quantize(Decimal("0.001")), row["since"].astimezone(cycle.tz).date()
+    )
+
+
+async def _power_factor_of(conn: AsyncConnection, cycle: _Cycle) -> recommending.PowerFactor | None:
+    """kWh and kVAh risen over the history window (reads where both registers were read at
+    the same instant, per meter in service, CT ratio applied); only for kVAh billing."""
+    if cycle.quantity != "9.8.0":
+        return None
+    as_of = cycle.units.as_of
+    cursor = await conn.execute(
+        "WITH both_reads AS (SELECT m.id, m.ct_ratio, a.ts, a.value AS kwh, b.value AS kvah"
+        "  FROM meters m JOIN readings a ON a.meter_id = m.id AND a.quantity = '1.8.0'"
+        "  JOIN readings b ON b.meter_id = m.id AND b.quantity = '9.8.0' AND b.ts = a.ts"
+        "  WHERE m.consumer_id = %s AND m.replaced_at IS NULL AND a.ts > %s AND a.ts <= %s"
+        "  AND a.quality IN ('ok', 'estimated') AND b.quality IN ('ok', 'estimated'))"
+        " SELECT id, ct_ratio, min(ts) AS first_ts, max(ts) AS last_ts,"
+        "  (array_agg(kwh ORDER BY ts DESC))[1] - (array_agg(kwh ORDER BY ts))[1] AS kwh,"
+        "  (array_agg(kvah ORDER BY ts DESC))[1] - (array_agg(kvah ORDER BY ts))[1] AS kvah"
+        " FROM both_reads GROUP BY id, ct_ratio",
+        (cycle.consumer["id"], as_of - timedelta(days=HISTORY_DAYS), as_of),
+    )
+    rows = await cursor.fetchall()
+    kwh = sum((to_decimal(r["kwh"]) * Decimal(r["ct_ratio"]) for r in rows), Decimal(0))
+    kvah = sum((to_decimal(r["kvah"]) * Decimal(r["ct_ratio"]) for r in rows), Decimal(0))
+    if kwh <= 0 or kvah <= 0:
+        return None
+    days = max((r["last_ts"] - r["first_ts"] for r in rows), default=timedelta(0)).days
+    return recommending.PowerFactor(kwh, kvah, days)
 
 
 def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
@@ -196,7 +359,7 @@ def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
     }
 
 
-def _recommendations_of(cycle: _Cycle) -> dict[str, Any]:
+async def _recommendations_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any]:
     standby = recommending.standby_kw(cycle.by_hour, cycle.tz, cycle.units.as_of)
     base, found = recommending.recommend(
         cycle.units,
@@ -206,9 +369,13 @@ def _recommendations_of(cycle: _Cycle) -> dict[str, Any]:
         holidays=cycle.holidays,
         standby=standby,
         cycle_months=cycle.cycle_months,
+        sanctioned_kw=cycle.sanctioned_kw,
+        demand=await _demand_of_year(conn, cycle),
+        power_factor=await _power_factor_of(conn, cycle),
     )
     return {
         "consumer_id": cycle.consumer["id"],
+        "board_id": cycle.consumer["board_id"],
         "period_start": cycle.units.cycle_start,
         "period_end": cycle.units.cycle_end,
         "time_zone": str(cycle.tz),
@@ -224,7 +391,8 @@ def _recommendations_of(cycle: _Cycle) -> dict[str, Any]:
                 "saving": r.saving,
                 "units": r.units,
                 "units_per_day": r.units_per_day,
-                **r.figures,
+                "figures": r.figures,
+                "assumption": r.assumption,
             }
             for r in found
         ],

@@ -325,6 +325,23 @@ EXPECTATIONS: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/consumers/{consumer_id}/recommendations"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
+    ("POST", "/api/v1/consumers/{consumer_id}/recommendations/generate"): E(
+        P.RECOMMENDATION_GENERATE,
+        "consumer",
+        "consumer",
+        by_id("consumer", json={}),
+        CONSUMER_SITES,
+    ),
+    ("GET", "/api/v1/recommendations/{recommendation_id}"): E(
+        P.BILLING_READ, "recommendation", "recommendation", by_id("recommendation"), CONSUMER_SITES
+    ),
+    ("PATCH", "/api/v1/recommendations/{recommendation_id}"): E(
+        P.RECOMMENDATION_RESPOND,
+        "recommendation",
+        "recommendation_answer",
+        by_id("recommendation_answer", "recommendation_id", json={"status": "done"}),
+        CONSUMER_SITES,
+    ),
     ("GET", "/api/v1/consumers/{consumer_id}/payments"): E(
         P.BILLING_READ, "consumer", "consumer", by_id("consumer"), CONSUMER_SITES
     ),
@@ -1066,7 +1083,7 @@ def reaches(role: str, actor: Obj, entity: str, obj: Obj, world: World) -> bool:
         if entity in ("tariff", "tariff_override"):  # their board's, for their category
             return obj.board == world.boards["A"]  # (every tariff of the world is domestic)
         return (
-            entity in ("consumer", "meter", "invoice", "alert", "support_query")
+            entity in ("consumer", "meter", "invoice", "alert", "support_query", "recommendation")
             and obj.consumer == actor.consumer
         )
     if role == "STATE_ADMIN":
@@ -1120,6 +1137,7 @@ TABLES_BY_BOARD = (
     "broadcasts",
     "gateway_configs",
     "gateway_discoveries",
+    "recommendations",
 )
 
 
@@ -1130,7 +1148,9 @@ async def digest(pool: AsyncConnectionPool, boards: list[int], consumers: list[i
     async with pool.connection() as conn:
         for table in TABLES_BY_BOARD:
             consumer_clause = (
-                " OR t.consumer_id = ANY(%(c)s)" if table in ("meters", "invoices") else ""
+                " OR t.consumer_id = ANY(%(c)s)"
+                if table in ("meters", "invoices", "recommendations")
+                else ""
             )
             if table == "consumers":
                 consumer_clause = " OR t.id = ANY(%(c)s)"

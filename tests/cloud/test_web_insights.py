@@ -18,7 +18,7 @@ import pytest
 from cloud.formats import money, quantity
 from cloud.services import auth
 from tests.cloud.conftest import Cloud
-from tests.cloud.test_web_app import _visit
+from tests.cloud.test_web_app import ARTIFACTS, _visit
 from tests.cloud.world import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,7 +41,18 @@ def hourly(day: date) -> Decimal:
     )
 
 
-async def _household(cloud: Cloud, board: str) -> tuple[int, str, str, str]:
+DAY = ["off_peak"] * 6 + ["normal"] * 12 + ["peak"] * 4 + ["normal"] * 2
+TIME_OF_DAY = {
+    "energy": {
+        "mode": "time_of_day",
+        "rates": {"off_peak": "3.00", "normal": "5.00", "peak": "8.00"},
+        "weekday": [DAY] * 12,
+        "weekend": [DAY] * 12,
+    }
+}
+
+
+async def _household(cloud: Cloud, board: str, spec: dict = SLABS) -> tuple[int, str, str, str]:
     """A consumer whose every hour of the last five weeks is known (`hourly`), with an online
     account, and a board admin."""
     tag = uuid.uuid4().hex[:8]
@@ -58,7 +69,7 @@ async def _household(cloud: Cloud, board: str) -> tuple[int, str, str, str]:
         await conn.execute(
             "INSERT INTO tariff_versions (tariff_id, effective_from, spec)"
             " VALUES (%s, '2024-01-01', %s)",
-            (tariff_id, json.dumps(SLABS)),
+            (tariff_id, json.dumps(spec)),
         )
         cursor = await conn.execute(
             "INSERT INTO consumers (board_id, account_no, name) VALUES (%s, %s, 'Asha Menon')"
@@ -120,12 +131,19 @@ async def _household(cloud: Cloud, board: str) -> tuple[int, str, str, str]:
     return consumer, zone, consumer_email, admin_email
 
 
-async def _api(served: httpx.AsyncClient, email: str, path: str) -> dict:
+async def _api(
+    served: httpx.AsyncClient, email: str, path: str, method: str = "GET", body: dict | None = None
+) -> dict:
     token = await served.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    response = await served.get(path, headers=headers)
+    response = await served.request(method, path, headers=headers, json=body)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def _generate(served: httpx.AsyncClient, email: str, consumer: int) -> dict:
+    path = f"/api/v1/consumers/{consumer}/recommendations/generate"
+    return await _api(served, email, path, "POST", {})
 
 
 async def test_the_forecast_and_ways_to_pay_less_read_in_the_browser(
@@ -133,7 +151,7 @@ async def test_the_forecast_and_ways_to_pay_less_read_in_the_browser(
 ) -> None:
     consumer, zone, consumer_email, admin_email = await _household(cloud, board)
     forecast = await _api(served, consumer_email, f"/api/v1/consumers/{consumer}/forecast")
-    advice = await _api(served, consumer_email, f"/api/v1/consumers/{consumer}/recommendations")
+    advice = await _generate(served, consumer_email, consumer)
     assert advice["items"], advice  # the standing load at least: 0.5 kW every night
     # the means of the last 28 whole days by kind, by hand
     today = datetime.fromisoformat(forecast["as_of"]).astimezone(ZoneInfo(zone)).date()
@@ -175,3 +193,69 @@ async def test_the_forecast_and_ways_to_pay_less_read_in_the_browser(
             least = quantity(Decimal(advice["standby_kw"]), "kW", 2)
             assert f"The least drawn at night is {least}" in await standby.inner_text()
             await page.context.close()
+
+
+async def test_the_consumer_answers_each_way_to_pay_less(
+    cloud: Cloud, served: httpx.AsyncClient, board: str, browser
+) -> None:
+    """New ones turn seen once shown; Done and Not for me answer through the API and stay
+    answered; the staff read the answers and have no buttons (the answer is the household's)."""
+    consumer, _, consumer_email, admin_email = await _household(cloud, board, TIME_OF_DAY)
+    advice = await _generate(served, consumer_email, consumer)
+    kinds = [item["kind"] for item in advice["items"]]
+    assert {"shift_to_off_peak", "cut_standby"} <= set(kinds), kinds
+    assert {item["status"] for item in advice["items"]} == {"new"}
+    listing = f"/api/v1/consumers/{consumer}/recommendations"
+
+    async def statuses() -> dict[str, str]:
+        body = await _api(served, consumer_email, listing)
+        return {item["kind"]: item["status"] for item in body["items"]}
+
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(consumer_email)
+    await visit.open("/dashboard/home", "insights-answers-desktop-shown")
+    page = visit.page
+    await page.wait_for_function("!document.querySelector(\"#advice li[data-status='new']\")")
+    assert set((await statuses()).values()) == {"seen"}
+    shift = page.locator("#advice li.r-shift_to_off_peak")
+    standby = page.locator("#advice li.r-cut_standby")
+    assert "Seen" in await shift.locator(".status").inner_text()
+    shift_text = await shift.inner_text()
+    assert "00:00–06:00" in shift_text, shift_text
+    assert "18:00–22:00" in shift_text, shift_text
+    await shift.locator("button[data-answer=done]").click()
+    await page.wait_for_selector("#advice li.r-shift_to_off_peak[data-status=done]")
+    await standby.locator("button[data-answer=dismissed]").click()
+    await page.wait_for_selector("#advice li.r-cut_standby[data-status=dismissed]")
+    assert await shift.locator("button[data-answer=done]").is_hidden()
+    assert await standby.locator("button[data-answer=dismissed]").is_hidden()
+    assert "Saved" in await page.locator("#advice-message").inner_text()
+    await page.screenshot(path=ARTIFACTS / "insights-answers-desktop-answered.png", full_page=True)
+    found = await statuses()
+    assert (found["shift_to_off_peak"], found["cut_standby"]) == ("done", "dismissed")
+    assert not visit.errors, visit.errors
+    await page.context.close()
+
+    # on a phone, the answers are still there after a fresh visit, and a mind can change
+    visit = await _visit(browser, served, "phone")
+    await visit.sign_in(consumer_email)
+    await visit.open("/dashboard/home", "insights-answers-phone")
+    page = visit.page
+    standby = page.locator("#advice li.r-cut_standby")
+    assert "Not for me" in await standby.locator(".status").inner_text()
+    await standby.locator("button[data-answer=done]").click()
+    await page.wait_for_selector("#advice li.r-cut_standby[data-status=done]")
+    await page.screenshot(path=ARTIFACTS / "insights-answers-phone-changed.png", full_page=True)
+    assert (await statuses())["cut_standby"] == "done"
+    assert not visit.errors, visit.errors
+    await page.context.close()
+
+    # the staff see the answers, without buttons
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(admin_email)
+    await visit.open(f"/dashboard/consumers/{consumer}", "insights-answers-staff")
+    page = visit.page
+    assert await page.locator("#advice button[data-answer]").count() == 0
+    shift = page.locator("#advice li.r-shift_to_off_peak .status")
+    assert "Done" in await shift.inner_text()
+    await page.context.close()

@@ -152,6 +152,29 @@ async def _board_objects(
         confirmed_at="2026-01-01T00:00:00Z",
     )
     o["meter"] = at(meter, consumer)
+    for name, kind in (
+        ("recommendation", "cut_standby"),
+        ("recommendation_answer", "shift_to_off_peak"),
+    ):
+        o[name] = at(  # advice of a past period: generating now leaves it be
+            await b.insert(
+                "recommendations",
+                board_id=board,
+                consumer_id=consumer,
+                kind=kind,
+                category="energy_saving",
+                period_start="2026-09-01",
+                period_end="2026-10-01",
+                currency="INR",
+                energy_unit="kWh",
+                saving="42.00",
+                units="30",
+                units_per_day="1",
+                assumption="A quarter of the standing load switched off.",
+                as_of="2026-09-15T00:00:00Z",
+            ),
+            consumer,
+        )
     # forty days of register reads, so this month's estimate has something to go on
     await b.conn.execute(
         "SELECT ensure_readings_partition(d::date) FROM generate_series("

@@ -115,6 +115,20 @@ async def get(cloud: Cloud, board: Board, path: str, as_of: datetime = AS_OF) ->
     return response.json()
 
 
+async def generate(cloud: Cloud, board: Board, consumer_id: int, as_of: datetime = AS_OF) -> dict:
+    """The consumer's recommendations worked out as of `as_of` and stored, as the board's admin
+    asks; each item's figures flattened beside it."""
+    response = await cloud.client.post(
+        f"/api/v1/consumers/{consumer_id}/recommendations/generate",
+        json={"as_of": as_of.isoformat()},
+        headers=board.admin,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    body["items"] = [{**item, **item["figures"]} for item in body["items"]]
+    return body
+
+
 async def test_the_forecast_counts_weekdays_and_weekends_and_prices_by_slabs(
     cloud: Cloud, here: Board
 ) -> None:
@@ -168,7 +182,7 @@ async def test_recommendations_save_what_hand_arithmetic_says(cloud: Cloud, here
     await tariff(cloud, here, [SLABS])
     late = datetime(2026, 11, 26, tzinfo=IST)
     consumer_id = await consumer(cloud, here, until=late)  # reads after AS_OF stay unseen
-    body = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/recommendations")
+    body = await generate(cloud, here, consumer_id)
     expected = sum(daily(d) for d in days(date(2026, 11, 1), date(2026, 12, 1)))
     # the standing load, by SQL over the readings: each of the last 14 nights' least hourly
     # rise in the local hours 0-5, and their median
@@ -205,7 +219,7 @@ async def test_recommendations_save_what_hand_arithmetic_says(cloud: Cloud, here
     assert [item["kind"] for item in body["items"]] == ["cut_standby", "stay_below_slab"]
     # ten days on, 384 used and 84 to come: 48 fewer is more than a quarter of what is left,
     # out of reach, and not offered
-    later = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/recommendations", late)
+    later = await generate(cloud, here, consumer_id, late)
     assert D(later["forecast"]["units"]) == expected
     assert [item["kind"] for item in later["items"]] == ["cut_standby"]
 
@@ -220,7 +234,7 @@ async def test_a_time_of_day_tariff_recommends_shifting_from_peak(
     # each hour is a day's use / 24, at its period's rate
     by_hand = sum(daily(d) / 24 * (6 * 3 + 14 * 5 + 4 * 8) for d in november)
     assert D(forecast["expected"]["total"]) == by_hand.quantize(D("0.01"))
-    body = await get(cloud, here, f"/api/v1/consumers/{consumer_id}/recommendations")
+    body = await generate(cloud, here, consumer_id)
     found = {item["kind"]: item for item in body["items"]}
     shift = found["shift_to_off_peak"]
     peak_units = sum(daily(d) / 24 * 4 for d in november)  # 4 peak hours a day
@@ -236,19 +250,22 @@ async def test_no_reads_and_bad_moments_are_refused_with_reasons(cloud: Cloud, h
     await tariff(cloud, here, [SLABS])
     consumer_id = await consumer(cloud, here)
     before = datetime(2026, 9, 15, tzinfo=IST)  # no read in September
-    for path in ("forecast", "recommendations"):
-        response = await cloud.client.get(
-            f"/api/v1/consumers/{consumer_id}/{path}",
-            params={"as_of": before.isoformat()},
-            headers=here.admin,
-        )
+    for path in ("forecast", "recommendations/generate"):
+        method = "GET" if path == "forecast" else "POST"
+
+        async def ask(moment: str, method: str = method, path: str = path):
+            return await cloud.client.request(
+                method,
+                f"/api/v1/consumers/{consumer_id}/{path}",
+                params={"as_of": moment} if method == "GET" else None,
+                json={"as_of": moment} if method == "POST" else None,
+                headers=here.admin,
+            )
+
+        response = await ask(before.isoformat())
         assert response.status_code == 422, response.text
         assert "no reads yet in this billing period" in response.text
-        future = await cloud.client.get(
-            f"/api/v1/consumers/{consumer_id}/{path}",
-            params={"as_of": "2999-01-01T00:00:00+00:00"},
-            headers=here.admin,
-        )
+        future = await ask("2999-01-01T00:00:00+00:00")
         assert future.status_code == 422
         assert "as_of" in future.text
 
