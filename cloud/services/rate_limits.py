@@ -73,10 +73,17 @@ async def count(
                 count = CASE WHEN c.window_start <= now() - %(window)s
                              THEN 1 ELSE least(c.count + 1, %(max)s) END
             RETURNING subject, count,
-                greatest(1, ceil(extract(epoch FROM window_start + %(window)s - now())))::int
-                    AS retry_after_s
+                -- a window another process opened in a transaction that began after this one
+                -- ends a little more than a window after this one's now(): never say more
+                least(%(window_s)s, greatest(1, ceil(extract(epoch FROM
+                    window_start + %(window)s - now())))::int) AS retry_after_s
             """,
-            {"subjects": limited, "window": _interval(limits.window_s), "max": _MAX_COUNT},
+            {
+                "subjects": limited,
+                "window": _interval(limits.window_s),
+                "window_s": limits.window_s,
+                "max": _MAX_COUNT,
+            },
         )
         rows = await cursor.fetchall()
     for row in sorted(rows, key=lambda r: r["subject"]):
