@@ -156,7 +156,7 @@ async def bill(url: str, board_id: int, consumers: int) -> None:
                 "s",
                 target="< 60" if figure == "generate_s" else None,
                 consumers=consumers,
-                **{k: v for k, v in summary.items() if k != "errors"},
+                **{k: v for k, v in summary.items() if k not in ("errors", "consumers")},
             )
         count = await (await conn.execute("SELECT count(*) AS n FROM invoices")).fetchone()
         emit("invoices", count["n"], "invoices", consumers=consumers)

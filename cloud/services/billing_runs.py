@@ -47,7 +47,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
 from ..access import Principal
-from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
+from ..billing.consumption import (
+    Consumption,
+    MeterSpan,
+    Read,
+    consumption,
+    hour_pieces,
+    to_decimal,
+)
 from ..billing.engine import Bill, NetInput, compute_bill, local_midnight
 from ..billing.net_metering import Bank
 from ..billing.tariff import Line
@@ -63,7 +70,10 @@ BILLABLE = ("ok", "estimated")
 INACTIVE = {"inactive"}  # a meter with no other status in the period is not billed
 
 # Per span: the nearest read before it and after it, its last read, and a walk over its reads
-# (in the index's order, so no sort) keeping the first and each one lower than the read before.
+# (in the index's order, so no sort) keeping the first and each one lower than the read before,
+# with that read. For time of day (`{hours}`) the walk also keeps the reads around each local
+# hour's end: the first read at or after it (bucket changed since the read before) and, when
+# none lies on it, the last read before it (the next hour end comes before the next read).
 _READS = """
 SELECT s.meter_id, x.ts, x.value, x.prev_ts, x.prev_value
 FROM unnest(%(ids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
@@ -88,15 +98,20 @@ CROSS JOIN LATERAL (
      ORDER BY r.ts DESC LIMIT 1)
     UNION ALL
     SELECT ts, value, prev_ts, prev_value FROM (
-        SELECT r.ts, r.value, lag(r.ts) OVER w AS prev_ts, lag(r.value) OVER w AS prev_value
+        SELECT r.ts, r.value, lag(r.ts) OVER w AS prev_ts, lag(r.value) OVER w AS prev_value{lead}
         FROM readings r
         WHERE r.meter_id = s.meter_id AND r.quantity = %(quantity)s
           AND r.quality = ANY(%(qualities)s) AND r.ts >= s.span_start AND r.ts <= s.span_end
         WINDOW w AS (ORDER BY r.ts)
     ) inside
-    WHERE %(all)s OR prev_ts IS NULL OR value < prev_value
+    WHERE prev_ts IS NULL OR value < prev_value{hours}
 ) x
 """
+_HOURS = """
+       OR width_bucket(ts, %(stops)s::timestamptz[]) <> width_bucket(prev_ts, %(stops)s)
+       OR (%(stops)s)[width_bucket(ts, %(stops)s) + 1] < next_ts"""
+_READS_TOTAL = _READS.format(lead="", hours="")
+_READS_HOURLY = _READS.format(lead=", lead(r.ts) OVER w AS next_ts", hours=_HOURS)
 
 
 async def _spans(
@@ -105,9 +120,10 @@ async def _spans(
     start: datetime,
     end: datetime,
     quantity: str,
-    every_read: bool,
+    hourly: ZoneInfo | None,
 ) -> dict[int, list[MeterSpan]]:
-    """Each consumer's meter spans in [start, end) with the reads their arithmetic needs."""
+    """Each consumer's meter spans in [start, end) with the reads their arithmetic needs (and,
+    with the board's zone in `hourly`, their spread over its local hours needs)."""
     cursor = await conn.execute(
         "SELECT id, external_id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
         " WHERE consumer_id = ANY(%s)"
@@ -120,7 +136,7 @@ async def _spans(
         m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
         for m in meters
     }
-    reads = await _reads(conn, bounds, quantity, every_read)
+    reads = await _reads(conn, bounds, quantity, hourly)
     spans: dict[int, list[MeterSpan]] = {}
     for m in meters:
         span_start, span_end = bounds[m["id"]]
@@ -185,7 +201,7 @@ async def _reads(
     conn: AsyncConnection,
     bounds: dict[int, tuple[datetime, datetime]],
     quantity: str,
-    every_read: bool,
+    hourly: ZoneInfo | None,
 ) -> dict[int, list[Read]]:
     """The reads each meter's span needs (see the module doc)."""
     if not bounds:
@@ -198,11 +214,13 @@ async def _reads(
         "quantity": quantity,
         "qualities": list(BILLABLE),
         "margin": MARGIN,
-        "all": every_read,
     }
-    # plain tuples, fetched at once: a time-of-day run takes every read of the month
-    async with conn.cursor(row_factory=tuple_row) as cursor:
-        await cursor.execute(_READS, params)
+    if hourly is not None:  # every span's hour ends (most spans share them: the whole period)
+        cut = {stop for span in set(bounds.values()) for _, stop in hour_pieces(*span, hourly)}
+        params["stops"] = sorted(cut)
+    # plain tuples in binary (no text to parse), fetched at once
+    async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
+        await cursor.execute(_READS_TOTAL if hourly is None else _READS_HOURLY, params)
         rows = await cursor.fetchall()
     found: dict[int, dict[datetime, float]] = {i: {} for i in ids}  # by time: no read twice
     for meter_id, ts, value, prev_ts, prev_value in rows:
@@ -378,7 +396,7 @@ async def _bill_all(
             demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
         for first in range(0, len(members), CHUNK):
             chunk = members[first : first + CHUNK]
-            spans = await _spans(conn, chunk, start, end, quantity, hourly)
+            spans = await _spans(conn, chunk, start, end, quantity, tz if hourly else None)
             metered = [span.meter_id for found in spans.values() for span in found]
             statuses = await meters.statuses_during(conn, metered, start, end)
             demand: dict[int, Decimal] = {}
@@ -389,7 +407,7 @@ async def _bill_all(
                 for c in chunk
                 if c["generation_since"] is not None and c["generation_since"] < period_end
             ]
-            exports = await _spans(conn, netted, start, end, "2.8.0", False) if netted else {}
+            exports = await _spans(conn, netted, start, end, "2.8.0", None) if netted else {}
             banked = await banks(conn, [c["id"] for c in netted], period_start)
             for consumer in chunk:
                 if consumer["id"] not in spans:
