@@ -135,7 +135,7 @@ async def fill(url: str, consumers: int, context_days: int, tariff: dict) -> int
         return board_id
 
 
-async def bill(url: str, board_id: int, consumers: int) -> None:
+async def bill(url: str, board_id: int, consumers: int, tariff: str) -> None:
     principal = Principal(
         user_id=0, role="SUPER_ADMIN", state_id=None, board_id=None, consumer_id=None
     )
@@ -155,17 +155,35 @@ async def bill(url: str, board_id: int, consumers: int) -> None:
                 elapsed,
                 "s",
                 target="< 60" if figure == "generate_s" else None,
+                tariff=tariff,
                 consumers=consumers,
                 **{k: v for k, v in summary.items() if k not in ("errors", "consumers")},
             )
         count = await (await conn.execute("SELECT count(*) AS n FROM invoices")).fetchone()
-        emit("invoices", count["n"], "invoices", consumers=consumers)
+        emit("invoices", count["n"], "invoices", tariff=tariff, consumers=consumers)
 
 
-async def main(consumers: int, context_days: int, time_of_day: bool) -> None:
+async def reprice(url: str, tariff: dict) -> None:
+    """The board's tariff version made `tariff`, and its bills taken away: the same reads billed
+    afresh under another tariff."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("TRUNCATE invoices, invoice_lines, billing_runs CASCADE")
+        await conn.execute(
+            "UPDATE tariff_versions SET spec = %s",
+            (TariffSpec.model_validate(tariff).model_dump_json(),),
+        )
+
+
+async def main(consumers: int, context_days: int, time_of_day: bool, both: bool) -> None:
+    tariffs = [("slab", DELHI), ("time_of_day", TIME_OF_DAY)]
+    if not both:
+        tariffs = [tariffs[1] if time_of_day else tariffs[0]]
     with tempfile.TemporaryDirectory() as folder, fresh_database(Path(folder)) as url:
-        board_id = await fill(url, consumers, context_days, TIME_OF_DAY if time_of_day else DELHI)
-        await bill(url, board_id, consumers)
+        board_id = await fill(url, consumers, context_days, tariffs[0][1])
+        for i, (name, tariff) in enumerate(tariffs):
+            if i:
+                await reprice(url, tariff)
+            await bill(url, board_id, consumers, name)
 
 
 if __name__ == "__main__":
@@ -175,5 +193,6 @@ if __name__ == "__main__":
     parser.add_argument("--consumers", type=int, default=10_000)
     parser.add_argument("--context-days", type=int, default=0)
     parser.add_argument("--time-of-day", action="store_true")
+    parser.add_argument("--both", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.consumers, args.context_days, args.time_of_day))
+    asyncio.run(main(args.consumers, args.context_days, args.time_of_day, args.both))

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -228,8 +228,10 @@ async def _reads(
         series[ts] = value
         if prev_ts is not None and value < prev_value:
             series[prev_ts] = prev_value  # the read the register fell from
+    # in UTC (the connection's zone may be another object standing for it): the hourly spread
+    # compares every read with hour ends in UTC, which is ten times quicker within one zone
     return {
-        i: [Read(ts, to_decimal(value)) for ts, value in series.items()]
+        i: [Read(ts.astimezone(UTC), to_decimal(value)) for ts, value in series.items()]
         for i, series in found.items()
     }
 
