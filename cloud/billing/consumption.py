@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
@@ -191,15 +191,26 @@ def _cut(
     return tuple(pieces)
 
 
-def local_time(instant: datetime, tz: ZoneInfo) -> datetime:
-    """`instant` on the board's clock (`instant.astimezone(tz)`): the hours of a billing run
-    recur for every consumer, so each is converted once."""
+class LocalHour(NamedTuple):
+    """An instant on the board's clock, as time-of-day pricing reads it."""
+
+    day: date
+    month: int  # 0-11: the row of the tariff's month-by-hour matrix
+    hour: int
+    weekend: bool  # Saturday or Sunday
+
+
+def local_hour(instant: datetime, tz: ZoneInfo) -> LocalHour:
+    """`instant.astimezone(tz)` as a `LocalHour`: the hours of a billing run recur for every
+    consumer, so each is converted once."""
     return _local(instant, instant.tzinfo, instant.fold, tz)
 
 
 @lru_cache(maxsize=65536)
-def _local(instant: datetime, _zone: object, _fold: int, tz: ZoneInfo) -> datetime:
-    return instant.astimezone(tz)
+def _local(instant: datetime, _zone: object, _fold: int, tz: ZoneInfo) -> LocalHour:
+    # keyed by the zone and fold too: an instant given in `tz` itself is taken at its wall time
+    local = instant.astimezone(tz)
+    return LocalHour(local.date(), local.month - 1, local.hour, local.weekday() >= 5)
 
 
 def split_by_period(
@@ -213,8 +224,7 @@ def split_by_period(
     the weekend matrix), read on the board's clock."""
     periods: dict[str, Decimal] = {}
     for instant, energy in by_hour.items():
-        hour = local_time(instant, tz)
-        rest_day = hour.weekday() >= 5 or hour.date() in holidays
-        name = (weekend if rest_day else weekday)[hour.month - 1][hour.hour]
+        day, month, hour, rest_day = local_hour(instant, tz)
+        name = (weekend if rest_day or day in holidays else weekday)[month][hour]
         periods[name] = periods.get(name, Decimal(0)) + energy
     return periods
