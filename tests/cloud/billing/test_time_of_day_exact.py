@@ -323,8 +323,11 @@ async def test_time_of_day_bills_match_the_every_read_reference_to_the_paisa(
     cloud: Cloud,
     setup: Board,  # noqa: F811
     zone: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tz = ZoneInfo(zone)
+    # three consumers a chunk: the run reads the next chunk ahead, on a second connection
+    monkeypatch.setattr(billing_runs, "CHUNK", 3)
     await tariff(cloud, setup, [{"effective_from": "2026-01-01", "spec": TIME_OF_DAY}])
     async with cloud.pool.connection() as conn:
         await conn.execute("UPDATE boards SET time_zone = %s WHERE id = %s", (zone, setup.id))
