@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -135,9 +136,15 @@ async def spare_connection(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConn
         yield None
         return
     try:
-        yield reader
+        autocommit = reader.autocommit
+        await reader.set_autocommit(True)  # each read its own statement: no snapshot held open
+        try:
+            yield reader
+        finally:
+            if reader.info.transaction_status == TransactionStatus.IDLE:
+                await reader.set_autocommit(autocommit)
     finally:
-        await pool.putconn(reader)  # the pool ends the transaction the reads left open
+        await pool.putconn(reader)  # a connection left mid-query is the pool's to discard
 
 
 async def _spans(
