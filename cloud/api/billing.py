@@ -344,8 +344,8 @@ async def run_billing(
 ) -> dict:
     """Bill the board's consumers for the period: idempotent; changed bills get a new version
     that bills only the difference."""
-    async with pool.connection() as conn:
-        return await billing_runs.run(conn, principal, **body.model_dump())
+    async with pool.connection() as conn, billing_runs.spare_connection(pool) as reader:
+        return await billing_runs.run(conn, principal, reader=reader, **body.model_dump())
 
 
 @router.get("/billing/runs", response_model=Page)

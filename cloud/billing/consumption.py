@@ -18,13 +18,14 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 
-@dataclass(frozen=True)
-class Read:
+class Read(NamedTuple):  # a tuple: a month of them is made per meter, cheaply
     ts: datetime
     value: Decimal
 
@@ -127,11 +128,50 @@ def _rise_by_hour(
     """Put the span's energy into the local hours it was used in: the register's rise across
     each hour, the reads interpolated linearly (each interval's energy spread in proportion to
     time). Only called with reads on both sides of the span, so the register is known anywhere
-    in it. Hours with no rise get no entry."""
-    cursor = span.start
-    level = register_at(series, cursor)[0]
-    index = bisect_left(series, cursor, key=lambda r: r.ts)  # walks on with the hours
-    while cursor < span.end:
+    in it. Hours with no rise get no entry. The register is looked up only at the hours' ends,
+    so `series` needs no read but the ones around each (`hour_pieces`)."""
+    level = register_at(series, span.start)[0]
+    index = bisect_left(series, span.start, key=lambda r: r.ts)  # walks on with the hours
+    multiplier = span.multiplier
+    for key, stop in hour_pieces(span.start, span.end, tz):
+        while series[index].ts < stop:
+            index += 1
+        after = series[index]
+        reached = after.value if after.ts == stop else _between(series[index - 1], after, stop)
+        if reached != level:
+            by_hour[key] = by_hour.get(key, _ZERO) + (reached - level) * multiplier
+        level = reached
+
+
+_ZERO = Decimal(0)
+
+
+def hour_pieces(
+    start: datetime, end: datetime, tz: ZoneInfo
+) -> tuple[tuple[datetime, datetime], ...]:
+    """The local hours [start, end) is cut into, in order, each as (its key, where it stops):
+    the key is the hour's start (`Consumption.by_hour`), the stop the next hour's start, or
+    `end`, as a UTC instant (reads compare with it cheaply). Every meter of a board billed over
+    the same span is cut alike, so the cut is made once, and its keys are the same objects for
+    every meter (hashed once)."""
+    return _cut(start, start.tzinfo, start.fold, end, end.tzinfo, end.fold, tz)
+
+
+@lru_cache(maxsize=1024)
+def _cut(
+    start: datetime,
+    _zone: object,
+    _fold: int,
+    end: datetime,
+    _end_zone: object,
+    _end_fold: int,
+    tz: ZoneInfo,
+) -> tuple[tuple[datetime, datetime], ...]:
+    # keyed by the zones and folds too: the walk does its arithmetic in the zone `start` is
+    # given in, so an instant given in another zone is another cut
+    pieces = []
+    cursor = start
+    while cursor < end:
         local = cursor.astimezone(tz)
         into_hour = timedelta(
             minutes=local.minute, seconds=local.second, microseconds=local.microsecond
@@ -145,14 +185,32 @@ def _rise_by_hour(
             minute=0, second=0, microsecond=0, tzinfo=None
         ):
             key = cursor
-        stop = min(cursor - into_hour + timedelta(hours=1), span.end)
-        while series[index].ts < stop:
-            index += 1
-        after = series[index]
-        reached = after.value if after.ts == stop else _between(series[index - 1], after, stop)
-        if reached != level:
-            by_hour[key] = by_hour.get(key, Decimal(0)) + (reached - level) * span.multiplier
-        cursor, level = stop, reached
+        stop = min(cursor - into_hour + timedelta(hours=1), end)
+        pieces.append((key, stop.astimezone(UTC)))
+        cursor = stop
+    return tuple(pieces)
+
+
+class LocalHour(NamedTuple):
+    """An instant on the board's clock, as time-of-day pricing reads it."""
+
+    day: date
+    month: int  # 0-11: the row of the tariff's month-by-hour matrix
+    hour: int
+    weekend: bool  # Saturday or Sunday
+
+
+def local_hour(instant: datetime, tz: ZoneInfo) -> LocalHour:
+    """`instant.astimezone(tz)` as a `LocalHour`: the hours of a billing run recur for every
+    consumer, so each is converted once."""
+    return _local(instant, instant.tzinfo, instant.fold, tz)
+
+
+@lru_cache(maxsize=65536)
+def _local(instant: datetime, _zone: object, _fold: int, tz: ZoneInfo) -> LocalHour:
+    # keyed by the zone and fold too: an instant given in `tz` itself is taken at its wall time
+    local = instant.astimezone(tz)
+    return LocalHour(local.date(), local.month - 1, local.hour, local.weekday() >= 5)
 
 
 def split_by_period(
@@ -166,8 +224,7 @@ def split_by_period(
     the weekend matrix), read on the board's clock."""
     periods: dict[str, Decimal] = {}
     for instant, energy in by_hour.items():
-        hour = instant.astimezone(tz)
-        rest_day = hour.weekday() >= 5 or hour.date() in holidays
-        name = (weekend if rest_day else weekday)[hour.month - 1][hour.hour]
+        day, month, hour, rest_day = local_hour(instant, tz)
+        name = (weekend if rest_day or day in holidays else weekday)[month][hour]
         periods[name] = periods.get(name, Decimal(0)) + energy
     return periods

@@ -28,7 +28,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from ..errors import InvalidInput
-from .consumption import Consumption, split_by_period
+from .consumption import Consumption, local_hour, split_by_period
 from .net_metering import Bank, NetOutcome, credit_lines, offset, reading_lines, settles
 from .overrides import TariffOverride, apply, cut_by_overrides, describe
 from .tariff import Line, TariffSpec, Usage, close_bill, price
@@ -235,7 +235,7 @@ def compute_bill(
                 hours = {
                     h: e
                     for h, e in consumption.by_hour.items()
-                    if start <= h.astimezone(tz).date() < end
+                    if start <= local_hour(h, tz).day < end
                 }
                 seg_units = sum(hours.values(), Decimal(0))
         charge = spec.choose_energy(seg_units, months).charge

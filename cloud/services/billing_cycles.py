@@ -372,7 +372,7 @@ async def complete(
 async def _bill_and_issue(
     pool: AsyncConnectionPool, claim: dict[str, Any], base_url: str
 ) -> dict[str, Any]:
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, billing_runs.spare_connection(pool) as reader:
         summary = await billing_runs.run(
             conn,
             SCHEDULER,
@@ -381,6 +381,7 @@ async def _bill_and_issue(
             period_end=claim["period_end"],
             cycle_months=Decimal(claim["cycle_months"]),
             scheduled=True,
+            reader=reader,
         )
         cursor = await conn.execute(
             "SELECT auto_issue FROM billing_cycles WHERE board_id = %s", (claim["board_id"],)
