@@ -38,17 +38,7 @@ def _slabs(charge: EnergyCharge, scale: Decimal = Decimal(1)) -> list[dict[str, 
     return rows
 
 
-def _hours(matrix: list[list[str]], month: int) -> dict[str, list[str]]:
-    """Each period's local hours in `month` (1-12) as ranges, "18:00-22:00"."""
-    row, hours, start = matrix[month - 1], {}, 0
-    for hour in range(1, 25):
-        if hour == 24 or row[hour] != row[start]:
-            hours.setdefault(row[start], []).append(f"{start:02d}:00-{hour:02d}:00")
-            start = hour
-    return hours
-
-
-def _charge(charge: EnergyCharge, month: int) -> dict[str, Any]:
+def _charge(charge: EnergyCharge, today: date) -> dict[str, Any]:
     return {
         "mode": charge.mode,
         "rate": charge.rate,
@@ -57,8 +47,8 @@ def _charge(charge: EnergyCharge, month: int) -> dict[str, Any]:
             {
                 "name": name,
                 "rate": rate,
-                "weekday": _hours(charge.weekday, month).get(name, []),
-                "weekend": _hours(charge.weekend, month).get(name, []),
+                "weekday": tariffs.hours_by_period(charge.weekday, today).get(name, []),
+                "weekend": tariffs.hours_by_period(charge.weekend, today).get(name, []),
             }
             for name, rate in (charge.rates or {}).items()
         ]
@@ -67,19 +57,19 @@ def _charge(charge: EnergyCharge, month: int) -> dict[str, Any]:
     }
 
 
-def explain(spec: TariffSpec, month: int) -> dict[str, Any]:
+def explain(spec: TariffSpec, today: date) -> dict[str, Any]:
     """A version's spec as the page shows it: every energy charge (with the consumption range
     that chooses it when there are schedules), fixed charges, adjustments and taxes."""
     if spec.schedules is not None:
         charges, above = [], None
         for schedule in spec.schedules:
             charges.append(
-                {**_charge(schedule.energy, month), "above": above, "up_to": schedule.up_to}
+                {**_charge(schedule.energy, today), "above": above, "up_to": schedule.up_to}
             )
             above = schedule.up_to
     else:
         assert spec.energy is not None
-        charges = [{**_charge(spec.energy, month), "above": None, "up_to": None}]
+        charges = [{**_charge(spec.energy, today), "above": None, "up_to": None}]
     return {
         "currency": spec.currency,
         "energy_unit": spec.energy_unit,
@@ -180,7 +170,7 @@ async def _page(
                     "versions": list(reversed(versions)),
                     "current": current,
                     "explained": (
-                        explain(TariffSpec.model_validate(current["spec"]), today.month)
+                        explain(TariffSpec.model_validate(current["spec"]), today)
                         if current
                         else None
                     ),

@@ -258,5 +258,3 @@ async def _described(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[
             }
         )
     return described
-
-

@@ -364,7 +364,7 @@ async def for_consumer(
         "periods": energy.rates or {},
         "weekday": energy.weekday,
         "weekend": energy.weekend,
-        "periods_today": _hours_by_period(energy.weekday, today) if energy.weekday else {},
+        "periods_today": hours_by_period(energy.weekday, today) if energy.weekday else {},
         "next_slab": (
             {
                 "from_kwh": following["from_kwh"],
@@ -395,7 +395,7 @@ async def for_consumer(
     }
 
 
-def _hours_by_period(weekday: list[list[str]], day: date) -> dict[str, list[str]]:
+def hours_by_period(weekday: list[list[str]], day: date) -> dict[str, list[str]]:
     """The local hours of a weekday of `day`'s month each time-of-day period covers, as
     ranges ("18:00-22:00"), for the consumer to read."""
     hours: dict[str, list[str]] = {}
