@@ -781,6 +781,7 @@ async def _run(
                 f"{'':15}a DLMS meter on 127.0.0.1:{dlms.port}, an MQTT plug on"
                 f" 127.0.0.1:{mqtt_port}"
             )
+            console.print(f"{'':15}and DEMO-005's solar panels' meter ({GENERATION_ID}) on the bus")
             console.print(
                 f"{'':15}physics speed x{speed:g}"
                 + (f"; link cut for {offline_for_min:g} min" if offline_for_min else "")
