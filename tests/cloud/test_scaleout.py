@@ -279,7 +279,9 @@ async def _stream_and_charts(
             sent = await a.post("/api/v1/ingest/batches", **_body(key, range(1, 11), "outage"))
             assert sent.status_code == 200, sent.text
             alert = await asyncio.wait_for(seen.get(), 30)
-            assert (alert["kind"], alert["state"]) == ("outage", "active")
+            while alert["kind"] != "outage":  # the cloud's own checks may speak first
+                alert = await asyncio.wait_for(seen.get(), 30)
+            assert alert["state"] == "active"
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -313,7 +315,9 @@ async def _stream_and_charts(
             for client in (a, b):
                 assert await _points(client, chart, headers) == list(range(1, 11))
             alerts = await b.get("/api/v1/alerts?limit=50", headers=headers)  # the primary's
-            assert {x["kind"] for x in alerts.json()["items"]} == {"outage", "voltage_swell"}
+            kinds = {x["kind"] for x in alerts.json()["items"]}
+            # both batches' alerts (the cloud's checks may add meter_data_missing: old reads)
+            assert {"outage", "voltage_swell"} <= kinds
             conn.execute("SELECT pg_wal_replay_resume()")
         await asyncio.to_thread(wait_for_replay, primary, replica)
         assert await _points(b, chart, headers) == [*range(1, 11), *range(12, 17)]
