@@ -121,6 +121,25 @@ async def _fill(page, category: str, kind: str, value: str, start: date, last: d
     await page.wait_for_load_state("networkidle")
 
 
+async def _post_by_hand(visit: Visit, context, board: int, today: date) -> int:
+    """The override form posted outside the page, with the session's CSRF token: the status."""
+    cookies = {c["name"]: c["value"] for c in await context.cookies()}
+    answer = await visit.page.request.post(
+        f"{visit.base}/dashboard/tariffs/overrides",
+        form={
+            "csrf": cookies["gg_csrf"],
+            "board_id": str(board),
+            "category": "domestic",
+            "kind": "multiplier",
+            "value": "2",
+            "starts_on": (today + timedelta(days=50)).isoformat(),
+            "last_day": (today + timedelta(days=60)).isoformat(),
+            "reason": "not mine to set",
+        },
+    )
+    return answer.status
+
+
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 async def test_tariffs_are_explained_and_overrides_set_and_taken_off(
     cloud: Cloud, served: httpx.AsyncClient, world: World, browser, viewport: str
@@ -240,21 +259,7 @@ async def test_tariffs_are_explained_and_overrides_set_and_taken_off(
     await visit.open("/dashboard/tariffs", f"tariffs-{viewport}-after")
 
     # another board's tariff, posted by hand: not found, nothing stored there
-    cookies = {c["name"]: c["value"] for c in await context.cookies()}
-    answer = await page.request.post(
-        f"{visit.base}/dashboard/tariffs/overrides",
-        form={
-            "csrf": cookies["gg_csrf"],
-            "board_id": str(world.boards["B"]),
-            "category": "domestic",
-            "kind": "multiplier",
-            "value": "2",
-            "starts_on": (today + timedelta(days=50)).isoformat(),
-            "last_day": (today + timedelta(days=60)).isoformat(),
-            "reason": "not mine to set",
-        },
-    )
-    assert answer.status == 404
+    assert await _post_by_hand(visit, context, world.boards["B"], today) == 404
     assert not await _db(cloud, "SELECT 1 FROM tariff_overrides WHERE reason = 'not mine to set'")
     await context.close()
 
@@ -277,22 +282,8 @@ async def test_an_auditor_reads_without_forms_and_others_are_not_allowed(
             assert await visit.page.locator("#override-form").count() == 0
             assert await visit.page.locator("#overrides-table button").count() == 0
             # the form posted anyway, with the session's CSRF token: refused, nothing stored
-            cookies = {c["name"]: c["value"] for c in await context.cookies()}
             today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Kolkata")).date()
-            answer = await visit.page.request.post(
-                f"{base}/dashboard/tariffs/overrides",
-                form={
-                    "csrf": cookies["gg_csrf"],
-                    "board_id": str(world.boards["A"]),
-                    "category": "domestic",
-                    "kind": "multiplier",
-                    "value": "2",
-                    "starts_on": (today + timedelta(days=50)).isoformat(),
-                    "last_day": (today + timedelta(days=60)).isoformat(),
-                    "reason": "not mine to set",
-                },
-            )
-            assert answer.status == 403
+            assert await _post_by_hand(visit, context, world.boards["A"], today) == 403
         else:
             response = await visit.page.goto(f"{base}/dashboard/tariffs")
             assert response.status == status
