@@ -144,6 +144,7 @@ class HdlcMeterLine:
             self._reset_link()
             self.connected = True
             self._client = client
+            self.session.client_sap = client.logical
             return Frame(Kind.UA, client, me, self.params.encode())
         if frame.kind is Kind.DISC:
             was_connected = self.connected
@@ -168,7 +169,7 @@ class HdlcMeterLine:
         payload, self.incoming = bytes(self.incoming), bytearray()
         if not payload.startswith(LLC_REQUEST):
             return None
-        answer = self.session.handle(payload[len(LLC_REQUEST) :])
+        answer = self.session.answer(payload[len(LLC_REQUEST) :])
         if answer is None:
             return None
         data = LLC_RESPONSE + answer
@@ -215,7 +216,8 @@ class DlmsTcpServer:
                 if version != WRAPPER_VERSION or length > 65535:
                     return
                 apdu = await reader.readexactly(length)
-                answer = session.handle(apdu)
+                session.client_sap = source
+                answer = session.answer(apdu)
                 faults = self.meter.faults
                 if answer is None or faults.no_answer >= 1.0:
                     continue

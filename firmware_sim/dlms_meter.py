@@ -17,7 +17,10 @@ Objects (logical names):
 
 With a password set the meter accepts only a low-level-security (LLS) association with that
 password; without one it also accepts an association with no security. Answers longer than the
-negotiated PDU size go out as GET blocks.
+negotiated PDU size go out as GET blocks. Given a `MeterSecurity` (dlms_security.py) the meter
+tells IS 15959's client associations apart instead (public 16, meter reader 32 with LLS or
+HLS-GMAC, utility settings 48 with HLS-GMAC) and ciphers the HLS ones with suite 0; the links
+hand every APDU to `DlmsSession.answer`, which puts that guard in front of `handle`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from protocols.dlms.cosem import (
 from shared import QUANTITIES
 
 from .clock import Clock
+from .dlms_security import MeterSecurity, SessionGuard
 from .modbus_meter import LineFaults
 from .physics import MeterPhysics
 
@@ -167,8 +171,10 @@ class SimulatedDlmsMeter:
         max_pdu_bytes: int = 512,
         turnaround_s: float = 0.02,
         extended_demand: bool = True,
+        security: MeterSecurity | None = None,
     ) -> None:
         self.physics = physics
+        self.security = security
         self.clock = clock
         self.serial_number = serial_number
         self.password = password
@@ -312,10 +318,20 @@ class DlmsSession:
     client_max_pdu: int = 65535
     blocks: deque[bytes] = field(default_factory=deque)
     block_number: int = 0
+    client_sap: int | None = None  # the client's HDLC address or wrapper wPort
+    guard: SessionGuard | None = None  # the meter's security, when it has any
 
     @property
     def pdu_limit(self) -> int:
         return min(self.client_max_pdu, self.meter.max_pdu_bytes)
+
+    def answer(self, apdu: bytes) -> bytes | None:
+        """What the links call: `handle`, behind the meter's security when it has any."""
+        if self.meter.security is None:
+            return self.handle(apdu)
+        if self.guard is None:
+            self.guard = SessionGuard(self, self.meter.security)
+        return self.guard.answer(apdu)
 
     def handle(self, apdu: bytes) -> bytes | None:
         """The response APDU to one request APDU (None: the request deserves no answer)."""

@@ -8,8 +8,12 @@
         │   └── LateAnswer         ... it did answer, whole and sound, after the timeout
         ├── FrameError             bytes came back but not a valid frame
         │   └── CrcError           the frame's checksum does not match
-        └── MeterException         the meter answered with a protocol exception
-            └── IllegalDataAddress   ... Modbus exception 2: a register it does not have
+        ├── MeterException         the meter answered with a protocol exception
+        │   └── IllegalDataAddress   ... Modbus exception 2: a register it does not have
+        └── SecurityError          a DLMS security check failed (ciphering, HLS, counters)
+            ├── AuthenticationFailed   a GCM tag or an HLS answer does not verify: wrong
+            │                          keys, or a frame changed on the way
+            └── ReplayedFrame          an invocation counter not above the last one seen
 
 Every error carries the meter (and, where known, the register) it concerns, so a log line or a
 technician's screen says where to look.
@@ -62,3 +66,18 @@ class MeterException(ProtocolError):
 
 class IllegalDataAddress(MeterException):
     """Modbus exception 2: the request touched a register the meter does not have."""
+
+
+class SecurityError(ProtocolError):
+    """A DLMS security check failed: a ciphered exchange or the HLS authentication cannot be
+    trusted (the message names the meter and what to check)."""
+
+
+class AuthenticationFailed(SecurityError):
+    """A GCM tag or an HLS challenge answer does not verify: the keys are not the meter's, or
+    the frame was changed on the way. Nothing from such a frame is used."""
+
+
+class ReplayedFrame(SecurityError):
+    """A ciphered frame's invocation counter is not above the last one seen from its sender:
+    a replay (or a sender whose counter went back)."""

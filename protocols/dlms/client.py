@@ -1,5 +1,8 @@
 """A COSEM client session over a DLMS link: associate, GET (with blocks), SET, ACTION, release.
 
+Associations: no security, LLS (a password), or HLS-GMAC with suite-0 ciphering, where a
+`CipheredAssociation` (hls.py) builds the AARQ, runs passes 3 and 4, and wraps every APDU.
+
 APDUs are built and parsed with dlms-cosem 21.3.2. Whatever its parsers raise on bad bytes
 (ValueError, IndexError, KeyError, struct errors, ...) is converted here, at the boundary, into
 FrameError naming the meter, so a malformed answer is a typed error, never a crash.
@@ -14,7 +17,8 @@ from dlms_cosem import enumerations as enums
 from dlms_cosem.protocol import acse, xdlms
 from dlms_cosem.protocol.xdlms.conformance import Conformance
 
-from ..errors import FrameError, MeterException, ProtocolError
+from ..errors import AuthenticationFailed, FrameError, MeterException, ProtocolError
+from .hls import ASSOCIATION_CLASS, ASSOCIATION_LN, REPLY_TO_HLS, CipheredAssociation
 from .link import DlmsLink
 
 MAX_BLOCKS = 4096
@@ -74,10 +78,18 @@ def parse_data(raw: bytes, meter: str | None = None) -> Any:
 
 
 class CosemSession:
-    def __init__(self, link: DlmsLink, *, meter: str, password: bytes | None) -> None:
+    def __init__(
+        self,
+        link: DlmsLink,
+        *,
+        meter: str,
+        password: bytes | None,
+        security: CipheredAssociation | None = None,
+    ) -> None:
         self.link = link
         self.meter = meter
         self.password = password
+        self.security = security  # HLS-GMAC and ciphering; the password is then unused
         self.server_max_pdu = 0
 
     async def __aenter__(self) -> CosemSession:
@@ -94,30 +106,39 @@ class CosemSession:
             if exc[0] is None:
                 await self.release()
         finally:
-            await self.link.close()
+            try:
+                if self.security is not None:
+                    await self.security.close()
+            finally:
+                await self.link.close()
 
     async def _exchange(self, apdu: bytes) -> Any:
-        return parse_apdu(await self.link.exchange(apdu), self.meter)
+        if self.security is None:
+            return parse_apdu(await self.link.exchange(apdu), self.meter)
+        answer = await self.link.exchange(await self.security.protect(apdu))
+        return parse_apdu(await self.security.unprotect(answer), self.meter)
 
     async def associate(self) -> None:
-        mechanism = enums.AuthenticationMechanism.LLS if self.password else None
-        aarq = acse.ApplicationAssociationRequest(
-            user_information=acse.UserInformation(
-                content=xdlms.InitiateRequest(
-                    proposed_conformance=Conformance(
-                        get=True,
-                        set=True,
-                        block_transfer_with_get_or_read=True,
-                        selective_access=True,
-                        action=True,
-                    ),
-                    client_max_receive_pdu_size=1024,
-                )
+        initiate = xdlms.InitiateRequest(
+            proposed_conformance=Conformance(
+                get=True,
+                set=True,
+                block_transfer_with_get_or_read=True,
+                selective_access=True,
+                action=True,
             ),
-            authentication=mechanism,
-            authentication_value=self.password,
+            client_max_receive_pdu_size=1024,
         )
-        answer = await self._exchange(aarq.to_bytes())
+        if self.security is not None:
+            answer = await self._exchange(await self.security.aarq(initiate))
+        else:
+            mechanism = enums.AuthenticationMechanism.LLS if self.password else None
+            aarq = acse.ApplicationAssociationRequest(
+                user_information=acse.UserInformation(content=initiate),
+                authentication=mechanism,
+                authentication_value=self.password,
+            )
+            answer = await self._exchange(aarq.to_bytes())
         if isinstance(answer, xdlms.ExceptionResponse):
             raise MeterException(
                 f"association refused: {answer.state_error.name}",
@@ -127,13 +148,45 @@ class CosemSession:
         if not isinstance(answer, acse.ApplicationAssociationResponse):
             raise ProtocolError(f"expected AARE, got {type(answer).__name__}", meter=self.meter)
         if answer.result is not enums.AssociationResult.ACCEPTED:
+            if self.security is not None:
+                await self.security.refused(answer)
             reason = getattr(answer.result_source_diagnostics, "name", "unknown")
             hint = " (check the password)" if "AUTHENTICATION" in reason else ""
             raise MeterException(
                 f"association rejected: {reason}{hint}", code=int(answer.result), meter=self.meter
             )
         content = answer.user_information.content if answer.user_information else None
+        if self.security is not None:
+            content = await self.security.accept(answer)
         self.server_max_pdu = getattr(content, "server_max_receive_pdu_size", 0) or 0
+        if self.security is not None:
+            await self._authenticate_hls(self.security)
+
+    async def _authenticate_hls(self, security: CipheredAssociation) -> None:
+        """Passes 3 and 4: answer the meter's challenge, check its answer to ours."""
+        target = cosem.CosemMethod(
+            enums.CosemInterface(ASSOCIATION_CLASS),
+            cosem.Obis.from_bytes(ASSOCIATION_LN),
+            REPLY_TO_HLS,
+        )
+        reply = dlms_data.OctetStringData(await security.reply_to_challenge()).to_bytes()
+        answer = await self._exchange(
+            xdlms.ActionRequestNormal(cosem_method=target, data=reply).to_bytes()
+        )
+        if isinstance(answer, xdlms.ActionResponseNormalWithData) and (
+            answer.status is enums.ActionResultStatus.SUCCESS
+        ):
+            data = parse_data(bytes(answer.data), self.meter)
+            if isinstance(data, bytes | bytearray):
+                await security.check_meter_reply(bytes(data))
+                return
+        status = getattr(answer, "status", None) or getattr(answer, "error", None)
+        raise AuthenticationFailed(
+            "the meter refused our answer to its HLS-GMAC challenge"
+            f" ({getattr(status, 'name', type(answer).__name__)}): the keys in this meter's"
+            " key file are not the meter's",
+            meter=self.meter,
+        )
 
     async def get(
         self, class_id: int, ln: bytes, attribute: int, selection: Any | None = None

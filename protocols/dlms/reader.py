@@ -5,7 +5,12 @@ drops idle links between polls costs nothing extra to handle. Scaler-units are r
 register and kept. A register the meter does not have is remembered and not asked for again.
 `read_load_profile(start, end)` fills a gap after an outage (or a range asked for) from the
 meter's own memory; `write_clock` sets the meter's clock, which needs the management
-association (the meter's password).
+association (the meter's password, or HLS-GMAC with the meter's keys).
+
+With `keys` in the configuration every session is an HLS-GMAC association with suite-0
+ciphering (IS 15959's utility settings client, SAP 48, unless `client_sap` says otherwise); the
+client's invocation counters come from a durable ledger, one per meter, so that no counter is
+ever sent twice under the same key, across restarts and power cuts.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..errors import FrameError, MeterException
 from ..modbus.timing import LineSettings
 from ..serial_port import SerialStream
 from .client import CosemSession
+from .hls import CipheredAssociation
 from .cosem import (
     CLOCK,
     CLOCK_LN,
@@ -47,6 +53,7 @@ from .cosem import (
     to_quantity_value,
 )
 from .link import DlmsLink, HdlcLink, WrapperLink
+from .security import CounterLedger, InvocationCounters, MemoryLedger, SecurityKeys
 
 log = structlog.get_logger(__name__)
 PollClass = Literal["fast", "slow"]
@@ -70,10 +77,18 @@ class DlmsMeterConfig:
     logical_device: int = 1  # HDLC upper address / wrapper destination wPort
     quantities: tuple[str, ...] = DEFAULT_QUANTITIES
     timeout_s: float = 2.0
+    keys: SecurityKeys | None = None  # HLS-GMAC with suite-0 ciphering
+    client_sap: int | None = None  # None: by the association's kind (below)
 
     @property
     def client_address(self) -> int:
-        return 1 if self.password else 16  # management client for LLS, public client otherwise
+        """The client SAP: as configured, else IS 15959's utility settings client (48) for
+        HLS, the management client (1) for LLS, the public client (16) otherwise."""
+        if self.client_sap is not None:
+            return self.client_sap
+        if self.keys is not None:
+            return 48
+        return 1 if self.password else 16
 
 
 def hdlc_link_factory(
@@ -101,12 +116,22 @@ def wrapper_link_factory(host: str, port: int, config: DlmsMeterConfig) -> Calla
 
 
 class DlmsMeterReader:
-    def __init__(self, config: DlmsMeterConfig, link_factory: Callable[[], DlmsLink]) -> None:
+    def __init__(
+        self,
+        config: DlmsMeterConfig,
+        link_factory: Callable[[], DlmsLink],
+        counters: CounterLedger | None = None,
+    ) -> None:
+        """`counters`: where this meter's invocation counters are kept durably (HLS only; a
+        ledger in memory, which forgets at exit, when none is given)."""
         unknown = [q for q in config.quantities if q not in QUANTITIES]
         if unknown:
             raise ValueError(f"unknown quantities {unknown}")
         self.config = config
         self._link_factory = link_factory
+        self.counters = (
+            InvocationCounters(counters or MemoryLedger()) if config.keys is not None else None
+        )
         self._scaler_units: dict[str, tuple[int, int]] = {}
         self._classes: dict[str, int] = {}  # quantity -> the interface class this meter uses
         self.missing: set[str] = set()
@@ -117,8 +142,14 @@ class DlmsMeterReader:
         return self.config.meter_id
 
     def _session(self) -> CosemSession:
+        security = None
+        if self.config.keys is not None and self.counters is not None:
+            security = CipheredAssociation(self.config.keys, self.counters, meter=self.meter_id)
         return CosemSession(
-            self._link_factory(), meter=self.meter_id, password=self.config.password
+            self._link_factory(),
+            meter=self.meter_id,
+            password=self.config.password,
+            security=security,
         )
 
     async def _scaler_unit(self, session: CosemSession, quantity: str) -> tuple[int, int]:
@@ -198,12 +229,18 @@ class DlmsMeterReader:
                 await session.set(CLOCK, CLOCK_LN, 2, data)
             except MeterException as exc:
                 if exc.code == int(enums.DataAccessResult.READ_WRITE_DENIED):
-                    hint = (
-                        " (the meter's password is not in this gateway's configuration: only"
-                        " the management client may set a clock)"
-                        if self.config.password is None
-                        else " (this meter's password does not allow setting its clock)"
-                    )
+                    if self.config.keys is not None:
+                        hint = (
+                            f" (client SAP {self.config.client_address} may not set it: IS"
+                            " 15959 keeps clock writes to the utility settings client, 48)"
+                        )
+                    elif self.config.password is None:
+                        hint = (
+                            " (the meter's password is not in this gateway's configuration:"
+                            " only the management client may set a clock)"
+                        )
+                    else:
+                        hint = " (this meter's password does not allow setting its clock)"
                     said = str(exc).removeprefix(f"{self.meter_id}: ")
                     raise MeterException(said + hint, code=exc.code, meter=self.meter_id) from exc
                 raise
