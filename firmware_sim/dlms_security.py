@@ -61,8 +61,13 @@ if TYPE_CHECKING:
 Mechanism = Literal["none", "lls", "hls-gmac"]
 PUBLIC, READER, UTILITY = 16, 32, 48
 PUBLIC_OBJECTS = frozenset(
-    (LOGICAL_DEVICE_NAME_LN, SERIAL_NUMBER_LN, CLOCK_LN, ASSOCIATION_LN)
-    + tuple(bytes([0, 0, 43, 1, e, 255]) for e in range(8))  # invocation counters
+    (
+        LOGICAL_DEVICE_NAME_LN,
+        SERIAL_NUMBER_LN,
+        CLOCK_LN,
+        ASSOCIATION_LN,
+        *(bytes([0, 0, 43, 1, e, 255]) for e in range(8)),  # invocation counters
+    )
 )
 CIPHER_OVERHEAD = 1 + 3 + 5 + 12  # tag, length, SC + IC, GCM tag
 

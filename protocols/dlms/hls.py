@@ -136,7 +136,9 @@ class CipheredAssociation:
         try:
             initiate = xdlms.InitiateResponse.from_bytes(plain)
         except Exception as exc:
-            raise FrameError(f"deciphered InitiateResponse is malformed ({exc})", meter=self.meter)
+            raise FrameError(
+                f"deciphered InitiateResponse is malformed ({exc})", meter=self.meter
+            ) from exc
         self.ciphering = True
         return initiate
 

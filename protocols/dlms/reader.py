@@ -32,7 +32,6 @@ from ..errors import FrameError, MeterException
 from ..modbus.timing import LineSettings
 from ..serial_port import SerialStream
 from .client import CosemSession
-from .hls import CipheredAssociation
 from .cosem import (
     CLOCK,
     CLOCK_LN,
@@ -52,6 +51,7 @@ from .cosem import (
     register_class,
     to_quantity_value,
 )
+from .hls import CipheredAssociation
 from .link import DlmsLink, HdlcLink, WrapperLink
 from .security import CounterLedger, InvocationCounters, MemoryLedger, SecurityKeys
 
