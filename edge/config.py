@@ -20,6 +20,13 @@ file at the line. Paths in the file are relative to the file's directory.
     id = "m-101"
     unit = 1
     profile = "sdm630"
+
+A DLMS meter read with HLS-GMAC names its key file (owner-only; see edge/meter_keys.py):
+
+    [[buses.meters]]
+    id = "m-07"
+    hdlc_address = 17
+    keys = "keys/meter-07.toml"       # authentication = "hls-gmac", client SAP 48 by default
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from protocols.dlms.security import SecurityKeys
 from shared import (
     IDENTIFIER_PATTERN,
     MAX_BUSES,
@@ -43,6 +51,8 @@ from shared import (
     SyncSettings,
     check_unique,
 )
+
+from .meter_keys import KeyFileError, load_key_file
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -131,7 +141,39 @@ class EdgeConfig(_Section):
                         f"buses.{b}.meters.{m}.password_ref: no secret {meter.password_ref!r}"
                         " in this gateway's [secrets]"
                     )
+                if meter.mechanism == "lls" and meter.password is meter.password_ref is None:
+                    raise ValueError(
+                        f"buses.{b}.meters.{m}.authentication: lls needs password or password_ref"
+                    )
+                if (meter.keys or meter.authentication) and not bus.kind.startswith("dlms"):
+                    raise ValueError(
+                        f"buses.{b}.meters.{m}.keys: DLMS security is for dlms buses only"
+                    )
         return self
+
+    def meter_key_path(self, meter: MeterSettings) -> Path | None:
+        return self.base_dir / meter.keys if meter.keys else None
+
+    def meter_keys(self, meter: MeterSettings) -> SecurityKeys | None:
+        """The meter's HLS-GMAC keys from its key file (KeyFileError if unusable)."""
+        path = self.meter_key_path(meter)
+        return load_key_file(path) if path else None
+
+    def key_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Each meter's key file that cannot be used: (key path, what is wrong)."""
+        problems = []
+        for b, bus in enumerate(self.buses):
+            for m, meter in enumerate(bus.meters):
+                try:
+                    self.meter_keys(meter)
+                except KeyFileError as exc:
+                    problems.append((("buses", b, "meters", m, "keys"), str(exc)))
+        return problems
+
+    @property
+    def counters_dir(self) -> Path:
+        """Where each HLS meter's invocation counters are kept (edge/dlms_counters.py)."""
+        return self.data_dir / "dlms-counters"
 
     def password(self, meter: MeterSettings) -> str | None:
         """The meter's DLMS password: its own, or the secret its reference names."""
@@ -261,4 +303,13 @@ def load_config(path: Path | str) -> EdgeConfig:
             dotted = ".".join(str(p) for p in loc) or "(top level)"
             problems.append(f"{where}: {dotted}: {message}")
         raise ConfigError(problems) from exc
-    return config.model_copy(update={"source": path.resolve()})
+    config = config.model_copy(update={"source": path.resolve()})
+    key_problems = config.key_problems()
+    if key_problems:
+        raise ConfigError(
+            [
+                f"{path}:{_line_of(text, loc) or ''}: {'.'.join(map(str, loc))}: {message}"
+                for loc, message in key_problems
+            ]
+        )
+    return config

@@ -56,6 +56,7 @@ from .checks import Checker, MeterProfile
 from .clock import GatewayClock
 from .config import BusSection, EdgeConfig
 from .control import Actions, CommandRefused, Controller
+from .dlms_counters import CounterFile
 from .enrollment import doctor
 from .recent_log import RecentLog
 from .scheduler import BusScheduler, MqttBus, build_meters
@@ -594,7 +595,12 @@ class Daemon:
                 on_health=self.on_health,
                 client_id=f"{self.config.gateway.id}-{bus.name}",
             )
-        meters, line = build_meters(bus, self.config.password)
+        meters, line = build_meters(
+            bus,
+            self.config.password,
+            self.config.meter_keys,
+            lambda meter: CounterFile(self.config.counters_dir, meter.id),
+        )
         scheduler = BusScheduler(
             bus,
             meters,
@@ -708,8 +714,8 @@ class Daemon:
         )
 
     def _gateway_problems(self, config: EdgeConfig) -> list[str]:
-        """What the schema cannot know: the serial ports this gateway has."""
-        problems = []
+        """What the schema cannot know: the serial ports and the key files this gateway has."""
+        problems = [f"{'.'.join(map(str, loc))}: {why}" for loc, why in config.key_problems()]
         for index, bus in enumerate(config.buses):
             if bus.port and bus.port.startswith("/") and not os.path.exists(bus.port):
                 problems.append(

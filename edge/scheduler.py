@@ -34,6 +34,7 @@ from protocols.dlms.reader import (
     hdlc_link_factory,
     wrapper_link_factory,
 )
+from protocols.dlms.security import CounterLedger, SecurityKeys
 from protocols.errors import (
     CrcError,
     FrameError,
@@ -128,10 +129,14 @@ def _modbus_line(bus: BusSection) -> ModbusLine:
 
 
 def build_meters(
-    bus: BusSection, password: Callable[[MeterSection], str | None] | None = None
+    bus: BusSection,
+    password: Callable[[MeterSection], str | None] | None = None,
+    keys: Callable[[MeterSection], SecurityKeys | None] | None = None,
+    counters: Callable[[MeterSection], CounterLedger] | None = None,
 ) -> tuple[list[PolledMeter], ModbusLine | None]:
     """The readers of a polled bus (and its Modbus line, to close at the end); `password`
-    finds a DLMS meter's password (its own, or the secret its reference names)."""
+    finds a DLMS meter's password (its own, or the secret its reference names), `keys` its
+    HLS-GMAC keys and `counters` where its invocation counters are kept durably."""
     password = password or (lambda meter: meter.password)
     meters = []
     line = None
@@ -148,19 +153,25 @@ def build_meters(
     else:
         settings = LineSettings(baud=bus.baud, parity=bus.parity, stop_bits=bus.stop_bits)
         for m in bus.meters:
+            hls = m.mechanism == "hls-gmac"
             config = DlmsMeterConfig(
                 meter_id=m.id,
-                password=secret.encode() if (secret := password(m)) else None,
+                password=secret.encode() if (secret := password(m)) and not hls else None,
                 physical_address=m.hdlc_address or 17,
                 logical_device=m.logical_device,
                 timeout_s=max(m.timeout_s, 1.0),
+                keys=keys(m) if hls and keys else None,
+                client_sap=m.client_sap,
             )
+            if hls and config.keys is None:
+                raise ValueError(f"meter {m.id}: hls-gmac without keys")
             factory = (
                 hdlc_link_factory(bus.port or "", settings, config)
                 if bus.kind == "dlms-hdlc"
                 else wrapper_link_factory(bus.host or "", bus.tcp_port or 4059, config)
             )
-            meters.append(PolledMeter(m, DlmsMeterReader(config, factory)))
+            ledger = counters(m) if hls and counters else None
+            meters.append(PolledMeter(m, DlmsMeterReader(config, factory, ledger)))
     return meters, line
 
 

@@ -8,7 +8,8 @@ what only it can see (its serial ports, its secrets).
 
 Secrets do not travel: a DLMS meter's password is named by reference (`password_ref`), and the
 gateway looks the name up in its own `edge.toml` `[secrets]`. A literal `password` is allowed
-in the local file only (the cloud refuses it).
+in the local file only (the cloud refuses it). A meter's HLS-GMAC keys (GUEK, GAK, system
+titles) live in a key file on the gateway, owner-only; the settings name its path (`keys`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ BUS_KINDS = ("modbus-rtu", "modbus-tcp", "dlms-hdlc", "dlms-tcp", "mqtt")
 SECTIONS = ("buses", "checks", "store", "sync")  # the parts a site may pin locally
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
+# a path on the gateway: no spaces, quotes or control characters, no way to name a device
+KeyFilePath = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,255}$")]
 
 
 class _Settings(BaseModel):
@@ -50,6 +53,11 @@ class MeterSettings(_Settings):
     logical_device: Annotated[int, Field(ge=1, le=0x3FFF)] = 1
     password: Annotated[str, Field(min_length=1, max_length=32)] | None = None  # local file only
     password_ref: Identifier | None = None  # a name in edge.toml [secrets]
+    # DLMS association: none, LLS (the password) or HLS-GMAC with suite-0 ciphering (the key
+    # file); unset: LLS when a password is given, HLS-GMAC when keys are, else none
+    authentication: Literal["none", "lls", "hls-gmac"] | None = None
+    client_sap: Annotated[int, Field(ge=1, le=127)] | None = None  # default by authentication
+    keys: KeyFilePath | None = None  # HLS-GMAC key file, relative to edge.toml's folder
     device: Annotated[str, Field(max_length=64)] | None = None  # MQTT device name in the topics
     fast_s: Seconds = 10.0
     slow_s: Seconds = 900.0
@@ -61,7 +69,20 @@ class MeterSettings(_Settings):
     def _one_password(self) -> MeterSettings:
         if self.password is not None and self.password_ref is not None:
             raise ValueError("give password or password_ref, not both")
+        if self.authentication == "hls-gmac" and self.keys is None:
+            raise ValueError("authentication hls-gmac needs keys (the meter's key file)")
+        if self.keys is not None and self.authentication not in (None, "hls-gmac"):
+            raise ValueError(f"keys are for hls-gmac, not authentication {self.authentication}")
         return self
+
+    @property
+    def mechanism(self) -> Literal["none", "lls", "hls-gmac"]:
+        """The association this meter is read with."""
+        if self.authentication is not None:
+            return self.authentication
+        if self.keys is not None:
+            return "hls-gmac"
+        return "lls" if self.password is not None or self.password_ref is not None else "none"
 
 
 BusKind = Literal["modbus-rtu", "modbus-tcp", "dlms-hdlc", "dlms-tcp", "mqtt"]
