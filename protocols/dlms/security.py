@@ -343,8 +343,8 @@ class InvocationCounters:
             state = await self._state()
             if self._reserved_to - self._next >= count:
                 return
-            upto = self._next + max(count, self.reserve)
-            if upto - 1 > MAX_COUNTER:
+            upto = min(self._next + max(count, self.reserve), MAX_COUNTER + 1)
+            if upto - self._next < count:
                 raise SecurityError(
                     "the client invocation counter is used up (2^32): give this meter new keys"
                 )
