@@ -17,11 +17,23 @@ from dlms_cosem import enumerations as enums
 from dlms_cosem.protocol import acse, xdlms
 from dlms_cosem.protocol.xdlms.conformance import Conformance
 
-from ..errors import AuthenticationFailed, FrameError, MeterException, ProtocolError
+from ..errors import (
+    AuthenticationFailed,
+    FrameError,
+    MeterException,
+    ProtocolError,
+    SecurityError,
+)
 from .hls import ASSOCIATION_CLASS, ASSOCIATION_LN, REPLY_TO_HLS, CipheredAssociation
 from .link import DlmsLink
 
 MAX_BLOCKS = 4096
+_REFUSALS = {
+    enums.ServiceException.DECIPHERING_ERROR: "deciphering-error (are its keys the ones in"
+    " this meter's key file?)",
+    enums.ServiceException.INVOCATION_COUNTER_ERROR: "invocation-counter-error (our counter"
+    " is not above the last it accepted: was the counter file restored from an old copy?)",
+}
 
 
 def parse_apdu(raw: bytes, meter: str | None = None) -> Any:
@@ -116,7 +128,13 @@ class CosemSession:
         if self.security is None:
             return parse_apdu(await self.link.exchange(apdu), self.meter)
         answer = await self.link.exchange(await self.security.protect(apdu))
-        return parse_apdu(await self.security.unprotect(answer), self.meter)
+        parsed = parse_apdu(await self.security.unprotect(answer), self.meter)
+        if isinstance(parsed, xdlms.ExceptionResponse) and parsed.service_error in _REFUSALS:
+            raise SecurityError(
+                f"the meter refused our ciphered request: {_REFUSALS[parsed.service_error]}",
+                meter=self.meter,
+            )
+        return parsed
 
     async def associate(self) -> None:
         initiate = xdlms.InitiateRequest(
