@@ -195,7 +195,9 @@ class SimulatedDlmsMeter:
         if ln == LOGICAL_DEVICE_NAME_LN and class_id == DATA and attribute == 2:
             return _octets(f"GGS{self.serial_number:013d}".encode()).to_bytes()
         if ln == SERIAL_NUMBER_LN and class_id == DATA and attribute == 2:
-            return dlms_data.VisibleStringData(str(self.serial_number).encode()).to_bytes()
+            # visible-string (tag 10): dlms-cosem 21.3.2's VisibleStringData cannot encode one
+            serial = str(self.serial_number).encode()
+            return bytes([10]) + dlms_data.encode_variable_integer(len(serial)) + serial
         if ln == CLOCK_LN and class_id == CLOCK and attribute == 2:
             meter_time = datetime.fromtimestamp(self.physics.meter_clock_s(now), UTC)
             return _octets(encode_datetime(meter_time)).to_bytes()

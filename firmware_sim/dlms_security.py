@@ -293,7 +293,8 @@ class SessionGuard:
         response = _initiate_response(self.session).to_bytes()
         return acse.ApplicationAssociationResponse(
             result=enums.AssociationResult.ACCEPTED,
-            result_source_diagnostics=diagnostics.NULL,
+            # Green Book: an HLS AARE says "authentication-required" (passes 3 and 4 follow)
+            result_source_diagnostics=diagnostics.AUTHENTICATION_REQUIRED,
             ciphered=True,
             authentication=enums.AuthenticationMechanism.HLS_GMAC,
             system_title=sec.system_title,
