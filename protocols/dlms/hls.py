@@ -85,7 +85,8 @@ class CipheredAssociation:
         ):
             raise AuthenticationFailed(
                 "the meter could not decipher the association request: the keys in this"
-                " meter's key file (GUEK/GAK) are not the meter's",
+                " meter's key file (GUEK/GAK) are not the meter's, or our invocation counter"
+                " is not above the last it accepted (a counter file restored from an old copy)",
                 meter=self.meter,
             )
 
