@@ -223,13 +223,24 @@ def dlms(
     fault: list[str] = typer.Option([], help="NAME[=VALUE], repeatable; see `faults`."),
     speed: float = typer.Option(1.0, help="Simulated time runs this many times faster."),
     seed: int = typer.Option(1, help="Seed of the meter's load model."),
+    keys: Path | None = typer.Option(
+        None,
+        help="IS 15959 associations with HLS-GMAC: a TOML file with guek, gak and"
+        " meter_system_title (hex), as in a gateway's key file.",
+    ),
+    reader_auth: str = typer.Option("lls", help="With --keys: the meter reader's (SAP 32)"),
 ) -> None:
     """A DLMS/COSEM meter: HDLC on a pseudo-terminal and/or the TCP wrapper, with a load profile.
 
     Example: gridgate sim dlms --link /tmp/dlms --password 12345678 --speed 60
+
+    With --keys the meter tells IS 15959's clients apart: public (16, no security), meter
+    reader (32, LLS with --password or HLS-GMAC by --reader-auth) and utility settings (48,
+    HLS-GMAC), and ciphers the HLS associations with suite 0.
     """
     from .dlms_line import DlmsTcpServer, HdlcMeterLine
     from .dlms_meter import SimulatedDlmsMeter
+    from .dlms_security import load_meter_security
 
     if link is None and tcp is None:
         fail("give --link PATH (HDLC on a pty) and/or --tcp HOST:PORT")
@@ -246,6 +257,7 @@ def dlms(
             serial_number=31_000_000 + seed,
             physical_address=hdlc_address,
             password=password.encode() if password is not None else None,
+            security=load_meter_security(keys, reader_auth) if keys is not None else None,
         )
         for text in fault:
             _, name, value = parse_fault_spec(text, with_unit=False)
@@ -253,6 +265,8 @@ def dlms(
     except (FaultError, ValueError) as exc:
         fail(str(exc))
     security = "LLS password" if password is not None else "no security"
+    if meter.security is not None:
+        security = f"IS 15959 clients 16/32 ({reader_auth})/48 (hls-gmac)"
     faces: list[tuple[Face, Callable[[], str]]] = []
     if link is not None:
         hdlc = HdlcMeterLine(meter, line, link, seed=seed)

@@ -23,8 +23,10 @@ ciphered answer again instead of a fresh one, `tamper_tag` flips a bit of each a
 from __future__ import annotations
 
 import hmac
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from dlms_cosem import dlms_data
@@ -449,3 +451,28 @@ class SessionGuard:
         if sec.faults.tamper_tag:
             sealed = sealed[:-1] + bytes([sealed[-1] ^ 0x01])
         return sealed
+
+
+def load_meter_security(path: Path, reader_mechanism: str = "lls") -> MeterSecurity:
+    """A meter's keys from a TOML file (guek, gak, meter_system_title in hex); ValueError
+    saying what is wrong, never showing a key."""
+    if reader_mechanism not in ("lls", "hls-gmac"):
+        raise ValueError(f"--reader-auth must be lls or hls-gmac, not {reader_mechanism!r}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise ValueError(f"{path}: not a readable TOML key file") from None
+    values = {}
+    for name, size in (("guek", 16), ("gak", 16), ("meter_system_title", TITLE_BYTES)):
+        try:
+            values[name] = bytes.fromhex(str(data[name]))
+        except (KeyError, ValueError):
+            values[name] = b""
+        if len(values[name]) != size:
+            raise ValueError(f"{path}: {name} must be {size} bytes written as {2 * size} hex")
+    return MeterSecurity(
+        values["guek"],
+        values["gak"],
+        values["meter_system_title"],
+        reader_mechanism=reader_mechanism,  # type: ignore[arg-type]
+    )

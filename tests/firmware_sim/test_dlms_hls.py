@@ -15,7 +15,7 @@ from dlms_cosem.protocol import xdlms
 from firmware_sim.clock import ManualClock
 from firmware_sim.dlms_line import DlmsTcpServer, HdlcMeterLine
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
-from firmware_sim.dlms_security import MeterSecurity
+from firmware_sim.dlms_security import AssociationPolicy, MeterSecurity, load_meter_security
 from firmware_sim.fleet import physics_for
 from protocols.dlms.client import CosemSession, parse_apdu
 from protocols.dlms.cosem import CLOCK, CLOCK_LN
@@ -239,3 +239,18 @@ async def test_the_meter_refuses_replayed_and_clear_requests(
 
 def get_request_in_clear() -> bytes:
     return bytes.fromhex("C001C10008") + CLOCK_LN + b"\x02\x00"
+
+
+def test_the_simulator_takes_its_keys_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "meter.toml"
+    path.write_text(
+        f'guek = "{GUEK.hex()}"\ngak = "{GAK.hex()}"\nmeter_system_title = "{METER_TITLE.hex()}"\n'
+    )
+    security = load_meter_security(path, "hls-gmac")
+    assert (security.encryption_key, security.system_title) == (GUEK, METER_TITLE)
+    assert security.policy(32) == AssociationPolicy("meter reader", "hls-gmac", True, False)
+    assert GUEK.hex() not in repr(security).lower()
+    path.write_text(f'guek = "{GUEK.hex()}"\n')
+    with pytest.raises(ValueError, match="gak must be 16 bytes") as caught:
+        load_meter_security(path)
+    assert GUEK.hex() not in str(caught.value).lower()
