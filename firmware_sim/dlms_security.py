@@ -350,12 +350,12 @@ class SessionGuard:
             return self._denied(apdu, invoke)
         if self.policy is None or invoke is None:
             return self.session.handle(apdu)  # not associated: the session answers as ever
-        if target is not None:
-            _class_id, ln, _ = target
-            if apdu[0] == 0xC0 and not self.policy.read_all and ln not in PUBLIC_OBJECTS:
-                return self._denied(apdu, invoke)
-            if apdu[0] in (0xC1, 0xC3) and not self.policy.write:
-                return self._denied(apdu, invoke)
+        if apdu[0] in (0xC1, 0xC3) and not self.policy.write:  # any SET or ACTION
+            return self._denied(apdu, invoke)
+        if apdu[0] == 0xC0 and not self.policy.read_all:
+            get_next = len(apdu) > 1 and apdu[1] == 2  # the next block of an allowed GET
+            if not get_next and (target is None or target[1] not in PUBLIC_OBJECTS):
+                return self._denied(apdu, invoke)  # a GET with a list is checked as a whole
         return self.session.handle(apdu)
 
     def _denied(self, apdu: bytes, invoke: object) -> bytes:
