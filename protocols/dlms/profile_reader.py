@@ -47,6 +47,7 @@ class ProfileReader:
         self._columns: dict[bytes, list[CaptureColumn]] = {}
         self._periods: dict[bytes, int] = {}
         self._units: dict[bytes, tuple[int, int]] = {}
+        self.absent_logs: set[Log] = set()  # event logs the meter does not have: not asked again
 
     async def columns(self, session: CosemSession, ln: bytes) -> list[CaptureColumn]:
         if ln not in self._columns:
@@ -121,13 +122,16 @@ class ProfileReader:
         """Each log's entries from `since[log]` on (inclusive; None or absent: all it keeps)."""
         found = []
         for log, ln in EVENT_LOGS.items():
+            if log in self.absent_logs:
+                continue
             start = since.get(log)
             try:
                 selection = RangeSelection(start, FAR_FUTURE) if start is not None else None
                 table = await self.read(session, ln, selection)
             except MeterException as exc:
                 if exc.code in _ABSENT:
-                    continue  # a meter without this log (many have no control log)
+                    self.absent_logs.add(log)  # a meter without this log (many have no control log)
+                    continue
                 raise
             found.extend(decode_events(table))
         return found
