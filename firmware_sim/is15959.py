@@ -299,10 +299,9 @@ class ObjectBuilder:
             return None
         return _block_wh(captures[-2], captures[-1], total) / 1000
 
-    def _billing_power_factor(self) -> float | None:
+    def _billing_power_factor(self) -> float:
         self.physics.advance_to(self.now())
-        billings = self.physics.billings
-        return billings[-1].values["13.0.0"] if billings else None
+        return self.physics.billing_power_factor()
 
     def _name_plate(self) -> None:
         meter = self.meter

@@ -300,12 +300,17 @@ class MeterPhysics:
         local = datetime.fromtimestamp(t_s + self.shape.utc_offset_h * 3600, UTC)
         return local.day == 1 and local.hour == 0 and local.minute == 0 and local.second == 0
 
-    def _close_billing_period(self) -> None:
-        """The billing date: the registers, the period's maximum demands (and when) and its
-        power factor are kept as a billing entry; the maximum demands start again from zero."""
+    def billing_power_factor(self) -> float:
+        """The running billing period's power factor: active over apparent energy since the
+        last billing date (1 while nothing has flowed)."""
         since = self._billing_start
         active = self._energy["1.8.0"] - since["1.8.0"] + self._energy["2.8.0"] - since["2.8.0"]
         apparent = self._energy["9.8.0"] - since["9.8.0"]
+        return active / apparent if apparent > 0 else 1.0
+
+    def _close_billing_period(self) -> None:
+        """The billing date: the registers, the period's maximum demands (and when) and its
+        power factor are kept as a billing entry; the maximum demands start again from zero."""
         self.billings.append(
             BillingState(
                 t_s=self._t,
@@ -313,7 +318,7 @@ class MeterPhysics:
                 | {
                     "1.6.0": self._demand["1.6.0"],
                     "9.6.0": self._demand["9.6.0"],
-                    "13.0.0": active / apparent if apparent > 0 else 1.0,
+                    "13.0.0": self.billing_power_factor(),
                 },
                 peaks={code: self._peak_at.get(code) for code in ("1.6.0", "9.6.0")},
             )
