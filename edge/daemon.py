@@ -32,6 +32,8 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
+from protocols.dlms.is15959 import Log
+from protocols.dlms.profiles import MeterEvent
 from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
@@ -51,7 +53,7 @@ from shared import (
     read_private_key,
 )
 
-from . import systemd
+from . import meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
 from .config import BusSection, EdgeConfig
@@ -59,7 +61,7 @@ from .control import Actions, CommandRefused, Controller
 from .dlms_counters import CounterFile
 from .enrollment import doctor
 from .recent_log import RecentLog
-from .scheduler import BusScheduler, MqttBus, build_meters
+from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters
 from .software import SoftwareAgent
 from .store import NewEvent, NewReading, Store, to_us
 from .sync import VERSION, Syncer
@@ -127,6 +129,8 @@ class Daemon:
         self._dropped = 0
         self.stats_save_s = float(os.environ.get("GRIDGATE_EDGE_STATS_SAVE_S", "2"))
         self._flush_lock = asyncio.Lock()
+        self._event_cursors: dict[str, dict] = {}  # meter -> its event logs' cursor
+        self._state_with_events: dict[str, Any] = {}  # committed with the next events
 
     # -- intake ---------------------------------------------------------------------------------
     def _event(self, kind: str, status: EventStatus, message: str = "", **kw: Any) -> NewEvent:
@@ -186,6 +190,20 @@ class Daemon:
     async def on_meter_clock(self, meter_id: str, drift_s: float) -> None:
         self._events.extend(self.checker.meter_clock(meter_id, drift_s, self.clock.now()))
 
+    # -- a DLMS meter's own event logs (edge/meter_events.py) ---------------------------------
+    def meter_events_since(self, meter_id: str) -> dict[Log, datetime | None]:
+        return meter_events.since(self._event_cursors.get(meter_id))
+
+    async def on_meter_events(self, meter_id: str, events: list[MeterEvent]) -> None:
+        """Events the meter logged, each taken once: what is new becomes events (alerts), and
+        the cursor that says so is committed with them."""
+        fresh, cursor = meter_events.take(meter_id, events, self._event_cursors.get(meter_id))
+        if not fresh:
+            return
+        self._event_cursors[meter_id] = cursor
+        self._events.extend(fresh)
+        self._state_with_events[meter_events.PREFIX + meter_id] = cursor
+
     # -- loops ----------------------------------------------------------------------------------
     async def _flush(self) -> None:
         # one at a time (the writer, a backfill, the clock): a later write never commits state
@@ -198,13 +216,15 @@ class Daemon:
         # between): what is committed together is what restarts together
         readings, events = self._readings, self._events
         changed = self.checker.dump_dirty()
+        cursors, self._state_with_events = self._state_with_events, {}
         self._readings, self._events = [], []
-        if readings or events or changed:
-            state = {f"check:{meter}": data for meter, data in changed.items()}
+        if readings or events or changed or cursors:
+            state = {f"check:{meter}": data for meter, data in changed.items()} | cursors
             try:
                 await self.store(Store.append, readings, events, state)
             except Exception as exc:  # disk full, I/O error: keep the rows, say so, retry
                 self._hold(readings, events, exc)
+                self._state_with_events = cursors | self._state_with_events
                 # their meters' state goes with the retry: the newest by then, which is that of
                 # the events held plus those buffered meanwhile
                 self.checker.dirty.update(changed)
@@ -422,6 +442,10 @@ class Daemon:
                 )
             )
         self._meter_state = store.state_items("meter:")
+        self._event_cursors = {
+            key[len(meter_events.PREFIX) :]: value
+            for key, value in store.state_items(meter_events.PREFIX).items()
+        }
         self._latest = store.latest_times()
         self._load_good(store)  # the cloud's last good settings, where the file allows
 
@@ -609,6 +633,7 @@ class Daemon:
             on_meter_clock=self.on_meter_clock,
             communication_loss_s=self.config.checks.communication_loss_s,
             line=line,
+            meter_events=MeterEventsHook(self.meter_events_since, self.on_meter_events),
         )
         scheduler.restore(
             {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}

@@ -12,7 +12,8 @@ marks it offline.
 
 A DLMS meter's clock is read with its energy registers (drift past the threshold raises an
 event), and after a gap in its data (the gateway or the meter was down) its load profile is read
-back to fill the gap. The cloud may also ask for a range of the profile (`read_load_profile`,
+back to fill the gap; its event logs are read from the last event taken (`MeterEventsHook`).
+The cloud may also ask for a range of the profile (`read_load_profile`,
 a day at a time so the other meters keep their turns) or for the meter's clock to be set
 (`set_meter_clock`).
 """
@@ -28,6 +29,8 @@ from typing import Any
 
 import structlog
 
+from protocols.dlms.is15959 import Log
+from protocols.dlms.profiles import MeterEvent
 from protocols.dlms.reader import (
     DlmsMeterConfig,
     DlmsMeterReader,
@@ -61,6 +64,16 @@ SampleSink = Callable[[str, list[Sample], bool], Awaitable[None]]
 # what the daemon does with a verdict on a meter's communication: (meter, ok, detail)
 HealthSink = Callable[[str, bool, str], Awaitable[None]]
 ClockSink = Callable[[str, float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MeterEventsHook:
+    """Where a DLMS meter's event logs are read from (per log) and what takes what was read."""
+
+    since: Callable[[str], dict[Log, datetime | None]]
+    deliver: Callable[[str, list[MeterEvent]], Awaitable[None]]
+
+
 PROFILE_CHUNK = timedelta(days=1)  # a load profile asked for by hand is read a day at a time
 PROFILE_PERIOD = timedelta(minutes=15)
 
@@ -188,8 +201,10 @@ class BusScheduler:
         on_meter_clock: ClockSink,
         communication_loss_s: float,
         line: ModbusLine | None = None,
+        meter_events: MeterEventsHook | None = None,
     ) -> None:
         self.bus = bus
+        self._meter_events = meter_events
         self.meters = meters
         self.line = line
         self._on_samples = on_samples
@@ -376,9 +391,13 @@ class BusScheduler:
                             "load profile backfilled", meter_id=meter.meter_id, samples=len(samples)
                         )
                         await self._on_samples(meter.meter_id, samples, True)
+            if self._meter_events is not None:
+                since = self._meter_events.since(meter.meter_id)
+                events = await reader.read_events(since)
+                await self._meter_events.deliver(meter.meter_id, events)
         except (ProtocolError, TimeoutError, OSError) as exc:
             self._log.warning(
-                "DLMS clock/profile read failed", meter_id=meter.meter_id, error=str(exc)
+                "DLMS clock/profile/event read failed", meter_id=meter.meter_id, error=str(exc)
             )
 
     def close(self) -> None:

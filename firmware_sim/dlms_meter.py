@@ -1,6 +1,7 @@
-"""A simulated DLMS/COSEM meter: association, GET with block transfer, and its load profile.
+"""A simulated DLMS/COSEM meter: association, GET with block transfer, its IS 15959 objects.
 
-Objects (logical names):
+Objects (logical names; firmware_sim/is15959.py builds them, and the Association LN object
+0-0:40.0.0*255 lists them all with their access rights):
     0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
     0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to); its time
                      (attribute 2) may be SET, in an association authenticated with the
@@ -9,61 +10,58 @@ Objects (logical names):
     1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit;
                      maximum demand (1.6.0, 9.6.0) as extended registers (class 4) with the time
                      of the maximum (attribute 5)
-    1-0:99.1.0*255   load profile (class 7): every 15 minutes, clock and the energy registers;
-                     attribute 2 answers a range (from/to on the clock column) selectively
+    1-0:94.91.0*255, 1-0:99.1.0*255, 1-0:99.2.0*255, 1-0:98.1.0*255, 0-0:94.91.10*255
+                     IS 15959 profiles (class 7): instantaneous, block load (15 minutes: block
+                     energy and means), daily load, billing, name plate; attribute 2 answers a
+                     range (on the clock column) or entries (from/to, with columns) selectively
+    0-0:99.98.0*255 ... 0-0:99.98.6*255   event logs (class 7), codes per IS 15959
     0-0:96.3.10*255  disconnect control (class 70): output_state (2), control_state (3),
                      control_mode (4); remote_disconnect (method 1) opens the relay, which cuts
                      the load (no power, no energy), remote_reconnect (method 2) closes it
 
 With a password set the meter accepts only a low-level-security (LLS) association with that
 password; without one it also accepts an association with no security. Answers longer than the
-negotiated PDU size go out as GET blocks. Given a `MeterSecurity` (dlms_security.py) the meter
-tells IS 15959's client associations apart instead (public 16, meter reader 32 with LLS or
-HLS-GMAC, utility settings 48 with HLS-GMAC) and ciphers the HLS ones with suite 0; the links
-hand every APDU to `DlmsSession.answer`, which puts that guard in front of `handle`.
+negotiated PDU size go out as GET blocks. An unknown object or attribute is answered with its
+data-access-result, a malformed request with an exception-response: the association goes on.
+Given a `MeterSecurity` (dlms_security.py) the meter tells IS 15959's client associations
+apart (public 16, meter reader 32 with LLS or HLS-GMAC, utility settings 48 with HLS-GMAC)
+and ciphers the HLS ones with suite 0; the links hand every APDU to `DlmsSession.answer`,
+which puts that guard in front of `handle`.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 from dlms_cosem import dlms_data, utils
 from dlms_cosem import enumerations as enums
-from dlms_cosem.cosem.selective_access import RangeDescriptor
 from dlms_cosem.protocol import acse, xdlms
 from dlms_cosem.protocol.xdlms.conformance import Conformance
 
 from protocols.dlms.cosem import (
     CLOCK,
     CLOCK_LN,
-    DATA,
     DISCONNECT_CONTROL,
     DISCONNECT_CONTROL_LN,
-    EXTENDED_REGISTER,
-    LOAD_PROFILE_LN,
-    LOAD_PROFILE_PERIOD_S,
-    LOGICAL_DEVICE_NAME_LN,
-    PROFILE_GENERIC,
     REGISTER,
     REMOTE_DISCONNECT,
     REMOTE_RECONNECT,
-    SERIAL_NUMBER_LN,
     UNIT_CODE_FOR,
     decode_datetime,
-    encode_datetime,
     quantity_ln,
     register_class,
 )
 from shared import QUANTITIES
 
 from .clock import Clock
+from .cosem_objects import AccessError, GetRequest, Selection, parse_get_request
 from .dlms_security import MeterSecurity, SessionGuard
+from .is15959 import MeterEvent, build_objects
 from .modbus_meter import LineFaults
 from .physics import MeterPhysics
 
-PROFILE_COLUMNS = ("1.8.0", "2.8.0", "9.8.0")
+__all__ = ["AccessError", "DlmsSession", "SimulatedDlmsMeter", "register_table"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +75,14 @@ class RegisterDef:
     def unit_code(self) -> int:
         return UNIT_CODE_FOR[QUANTITIES[self.quantity].unit]
 
+    @property
+    def kilo(self) -> bool:
+        """The quantity's unit is k-something (kWh) and the register holds base units (Wh)."""
+        return QUANTITIES[self.quantity].unit.startswith("k")
+
     def raw(self, value: float) -> int:
         """The integer the meter stores: value in the DLMS base unit (Wh, W...) / 10**scaler."""
-        base = value * 1000 if QUANTITIES[self.quantity].unit.startswith("k") else value
-        return round(base / 10**self.scaler)
+        return round((value * 1000 if self.kilo else value) / 10**self.scaler)
 
 
 _U32, _S32 = dlms_data.DoubleLongUnsignedData, dlms_data.DoubleLongData
@@ -124,41 +126,6 @@ def register_table(phases: int, *, extended_demand: bool = True) -> dict[bytes, 
     }
 
 
-def _array(items: list[dlms_data.BaseDlmsData]) -> bytes:
-    """A-XDR array (tag 1, length, elements). dlms-cosem 21.3.2's DataArray.to_bytes appends the
-    length's bytes object to a bytearray and fails, so arrays are encoded here."""
-    encoded = b"".join(item.to_bytes() for item in items)
-    return bytes([1]) + dlms_data.encode_variable_integer(len(items)) + encoded
-
-
-def _epoch(moment: datetime) -> float:
-    """dlms-cosem decodes a date-time with deviation 0 as naive; on the wire that means UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _octets(data: bytes) -> dlms_data.OctetStringData:
-    return dlms_data.OctetStringData(data)
-
-
-def _capture_object(class_id: int, ln: bytes, attribute: int) -> dlms_data.DataStructure:
-    return dlms_data.DataStructure(
-        [
-            dlms_data.UnsignedLongData(class_id),
-            _octets(ln),
-            dlms_data.IntegerData(attribute),
-            dlms_data.UnsignedLongData(0),
-        ]
-    )
-
-
-class AccessError(Exception):
-    """A GET that the meter answers with a data-access-result instead of data."""
-
-    def __init__(self, result: enums.DataAccessResult) -> None:
-        self.result = result
-        super().__init__(result.name)
-
-
 class SimulatedDlmsMeter:
     def __init__(
         self,
@@ -184,76 +151,37 @@ class SimulatedDlmsMeter:
         self.faults = LineFaults()
         self.registers = register_table(physics.shape.phases, extended_demand=extended_demand)
         self.associations = 0
+        self.own_events: list[MeterEvent] = []  # what the meter did itself (its clock set)
+        self.objects = build_objects(self)
 
-    # --- the object model -------------------------------------------------------------------
+    # --- the object model (firmware_sim/is15959.py builds it) --------------------------------
+
+    @property
+    def logical_device_name(self) -> bytes:
+        return f"GGS{self.serial_number:013d}".encode()
 
     def read_attribute(
-        self, class_id: int, ln: bytes, attribute: int, selection: object | None = None
+        self,
+        class_id: int,
+        ln: bytes,
+        attribute: int,
+        selection: Selection | None = None,
+        association: object | None = None,
     ) -> bytes:
         """The A-XDR encoded value of one attribute; raises AccessError when there is none."""
-        now = self.clock.now_s()
-        if ln == LOGICAL_DEVICE_NAME_LN and class_id == DATA and attribute == 2:
-            return _octets(f"GGS{self.serial_number:013d}".encode()).to_bytes()
-        if ln == SERIAL_NUMBER_LN and class_id == DATA and attribute == 2:
-            # visible-string (tag 10): dlms-cosem 21.3.2's VisibleStringData cannot encode one
-            serial = str(self.serial_number).encode()
-            return bytes([10]) + dlms_data.encode_variable_integer(len(serial)) + serial
-        if ln == CLOCK_LN and class_id == CLOCK and attribute == 2:
-            meter_time = datetime.fromtimestamp(self.physics.meter_clock_s(now), UTC)
-            return _octets(encode_datetime(meter_time)).to_bytes()
-        reg = self.registers.get(ln)
-        if reg is not None and class_id == reg.class_id == EXTENDED_REGISTER:
-            if attribute == 4:  # status: nothing to report
-                return dlms_data.UnsignedIntegerData(0).to_bytes()
-            if attribute == 5:  # capture time: when the maximum was reached
-                self.physics.advance_to(now)
-                peak = self.physics.peak_at(reg.quantity)
-                if peak is None:
-                    return bytes([0])  # null-data: no period has closed yet
-                stamp = datetime.fromtimestamp(self.physics.meter_clock_s(peak), UTC)
-                return _octets(encode_datetime(stamp)).to_bytes()
-        if reg is not None and class_id == reg.class_id and attribute in (2, 3):
-            if attribute == 3:
-                return dlms_data.DataStructure(
-                    [dlms_data.IntegerData(reg.scaler), dlms_data.EnumData(reg.unit_code)]
-                ).to_bytes()
-            value = self.physics.state_at(now).values.get(reg.quantity)
-            if value is None:
-                raise AccessError(enums.DataAccessResult.OBJECT_UNAVAILABLE)
-            return reg.data_class(reg.raw(value)).to_bytes()
-        if ln == LOAD_PROFILE_LN and class_id == PROFILE_GENERIC:
-            return self._load_profile(attribute, selection, now)
-        if ln == DISCONNECT_CONTROL_LN and class_id == DISCONNECT_CONTROL:
-            connected = not self.physics.faults.relay_open
-            if attribute == 2:  # boolean (tag 3); dlms-cosem 21.3.2 cannot encode one itself
-                return bytes([3, 1 if connected else 0])
-            if attribute == 3:
-                return dlms_data.EnumData(1 if connected else 0).to_bytes()
-            if attribute == 4:  # mode 1: remote and manual disconnection, remote reconnection
-                return dlms_data.EnumData(1).to_bytes()
+        obj = self.objects.get(ln)
+        if obj is None:
             raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
-        if any(
-            ln == known
-            for known in (
-                CLOCK_LN,
-                LOGICAL_DEVICE_NAME_LN,
-                SERIAL_NUMBER_LN,
-                LOAD_PROFILE_LN,
-                DISCONNECT_CONTROL_LN,
-                *self.registers,
-            )
-        ):
+        if obj.class_id != class_id:
             raise AccessError(enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT)
-        raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
+        return obj.read(attribute, selection, association)
 
     def write_attribute(
         self, class_id: int, ln: bytes, attribute: int, data: bytes
     ) -> enums.DataAccessResult:
         """A SET (the session has checked the association may write): only the clock's time."""
         if ln != CLOCK_LN:
-            known = ln in (LOGICAL_DEVICE_NAME_LN, SERIAL_NUMBER_LN, LOAD_PROFILE_LN)
-            known = known or ln == DISCONNECT_CONTROL_LN or ln in self.registers
-            if known:
+            if ln in self.objects:
                 return enums.DataAccessResult.READ_WRITE_DENIED
             return enums.DataAccessResult.OBJECT_UNDEFINED
         if class_id != CLOCK:
@@ -265,7 +193,10 @@ class SimulatedDlmsMeter:
             moment = decode_datetime(bytes(value))
         except Exception:  # dlms-cosem raises many kinds for bad bytes; FrameError: not a time
             return enums.DataAccessResult.TYPE_UNMATCHED
-        self.physics.set_meter_clock(self.clock.now_s(), moment.timestamp())
+        now = self.clock.now_s()
+        self.physics.set_meter_clock(now, moment.timestamp())
+        # IS 15959 transaction event 151: the real time clock was set
+        self.own_events.append(MeterEvent(now, 151, self.physics.state_at(now).values))
         return enums.DataAccessResult.SUCCESS
 
     def invoke(self, class_id: int, ln: bytes, method: int) -> enums.ActionResultStatus:
@@ -278,36 +209,6 @@ class SimulatedDlmsMeter:
             return enums.ActionResultStatus.OBJECT_UNDEFINED
         self.physics.set_fault(self.clock.now_s(), relay_open=method == REMOTE_DISCONNECT)
         return enums.ActionResultStatus.SUCCESS
-
-    def _load_profile(self, attribute: int, selection: object | None, now: float) -> bytes:
-        if attribute == 3:
-            columns = [_capture_object(CLOCK, CLOCK_LN, 2)]
-            columns += [_capture_object(REGISTER, quantity_ln(q), 2) for q in PROFILE_COLUMNS]
-            return _array(columns)
-        if attribute == 4:
-            return dlms_data.DoubleLongUnsignedData(LOAD_PROFILE_PERIOD_S).to_bytes()
-        if attribute == 7:
-            self.physics.advance_to(now)
-            return dlms_data.DoubleLongUnsignedData(len(self.physics.captures)).to_bytes()
-        if attribute != 2:
-            raise AccessError(enums.DataAccessResult.OBJECT_UNDEFINED)
-        self.physics.advance_to(now)
-        if selection is not None and not isinstance(selection, RangeDescriptor):
-            raise AccessError(enums.DataAccessResult.OTHER_REASON)
-        low, high = float("-inf"), float("inf")
-        if isinstance(selection, RangeDescriptor):
-            low, high = _epoch(selection.from_value), _epoch(selection.to_value)
-        rows = []
-        for capture in self.physics.captures:
-            stamp = self.physics.meter_clock_s(capture.t_s)
-            if not low <= stamp <= high:
-                continue
-            cells = [_octets(encode_datetime(datetime.fromtimestamp(stamp, UTC)))]
-            for quantity in PROFILE_COLUMNS:
-                reg = self.registers[quantity_ln(quantity)]
-                cells.append(reg.data_class(reg.raw(capture.values[quantity])))
-            rows.append(dlms_data.DataStructure(cells))
-        return _array(rows)
 
 
 @dataclass
@@ -354,7 +255,7 @@ class DlmsSession:
                         request_next.invoke_id_and_priority, request_next.block_number
                     )
                 if apdu[1] == enums.GetRequestType.NORMAL:
-                    return self._get(xdlms.GetRequestNormal.from_bytes(apdu))
+                    return self._get(parse_get_request(apdu))
             if tag == xdlms.ActionRequestNormal.TAG:
                 return self._action(xdlms.ActionRequestFactory.from_bytes(apdu))
             if tag == xdlms.SetRequestNormal.TAG:
@@ -414,7 +315,7 @@ class DlmsSession:
             ),
         ).to_bytes()
 
-    def _get(self, request: xdlms.GetRequestNormal) -> bytes:
+    def _get(self, request: GetRequest) -> bytes:
         invoke = request.invoke_id_and_priority
         if not self.associated:
             return xdlms.GetResponseNormalWithError(
@@ -425,13 +326,9 @@ class DlmsSession:
                 error=enums.DataAccessResult(self.meter.faults.exception_code),
                 invoke_id_and_priority=invoke,
             ).to_bytes()
-        attribute = request.cosem_attribute
         try:
             data = self.meter.read_attribute(
-                int(attribute.interface),
-                attribute.instance.to_bytes(),
-                attribute.attribute,
-                request.access_selection,
+                request.class_id, request.ln, request.attribute, request.selection, self
             )
         except AccessError as exc:
             return xdlms.GetResponseNormalWithError(

@@ -46,8 +46,11 @@ def check_unique_units(specs: list[MeterSpec]) -> None:
         seen.add(spec.unit_id)
 
 
-def physics_for(seed: int, phases: int, clock: Clock, *, solar: bool = False) -> MeterPhysics:
-    """A consumer's load for one meter; the seed picks its character."""
+def physics_for(
+    seed: int, phases: int, clock: Clock, *, solar: bool = False, history_s: float = HISTORY_S
+) -> MeterPhysics:
+    """A consumer's load for one meter, with `history_s` of it behind; the seed picks its
+    character."""
     scale = 0.6 + (seed % 7) / 6  # households of different sizes
     shape = LoadShape(
         phases=phases,
@@ -59,7 +62,7 @@ def physics_for(seed: int, phases: int, clock: Clock, *, solar: bool = False) ->
     physics = MeterPhysics(
         seed=seed,
         shape=shape,
-        start_s=now - HISTORY_S,
+        start_s=now - history_s,
         initial_import_kwh=1000.0 + 97.3 * (seed % 50),
     )
     # the day of history is integrated now, not inside the first request's time to answer (a

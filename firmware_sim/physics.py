@@ -6,9 +6,14 @@ solar. Energy registers integrate that power exactly, slot by slot, so the regis
 between two instants equals the integral of power between them. Voltage, current, power factor
 and frequency follow from the same draw, and so do phase angles and harmonic distortion. Demand is
 the mean power of the last completed 15-minute period (block demand, the period Indian tariffs
-bill maximum demand on), computed from the same integrated energy, with its maximum since start.
-Faults (sag, phase loss, stuck values, reverse power, register reset/rollover, clock drift) change
-what the meter reports from the instant they are set.
+bill maximum demand on), computed from the same integrated energy, with its maximum since the last
+billing date (midnight, local time, on the 1st), when the registers and the maximum are kept as a
+billing entry and the maximum starts again. Every capture (15 minutes) keeps the registers and
+the block's mean phase voltages and currents. Apparent energy is never below active energy, and
+the increments of a slot satisfy kVAh² = kWh² + kvarh².
+Faults (sag, phase loss, stuck values, reverse power, power failure, tamper, register
+reset/rollover, clock drift) change what the meter reports from the instant they are set; each
+change is kept in `fault_log`, with what the meter measured then, for the meter's event logs.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ import cmath
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 MASK64 = (1 << 64) - 1
 CAPTURE_PERIOD_S = 900  # load profile capture period (15 minutes)
 CAPTURE_DEPTH = 96 * 45  # 45 days of 15-minute captures
+INITIAL_PF = 0.95  # the power factor the registers' past was drawn at
+FAULT_LOG_DEPTH = 1000
+BILLING_DEPTH = 12  # billing entries kept: a year of months
 DEMAND_PERIOD_S = CAPTURE_PERIOD_S  # block demand over the same 15-minute periods
 # per-phase energy registers of three-phase meters: import, export, reactive import, by phase
 _PHASE_ENERGY = {
@@ -81,6 +90,21 @@ class MeterFaults:
     reverse_power: bool = False  # power flows to the grid
     clock_drift_s_per_day: float = 0.0  # the meter's own clock runs fast (>0) or slow
     relay_open: bool = False  # the supply is disconnected at the meter: no load, no energy
+    power_failure: bool = False  # the grid's supply is gone: no voltage, no load, no energy
+    magnet: bool = False  # a magnet held against the meter (tamper; the meter logs it)
+    cover_open: bool = False  # the meter's terminal cover is open (tamper)
+
+
+@dataclass(frozen=True)
+class FaultChange:
+    """A fault set at `t_s` (from `old` to `new`), with what the meter measured then: the
+    meter's event logs are made of these."""
+
+    t_s: float
+    name: str
+    old: object
+    new: object
+    values: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -89,6 +113,19 @@ class MeterState:
 
     t_s: float
     values: dict[str, float]
+    # captures only: the energy integrated since the start (before any reset or rollover shift)
+    # and, per phase, the block's mean voltage and current (C.27.0)
+    true_kwh: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class BillingState:
+    """What the meter kept at a billing date: registers, the period's maximum demands (1.6.0,
+    9.6.0) and power factor (13.0.0); `peaks`: when each maximum was reached."""
+
+    t_s: float
+    values: dict[str, float]
+    peaks: dict[str, float | None]
 
 
 @dataclass
@@ -112,11 +149,11 @@ class MeterPhysics:
         self._energy = {
             "1.8.0": self.initial_import_kwh,
             "2.8.0": 0.0,
-            "3.8.0": 0.0,
-            "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
             # the past the import register carries was drawn at a power factor like today's:
-            # apparent energy is never below active energy
-            "9.8.0": self.initial_import_kwh / 0.95,
+            # apparent energy is never below active energy, and kVAh² = kWh² + kvarh²
+            "3.8.0": self.initial_import_kwh * math.sqrt(1 - INITIAL_PF**2) / INITIAL_PF,
+            "4.8.0": 0.0,  # no capacitive load in these households: stays at zero
+            "9.8.0": self.initial_import_kwh / INITIAL_PF,
         }
         # Per-phase energy is the total's increase split by the phases' shares of the load (all
         # phases carry power the same way, so the split is exact); shares change only with a
@@ -133,10 +170,16 @@ class MeterPhysics:
         self._frozen: dict[str, float] | None = None
         self._habits: dict[int, float] = {}  # local day -> its factor (a pure function of it)
         self.captures: deque[MeterState] = deque(maxlen=CAPTURE_DEPTH)
+        self.fault_log: deque[FaultChange] = deque(maxlen=FAULT_LOG_DEPTH)
+        # true energy when the running block began, and when that was
+        self._block_start, self._block_start_s = dict(self._energy), self.start_s
         # demand: energy at the start of the running period (None until a whole period has begun)
         self._period_start: dict[str, float] | None = None
         self._demand = {"1.5.0": 0.0, "1.6.0": 0.0, "9.5.0": 0.0, "9.6.0": 0.0}
         self._peak_at: dict[str, float] = {}  # maximum demand code -> end of its period
+        self.billings: deque[BillingState] = deque(maxlen=BILLING_DEPTH)
+        self._billing_start = dict(self._energy)  # true energy at the last billing date
+        self.billing_count = 0  # billing dates passed (the kept entries are the last 12)
         self._next_capture_s = (math.floor(self.start_s / CAPTURE_PERIOD_S) + 1) * CAPTURE_PERIOD_S
 
     # --- the load model ----------------------------------------------------------------------
@@ -205,7 +248,9 @@ class MeterPhysics:
     def _active_fraction(self) -> float:
         """Share of the load still connected (a lost phase takes its load with it; an open
         relay all of it)."""
-        return 0.0 if self.faults.relay_open else sum(self._phase_shares())
+        if self.faults.relay_open or self.faults.power_failure:
+            return 0.0
+        return sum(self._phase_shares())
 
     # --- integration ---------------------------------------------------------------------------
 
@@ -226,7 +271,10 @@ class MeterPhysics:
             self._energy["9.8.0"] += apparent * hours
             self._t = step_end
             if self._t >= self._next_capture_s:
-                self.captures.append(MeterState(self._t, self.registers()))
+                self.captures.append(
+                    MeterState(self._t, self.registers() | self._block_means(), dict(self._energy))
+                )
+                self._block_start, self._block_start_s = dict(self._energy), self._t
                 self._next_capture_s += CAPTURE_PERIOD_S
                 self._close_demand_period()
 
@@ -244,6 +292,70 @@ class MeterPhysics:
                     self._demand[maximum] = mean
                     self._peak_at[maximum] = self._t
         self._period_start = dict(self._energy)
+        if self._is_billing_instant(self._t):
+            self._close_billing_period()
+
+    def _is_billing_instant(self, t_s: float) -> bool:
+        """Midnight (local time) on the 1st of a month: the billing date of Indian meters."""
+        local = datetime.fromtimestamp(t_s + self.shape.utc_offset_h * 3600, UTC)
+        return local.day == 1 and local.hour == 0 and local.minute == 0 and local.second == 0
+
+    def billing_power_factor(self) -> float:
+        """The running billing period's power factor: active over apparent energy since the
+        last billing date (1 while nothing has flowed)."""
+        since = self._billing_start
+        active = self._energy["1.8.0"] - since["1.8.0"] + self._energy["2.8.0"] - since["2.8.0"]
+        apparent = self._energy["9.8.0"] - since["9.8.0"]
+        return active / apparent if apparent > 0 else 1.0
+
+    def _close_billing_period(self) -> None:
+        """The billing date: the registers, the period's maximum demands (and when) and its
+        power factor are kept as a billing entry; the maximum demands start again from zero."""
+        self.billings.append(
+            BillingState(
+                t_s=self._t,
+                values=self.registers()
+                | {
+                    "1.6.0": self._demand["1.6.0"],
+                    "9.6.0": self._demand["9.6.0"],
+                    "13.0.0": self.billing_power_factor(),
+                },
+                peaks={code: self._peak_at.get(code) for code in ("1.6.0", "9.6.0")},
+            )
+        )
+        self._billing_start = dict(self._energy)
+        self.billing_count += 1
+        self._demand["1.6.0"] = self._demand["9.6.0"] = 0.0
+        self._peak_at.clear()
+
+    def _block_means(self) -> dict[str, float]:
+        """The block ending now: each phase's mean voltage (C.27.0 of its voltage code) and mean
+        current. The voltage's daily swing is averaged exactly over the block; the slot-to-slot
+        noise (a few tenths of a per cent, mean zero) is left out; faults are those of now."""
+        t0, t1 = self._block_start_s, self._t  # a whole block but for the first
+        hours = (t1 - t0) / 3600.0
+        active = (self._energy["1.8.0"] - self._block_start["1.8.0"]) + (
+            self._energy["2.8.0"] - self._block_start["2.8.0"]
+        )
+        apparent = self._energy["9.8.0"] - self._block_start["9.8.0"]
+        shares = self._phase_shares()
+        whole = sum(shares) or 1.0
+        means: dict[str, float] = {}
+        omega = 2 * math.pi / 86400
+        for index in range(self.shape.phases):
+            v_code, i_code = _PHASE_CODES[index][:2]
+            share = shares[index] / whole
+            swing = (math.cos(omega * t0 + index) - math.cos(omega * t1 + index)) / (
+                omega * (t1 - t0)
+            )
+            volts = self.shape.nominal_v * (1 + 0.012 * swing) - 0.6 * active * share / hours
+            volts *= self.faults.voltage_sag
+            if self.faults.phase_loss == index or self.faults.power_failure:
+                volts = 0.0
+            amps = apparent * share / hours * 1000 / volts if volts > 1 else 0.0
+            means[v_code.replace(".7.", ".27.")] = volts
+            means[i_code.replace(".7.", ".27.")] = amps
+        return means
 
     def peak_at(self, code: str) -> float | None:
         """When the maximum demand `code` (1.6.0, 9.6.0) was reached: the end of its period."""
@@ -302,7 +414,7 @@ class MeterPhysics:
             )
             volts = self.shape.nominal_v * (1 + wobble) - 0.6 * abs(phase_kw)
             volts *= self.faults.voltage_sag
-            if self.faults.phase_loss == index:
+            if self.faults.phase_loss == index or self.faults.power_failure:
                 volts = 0.0
             live = volts > 1
             phase_va = abs(phase_kw) / pf if live else 0.0
@@ -348,8 +460,14 @@ class MeterPhysics:
             energy = self.true_energy_kwh()
             self._epoch_totals = dict(self._energy)
             self._epoch_phases = {c: energy[c] for codes in _PHASE_ENERGY.values() for c in codes}
+        before = {name: getattr(self.faults, name) for name in changes}
         for name, value in changes.items():
             setattr(self.faults, name, value)
+        changed = [name for name in changes if before[name] != changes[name]]
+        if changed:
+            values = self.state_at(now_s).values
+            for name in changed:
+                self.fault_log.append(FaultChange(now_s, name, before[name], changes[name], values))
 
     def reset_registers(self, now_s: float) -> None:
         """Every energy register reads zero from now on (a tamper or a meter reset)."""

@@ -59,6 +59,26 @@ EVENT_KINDS: dict[str, tuple[Severity, str]] = {
         Severity.HIGH,
         "The cloud refused a meter's readings: the meter is not assigned to this gateway",
     ),
+    # what a DLMS meter logged itself (IS 15959 event logs): `meter_<group>` of the code's
+    # group (protocols/dlms/is15959.py); occurrence raises, restoration clears, a one-off is a
+    # notice. The code, its text and what the meter measured are in the details.
+    "meter_power_failure": (Severity.HIGH, "The meter logged a power failure"),
+    "meter_voltage_missing": (Severity.HIGH, "The meter logged a phase voltage missing"),
+    "meter_over_voltage": (Severity.MEDIUM, "The meter logged over voltage"),
+    "meter_low_voltage": (Severity.MEDIUM, "The meter logged low voltage"),
+    "meter_voltage_unbalance": (Severity.LOW, "The meter logged voltage unbalance"),
+    "meter_current_reverse": (Severity.HIGH, "The meter logged current reversed (tamper?)"),
+    "meter_current_open": (Severity.MEDIUM, "The meter logged a phase current open"),
+    "meter_current_unbalance": (Severity.LOW, "The meter logged current unbalance"),
+    "meter_current_bypass": (Severity.HIGH, "The meter logged current bypass (tamper)"),
+    "meter_over_current": (Severity.MEDIUM, "The meter logged over current"),
+    "meter_magnet": (Severity.HIGH, "The meter logged a magnet's influence (tamper)"),
+    "meter_neutral_disturbance": (Severity.HIGH, "The meter logged neutral disturbance (tamper)"),
+    "meter_low_power_factor": (Severity.LOW, "The meter logged a very low power factor"),
+    "meter_cover_open": (Severity.HIGH, "The meter logged its cover opened (tamper)"),
+    "meter_programmed": (Severity.INFO, "The meter logged a setting changed (its clock, ...)"),
+    "meter_load_switch": (Severity.INFO, "The meter logged its load switch operated"),
+    "meter_event": (Severity.LOW, "The meter logged an event of a code GridGate does not know"),
 }
 
 EVENT_KIND_CODES: tuple[str, ...] = tuple(EVENT_KINDS)

@@ -75,6 +75,18 @@ class _BoundedParser(dlms_data.DlmsDataParser):
             raise ValueError(f"A-XDR length {value} is longer than the data left")
         return value
 
+    def decode_data(self, data_class: type) -> Any:
+        # two types the library cannot decode: visible strings (given as bytes) and bit-strings,
+        # whose length counts bits (Association LN's conformance block)
+        if data_class is dlms_data.VisibleStringData:
+            return data_class(bytes(self.get_bytes(self.decode_variable_integer())))
+        if data_class is dlms_data.BitStringData:
+            bits = super().decode_variable_integer()
+            if bits > 8 * (len(self.buffer) - self.pointer):
+                raise ValueError(f"A-XDR bit-string of {bits} bits is longer than the data left")
+            return data_class(bytes(self.get_bytes((bits + 7) // 8)))
+        return super().decode_data(data_class)
+
 
 def parse_data(raw: bytes, meter: str | None = None) -> Any:
     """A-XDR data as Python values (lists for arrays and structures)."""

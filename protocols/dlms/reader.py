@@ -21,10 +21,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
-from dlms_cosem import cosem, dlms_data
+from dlms_cosem import dlms_data
 from dlms_cosem import enumerations as enums
-from dlms_cosem.cosem.capture_object import CaptureObject
-from dlms_cosem.cosem.selective_access import RangeDescriptor
 
 from shared import QUANTITIES, Sample
 
@@ -39,20 +37,20 @@ from .cosem import (
     DISCONNECT_CONTROL,
     DISCONNECT_CONTROL_LN,
     EXTENDED_REGISTER,
-    LOAD_PROFILE_LN,
-    PROFILE_GENERIC,
     REGISTER,
     REMOTE_DISCONNECT,
     REMOTE_RECONNECT,
     decode_datetime,
     encode_datetime,
-    ln_quantity,
     quantity_ln,
     register_class,
     to_quantity_value,
 )
 from .hls import CipheredAssociation
+from .is15959 import Log
 from .link import DlmsLink, HdlcLink, WrapperLink
+from .profile_reader import ProfileReader
+from .profiles import EntrySelection, MeterEvent, ProfileTable, RangeSelection
 from .security import CounterLedger, InvocationCounters, MemoryLedger, SecurityKeys
 
 log = structlog.get_logger(__name__)
@@ -135,6 +133,7 @@ class DlmsMeterReader:
         self._scaler_units: dict[str, tuple[int, int]] = {}
         self._classes: dict[str, int] = {}  # quantity -> the interface class this meter uses
         self.missing: set[str] = set()
+        self.profiles = ProfileReader(config.meter_id)
         self._log = log.bind(meter_id=config.meter_id)
 
     @property
@@ -245,48 +244,35 @@ class DlmsMeterReader:
                     raise MeterException(said + hint, code=exc.code, meter=self.meter_id) from exc
                 raise
 
+    # --- profiles (protocols/dlms/profile_reader.py) -------------------------------------
+
+    async def read_profile(
+        self, ln: bytes, selection: RangeSelection | EntrySelection | None = None
+    ) -> ProfileTable:
+        """A profile generic's buffer (all of it, or by range or entry), decoded by its
+        capture objects with each register column's scaler-unit."""
+        async with self._session() as session:
+            return await self.profiles.read(session, ln, selection)
+
     async def read_load_profile(self, start: datetime, end: datetime) -> list[Sample]:
-        """Energy registers captured by the meter between `start` and `end` (inclusive),
-        stamped with the meter's capture times."""
+        """Energy registers from the block load profile between `start` and `end` (inclusive),
+        stamped with the meter's capture times: as captured, or rebuilt from the blocks' energy
+        on the daily profile's midnight register (IS 15959 meters keep block energy)."""
         if end < start:
             raise ValueError(f"load profile range ends ({end}) before it starts ({start})")
-        clock = cosem.CosemAttribute(enums.CosemInterface.CLOCK, cosem.Obis.from_bytes(CLOCK_LN), 2)
-        selection = RangeDescriptor(
-            CaptureObject(clock, 0), start.astimezone(UTC), end.astimezone(UTC)
-        )
         async with self._session() as session:
-            columns = await session.get(PROFILE_GENERIC, LOAD_PROFILE_LN, 3)
-            layout: list[str | None] = []
-            clock_column = None
-            for index, column in enumerate(columns):
-                class_id, ln = int(column[0]), bytes(column[1])
-                if class_id == CLOCK and ln == CLOCK_LN:
-                    clock_column = index
-                    layout.append(None)
-                else:
-                    layout.append(ln_quantity(ln) if class_id == REGISTER else None)
-            if clock_column is None:
-                raise FrameError("load profile has no clock column", meter=self.meter_id)
-            units = {q: await self._scaler_unit(session, q) for q in layout if q is not None}
-            rows = await session.get(PROFILE_GENERIC, LOAD_PROFILE_LN, 2, selection)
-        samples = []
-        for row in rows:
-            if not isinstance(row, list) or len(row) != len(layout):
-                raise FrameError("load profile row does not match its columns", meter=self.meter_id)
-            ts = decode_datetime(bytes(row[clock_column]))
-            for quantity, raw in zip(layout, row, strict=True):
-                if quantity is None or not isinstance(raw, int):
-                    continue
-                scaler, unit = units[quantity]
-                samples.append(
-                    Sample(
-                        meter_id=self.meter_id,
-                        quantity=quantity,
-                        ts=ts,
-                        value=to_quantity_value(raw, scaler, unit, quantity),
-                    )
-                )
-        return samples
+            return await self.profiles.load_profile(
+                session, start.astimezone(UTC), end.astimezone(UTC)
+            )
+
+    async def read_events(self, since: dict[Log, datetime | None]) -> list[MeterEvent]:
+        """The entries of the meter's event logs from `since[log]` on (absent: all kept)."""
+        async with self._session() as session:
+            return await self.profiles.events(session, since)
+
+    async def read_name_plate(self) -> dict[str, str]:
+        async with self._session() as session:
+            return await self.profiles.name_plate(session)
 
     async def switch_supply(self, connect: bool) -> dict[str, object]:
         """Open (disconnect) or close (reconnect) the meter's supply relay through its

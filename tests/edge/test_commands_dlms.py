@@ -151,17 +151,18 @@ async def test_a_backfill_fills_a_range_from_the_load_profile_once(
     )
     assert row["status"] == "succeeded", row["detail"]
     assert row["result"]["intervals"] == 13  # three hours of quarter hours, both ends included
-    assert row["result"]["stored"] == 39  # import, export and apparent energy each
-    assert "13 intervals read from the meter's load profile: 39 readings stored" in row["detail"]
+    # import, export, reactive and apparent energy each, rebuilt from the block energy
+    assert row["result"]["stored"] == 52
+    assert "13 intervals read from the meter's load profile: 52 readings stored" in row["detail"]
 
     truth = {datetime.fromtimestamp(c.t_s, UTC): c.values for c in field.dlms.physics.captures}
 
     async def filled() -> list[dict]:
         found = await rows(cloud, query, meter_id, start, end)
-        return found if len(found) == 39 else []
+        return found if len(found) == 52 else []
 
     readings = await until(filled, "the backfilled readings in the cloud")
-    assert {r["quantity"] for r in readings} == {"1.8.0", "2.8.0", "9.8.0"}
+    assert {r["quantity"] for r in readings} == {"1.8.0", "2.8.0", "3.8.0", "9.8.0"}
     for reading in readings:
         assert reading["value"] == pytest.approx(
             truth[reading["ts"]][reading["quantity"]], abs=1e-3
@@ -179,10 +180,10 @@ async def test_a_backfill_fills_a_range_from_the_load_profile_once(
     )
     assert again["status"] == "succeeded", again["detail"]
     assert again["result"]["stored"] == 0
-    assert again["result"]["already_held"] == 39
-    assert "39 already held" in again["detail"]
+    assert again["result"]["already_held"] == 52
+    assert "52 already held" in again["detail"]
     # the first batch was acknowledged before the command's result; nothing else was sent
-    assert len(await rows(cloud, query, meter_id, start, end)) == 39
+    assert len(await rows(cloud, query, meter_id, start, end)) == 52
 
     modbus = await command(
         cloud,
