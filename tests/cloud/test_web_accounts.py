@@ -22,6 +22,7 @@ from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
 from tests.cloud.world import PASSWORD, add_actor, build_world
 from tests.support.services import free_tcp_port
 from tests.support.smtp import SmtpServer, code_in, smtp_server, text_of
+from tests.support.timing import HTTP_TIMEOUT_S
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 FIRST, SECOND = "lantern orchard pebble", "copper meadow violin"
@@ -171,7 +172,7 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     assert "/dashboard/login" in page.url
     assert "session has ended" in await page.inner_text("[role=status]")
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as client:
         response = await client.get(
             "/api/v1/users/me", headers={"Authorization": f"Bearer {cookies['gg_access']}"}
         )
@@ -275,7 +276,7 @@ async def test_a_bill_issued_shows_in_the_inbox_and_opens_the_bill(
     await visit.page.click("button[type=submit]")
     await visit.page.wait_for_load_state("networkidle")
     assert await visit.page.is_hidden("#unread-badge")
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as client:
         login = await client.post("/api/v1/auth/login", json={"email": admin, "password": PASSWORD})
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         issued = await client.post(f"/api/v1/invoices/{draft}/issue", headers=headers)

@@ -19,6 +19,7 @@ from tests.cloud import test_web_accounts as accounts
 from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
 from tests.support.smtp import SmtpServer, text_of
+from tests.support.timing import HTTP_TIMEOUT_S
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 site, smtp = accounts.site, accounts.smtp  # the served app with a real SMTP server
@@ -102,7 +103,7 @@ async def test_a_high_bill_asked_about_answered_escalated_and_answered_by_a_pers
     october = await bill(pool, world, date(2026, 10, 1), date(2026, 11, 1), "465", "draft")
 
     # the board issues October's bill: the consumer hears of it
-    async with httpx.AsyncClient(base_url=base) as api:
+    async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT_S) as api:
         login = await api.post(
             "/api/v1/auth/login", json={"email": admin_email, "password": PASSWORD}
         )

@@ -24,6 +24,7 @@ from firmware_sim.tcp_server import ModbusTcpServer
 from shared import generate_private_key, public_key_text, write_private_key
 from tests.cloud.test_crash import prepare, start
 from tests.support.services import free_tcp_port, isolated_database
+from tests.support.timing import HTTP_TIMEOUT_S
 
 DAEMON = [sys.executable, "-m", "gridgate", "--log-level", "INFO", "edge", "run", "--config"]
 pytestmark = [
@@ -111,7 +112,9 @@ async def test_kill_nine_during_a_command_never_runs_it_twice(
         port = free_tcp_port()
         cloud = await asyncio.to_thread(start, url, port, tmp_path / "cloud.log")
         key = generate_private_key()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT_S
+        ) as client:
             enrolled = await client.post(
                 "/api/v1/gateways/enroll",
                 json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},

@@ -24,6 +24,7 @@ from shared import generate_private_key, public_key_text, write_private_key
 from tests.cloud.test_crash import prepare, start
 from tests.edge.test_commands_crash import DAEMON, config_text, until
 from tests.support.services import free_tcp_port, isolated_database
+from tests.support.timing import HTTP_TIMEOUT_S
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,9 @@ async def test_kill_nine_while_applying_never_leaves_half_a_configuration(
         port = free_tcp_port()
         cloud = await asyncio.to_thread(start, url, port, tmp_path / "cloud.log")
         key = generate_private_key()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT_S
+        ) as client:
             enrolled = await client.post(
                 "/api/v1/gateways/enroll",
                 json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},

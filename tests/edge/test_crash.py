@@ -25,6 +25,7 @@ from shared import generate_private_key, public_key_text, write_private_key
 from tests.cloud.test_crash import prepare, start
 from tests.edge.test_daemon import drain
 from tests.support.services import free_tcp_port, isolated_database
+from tests.support.timing import HTTP_TIMEOUT_S
 
 DAEMON = [sys.executable, "-m", "gridgate", "--log-level", "WARNING", "edge", "run", "--config"]
 
@@ -118,7 +119,9 @@ async def test_kill_nine_never_loses_or_duplicates(postgres_server: str, tmp_pat
         cloud_log = tmp_path / "cloud.log"
         cloud = await asyncio.to_thread(start, url, port, cloud_log)
         key = generate_private_key()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT_S
+        ) as client:
             enrolled = await client.post(
                 "/api/v1/gateways/enroll",
                 json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},

@@ -35,6 +35,7 @@ from shared import generate_private_key, public_key_text, write_private_key
 from tests.cloud.test_crash import prepare, start
 from tests.edge.test_commands_crash import config_text
 from tests.support.services import free_tcp_port, isolated_database
+from tests.support.timing import HTTP_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = ROOT / "systemd" / "gridgate-edge-guard"
@@ -189,7 +190,9 @@ async def run_update(
         port = free_tcp_port()
         cloud = await asyncio.to_thread(start, url, port, tmp_path / "cloud.log")
         key = generate_private_key()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=HTTP_TIMEOUT_S
+        ) as client:
             enrolled = await client.post(
                 "/api/v1/gateways/enroll",
                 json={"token": token, "gateway_id": code, "public_key": public_key_text(key)},

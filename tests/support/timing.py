@@ -13,3 +13,8 @@ from __future__ import annotations
 
 ANSWER_TIMEOUT_S = 2.0  # an answer the test expects, whole or damaged
 SILENCE_TIMEOUT_S = 0.3  # how long a test listens to a line it expects to stay silent
+
+# A test talking to a real service process over HTTP waits this long for an answer. httpx's
+# default (5 s) is shorter than one request can take on a machine loaded to several times its
+# cores (an invoice issued renders its PDF); a request that never answers still fails the test.
+HTTP_TIMEOUT_S = 60.0

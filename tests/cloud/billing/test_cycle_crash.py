@@ -24,6 +24,9 @@ from tests.support.services import free_tcp_port, isolated_database
 
 CONSUMERS = 3 * billing_runs.CHUNK  # three chunks: the kill lands after the first is committed
 LEASE_S = 3
+# an upper bound on each wait, met in seconds on a quiet machine; a machine loaded to several
+# times its cores bills a chunk of consumers minutes later, and a real stall still fails the test
+WAIT_S = 600
 FLAT = {"energy": {"mode": "flat", "rate": "5.00"}}
 
 
@@ -96,7 +99,7 @@ def test_a_cycle_killed_mid_run_bills_every_consumer_once(
                 " ON r.board_id = c.board_id AND r.period_end = c.period_end AND r.scheduled"
                 " WHERE c.board_id = %s AND r.status = 'running' AND r.measured >= %s",
                 (board, billing_runs.CHUNK),
-                timeout_s=120,
+                timeout_s=WAIT_S,
                 what="the scheduled run's first chunk",
             )
             pid = int(running["worker"].rsplit(":", 1)[1])
@@ -108,7 +111,7 @@ def test_a_cycle_killed_mid_run_bills_every_consumer_once(
                 url,
                 "SELECT * FROM billing_cycle_runs WHERE board_id = %s AND status = 'done'",
                 (board,),
-                timeout_s=180,
+                timeout_s=WAIT_S,
                 what="the survivor to finish the run",
             )
             assert done["worker"].endswith(f":{survivor.pid}")
