@@ -22,7 +22,8 @@ tag fails (deciphering-error). Every client counter received is recorded in `see
 or not, for tests to look at.
 
 `faults` makes the meter misbehave for the client's checks: `replay_answer` sends the previous
-ciphered answer again instead of a fresh one, `tamper_tag` flips a bit of each answer's tag.
+ciphered answer again instead of a fresh one, `tamper_tag` flips a bit of each answer's tag;
+with `later_blocks_only` they strike in the middle of a long GET (blocks 2 and after) only.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class AssociationPolicy:
 class SecurityFaults:
     replay_answer: bool = False
     tamper_tag: bool = False
+    later_blocks_only: bool = False  # only on the second and later blocks of a long GET
+
+
+def _later_block(answer: bytes) -> bool:
+    """A Get-Response-With-Datablock (C4 02) carrying block 2 or after."""
+    return answer[:2] == b"\xc4\x02" and int.from_bytes(answer[4:8], "big") >= 2
 
 
 @dataclass
@@ -435,7 +442,8 @@ class SessionGuard:
         if answer is None or answer[0] == 0xD8:  # an exception response goes in the clear
             return answer
         sec = self.security
-        if sec.faults.replay_answer and self.last_answer is not None:
+        faulty = not sec.faults.later_blocks_only or _later_block(answer)
+        if faulty and sec.faults.replay_answer and self.last_answer is not None:
             return self.last_answer
         sealed = seal_apdu(
             answer,
@@ -446,7 +454,7 @@ class SessionGuard:
             general=self.general,
         )
         self.last_answer = sealed
-        if sec.faults.tamper_tag:
+        if faulty and sec.faults.tamper_tag:
             sealed = sealed[:-1] + bytes([sealed[-1] ^ 0x01])
         return sealed
 
