@@ -1,7 +1,7 @@
 """A simulated DLMS/COSEM meter: association, GET with block transfer, its IS 15959 objects.
 
 Objects (logical names; firmware_sim/is15959.py builds them, and the Association LN object
-0-0:40.0.0*255 lists them all with their access rights):
+0-0:40.0.0*255 lists those the association may use, with its access rights to each):
     0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
     0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to); its time
                      (attribute 2) may be SET by an association whose rights write: the
