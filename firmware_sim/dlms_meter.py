@@ -1,12 +1,12 @@
 """A simulated DLMS/COSEM meter: association, GET with block transfer, its IS 15959 objects.
 
 Objects (logical names; firmware_sim/is15959.py builds them, and the Association LN object
-0-0:40.0.0*255 lists them all with their access rights):
+0-0:40.0.0*255 lists those the association may use, with its access rights to each):
     0-0:42.0.0*255   logical device name (class 1)       0-0:96.1.0*255  serial number (class 1)
     0-0:1.0.0*255    clock (class 8), the meter's own clock (it drifts when told to); its time
-                     (attribute 2) may be SET, in an association authenticated with the
-                     meter's password only, as real meters keep clock writes to the
-                     management client
+                     (attribute 2) may be SET by an association whose rights write: the
+                     utility settings client, or (a meter without IS 15959's clients) the
+                     one authenticated with the meter's password
     1-0:C.D.E*255    registers (class 3) for GridGate's quantities, integer value + scaler-unit;
                      maximum demand (1.6.0, 9.6.0) as extended registers (class 4) with the time
                      of the maximum (attribute 5)
@@ -20,7 +20,9 @@ Objects (logical names; firmware_sim/is15959.py builds them, and the Association
                      the load (no power, no energy), remote_reconnect (method 2) closes it
 
 With a password set the meter accepts only a low-level-security (LLS) association with that
-password; without one it also accepts an association with no security. Answers longer than the
+password; without one it also accepts an association with no security. Every GET, SET and
+ACTION is allowed or refused by the object table's access rights for the association's
+`Rights` (cosem_objects.py), the same rights its object list shows. Answers longer than the
 negotiated PDU size go out as GET blocks. An unknown object or attribute is answered with its
 data-access-result, a malformed request with an exception-response: the association goes on.
 Given a `MeterSecurity` (dlms_security.py) the meter tells IS 15959's client associations
@@ -40,13 +42,7 @@ from dlms_cosem.protocol import acse, xdlms
 from dlms_cosem.protocol.xdlms.conformance import Conformance
 
 from protocols.dlms.cosem import (
-    CLOCK,
-    CLOCK_LN,
-    DISCONNECT_CONTROL,
-    DISCONNECT_CONTROL_LN,
     REGISTER,
-    REMOTE_DISCONNECT,
-    REMOTE_RECONNECT,
     UNIT_CODE_FOR,
     decode_datetime,
     quantity_ln,
@@ -55,7 +51,16 @@ from protocols.dlms.cosem import (
 from shared import QUANTITIES
 
 from .clock import Clock
-from .cosem_objects import AccessError, GetRequest, Selection, parse_get_request
+from .cosem_objects import (
+    MANAGEMENT,
+    OPEN,
+    AccessError,
+    Association,
+    GetRequest,
+    Rights,
+    Selection,
+    parse_get_request,
+)
 from .dlms_security import MeterSecurity, SessionGuard
 from .is15959 import MeterEvent, build_objects
 from .modbus_meter import LineFaults
@@ -177,17 +182,31 @@ class SimulatedDlmsMeter:
         return obj.read(attribute, selection, association)
 
     def write_attribute(
-        self, class_id: int, ln: bytes, attribute: int, data: bytes
+        self, class_id: int, ln: bytes, attribute: int, data: bytes, association: Association
     ) -> enums.DataAccessResult:
-        """A SET (the session has checked the association may write): only the clock's time."""
-        if ln != CLOCK_LN:
-            if ln in self.objects:
-                return enums.DataAccessResult.READ_WRITE_DENIED
+        """A SET, allowed as the object's access rights say for `association`."""
+        obj = self.objects.get(ln)
+        if obj is None:
             return enums.DataAccessResult.OBJECT_UNDEFINED
-        if class_id != CLOCK:
+        if obj.class_id != class_id:
             return enums.DataAccessResult.OBJECT_CLASS_INCONSISTENT
-        if attribute != 2:
-            return enums.DataAccessResult.READ_WRITE_DENIED
+        return obj.write(attribute, data, association)
+
+    def invoke(
+        self, class_id: int, ln: bytes, method: int, data: bytes, association: Association
+    ) -> enums.ActionResultStatus:
+        """An ACTION, allowed as the object's method rights say for `association`."""
+        obj = self.objects.get(ln)
+        if obj is None:
+            return enums.ActionResultStatus.OBJECT_UNDEFINED
+        if obj.class_id != class_id:
+            return enums.ActionResultStatus.OBJECT_CLASS_INCONSISTENT
+        return obj.invoke(method, data, association)
+
+    # --- what the meter does when it is told to ---------------------------------------------
+
+    def set_clock(self, data: bytes) -> enums.DataAccessResult:
+        """The clock's time (class 8, attribute 2) written: an octet-string date-time."""
         try:
             value = utils.parse_as_dlms_data(data)
             moment = decode_datetime(bytes(value))
@@ -199,15 +218,10 @@ class SimulatedDlmsMeter:
         self.own_events.append(MeterEvent(now, 151, self.physics.state_at(now).values))
         return enums.DataAccessResult.SUCCESS
 
-    def invoke(self, class_id: int, ln: bytes, method: int) -> enums.ActionResultStatus:
-        """An ACTION: the disconnect control's two methods open and close the relay."""
-        if ln != DISCONNECT_CONTROL_LN:
-            return enums.ActionResultStatus.OBJECT_UNDEFINED
-        if class_id != DISCONNECT_CONTROL:
-            return enums.ActionResultStatus.OBJECT_CLASS_INCONSISTENT
-        if method not in (REMOTE_DISCONNECT, REMOTE_RECONNECT):
-            return enums.ActionResultStatus.OBJECT_UNDEFINED
-        self.physics.set_fault(self.clock.now_s(), relay_open=method == REMOTE_DISCONNECT)
+    def switch_relay(self, connect: bool) -> enums.ActionResultStatus:
+        """The disconnect control's methods: remote_disconnect opens the relay (no power, no
+        energy), remote_reconnect closes it."""
+        self.physics.set_fault(self.clock.now_s(), relay_open=not connect)
         return enums.ActionResultStatus.SUCCESS
 
 
@@ -217,7 +231,8 @@ class DlmsSession:
 
     meter: SimulatedDlmsMeter
     associated: bool = False
-    authenticated: bool = False  # associated with the meter's password: may write
+    rights: Rights | None = None  # what the association may do (cosem_objects.py)
+    mechanism: str = "none"  # how it authenticated: none, lls, hls-gmac
     client_max_pdu: int = 65535
     blocks: deque[bytes] = field(default_factory=deque)
     block_number: int = 0
@@ -247,6 +262,7 @@ class DlmsSession:
                 return self._associate(aarq)
             if tag == acse.ReleaseRequest.TAG:
                 self.associated = False
+                self.rights = None
                 return acse.ReleaseResponse(reason=enums.ReleaseResponseReason.NORMAL).to_bytes()
             if tag == xdlms.GetRequestNormal.TAG and len(apdu) > 1:
                 if apdu[1] == enums.GetRequestType.NEXT:
@@ -295,7 +311,10 @@ class DlmsSession:
         initiate = aarq.user_information.content if aarq.user_information else None
         self.client_max_pdu = getattr(initiate, "client_max_receive_pdu_size", 65535) or 65535
         self.associated = True
-        self.authenticated = password is not None
+        # a meter without IS 15959's clients: its password (LLS) makes the management
+        # association; with no password it has the open one (cosem_objects.py)
+        self.rights = MANAGEMENT if password is not None else OPEN
+        self.mechanism = "lls" if password is not None else "none"
         self.meter.associations += 1
         return acse.ApplicationAssociationResponse(
             result=enums.AssociationResult.ACCEPTED,
@@ -350,13 +369,17 @@ class DlmsSession:
         else:
             method = request.cosem_method
             status = self.meter.invoke(
-                int(method.interface), method.instance.to_bytes(), method.method
+                int(method.interface),
+                method.instance.to_bytes(),
+                method.method,
+                bytes(request.data or b""),
+                self,
             )
         return xdlms.ActionResponseNormal(status=status, invoke_id_and_priority=invoke).to_bytes()
 
     def _set(self, request: xdlms.SetRequestNormal) -> bytes:
         invoke = request.invoke_id_and_priority
-        if not self.authenticated:  # the public client reads; only the management client sets
+        if not self.associated:
             result = enums.DataAccessResult.READ_WRITE_DENIED
         else:
             attribute = request.cosem_attribute
@@ -365,6 +388,7 @@ class DlmsSession:
                 attribute.instance.to_bytes(),
                 attribute.attribute,
                 request.data,
+                self,
             )
         return xdlms.SetResponseNormal(result=result, invoke_id_and_priority=invoke).to_bytes()
 

@@ -2,22 +2,28 @@
 
 A meter given a `MeterSecurity` tells its clients apart by client SAP, as IS 15959 part 1 does:
 
-    16  public client         no security; reads the logical device name, the serial number,
-                              the clock and the association object only
+    16  public client         no security; reads the objects marked public (the logical device
+                              name, the serial number, the clock, the association object, the
+                              meter's invocation counter)
     32  meter reader          LLS (the meter's password) or HLS-GMAC, as configured; reads
                               every object, writes and invokes nothing
     48  utility settings      HLS-GMAC; reads, writes (the clock) and invokes (the relay)
 
-Any other SAP is refused at the AARQ. Inside an HLS association every xDLMS APDU travels
-ciphered (service-specific glo, or general-glo-ciphering, answered in the form it came in);
-a request in the clear is refused. The meter's own invocation counter rises with every use
-(a real meter keeps it in non-volatile memory); a client counter not above the last one
-accepted from that client's system title is refused (exception-response
-invocation-counter-error), as is a frame whose tag fails (deciphering-error). Every client
-counter received is recorded in `seen`, accepted or not, for tests to look at.
+Any other SAP is refused at the AARQ. What each may do is not decided here: the association
+carries its `Rights`, and the object table (cosem_objects.py) answers every request — and the
+object list — by them. The guard only holds an HLS association to pass 3 until that is done.
+
+Inside an HLS association every xDLMS APDU travels ciphered (service-specific glo, or
+general-glo-ciphering, answered in the form it came in); a request in the clear is refused.
+The meter's own invocation counter rises with every use (a real meter keeps it in
+non-volatile memory); a client counter not above the last one accepted from that client's
+system title is refused (exception-response invocation-counter-error), as is a frame whose
+tag fails (deciphering-error). Every client counter received is recorded in `seen`, accepted
+or not, for tests to look at.
 
 `faults` makes the meter misbehave for the client's checks: `replay_answer` sends the previous
-ciphered answer again instead of a fresh one, `tamper_tag` flips a bit of each answer's tag.
+ciphered answer again instead of a fresh one, `tamper_tag` flips a bit of each answer's tag;
+with `later_blocks_only` they strike in the middle of a long GET (blocks 2 and after) only.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ from dlms_cosem.protocol.xdlms.conformance import Conformance
 from dlms_cosem.security import SecurityControlField
 
 from protocols.dlms.client import parse_data
-from protocols.dlms.cosem import CLOCK_LN, LOGICAL_DEVICE_NAME_LN, SERIAL_NUMBER_LN
 from protocols.dlms.hls import ASSOCIATION_CLASS, ASSOCIATION_LN, REPLY_TO_HLS
 from protocols.dlms.security import (
     ACSE_TAGS,
@@ -57,35 +62,34 @@ from protocols.dlms.security import (
 )
 from protocols.errors import FrameError, ReplayedFrame, SecurityError
 
+from .cosem_objects import METER_READER, PUBLIC, UTILITY_SETTINGS, Rights
+
 if TYPE_CHECKING:
     from .dlms_meter import DlmsSession
 
 Mechanism = Literal["none", "lls", "hls-gmac"]
-PUBLIC, READER, UTILITY = 16, 32, 48
-PUBLIC_OBJECTS = frozenset(
-    (
-        LOGICAL_DEVICE_NAME_LN,
-        SERIAL_NUMBER_LN,
-        CLOCK_LN,
-        ASSOCIATION_LN,
-        *(bytes([0, 0, 43, 1, e, 255]) for e in range(8)),  # invocation counters
-    )
-)
+PUBLIC_SAP, READER_SAP, UTILITY_SAP = 16, 32, 48
 CIPHER_OVERHEAD = 1 + 3 + 5 + 12  # tag, length, SC + IC, GCM tag
 
 
 @dataclass(frozen=True)
 class AssociationPolicy:
-    name: str
+    """A client association: how it authenticates and what it may then do."""
+
     mechanism: Mechanism
-    read_all: bool  # False: PUBLIC_OBJECTS only
-    write: bool  # SET and ACTION
+    rights: Rights
 
 
 @dataclass
 class SecurityFaults:
     replay_answer: bool = False
     tamper_tag: bool = False
+    later_blocks_only: bool = False  # only on the second and later blocks of a long GET
+
+
+def _later_block(answer: bytes) -> bool:
+    """A Get-Response-With-Datablock (C4 02) carrying block 2 or after."""
+    return answer[:2] == b"\xc4\x02" and int.from_bytes(answer[4:8], "big") >= 2
 
 
 @dataclass
@@ -108,12 +112,12 @@ class MeterSecurity:
         return f"MeterSecurity(system_title={self.system_title.hex()}, keys hidden)"
 
     def policy(self, client_sap: int | None) -> AssociationPolicy | None:
-        if client_sap == PUBLIC:
-            return AssociationPolicy("public", "none", read_all=False, write=False)
-        if client_sap == READER:
-            return AssociationPolicy("meter reader", self.reader_mechanism, True, write=False)
-        if client_sap == UTILITY:
-            return AssociationPolicy("utility settings", "hls-gmac", True, write=True)
+        if client_sap == PUBLIC_SAP:
+            return AssociationPolicy("none", PUBLIC)
+        if client_sap == READER_SAP:
+            return AssociationPolicy(self.reader_mechanism, METER_READER)
+        if client_sap == UTILITY_SAP:
+            return AssociationPolicy("hls-gmac", UTILITY_SETTINGS)
         return None
 
     def take_counter(self) -> int:
@@ -222,7 +226,8 @@ class SessionGuard:
 
     def _associate(self, aarq: acse.ApplicationAssociationRequest) -> bytes:
         session = self.session
-        session.associated = session.authenticated = False
+        session.associated = False
+        session.rights = None
         self.ciphering = self.hls_pending = False
         policy = self.security.policy(session.client_sap)
         diagnostics = enums.AcseServiceUserDiagnostics
@@ -329,7 +334,8 @@ class SessionGuard:
             limit - CIPHER_OVERHEAD if policy.mechanism == "hls-gmac" else limit
         )
         session.associated = True
-        session.authenticated = policy.write
+        session.rights = policy.rights
+        session.mechanism = policy.mechanism
         session.meter.associations += 1
         return acse.ApplicationAssociationResponse(
             result=enums.AssociationResult.ACCEPTED,
@@ -345,17 +351,16 @@ class SessionGuard:
         target = _target(apdu)
         invoke = xdlms.InvokeIdAndPriority.from_bytes(apdu[2:3]) if len(apdu) > 2 else None
         if self.hls_pending:
-            if apdu[0] == 0xC3 and target == (ASSOCIATION_CLASS, ASSOCIATION_LN, REPLY_TO_HLS):
+            association = self.session.meter.objects.get(ASSOCIATION_LN)
+            if (
+                apdu[0] == 0xC3
+                and target == (ASSOCIATION_CLASS, ASSOCIATION_LN, REPLY_TO_HLS)
+                and association is not None
+                and association.may_invoke(REPLY_TO_HLS, self.session)  # as its list says
+            ):
                 return self._reply_to_hls(apdu, invoke)
             return self._denied(apdu, invoke)
-        if self.policy is None or invoke is None:
-            return self.session.handle(apdu)  # not associated: the session answers as ever
-        if apdu[0] in (0xC1, 0xC3) and not self.policy.write:  # any SET or ACTION
-            return self._denied(apdu, invoke)
-        if apdu[0] == 0xC0 and not self.policy.read_all:
-            get_next = len(apdu) > 1 and apdu[1] == 2  # the next block of an allowed GET
-            if not get_next and (target is None or target[1] not in PUBLIC_OBJECTS):
-                return self._denied(apdu, invoke)  # a GET with a list is checked as a whole
+        # associated or not, the session answers by the rights the object table gives
         return self.session.handle(apdu)
 
     def _denied(self, apdu: bytes, invoke: object) -> bytes:
@@ -437,7 +442,8 @@ class SessionGuard:
         if answer is None or answer[0] == 0xD8:  # an exception response goes in the clear
             return answer
         sec = self.security
-        if sec.faults.replay_answer and self.last_answer is not None:
+        faulty = not sec.faults.later_blocks_only or _later_block(answer)
+        if faulty and sec.faults.replay_answer and self.last_answer is not None:
             return self.last_answer
         sealed = seal_apdu(
             answer,
@@ -448,7 +454,7 @@ class SessionGuard:
             general=self.general,
         )
         self.last_answer = sealed
-        if sec.faults.tamper_tag:
+        if faulty and sec.faults.tamper_tag:
             sealed = sealed[:-1] + bytes([sealed[-1] ^ 0x01])
         return sealed
 

@@ -34,8 +34,11 @@ from protocols.dlms.cosem import (
     EXTENDED_REGISTER,
     LOGICAL_DEVICE_NAME_LN,
     REGISTER,
+    REMOTE_DISCONNECT,
+    REMOTE_RECONNECT,
     quantity_ln,
 )
+from protocols.dlms.hls import REPLY_TO_HLS
 
 from .cosem_objects import (
     UNSPECIFIED_TIME,
@@ -44,6 +47,7 @@ from .cosem_objects import (
     Column,
     CosemObject,
     Entry,
+    Method,
     Profile,
     constant,
     cosem_time,
@@ -55,12 +59,18 @@ if TYPE_CHECKING:
     from .dlms_meter import SimulatedDlmsMeter
 
 ASSOCIATION_LN_CLASS = 15
+CHANGE_HLS_SECRET = 2  # Association LN method 2 (method 1: reply_to_HLS_authentication)
 _UNAVAILABLE = enums.DataAccessResult.OBJECT_UNAVAILABLE
 # application context "logical name referencing, no ciphering" and the authentication mechanisms
 # (Green Book object identifiers 2.16.756.5.8.1.1 and 2.16.756.5.8.2.x), as octet strings
 LN_NO_CIPHERING = bytes.fromhex("60857405080101")
-MECHANISM_NONE = bytes.fromhex("60857405080200")
-MECHANISM_LLS = bytes.fromhex("60857405080201")
+LN_CIPHERING = bytes.fromhex("60857405080103")
+MECHANISMS = {
+    "none": bytes.fromhex("60857405080200"),
+    "lls": bytes.fromhex("60857405080201"),
+    "hls-gmac": bytes.fromhex("60857405080205"),
+}
+INVOCATION_COUNTER = bytes([0, 0, 43, 1, 0, 255])  # the meter's own, for the public client
 # conformance block (Blue Book): block transfer with get (11), get (19), set (20), selective
 # access (21), action (23) — what the association negotiates
 CONFORMANCE = "".join("1" if bit in (11, 19, 20, 21, 23) else "0" for bit in range(24))
@@ -221,13 +231,24 @@ class ObjectBuilder:
         moment = peak() if peak else None
         return self.stamp(moment) if moment is not None else axdr.NULL  # no period closed yet
 
-    def data(self, ln: bytes, value: Callable[[], bytes]) -> None:
-        self.add(CosemObject(DATA, ln, {2: Attribute(live(value))}))
+    def data(self, ln: bytes, value: Callable[[], bytes], *, public: bool = False) -> None:
+        self.add(CosemObject(DATA, ln, {2: Attribute(live(value))}, public=public))
 
     # -- the objects -----------------------------------------------------------------------------
     def build(self) -> dict[bytes, CosemObject]:
         meter = self.meter
-        self.data(LOGICAL_DEVICE_NAME_LN, lambda: axdr.octet_string(meter.logical_device_name))
+        self.data(
+            LOGICAL_DEVICE_NAME_LN,
+            lambda: axdr.octet_string(meter.logical_device_name),
+            public=True,
+        )
+        security = meter.security
+        if security is not None:
+            self.data(
+                INVOCATION_COUNTER,
+                lambda: axdr.double_long_unsigned(security.counter),
+                public=True,
+            )
         self._clock()
         self._registers()
         self._is15959_registers()
@@ -247,7 +268,7 @@ class ObjectBuilder:
                 CLOCK,
                 CLOCK_LN,
                 {
-                    2: Attribute(live(time_now), writable=True),
+                    2: Attribute(live(time_now), write=self.meter.set_clock),
                     3: Attribute(constant(axdr.long(-330))),  # minutes from local time to UTC
                     4: Attribute(constant(axdr.unsigned(0))),  # status: ok
                     5: Attribute(constant(UNSPECIFIED_TIME)),  # no daylight saving in India
@@ -256,7 +277,8 @@ class ObjectBuilder:
                     8: Attribute(constant(axdr.boolean(False))),
                     9: Attribute(constant(axdr.enum(1))),  # clock base: internal crystal
                 },
-                methods=(1, 2, 3, 4, 5, 6),
+                methods={m: Method() for m in range(1, 7)},  # adjust, preset...: not here
+                public=True,
             )
         )
 
@@ -305,7 +327,9 @@ class ObjectBuilder:
 
     def _name_plate(self) -> None:
         meter = self.meter
-        self.data(std.SERIAL_NUMBER, lambda: axdr.visible_string(str(meter.serial_number)))
+        self.data(
+            std.SERIAL_NUMBER, lambda: axdr.visible_string(str(meter.serial_number)), public=True
+        )
         for ln, text in NAME_PLATE_TEXT.items():
             self.data(ln, lambda t=text: axdr.octet_string(t.encode()))
         kind = "3P-4W" if self.physics.shape.phases == 3 else "1P-2W"
@@ -354,7 +378,10 @@ class ObjectBuilder:
                     # mode 1: remote and manual disconnection, remote reconnection
                     4: Attribute(constant(axdr.enum(1))),
                 },
-                methods=(1, 2),
+                methods={
+                    REMOTE_DISCONNECT: Method(lambda _data: self.meter.switch_relay(False)),
+                    REMOTE_RECONNECT: Method(lambda _data: self.meter.switch_relay(True)),
+                },
             )
         )
 
@@ -413,16 +440,20 @@ class ObjectBuilder:
             *(self.column(code) for code in DAILY_COLUMNS),
             *demand,
         ]
+        # the billing date stamps an entry of the billing profile: its first column
         self._history_profile(std.BILLING_PROFILE, billing_columns, self._billing_entries, 0, 12)
-        self._snapshot_profile(std.NAME_PLATE_PROFILE, [self.column(ln) for ln in std.NAME_PLATE])
+        name_plate = [self.column(ln) for ln in std.NAME_PLATE]
+        self._snapshot_profile(std.NAME_PLATE_PROFILE, name_plate, time_column=None)
         self._event_logs(clock)
 
-    def _snapshot_profile(self, ln: bytes, columns: list[Column]) -> None:
+    def _snapshot_profile(
+        self, ln: bytes, columns: list[Column], time_column: int | None = 0
+    ) -> None:
         def entries() -> list[Entry]:
             cells = [self.objects[c.ln].read(c.attribute, None, None) for c in columns]
             return [Entry(self.physics.meter_clock_s(self.now()), cells)]
 
-        self.add(Profile(ln, columns, entries, 0, 1).cosem_object())
+        self.add(Profile(ln, columns, entries, 0, 1, time_column=time_column).cosem_object())
 
     def _history_profile(
         self,
@@ -516,11 +547,17 @@ class ObjectBuilder:
         objects = self.objects
 
         def object_list(_selection: Any, association: Any) -> bytes:
-            return axdr.array(obj.list_entry(association) for obj in objects.values())
+            return axdr.array(
+                obj.list_entry(association) for obj in objects.values() if obj.visible(association)
+            )
 
         def partners(_selection: Any, association: Any) -> bytes:
-            client = 1 if association is not None and association.authenticated else 16
-            return axdr.structure(axdr.integer(client), axdr.long_unsigned(1))
+            client = association.client_sap if association is not None else None
+            return axdr.structure(axdr.integer(client or 16), axdr.long_unsigned(1))
+
+        def context_name(_selection: Any, association: Any) -> bytes:
+            ciphered = association is not None and association.mechanism == "hls-gmac"
+            return axdr.octet_string(LN_CIPHERING if ciphered else LN_NO_CIPHERING)
 
         def context(_selection: Any, association: Any) -> bytes:
             client_pdu = association.client_max_pdu if association is not None else 65535
@@ -534,8 +571,8 @@ class ObjectBuilder:
             )
 
         def mechanism(_selection: Any, association: Any) -> bytes:
-            lls = association is not None and association.authenticated
-            return axdr.octet_string(MECHANISM_LLS if lls else MECHANISM_NONE)
+            name = association.mechanism if association is not None else "none"
+            return axdr.octet_string(MECHANISMS[name])
 
         self.add(
             CosemObject(
@@ -544,13 +581,19 @@ class ObjectBuilder:
                 {
                     2: Attribute(object_list),
                     3: Attribute(partners),
-                    4: Attribute(constant(axdr.octet_string(LN_NO_CIPHERING))),
+                    4: Attribute(context_name),
                     5: Attribute(context),
                     6: Attribute(mechanism),
-                    7: Attribute(None, writable=True),  # the secret is never read
+                    7: Attribute(None),  # the secret: never read, and not changed here
                     8: Attribute(constant(axdr.enum(2))),  # associated
                 },
-                methods=(1, 2),  # reply_to_HLS_authentication, change_HLS_secret
+                methods={
+                    # pass 3 of HLS: the security guard serves it before the association
+                    # is open, to every HLS client; change_HLS_secret is not carried out
+                    REPLY_TO_HLS: Method(hls=True),
+                    CHANGE_HLS_SECRET: Method(),
+                },
+                public=True,
             )
         )
 

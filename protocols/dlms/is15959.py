@@ -18,7 +18,16 @@ reads by them. Profiles are profile generic objects (interface class 7):
 Event codes are those of the standard's event tables: an occurrence and its restoration are a
 pair of codes (1 and 2: R-phase voltage missing, occurred and restored); a non-rollover event
 (cover open, 251) has no restoration. `group` names what a pair is about; the gateway turns it
-into an event kind (`meter_<group>`).
+into an event kind (`meter_<group>`). A code not in this table is read as it is and becomes
+`meter_event`: among those public head-end code has are 21/22 (phase sequence reverse), 69/70
+(earth loading, IS 15959 part 2), 83/84 (high neutral current), 207/208 (neutral missing).
+
+Checked against public implementations (head-end and meter-simulator code of Indian
+utilities and vendors, and Gurux's IS 15959 server objects), not against the standard's text
+itself: the profiles' and event logs' logical names, the event code objects 0-0:96.11.0..6,
+the name plate objects, the counters and every event code here agree with them. Two of them
+keep the billing date 0-0:0.1.2*255 in a register (class 3) where the simulated meter has a
+data object (class 1): left as it is until the standard's own table can be read.
 """
 
 from __future__ import annotations
@@ -131,9 +140,9 @@ EVENT_CODES: dict[int, EventCode] = {
         *_pair(51, _C, "current_reverse", "R-phase current reverse"),
         *_pair(53, _C, "current_reverse", "Y-phase current reverse"),
         *_pair(55, _C, "current_reverse", "B-phase current reverse"),
-        *_pair(57, _C, "current_open", "R-phase current open"),
-        *_pair(59, _C, "current_open", "Y-phase current open"),
-        *_pair(61, _C, "current_open", "B-phase current open"),
+        *_pair(57, _C, "current_open", "R-phase CT open"),
+        *_pair(59, _C, "current_open", "Y-phase CT open"),
+        *_pair(61, _C, "current_open", "B-phase CT open"),
         *_pair(63, _C, "current_unbalance", "Current unbalance"),
         *_pair(65, _C, "current_bypass", "Current bypass"),
         *_pair(67, _C, "over_current", "Over current in any phase"),

@@ -13,6 +13,7 @@ from dlms_cosem import enumerations as enums
 from dlms_cosem.protocol import xdlms
 
 from firmware_sim.clock import ManualClock
+from firmware_sim.cosem_objects import METER_READER
 from firmware_sim.dlms_line import DlmsTcpServer, HdlcMeterLine
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
 from firmware_sim.dlms_security import AssociationPolicy, MeterSecurity, load_meter_security
@@ -248,7 +249,7 @@ def test_the_simulator_takes_its_keys_from_a_file(tmp_path: Path) -> None:
     )
     security = load_meter_security(path, "hls-gmac")
     assert (security.encryption_key, security.system_title) == (GUEK, METER_TITLE)
-    assert security.policy(32) == AssociationPolicy("meter reader", "hls-gmac", True, False)
+    assert security.policy(32) == AssociationPolicy("hls-gmac", METER_READER)
     assert GUEK.hex() not in repr(security).lower()
     path.write_text(f'guek = "{GUEK.hex()}"\n')
     with pytest.raises(ValueError, match="gak must be 16 bytes") as caught:

@@ -1,11 +1,17 @@
-"""The reader reads every IS 15959 profile of the simulated meter over HDLC on a pty, and what it
-reads equals the simulator's physics: the instantaneous profile, the block load profile (by range
-and by entry; each block's energy the register's difference), the daily load profile, the billing
-profile across a billing date, the name plate, and the event logs of faults set at known times."""
+"""The reader reads every IS 15959 profile of the simulated meter, and what it reads equals the
+simulator's physics: the instantaneous profile, the block load profile (by range and by entry;
+each block's energy the register's difference), the daily load profile, the billing profile
+across a billing date, the name plate, and the event logs of faults set at known times.
+
+Each test runs over HDLC on a pty (9600 baud) and over the TCP wrapper, and in three security
+modes: a meter without security (the open association), IS 15959's meter reader with LLS
+(SAP 32), and the utility settings client with HLS-GMAC and suite-0 ciphering (SAP 48). Under
+HLS a wrong key, a replayed answer and a tampered tag in the middle of a profile's GET blocks
+are each refused with an error naming the meter, and nothing of the read is returned."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -13,18 +19,43 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.clock import ManualClock
-from firmware_sim.dlms_line import HdlcMeterLine
+from firmware_sim.dlms_line import DlmsTcpServer, HdlcMeterLine
 from firmware_sim.dlms_meter import SimulatedDlmsMeter
+from firmware_sim.dlms_security import MeterSecurity
 from firmware_sim.fleet import physics_for
 from protocols.dlms import is15959 as std
+from protocols.dlms.link import DlmsLink
 from protocols.dlms.profiles import EntrySelection, RangeSelection
-from protocols.dlms.reader import DlmsMeterConfig, DlmsMeterReader, hdlc_link_factory
+from protocols.dlms.reader import (
+    DlmsMeterConfig,
+    DlmsMeterReader,
+    hdlc_link_factory,
+    wrapper_link_factory,
+)
+from protocols.dlms.security import SecurityKeys
+from protocols.errors import AuthenticationFailed, MeterException, ReplayedFrame
 from protocols.modbus.timing import LineSettings
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # the billing date is 18:30 UTC: 1 Dec in India
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 PASSWORD = b"12345678"
 LINE = LineSettings(9600)
+GUEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+GAK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+METER_TITLE = bytes.fromhex("4D4D4D0000BC614E")
+KEYS = SecurityKeys(GUEK, GAK, bytes.fromhex("4747570000000001"), METER_TITLE)
+MODES = ["none", "lls", "hls"]
+Links = Callable[[DlmsMeterConfig], Callable[[], DlmsLink]]
+
+
+def config_for(mode: str, keys: SecurityKeys = KEYS) -> DlmsMeterConfig:
+    """How the gateway reads in `mode`: no security (public SAP 16 on a meter without any),
+    IS 15959's meter reader with the password (32), the utility settings client under HLS (48)."""
+    if mode == "lls":
+        return DlmsMeterConfig("is-1", password=PASSWORD, client_sap=32, timeout_s=3.0)
+    if mode == "hls":
+        return DlmsMeterConfig("is-1", keys=keys, timeout_s=3.0)
+    return DlmsMeterConfig("is-1", timeout_s=3.0)
 
 
 @pytest.fixture
@@ -32,21 +63,48 @@ def clock() -> ManualClock:
     return ManualClock(T0)
 
 
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def meter(clock: ManualClock) -> SimulatedDlmsMeter:
+def meter(clock: ManualClock, mode: str) -> SimulatedDlmsMeter:
+    secured = mode != "none"
     meter = SimulatedDlmsMeter(
-        physics_for(5, 3, clock), clock, serial_number=15959, password=PASSWORD, turnaround_s=0.005
+        physics_for(5, 3, clock),
+        clock,
+        serial_number=15959,
+        password=PASSWORD if secured else None,
+        turnaround_s=0.005,
+        security=MeterSecurity(GUEK, GAK, METER_TITLE) if secured else None,
     )
     clock.advance((NOW - T0).total_seconds())
     meter.physics.advance_to(clock.now_s())
     return meter
 
 
+@pytest.fixture(params=["hdlc", "tcp"])
+async def links(
+    request: pytest.FixtureRequest, meter: SimulatedDlmsMeter, tmp_path: Path
+) -> AsyncIterator[Links]:
+    """How a reader reaches `meter`: HDLC on a pty at 9600 baud, or the TCP wrapper."""
+    if request.param == "hdlc":
+        async with HdlcMeterLine(meter, LINE, tmp_path / "dlms") as line:
+            yield lambda config: hdlc_link_factory(str(line.link), LINE, config)
+    else:
+        server = DlmsTcpServer(meter, "127.0.0.1", 0)
+        await server.start()
+        try:
+            yield lambda config: wrapper_link_factory("127.0.0.1", server.port, config)
+        finally:
+            await server.stop()
+
+
 @pytest.fixture
-async def reader(meter: SimulatedDlmsMeter, tmp_path: Path) -> AsyncIterator[DlmsMeterReader]:
-    async with HdlcMeterLine(meter, LINE, tmp_path / "dlms"):
-        config = DlmsMeterConfig("is-1", password=PASSWORD, timeout_s=2.0)
-        yield DlmsMeterReader(config, hdlc_link_factory(str(tmp_path / "dlms"), LINE, config))
+def reader(links: Links, mode: str) -> DlmsMeterReader:
+    config = config_for(mode)
+    return DlmsMeterReader(config, links(config))
 
 
 def wh(kwh: float) -> int:
@@ -158,7 +216,11 @@ async def test_name_plate(reader: DlmsMeterReader) -> None:
 
 
 async def test_event_logs_hold_the_faults_with_their_codes_and_values(
-    reader: DlmsMeterReader, meter: SimulatedDlmsMeter, clock: ManualClock
+    reader: DlmsMeterReader,
+    meter: SimulatedDlmsMeter,
+    clock: ManualClock,
+    links: Links,
+    mode: str,
 ) -> None:
     physics = meter.physics
     expected = []
@@ -179,8 +241,19 @@ async def test_event_logs_hold_the_faults_with_their_codes_and_values(
     fault(std.Log.NON_ROLLOVER, 251, cover_open=True)
     fault(std.Log.CURRENT, 51, reverse_power=True)
     fault(std.Log.CURRENT, 52, reverse_power=False)
-    await reader.write_clock(clock.now)  # a transaction: the clock set
-    expected.append((std.Log.TRANSACTION, clock.now(), 151))
+    # a transaction: the clock set, by the client with the right to (utility settings, HLS)
+    if mode == "none":  # a meter without a password or keys lets nobody set its clock
+        with pytest.raises(MeterException, match=r"is-1: .*READ_WRITE_DENIED"):
+            await reader.write_clock(clock.now)
+    else:
+        # under HLS the reader is that client; one counter ledger per client title
+        setter = (
+            reader
+            if mode == "hls"
+            else DlmsMeterReader(config_for("hls"), links(config_for("hls")))
+        )
+        await setter.write_clock(clock.now)
+        expected.append((std.Log.TRANSACTION, clock.now(), 151))
 
     events = await reader.read_events({})
     got = sorted(((e.log, e.ts, e.code) for e in events), key=lambda e: (e[1], e[2]))
@@ -196,4 +269,30 @@ async def test_event_logs_hold_the_faults_with_their_codes_and_values(
     # read again from the last event on: only what is at or after it
     last = max(e.ts for e in events)
     again = await reader.read_events(dict.fromkeys(std.Log, last))
-    assert [(e.log, e.code) for e in again] == [(std.Log.TRANSACTION, 151)]
+    latest = [(std.Log.TRANSACTION, 151)] if mode != "none" else [(std.Log.CURRENT, 52)]
+    assert [(e.log, e.code) for e in again] == latest
+
+
+@pytest.mark.parametrize("mode", ["hls"], indirect=True)
+async def test_under_hls_a_wrong_key_a_replay_and_a_tampered_tag_are_refused_by_meter(
+    links: Links, meter: SimulatedDlmsMeter
+) -> None:
+    """Each strikes a profile read: the wrong key at the association, the replayed answer and
+    the changed tag in the middle of the block load profile's GET blocks."""
+    day = RangeSelection(NOW - timedelta(hours=12), NOW)
+    wrong = config_for("hls", SecurityKeys(bytes(16), GAK, KEYS.client_title, METER_TITLE))
+    with pytest.raises(AuthenticationFailed, match="is-1: the meter could not decipher"):
+        await DlmsMeterReader(wrong, links(wrong)).read_profile(std.BLOCK_LOAD_PROFILE, day)
+    assert meter.security is not None
+    faults = meter.security.faults
+    faults.later_blocks_only = True
+    faults.replay_answer = True
+    reader = DlmsMeterReader(config_for("hls"), links(config_for("hls")))
+    with pytest.raises(ReplayedFrame, match=r"is-1: .*replayed frame is refused"):
+        await reader.read_profile(std.BLOCK_LOAD_PROFILE, day)
+    faults.replay_answer, faults.tamper_tag = False, True
+    with pytest.raises(AuthenticationFailed, match=r"is-1: .*authentication tag"):
+        await reader.read_profile(std.BLOCK_LOAD_PROFILE, day)
+    faults.tamper_tag = False
+    table = await reader.read_profile(std.BLOCK_LOAD_PROFILE, day)
+    assert len(table.rows) == 49  # and the same read goes through once the line is honest
