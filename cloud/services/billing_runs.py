@@ -8,6 +8,7 @@ versions in force, and compare with the latest version of its invoice for that p
 - different (late data arrived, a read was corrected): a new version references the old one and
   bills only the difference — its lines are the recalculated bill plus one line taking off what
   the earlier versions billed. An issued invoice is never edited.
+(`invoice_versions` records a chunk's bills in a handful of statements.)
 
 Only the readings the arithmetic needs leave the database: for each meter, the first and last
 read inside its span, the reads around any fall of the register (rollover, reset), and the
@@ -69,10 +70,8 @@ from ..billing.consumption import (
 )
 from ..billing.engine import Bill, NetInput, compute_bill, local_midnight
 from ..billing.net_metering import Bank
-from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
-from . import audit, meters, tariff_overrides, tariffs
-from .invoices import DUE_DAYS
+from . import audit, invoice_versions, meters, tariff_overrides, tariffs
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
@@ -459,6 +458,7 @@ async def _bill_all(
                 ]
                 exports = await _spans(conn, netted, start, end, "2.8.0", None) if netted else {}
                 banked = await banks(conn, [c["id"] for c in netted], period_start)
+                made: list[tuple[int, Bill]] = []
                 for consumer in chunk:
                     if consumer["id"] not in spans:
                         summary["unmeasured"] += 1
@@ -506,14 +506,16 @@ async def _bill_all(
                             net=net,
                             supply=_supply_days(spans[consumer["id"]], tz),
                         )
-                        outcome = await _record(
-                            conn, principal, board, consumer["id"], period_start, period_end, bill
-                        )
-                        summary[outcome] += 1
-                        summary["estimated"] += bill.estimated
+                        made.append((consumer["id"], bill))
                     except CloudError as exc:
                         summary["failed"] += 1
                         summary["errors"].append(f"{_who(consumer)}: {exc}")
+                outcomes = await invoice_versions.record(
+                    conn, principal, board, period_start, period_end, made
+                )
+                for outcome, (_, bill) in zip(outcomes, made, strict=True):
+                    summary[outcome] += 1
+                    summary["estimated"] += bill.estimated
                 measured_so_far += len(chunk)
                 await _progress(conn, summary, measured_so_far)
         finally:
@@ -568,13 +570,6 @@ def _measure(
     return dataclasses.replace(measured, exact=False, missing=[*measured.missing, *unmeasured])
 
 
-def _due(board: dict[str, Any], period_end: date) -> date:
-    """15 days after the period, or after today if the bill is made later (issuing it moves
-    the date on again if it waits)."""
-    today = datetime.now(ZoneInfo(board["time_zone"])).date()
-    return max(period_end, today) + timedelta(days=DUE_DAYS)
-
-
 def _who(consumer: dict[str, Any]) -> str:
     return f"{consumer['name']} ({consumer['account_no']})"
 
@@ -602,154 +597,5 @@ async def _finish(conn: AsyncConnection, run_id: int, summary: dict[str, Any], s
             *(summary[k] for k in _COUNTS),
             json.dumps(summary["errors"][:50]),
             run_id,
-        ),
-    )
-
-
-async def _record(
-    conn: AsyncConnection,
-    principal: Principal,
-    board: dict[str, Any],
-    consumer_id: int,
-    period_start: date,
-    period_end: date,
-    bill: Bill,
-) -> str:
-    async with conn.transaction():
-        cursor = await conn.execute(
-            "SELECT id, version, total, estimated, status, details FROM invoices"
-            " WHERE consumer_id = %s AND period_start = %s AND period_end = %s"
-            " ORDER BY version DESC LIMIT 1 FOR UPDATE",
-            (consumer_id, period_start, period_end),
-        )
-        latest = await cursor.fetchone()
-        lines = list(bill.lines)
-        net = bill.net.as_details() if bill.net is not None else None
-        if latest is None:
-            version, previous, amount_due = 1, None, bill.total
-        elif latest["status"] == "cancelled":  # billed anew: nothing of the cancelled bill stands
-            version, previous, amount_due = latest["version"] + 1, latest["id"], bill.total
-        elif (
-            Decimal(latest["total"]) == bill.total
-            and latest["estimated"] == bill.estimated
-            and (latest["details"] or {}).get("net_metering") == net
-        ):
-            await _bank(conn, consumer_id, period_start, period_end, bill, latest["id"])
-            return "unchanged"
-        else:
-            version, previous = latest["version"] + 1, latest["id"]
-            billed = Decimal(latest["total"])
-            amount_due = bill.total - billed
-            lines.append(_credit_line(f"Less: billed by version {latest['version']}", billed))
-        details = {
-            "segments": [
-                {
-                    "tariff_version": s.version_id,
-                    "from": s.start.isoformat(),
-                    "to": s.end.isoformat(),
-                    "units": str(s.units),
-                    **({"tariff_override": s.override_id} if s.override_id else {}),
-                }
-                for s in bill.segments
-            ],
-            "notes": bill.notes,
-            **({"net_metering": net} if net is not None else {}),
-        }
-        cursor = await conn.execute(
-            "INSERT INTO invoices (board_id, consumer_id, period_start, period_end, version,"
-            " previous_id, currency, units, total, amount_due, estimated, due_date, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                board["id"],
-                consumer_id,
-                period_start,
-                period_end,
-                version,
-                previous,
-                board["currency"],
-                bill.units,
-                bill.total,
-                amount_due,
-                bill.estimated,
-                _due(board, period_end),
-                json.dumps(details),
-            ),
-        )
-        invoice_id = (await cursor.fetchone())["id"]
-        await _bank(conn, consumer_id, period_start, period_end, bill, invoice_id)
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO invoice_lines (invoice_id, position, code, description, quantity,"
-                " unit, rate, amount) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        invoice_id,
-                        i,
-                        ln.code,
-                        ln.description,
-                        ln.quantity,
-                        ln.unit,
-                        ln.rate,
-                        ln.amount,
-                    )
-                    for i, ln in enumerate(lines, start=1)
-                ],
-            )
-        await audit.record(
-            conn,
-            actor=actor(principal),
-            action="create" if version == 1 else "revise",
-            entity="invoice",
-            entity_id=invoice_id,
-            after={"version": version, "total": bill.total, "amount_due": amount_due},
-        )
-    return "created" if version == 1 else "revised"
-
-
-def _credit_line(description: str, amount: Decimal) -> Line:
-    return Line("previous", description, Decimal(1), "", -amount, -amount)
-
-
-async def _bank(
-    conn: AsyncConnection,
-    consumer_id: int,
-    period_start: date,
-    period_end: date,
-    bill: Bill,
-    invoice_id: int,
-) -> None:
-    """The consumer's bank after this period (net-metered bills only), replacing the row an
-    earlier run of the same period wrote: keyed by (consumer, period), it is carried once."""
-    net = bill.net
-    if net is None:
-        return
-    await conn.execute(
-        "INSERT INTO net_metering_ledger (consumer_id, period_start, period_end, invoice_id,"
-        " estimated, import_kwh, export_kwh, banked_in_kwh, billed_kwh, banked_out_kwh,"
-        " settled_kwh, feed_in_rate, settled_amount, credit_in, credit_out)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (consumer_id, period_start) DO UPDATE SET period_end = EXCLUDED.period_end,"
-        " invoice_id = EXCLUDED.invoice_id, estimated = EXCLUDED.estimated,"
-        " import_kwh = EXCLUDED.import_kwh, export_kwh = EXCLUDED.export_kwh,"
-        " banked_in_kwh = EXCLUDED.banked_in_kwh, billed_kwh = EXCLUDED.billed_kwh,"
-        " banked_out_kwh = EXCLUDED.banked_out_kwh, settled_kwh = EXCLUDED.settled_kwh,"
-        " feed_in_rate = EXCLUDED.feed_in_rate, settled_amount = EXCLUDED.settled_amount,"
-        " credit_in = EXCLUDED.credit_in, credit_out = EXCLUDED.credit_out, updated_at = now()",
-        (
-            consumer_id,
-            period_start,
-            period_end,
-            invoice_id,
-            bill.estimated,
-            net.import_kwh,
-            net.export_kwh,
-            net.banked_in_kwh,
-            net.billed_kwh,
-            net.banked_out_kwh,
-            net.settled_kwh,
-            net.feed_in_rate,
-            net.settled_amount,
-            net.credit_in,
-            net.credit_out,
         ),
     )
