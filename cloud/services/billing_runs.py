@@ -21,10 +21,15 @@ each hour's end: the same walk also keeps, for each hour's end, the first read a
 and, when none lies on it, the last read before it — one read an hour for a meter read every
 15 minutes, where the run used to take all four; the rise inside an hour is its last read less
 its first whatever lies between, so the bills are those of every read, to the Decimal
-(tests/cloud/billing/test_time_of_day_exact.py keeps the old walk to prove it). Consumers are
-measured a thousand at a time, which bounds the reads held in memory at once; given a second
-connection (`reader`, `spare_connection`), the run reads the next thousand on it while it bills
-and writes these, so the database's walk and Python's arithmetic overlap.
+(tests/cloud/billing/test_time_of_day_exact.py keeps the old walk to prove it). Most meters
+need not even that: one read on the period's start and on every hour's end, and a register that
+never fell, let the database add the hours' rises up by hour class (`hourly_sums`: a row per
+class of some fifty, not a read per hour), and the bill is priced from those sums
+(`hour_classes`); a consumer any of whose meters the database cannot sum exactly is spread
+from its reads as above. Consumers are measured a thousand at a time, which bounds the reads
+held in memory at once; given a second connection (`reader`, `spare_connection`), the run reads
+the next thousand on it while it bills and writes these, so the database's walk and Python's
+arithmetic overlap.
 
 A run is recorded as it goes: its `billing_runs` row is committed first (status running, how many
 consumers) and its counts after each chunk, so the console can follow a long run from another
@@ -68,10 +73,11 @@ from ..billing.consumption import (
     hour_pieces,
     to_decimal,
 )
-from ..billing.engine import Bill, NetInput, compute_bill, local_midnight
+from ..billing.engine import Bill, NetInput, compute_bill, local_midnight, stretches
+from ..billing.hour_classes import ClassSums, HourGrid, consumption_of, hour_grid, summable
 from ..billing.net_metering import Bank
 from ..errors import CloudError, InvalidInput
-from . import audit, invoice_versions, meters, tariff_overrides, tariffs
+from . import audit, hourly_sums, invoice_versions, meters, tariff_overrides, tariffs
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
@@ -153,9 +159,12 @@ async def _spans(
     end: datetime,
     quantity: str,
     hourly: ZoneInfo | None,
+    grid: HourGrid | None = None,
 ) -> dict[int, list[MeterSpan]]:
     """Each consumer's meter spans in [start, end) with the reads their arithmetic needs (and,
-    with the board's zone in `hourly`, their spread over its local hours needs)."""
+    with the board's zone in `hourly`, their spread over its local hours needs). Given the
+    period's `grid` (time of day), a consumer whose every span the database can sum by hour
+    class exactly gets those sums instead of reads (`hourly_sums`, `hour_classes.summable`)."""
     cursor = await conn.execute(
         "SELECT id, external_id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
         " WHERE consumer_id = ANY(%s)"
@@ -168,21 +177,41 @@ async def _spans(
         m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
         for m in meters
     }
-    reads = await _reads(conn, bounds, quantity, hourly)
+    summed: dict[int, ClassSums] = {}
+    if grid is not None:
+        whole = [meter_id for meter_id, span in bounds.items() if span == (start, end)]
+        summed = await hourly_sums.sum_by_class(conn, whole, grid, quantity, BILLABLE, MARGIN)
     spans: dict[int, list[MeterSpan]] = {}
     for m in meters:
         span_start, span_end = bounds[m["id"]]
         spans.setdefault(m["consumer_id"], []).append(
             MeterSpan(
                 m["id"],
-                reads[m["id"]],
+                (),
                 span_start,
                 span_end,
                 Decimal(m["ct_ratio"]),
                 name=m["external_id"],
+                summed=summed.get(m["id"]),
             )
         )
-    return spans
+    # a consumer is summed whole or spread whole: the rest need their reads
+    spread = {
+        span.meter_id: bounds[span.meter_id]
+        for chain in spans.values()
+        if not summable(chain)
+        for span in chain
+    }
+    reads = await _reads(conn, spread, quantity, hourly)
+    return {
+        consumer_id: [
+            dataclasses.replace(span, reads=reads[span.meter_id], summed=None)
+            if span.meter_id in reads
+            else span
+            for span in chain
+        ]
+        for consumer_id, chain in spans.items()
+    }
 
 
 DEMAND_PERIOD = timedelta(minutes=15)
@@ -435,16 +464,21 @@ async def _bill_all(
             demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
         chunks = [members[first : first + CHUNK] for first in range(0, len(members), CHUNK)]
         zone = tz if hourly else None
+        grid = (
+            _hour_grid(versions, overrides, period_start, period_end, tz, holidays)
+            if hourly
+            else None
+        )
         ahead: asyncio.Task | None = None
         try:
             for index, chunk in enumerate(chunks):
                 if ahead is None:
-                    spans = await _spans(conn, chunk, start, end, quantity, zone)
+                    spans = await _spans(conn, chunk, start, end, quantity, zone, grid)
                 else:
                     spans, ahead = await ahead, None
                 if reader is not None and index + 1 < len(chunks):
                     ahead = asyncio.create_task(
-                        _spans(reader, chunks[index + 1], start, end, quantity, zone)
+                        _spans(reader, chunks[index + 1], start, end, quantity, zone, grid)
                     )
                 metered = [span.meter_id for found in spans.values() for span in found]
                 statuses = await meters.statuses_during(conn, metered, start, end)
@@ -525,6 +559,29 @@ async def _bill_all(
                     await ahead
 
 
+def _hour_grid(
+    versions: list,
+    overrides: list,
+    period_start: date,
+    period_end: date,
+    tz: ZoneInfo,
+    holidays: set[date],
+) -> HourGrid | None:
+    """The period's hours classed as its bills will price them, for the database to sum; None
+    when the versions do not cover the period (each bill then says so)."""
+    try:
+        cut = stretches(versions, overrides, period_start, period_end)
+    except InvalidInput:
+        return None
+    return hour_grid(
+        local_midnight(period_start, tz),
+        local_midnight(period_end, tz),
+        tz,
+        holidays,
+        [(first, until) for _, first, until, _ in cut],
+    )
+
+
 def _supply_days(spans: list[MeterSpan], tz: ZoneInfo) -> tuple[date, date]:
     """The local days [first, end) the consumer's meters covered in the period: from the day
     the first was installed to the day after the last was taken out (a part day counts)."""
@@ -558,7 +615,10 @@ def _measure(
     """The consumption of the consumer's billed meters; one under maintenance or faulty at any
     moment of the period is not measured, so the bill is estimated and says why
     (`meters.set_status`). A meter inactive throughout was left out before."""
-    measured = consumption(spans, tz, hourly=hourly)
+    if spans and all(span.summed is not None for span in spans):
+        measured = consumption_of(spans)
+    else:
+        measured = consumption(spans, tz, hourly=hourly)
     unmeasured = [
         f"meter {s.name or s.meter_id}: {' and '.join(sorted(bad)).replace('_', ' ')} during"
         " the period"
