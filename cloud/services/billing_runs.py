@@ -28,8 +28,9 @@ class of some fifty, not a read per hour), and the bill is priced from those sum
 (`hour_classes`); a consumer any of whose meters the database cannot sum exactly is spread
 from its reads as above. Consumers are measured a thousand at a time, which bounds the reads
 held in memory at once; given a second connection (`reader`, `spare_connection`), the run reads
-the next thousand on it while it bills and writes these, so the database's walk and Python's
-arithmetic overlap.
+most of the next thousand on it while it bills and writes these, and the rest on its own
+connection once they are written, beside the reader: the database's walk over the reads is
+most of a run's work, and this way two backends share it, while Python's arithmetic overlaps.
 
 A run is recorded as it goes: its `billing_runs` row is committed first (status running, how many
 consumers) and its counts after each chunk, so the console can follow a long run from another
@@ -83,6 +84,7 @@ from .scoped import BOARDS, actor, get_row
 log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
 CHUNK = 1000  # consumers measured together
+AHEAD_SHARE = 0.6  # of a chunk, read ahead on the reader (it starts while the last is billed)
 BILLABLE = ("ok", "estimated")
 INACTIVE = {"inactive"}  # a meter with no other status in the period is not billed
 
@@ -281,7 +283,10 @@ async def _reads(
         params["stops"] = sorted(cut)
     # plain tuples in binary (no text to parse), fetched at once
     async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
-        await cursor.execute(_READS_TOTAL if hourly is None else _READS_HOURLY, params)
+        # never prepared: a generic plan sorts each meter's reads (see `hourly_sums`)
+        await cursor.execute(
+            _READS_TOTAL if hourly is None else _READS_HOURLY, params, prepare=False
+        )
         rows = await cursor.fetchall()
     found: dict[int, dict[datetime, float]] = {i: {} for i in ids}  # by time: no read twice
     for meter_id, ts, value, prev_ts, prev_value in rows:
@@ -345,9 +350,9 @@ async def run(
     """Bill every consumer of the board for [period_start, period_end); see the module doc.
     `cycle_months`: the period's length in months, which slabs and fixed charges scale by (2 for
     a bimonthly cycle; None: measured on the calendar); `scheduled`: started by the board's
-    billing cycle, not by a person; `reader`: a second connection, on which the next chunk's
-    reads are fetched while this chunk's bills are made and written (it only reads: every
-    write of the run stays on `conn`)."""
+    billing cycle, not by a person; `reader`: a second connection, on which most of the next
+    chunk's reads are fetched while this chunk's bills are made and written (it only reads:
+    every write of the run stays on `conn`)."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -469,17 +474,22 @@ async def _bill_all(
             if hourly
             else None
         )
-        ahead: asyncio.Task | None = None
+        reading = (start, end, quantity, zone, grid)
+        ahead: asyncio.Task | None = None  # the reader's part of a chunk, being read
         try:
             for index, chunk in enumerate(chunks):
-                if ahead is None:
-                    spans = await _spans(conn, chunk, start, end, quantity, zone, grid)
-                else:
-                    spans, ahead = await ahead, None
-                if reader is not None and index + 1 < len(chunks):
-                    ahead = asyncio.create_task(
-                        _spans(reader, chunks[index + 1], start, end, quantity, zone, grid)
-                    )
+                if reader is None:
+                    spans = await _spans(conn, chunk, *reading)
+                else:  # the rest of the chunk on this connection, beside the reader's part
+                    cut = round(len(chunk) * AHEAD_SHARE)
+                    ahead = ahead or asyncio.create_task(_spans(reader, chunk[:cut], *reading))
+                    spans = await _spans(conn, chunk[cut:], *reading)
+                    spans.update(await ahead)
+                    ahead = None
+                    if index + 1 < len(chunks):
+                        following = chunks[index + 1]
+                        cut = round(len(following) * AHEAD_SHARE)
+                        ahead = asyncio.create_task(_spans(reader, following[:cut], *reading))
                 metered = [span.meter_id for found in spans.values() for span in found]
                 statuses = await meters.statuses_during(conn, metered, start, end)
                 demand: dict[int, Decimal] = {}

@@ -96,7 +96,10 @@ async def sum_by_class(
         "class_of": grid.class_of,
     }
     async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
-        await cursor.execute(_SUMS, params)
+        # never prepared: a generic plan knows neither the partitions nor how many reads a
+        # span holds, and sorts each meter's reads the index already gives in order (about
+        # three times slower from a connection's eleventh run of it)
+        await cursor.execute(_SUMS, params, prepare=False)
         rows = await cursor.fetchall()
     meters: dict[int, _Walk] = {}
     for (
