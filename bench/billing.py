@@ -11,25 +11,31 @@ run that makes every invoice, and a second run (which must create nothing). Prin
 
 `--context-days D` also fills D days of reads before and after the month, as a board in steady
 operation has: the run must not pay for reading them. `--time-of-day` prices the board under a
-time-of-day tariff instead: the reads around each local hour's end leave the database (one an
-hour), where every read did before. `--both` bills the same fill under the slab tariff and then,
-its bills taken away, under the time-of-day one: the two side by side, each line saying which.
-The run reads ahead on a second connection where the code billed has `run(reader=…)`; run with
-PYTHONPATH at an older checkout, the bench measures that code on the same terms.
+time-of-day tariff instead: the database sums each meter's hours by tariff class (about fifty
+rows a meter) where the run once took a read per hour. `--both` bills the same fill under the
+slab tariff and then, its bills taken away, under the time-of-day one: the two side by side,
+each line saying which. `--baseline CHECKOUT` bills each of them first with the code of another
+checkout (this script run again with PYTHONPATH at it, so it must have `cloud/`), then with this
+one, on the same fill, and says how many of the invoices are the same (lines, totals, details):
 
-Measured on the shared 2-core machine, one fill of 10,000 consumers and 29.8M reads billed in
-turn by the code before and after the hourly spread was thinned (seconds, generate / rerun; load
-average about 3, other engineers' suites running):
+    identical_bills   invoices whose lines, totals and details match the baseline's  (= consumers)
 
-    time of day   before 446.0 / -        after 85.5 / 66.2
-    slab          before 40.4 / 28.5      after 31.9 / 30.7
+The run reads ahead on a second connection where the code billed has `run(reader=…)`.
 
-The time-of-day run before rose to a load of about 6. Under heavier load (about 7) an hour
-earlier: time of day 710.9 before, 142.8 after; slab 97.1 before, 146.3 after with the read-ahead
-and 129.5 without it (tests ran beside the last) — the slab figures swing with the machine's
-load more than with the code, whose slab path changed only in reading ahead.
+Measured on the shared 2-core machine (two CPU hogs and other engineers' suites running beside
+it, load average 8 to 11), one fill of 10,000 consumers and 29.8M reads, `--both --baseline` at
+the main branch before the hourly sums (seconds, generate / rerun):
+
+    time of day   main 125.7 / 83.7       this 27.6 / 26.0      10,000 of 10,000 bills identical
+    slab          main 34.5 / 29.0        this 22.9 / 22.2      10,000 of 10,000 bills identical
+
+Half an hour earlier, at a load of 5 to 6 and before the reads' queries stopped being prepared
+(a generic plan from a connection's eleventh run sorted every meter's reads: the reruns): time
+of day main 68.2 / 79.4, this 31.3 / 79.3; slab main 27.6 / 21.0, this 19.7 / 19.9. The step
+before (the hourly spread thinned to a read an hour) had taken time of day from 446.0 to 85.5.
 
 Run: python bench/billing.py [--consumers 10000] [--context-days 0] [--time-of-day | --both]
+                             [--baseline /path/to/older/checkout]
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import argparse
 import asyncio
 import inspect
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -157,7 +165,7 @@ async def fill(url: str, consumers: int, context_days: int, tariff: dict) -> int
         return board_id
 
 
-async def bill(url: str, board_id: int, consumers: int, tariff: str) -> None:
+async def bill(url: str, board_id: int, consumers: int, tariff: str, code: str = "this") -> None:
     principal = Principal(
         user_id=0, role="SUPER_ADMIN", state_id=None, board_id=None, consumer_id=None
     )
@@ -182,11 +190,12 @@ async def bill(url: str, board_id: int, consumers: int, tariff: str) -> None:
                 "s",
                 target="< 60" if figure == "generate_s" else None,
                 tariff=tariff,
+                code=code,
                 consumers=consumers,
                 **{k: v for k, v in summary.items() if k not in ("errors", "consumers")},
             )
         count = await (await conn.execute("SELECT count(*) AS n FROM invoices")).fetchone()
-        emit("invoices", count["n"], "invoices", tariff=tariff, consumers=consumers)
+        emit("invoices", count["n"], "invoices", tariff=tariff, code=code, consumers=consumers)
 
 
 async def reprice(url: str, tariff: dict) -> None:
@@ -200,7 +209,47 @@ async def reprice(url: str, tariff: dict) -> None:
         )
 
 
-async def main(consumers: int, context_days: int, time_of_day: bool, both: bool) -> None:
+_BILLS = """
+SELECT i.consumer_id, i.version, i.units::text, i.total::text, i.amount_due::text, i.estimated,
+       i.details::text,
+       (SELECT json_agg(json_build_array(l.position, l.code, l.description, l.quantity::text,
+                                         l.unit, l.rate::text, l.amount::text)
+                        ORDER BY l.position)::text
+        FROM invoice_lines l WHERE l.invoice_id = i.id)
+FROM invoices i ORDER BY i.consumer_id, i.version
+"""
+
+
+async def bills_made(url: str) -> list[tuple]:
+    """Every invoice with its lines, as text (what a comparison of two runs' bills needs)."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return await (await conn.execute(_BILLS)).fetchall()
+
+
+def bill_with(checkout: str, url: str, board_id: int, consumers: int, tariff: str) -> None:
+    """Bill the fill at `url` with the code of another checkout, in a process of its own (this
+    script, its `cloud` taken from `checkout`): its JSON lines go to our output."""
+    subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--bill-only",
+            url,
+            "--board",
+            str(board_id),
+            "--consumers",
+            str(consumers),
+            "--tariff",
+            tariff,
+        ],
+        env={**os.environ, "PYTHONPATH": checkout},
+        check=True,
+    )
+
+
+async def main(
+    consumers: int, context_days: int, time_of_day: bool, both: bool, baseline: str | None
+) -> None:
     tariffs = [("slab", DELHI), ("time_of_day", TIME_OF_DAY)]
     if not both:
         tariffs = [tariffs[1] if time_of_day else tariffs[0]]
@@ -209,7 +258,23 @@ async def main(consumers: int, context_days: int, time_of_day: bool, both: bool)
         for i, (name, tariff) in enumerate(tariffs):
             if i:
                 await reprice(url, tariff)
+            before = None
+            if baseline:
+                bill_with(baseline, url, board_id, consumers, name)
+                before = await bills_made(url)
+                await reprice(url, tariff)
             await bill(url, board_id, consumers, name)
+            if before is not None:
+                after = await bills_made(url)
+                same = sum(a == b for a, b in zip(before, after, strict=False))
+                emit(
+                    "identical_bills",
+                    same,
+                    "invoices",
+                    tariff=name,
+                    of=max(len(before), len(after)),
+                    note="invoices whose lines, totals and details match the baseline's",
+                )
 
 
 if __name__ == "__main__":
@@ -220,5 +285,18 @@ if __name__ == "__main__":
     parser.add_argument("--context-days", type=int, default=0)
     parser.add_argument("--time-of-day", action="store_true")
     parser.add_argument("--both", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also bill each fill with the code of this checkout first, and compare the bills",
+    )
+    parser.add_argument("--bill-only", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--board", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tariff", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.consumers, args.context_days, args.time_of_day, args.both))
+    if args.bill_only:  # the baseline's side of --baseline (see bill_with)
+        asyncio.run(bill(args.bill_only, args.board, args.consumers, args.tariff, "baseline"))
+    else:
+        asyncio.run(
+            main(args.consumers, args.context_days, args.time_of_day, args.both, args.baseline)
+        )

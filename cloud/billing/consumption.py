@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from .hour_classes import ClassSums, HourClass
 
 
 class Read(NamedTuple):  # a tuple: a month of them is made per meter, cheaply
@@ -87,6 +90,8 @@ class MeterSpan:
     end: datetime
     multiplier: Decimal = Decimal(1)  # CT ratio: the register counts the secondary side
     name: str = ""  # the meter's id as people know it (its external id)
+    summed: ClassSums | None = None  # time of day: the span summed by hour class in the
+    # database instead of its reads (`hour_classes`; then `reads` is empty)
 
 
 @dataclass(frozen=True)
@@ -96,11 +101,15 @@ class Consumption:
     # hour's start as a UTC instant (the hour repeated when clocks go back is two hours)
     exact: bool  # every boundary had a read on it
     missing: list[str]  # what could not be measured (these spans need an estimate)
+    by_class: dict[HourClass, Decimal] = field(default_factory=dict)  # the same energy summed
+    # by hour class instead (`hour_classes.consumption_of`): `by_hour` is then empty
 
 
 def consumption(spans: Sequence[MeterSpan], tz: ZoneInfo, *, hourly: bool = False) -> Consumption:
     """Units used over the spans, and (when `hourly`, for time of day) how they spread over
     the local hours."""
+    if any(span.summed is not None for span in spans):
+        raise ValueError("summed spans have no reads: measure them with hour_classes")
     units = Decimal(0)
     by_hour: dict[datetime, Decimal] = {}
     exact = True

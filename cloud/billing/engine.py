@@ -6,7 +6,8 @@ on the change date. Slab and schedule limits and fixed charges scale by the mont
 covers, measured on the calendar (`months_between`): 1 Sep to 1 Nov is 2 months (a bimonthly
 cycle doubles monthly limits), 12 Oct to 1 Nov is 20/31 of a month (a part period is pro-rated
 by days); a caller that knows the board's cycle may state its months instead (`cycle_months`).
-Time-of-day units are taken from the hours of each segment, and a version with schedules prices
+Time-of-day units are taken from the hours of each segment (or from their classes, when a
+billing run had the database sum them: `hour_classes`), and a version with schedules prices
 each segment under the schedule its units fall in. A temporary override
 (`cloud.billing.overrides`) cuts the period the same way: the days inside its window are priced
 under it, and their lines say so. When a span of a meter cannot be measured
@@ -28,7 +29,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from ..errors import InvalidInput
+from . import hour_classes
 from .consumption import Consumption, local_hour, split_by_period
+from .hour_classes import HourClass
 from .net_metering import Bank, NetOutcome, credit_lines, offset, reading_lines, settles
 from .overrides import TariffOverride, apply, cut_by_overrides, describe
 from .tariff import Line, TariffSpec, Usage, close_bill, price
@@ -134,6 +137,18 @@ def segments_of(
     return cut
 
 
+def stretches(
+    versions: list[TariffVersion], overrides: list[TariffOverride], start: date, end: date
+) -> list[tuple[TariffVersion, date, date, TariffOverride | None]]:
+    """[start, end) cut where the tariff version in force changes and where a temporary
+    override begins or ends: each stretch priced under one version (and override, if any)."""
+    return [
+        (version, piece_start, piece_end, override)
+        for version, first, until in segments_of(versions, start, end)
+        for piece_start, piece_end, override in cut_by_overrides(first, until, overrides)
+    ]
+
+
 def compute_bill(
     *,
     period_start: date,
@@ -184,11 +199,7 @@ def compute_bill(
                 cycle_months = cycle_months * share
             period_start, period_end = first, until
     days = (period_end - period_start).days
-    cut = [
-        (version, piece_start, piece_end, override)
-        for version, start, end in segments_of(versions, period_start, period_end)
-        for piece_start, piece_end, override in cut_by_overrides(start, end, overrides or [])
-    ]
+    cut = stretches(versions, overrides or [], period_start, period_end)
     missing = [*consumption.missing, *(net.export.missing if net else [])]
     notes = [*([part_note] if part_note else []), *missing]
     estimated = bool(missing)
@@ -227,10 +238,14 @@ def compute_bill(
             months, basis = months_between(start, end)
         seg_units = units * share
         hours: dict[datetime, Decimal] | None = None
+        classes: dict[HourClass, Decimal] | None = None
         if any(charge.mode == "time_of_day" for charge in spec.energy_charges()):
-            if estimated or not consumption.by_hour:
+            if estimated or not (consumption.by_hour or consumption.by_class):
                 # no hourly data: the estimate is priced as if used evenly through the day
                 hours = _even_hours(seg_units, start, end, tz)
+            elif consumption.by_class:  # summed by the run's classes (holidays already in)
+                classes = hour_classes.within(consumption.by_class, start, end)
+                seg_units = sum(classes.values(), Decimal(0))
             else:
                 hours = {
                     h: e
@@ -240,7 +255,11 @@ def compute_bill(
                 seg_units = sum(hours.values(), Decimal(0))
         charge = spec.choose_energy(seg_units, months).charge
         by_period = None
-        if charge.mode == "time_of_day" and hours is not None:
+        if charge.mode == "time_of_day" and classes is not None:
+            by_period = hour_classes.split_by_period(
+                classes, charge.weekday or [], charge.weekend or []
+            )
+        elif charge.mode == "time_of_day" and hours is not None:
             by_period = split_by_period(
                 hours, charge.weekday or [], charge.weekend or [], holidays or set(), tz
             )

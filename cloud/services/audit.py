@@ -43,6 +43,32 @@ async def record(
     )
 
 
+async def record_many(
+    conn: AsyncConnection,
+    *,
+    actor: str,
+    entity: str,
+    entries: list[tuple[str, object, dict[str, Any] | None]],
+) -> None:
+    """`record` for many writes by one actor to one kind of entity, each entry (action,
+    entity_id, after), in one pipeline: for a batch written in one statement."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO audit_log (actor, action, entity, entity_id, after)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    actor,
+                    action,
+                    entity,
+                    str(entity_id),
+                    json.dumps(after, default=str) if after is not None else None,
+                )
+                for action, entity_id, after in entries
+            ],
+        )
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     """What to keep of the audit log: every field that is set must match. `actor` is exact

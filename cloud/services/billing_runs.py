@@ -8,6 +8,7 @@ versions in force, and compare with the latest version of its invoice for that p
 - different (late data arrived, a read was corrected): a new version references the old one and
   bills only the difference — its lines are the recalculated bill plus one line taking off what
   the earlier versions billed. An issued invoice is never edited.
+(`invoice_versions` records a chunk's bills in a handful of statements.)
 
 Only the readings the arithmetic needs leave the database: for each meter, the first and last
 read inside its span, the reads around any fall of the register (rollover, reset), and the
@@ -20,10 +21,16 @@ each hour's end: the same walk also keeps, for each hour's end, the first read a
 and, when none lies on it, the last read before it — one read an hour for a meter read every
 15 minutes, where the run used to take all four; the rise inside an hour is its last read less
 its first whatever lies between, so the bills are those of every read, to the Decimal
-(tests/cloud/billing/test_time_of_day_exact.py keeps the old walk to prove it). Consumers are
-measured a thousand at a time, which bounds the reads held in memory at once; given a second
-connection (`reader`, `spare_connection`), the run reads the next thousand on it while it bills
-and writes these, so the database's walk and Python's arithmetic overlap.
+(tests/cloud/billing/test_time_of_day_exact.py keeps the old walk to prove it). Most meters
+need not even that: one read on the period's start and on every hour's end, and a register that
+never fell, let the database add the hours' rises up by hour class (`hourly_sums`: a row per
+class of some fifty, not a read per hour), and the bill is priced from those sums
+(`hour_classes`); a consumer any of whose meters the database cannot sum exactly is spread
+from its reads as above. Consumers are measured a thousand at a time, which bounds the reads
+held in memory at once; given a second connection (`reader`, `spare_connection`), the run reads
+most of the next thousand on it while it bills and writes these, and the rest on its own
+connection once they are written, beside the reader: the database's walk over the reads is
+most of a run's work, and this way two backends share it, while Python's arithmetic overlaps.
 
 A run is recorded as it goes: its `billing_runs` row is committed first (status running, how many
 consumers) and its counts after each chunk, so the console can follow a long run from another
@@ -67,17 +74,17 @@ from ..billing.consumption import (
     hour_pieces,
     to_decimal,
 )
-from ..billing.engine import Bill, NetInput, compute_bill, local_midnight
+from ..billing.engine import Bill, NetInput, compute_bill, local_midnight, stretches
+from ..billing.hour_classes import ClassSums, HourGrid, consumption_of, hour_grid, summable
 from ..billing.net_metering import Bank
-from ..billing.tariff import Line
 from ..errors import CloudError, InvalidInput
-from . import audit, meters, tariff_overrides, tariffs
-from .invoices import DUE_DAYS
+from . import audit, hourly_sums, invoice_versions, meters, tariff_overrides, tariffs
 from .scoped import BOARDS, actor, get_row
 
 log = structlog.get_logger(__name__)
 MARGIN = timedelta(days=35)  # how far outside the period a boundary's neighbour read may lie
 CHUNK = 1000  # consumers measured together
+AHEAD_SHARE = 0.6  # of a chunk, read ahead on the reader (it starts while the last is billed)
 BILLABLE = ("ok", "estimated")
 INACTIVE = {"inactive"}  # a meter with no other status in the period is not billed
 
@@ -154,9 +161,12 @@ async def _spans(
     end: datetime,
     quantity: str,
     hourly: ZoneInfo | None,
+    grid: HourGrid | None = None,
 ) -> dict[int, list[MeterSpan]]:
     """Each consumer's meter spans in [start, end) with the reads their arithmetic needs (and,
-    with the board's zone in `hourly`, their spread over its local hours needs)."""
+    with the board's zone in `hourly`, their spread over its local hours needs). Given the
+    period's `grid` (time of day), a consumer whose every span the database can sum by hour
+    class exactly gets those sums instead of reads (`hourly_sums`, `hour_classes.summable`)."""
     cursor = await conn.execute(
         "SELECT id, external_id, consumer_id, ct_ratio, installed_at, replaced_at FROM meters"
         " WHERE consumer_id = ANY(%s)"
@@ -169,21 +179,41 @@ async def _spans(
         m["id"]: (max(start, m["installed_at"] or start), min(end, m["replaced_at"] or end))
         for m in meters
     }
-    reads = await _reads(conn, bounds, quantity, hourly)
+    summed: dict[int, ClassSums] = {}
+    if grid is not None:
+        whole = [meter_id for meter_id, span in bounds.items() if span == (start, end)]
+        summed = await hourly_sums.sum_by_class(conn, whole, grid, quantity, BILLABLE, MARGIN)
     spans: dict[int, list[MeterSpan]] = {}
     for m in meters:
         span_start, span_end = bounds[m["id"]]
         spans.setdefault(m["consumer_id"], []).append(
             MeterSpan(
                 m["id"],
-                reads[m["id"]],
+                (),
                 span_start,
                 span_end,
                 Decimal(m["ct_ratio"]),
                 name=m["external_id"],
+                summed=summed.get(m["id"]),
             )
         )
-    return spans
+    # a consumer is summed whole or spread whole: the rest need their reads
+    spread = {
+        span.meter_id: bounds[span.meter_id]
+        for chain in spans.values()
+        if not summable(chain)
+        for span in chain
+    }
+    reads = await _reads(conn, spread, quantity, hourly)
+    return {
+        consumer_id: [
+            dataclasses.replace(span, reads=reads[span.meter_id], summed=None)
+            if span.meter_id in reads
+            else span
+            for span in chain
+        ]
+        for consumer_id, chain in spans.items()
+    }
 
 
 DEMAND_PERIOD = timedelta(minutes=15)
@@ -253,7 +283,10 @@ async def _reads(
         params["stops"] = sorted(cut)
     # plain tuples in binary (no text to parse), fetched at once
     async with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
-        await cursor.execute(_READS_TOTAL if hourly is None else _READS_HOURLY, params)
+        # never prepared: a generic plan sorts each meter's reads (see `hourly_sums`)
+        await cursor.execute(
+            _READS_TOTAL if hourly is None else _READS_HOURLY, params, prepare=False
+        )
         rows = await cursor.fetchall()
     found: dict[int, dict[datetime, float]] = {i: {} for i in ids}  # by time: no read twice
     for meter_id, ts, value, prev_ts, prev_value in rows:
@@ -317,9 +350,9 @@ async def run(
     """Bill every consumer of the board for [period_start, period_end); see the module doc.
     `cycle_months`: the period's length in months, which slabs and fixed charges scale by (2 for
     a bimonthly cycle; None: measured on the calendar); `scheduled`: started by the board's
-    billing cycle, not by a person; `reader`: a second connection, on which the next chunk's
-    reads are fetched while this chunk's bills are made and written (it only reads: every
-    write of the run stays on `conn`)."""
+    billing cycle, not by a person; `reader`: a second connection, on which most of the next
+    chunk's reads are fetched while this chunk's bills are made and written (it only reads:
+    every write of the run stays on `conn`)."""
     if period_end <= period_start:
         raise InvalidInput(
             "the period ends before it starts", errors=[("period_end", period_end.isoformat())]
@@ -436,17 +469,27 @@ async def _bill_all(
             demand_quantity = "9.5.0" if spec.energy_unit == "kVAh" else "1.5.0"
         chunks = [members[first : first + CHUNK] for first in range(0, len(members), CHUNK)]
         zone = tz if hourly else None
-        ahead: asyncio.Task | None = None
+        grid = (
+            _hour_grid(versions, overrides, period_start, period_end, tz, holidays)
+            if hourly
+            else None
+        )
+        reading = (start, end, quantity, zone, grid)
+        ahead: asyncio.Task | None = None  # the reader's part of a chunk, being read
         try:
             for index, chunk in enumerate(chunks):
-                if ahead is None:
-                    spans = await _spans(conn, chunk, start, end, quantity, zone)
-                else:
-                    spans, ahead = await ahead, None
-                if reader is not None and index + 1 < len(chunks):
-                    ahead = asyncio.create_task(
-                        _spans(reader, chunks[index + 1], start, end, quantity, zone)
-                    )
+                if reader is None:
+                    spans = await _spans(conn, chunk, *reading)
+                else:  # the rest of the chunk on this connection, beside the reader's part
+                    cut = round(len(chunk) * AHEAD_SHARE)
+                    ahead = ahead or asyncio.create_task(_spans(reader, chunk[:cut], *reading))
+                    spans = await _spans(conn, chunk[cut:], *reading)
+                    spans.update(await ahead)
+                    ahead = None
+                    if index + 1 < len(chunks):
+                        following = chunks[index + 1]
+                        cut = round(len(following) * AHEAD_SHARE)
+                        ahead = asyncio.create_task(_spans(reader, following[:cut], *reading))
                 metered = [span.meter_id for found in spans.values() for span in found]
                 statuses = await meters.statuses_during(conn, metered, start, end)
                 demand: dict[int, Decimal] = {}
@@ -459,6 +502,7 @@ async def _bill_all(
                 ]
                 exports = await _spans(conn, netted, start, end, "2.8.0", None) if netted else {}
                 banked = await banks(conn, [c["id"] for c in netted], period_start)
+                made: list[tuple[int, Bill]] = []
                 for consumer in chunk:
                     if consumer["id"] not in spans:
                         summary["unmeasured"] += 1
@@ -506,14 +550,16 @@ async def _bill_all(
                             net=net,
                             supply=_supply_days(spans[consumer["id"]], tz),
                         )
-                        outcome = await _record(
-                            conn, principal, board, consumer["id"], period_start, period_end, bill
-                        )
-                        summary[outcome] += 1
-                        summary["estimated"] += bill.estimated
+                        made.append((consumer["id"], bill))
                     except CloudError as exc:
                         summary["failed"] += 1
                         summary["errors"].append(f"{_who(consumer)}: {exc}")
+                outcomes = await invoice_versions.record(
+                    conn, principal, board, period_start, period_end, made
+                )
+                for outcome, (_, bill) in zip(outcomes, made, strict=True):
+                    summary[outcome] += 1
+                    summary["estimated"] += bill.estimated
                 measured_so_far += len(chunk)
                 await _progress(conn, summary, measured_so_far)
         finally:
@@ -521,6 +567,29 @@ async def _bill_all(
                 ahead.cancel()
                 with contextlib.suppress(BaseException):
                     await ahead
+
+
+def _hour_grid(
+    versions: list,
+    overrides: list,
+    period_start: date,
+    period_end: date,
+    tz: ZoneInfo,
+    holidays: set[date],
+) -> HourGrid | None:
+    """The period's hours classed as its bills will price them, for the database to sum; None
+    when the versions do not cover the period (each bill then says so)."""
+    try:
+        cut = stretches(versions, overrides, period_start, period_end)
+    except InvalidInput:
+        return None
+    return hour_grid(
+        local_midnight(period_start, tz),
+        local_midnight(period_end, tz),
+        tz,
+        holidays,
+        [(first, until) for _, first, until, _ in cut],
+    )
 
 
 def _supply_days(spans: list[MeterSpan], tz: ZoneInfo) -> tuple[date, date]:
@@ -556,7 +625,10 @@ def _measure(
     """The consumption of the consumer's billed meters; one under maintenance or faulty at any
     moment of the period is not measured, so the bill is estimated and says why
     (`meters.set_status`). A meter inactive throughout was left out before."""
-    measured = consumption(spans, tz, hourly=hourly)
+    if spans and all(span.summed is not None for span in spans):
+        measured = consumption_of(spans)
+    else:
+        measured = consumption(spans, tz, hourly=hourly)
     unmeasured = [
         f"meter {s.name or s.meter_id}: {' and '.join(sorted(bad)).replace('_', ' ')} during"
         " the period"
@@ -566,13 +638,6 @@ def _measure(
     if not unmeasured:
         return measured
     return dataclasses.replace(measured, exact=False, missing=[*measured.missing, *unmeasured])
-
-
-def _due(board: dict[str, Any], period_end: date) -> date:
-    """15 days after the period, or after today if the bill is made later (issuing it moves
-    the date on again if it waits)."""
-    today = datetime.now(ZoneInfo(board["time_zone"])).date()
-    return max(period_end, today) + timedelta(days=DUE_DAYS)
 
 
 def _who(consumer: dict[str, Any]) -> str:
@@ -602,154 +667,5 @@ async def _finish(conn: AsyncConnection, run_id: int, summary: dict[str, Any], s
             *(summary[k] for k in _COUNTS),
             json.dumps(summary["errors"][:50]),
             run_id,
-        ),
-    )
-
-
-async def _record(
-    conn: AsyncConnection,
-    principal: Principal,
-    board: dict[str, Any],
-    consumer_id: int,
-    period_start: date,
-    period_end: date,
-    bill: Bill,
-) -> str:
-    async with conn.transaction():
-        cursor = await conn.execute(
-            "SELECT id, version, total, estimated, status, details FROM invoices"
-            " WHERE consumer_id = %s AND period_start = %s AND period_end = %s"
-            " ORDER BY version DESC LIMIT 1 FOR UPDATE",
-            (consumer_id, period_start, period_end),
-        )
-        latest = await cursor.fetchone()
-        lines = list(bill.lines)
-        net = bill.net.as_details() if bill.net is not None else None
-        if latest is None:
-            version, previous, amount_due = 1, None, bill.total
-        elif latest["status"] == "cancelled":  # billed anew: nothing of the cancelled bill stands
-            version, previous, amount_due = latest["version"] + 1, latest["id"], bill.total
-        elif (
-            Decimal(latest["total"]) == bill.total
-            and latest["estimated"] == bill.estimated
-            and (latest["details"] or {}).get("net_metering") == net
-        ):
-            await _bank(conn, consumer_id, period_start, period_end, bill, latest["id"])
-            return "unchanged"
-        else:
-            version, previous = latest["version"] + 1, latest["id"]
-            billed = Decimal(latest["total"])
-            amount_due = bill.total - billed
-            lines.append(_credit_line(f"Less: billed by version {latest['version']}", billed))
-        details = {
-            "segments": [
-                {
-                    "tariff_version": s.version_id,
-                    "from": s.start.isoformat(),
-                    "to": s.end.isoformat(),
-                    "units": str(s.units),
-                    **({"tariff_override": s.override_id} if s.override_id else {}),
-                }
-                for s in bill.segments
-            ],
-            "notes": bill.notes,
-            **({"net_metering": net} if net is not None else {}),
-        }
-        cursor = await conn.execute(
-            "INSERT INTO invoices (board_id, consumer_id, period_start, period_end, version,"
-            " previous_id, currency, units, total, amount_due, estimated, due_date, details)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                board["id"],
-                consumer_id,
-                period_start,
-                period_end,
-                version,
-                previous,
-                board["currency"],
-                bill.units,
-                bill.total,
-                amount_due,
-                bill.estimated,
-                _due(board, period_end),
-                json.dumps(details),
-            ),
-        )
-        invoice_id = (await cursor.fetchone())["id"]
-        await _bank(conn, consumer_id, period_start, period_end, bill, invoice_id)
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO invoice_lines (invoice_id, position, code, description, quantity,"
-                " unit, rate, amount) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        invoice_id,
-                        i,
-                        ln.code,
-                        ln.description,
-                        ln.quantity,
-                        ln.unit,
-                        ln.rate,
-                        ln.amount,
-                    )
-                    for i, ln in enumerate(lines, start=1)
-                ],
-            )
-        await audit.record(
-            conn,
-            actor=actor(principal),
-            action="create" if version == 1 else "revise",
-            entity="invoice",
-            entity_id=invoice_id,
-            after={"version": version, "total": bill.total, "amount_due": amount_due},
-        )
-    return "created" if version == 1 else "revised"
-
-
-def _credit_line(description: str, amount: Decimal) -> Line:
-    return Line("previous", description, Decimal(1), "", -amount, -amount)
-
-
-async def _bank(
-    conn: AsyncConnection,
-    consumer_id: int,
-    period_start: date,
-    period_end: date,
-    bill: Bill,
-    invoice_id: int,
-) -> None:
-    """The consumer's bank after this period (net-metered bills only), replacing the row an
-    earlier run of the same period wrote: keyed by (consumer, period), it is carried once."""
-    net = bill.net
-    if net is None:
-        return
-    await conn.execute(
-        "INSERT INTO net_metering_ledger (consumer_id, period_start, period_end, invoice_id,"
-        " estimated, import_kwh, export_kwh, banked_in_kwh, billed_kwh, banked_out_kwh,"
-        " settled_kwh, feed_in_rate, settled_amount, credit_in, credit_out)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (consumer_id, period_start) DO UPDATE SET period_end = EXCLUDED.period_end,"
-        " invoice_id = EXCLUDED.invoice_id, estimated = EXCLUDED.estimated,"
-        " import_kwh = EXCLUDED.import_kwh, export_kwh = EXCLUDED.export_kwh,"
-        " banked_in_kwh = EXCLUDED.banked_in_kwh, billed_kwh = EXCLUDED.billed_kwh,"
-        " banked_out_kwh = EXCLUDED.banked_out_kwh, settled_kwh = EXCLUDED.settled_kwh,"
-        " feed_in_rate = EXCLUDED.feed_in_rate, settled_amount = EXCLUDED.settled_amount,"
-        " credit_in = EXCLUDED.credit_in, credit_out = EXCLUDED.credit_out, updated_at = now()",
-        (
-            consumer_id,
-            period_start,
-            period_end,
-            invoice_id,
-            bill.estimated,
-            net.import_kwh,
-            net.export_kwh,
-            net.banked_in_kwh,
-            net.billed_kwh,
-            net.banked_out_kwh,
-            net.settled_kwh,
-            net.feed_in_rate,
-            net.settled_amount,
-            net.credit_in,
-            net.credit_out,
         ),
     )

@@ -1,6 +1,11 @@
 """A board's cycle runs by itself at its cycle day with two service processes, and the one
 running it is killed mid-run: the other takes the claim over once its lease runs out and
-finishes the run, so every consumer is billed (and issued) exactly once."""
+finishes the run, so every consumer is billed (and issued) exactly once.
+
+The run is held in the middle by a lock, not caught there by luck: the test locks the first
+consumer of the second chunk (`FOR UPDATE`), so inserting that consumer's invoice (whose foreign
+key takes a share lock on it) waits, with the first chunk committed and the second not — however
+quickly a run bills."""
 
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ from tests.cloud.billing.test_cycles import last_closed, populate
 from tests.cloud.test_crash import start
 from tests.support.services import free_tcp_port, isolated_database
 
-CONSUMERS = 3 * billing_runs.CHUNK  # three chunks: the kill lands after the first is committed
+CHUNK = billing_runs.CHUNK
+CONSUMERS = 3 * CHUNK  # three chunks: the kill lands after the first is committed
 LEASE_S = 3
 # an upper bound on each wait, met in seconds on a quiet machine; a machine loaded to several
 # times its cores bills a chunk of consumers minutes later, and a real stall still fails the test
@@ -88,6 +94,11 @@ def test_a_cycle_killed_mid_run_bills_every_consumer_once(
             "retention_interval_s": "0",
         }
         processes = {}
+        # the second chunk's first consumer, locked until the run's process is killed
+        holder = psycopg.connect(url)
+        holder.execute(
+            "SELECT id FROM consumers WHERE id = %s FOR UPDATE", (sorted(consumers)[CHUNK],)
+        )
         for name in ("a", "b"):
             process = start(url, free_tcp_port(), tmp_path / f"{name}.log", **settings)
             processes[process.pid] = process
@@ -106,6 +117,7 @@ def test_a_cycle_killed_mid_run_bills_every_consumer_once(
             assert pid in processes, running["worker"]
             os.kill(pid, signal.SIGKILL)
             processes.pop(pid).wait()
+            holder.rollback()  # the killed run's backend goes on, finds no client, rolls back
             [survivor] = processes.values()
             done = wait_for(
                 url,
@@ -118,6 +130,7 @@ def test_a_cycle_killed_mid_run_bills_every_consumer_once(
             assert done["attempts"] == 2
             assert done["issued"] == CONSUMERS  # the kill landed while billing, before issuing
         finally:
+            holder.close()
             for process in processes.values():
                 process.send_signal(signal.SIGTERM)
             for process in processes.values():

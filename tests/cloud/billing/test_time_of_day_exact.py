@@ -1,13 +1,20 @@
-"""Time-of-day bills from the reads around each local hour's end are the bills of every read.
+"""Time-of-day bills as a run makes them are the bills of every read, walked hour by hour.
 
-A billing run now takes from the database only the reads the hourly spread looks at (the first
-read at or after each local hour's end, the last before it when none lies on it, the reads around
-each fall of the register, the span's first and last reads and its neighbours outside) and cuts
-the period into hours once per span (`hour_pieces`). The reference here is the algorithm as it
-was before: every read of the span, walked hour by hour. The two must bill every consumer to the
-same Decimal, line by line, across a clock change (Europe/London on 25 October), a half-hour
-zone (Asia/Kolkata), a register reset and a rollover, a meter replaced mid-month, a CT ratio,
-gaps, irregular reads, unbillable quality and missing reads after the period.
+A billing run sums a consumer's energy by hour class in the database when every meter of it was
+read on the period's start and at every local hour's end and its register never fell
+(`hourly_sums`, `hour_classes`); any other consumer it spreads over the hours from only the reads
+the hourly spread looks at (the first read at or after each local hour's end, the last before it
+when none lies on it, the reads around each fall of the register, the span's first and last reads
+and its neighbours outside), the period cut into hours once per span (`hour_pieces`). The
+reference here is the algorithm as it was before both: every read of the span, walked hour by
+hour. The two must bill every consumer to the same Decimal — every digit and decimal place of
+every line, of the segments' units stored in the invoice — across a clock change (Europe/London
+on 25 October), a half-hour zone (Asia/Kolkata), a holiday, a weekend, a new tariff version
+mid-month and a temporary override, a register reset and a rollover, a reset on the period's
+first instant, a meter replaced mid-month, two meters, a CT ratio, registers read in whole
+kWh, an hour's end with no read, irregular reads, unbillable quality and missing reads after
+the period. The test also checks which consumers the database summed, so it fails if the sums
+stop being used.
 """
 
 from __future__ import annotations
@@ -37,11 +44,11 @@ from cloud.billing.consumption import (
     to_decimal,
     unwrap,
 )
-from cloud.billing.engine import compute_bill, local_midnight
+from cloud.billing.engine import Bill, compute_bill, local_midnight
 from cloud.billing.examples import DELHI_DOMESTIC_2015
 from cloud.errors import InvalidInput
 from cloud.migrate import migrate
-from cloud.services import billing_runs, fleet, tariffs
+from cloud.services import billing_runs, fleet, tariff_overrides, tariffs
 from tests.cloud.billing.test_invoices import (
     Board,
     _any_gateway,
@@ -68,6 +75,18 @@ TIME_OF_DAY = {
         "weekend": [["night"] * 7 + ["day"] * 17] * 12,
     },
 }
+# from 18 October: other rates, and the evening peak an hour earlier
+LATER = ["night"] * 6 + ["morning"] * 5 + ["day"] * 5 + ["peak"] * 4 + ["late"] * 4
+TIME_OF_DAY_LATER = {
+    **TIME_OF_DAY,
+    "energy": {
+        **TIME_OF_DAY["energy"],
+        "rates": {**TIME_OF_DAY["energy"]["rates"], "peak": "9.45", "night": "2.95"},
+        "weekday": [LATER] * 12,
+    },
+}
+HOLIDAY = date(2026, 10, 2)  # a Friday: priced under the weekend matrix
+OVERRIDE = (date(2026, 10, 22), date(2026, 10, 25))  # local days [first, end): rates x 1.2
 
 
 # ---- the reference: the hourly spread as it was, over every read ---------------------------
@@ -143,6 +162,8 @@ async def reference_bills(conn, board_id: int, tz: ZoneInfo, first: date, until:
     """Each consumer's bill (or the error that stops it) computed from every read."""
     start, end = local_midnight(first, tz), local_midnight(until, tz)
     versions = await tariffs.in_force(conn, board_id, "domestic", first, until)
+    overrides = await tariff_overrides.in_force(conn, board_id, "domestic", first, until, tz)
+    holidays = await _holidays(conn, board_id)
     cursor = await conn.execute(
         "SELECT c.id AS consumer_id, c.sanctioned_load_kw, m.id, m.external_id, m.ct_ratio,"
         " m.installed_at, m.replaced_at FROM consumers c JOIN meters m ON m.consumer_id = c.id"
@@ -171,7 +192,8 @@ async def reference_bills(conn, board_id: int, tz: ZoneInfo, first: date, until:
                 consumption=reference_consumption(spans, tz),
                 versions=versions,
                 sanctioned_kw=loads[consumer_id],
-                holidays=set(),
+                holidays=holidays,
+                overrides=overrides,
                 supply=billing_runs._supply_days(spans, tz),
             )
         except InvalidInput as exc:
@@ -179,16 +201,28 @@ async def reference_bills(conn, board_id: int, tz: ZoneInfo, first: date, until:
     return bills
 
 
-async def run_bills(conn, board_id: int, tz: ZoneInfo, first: date, until: date) -> dict:
-    """Each consumer's bill as the run computes it (its spans and reads, its measure), kept in
-    full precision: the invoice columns round units and rates to six places."""
+async def _holidays(conn, board_id: int) -> set[date]:
+    cursor = await conn.execute("SELECT day FROM holidays WHERE board_id = %s", (board_id,))
+    return {row["day"] for row in await cursor.fetchall()}
+
+
+async def run_bills(
+    conn, board_id: int, tz: ZoneInfo, first: date, until: date
+) -> tuple[dict, set[int]]:
+    """Each consumer's bill as the run computes it (its spans, summed or with their reads, its
+    measure), kept in full precision: the invoice columns round units and rates to six places;
+    and the consumers the database summed."""
     start, end = local_midnight(first, tz), local_midnight(until, tz)
     versions = await tariffs.in_force(conn, board_id, "domestic", first, until)
+    overrides = await tariff_overrides.in_force(conn, board_id, "domestic", first, until, tz)
+    holidays = await _holidays(conn, board_id)
+    grid = billing_runs._hour_grid(versions, overrides, first, until, tz, holidays)
     cursor = await conn.execute(
         "SELECT id, sanctioned_load_kw FROM consumers WHERE board_id = %s", (board_id,)
     )
     consumers = await cursor.fetchall()
-    spans = await billing_runs._spans(conn, consumers, start, end, "1.8.0", tz)
+    spans = await billing_runs._spans(conn, consumers, start, end, "1.8.0", tz, grid)
+    summed = {c for c, chain in spans.items() if all(span.summed for span in chain)}
     bills = {}
     for consumer in consumers:
         chain = spans[consumer["id"]]
@@ -200,12 +234,27 @@ async def run_bills(conn, board_id: int, tz: ZoneInfo, first: date, until: date)
                 consumption=billing_runs._measure(chain, {}, tz, True),
                 versions=versions,
                 sanctioned_kw=D(consumer["sanctioned_load_kw"]),
-                holidays=set(),
+                holidays=holidays,
+                overrides=overrides,
                 supply=billing_runs._supply_days(chain, tz),
             )
         except InvalidInput as exc:
             bills[consumer["id"]] = exc
-    return bills
+    return bills, summed
+
+
+def digits(bill: Bill) -> list[str]:
+    """Every Decimal of the bill as text: its digits and its decimal places (which `==` on
+    Decimals does not compare, and the invoice's details keep for the segments' units)."""
+    return [
+        str(x)
+        for x in (
+            bill.total,
+            bill.units,
+            *(s.units for s in bill.segments),
+            *(v for ln in bill.lines for v in (ln.quantity, ln.rate, ln.amount)),
+        )
+    ]
 
 
 def _stored(value: D) -> D:
@@ -309,6 +358,32 @@ async def fill(conn, board_id: int, tz: ZoneInfo) -> dict[str, int]:
     meter = await _meter(conn, board_id, consumer, "quality")
     await _reads(conn, meter, _series(first, last, rng, aligned=True, start=700.0))
     await _reads(conn, meter, [(datetime(2026, 10, 9, 3, 7, tzinfo=UTC), 1.5)], quality="suspect")
+    # every 15 minutes, as "aligned", and more of what the database sums: a CT meter, two
+    # meters on one consumer, a register read in whole kWh (3001.0: repr keeps a decimal place
+    # PostgreSQL does not)
+    made["aligned_ct"] = consumer = await _consumer(conn, board_id, "aligned_ct", kw="12")
+    meter = await _meter(conn, board_id, consumer, "aligned_ct", ct_ratio=D("2.5"))
+    await _reads(conn, meter, _series(first, last, rng, aligned=True, start=42.0))
+    made["pair"] = consumer = await _consumer(conn, board_id, "pair")
+    for tag in ("pair_a", "pair_b"):
+        meter = await _meter(conn, board_id, consumer, tag)
+        await _reads(conn, meter, _series(first, last, rng, aligned=True, start=150.75))
+    made["whole"] = consumer = await _consumer(conn, board_id, "whole")
+    meter = await _meter(conn, board_id, consumer, "whole")
+    series = _series(first, last, rng, aligned=True, start=3000.0)
+    await _reads(conn, meter, [(ts, float(round(value))) for ts, value in series])
+    # read every 15 minutes, but the register was reset on the period's first instant (the read
+    # before it is higher), or one hour's end has no read: spread from the reads
+    start = local_midnight(date(2026, 10, 1), tz)
+    made["reset_at_start"] = consumer = await _consumer(conn, board_id, "reset_at_start")
+    meter = await _meter(conn, board_id, consumer, "reset_at_start")
+    series = _series(first, last, rng, aligned=True, start=4000.5)
+    await _reads(conn, meter, [(t, v - 3990 if t >= start else v) for t, v in series])
+    made["gap"] = consumer = await _consumer(conn, board_id, "gap")
+    meter = await _meter(conn, board_id, consumer, "gap")
+    hole = datetime(2026, 10, 10, 12, 0, tzinfo=tz)
+    series = _series(first, last, rng, aligned=True, start=3000.25)
+    await _reads(conn, meter, [(t, v) for t, v in series if t != hole])
     # reads stop on the 30th: the end of the month cannot be measured (no history: not billed)
     made["missing"] = consumer = await _consumer(conn, board_id, "missing")
     meter = await _meter(conn, board_id, consumer, "missing")
@@ -328,9 +403,26 @@ async def test_time_of_day_bills_match_the_every_read_reference_to_the_paisa(
     tz = ZoneInfo(zone)
     # three consumers a chunk: the run reads the next chunk ahead, on a second connection
     monkeypatch.setattr(billing_runs, "CHUNK", 3)
-    await tariff(cloud, setup, [{"effective_from": "2026-01-01", "spec": TIME_OF_DAY}])
+    await tariff(
+        cloud,
+        setup,
+        [
+            {"effective_from": "2026-01-01", "effective_to": "2026-10-18", "spec": TIME_OF_DAY},
+            {"effective_from": "2026-10-18", "spec": TIME_OF_DAY_LATER},
+        ],
+    )
     async with cloud.pool.connection() as conn:
         await conn.execute("UPDATE boards SET time_zone = %s WHERE id = %s", (zone, setup.id))
+        await conn.execute(
+            "INSERT INTO holidays (board_id, day, name) VALUES (%s, %s, 'Gandhi Jayanti')",
+            (setup.id, HOLIDAY),
+        )
+        await conn.execute(
+            "INSERT INTO tariff_overrides (board_id, category, kind, value, starts_at, ends_at,"
+            " reason, created_by) VALUES (%s, 'domestic', 'multiplier', 1.2, %s, %s, 'heat',"
+            " 'test')",
+            (setup.id, *(local_midnight(day, tz) for day in OVERRIDE)),
+        )
         made = await fill(conn, setup.id, tz)
         await conn.commit()
     outcome = await run(cloud, setup)
@@ -338,9 +430,9 @@ async def test_time_of_day_bills_match_the_every_read_reference_to_the_paisa(
     assert outcome["failed"] == 1, outcome  # the consumer whose reads stop early
     async with cloud.pool.connection() as conn:
         expected = await reference_bills(conn, setup.id, tz, date(2026, 10, 1), date(2026, 11, 1))
-        thinned = await run_bills(conn, setup.id, tz, date(2026, 10, 1), date(2026, 11, 1))
+        thinned, summed = await run_bills(conn, setup.id, tz, date(2026, 10, 1), date(2026, 11, 1))
         cursor = await conn.execute(
-            "SELECT i.consumer_id, i.total, i.units, i.estimated, l.position, l.code,"
+            "SELECT i.consumer_id, i.total, i.units, i.estimated, i.details, l.position, l.code,"
             " l.description, l.quantity, l.unit, l.rate, l.amount FROM invoices i"
             " JOIN invoice_lines l ON l.invoice_id = i.id WHERE i.board_id = %s"
             " ORDER BY i.consumer_id, l.position",
@@ -350,6 +442,14 @@ async def test_time_of_day_bills_match_the_every_read_reference_to_the_paisa(
         for row in await cursor.fetchall():
             billed.setdefault(row["consumer_id"], []).append(row)
     assert set(expected) == set(made.values())
+    by_name = {consumer: name for name, consumer in made.items()}
+    assert sorted(by_name[c] for c in summed) == [
+        "aligned",
+        "aligned_ct",
+        "pair",
+        "quality",
+        "whole",
+    ]
     for name, consumer in made.items():
         reference = expected[consumer]
         if isinstance(reference, InvalidInput):
@@ -358,7 +458,12 @@ async def test_time_of_day_bills_match_the_every_read_reference_to_the_paisa(
             assert any("Consumer missing" in error for error in outcome["errors"])
             continue
         assert reference == thinned[consumer], name  # the whole bill, every Decimal digit
+        assert digits(reference) == digits(thinned[consumer]), name  # and decimal place
         lines = billed[consumer]  # and what the run stored, at the columns' scale
+        assert [s["units"] for s in lines[0]["details"]["segments"]] == [
+            str(s.units) for s in reference.segments
+        ], name
+        assert len(reference.segments) == 4, name  # two versions, the later cut by the override
         assert lines[0]["total"] == reference.total, name
         assert lines[0]["units"] == _stored(reference.units), name
         assert lines[0]["estimated"] is reference.estimated is False, name
