@@ -128,6 +128,13 @@ async def ingest_batch(
         raise InvalidInput(str(exc), errors=[("Content-Encoding", str(exc))]) from exc
     if batch.gateway_id != gateway_code:
         raise Unauthorized(f"batch is for gateway {batch.gateway_id}, signed as {gateway_code}")
+    async with pool.connection() as conn:
+        # a batch taken before is answered from its record before any work on its rows (the
+        # write checks again, in its transaction, for a copy of it arriving meanwhile)
+        replayed = await _replayed(conn, gateway, batch)
+        await conn.rollback()
+    if replayed is not None:
+        return replayed
     spans = ingest_readings.series_spans(batch.readings)
     _check_times(batch, spans, settings)
     async with pool.connection() as conn:
@@ -151,21 +158,9 @@ async def _write(
     now = await cursor.fetchone()
     if now["status"] != "active" or now["public_key"] != gateway["public_key"]:
         raise Forbidden(f"gateway {gateway['gateway_code']} was revoked or re-keyed meanwhile")
-    cursor = await conn.execute(
-        "SELECT gateway_id, last_seq, readings_new, events_new, refused FROM ingest_batches"
-        " WHERE batch_id = %s",
-        (batch.batch_id,),
-    )
-    seen = await cursor.fetchone()
-    if seen is not None:
-        if seen["gateway_id"] != gateway["id"]:
-            raise Unauthorized("batch id belongs to another gateway")
-        return Ack(
-            batch_id=batch.batch_id,
-            acked_through_seq=seen["last_seq"],
-            refused=[Refusal(**r) for r in seen["refused"]],
-            commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
-        )
+    replayed = await _replayed(conn, gateway, batch)
+    if replayed is not None:
+        return replayed
     meter_ids, refusals = await _meters(conn, gateway, batch, spans)
     accepted = (
         [r for r in batch.readings if r["meter_id"] in meter_ids] if refusals else batch.readings
@@ -283,6 +278,26 @@ async def _write(
         readings_new=readings_new,
         events_new=events_new,
         refused=refused,
+        commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
+    )
+
+
+async def _replayed(conn: AsyncConnection, gateway: dict, batch: ReceivedBatch) -> Ack | None:
+    """The answer given when this batch was taken, if it was: a replay changes nothing."""
+    cursor = await conn.execute(
+        "SELECT gateway_id, last_seq, readings_new, events_new, refused FROM ingest_batches"
+        " WHERE batch_id = %s",
+        (batch.batch_id,),
+    )
+    seen = await cursor.fetchone()
+    if seen is None:
+        return None
+    if seen["gateway_id"] != gateway["id"]:
+        raise Unauthorized("batch id belongs to another gateway")
+    return Ack(
+        batch_id=batch.batch_id,
+        acked_through_seq=seen["last_seq"],
+        refused=[Refusal(**r) for r in seen["refused"]],
         commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
     )
 

@@ -265,6 +265,21 @@ async def test_a_batch_signed_by_one_gateway_for_another_is_refused(
     assert await count_rows(cloud, gateway.code) == (0, 0)
 
 
+async def test_a_batch_id_another_gateway_used_is_refused(
+    cloud: Cloud, gateway: EnrolledGateway, board: str
+) -> None:
+    from tests.cloud.conftest import enroll_gateway
+
+    taken = make_batch(gateway.code)
+    await post(cloud, *_sealed(taken, gateway))
+    other = await enroll_gateway(cloud, board)
+    copied = make_batch(other.code, meter="m-2").model_copy(update={"batch_id": taken.batch_id})
+    response = await post(cloud, *_sealed(copied, other))
+    assert response.status_code == 401
+    assert "another gateway" in response.text
+    assert await count_rows(cloud, other.code) == (0, 0)
+
+
 async def test_oversized_body_and_decompression_bomb(
     cloud: Cloud, gateway: EnrolledGateway
 ) -> None:
