@@ -68,6 +68,9 @@ class ReadingRow(TypedDict):
     seq: Seq
 
 
+_ROW_FIELDS = len(ReadingRow.__annotations__)
+
+
 class ReceivedBatch(_WireModel):
     """`Batch` as the cloud parses it (fields in the same order, under the same rules)."""
 
@@ -84,7 +87,7 @@ class ReceivedBatch(_WireModel):
     @model_validator(mode="after")
     def _check_rows(self) -> ReceivedBatch:
         rows = self.readings
-        if any(len(row) < len(ReadingRow.__annotations__) for row in rows):
+        if rows and min(map(len, rows)) < _ROW_FIELDS:
             for row in rows:  # what a gateway may leave out, as `Sample` fills it in
                 row.setdefault("unit", _UNITS[row["quantity"]])
                 row.setdefault("quality", Quality.OK.value)
