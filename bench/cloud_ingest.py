@@ -13,6 +13,8 @@ work), then prints JSON lines labelled with the server and its workers:
                                                      CPU of the server's processes, of its
                                                      PostgreSQL backends, of this client: a figure
                                                      other load on the machine disturbs little
+    cpu_bound_readings_per_s                         the cores over that CPU: an estimate for an
+                                                     idle machine, not a measurement
     replay_readings_per_s, replay_p50_ms,            each batch of a second set sent twice, the
     idempotent_cost_ratio, idempotent_cpu_ratio      same bytes: time (CPU) against sending once
     resend_cost_ratio, resend_cpu_ratio              the first set's readings again under new
@@ -380,6 +382,16 @@ async def run_server(
         for side, seconds in once.cpu_s.items():
             if seconds is not None:
                 emit(f"{side}_cpu_ms_per_1000_readings", seconds * 1e6 / total, "ms", **label)
+        if once.cpu_total_s:
+            cores = os.cpu_count() or 1
+            emit(
+                "cpu_bound_readings_per_s",
+                cores * total / once.cpu_total_s,
+                "readings/s",
+                note=f"{cores} cores over the CPU a reading took (server, PostgreSQL, client): what"
+                " the machine would allow were it idle and CPU the only bound; not a measurement",
+                **label,
+            )
 
         twice = await phase(second, repeat=2)
         emit(
