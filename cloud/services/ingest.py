@@ -133,11 +133,10 @@ async def ingest_batch(
         # write checks again, in its transaction, for a copy of it arriving meanwhile)
         replayed = await _replayed(conn, gateway, batch)
         await conn.rollback()
-    if replayed is not None:
-        return replayed
-    spans = ingest_readings.series_spans(batch.readings)
-    _check_times(batch, spans, settings)
-    async with pool.connection() as conn:
+        if replayed is not None:
+            return replayed
+        spans = ingest_readings.series_spans(batch.readings)
+        _check_times(batch, spans, settings)
         # partitions first, each in its own short transaction: the write below never waits on
         # (or holds) the lock that serialises a new month's creation
         for month in sorted(_months(batch, spans)):
