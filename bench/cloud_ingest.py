@@ -17,6 +17,8 @@ work), then prints JSON lines labelled with the server and its workers:
                                                      idle machine, not a measurement
     replay_readings_per_s, replay_p50_ms,            each batch of a second set sent twice, the
     idempotent_cost_ratio, idempotent_cpu_ratio      same bytes: time (CPU) against sending once
+    replay_alone_cpu_ratio                           the second set once more: a replay's CPU
+                                                     against a send's
     resend_cost_ratio, resend_cpu_ratio              the first set's readings again under new
                                                      batch ids, as a gateway does when an ack was
                                                      lost: (send + resend) / send
@@ -410,6 +412,17 @@ async def run_server(
                 "x",
                 note="the same by CPU seconds (server, PostgreSQL, client): steadier on a busy"
                 " machine",
+                **label,
+            )
+
+        replayed = await phase(second, repeat=1)  # every one taken already
+        if once.cpu_total_s and replayed.cpu_total_s:
+            emit(
+                "replay_alone_cpu_ratio",
+                replayed.cpu_total_s / once.cpu_total_s,
+                "x",
+                note="the second set sent a third time, every batch taken before: a replay's CPU"
+                " against a send's",
                 **label,
             )
 
