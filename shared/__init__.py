@@ -12,10 +12,12 @@ from ._codec import (
     SignedBody,
     compress,
     decode_batch,
+    decode_received_batch,
     decompress,
     describe_validation_error,
     encode_batch,
     open_batch,
+    open_received_batch,
     seal_batch,
 )
 from ._control import (
@@ -82,6 +84,7 @@ from ._models import (
     Sample,
 )
 from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
+from ._received import ReadingRow, ReceivedBatch
 from ._signing import (
     generate_private_key,
     load_public_key,
@@ -150,6 +153,8 @@ __all__ = [
     "Quantity",
     "QuantityKind",
     "Reading",
+    "ReadingRow",
+    "ReceivedBatch",
     "Refusal",
     "Sample",
     "ScanReport",
@@ -165,6 +170,7 @@ __all__ = [
     "compress",
     "configure_logging",
     "decode_batch",
+    "decode_received_batch",
     "decompress",
     "describe_validation_error",
     "encode_batch",
@@ -173,6 +179,7 @@ __all__ = [
     "literal_passwords",
     "load_public_key",
     "open_batch",
+    "open_received_batch",
     "public_key_text",
     "read_private_key",
     "seal_batch",

@@ -1,8 +1,9 @@
 """Batch bytes: canonical encoding, compression, bounded decompression, decoding.
 
-The order of work on the receiving side matters and is fixed by `open_batch`: check the body size,
-verify the signature over the exact body bytes, decompress with a hard output bound, then parse.
-Nothing unauthenticated is ever decompressed or parsed.
+The order of work on the receiving side matters and is fixed by `open_batch` (and its twin for
+the cloud, `open_received_batch`, which parses into `ReceivedBatch`): check the body size, verify
+the signature over the exact body bytes, decompress with a hard output bound, then parse. Nothing
+unauthenticated is ever decompressed or parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 
 from ._exceptions import BatchInvalid, BatchTooLarge, EncodingError
 from ._models import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, Batch
+from ._received import ReceivedBatch
 from ._signing import sign_body, verify_body
 
 ContentEncoding = Literal["zstd", "gzip", "identity"]
@@ -90,6 +92,15 @@ def decode_batch(raw: bytes) -> Batch:
         raise BatchInvalid(describe_validation_error(exc)) from exc
 
 
+def decode_received_batch(raw: bytes) -> ReceivedBatch:
+    """`decode_batch` for a receiver of many readings: the same verdicts, rows as dicts
+    (`shared._received`)."""
+    try:
+        return ReceivedBatch.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BatchInvalid(describe_validation_error(exc)) from exc
+
+
 def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     """Turn a pydantic error into (dotted.field.path, message) pairs for humans and 4xx bodies."""
     described = []
@@ -136,8 +147,40 @@ def open_batch(
     max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> Batch:
     """Check size, verify the signature, decompress (bounded), then parse — in that order."""
+    raw = _unseal(
+        body, content_encoding, signature, public_key, max_body_bytes, max_decompressed_bytes
+    )
+    return decode_batch(raw)
+
+
+def open_received_batch(
+    body: bytes,
+    *,
+    content_encoding: str | None,
+    signature: str | None,
+    public_key: Ed25519PublicKey,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
+) -> ReceivedBatch:
+    """`open_batch` for the cloud: the same checks in the same order, parsed into the receiving
+    shape (`ReceivedBatch`, readings as dicts)."""
+    raw = _unseal(
+        body, content_encoding, signature, public_key, max_body_bytes, max_decompressed_bytes
+    )
+    return decode_received_batch(raw)
+
+
+def _unseal(
+    body: bytes,
+    content_encoding: str | None,
+    signature: str | None,
+    public_key: Ed25519PublicKey,
+    max_body_bytes: int,
+    max_decompressed_bytes: int,
+) -> bytes:
+    """The body's JSON bytes once its size and signature hold: nothing unauthenticated is ever
+    decompressed."""
     if len(body) > max_body_bytes:
         raise BatchTooLarge(f"body is {len(body)} bytes, over the limit of {max_body_bytes}")
     verify_body(public_key, body, signature)
-    raw = decompress(body, content_encoding or "identity", max_decompressed_bytes)
-    return decode_batch(raw)
+    return decompress(body, content_encoding or "identity", max_decompressed_bytes)

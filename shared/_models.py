@@ -54,6 +54,37 @@ class Quality(StrEnum):
     CLOCK_UNSYNCED = "clock_unsynced"
 
 
+def unit_problem(quantity: str, unit: str) -> str | None:
+    """Why `unit` is wrong for `quantity` (each quantity has one fixed unit), or None."""
+    expected = QUANTITIES[quantity].unit
+    if unit == expected:
+        return None
+    return f"unit {unit!r} does not match quantity {quantity} (expected {expected!r})"
+
+
+def seq_problem(first_seq: int, last_seq: int, seqs: list[int], *, heartbeat: bool) -> str | None:
+    """Why a batch's seq bookkeeping is wrong, or None: `seqs` are those of its readings and
+    events, unique, spanning exactly first_seq..last_seq; a batch of none is a heartbeat at the
+    gateway's cursor."""
+    if first_seq > last_seq:
+        return f"first_seq {first_seq} is after last_seq {last_seq}"
+    if not seqs:
+        if first_seq != last_seq:
+            return "a batch without readings or events must have first_seq == last_seq"
+        if not heartbeat:
+            return "a batch without readings or events must carry a heartbeat"
+        return None
+    if len(set(seqs)) != len(seqs):
+        return "seq values must be unique across readings and events"
+    low, high = min(seqs), max(seqs)
+    if (low, high) != (first_seq, last_seq):
+        return (
+            f"first_seq/last_seq ({first_seq}, {last_seq}) must equal the lowest "
+            f"and highest seq carried ({low}, {high})"
+        )
+    return None
+
+
 class _WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
@@ -83,12 +114,9 @@ class Sample(_WireModel):
 
     @model_validator(mode="after")
     def _check_unit(self) -> Sample:
-        expected = QUANTITIES[self.quantity].unit
-        if self.unit != expected:
-            raise ValueError(
-                f"unit {self.unit!r} does not match quantity {self.quantity} "
-                f"(expected {expected!r})"
-            )
+        problem = unit_problem(self.quantity, self.unit)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -194,26 +222,12 @@ class Batch(_WireModel):
 
     @model_validator(mode="after")
     def _check_seqs(self) -> Batch:
-        if self.first_seq > self.last_seq:
-            raise ValueError(f"first_seq {self.first_seq} is after last_seq {self.last_seq}")
-        seqs = [r.seq for r in self.readings]
-        seqs += [e.seq for e in self.events]
-        if not seqs:
-            if self.first_seq != self.last_seq:
-                raise ValueError(
-                    "a batch without readings or events must have first_seq == last_seq"
-                )
-            if self.heartbeat is None:
-                raise ValueError("a batch without readings or events must carry a heartbeat")
-            return self
-        if len(set(seqs)) != len(seqs):
-            raise ValueError("seq values must be unique across readings and events")
-        low, high = min(seqs), max(seqs)
-        if (low, high) != (self.first_seq, self.last_seq):
-            raise ValueError(
-                f"first_seq/last_seq ({self.first_seq}, {self.last_seq}) must equal the lowest "
-                f"and highest seq carried ({low}, {high})"
-            )
+        seqs = [r.seq for r in self.readings] + [e.seq for e in self.events]
+        problem = seq_problem(
+            self.first_seq, self.last_seq, seqs, heartbeat=self.heartbeat is not None
+        )
+        if problem:
+            raise ValueError(problem)
         return self
 
 

@@ -2,11 +2,13 @@
 
 Order of work: the gateway (named in a header) must exist and be active; the body is checked
 for size, its signature verified over the exact bytes, decompressed with a bound, then parsed
-(`shared.open_batch`). Only then is anything written, in one transaction: meters first seen are
-registered under the gateway's board, readings go through COPY into a staging table and then
-`INSERT ... ON CONFLICT DO NOTHING`, events likewise by (gateway, seq), the heartbeat is
-recorded, and the batch id is kept so a replay is answered from the record. The Ack is returned
-only after the commit.
+(`shared.open_received_batch`: the contract's checks, the readings kept as plain dicts). Only
+then is anything written, in one transaction: meters first seen are registered under the
+gateway's board, readings are stored once each (`ingest_readings`: COPY straight into the table
+when none of them can be there already, else through a staging table and `INSERT ... ON
+CONFLICT DO NOTHING`), events by (gateway, seq) likewise, the heartbeat is recorded, and the
+batch id is kept so a replay is answered from the record. The Ack is returned only after the
+commit.
 
 What a gateway may write: readings of the meters assigned to it, and of meters the cloud has
 never seen on its board, which are registered as its own and await an admin's confirmation
@@ -26,21 +28,22 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared import (
     Ack,
-    Batch,
     BatchInvalid,
     BatchTooLarge,
     EncodingError,
     Heartbeat,
     KeyInvalid,
+    ReceivedBatch,
     Refusal,
     SignatureInvalid,
     load_public_key,
-    open_batch,
+    open_received_batch,
 )
 
 from ..errors import Forbidden, InvalidInput, PayloadTooLarge, Unauthorized
 from ..settings import CloudSettings
-from . import aggregates, alerts, audit, gateway_control, software
+from . import aggregates, alerts, audit, gateway_control, ingest_readings, software
+from .ingest_readings import Series
 
 log = structlog.get_logger(__name__)
 
@@ -61,18 +64,25 @@ async def _gateway(conn: AsyncConnection, code: str | None) -> dict:
     return gateway
 
 
-def _check_times(batch: Batch, settings: CloudSettings) -> None:
+def _check_times(
+    batch: ReceivedBatch, spans: dict[Series, list[datetime]], settings: CloudSettings
+) -> None:
+    if not spans:
+        return
     now = datetime.now(UTC)
     earliest = now - timedelta(days=settings.ingest_max_age_days)
     latest = now + timedelta(seconds=settings.ingest_max_future_s)
+    first = min(span[0] for span in spans.values())
+    if earliest <= first and max(span[1] for span in spans.values()) <= latest:
+        return
     bad = [
         (
             f"readings.{i}.ts",
-            f"{r.ts.isoformat()} is outside the accepted window "
+            f"{r['ts'].isoformat()} is outside the accepted window "
             f"{earliest:%Y-%m-%d} .. {latest:%Y-%m-%d %H:%M}Z",
         )
         for i, r in enumerate(batch.readings)
-        if not earliest <= r.ts <= latest
+        if not earliest <= r["ts"] <= latest
     ]
     if bad:
         raise InvalidInput(
@@ -81,8 +91,12 @@ def _check_times(batch: Batch, settings: CloudSettings) -> None:
         )
 
 
-def _months(batch: Batch) -> set[date]:
-    return {date(r.ts.year, r.ts.month, 1) for r in batch.readings}
+def _months(batch: ReceivedBatch, spans: dict[Series, list[datetime]]) -> set[date]:
+    """The months the readings fall in (UTC): their partitions."""
+    ends = {date(ts.year, ts.month, 1) for span in spans.values() for ts in span}
+    if len(ends) <= 1:
+        return ends
+    return {date(ts.year, ts.month, 1) for ts in {r["ts"] for r in batch.readings}}
 
 
 async def ingest_batch(
@@ -98,7 +112,7 @@ async def ingest_batch(
         gateway = await _gateway(conn, gateway_code)
         await conn.rollback()  # do not hold a transaction open while parsing
     try:
-        batch = open_batch(
+        batch = open_received_batch(
             body,
             content_encoding=content_encoding,
             signature=signature,
@@ -114,18 +128,27 @@ async def ingest_batch(
         raise InvalidInput(str(exc), errors=[("Content-Encoding", str(exc))]) from exc
     if batch.gateway_id != gateway_code:
         raise Unauthorized(f"batch is for gateway {batch.gateway_id}, signed as {gateway_code}")
-    _check_times(batch, settings)
     async with pool.connection() as conn:
+        # a batch taken before is answered from its record before any work on its rows (the
+        # write checks again, in its transaction, for a copy of it arriving meanwhile)
+        replayed = await _replayed(conn, gateway, batch)
+        await conn.rollback()
+        if replayed is not None:
+            return replayed
+        spans = ingest_readings.series_spans(batch.readings)
+        _check_times(batch, spans, settings)
         # partitions first, each in its own short transaction: the write below never waits on
         # (or holds) the lock that serialises a new month's creation
-        for month in sorted(_months(batch)):
+        for month in sorted(_months(batch, spans)):
             async with conn.transaction():
                 await conn.execute("SELECT ensure_readings_partition(%s)", (month,))
         async with conn.transaction():
-            return await _write(conn, gateway, batch)
+            return await _write(conn, gateway, batch, spans)
 
 
-async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
+async def _write(
+    conn: AsyncConnection, gateway: dict, batch: ReceivedBatch, spans: dict[Series, list[datetime]]
+) -> Ack:
     # the key was checked before this transaction: hold the gateway row so a revocation or a
     # key rotation either happens before (and this batch is refused) or waits for this commit
     cursor = await conn.execute(
@@ -134,63 +157,36 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     now = await cursor.fetchone()
     if now["status"] != "active" or now["public_key"] != gateway["public_key"]:
         raise Forbidden(f"gateway {gateway['gateway_code']} was revoked or re-keyed meanwhile")
-    cursor = await conn.execute(
-        "SELECT gateway_id, last_seq, readings_new, events_new, refused FROM ingest_batches"
-        " WHERE batch_id = %s",
-        (batch.batch_id,),
+    replayed = await _replayed(conn, gateway, batch)
+    if replayed is not None:
+        return replayed
+    meter_ids, refusals = await _meters(conn, gateway, batch, spans)
+    accepted = (
+        [r for r in batch.readings if r["meter_id"] in meter_ids] if refusals else batch.readings
     )
-    seen = await cursor.fetchone()
-    if seen is not None:
-        if seen["gateway_id"] != gateway["id"]:
-            raise Unauthorized("batch id belongs to another gateway")
-        return Ack(
-            batch_id=batch.batch_id,
-            acked_through_seq=seen["last_seq"],
-            refused=[Refusal(**r) for r in seen["refused"]],
-            commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
-        )
-    meter_ids, refusals = await _meters(conn, gateway, batch)
-    accepted = [r for r in batch.readings if r.meter_id in meter_ids]
     refused = [
         Refusal(
             meter_id=external,
-            readings=sum(1 for r in batch.readings if r.meter_id == external),
+            readings=sum(1 for r in batch.readings if r["meter_id"] == external),
             reason=reason,
         )
         for external, reason in sorted(refusals.items())
     ]
     readings_new = 0
     if accepted:
-        await conn.execute(
-            "CREATE TEMP TABLE staging_readings (meter_id bigint, quantity text, ts timestamptz,"
-            " value double precision, quality text) ON COMMIT DROP"
-        )
-        async with conn.cursor() as cur:
-            # binary COPY with declared types: no text formatting of timestamps and floats
-            async with cur.copy("COPY staging_readings FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "text", "timestamptz", "float8", "text"])
-                for r in accepted:
-                    await copy.write_row(
-                        (meter_ids[r.meter_id], r.quantity, r.ts, r.value, r.quality.value)
-                    )
-            await cur.execute(
-                "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
-                " SELECT meter_id, quantity, ts, value, quality, %s FROM staging_readings"
-                " ON CONFLICT DO NOTHING",
-                (gateway["id"],),
-            )
-            readings_new = cur.rowcount
-            # when each meter last spoke, for the console's online / offline / never seen
-            await cur.execute(
-                "UPDATE meters m SET last_reading_at = s.latest FROM ("
-                " SELECT meter_id, max(ts) AS latest FROM staging_readings GROUP BY 1) s"
-                " WHERE m.id = s.meter_id"
-                " AND (m.last_reading_at IS NULL OR m.last_reading_at < s.latest)"
-            )
-        energy = [r.ts for r in accepted if r.quantity == aggregates.ENERGY]
+        readings_new = await ingest_readings.store(conn, gateway["id"], accepted, meter_ids, spans)
+        energy = [
+            span
+            for (meter, quantity), span in spans.items()
+            if quantity == aggregates.ENERGY and meter in meter_ids
+        ]
         if energy:
             await aggregates.mark_dirty(
-                conn, gateway["board_id"], gateway["time_zone"], min(energy), max(energy)
+                conn,
+                gateway["board_id"],
+                gateway["time_zone"],
+                min(span[0] for span in energy),
+                max(span[1] for span in energy),
             )
     events_new = 0
     if batch.events:
@@ -285,6 +281,26 @@ async def _write(conn: AsyncConnection, gateway: dict, batch: Batch) -> Ack:
     )
 
 
+async def _replayed(conn: AsyncConnection, gateway: dict, batch: ReceivedBatch) -> Ack | None:
+    """The answer given when this batch was taken, if it was: a replay changes nothing."""
+    cursor = await conn.execute(
+        "SELECT gateway_id, last_seq, readings_new, events_new, refused FROM ingest_batches"
+        " WHERE batch_id = %s",
+        (batch.batch_id,),
+    )
+    seen = await cursor.fetchone()
+    if seen is None:
+        return None
+    if seen["gateway_id"] != gateway["id"]:
+        raise Unauthorized("batch id belongs to another gateway")
+    return Ack(
+        batch_id=batch.batch_id,
+        acked_through_seq=seen["last_seq"],
+        refused=[Refusal(**r) for r in seen["refused"]],
+        commands_waiting=await gateway_control.waiting(conn, gateway["id"]),
+    )
+
+
 HEALTH_SAMPLE = timedelta(minutes=5)  # the gateway's health history keeps a sample this often
 
 
@@ -327,13 +343,13 @@ async def health_history(conn: AsyncConnection, gateway_id: int, *, since: datet
 
 
 async def _meters(
-    conn: AsyncConnection, gateway: dict, batch: Batch
+    conn: AsyncConnection, gateway: dict, batch: ReceivedBatch, spans: dict[Series, list[datetime]]
 ) -> tuple[dict[str, int], dict[str, str]]:
     """(wire meter id -> meters.id for the meters this gateway may write, wire meter id -> why
     not for the others). Meters the board does not know are registered as the gateway's own,
     awaiting confirmation."""
     external = sorted(
-        {r.meter_id for r in batch.readings} | {e.meter_id for e in batch.events if e.meter_id}
+        {meter for meter, _ in spans} | {e.meter_id for e in batch.events if e.meter_id}
     )
     if not external:
         return {}, {}

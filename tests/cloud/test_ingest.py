@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog.testing
 
 from cloud.services import enrollment
 from shared import (
@@ -29,6 +30,7 @@ from shared import (
 from tests.cloud.conftest import Cloud, EnrolledGateway
 
 URL = "/api/v1/ingest/batches"
+RACE_LOST = "a reading was already there; skipping stored ones"  # services/ingest_readings.py
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 
 
@@ -147,6 +149,80 @@ async def test_resent_readings_under_a_new_batch_id_are_not_duplicated(
     assert await count_rows(cloud, gateway.code) == (30, 1)
 
 
+async def test_readings_partly_stored_before_store_only_the_new_ones(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    """A batch overlapping what is stored (a resend with more readings after a lost ack, a
+    backfill into a gap) cannot be copied straight in: the stored ones are skipped."""
+    batch = make_batch(gateway.code, count=30, events=0)
+    await post(cloud, *_sealed(batch, gateway))
+    longer = make_batch(gateway.code, count=60, events=0)
+    with structlog.testing.capture_logs() as logged:
+        response = await post(cloud, *_sealed(longer, gateway))
+    assert response.json()["readings_new"] == 30
+    assert not [e for e in logged if e["event"] == RACE_LOST]  # seen before copying, not after
+    assert await count_rows(cloud, gateway.code) == (60, 0)
+
+
+async def test_a_reading_carried_twice_in_one_batch_is_stored_once(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    batch = make_batch(gateway.code, count=30, events=0)
+    twice = batch.readings[7].model_copy(update={"seq": 31, "value": 1.0})
+    batch = batch.model_copy(update={"readings": [*batch.readings, twice], "last_seq": 31})
+    with structlog.testing.capture_logs() as logged:
+        response = await post(cloud, *_sealed(batch, gateway))
+    assert response.status_code == 200, response.text
+    assert response.json()["readings_new"] == 30
+    assert await count_rows(cloud, gateway.code) == (30, 0)
+    assert [e for e in logged if e["event"] == RACE_LOST]
+
+
+async def test_a_reading_stored_meanwhile_by_another_transaction_is_skipped(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    """The race the quick way cannot see: a reading of the batch is written by a transaction
+    still open when the batch is checked, and committed while the batch is being copied in.
+    The copy waits for it, fails on the key, and the batch is stored the careful way."""
+    frequency = Reading(seq=1, meter_id="m-1", quantity="14.7.0", ts=T0, value=50.0)
+    known = make_batch(gateway.code, count=1, events=0).model_copy(update={"readings": [frequency]})
+    await post(cloud, *_sealed(known, gateway))  # the meter is known, the batch's series empty
+    batch = make_batch(gateway.code, count=30, events=0)
+    taken = batch.readings[10]
+    async with cloud.pool.connection() as other:
+        await other.execute(
+            "INSERT INTO readings (meter_id, quantity, ts, value, quality, gateway_id)"
+            " SELECT r.meter_id, %s, %s, -1, 'ok', r.gateway_id FROM readings r"
+            " JOIN gateways g ON g.id = r.gateway_id WHERE g.gateway_code = %s",
+            (taken.quantity, taken.ts, gateway.code),
+        )
+        request = asyncio.create_task(post(cloud, *_sealed(batch, gateway)))
+        async with cloud.pool.connection() as watcher:
+            await watcher.set_autocommit(True)
+            waiting = []
+            while not waiting and not request.done():  # until the batch waits on that row
+                cursor = await watcher.execute(
+                    "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+                waiting = [row["query"] for row in await cursor.fetchall()]
+                await asyncio.sleep(0.01)
+        assert not request.done(), (await request).text
+        assert waiting[0].startswith("COPY readings "), waiting  # the quick way
+        await other.commit()
+    response = await request
+    assert response.status_code == 200, response.text
+    assert response.json()["readings_new"] == 29
+    assert (await count_rows(cloud, gateway.code))[0] == 31
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT value FROM readings r JOIN gateways g ON g.id = r.gateway_id"
+            " WHERE g.gateway_code = %s AND quantity = %s AND ts = %s",
+            (gateway.code, taken.quantity, taken.ts),
+        )
+        assert [row["value"] for row in await cursor.fetchall()] == [-1]  # the first writer's
+
+
 def _sealed(batch: Batch, gateway: EnrolledGateway) -> tuple[bytes, dict[str, str]]:
     sealed = seal_batch(batch, gateway.key)
     return sealed.body, sealed.headers
@@ -187,6 +263,21 @@ async def test_a_batch_signed_by_one_gateway_for_another_is_refused(
     response = await post(cloud, sealed.body, {**sealed.headers, GATEWAY_HEADER: gateway.code})
     assert response.status_code == 401
     assert await count_rows(cloud, gateway.code) == (0, 0)
+
+
+async def test_a_batch_id_another_gateway_used_is_refused(
+    cloud: Cloud, gateway: EnrolledGateway, board: str
+) -> None:
+    from tests.cloud.conftest import enroll_gateway
+
+    taken = make_batch(gateway.code)
+    await post(cloud, *_sealed(taken, gateway))
+    other = await enroll_gateway(cloud, board)
+    copied = make_batch(other.code, meter="m-2").model_copy(update={"batch_id": taken.batch_id})
+    response = await post(cloud, *_sealed(copied, other))
+    assert response.status_code == 401
+    assert "another gateway" in response.text
+    assert await count_rows(cloud, other.code) == (0, 0)
 
 
 async def test_oversized_body_and_decompression_bomb(
