@@ -21,11 +21,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:
-    from .hour_classes import ClassSums, HourClass
+
+class HourClass(NamedTuple):
+    """Local hours time-of-day pricing cannot tell apart."""
+
+    first: date  # the stretch of the period they lie in: local days [first, end), inside which
+    end: date  # no tariff version or override begins or ends
+    month: int  # 0-11: the row of the tariff's month-by-hour matrix
+    hour: int  # 0-23, on the board's clock
+    rest: bool  # a Saturday, a Sunday or one of the board's holidays: the weekend matrix
+
+
+@dataclass(frozen=True)
+class ClassSums:
+    """One meter's span as the database summed it, each read taken as `Decimal(repr(float))`
+    takes it (`consumption.to_decimal`): digits and decimal places alike."""
+
+    rise: Decimal  # the register's read at the span's end less its read at the start
+    by_class: dict[HourClass, Decimal]  # the rise over each class's hours (no zero entries)
+    top: Decimal  # the largest read summed
+    places: int  # the most decimal places among the reads summed
 
 
 class Read(NamedTuple):  # a tuple: a month of them is made per meter, cheaply

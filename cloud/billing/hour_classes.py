@@ -24,31 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, getcontext
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from .consumption import Consumption, MeterSpan, hour_pieces, local_hour
+from .consumption import Consumption, HourClass, MeterSpan, hour_pieces, local_hour
 
-
-class HourClass(NamedTuple):
-    """Local hours time-of-day pricing cannot tell apart."""
-
-    first: date  # the stretch of the period they lie in: local days [first, end), inside which
-    end: date  # no tariff version or override begins or ends
-    month: int  # 0-11: the row of the tariff's month-by-hour matrix
-    hour: int  # 0-23, on the board's clock
-    rest: bool  # a Saturday, a Sunday or one of the board's holidays: the weekend matrix
-
-
-@dataclass(frozen=True)
-class ClassSums:
-    """One meter's span as the database summed it, each read taken as `Decimal(repr(float))`
-    takes it (`consumption.to_decimal`): digits and decimal places alike."""
-
-    rise: Decimal  # the register's read at the span's end less its read at the start
-    by_class: dict[HourClass, Decimal]  # the rise over each class's hours (no zero entries)
-    top: Decimal  # the largest read summed
-    places: int  # the most decimal places among the reads summed
+# HourClass (and ClassSums) are defined in consumption: a MeterSpan carries them
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..access import Principal
 from ..billing.consumption import (
+    ClassSums,
     Consumption,
     MeterSpan,
     Read,
@@ -75,7 +76,7 @@ from ..billing.consumption import (
     to_decimal,
 )
 from ..billing.engine import Bill, NetInput, compute_bill, local_midnight, stretches
-from ..billing.hour_classes import ClassSums, HourGrid, consumption_of, hour_grid, summable
+from ..billing.hour_classes import HourGrid, consumption_of, hour_grid, summable
 from ..billing.net_metering import Bank
 from ..errors import CloudError, InvalidInput
 from . import audit, hourly_sums, invoice_versions, meters, tariff_overrides, tariffs

@@ -30,7 +30,8 @@ from decimal import Decimal
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
-from ..billing.hour_classes import ClassSums, HourClass, HourGrid
+from ..billing.consumption import ClassSums, HourClass
+from ..billing.hour_classes import HourGrid
 
 _SUMS = """
 SELECT s.meter_id, before.value AS before, x.hour_class, x.rise, x.hours, x.fell,
