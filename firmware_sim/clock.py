@@ -36,6 +36,13 @@ class SimClock:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.now_s(), UTC)
 
+    def set_speed(self, speed: float) -> None:
+        """Run at `speed` from now on, carrying on from the present simulated instant."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self._start_s, self._mono0 = self.now_s(), time.monotonic()
+        self.speed = speed
+
 
 class ManualClock:
     def __init__(self, start: datetime) -> None:

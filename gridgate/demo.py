@@ -812,6 +812,10 @@ async def _run(
                     _remember_clock(data_dir, clock)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 2)
+            # from the daemon's last reads on, the meters' time runs at the wall clock's pace: a
+            # stop that takes a few seconds at 60 times the speed would otherwise add minutes of
+            # energy the next run's first read meets as a register jump
+            clock.set_speed(1.0)
             daemon.stopping.set()
             await asyncio.wait_for(running, 20)
             _remember_clock(data_dir, clock)
