@@ -42,6 +42,7 @@ from cloud.migrate import migrate
 from cloud.services import aggregates, audit, auth, billing_runs, enrollment, fleet, invoices
 from cloud.settings import CloudSettings
 from edge.config import load_config
+from edge.control import CommandRefused
 from edge.daemon import Daemon
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
@@ -56,6 +57,7 @@ from firmware_sim.modbus_meter import SimulatedModbusMeter
 from firmware_sim.mqtt_meter import MqttMeterSettings, SimulatedMqttMeter
 from firmware_sim.physics import MeterPhysics
 from firmware_sim.rtu_bus import RtuBus
+from protocols.errors import ProtocolError
 from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
 from protocols.mqtt.embedded_broker import embedded_broker_thread, free_port
@@ -263,6 +265,14 @@ def _remember_clock(data_dir: Path, clock: SimClock) -> None:
     spare = path.with_suffix(".tmp")
     spare.write_text(repr(clock.now_s()))
     spare.replace(path)
+
+
+async def _read_once_more(daemon: Daemon, meter_ids: list[str]) -> None:
+    """Read each of `meter_ids` at once (as the cloud's read-now command does), stored and
+    checked like a poll; a meter that does not answer within its bound keeps its last poll."""
+    for meter_id in meter_ids:
+        with contextlib.suppress(ProtocolError, CommandRefused, TimeoutError, OSError):
+            await daemon.read_now(meter_id, None)
 
 
 def _last_month(today: date) -> tuple[date, date]:
@@ -812,10 +822,12 @@ async def _run(
                     _remember_clock(data_dir, clock)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 2)
-            # from the daemon's last reads on, the meters' time runs at the wall clock's pace: a
-            # stop that takes a few seconds at 60 times the speed would otherwise add minutes of
-            # energy the next run's first read meets as a register jump
+            # the Modbus meters' time runs at the wall clock's pace from here, and each is read
+            # once more: the registers' last stored values are then those of that pace, and the
+            # next run (its checks sized to its own speed) meets no register jump made of the
+            # minutes that passed at this run's speed between the last poll and the stop
             clock.set_speed(1.0)
+            await _read_once_more(daemon, [f"rtu-{m.unit_id}-{m.profile.model}" for m in meters])
             daemon.stopping.set()
             await asyncio.wait_for(running, 20)
             _remember_clock(data_dir, clock)
