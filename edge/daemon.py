@@ -772,7 +772,9 @@ class Daemon:
         problems = self._gateway_problems(candidate)
         if problems:
             return self.report(version, ConfigState.REJECTED, "; ".join(problems))
-        # durable before anything changes: a stop in the middle restarts on the good version
+        # said, then durable, before anything changes: a stop in the middle restarts on the good
+        # version, and its log holds the attempt the store counts
+        log.info("applying a configuration from the cloud", version=version)
         await self.store(
             Store.put_state,
             {
@@ -785,7 +787,6 @@ class Daemon:
             },
         )
         previous, previous_version = self.config, self.config_version
-        log.info("applying a configuration from the cloud", version=version)
         failure = await self._try(await self._swap(candidate))
         if failure:
             log.error("the new configuration failed; going back", version=version, why=failure)
