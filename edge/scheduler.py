@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,6 +52,7 @@ from protocols.modbus.timing import LineSettings
 from protocols.modbus.transport import ModbusLine, ModbusSerialLine, ModbusTcpLine
 from protocols.mqtt.profile import get_mqtt_profile
 from protocols.mqtt.reader import MeterSamples, MqttMeterReader
+from protocols.reader import Value
 from shared import Sample
 
 from .config import BusSection, MeterSection
@@ -60,7 +61,7 @@ log = structlog.get_logger(__name__)
 
 PollClass = str  # "fast" | "slow"
 # what the daemon does with a meter's samples: (meter, samples, backfilled?)
-SampleSink = Callable[[str, list[Sample], bool], Awaitable[None]]
+SampleSink = Callable[[str, Sequence[Value], bool], Awaitable[None]]
 # what the daemon does with a verdict on a meter's communication: (meter, ok, detail)
 HealthSink = Callable[[str, bool, str], Awaitable[None]]
 ClockSink = Callable[[str, float], Awaitable[None]]
