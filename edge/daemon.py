@@ -28,13 +28,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
-from protocols.dlms.is15959 import Log
-from protocols.dlms.profiles import MeterEvent
-from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
@@ -49,25 +45,31 @@ from shared import (
     MeterHealth,
     Quality,
     Severity,
-    read_private_key,
 )
 
 from . import meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
-from .config import BusSection, EdgeConfig
-from .control import Actions, CommandRefused, Controller
-from .dlms_counters import CounterFile
-from .enrollment import doctor
+from .config import BusSection, EdgeConfig, MeterSection
 from .recent_log import RecentLog
-from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters
-from .software import SoftwareAgent
+from .refusal import CommandRefused
+from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters, is_dlms
+from .software import VERSION, SoftwareAgent
 from .store import NewEvent, ReadingRow, Store, to_us
-from .sync import VERSION, Syncer
 from .updater import Layout, detect_layout
 
+# a gateway loads what its configuration uses: the DLMS stack for DLMS buses, the cloud's
+# sync and commands (httpx, signatures) once it is enrolled
 if TYPE_CHECKING:
+    import httpx
+
+    from protocols.dlms.is15959 import Log
+    from protocols.dlms.profiles import MeterEvent
+    from protocols.dlms.security import CounterLedger
     from protocols.reader import Value
+
+    from .control import Controller
+    from .sync import Syncer
 
 log = structlog.get_logger(__name__)
 UNSYNCED = Quality.CLOCK_UNSYNCED
@@ -459,6 +461,10 @@ class Daemon:
             log.warning("no [cloud] url configured: readings are kept, not sent")
             return None
         try:
+            if not self.config.key_path.exists():  # not enrolled: signatures are not loaded
+                raise FileNotFoundError(f"no key file at {self.config.key_path}")
+            from shared import read_private_key
+
             key = read_private_key(self.config.key_path)
         except (OSError, KeyInvalid) as exc:
             log.error(
@@ -468,6 +474,8 @@ class Daemon:
                 error=str(exc),
             )
             return None
+        from .sync import Syncer
+
         self.software = self._make_software(key)
         self.controller = self._make_controller(key)
         return Syncer(
@@ -499,7 +507,7 @@ class Daemon:
     async def switch_supply(self, meter_id: str, connect: bool) -> dict[str, Any]:
         for bus in self.buses:
             if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
-                if not isinstance(meter.reader, DlmsMeterReader):
+                if not is_dlms(meter.reader):
                     raise CommandRefused(
                         f"meter {meter_id} has no supply relay this gateway can drive"
                         " (only DLMS meters with a disconnect control)"
@@ -513,7 +521,7 @@ class Daemon:
         """The bus of a DLMS meter of this gateway; refused (saying why) for any other."""
         for bus in self.buses:
             if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
-                if not isinstance(meter.reader, DlmsMeterReader):
+                if not is_dlms(meter.reader):
                     raise CommandRefused(
                         f"meter {meter_id} is not a DLMS meter: it keeps no {what}"
                     )
@@ -561,6 +569,8 @@ class Daemon:
         return result
 
     async def run_doctor(self) -> dict[str, Any]:
+        from .enrollment import doctor
+
         findings = await asyncio.to_thread(doctor, self.config)
         return {
             "findings": [
@@ -569,6 +579,8 @@ class Daemon:
         }
 
     def _make_controller(self, key) -> Controller:
+        from .control import Actions, Controller
+
         return Controller(
             gateway_id=self.config.gateway.id,
             key=key,
@@ -628,7 +640,7 @@ class Daemon:
             bus,
             self.config.password,
             self.config.meter_keys,
-            lambda meter: CounterFile(self.config.counters_dir, meter.id),
+            self._counter_file,
         )
         scheduler = BusScheduler(
             bus,
@@ -644,6 +656,12 @@ class Daemon:
             {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}
         )
         return scheduler
+
+    def _counter_file(self, meter: MeterSection) -> CounterLedger:
+        """Where an HLS meter's invocation counters are kept (the DLMS stack is loaded)."""
+        from .dlms_counters import CounterFile
+
+        return CounterFile(self.config.counters_dir, meter.id)
 
     def _start_bus(self, bus: BusSection) -> None:
         runner = self._make_bus(bus)
