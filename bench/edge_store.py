@@ -12,9 +12,10 @@ Prints JSON lines:
                                                                                   target >= 20,000
     downsample_rows_per_s   one disk-budget pass (15-minute intervals) over an unsent log of
                             `--samples` readings of 32 meters, a power and an energy read a second
-    rss_mb                  the daemon (`gridgate edge run`, its own process) polling 32 meters
-                            on simulated Modbus TCP (4 buses of 8, a read a second), at 60 s
-                            (at 20 s too)                                          target <= 50
+    rss_mb                  the daemon (`gridgate edge run`, its own process, enrolled, its cloud
+                            out of reach, default sync settings) polling 32 meters on simulated
+                            Modbus TCP (4 buses of 8, a read a second), at 60 s (at 20 s too)
+                                                                                  target <= 50
     rss_slope_mb_per_h      with --soak-minutes: that daemon's RSS every 10 s, least-squares
                             slope after the warm-up (--warm-minutes, else the first third)
                                                                                   target <= 0.1
@@ -53,7 +54,7 @@ from edge.sync import Syncer
 from firmware_sim.clock import SimClock
 from firmware_sim.fleet import MeterSpec, build_modbus_meters
 from firmware_sim.tcp_server import ModbusTcpServer
-from shared import Quality, Sample, public_key_text, write_private_key
+from shared import Quality, Sample, generate_private_key, public_key_text, write_private_key
 
 try:
     from protocols.reader import MeterValue
@@ -112,9 +113,14 @@ def bench_downsample(folder: Path, count: int) -> None:
     emit("downsample_rows_per_s", count / elapsed, "rows/s", removed=removed)
 
 
-def gateway_config(folder: Path, gateway: str, url: str, buses: str = "") -> Path:
+def gateway_config(
+    folder: Path, gateway: str, url: str, buses: str = "", *, sync_settings: bool = True
+) -> Path:
+    """A gateway's file; `sync_settings` sends large batches as fast as the cloud takes them
+    (the drain's figure), else the sync settings are the defaults a gateway runs with."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "edge.toml"
+    fast = "batch_readings = 10000\nbackfill_readings_per_s = 1000000000\n" if sync_settings else ""
     path.write_text(
         f"""
 [gateway]
@@ -123,9 +129,7 @@ data_dir = "data"
 
 [cloud]
 url = "{url}"
-batch_readings = 10000
-backfill_readings_per_s = 1000000000
-
+{fast}
 [clock]
 require_ntp = false
 {buses}
@@ -277,7 +281,14 @@ async def bench_rss(folder: Path, soak_minutes: float, warm_minutes: float | Non
             f'\n[[buses]]\nname = "tcp-{bus}"\nkind = "modbus-tcp"\nhost = "127.0.0.1"\n'
             f"tcp_port = {server.port}\n{meter_toml}"
         )
-    config = gateway_config(folder / "rss", "gw-rss", "http://127.0.0.1:9", "".join(buses))
+    # an enrolled gateway (its key on disk) whose cloud cannot be reached: it polls, stores, and
+    # builds and tries its batches (default settings) as a gateway offline for weeks does
+    config = gateway_config(
+        folder / "rss", "gw-rss", "http://127.0.0.1:9", "".join(buses), sync_settings=False
+    )
+    key_path = load_config(config).key_path
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_key(key_path, generate_private_key())
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
