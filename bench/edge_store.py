@@ -4,17 +4,28 @@ Prints JSON lines:
 
     store_samples_per_s     readings appended with durable commits (synchronous=FULL, WAL),
                             1,000 a transaction, as the daemon's writer does       target >= 50,000
-    intake_samples_per_s    the same through the daemon's intake (clock flag, local checks)
+    intake_samples_per_s    the same through the daemon's intake (repeat filter, clock flag, local
+                            checks, a flush every 1,000), a healthy fleet's reads (the checks
+                            all run; none fires)                                   target >= 150,000
     drain_readings_per_s    a 1,000,000-reading backlog synced into `gridgate cloud serve`
                             (its own process, real PostgreSQL), cursor advanced per ack
                                                                                   target >= 20,000
     downsample_rows_per_s   one disk-budget pass (15-minute intervals) over an unsent log of
                             `--samples` readings of 32 meters, a power and an energy read a second
-    rss_mb                  the daemon (`gridgate edge run`, its own process) polling 32 meters
-                            on simulated Modbus TCP, after warming up              target <= 80
+    rss_mb                  the daemon (`gridgate edge run`, its own process, enrolled, its cloud
+                            out of reach, default sync settings) polling 32 meters on simulated
+                            Modbus TCP (4 buses of 8, a read a second), at 60 s (at 20 s too)
+                                                                                  target <= 50
+    rss_slope_mb_per_h      with --soak-minutes: that daemon's RSS every 10 s, least-squares
+                            slope after the warm-up (--warm-minutes, else the first third)
+                                                                                  target <= 0.1
+
+Every line says whose code ran ("code"): with --baseline CHECKOUT the same figures are measured
+first with that checkout's code (this script with PYTHONPATH at it), then with this tree's.
 
 Database: GRIDGATE_BENCH_DATABASE_URL's server, else an embedded PostgreSQL.
-Run: python bench/edge_store.py [--backlog 1000000] [--samples 300000]
+Run: python bench/edge_store.py [--backlog 1000000] [--samples 300000] [--figures intake,rss]
+                                [--soak-minutes 120 --warm-minutes 60] [--baseline /tmp/main]
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +46,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from cloud_ingest import cloud_server, fresh_database, setup
 
+import edge
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.store import NewReading, Store
@@ -41,14 +54,23 @@ from edge.sync import Syncer
 from firmware_sim.clock import SimClock
 from firmware_sim.fleet import MeterSpec, build_modbus_meters
 from firmware_sim.tcp_server import ModbusTcpServer
-from shared import Quality, Sample, public_key_text, write_private_key
+from shared import Quality, Sample, generate_private_key, public_key_text, write_private_key
 
+try:
+    from protocols.reader import MeterValue
+except ImportError:  # a checkout from before readers handed plain values on
+    MeterValue = None
+
+CODE_ROOT = Path(edge.__file__).resolve().parents[1]  # whose code runs: the daemon's too
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
+
+
+CODE = os.environ.get("EDGE_STORE_BENCH_CODE", "this tree")  # whose code runs (--baseline)
 
 
 def emit(figure: str, value: float, unit: str, **extra: object) -> None:
     line = {"bench": "edge_store", "figure": figure, "value": round(value, 2), "unit": unit}
-    print(json.dumps({**line, **extra}), flush=True)
+    print(json.dumps({**line, **extra, "code": CODE}), flush=True)
 
 
 def readings(count: int, meters: int = 32) -> list[NewReading]:
@@ -91,9 +113,14 @@ def bench_downsample(folder: Path, count: int) -> None:
     emit("downsample_rows_per_s", count / elapsed, "rows/s", removed=removed)
 
 
-def gateway_config(folder: Path, gateway: str, url: str, buses: str = "") -> Path:
+def gateway_config(
+    folder: Path, gateway: str, url: str, buses: str = "", *, sync_settings: bool = True
+) -> Path:
+    """A gateway's file; `sync_settings` sends large batches as fast as the cloud takes them
+    (the drain's figure), else the sync settings are the defaults a gateway runs with."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "edge.toml"
+    fast = "batch_readings = 10000\nbackfill_readings_per_s = 1000000000\n" if sync_settings else ""
     path.write_text(
         f"""
 [gateway]
@@ -102,15 +129,40 @@ data_dir = "data"
 
 [cloud]
 url = "{url}"
-batch_readings = 10000
-backfill_readings_per_s = 1000000000
-
+{fast}
 [clock]
 require_ntp = false
 {buses}
 """
     )
     return path
+
+
+def value(meter: str, quantity: str, ts: datetime, reading: float) -> object:
+    """A value as a Modbus reader hands it on: a `MeterValue` where the code has them, else a
+    Sample (built without validating, as cheaply as a Sample can be)."""
+    if MeterValue is not None:
+        return MeterValue(meter, quantity, ts, reading)
+    return Sample.model_construct(
+        meter_id=meter, quantity=quantity, ts=ts, value=reading, quality=Quality.OK, unit=""
+    )
+
+
+def healthy_read(i: int, step: int) -> list[tuple[str, float]]:
+    """One read of a meter of a healthy fleet, a second after its last: values within their
+    bands that move a little (no check fires; the checks still run in full), registers rising
+    with the power drawn."""
+    jitter = (i % 7) * 0.1
+    return [
+        ("1.7.0", 2.0 + jitter),
+        ("32.7.0", 230.0 + jitter),
+        ("52.7.0", 231.0 - jitter),
+        ("72.7.0", 229.5 + jitter),
+        ("14.7.0", 50.0 + jitter / 10),
+        ("13.7.0", 0.95),
+        ("1.8.0", 1000.0 + step * 2.0 / 3600),
+        ("3.8.0", 200.0 + step * 0.5 / 3600),
+    ]
 
 
 async def bench_intake(folder: Path, count: int) -> None:
@@ -120,29 +172,27 @@ async def bench_intake(folder: Path, count: int) -> None:
     daemon._open_store()
     daemon._synced = True
     per_read = 8  # one meter's read: a handful of quantities
-    quantities = ["1.7.0", "32.7.0", "52.7.0", "72.7.0", "14.7.0", "13.7.0", "1.8.0", "3.8.0"]
     started = time.perf_counter()
     for i in range(count // per_read):
         meter, step = f"m{i % 32:02d}", i // 32
         ts = T0 + timedelta(seconds=step)
-        samples = [
-            Sample.model_construct(
-                meter_id=meter,
-                quantity=q,
-                ts=ts,
-                value=230.0 + (i % 5),
-                quality=Quality.OK,
-                unit="",
-            )
-            for q in quantities
-        ]
+        samples = [value(meter, q, ts, v) for q, v in healthy_read(i, step)]
         await daemon.on_samples(meter, samples, False)
         if i % 125 == 0:
             await daemon._flush()
     await daemon._flush()
     elapsed = time.perf_counter() - started
+    events = (await daemon.store(Store.backlog))[1]
     daemon.store.shutdown()
-    emit("intake_samples_per_s", count / elapsed, "samples/s", note="clock flag + checks + store")
+    emit(
+        "intake_samples_per_s",
+        count / elapsed,
+        "samples/s",
+        target=">= 150000",
+        commits=count // 1000,
+        events=events,
+        note="a healthy fleet's reads: repeat filter, clock flag, checks, store",
+    )
 
 
 async def bench_drain(folder: Path, backlog: int) -> None:
@@ -189,7 +239,28 @@ async def bench_drain(folder: Path, backlog: int) -> None:
             )
 
 
-async def bench_rss(folder: Path, meters: int = 32) -> None:
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+        / 1024
+    )
+
+
+def slope_per_hour(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of (seconds, MB) points, in MB an hour."""
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    return sum((t - mean_t) * (m - mean_m) for t, m in points) / spread * 3600 if spread else 0.0
+
+
+async def bench_rss(folder: Path, soak_minutes: float, warm_minutes: float | None) -> None:
+    """The daemon's RSS after 20 s and 60 s of polling 32 meters (4 Modbus TCP buses of 8, a fast
+    read a second), then, with `soak_minutes`, every 10 s for that long: the slope of the RSS
+    after the warm-up (`warm_minutes`, else the first third)."""
+    meters = 32
     clock = SimClock()
     models = ["sdm630", "sdm120", "em24", "iem3000"]
     servers = []
@@ -210,7 +281,14 @@ async def bench_rss(folder: Path, meters: int = 32) -> None:
             f'\n[[buses]]\nname = "tcp-{bus}"\nkind = "modbus-tcp"\nhost = "127.0.0.1"\n'
             f"tcp_port = {server.port}\n{meter_toml}"
         )
-    config = gateway_config(folder / "rss", "gw-rss", "http://127.0.0.1:9", "".join(buses))
+    # an enrolled gateway (its key on disk) whose cloud cannot be reached: it polls, stores, and
+    # builds and tries its batches (default settings) as a gateway offline for weeks does
+    config = gateway_config(
+        folder / "rss", "gw-rss", "http://127.0.0.1:9", "".join(buses), sync_settings=False
+    )
+    key_path = load_config(config).key_path
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    write_private_key(key_path, generate_private_key())
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -223,32 +301,91 @@ async def bench_rss(folder: Path, meters: int = 32) -> None:
         str(config),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # the code this script imports, whatever the directory (`-m` puts it first on the path)
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(CODE_ROOT)},
     )
+    started = time.monotonic()
     try:
-        await asyncio.sleep(20)
-        status = await asyncio.to_thread(Path(f"/proc/{process.pid}/status").read_text)
-        rss_kb = int(
-            next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
-        )
+        points: list[tuple[float, float]] = []
+        for at in (20, 60):
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            points.append(
+                (time.monotonic() - started, await asyncio.to_thread(rss_mb, process.pid))
+            )
         store = Store(folder / "rss" / "data" / "edge.sqlite")
         taken = sum(1 for _ in store.all_readings())
         store.close()
-        emit("rss_mb", rss_kb / 1024, "MB", target="<= 80", meters=meters, readings_taken=taken)
+        emit(
+            "rss_mb",
+            points[-1][1],
+            "MB",
+            target="<= 50",
+            meters=meters,
+            at_20_s=round(points[0][1], 1),
+            at_60_s=round(points[1][1], 1),
+            readings_taken=taken,
+        )
+        if soak_minutes <= 0:
+            return
+        end = started + soak_minutes * 60
+        while time.monotonic() < end:
+            await asyncio.sleep(10)
+            if process.returncode is not None:
+                raise RuntimeError(f"the daemon stopped ({process.returncode}) during the soak")
+            points.append(
+                (time.monotonic() - started, await asyncio.to_thread(rss_mb, process.pid))
+            )
+        warm_s = (warm_minutes if warm_minutes is not None else soak_minutes / 3) * 60
+        after = [p for p in points if p[0] >= warm_s]
+        emit(
+            "rss_slope_mb_per_h",
+            slope_per_hour(after),
+            "MB/h",
+            target="<= 0.1",
+            minutes=round(points[-1][0] / 60, 1),
+            after_minutes=round(warm_s / 60, 1),
+            samples=len(after),
+            rss_first_mb=round(after[0][1], 1),
+            rss_last_mb=round(after[-1][1], 1),
+            rss_max_mb=round(max(m for _, m in after), 1),
+        )
     finally:
-        process.terminate()
-        await process.wait()
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
         for server in servers:
             await server.stop()
 
 
-async def main(backlog: int, samples: int) -> None:
+FIGURES = ("store", "downsample", "intake", "drain", "rss")
+
+
+async def main(args: argparse.Namespace) -> None:
+    figures = set(args.figures.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        bench_store(folder, samples)
-        bench_downsample(folder, samples)
-        await bench_intake(folder, samples)
-        await bench_drain(folder, backlog)
-        await bench_rss(folder)
+        if "store" in figures:
+            bench_store(folder, args.samples)
+        if "downsample" in figures:
+            bench_downsample(folder, args.samples)
+        if "intake" in figures:
+            await bench_intake(folder, args.samples)
+        if "drain" in figures:
+            await bench_drain(folder, args.backlog)
+        if "rss" in figures:
+            await bench_rss(folder, args.soak_minutes, args.warm_minutes)
+
+
+def run_baseline(args: argparse.Namespace) -> None:
+    """This script again, with the code of another checkout (its PYTHONPATH): the same figures
+    by the same bench, before this tree's, so both run under the same load."""
+    command = [sys.executable, __file__, "--figures", args.figures, "--samples", str(args.samples)]
+    command += ["--backlog", str(args.backlog), "--soak-minutes", str(args.soak_minutes)]
+    if args.warm_minutes is not None:
+        command += ["--warm-minutes", str(args.warm_minutes)]
+    env = {**os.environ, "PYTHONPATH": str(args.baseline), "EDGE_STORE_BENCH_CODE": "baseline"}
+    subprocess.run(command, env=env, check=True)
 
 
 if __name__ == "__main__":
@@ -257,5 +394,28 @@ if __name__ == "__main__":
     )
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--samples", type=int, default=300_000)
+    parser.add_argument(
+        "--figures", default=",".join(FIGURES), help=f"which, of {','.join(FIGURES)}"
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="keep the daemon of `rss` running this long, and report its RSS slope",
+    )
+    parser.add_argument(
+        "--warm-minutes",
+        type=float,
+        default=None,
+        help="the soak's warm-up, left out of the slope (default: its first third)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="first run the same figures with the code of this checkout (git archive main)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.backlog, args.samples))
+    if args.baseline is not None:
+        run_baseline(args)
+    asyncio.run(main(args))

@@ -15,18 +15,24 @@ EN 50160).
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import EVENT_KINDS, QUANTITIES, EventStatus, Quality, Severity
 
-from .config import ChecksSection
-from .store import NewEvent, NewReading, to_us
+from .store import NewEvent, ReadingRow, from_us
+
+if TYPE_CHECKING:
+    from .config import ChecksSection
 
 PHASE_VOLTAGES = ("32.7.0", "52.7.0", "72.7.0")
 POWER = ("1.7.0", "16.7.0")
+# what the checks ask of a quantity, asked once: energy registers, and the quantities whose
+# reads differ from one read to the next on a live meter (energy registers may stand still at
+# no load, and demand values hold for a whole period)
+CUMULATIVE = frozenset(code for code, q in QUANTITIES.items() if q.is_cumulative)
+VARYING = frozenset(code for code, q in QUANTITIES.items() if not q.changes_slowly)
 
 
 @dataclass
@@ -39,8 +45,16 @@ class MeterState:
     same_reads: int = 0
 
     def dump(self) -> dict[str, Any]:
-        """A copy: the store writes it on its own thread while the checks go on."""
-        return copy.deepcopy(self.__dict__)
+        """A copy: the store writes it on its own thread while the checks go on. (A register's
+        pair and the last values are replaced whole, never changed in place.)"""
+        return {
+            "baseline": self.baseline,
+            "samples": self.samples,
+            "registers": dict(self.registers),
+            "open": dict(self.open),
+            "last_values": self.last_values,
+            "same_reads": self.same_reads,
+        }
 
     @classmethod
     def load(cls, data: dict[str, Any] | None) -> MeterState:
@@ -72,9 +86,9 @@ class Checker:
         return out
 
     def process(
-        self, meter_id: str, readings: list[NewReading], profile: MeterProfile
-    ) -> tuple[list[NewReading], list[NewEvent]]:
-        """The readings (some flagged `suspect`) and the events this read gives rise to."""
+        self, meter_id: str, readings: list[ReadingRow], profile: MeterProfile
+    ) -> tuple[list[ReadingRow], list[NewEvent]]:
+        """The readings of one read (some flagged `suspect`) and the events it gives rise to."""
         state = self.state_of(meter_id)
         self.dirty.add(meter_id)
         run = _Run(meter_id, state, readings)
@@ -118,8 +132,8 @@ class Checker:
         return run.events
 
     # -- the checks -------------------------------------------------------------------------
-    def _power(self, run: _Run, values: dict[str, NewReading]) -> None:
-        reading = next((values[q] for q in POWER if q in values), None)
+    def _power(self, run: _Run, values: dict[str, ReadingRow]) -> None:
+        reading = values.get(POWER[0]) or values.get(POWER[1])
         if reading is None:
             return
         c, state, power = self.config, run.state, reading.value
@@ -156,7 +170,7 @@ class Checker:
         state.baseline = power if base is None else c.ewma_alpha * power + (1 - c.ewma_alpha) * base
         state.samples += 1
 
-    def _voltage(self, run: _Run, values: dict[str, NewReading], profile: MeterProfile) -> None:
+    def _voltage(self, run: _Run, values: dict[str, ReadingRow], profile: MeterProfile) -> None:
         c = self.config
         low, high = (
             c.nominal_voltage * (1 - c.voltage_band),
@@ -178,7 +192,7 @@ class Checker:
             elif present:
                 run.clear(kind)
 
-    def _frequency(self, run: _Run, values: dict[str, NewReading]) -> None:
+    def _frequency(self, run: _Run, values: dict[str, ReadingRow]) -> None:
         reading = values.get("14.7.0")
         if reading is None:
             return
@@ -188,7 +202,7 @@ class Checker:
         else:
             run.clear("frequency_deviation", "14.7.0")
 
-    def _reverse(self, run: _Run, values: dict[str, NewReading], profile: MeterProfile) -> None:
+    def _reverse(self, run: _Run, values: dict[str, ReadingRow], profile: MeterProfile) -> None:
         if profile.export_allowed:
             return
         export = values.get("2.7.0")
@@ -205,13 +219,14 @@ class Checker:
         else:
             run.clear("reverse_flow")
 
-    def _registers(self, run: _Run, readings: list[NewReading]) -> None:
+    def _registers(self, run: _Run, readings: list[ReadingRow]) -> None:
+        registers = run.state.registers
         for reading in readings:
-            if not QUANTITIES[reading.quantity].is_cumulative:
+            if reading.quantity not in CUMULATIVE:
                 continue
-            ts = to_us(reading.ts)
-            previous = run.state.registers.get(reading.quantity)
-            run.state.registers[reading.quantity] = [ts, reading.value]
+            ts = reading.ts_us
+            previous = registers.get(reading.quantity)
+            registers[reading.quantity] = [ts, reading.value]
             if previous is None or ts <= previous[0]:
                 continue
             before = previous[1]
@@ -238,8 +253,8 @@ class Checker:
                 )
                 run.flag(reading)
 
-    def _stale(self, run: _Run, readings: list[NewReading]) -> None:
-        values = [r.value for r in readings if _varies(r.quantity)]
+    def _stale(self, run: _Run, readings: list[ReadingRow]) -> None:
+        values = [r.value for r in readings if r.quantity in VARYING]
         if not values:
             return
         state = run.state
@@ -254,14 +269,8 @@ class Checker:
                 "stale_value", message=f"the same values {state.same_reads + 1} reads running"
             )
             for reading in readings:
-                if _varies(reading.quantity):
+                if reading.quantity in VARYING:
                     run.flag(reading)
-
-
-def _varies(quantity: str) -> bool:
-    """Whether a live meter's reads of `quantity` differ from one read to the next: energy
-    registers may stand still at no load, and demand values hold for a whole period."""
-    return not QUANTITIES[quantity].changes_slowly
 
 
 def _rollover(before: float, after: float) -> bool:
@@ -279,7 +288,7 @@ class _Run:
         self,
         meter_id: str,
         state: MeterState,
-        readings: list[NewReading],
+        readings: list[ReadingRow],
         ts: datetime | None = None,
     ) -> None:
         self.meter_id = meter_id
@@ -287,14 +296,23 @@ class _Run:
         self._readings = readings
         self._flagged: set[int] = set()
         self.events: list[NewEvent] = []
-        self.ts = ts or (readings[0].ts if readings else None)
+        self._ts = ts
 
-    def flag(self, reading: NewReading) -> None:
+    @property
+    def ts(self) -> datetime | None:
+        """The time of the read (its first reading's), made a datetime only for an event."""
+        if self._ts is None and self._readings:
+            self._ts = from_us(self._readings[0].ts_us)
+        return self._ts
+
+    def flag(self, reading: ReadingRow) -> None:
         self._flagged.add(id(reading))
 
-    def readings(self) -> list[NewReading]:
+    def readings(self) -> list[ReadingRow]:
+        if not self._flagged:
+            return self._readings
         return [
-            replace(r, quality=Quality.SUSPECT)
+            ReadingRow(r.meter_id, r.quantity, r.ts_us, r.value, Quality.SUSPECT, r.mono_us)
             if id(r) in self._flagged and r.quality is Quality.OK
             else r
             for r in self._readings

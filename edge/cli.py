@@ -1,4 +1,8 @@
-"""`gridgate edge`: the gateway daemon and its status."""
+"""`gridgate edge`: the gateway daemon and its status.
+
+The field tools' modules (DLMS, the scanner, enrollment, tables and progress bars) are imported
+by the commands that use them: `gridgate edge run` loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,21 @@ import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
-from rich.table import Table
 
-from protocols.dlms.reader import (
-    DlmsMeterConfig,
-    DlmsMeterReader,
-    hdlc_link_factory,
-    wrapper_link_factory,
-)
 from protocols.errors import ProfileError, ProtocolError, TransportError
-from protocols.modbus.profile import get_profile
 from protocols.modbus.timing import LineSettings
-from shared import QUANTITIES, BusSettings, FoundMeter
+from shared import QUANTITIES, BusSettings
 
 from .clock import GatewayClock
 from .config import ConfigError, EdgeConfig, load_config
-from .enrollment import EnrollmentFailed, report_scan
-from .enrollment import doctor as run_doctor
-from .enrollment import enroll as enroll_gateway
-from .field import IDENTIFY_TRIES, NotIdentified, find_settings, open_line, parse_units
-from .field import identify as identify_unit
-from .field import read_meter as read_unit
-from .field import scan as scan_bus
-from .status import read_status
-from .status_view import render_status
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -88,6 +77,9 @@ def status(
 
     Example: gridgate edge status --config /etc/gridgate/edge.toml
     """
+    from .status import read_status
+    from .status_view import render_status
+
     loaded = _load(config)
     try:
         report = read_status(loaded.store_path)
@@ -126,6 +118,8 @@ def _line_settings(baud: str, parity: str, stop_bits: int) -> LineSettings | Non
 
 
 def _values_table(title: str, values: dict[str, float]) -> Table:
+    from rich.table import Table
+
     table = Table("quantity", "name", "value", "unit", title=title)
     for quantity, value in values.items():
         q = QUANTITIES[quantity]
@@ -171,6 +165,15 @@ def scan(
 
     Example: gridgate edge scan --port /dev/ttyUSB0 --baud auto --units 1-32 --report
     """
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from shared import FoundMeter
+
+    from .enrollment import EnrollmentFailed, report_scan
+    from .field import find_settings, parse_units
+    from .field import scan as scan_bus
+
     try:
         wanted = parse_units(units)
     except ValueError as exc:
@@ -326,6 +329,9 @@ def identify(
 
     Example: gridgate edge identify --port /dev/ttyUSB0 --unit 3
     """
+    from .field import IDENTIFY_TRIES, NotIdentified, open_line
+    from .field import identify as identify_unit
+
     settings = _line_settings(baud, parity, stop_bits) or LineSettings()
     where = f"{port} at {settings.baud} {settings.parity}"
 
@@ -376,10 +382,23 @@ def read(
     Example: gridgate edge read --port /dev/ttyUSB0 --unit 3 --profile sdm630
     Example: gridgate edge read --port /dev/ttyUSB1 --hdlc-address 17 --password 12345678
     """
+    from protocols.modbus.profile import get_profile
+
+    from .field import NotIdentified, open_line
+    from .field import identify as identify_unit
+    from .field import read_meter as read_unit
+
     settings = _line_settings(baud, parity, stop_bits) or LineSettings()
 
     async def work() -> tuple[str, dict[str, float]]:
         if hdlc_address is not None:
+            from protocols.dlms.reader import (
+                DlmsMeterConfig,
+                DlmsMeterReader,
+                hdlc_link_factory,
+                wrapper_link_factory,
+            )
+
             config = DlmsMeterConfig(
                 "dlms",
                 password=password.encode() if password else None,
@@ -439,6 +458,9 @@ def enroll(
 
     Example: gridgate edge enroll -c edge.toml --cloud https://cloud.example.in --token AbC...
     """
+    from .enrollment import EnrollmentFailed
+    from .enrollment import enroll as enroll_gateway
+
     loaded = _load(config)
     try:
         board = enroll_gateway(loaded, cloud, token)
@@ -456,6 +478,8 @@ def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
 
     Example: gridgate edge doctor --config /etc/gridgate/edge.toml
     """
+    from .enrollment import doctor as run_doctor
+
     loaded = _load(config)
     findings = run_doctor(loaded)
     if as_json:

@@ -34,11 +34,10 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from protocols.dlms.security import SecurityKeys
 from shared import (
     IDENTIFIER_PATTERN,
     MAX_BUSES,
@@ -52,7 +51,9 @@ from shared import (
     check_unique,
 )
 
-from .meter_keys import KeyFileError, load_key_file
+if TYPE_CHECKING:
+    from protocols.dlms.security import SecurityKeys
+
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -157,13 +158,21 @@ class EdgeConfig(_Section):
     def meter_keys(self, meter: MeterSettings) -> SecurityKeys | None:
         """The meter's HLS-GMAC keys from its key file (KeyFileError if unusable)."""
         path = self.meter_key_path(meter)
-        return load_key_file(path) if path else None
+        if path is None:
+            return None
+        from .meter_keys import load_key_file  # DLMS security: loaded for a meter with keys
+
+        return load_key_file(path)
 
     def key_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Each meter's key file that cannot be used: (key path, what is wrong)."""
         problems = []
         for b, bus in enumerate(self.buses):
             for m, meter in enumerate(bus.meters):
+                if not meter.keys:
+                    continue
+                from .meter_keys import KeyFileError
+
                 try:
                     self.meter_keys(meter)
                 except KeyFileError as exc:

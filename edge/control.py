@@ -54,6 +54,7 @@ from shared import (
     verify_body,
 )
 
+from .refusal import CommandRefused
 from .store import Store
 
 log = structlog.get_logger(__name__)
@@ -61,10 +62,6 @@ PREFIX = "command:"
 REPORT_KEY = "config:report"  # the outcome of the last configuration handled, and if told
 KEEP_IDS = timedelta(days=90)
 PERIOD_S = 300.0  # asked at least this often, so results go out even without a wake-up
-
-
-class CommandRefused(Exception):
-    """The gateway cannot do this command (the message says why); not an error of the run."""
 
 
 @dataclass

@@ -22,19 +22,15 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
-from protocols.dlms.is15959 import Log
-from protocols.dlms.profiles import MeterEvent
-from protocols.dlms.reader import DlmsMeterReader
 from shared import (
     EVENT_KINDS,
     QUANTITIES,
@@ -48,26 +44,36 @@ from shared import (
     KeyInvalid,
     MeterHealth,
     Quality,
-    Sample,
     Severity,
-    read_private_key,
 )
 
 from . import meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
-from .config import BusSection, EdgeConfig
-from .control import Actions, CommandRefused, Controller
-from .dlms_counters import CounterFile
-from .enrollment import doctor
+from .config import BusSection, EdgeConfig, MeterSection
 from .recent_log import RecentLog
-from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters
-from .software import SoftwareAgent
-from .store import NewEvent, NewReading, Store, to_us
-from .sync import VERSION, Syncer
+from .refusal import CommandRefused
+from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters, is_dlms
+from .software import VERSION, SoftwareAgent
+from .store import NewEvent, ReadingRow, Store, to_us
 from .updater import Layout, detect_layout
 
+# a gateway loads what its configuration uses: the DLMS stack for DLMS buses, the cloud's
+# sync and commands (httpx, signatures) once it is enrolled
+if TYPE_CHECKING:
+    import httpx
+
+    from protocols.dlms.is15959 import Log
+    from protocols.dlms.profiles import MeterEvent
+    from protocols.dlms.security import CounterLedger
+    from protocols.reader import Value
+
+    from .control import Controller
+    from .sync import Syncer
+
 log = structlog.get_logger(__name__)
+UNSYNCED = Quality.CLOCK_UNSYNCED
+new_row = tuple.__new__
 STOP_GRACE_S = 10.0  # how long a stop waits for each part of the daemon to finish
 T = TypeVar("T")
 STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuck
@@ -110,7 +116,7 @@ class Daemon:
         self.config_version = 0  # the cloud's version running (0: the file's own settings)
         self.clock = clock or GatewayClock.from_config(config.clock)
         self._transport = transport
-        self._readings: list[NewReading] = []
+        self._readings: list[ReadingRow] = []
         self._events: list[NewEvent] = []
         self.taken = 0  # readings durably stored by this run
         self.profiles: dict[str, MeterProfile] = {}
@@ -143,30 +149,29 @@ class Daemon:
             **kw,
         )
 
-    async def on_samples(self, meter_id: str, samples: list[Sample], backfill: bool) -> None:
-        if not backfill:  # a sample not newer than the last of its series is a repeat
-            fresh = []
-            for s in samples:
-                key, ts = (meter_id, s.quantity), to_us(s.ts)
-                if ts > self._latest.get(key, -1):
-                    self._latest[key] = ts
-                    fresh.append(s)
-            samples = fresh
-            if not samples:
-                return
+    async def on_samples(self, meter_id: str, samples: Sequence[Value], backfill: bool) -> None:
+        """A read's values, as rows of the log: repeats dropped, stamped `clock_unsynced` while
+        the time is unknown, checked (or, filled from a load profile, told as a backfill)."""
         synced = self._synced is not False
         mono = None if synced else self.clock.monotonic_us()
-        readings = [
-            NewReading(
-                meter_id,
-                s.quantity,
-                s.ts,
-                s.value,
-                s.quality if synced else Quality.CLOCK_UNSYNCED,
-                mono,
-            )
-            for s in samples
-        ]
+        latest = self._latest.setdefault(meter_id, {})
+        readings: list[ReadingRow] = []
+        add = readings.append
+        stamp, ts = None, 0
+        for s in samples:
+            if s.ts is not stamp:  # a read's values share their time: converted once
+                stamp, ts = s.ts, to_us(s.ts)
+            quantity = s.quantity
+            if not backfill:  # a sample not newer than the last of its series is a repeat
+                if ts <= latest.get(quantity, -1):
+                    continue
+                latest[quantity] = ts
+            # tuple.__new__: a ReadingRow without the Python frame of its generated __new__
+            add(new_row(ReadingRow, (meter_id, quantity, ts, s.value, s.quality, mono)))
+        if not synced:
+            readings = [r._replace(quality=UNSYNCED) for r in readings]
+        if not readings:
+            return
         if backfill:
             events = [
                 self._event(
@@ -221,7 +226,7 @@ class Daemon:
         if readings or events or changed or cursors:
             state = {f"check:{meter}": data for meter, data in changed.items()} | cursors
             try:
-                await self.store(Store.append, readings, events, state)
+                await self.store(Store.append_rows, readings, events, state)
             except Exception as exc:  # disk full, I/O error: keep the rows, say so, retry
                 self._hold(readings, events, exc)
                 self._state_with_events = cursors | self._state_with_events
@@ -241,7 +246,7 @@ class Daemon:
         if reductions:
             await self.store(Store.append, [], reductions)
 
-    def _hold(self, readings: list[NewReading], events: list[NewEvent], exc: Exception) -> None:
+    def _hold(self, readings: list[ReadingRow], events: list[NewEvent], exc: Exception) -> None:
         if self._write_failure is None:
             self._write_failure = (self.clock.now(), str(exc))
         self._readings[:0], self._events[:0] = readings, events
@@ -446,7 +451,9 @@ class Daemon:
             key[len(meter_events.PREFIX) :]: value
             for key, value in store.state_items(meter_events.PREFIX).items()
         }
-        self._latest = store.latest_times()
+        self._latest: dict[str, dict[str, int]] = {}  # meter -> quantity -> newest time
+        for (meter, quantity), ts in store.latest_times().items():
+            self._latest.setdefault(meter, {})[quantity] = ts
         self._load_good(store)  # the cloud's last good settings, where the file allows
 
     def _make_syncer(self) -> Syncer | None:
@@ -454,6 +461,10 @@ class Daemon:
             log.warning("no [cloud] url configured: readings are kept, not sent")
             return None
         try:
+            if not self.config.key_path.exists():  # not enrolled: signatures are not loaded
+                raise FileNotFoundError(f"no key file at {self.config.key_path}")
+            from shared import read_private_key
+
             key = read_private_key(self.config.key_path)
         except (OSError, KeyInvalid) as exc:
             log.error(
@@ -463,6 +474,8 @@ class Daemon:
                 error=str(exc),
             )
             return None
+        from .sync import Syncer
+
         self.software = self._make_software(key)
         self.controller = self._make_controller(key)
         return Syncer(
@@ -494,7 +507,7 @@ class Daemon:
     async def switch_supply(self, meter_id: str, connect: bool) -> dict[str, Any]:
         for bus in self.buses:
             if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
-                if not isinstance(meter.reader, DlmsMeterReader):
+                if not is_dlms(meter.reader):
                     raise CommandRefused(
                         f"meter {meter_id} has no supply relay this gateway can drive"
                         " (only DLMS meters with a disconnect control)"
@@ -508,7 +521,7 @@ class Daemon:
         """The bus of a DLMS meter of this gateway; refused (saying why) for any other."""
         for bus in self.buses:
             if isinstance(bus, BusScheduler) and (meter := bus.meter(meter_id)) is not None:
-                if not isinstance(meter.reader, DlmsMeterReader):
+                if not is_dlms(meter.reader):
                     raise CommandRefused(
                         f"meter {meter_id} is not a DLMS meter: it keeps no {what}"
                     )
@@ -525,7 +538,7 @@ class Daemon:
         samples = await bus.read_load_profile(meter_id, start, end)
         # rows waiting for the writer first: once handed to the store thread they are written
         # before this question is answered
-        held = {(r.quantity, to_us(r.ts)) for r in self._readings if r.meter_id == meter_id}
+        held = {(r.quantity, r.ts_us) for r in self._readings if r.meter_id == meter_id}
         held |= await self.store(Store.reading_times, meter_id, to_us(start), to_us(end))
         fresh = [s for s in samples if (s.quantity, to_us(s.ts)) not in held]
         if fresh:
@@ -556,6 +569,8 @@ class Daemon:
         return result
 
     async def run_doctor(self) -> dict[str, Any]:
+        from .enrollment import doctor
+
         findings = await asyncio.to_thread(doctor, self.config)
         return {
             "findings": [
@@ -564,6 +579,8 @@ class Daemon:
         }
 
     def _make_controller(self, key) -> Controller:
+        from .control import Actions, Controller
+
         return Controller(
             gateway_id=self.config.gateway.id,
             key=key,
@@ -623,7 +640,7 @@ class Daemon:
             bus,
             self.config.password,
             self.config.meter_keys,
-            lambda meter: CounterFile(self.config.counters_dir, meter.id),
+            self._counter_file,
         )
         scheduler = BusScheduler(
             bus,
@@ -639,6 +656,12 @@ class Daemon:
             {k[6:]: v for k, v in self._meter_state.items() if v.get("bus") == bus.name}
         )
         return scheduler
+
+    def _counter_file(self, meter: MeterSection) -> CounterLedger:
+        """Where an HLS meter's invocation counters are kept (the DLMS stack is loaded)."""
+        from .dlms_counters import CounterFile
+
+        return CounterFile(self.config.counters_dir, meter.id)
 
     def _start_bus(self, bus: BusSection) -> None:
         runner = self._make_bus(bus)

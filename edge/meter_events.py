@@ -15,13 +15,15 @@ newer. Pure functions: the daemon owns the state and the store.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocols.dlms.is15959 import Log, Phase
-from protocols.dlms.profiles import MeterEvent, newer_than
 from shared import EVENT_KINDS, EventStatus
 
 from .store import NewEvent
+
+if TYPE_CHECKING:
+    from protocols.dlms.profiles import MeterEvent
 
 PREFIX = "meter_events:"
 _STATUS = {
@@ -71,6 +73,8 @@ def to_event(meter_id: str, event: MeterEvent) -> NewEvent:
 def take(meter_id: str, events: list[MeterEvent], cursor: Cursor | None) -> tuple[list, Cursor]:
     """The events not taken before, as the gateway's events (oldest first), and the cursor
     that remembers them."""
+    from protocols.dlms.profiles import newer_than  # loaded already: `events` were read by it
+
     cursor = {log: dict(mark) for log, mark in (cursor or {}).items()}
     fresh: list[MeterEvent] = []
     for log in Log:

@@ -21,23 +21,15 @@ a day at a time so the other meters keep their turns) or for the meter's clock t
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from protocols.dlms.is15959 import Log
-from protocols.dlms.profiles import MeterEvent
-from protocols.dlms.reader import (
-    DlmsMeterConfig,
-    DlmsMeterReader,
-    hdlc_link_factory,
-    wrapper_link_factory,
-)
-from protocols.dlms.security import CounterLedger, SecurityKeys
 from protocols.errors import (
     CrcError,
     FrameError,
@@ -50,17 +42,24 @@ from protocols.modbus.profile import get_profile
 from protocols.modbus.reader import ModbusMeterConfig, ModbusMeterReader
 from protocols.modbus.timing import LineSettings
 from protocols.modbus.transport import ModbusLine, ModbusSerialLine, ModbusTcpLine
-from protocols.mqtt.profile import get_mqtt_profile
-from protocols.mqtt.reader import MeterSamples, MqttMeterReader
+from protocols.reader import Value
 from shared import Sample
 
 from .config import BusSection, MeterSection
+
+# the DLMS stack (dlms_cosem, cryptography) and the MQTT client are loaded by the buses that
+# use them, not by a gateway that only reads Modbus: megabytes on a Raspberry Pi
+if TYPE_CHECKING:
+    from protocols.dlms.is15959 import Log
+    from protocols.dlms.profiles import MeterEvent
+    from protocols.dlms.reader import DlmsMeterReader
+    from protocols.dlms.security import CounterLedger, SecurityKeys
 
 log = structlog.get_logger(__name__)
 
 PollClass = str  # "fast" | "slow"
 # what the daemon does with a meter's samples: (meter, samples, backfilled?)
-SampleSink = Callable[[str, list[Sample], bool], Awaitable[None]]
+SampleSink = Callable[[str, Sequence[Value], bool], Awaitable[None]]
 # what the daemon does with a verdict on a meter's communication: (meter, ok, detail)
 HealthSink = Callable[[str, bool, str], Awaitable[None]]
 ClockSink = Callable[[str, float], Awaitable[None]]
@@ -72,6 +71,13 @@ class MeterEventsHook:
 
     since: Callable[[str], dict[Log, datetime | None]]
     deliver: Callable[[str, list[MeterEvent]], Awaitable[None]]
+
+
+def is_dlms(reader: object) -> bool:
+    """Whether `reader` is a DLMS meter's: asked without loading the DLMS stack (without it
+    loaded, no reader is one)."""
+    module = sys.modules.get("protocols.dlms.reader")
+    return module is not None and isinstance(reader, module.DlmsMeterReader)
 
 
 PROFILE_CHUNK = timedelta(days=1)  # a load profile asked for by hand is read a day at a time
@@ -164,6 +170,13 @@ def build_meters(
             )
             meters.append(PolledMeter(m, ModbusMeterReader(config, line)))
     else:
+        from protocols.dlms.reader import (
+            DlmsMeterConfig,
+            DlmsMeterReader,
+            hdlc_link_factory,
+            wrapper_link_factory,
+        )
+
         settings = LineSettings(baud=bus.baud, parity=bus.parity, stop_bits=bus.stop_bits)
         for m in bus.meters:
             hls = m.mechanism == "hls-gmac"
@@ -253,7 +266,7 @@ class BusScheduler:
         """Open or close a DLMS meter's supply relay, between two polls."""
         meter = self.meter(meter_id)
         assert meter is not None
-        assert isinstance(meter.reader, DlmsMeterReader)
+        assert is_dlms(meter.reader)
         async with self._turn:
             budget = meter.config.timeout_s * 20 + 5
             return await asyncio.wait_for(meter.reader.switch_supply(connect), budget)
@@ -266,7 +279,7 @@ class BusScheduler:
         polls (nor the watchdog's heartbeat). A capture on a day's edge is kept once."""
         meter = self.meter(meter_id)
         assert meter is not None
-        assert isinstance(meter.reader, DlmsMeterReader)
+        assert is_dlms(meter.reader)
         found: dict[tuple[str, datetime], Sample] = {}
         day_start = start
         while day_start < end:
@@ -289,7 +302,7 @@ class BusScheduler:
         `max_drift_s`, set it and read it back. What was found and done."""
         meter = self.meter(meter_id)
         assert meter is not None
-        assert isinstance(meter.reader, DlmsMeterReader)
+        assert is_dlms(meter.reader)
         reader = meter.reader
         budget = meter.config.timeout_s * 20 + 5
         async with self._turn:
@@ -349,7 +362,7 @@ class BusScheduler:
         meter.due[poll_class] = max(meter.due[poll_class] + meter.interval(poll_class), now)
         await self._on_samples(meter.meter_id, samples, False)
         await self._on_health(meter.meter_id, True, "")
-        if isinstance(meter.reader, DlmsMeterReader) and (poll_class == "slow" or was_failing):
+        if is_dlms(meter.reader) and (poll_class == "slow" or was_failing):
             await self._dlms_extras(meter, gap_from, at)
 
     async def _failed(self, meter: PolledMeter, exc: BaseException, now: float) -> None:
@@ -377,7 +390,7 @@ class BusScheduler:
 
     async def _dlms_extras(self, meter: PolledMeter, gap_from: str | None, now: datetime) -> None:
         reader = meter.reader
-        assert isinstance(reader, DlmsMeterReader)
+        assert is_dlms(reader)
         try:
             meter_time = await reader.read_clock()
             drift = (meter_time - datetime.now(UTC)).total_seconds()
@@ -416,6 +429,9 @@ class MqttBus:
         on_health: HealthSink,
         client_id: str,
     ) -> None:
+        from protocols.mqtt.profile import get_mqtt_profile
+        from protocols.mqtt.reader import MqttMeterReader
+
         self.bus = bus
         profile = get_mqtt_profile(next((m.profile for m in bus.meters if m.profile), "tasmota"))
         devices = {m.device or m.id: m.id for m in bus.meters}
@@ -434,6 +450,8 @@ class MqttBus:
         self.heartbeat = time.monotonic()
 
     async def run(self) -> None:
+        from protocols.mqtt.reader import MeterSamples
+
         failures = 0
         while True:
             try:

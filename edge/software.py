@@ -20,20 +20,25 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from shared import GATEWAY_HEADER, SIGNATURE_HEADER, UpdateReport, WheelRequest, sign_body
 
 from . import updater
-from .control import CommandRefused
+from .refusal import CommandRefused
 from .updater import Layout
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 log = structlog.get_logger(__name__)
+try:
+    VERSION = metadata.version("gridgate")
+except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0+unknown"
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 REPORT_RETRY_S = 30.0
 HEALTH_POLL_S = 0.5
@@ -108,6 +113,8 @@ class SoftwareAgent:
 
     async def _download(self, layout: Layout, version: str, sha256: str) -> Path:
         """The wheel, streamed to the downloads directory and checked against `sha256`."""
+        from shared import WheelRequest  # the update machinery, loaded when an update comes
+
         if self._client is None or self.key is None:
             raise CommandRefused("no cloud to fetch the wheel from")
         body = WheelRequest(
@@ -144,6 +151,8 @@ class SoftwareAgent:
         return path
 
     def _signed(self, body: bytes) -> dict[str, str]:
+        from shared import GATEWAY_HEADER, SIGNATURE_HEADER, sign_body
+
         assert self.key is not None
         return {
             "Content-Type": "application/json",
@@ -198,6 +207,8 @@ class SoftwareAgent:
 
     async def _report_once(self) -> bool:
         """Send the waiting outcome; True once there is nothing left to send."""
+        from shared import UpdateReport
+
         layout = self.layout
         assert layout is not None
         outcome = await asyncio.to_thread(updater.unreported, layout)

@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -104,14 +105,33 @@ def from_us(us: int) -> datetime:
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
 
 
+class ReadingRow(NamedTuple):
+    """A reading as the log stores it (the columns of `readings` after `seq`): the daemon's
+    intake builds one per sample and `append_rows` hands them to SQLite as they are."""
+
+    meter_id: str
+    quantity: str
+    ts_us: int  # UTC, microseconds since the epoch
+    value: float
+    quality: Quality = Quality.OK
+    mono_us: int | None = None  # the monotonic clock, when taken with the clock unsynchronised
+
+
 @dataclass(frozen=True, slots=True)
 class NewReading:
+    """A reading with its time as a datetime (`append`); `row()` is what the log stores."""
+
     meter_id: str
     quantity: str
     ts: datetime
     value: float
     quality: Quality = Quality.OK
     mono_us: int | None = None
+
+    def row(self) -> ReadingRow:
+        return ReadingRow(
+            self.meter_id, self.quantity, to_us(self.ts), self.value, self.quality, self.mono_us
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,41 +263,54 @@ class Store:
         events: Sequence[NewEvent] = (),
         state: Mapping[str, Any] | None = None,
     ) -> tuple[int, int]:
+        """`append_rows` for readings timed by datetimes."""
+        return self.append_rows([r.row() for r in readings], events, state)
+
+    def append_rows(
+        self,
+        rows: Sequence[ReadingRow] = (),
+        events: Sequence[NewEvent] = (),
+        state: Mapping[str, Any] | None = None,
+    ) -> tuple[int, int]:
         """Write rows durably in one transaction, with `state` (key -> value, as `put_state`)
         in the same one: the state the rows were produced with. Returns the first and last seq
-        given."""
+        given: readings first, then events, one after the other. SQLite numbers the readings
+        after the first (a rowid without AUTOINCREMENT is the table's largest plus one, and the
+        first is given the largest seq of both logs plus one), so a row goes in as it came."""
         first = self._last_seq + 1
-        seq = self._last_seq
-        reading_rows = []
-        for r in readings:
-            seq += 1
-            reading_rows.append(
-                (seq, r.meter_id, r.quantity, to_us(r.ts), r.value, r.quality.value, r.mono_us)
-            )
-        event_rows = []
-        for e in events:
-            seq += 1
-            event_rows.append(
-                (
-                    seq,
-                    to_us(e.ts),
-                    e.kind,
-                    e.status.value,
-                    e.severity.value,
-                    e.meter_id,
-                    e.quantity,
-                    e.message[:500],
-                    json.dumps(e.details, default=str),
-                )
-            )
-        if seq == self._last_seq and not state:
-            return first, seq
+        if not rows and not events and not state:
+            return first, self._last_seq
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", reading_rows)
+            seq = self._last_seq
+            if rows:
+                conn.execute("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)", (first, *rows[0]))
+                conn.executemany(
+                    "INSERT INTO readings (meter_id, quantity, ts_us, value, quality, mono_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    islice(rows, 1, None),
+                )
+                seq = conn.execute("SELECT max(seq) FROM readings").fetchone()[0]
+            event_rows = []
+            for e in events:
+                seq += 1
+                event_rows.append(
+                    (
+                        seq,
+                        to_us(e.ts),
+                        e.kind,
+                        e.status.value,
+                        e.severity.value,
+                        e.meter_id,
+                        e.quantity,
+                        e.message[:500],
+                        json.dumps(e.details, default=str),
+                    )
+                )
             conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
+            if seq != self._last_seq:
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (str(seq),))
             if state:
                 self._upsert_state(state)
             conn.execute("COMMIT")

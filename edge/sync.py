@@ -16,7 +16,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 import structlog
@@ -39,13 +38,10 @@ from shared import (
 )
 
 from .config import CloudSection
+from .software import VERSION
 from .store import NewEvent, Store, StoredEvent, StoredReading, from_us
 
 log = structlog.get_logger(__name__)
-try:
-    VERSION = version("gridgate")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    VERSION = "0+unknown"
 
 
 REFUSAL_NOTICE_S = 3600.0  # a refused meter becomes an event at most this often

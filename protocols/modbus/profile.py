@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared import QUANTITIES, describe_validation_error
+from shared import QUANTITIES
 
 from ..errors import ProfileError
 from .codec import REGISTER_COUNT, DataType, WordOrder
@@ -190,6 +190,8 @@ def parse_profile(text: str, source: str) -> ModbusProfile:
     try:
         return ModbusProfile.model_validate(data)
     except ValidationError as exc:
+        from shared import describe_validation_error  # the contract's codec: only on an error
+
         problems = "; ".join(f"{path}: {msg}" for path, msg in describe_validation_error(exc))
         raise ProfileError(f"{source}: {problems}") from exc
 

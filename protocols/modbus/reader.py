@@ -1,4 +1,4 @@
-"""Reading one Modbus meter: its read plan, executed on its line, decoded into Samples."""
+"""Reading one Modbus meter: its read plan, executed on its line, decoded into values."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from shared import Sample
-
 from ..errors import IllegalDataAddress
+from ..reader import MeterValue
 from .codec import decode_ascii, decode_words
 from .plan import MeterReadPlan, ReadRequest
 from .profile import IdentifySpec, ModbusProfile, PollClass, SerialSpec
@@ -58,8 +57,9 @@ class ModbusMeterReader:
             timeout_s=self.config.timeout_s,
         )
 
-    async def read(self, poll_class: PollClass | None = None) -> list[Sample]:
-        """Read every register of `poll_class` (None: all) and return them as Samples.
+    async def read(self, poll_class: PollClass | None = None) -> list[MeterValue]:
+        """Read every register of `poll_class` (None: all) and return their values, each in its
+        quantity's unit (the profile's scale) and known to the quantity table (profile.py).
 
         A refused merged request is split and retried at once (the plan remembers); any other
         failure propagates, typed, and nothing of this read is returned half-done.
@@ -87,7 +87,7 @@ class ModbusMeterReader:
             if not math.isfinite(value):
                 self._log.warning("meter returned a non-finite value", quantity=quantity)
                 continue
-            samples.append(Sample(meter_id=self.meter_id, quantity=quantity, ts=now, value=value))
+            samples.append(MeterValue(self.meter_id, quantity, now, value))
         return samples
 
     async def _read_block(self, spec: IdentifySpec | SerialSpec) -> int | str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from edge.checks import Checker, MeterProfile
 from edge.config import load_config
 from edge.daemon import Daemon
-from edge.store import NewReading, Store
+from edge.store import ReadingRow, Store, to_us
 from shared import Sample
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -60,9 +60,11 @@ async def test_a_failed_write_holds_the_state_with_its_events(tmp_path: Path) ->
     checker = Checker(
         daemon.config.checks, {k[6:]: v for k, v in again.state_items("check:").items()}
     )
-    reads = [NewReading("m1", q, T0 + timedelta(seconds=2), 182.0) for q in ("32.7.0", "52.7.0")]
+    second = to_us(T0 + timedelta(seconds=2))
+    reads = [ReadingRow("m1", q, second, 182.0) for q in ("32.7.0", "52.7.0")]
     assert checker.process("m1", reads, MeterProfile())[1] == []
-    good = [NewReading("m1", q, T0 + timedelta(seconds=3), 229.0) for q in ("32.7.0", "52.7.0")]
+    third = to_us(T0 + timedelta(seconds=3))
+    good = [ReadingRow("m1", q, third, 229.0) for q in ("32.7.0", "52.7.0")]
     _, events = checker.process("m1", good, MeterProfile())
     assert [(e.kind, e.status.value) for e in events] == [("voltage_sag", "cleared")]
     again.close()

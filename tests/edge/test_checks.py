@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 from edge.checks import Checker, MeterProfile
 from edge.config import ChecksSection
-from edge.store import NewReading
+from edge.store import ReadingRow, to_us
 from shared import EventStatus, Quality, Severity
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 THREE = MeterProfile(phases=3)
 
 
-def read(step: int, **values: float) -> list[NewReading]:
-    ts = T0 + timedelta(minutes=step)
-    return [NewReading("m1", q, ts, v) for q, v in values.items()]
+def read(step: int, **values: float) -> list[ReadingRow]:
+    ts = to_us(T0 + timedelta(minutes=step))
+    return [ReadingRow("m1", q, ts, v) for q, v in values.items()]
 
 
 def kinds(events: list, status: EventStatus | None = None) -> list[str]:

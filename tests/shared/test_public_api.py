@@ -1,5 +1,8 @@
 """The public surface of `shared` is deliberate: adding or removing a name is a contract change."""
 
+import ast
+from pathlib import Path
+
 import shared
 from shared import EVENT_KINDS, QUANTITIES, QuantityKind
 
@@ -114,3 +117,19 @@ def test_quantity_table_follows_obis_conventions() -> None:
 
 def test_every_event_kind_has_a_description() -> None:
     assert all(description for _, description in EVENT_KINDS.values())
+
+
+def test_the_lazy_names_agree_with_what_type_checkers_read() -> None:
+    """`shared` imports a name's module when the name is first asked for (its `__getattr__`);
+    the imports type checkers read are the same names from the same modules."""
+    tree = ast.parse(Path(shared.__file__).read_text())
+    checked = {
+        alias.name: node.module
+        for block in tree.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert checked == shared._MODULE_OF
+    assert set(checked) == set(shared.__all__)
