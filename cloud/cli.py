@@ -33,6 +33,7 @@ admin = typer.Typer(
 )
 app.add_typer(admin, name="admin")
 T = TypeVar("T")
+STOP_GRACE_S = 20  # how long `serve` waits on a stop for the requests in flight
 
 
 def _settings(**changes: Any) -> CloudSettings:
@@ -114,6 +115,9 @@ def serve(
         # taken from X-Forwarded-* only when the request comes from these proxies
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # a stop waits this long for the requests in flight, then ends those left (a stream a
+        # client never closes): it is over well before a service manager's kill
+        "timeout_graceful_shutdown": STOP_GRACE_S,
     }
     with database_url(settings) as url:  # an embedded server starts here, once
         try:

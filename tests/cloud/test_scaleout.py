@@ -40,7 +40,8 @@ from tests.support.clusters import primary_and_replica, wait_for_replay
 from tests.support.services import free_tcp_port
 
 pytestmark = pytest.mark.slow
-GRIDGATE = [sys.executable, "-m", "gridgate", "--log-level", "WARNING", "cloud", "serve"]
+# at INFO: a failure shows how far a start or a stop got
+GRIDGATE = [sys.executable, "-m", "gridgate", "--log-level", "INFO", "cloud", "serve"]
 EMAIL, PASSWORD = "ops@example.in", "correct horse battery"
 QUICK_JOBS = {
     "aggregates",
@@ -80,6 +81,14 @@ def stopped_at_end(*processes: subprocess.Popen[bytes]) -> Iterator[None]:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=30)
+
+
+def stop_code(process: subprocess.Popen[bytes], log: Path) -> int:
+    """The exit code of a process asked to stop, or a failure showing how far its stop got."""
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"no stop within 60 s: {log.read_text()[-3000:]}") from None
 
 
 def poll(check, what: str, timeout_s: float = 90):
@@ -237,10 +246,10 @@ async def test_two_processes_share_jobs_and_streams_and_read_charts_from_a_repli
             assert full
             ran = job_intervals(primary)
             assert {w for jobs in ran.values() for w, _ in jobs.values()} <= names
-            for process in processes:
+            for process, log in zip(processes, logs, strict=True):
                 process.send_signal(signal.SIGTERM)
                 # uvicorn ends a single server by raising the signal again once it has stopped
-                assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+                assert stop_code(process, log) in (0, -signal.SIGTERM)
 
 
 async def _stream_and_charts(
