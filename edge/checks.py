@@ -312,7 +312,7 @@ class _Run:
         if not self._flagged:
             return self._readings
         return [
-            ReadingRow(r.meter_id, r.quantity, r.ts_us, r.value, Quality.SUSPECT, r.mono_us)
+            r._replace(quality=Quality.SUSPECT)
             if id(r) in self._flagged and r.quality is Quality.OK
             else r
             for r in self._readings

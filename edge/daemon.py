@@ -167,9 +167,8 @@ class Daemon:
                     continue
                 latest[quantity] = ts
             # tuple.__new__: a ReadingRow without the Python frame of its generated __new__
-            add(new_row(ReadingRow, (meter_id, quantity, ts, s.value, s.quality, mono)))
-        if not synced:
-            readings = [r._replace(quality=UNSYNCED) for r in readings]
+            quality = s.quality if synced else UNSYNCED
+            add(new_row(ReadingRow, (meter_id, quantity, ts, s.value, quality, mono)))
         if not readings:
             return
         if backfill:
@@ -451,9 +450,7 @@ class Daemon:
             key[len(meter_events.PREFIX) :]: value
             for key, value in store.state_items(meter_events.PREFIX).items()
         }
-        self._latest: dict[str, dict[str, int]] = {}  # meter -> quantity -> newest time
-        for (meter, quantity), ts in store.latest_times().items():
-            self._latest.setdefault(meter, {})[quantity] = ts
+        self._latest = store.latest_times()
         self._load_good(store)  # the cloud's last good settings, where the file allows
 
     def _make_syncer(self) -> Syncer | None:

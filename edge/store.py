@@ -687,13 +687,15 @@ class Store:
             raise
 
     # ------------------------------------------------------------------ reading back
-    def latest_times(self) -> dict[tuple[str, str], int]:
-        """The newest reading time of every (meter, quantity): a repeated or late sample (a
-        retained MQTT message seen again, say) must not enter the log twice."""
-        rows = self._conn.execute(
+    def latest_times(self) -> dict[str, dict[str, int]]:
+        """meter -> quantity -> the newest reading time: a repeated or late sample (a retained
+        MQTT message seen again, say) must not enter the log twice."""
+        latest: dict[str, dict[str, int]] = {}
+        for meter, quantity, ts in self._conn.execute(
             "SELECT meter_id, quantity, max(ts_us) FROM readings GROUP BY meter_id, quantity"
-        ).fetchall()
-        return {(m, q): ts for m, q, ts in rows}
+        ):
+            latest.setdefault(meter, {})[quantity] = ts
+        return latest
 
     def reading_times(self, meter_id: str, start_us: int, end_us: int) -> set[tuple[str, int]]:
         """(quantity, ts_us) of a meter's readings still held between two instants (inclusive):
