@@ -42,8 +42,8 @@ from cloud.migrate import migrate
 from cloud.services import aggregates, audit, auth, billing_runs, enrollment, fleet, invoices
 from cloud.settings import CloudSettings
 from edge.config import load_config
-from edge.control import CommandRefused
 from edge.daemon import Daemon
+from edge.refusal import CommandRefused
 from firmware_sim.clock import SimClock
 from firmware_sim.dlms_line import DlmsTcpServer
 from firmware_sim.dlms_meter import SimulatedDlmsMeter, register_table
@@ -136,7 +136,7 @@ async def _seed(url: str) -> None:
             )
             meters = [  # (id, model, phases)
                 *(
-                    (f"rtu-{unit}-{model}", _model_name(model), get_profile(model).phases)
+                    (_rtu_id(unit, model), _model_name(model), get_profile(model).phases)
                     for unit, model in MODBUS
                 ),
                 ("dlms-1", "DLMS/COSEM polyphase meter", 3),
@@ -265,6 +265,11 @@ def _remember_clock(data_dir: Path, clock: SimClock) -> None:
     spare = path.with_suffix(".tmp")
     spare.write_text(repr(clock.now_s()))
     spare.replace(path)
+
+
+def _rtu_id(unit: int, model: str) -> str:
+    """The gateway's id of a Modbus meter on the demo's bus."""
+    return f"rtu-{unit}-{model}"
 
 
 async def _read_once_more(daemon: Daemon, meter_ids: list[str]) -> None:
@@ -509,7 +514,7 @@ def _edge_config(
     folder: Path, cloud_url: str, link: Path, dlms_port: int, mqtt_port: int, speed: float
 ) -> Path:
     meters = "".join(
-        f'\n[[buses.meters]]\nid = "rtu-{unit}-{model}"\nunit = {unit}\nprofile = "{model}"\n'
+        f'\n[[buses.meters]]\nid = "{_rtu_id(unit, model)}"\nunit = {unit}\nprofile = "{model}"\n'
         f"phases = {1 if model == 'sdm120' else 3}\nfast_s = 5\nslow_s = 15\n"
         for unit, model in MODBUS
     )
@@ -739,14 +744,14 @@ async def _run(
         await _import_history(
             url,
             {
-                **{f"rtu-{m.unit_id}-{m.profile.model}": m.physics for m in meters},
+                **{_rtu_id(m.unit_id, m.profile.model): m.physics for m in meters},
                 "dlms-1": dlms.meter.physics,
                 "plug-1": plug.physics,
                 GENERATION_ID: solar.physics,
             },
             {
                 **{
-                    f"rtu-{m.unit_id}-{m.profile.model}": _reported(m.profile.model, 3)
+                    _rtu_id(m.unit_id, m.profile.model): _reported(m.profile.model, 3)
                     for m in meters
                 },
                 "dlms-1": _reported("dlms", 3),
@@ -827,7 +832,7 @@ async def _run(
             # next run (its checks sized to its own speed) meets no register jump made of the
             # minutes that passed at this run's speed between the last poll and the stop
             clock.set_speed(1.0)
-            await _read_once_more(daemon, [f"rtu-{m.unit_id}-{m.profile.model}" for m in meters])
+            await _read_once_more(daemon, [_rtu_id(m.unit_id, m.profile.model) for m in meters])
             daemon.stopping.set()
             await asyncio.wait_for(running, 20)
             _remember_clock(data_dir, clock)
