@@ -244,6 +244,8 @@ class Daemon:
         reductions = await self.store(Store.enforce_budget, self.config.store.downsample_interval_s)
         if reductions:
             await self.store(Store.append, [], reductions)
+            if self.syncer is not None:
+                self.syncer.forget_unanswered()  # its unsent readings were just reduced
 
     def _hold(self, readings: list[ReadingRow], events: list[NewEvent], exc: Exception) -> None:
         if self._write_failure is None:

@@ -34,6 +34,7 @@ from shared import (
     Reading,
     Refusal,
     Severity,
+    SignedBody,
     seal_batch,
 )
 
@@ -45,6 +46,11 @@ log = structlog.get_logger(__name__)
 
 
 REFUSAL_NOTICE_S = 3600.0  # a refused meter becomes an event at most this often
+# A batch whose answer never came (no connection, a timeout, a 5xx) is sent again as the same
+# bytes for this long: if the cloud took it and only the acknowledgement was lost, it knows the
+# bytes and answers from its record without parsing them again. Past this the batch is built
+# afresh, with the newest heartbeat and whatever arrived meanwhile.
+RESEND_SAME_BYTES_S = 120.0
 
 
 class SyncFailed(Exception):
@@ -58,6 +64,20 @@ class SyncStats:
     events: int = 0
     failures: int = 0
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A sealed batch and what its acknowledgement settles."""
+
+    sealed: SignedBody
+    batch_id: uuid.UUID
+    last_seq: int
+    readings: int
+    events: int
+    readings_through: int | None  # the cursors to advance when it is acknowledged
+    events_through: int | None
+    built_at: float  # monotonic
 
 
 def _reading(r: StoredReading) -> Reading:
@@ -121,11 +141,12 @@ class Syncer:
         self.started = time.monotonic()
         self.wake = asyncio.Event()
         self._refusals_noted: dict[str, float] = {}  # meter -> when last noted (monotonic)
+        self._unanswered: _Outgoing | None = None  # sent, its answer lost: send it again as is
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _build(self) -> tuple[Batch, int | None, int | None]:
+    async def _build(self) -> _Outgoing:
         events = await self._store(Store.pending_events, MAX_BATCH_EVENTS)
         readings = await self._store(Store.pending_readings, self._limit)
         unsent_readings, unsent_events, oldest = await self._store(Store.backlog)
@@ -144,9 +165,7 @@ class Syncer:
             disk_budget_bytes=self.disk_budget_bytes,
             config_version=self._config_version(),
         )
-        wire_readings = [_reading(r) for r in readings]
-        wire_events = [_event(e) for e in events]
-        seqs = [r.seq for r in wire_readings] + [e.seq for e in wire_events]
+        seqs = [r.seq for r in readings] + [e.seq for e in events]
         if seqs:
             first, last = min(seqs), max(seqs)
         else:
@@ -157,34 +176,55 @@ class Syncer:
             first_seq=first,
             last_seq=last,
             sent_at=datetime.now(UTC),
-            readings=wire_readings,
-            events=wire_events,
+            readings=[_reading(r) for r in readings],
+            events=[_event(e) for e in events],
             heartbeat=heartbeat,
         )
-        return (
-            batch,
-            max((r.seq for r in readings), default=None),
-            max((e.seq for e in events), default=None),
-        )
-
-    async def send_once(self) -> int:
-        """Send one batch (a heartbeat if nothing is pending); the rows acknowledged."""
-        batch, readings_through, events_through = await self._build()
         try:
             sealed = seal_batch(batch, self.key)
             if len(sealed.body) > self.config.batch_bytes:
                 raise BatchTooLarge(f"{len(sealed.body)} bytes")
         except BatchTooLarge:
-            self._limit = max(1, len(batch.readings) // 2)
+            self._limit = max(1, len(readings) // 2)
             raise SyncFailed(f"batch over the byte limit; next holds {self._limit}") from None
+        return _Outgoing(
+            sealed=sealed,
+            batch_id=batch.batch_id,
+            last_seq=last,
+            readings=len(readings),
+            events=len(events),
+            readings_through=max((r.seq for r in readings), default=None),
+            events_through=max((e.seq for e in events), default=None),
+            built_at=time.monotonic(),
+        )
+
+    def forget_unanswered(self) -> None:
+        """Build the next batch afresh: the store's unsent rows changed under the one kept for
+        sending again (the disk budget reduced them)."""
+        self._unanswered = None
+
+    async def send_once(self) -> int:
+        """Send one batch (a heartbeat if nothing is pending); the rows acknowledged. A batch
+        whose answer was lost is sent again as the same bytes (`RESEND_SAME_BYTES_S`)."""
+        outgoing = self._unanswered
+        if outgoing is None or time.monotonic() - outgoing.built_at > RESEND_SAME_BYTES_S:
+            self._unanswered = None
+            outgoing = await self._build()
         try:
             response = await self._client.post(
-                "/api/v1/ingest/batches", content=sealed.body, headers=sealed.headers
+                "/api/v1/ingest/batches",
+                content=outgoing.sealed.body,
+                headers=outgoing.sealed.headers,
             )
         except httpx.HTTPError as exc:
+            self._unanswered = outgoing
             raise SyncFailed(f"cloud unreachable: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            self._unanswered = outgoing  # it may have been taken before the error
+        else:
+            self._unanswered = None
         if response.status_code == 413:
-            self._limit = max(1, len(batch.readings) // 2)
+            self._limit = max(1, outgoing.readings // 2)
             raise SyncFailed(f"cloud refused the size; next batch holds {self._limit} readings")
         if response.status_code != 200:
             detail = response.text[:300]
@@ -193,23 +233,22 @@ class Syncer:
             ack = Ack.model_validate_json(response.content)
         except ValidationError as exc:
             raise SyncFailed(f"cloud answer is not an acknowledgement: {exc}") from exc
-        if ack.batch_id != batch.batch_id or ack.acked_through_seq != batch.last_seq:
+        if ack.batch_id != outgoing.batch_id or ack.acked_through_seq != outgoing.last_seq:
             raise SyncFailed(
                 f"acknowledgement names batch {ack.batch_id} through {ack.acked_through_seq},"
-                f" not {batch.batch_id} through {batch.last_seq}"
+                f" not {outgoing.batch_id} through {outgoing.last_seq}"
             )
-        await self._store(Store.acknowledge, readings_through, events_through)
+        await self._store(Store.acknowledge, outgoing.readings_through, outgoing.events_through)
         if ack.refused:
             await self._note_refusals(ack.refused)
         if ack.commands_waiting:
             self._on_commands()
         self._limit = min(self.config.batch_readings, self._limit * 2)
-        rows = len(batch.readings) + len(batch.events)
         self.stats.batches += 1
-        self.stats.readings += len(batch.readings)
-        self.stats.events += len(batch.events)
+        self.stats.readings += outgoing.readings
+        self.stats.events += outgoing.events
         self.stats.last_error = None
-        return rows
+        return outgoing.readings + outgoing.events
 
     async def _note_refusals(self, refusals: list[Refusal]) -> None:
         """The cloud stored the batch but not these meters' readings: say so in the log at

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         open_batch,
         open_received_batch,
         seal_batch,
+        unseal,
     )
     from ._control import (
         CLOUD_SIGNATURE_HEADER,
@@ -194,6 +195,7 @@ __all__ = [
     "read_private_key",
     "seal_batch",
     "sign_body",
+    "unseal",
     "verify_body",
     "write_private_key",
 ]
@@ -216,6 +218,7 @@ _LOCATIONS = {
         "open_batch",
         "open_received_batch",
         "seal_batch",
+        "unseal",
     ),
     "_control": (
         "CLOUD_SIGNATURE_HEADER",

@@ -3,7 +3,7 @@
 The order of work on the receiving side matters and is fixed by `open_batch` (and its twin for
 the cloud, `open_received_batch`, which parses into `ReceivedBatch`): check the body size, verify
 the signature over the exact body bytes, decompress with a hard output bound, then parse. Nothing
-unauthenticated is ever decompressed or parsed.
+unauthenticated is ever decompressed or parsed. `unseal` is the part before the parse.
 """
 
 from __future__ import annotations
@@ -147,8 +147,13 @@ def open_batch(
     max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> Batch:
     """Check size, verify the signature, decompress (bounded), then parse — in that order."""
-    raw = _unseal(
-        body, content_encoding, signature, public_key, max_body_bytes, max_decompressed_bytes
+    raw = unseal(
+        body,
+        content_encoding=content_encoding,
+        signature=signature,
+        public_key=public_key,
+        max_body_bytes=max_body_bytes,
+        max_decompressed_bytes=max_decompressed_bytes,
     )
     return decode_batch(raw)
 
@@ -164,22 +169,29 @@ def open_received_batch(
 ) -> ReceivedBatch:
     """`open_batch` for the cloud: the same checks in the same order, parsed into the receiving
     shape (`ReceivedBatch`, readings as dicts)."""
-    raw = _unseal(
-        body, content_encoding, signature, public_key, max_body_bytes, max_decompressed_bytes
+    raw = unseal(
+        body,
+        content_encoding=content_encoding,
+        signature=signature,
+        public_key=public_key,
+        max_body_bytes=max_body_bytes,
+        max_decompressed_bytes=max_decompressed_bytes,
     )
     return decode_received_batch(raw)
 
 
-def _unseal(
+def unseal(
     body: bytes,
+    *,
     content_encoding: str | None,
     signature: str | None,
     public_key: Ed25519PublicKey,
-    max_body_bytes: int,
-    max_decompressed_bytes: int,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> bytes:
     """The body's JSON bytes once its size and signature hold: nothing unauthenticated is ever
-    decompressed."""
+    decompressed. The first half of `open_batch`, for a receiver that looks at the verified
+    bytes (the cloud knows a batch it took before by their digest) before parsing them."""
     if len(body) > max_body_bytes:
         raise BatchTooLarge(f"body is {len(body)} bytes, over the limit of {max_body_bytes}")
     verify_body(public_key, body, signature)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
 import math
 import uuid
@@ -23,6 +24,7 @@ from shared import (
     Reading,
     Severity,
     compress,
+    encode_batch,
     generate_private_key,
     seal_batch,
     sign_body,
@@ -136,6 +138,33 @@ async def test_the_same_batch_twice_stores_rows_once(
     assert first.status_code == second.status_code == 200
     assert second.json()["acked_through_seq"] == first.json()["acked_through_seq"]
     assert await count_rows(cloud, gateway.code) == (30, 1)
+
+
+async def test_a_batch_taken_before_is_known_by_the_digest_of_its_json(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    """The record keeps the SHA-256 of the verified JSON, so the same batch again — in any
+    encoding — is answered from the record (with the id it was taken under) before a parse."""
+    batch = make_batch(gateway.code)
+    first = await post(cloud, *_sealed(batch, gateway))
+    assert first.status_code == 200, first.text
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT body_sha256 FROM ingest_batches WHERE batch_id = %s", (batch.batch_id,)
+        )
+        assert (await cursor.fetchone())["body_sha256"] == hashlib.sha256(
+            encode_batch(batch)
+        ).digest()
+    sealed = seal_batch(batch, gateway.key, "gzip")
+    again = await post(cloud, sealed.body, sealed.headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["batch_id"] == str(batch.batch_id)
+    assert again.json()["acked_through_seq"] == batch.last_seq
+    assert await count_rows(cloud, gateway.code) == (30, 1)
+    # the digest answers only within the gateway whose key verified the bytes
+    sealed = seal_batch(batch, generate_private_key())
+    stranger = await post(cloud, sealed.body, sealed.headers)
+    assert stranger.status_code == 401
 
 
 async def test_resent_readings_under_a_new_batch_id_are_not_duplicated(

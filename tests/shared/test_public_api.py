@@ -73,6 +73,7 @@ EXPECTED = {
     "read_private_key",
     "seal_batch",
     "sign_body",
+    "unseal",
     "verify_body",
     "write_private_key",
     "BUS_KINDS",
