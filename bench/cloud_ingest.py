@@ -21,7 +21,8 @@ work), then prints JSON lines labelled with the server and its workers:
                                                      against a send's
     resend_cost_ratio, resend_cpu_ratio              the first set's readings again under new
                                                      batch ids, as a gateway does when an ack was
-                                                     lost: (send + resend) / send
+                                                     lost over two minutes before (sooner, it
+                                                     sends the same bytes): (send + resend) / send
 
 and last, PostgreSQL alone (`postgres_copy_readings_per_s`, `postgres_copy_cpu_ms_per_1000_
 readings`): the same readings COPYed straight into `readings` by one connection a gateway from
@@ -432,7 +433,8 @@ async def run_server(
             (once.took_s + resent.took_s) / once.took_s,
             "x",
             note="the first phase's readings sent again under new batch ids, as a gateway"
-            " does when an ack was lost: (first send + resend) / first send",
+            " does when an ack was lost over two minutes before (sooner it resends the same"
+            " bytes): (first send + resend) / first send",
             **label,
         )
         if once.cpu_total_s and resent.cpu_total_s:
