@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from protocols.errors import ProfileError, ProtocolError, TransportError
 from protocols.modbus.timing import LineSettings
@@ -77,6 +75,8 @@ def status(
 
     Example: gridgate edge status --config /etc/gridgate/edge.toml
     """
+    from rich.console import Console
+
     from .status import read_status
     from .status_view import render_status
 
@@ -165,6 +165,7 @@ def scan(
 
     Example: gridgate edge scan --port /dev/ttyUSB0 --baud auto --units 1-32 --report
     """
+    from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
@@ -382,6 +383,8 @@ def read(
     Example: gridgate edge read --port /dev/ttyUSB0 --unit 3 --profile sdm630
     Example: gridgate edge read --port /dev/ttyUSB1 --hdlc-address 17 --password 12345678
     """
+    from rich.console import Console
+
     from protocols.modbus.profile import get_profile
 
     from .field import NotIdentified, open_line
@@ -478,6 +481,9 @@ def doctor(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
 
     Example: gridgate edge doctor --config /etc/gridgate/edge.toml
     """
+    from rich.console import Console
+    from rich.markup import escape
+
     from .enrollment import doctor as run_doctor
 
     loaded = _load(config)

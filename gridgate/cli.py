@@ -2,7 +2,10 @@
 (docs/architecture.md: Command line).
 
 Only the group a command line names is imported: the gateway's daemon (`gridgate edge run`)
-never loads the cloud's or the simulators' code, which keeps it small on a Raspberry Pi.
+never loads the cloud's or the simulators' code, which keeps it small on a Raspberry Pi. Nor
+does it load rich, the terminal renderer: structlog and httpx import it whenever it is installed
+(for pretty tracebacks and httpx's own command line), which costs the daemon some 5 MB for output
+it never shows; its process refuses the imports (`_without_terminal_renderer`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from pathlib import Path
 import typer
 
 from gridgate import __version__
-from shared import configure_logging
 
 GROUPS = ("demo", "sim", "edge", "cloud")
 app = typer.Typer(
@@ -42,6 +44,8 @@ def _root(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
+    from shared import configure_logging  # structlog: after main() has chosen what it loads
+
     configure_logging(log_level, json_output=json_logs)
 
 
@@ -105,6 +109,29 @@ def mount(only: str | None = None) -> typer.Typer:
     return app
 
 
+def runs_the_daemon(args: list[str]) -> bool:
+    """`gridgate [options] edge run ...` without --help: the long-running gateway process."""
+    if "--help" in args or "edge" not in args:
+        return False
+    after = [arg for arg in args[args.index("edge") + 1 :] if not arg.startswith("-")]
+    return after[:1] == ["run"]
+
+
+TERMINAL_RENDERERS = ("rich", "pygments")  # pygments: the highlighter httpx's CLI loads first
+
+
+def _without_terminal_renderer() -> None:
+    """Make `import rich` (and pygments) fail in this process (None in sys.modules is Python's
+    way to refuse a module): importers fall back to plain output, as where they are not
+    installed."""
+    for name in TERMINAL_RENDERERS:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
 def main() -> None:
-    named = next((arg for arg in sys.argv[1:] if arg in GROUPS), None)
+    args = sys.argv[1:]
+    if runs_the_daemon(args):
+        _without_terminal_renderer()
+    named = next((arg for arg in args if arg in GROUPS), None)
     mount(named)()

@@ -9,11 +9,64 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from gridgate.cli import mount
+from gridgate.cli import mount, runs_the_daemon
 
 app = mount()
 
 runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "daemon"),
+    [
+        (["edge", "run", "--config", "edge.toml"], True),
+        (["--log-level", "ERROR", "edge", "run", "-c", "edge.toml"], True),
+        (["edge", "run", "--help"], False),
+        (["edge", "status", "--config", "run"], False),
+        (["edge", "read", "--port", "/dev/ttyUSB0"], False),
+        (["cloud", "serve"], False),
+        (["demo"], False),
+    ],
+)
+def test_which_command_lines_run_the_daemon(args: list[str], daemon: bool) -> None:
+    assert runs_the_daemon(args) is daemon
+
+
+LOADED = """
+import atexit, sys
+def report():
+    print("loaded:", *sorted({n for n, m in sys.modules.items() if m is not None}))
+atexit.register(report)
+sys.argv = ["gridgate", *sys.argv[1:]]
+from gridgate.cli import main
+main()
+"""
+
+
+def loaded_by(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run `gridgate args...` in its own process; what it had imported when it exited."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    line = next(x for x in done.stdout.splitlines() if x.startswith("loaded: "))
+    return done, set(line.split()[1:])
+
+
+def test_the_daemon_process_loads_no_terminal_renderer(tmp_path) -> None:
+    """structlog and httpx import rich (and httpx pygments) whenever they are installed; the
+    daemon's process refuses them. The daemon's modules are all loaded before its
+    configuration is read, so a missing configuration still shows what it would load."""
+    done, loaded = loaded_by(
+        tmp_path, "--log-level", "ERROR", "edge", "run", "--config", "missing.toml"
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "missing.toml" in done.stderr
+    assert {"edge.daemon", "structlog", "httpx"} <= loaded
+    assert not {m for m in loaded if m.partition(".")[0] in ("rich", "pygments")}
+    # a technician's command keeps its tables
+    done, loaded = loaded_by(tmp_path, "edge", "status", "--config", "missing.toml")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "rich" in loaded
 
 
 def test_help_lists_every_group() -> None:
