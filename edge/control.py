@@ -27,10 +27,6 @@ from typing import Any
 
 import httpx
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
 from pydantic import ValidationError
 
 from shared import (
@@ -47,6 +43,8 @@ from shared import (
     DesiredConfig,
     KeyInvalid,
     Outcome,
+    PrivateKey,
+    PublicKey,
     SignatureInvalid,
     backfill_range_problem,
     load_public_key,
@@ -88,7 +86,7 @@ class Controller:
         self,
         *,
         gateway_id: str,
-        key: Ed25519PrivateKey,
+        key: PrivateKey,
         cloud_url: str,
         cloud_key_path: Path,
         store_call,  # async callable running a Store method in the store's thread
@@ -99,7 +97,7 @@ class Controller:
         self.gateway_id = gateway_id
         self.key = key
         self._cloud_key_path = cloud_key_path
-        self._cloud_key: Ed25519PublicKey | None = None
+        self._cloud_key: PublicKey | None = None
         self._store = store_call
         self._actions = actions
         self._client = httpx.AsyncClient(
@@ -151,7 +149,7 @@ class Controller:
         return interrupted
 
     # -- the exchange -------------------------------------------------------------------------
-    async def _cloud_public_key(self) -> Ed25519PublicKey:
+    async def _cloud_public_key(self) -> PublicKey:
         if self._cloud_key is None:
             path = self._cloud_key_path
             if not await asyncio.to_thread(path.exists):

@@ -32,7 +32,7 @@ from .refusal import CommandRefused
 from .updater import Layout
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from shared import PrivateKey
 
 log = structlog.get_logger(__name__)
 try:
@@ -52,7 +52,7 @@ class SoftwareAgent:
         running: str,
         grace_s: float,
         gateway_id: str,
-        key: Ed25519PrivateKey | None,
+        key: PrivateKey | None,
         cloud_url: str | None,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,

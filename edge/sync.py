@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 import httpx
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
@@ -31,6 +30,7 @@ from shared import (
     Event,
     EventStatus,
     Heartbeat,
+    PrivateKey,
     Reading,
     Refusal,
     Severity,
@@ -111,7 +111,7 @@ class Syncer:
         *,
         gateway_id: str,
         config: CloudSection,
-        key: Ed25519PrivateKey,
+        key: PrivateKey,
         store_call,  # async callable running a Store method in the store's thread
         clock_state,  # () -> (synchronised, offset_s)
         transport: httpx.AsyncBaseTransport | None = None,

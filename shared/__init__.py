@@ -4,7 +4,7 @@ This package imports nothing else of GridGate's; both the edge daemon and the cl
 only through it.
 
 A name is imported from its module when first asked for (PEP 562): the gateway's daemon uses the
-quantities and a few models, and need not load the batch codec, the signatures (cryptography)
+quantities and a few models, and need not load the batch codec, the signatures (libsodium)
 or the cloud's parsing of batches to read its meters (each costs megabytes on a Raspberry Pi).
 """
 
@@ -97,6 +97,8 @@ if TYPE_CHECKING:
     from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
     from ._received import ReadingRow, ReceivedBatch
     from ._signing import (
+        PrivateKey,
+        PublicKey,
         generate_private_key,
         load_public_key,
         public_key_text,
@@ -160,6 +162,8 @@ __all__ = [
     "MeterHealth",
     "MeterSettings",
     "Outcome",
+    "PrivateKey",
+    "PublicKey",
     "Quality",
     "Quantity",
     "QuantityKind",
@@ -300,6 +304,8 @@ _LOCATIONS = {
         "ReceivedBatch",
     ),
     "_signing": (
+        "PrivateKey",
+        "PublicKey",
         "generate_private_key",
         "load_public_key",
         "public_key_text",

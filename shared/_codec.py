@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import zstandard
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
 from ._exceptions import BatchInvalid, BatchTooLarge, EncodingError
 from ._models import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, Batch
 from ._received import ReceivedBatch
-from ._signing import sign_body, verify_body
+from ._signing import PrivateKey, PublicKey, sign_body, verify_body
 
 ContentEncoding = Literal["zstd", "gzip", "identity"]
 CONTENT_ENCODINGS: tuple[str, ...] = ("zstd", "gzip", "identity")
@@ -119,7 +118,7 @@ class SignedBody:
 
 
 def seal_batch(
-    batch: Batch, private_key: Ed25519PrivateKey, encoding: ContentEncoding = "zstd"
+    batch: Batch, private_key: PrivateKey, encoding: ContentEncoding = "zstd"
 ) -> SignedBody:
     """Encode, compress and sign a batch; the signature covers the compressed body as sent."""
     body = compress(encode_batch(batch), encoding)
@@ -142,7 +141,7 @@ def open_batch(
     *,
     content_encoding: str | None,
     signature: str | None,
-    public_key: Ed25519PublicKey,
+    public_key: PublicKey,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> Batch:
@@ -163,7 +162,7 @@ def open_received_batch(
     *,
     content_encoding: str | None,
     signature: str | None,
-    public_key: Ed25519PublicKey,
+    public_key: PublicKey,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> ReceivedBatch:
@@ -185,7 +184,7 @@ def unseal(
     *,
     content_encoding: str | None,
     signature: str | None,
-    public_key: Ed25519PublicKey,
+    public_key: PublicKey,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> bytes:

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -30,6 +29,7 @@ from shared import (
     ControlReply,
     ControlRequest,
     KeyInvalid,
+    PrivateKey,
     SignatureInvalid,
     backfill_range_problem,
     describe_validation_error,
@@ -54,7 +54,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
-def signing_key(settings: CloudSettings) -> Ed25519PrivateKey:
+def signing_key(settings: CloudSettings) -> PrivateKey:
     """The cloud's own key, kept in its data directory (made once, shared by every process
     using that directory)."""
     path = Path(settings.data_dir) / "cloud_signing.key"
@@ -360,7 +360,7 @@ async def signed(
 
 async def exchange(
     pool: AsyncConnectionPool,
-    key: Ed25519PrivateKey,
+    key: PrivateKey,
     *,
     body: bytes,
     gateway_code: str | None,

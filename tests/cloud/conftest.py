@@ -17,13 +17,12 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import AsyncConnectionPool
 
 from cloud.app import create_app
 from cloud.services import auth, enrollment, fleet
 from cloud.settings import CloudSettings
-from shared import generate_private_key, public_key_text
+from shared import PrivateKey, generate_private_key, public_key_text
 from tests.support.services import free_tcp_port
 
 METRICS_TOKEN = "scraper-token-for-the-tests"
@@ -39,7 +38,7 @@ class Cloud:
 class EnrolledGateway:
     code: str
     board: str
-    key: Ed25519PrivateKey
+    key: PrivateKey
     cloud_key: str = ""  # the cloud's public key, as enrollment gives it
 
 

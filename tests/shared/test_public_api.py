@@ -46,6 +46,8 @@ EXPECTED = {
     "Heartbeat",
     "MeterHealth",
     "KeyInvalid",
+    "PrivateKey",
+    "PublicKey",
     "Quality",
     "Quantity",
     "QuantityKind",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from pathlib import Path
@@ -64,3 +65,56 @@ def test_missing_or_garbage_key_file(tmp_path: Path) -> None:
     garbage.chmod(0o600)
     with pytest.raises(KeyInvalid, match="not a PEM"):
         read_private_key(garbage)
+
+
+def test_key_files_and_signatures_agree_with_openssl(tmp_path: Path) -> None:
+    """The key file is standard PKCS#8 PEM (RFC 8410): one written by pyca/cryptography
+    (OpenSSL) reads here with the same public half, one written here reads there, and either
+    library verifies the other's signatures."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    theirs = Ed25519PrivateKey.generate()
+    path = tmp_path / "theirs.pem"
+    path.write_bytes(
+        theirs.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    ours = read_private_key(path)
+    raw = theirs.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    assert ours.public_key().raw() == raw
+    verify_body(load_public_key(public_key_text(ours)), b"body", sign_body(ours, b"body"))
+    theirs.public_key().verify(ours.sign(b"body"), b"body")  # raises if it does not hold
+    verify_body(ours.public_key(), b"body", base64.b64encode(theirs.sign(b"body")).decode())
+
+    mine = generate_private_key()
+    write_private_key(tmp_path / "mine.pem", mine)
+    loaded = serialization.load_pem_private_key((tmp_path / "mine.pem").read_bytes(), password=None)
+    assert isinstance(loaded, Ed25519PrivateKey)
+    assert (
+        loaded.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        == mine.public_key().raw()
+    )
+
+
+def test_a_pem_key_of_another_kind_is_named(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = tmp_path / "ec.pem"
+    path.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    with pytest.raises(KeyInvalid, match="not an Ed25519 key"):
+        read_private_key(path)
