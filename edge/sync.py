@@ -142,6 +142,7 @@ class Syncer:
         self.wake = asyncio.Event()
         self._refusals_noted: dict[str, float] = {}  # meter -> when last noted (monotonic)
         self._unanswered: _Outgoing | None = None  # sent, its answer lost: send it again as is
+        self._last_was_resent = False
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -210,6 +211,7 @@ class Syncer:
         if outgoing is None or time.monotonic() - outgoing.built_at > RESEND_SAME_BYTES_S:
             self._unanswered = None
             outgoing = await self._build()
+        self._last_was_resent = outgoing is self._unanswered
         try:
             response = await self._client.post(
                 "/api/v1/ingest/batches",
@@ -289,7 +291,9 @@ class Syncer:
             started = time.monotonic()
             rows = await self._with_retries()
             total += rows
-            if rows < self._limit:
+            # a batch sent again as it was built may be older than what waits behind it (an
+            # alert raised during the outage): one more round builds afresh
+            if rows < self._limit and not self._last_was_resent:
                 return total
             floor = rows / self.config.backfill_readings_per_s
             spent = time.monotonic() - started
