@@ -52,6 +52,7 @@ from shared import (
     verify_body,
 )
 
+from .cloud_http import cloud_client
 from .refusal import CommandRefused
 from .store import Store
 
@@ -100,9 +101,7 @@ class Controller:
         self._cloud_key: PublicKey | None = None
         self._store = store_call
         self._actions = actions
-        self._client = httpx.AsyncClient(
-            base_url=cloud_url, timeout=httpx.Timeout(timeout_s), transport=transport
-        )
+        self._client = cloud_client(cloud_url, timeout_s, transport)
         self.wake = asyncio.Event()
         self.last_error: str | None = None
         self.ran = 0  # commands run by this process

@@ -28,6 +28,7 @@ import httpx
 import structlog
 
 from . import updater
+from .cloud_http import cloud_client
 from .refusal import CommandRefused
 from .updater import Layout
 
@@ -62,13 +63,7 @@ class SoftwareAgent:
         self.grace_s = grace_s
         self.gateway_id = gateway_id
         self.key = key
-        self._client = (
-            httpx.AsyncClient(
-                base_url=cloud_url, timeout=httpx.Timeout(timeout_s), transport=transport
-            )
-            if cloud_url
-            else None
-        )
+        self._client = cloud_client(cloud_url, timeout_s, transport) if cloud_url else None
         self.confirmed = asyncio.Event()  # this start proved a new version healthy
 
     async def close(self) -> None:

@@ -38,6 +38,7 @@ from shared import (
     seal_batch,
 )
 
+from .cloud_http import cloud_client
 from .config import CloudSection
 from .software import VERSION
 from .store import NewEvent, Store, StoredEvent, StoredReading, from_us
@@ -131,11 +132,7 @@ class Syncer:
         self._meter_health = meter_health
         self.disk_budget_bytes = disk_budget_bytes
         self._config_version = config_version
-        self._client = httpx.AsyncClient(
-            base_url=config.url or "",
-            timeout=httpx.Timeout(config.timeout_s),
-            transport=transport,
-        )
+        self._client = cloud_client(config.url or "", config.timeout_s, transport)
         self.stats = SyncStats()
         self._limit = config.batch_readings
         self.started = time.monotonic()
