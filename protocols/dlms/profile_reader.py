@@ -98,21 +98,25 @@ class ProfileReader:
     ) -> list[Sample]:
         """Registers from `start` to `end` (inclusive) out of the block load profile: read
         directly where its columns are registers (C.8.E), else rebuilt from its block energy
-        (C.29.E) on the daily profile's register at the last midnight before `start`."""
+        (C.29.E) on the daily profile's register at the last midnight before `start` — or, when
+        the meter keeps none that early, back from the first midnight after it."""
         columns = await self.columns(session, BLOCK_LOAD_PROFILE)
         if not any(c.block_of for c in columns):
             table = await self.read(session, BLOCK_LOAD_PROFILE, RangeSelection(start, end))
             return table.samples(self.meter_id)
-        daily = await self.read(
-            session, DAILY_LOAD_PROFILE, RangeSelection(start - timedelta(days=1), end)
-        )
+        day = timedelta(days=1)
+        daily = await self.read(session, DAILY_LOAD_PROFILE, RangeSelection(start - day, end + day))
         midnights = daily.times()
-        if not midnights:
-            return []  # no register kept yet to add the blocks to
         before = [ts for ts in midnights if ts <= start]
-        anchor = max(before) if before else min(midnights)
+        after = [ts for ts in midnights if ts > start]
+        if before:  # forwards from the midnight before
+            first, last = max(before), end
+        elif after:  # none kept that early: back from the one after, which may follow `end`
+            first, last = start, max(end, min(after))
+        else:
+            return []  # no register kept to add the blocks to
         period = await self.period(session, BLOCK_LOAD_PROFILE)
-        blocks = await self.read(session, BLOCK_LOAD_PROFILE, RangeSelection(anchor, end))
+        blocks = await self.read(session, BLOCK_LOAD_PROFILE, RangeSelection(first, last))
         samples = registers_from_blocks(blocks, daily, period, self.meter_id)
         return [s for s in samples if start <= s.ts <= end]
 

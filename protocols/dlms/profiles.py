@@ -285,10 +285,12 @@ def registers_from_blocks(
     blocks: ProfileTable, daily: ProfileTable, period: timedelta, meter_id: str
 ) -> list[Sample]:
     """Cumulative registers at each block's end: the daily profile's register at the midnight a
-    block starts on, plus the blocks since. Exact in the meter's own unit (Decimal sums of its
-    integers): the register difference over a block is the block's energy. Blocks before the
-    first midnight known have no register to start from and give no sample; each daily value
-    is also a sample (the register as the meter kept it)."""
+    block starts on, plus the blocks since; before the first midnight known, that midnight's
+    register less the blocks between (a meter whose daily profile keeps no earlier midnight, or
+    a range read before it). Exact in the meter's own unit (Decimal sums of its integers): the
+    register difference over a block is the block's energy. A block without its energy stops
+    the walk until the next midnight (forwards) or for good (backwards); each daily value is
+    also a sample (the register as the meter kept it)."""
     block_times = blocks.times()
     daily_times = daily.times()
     found: list[Sample] = []
@@ -319,7 +321,32 @@ def registers_from_blocks(
             running += block
             if ts not in anchors:
                 found.append(Sample(meter_id=meter_id, quantity=total, ts=ts, value=float(running)))
+        if anchors:
+            found += _registers_before(blocks, index, min(anchors), anchors, total, meter_id)
     return sorted(found, key=lambda s: (s.ts, s.quantity))
+
+
+def _registers_before(
+    blocks: ProfileTable,
+    index: int,
+    first: datetime,
+    anchors: dict[datetime, Decimal],
+    total: str,
+    meter_id: str,
+) -> list[Sample]:
+    """The registers at the ends of the blocks up to the `first` midnight known, walked back
+    from its register: each block's end is the next one's end less the next block's energy."""
+    register = anchors[first]
+    found = []
+    rows = zip(blocks.times(), blocks.rows, strict=True)
+    for ts, row in reversed([(ts, row) for ts, row in rows if ts <= first]):
+        if ts != first:
+            found.append(Sample(meter_id=meter_id, quantity=total, ts=ts, value=float(register)))
+        block = blocks.cell(row, index)
+        if not isinstance(block, Decimal):
+            break  # a block without its energy: nothing before it can be known
+        register -= block
+    return found
 
 
 # --- events -------------------------------------------------------------------------------

@@ -296,3 +296,19 @@ async def test_under_hls_a_wrong_key_a_replay_and_a_tampered_tag_are_refused_by_
     faults.tamper_tag = False
     table = await reader.read_profile(std.BLOCK_LOAD_PROFILE, day)
     assert len(table.rows) == 49  # and the same read goes through once the line is honest
+
+
+async def test_a_load_profile_before_the_first_midnight_kept_is_rebuilt_backwards(
+    reader: DlmsMeterReader, meter: SimulatedDlmsMeter
+) -> None:
+    """The meter's day of history begins at noon UTC on the 29th; the first midnight its daily
+    profile keeps is 18:30 UTC. Registers of the afternoon before it are that midnight's
+    register less the blocks between, exact to the watt-hour."""
+    start = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
+    end = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
+    samples = await reader.read_load_profile(start, end)
+    captures = {c.t_s: c for c in meter.physics.captures}
+    energy = [s for s in samples if s.quantity == "1.8.0"]
+    assert [s.ts for s in energy] == [start + timedelta(minutes=15 * i) for i in range(17)]
+    for sample in samples:
+        assert wh(sample.value) == wh(captures[sample.ts.timestamp()].values[sample.quantity])
