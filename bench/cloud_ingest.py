@@ -68,6 +68,7 @@ from shared import (
     Batch,
     Reading,
     SignedBody,
+    configure_logging,
     decompress,
     generate_private_key,
     public_key_text,
@@ -551,4 +552,5 @@ if __name__ == "__main__":
         help="another checkout (e.g. /work/main) whose server is run first, the same way",
     )
     args = parser.parse_args()
+    configure_logging("WARNING")  # stdout carries the JSON lines alone; warnings go to stderr
     asyncio.run(main(args.gateways, args.batches, args.readings, args.workers, args.baseline))

@@ -54,7 +54,14 @@ from edge.sync import Syncer
 from firmware_sim.clock import SimClock
 from firmware_sim.fleet import MeterSpec, build_modbus_meters
 from firmware_sim.tcp_server import ModbusTcpServer
-from shared import Quality, Sample, generate_private_key, public_key_text, write_private_key
+from shared import (
+    Quality,
+    Sample,
+    configure_logging,
+    generate_private_key,
+    public_key_text,
+    write_private_key,
+)
 
 try:
     from protocols.reader import MeterValue
@@ -416,6 +423,7 @@ if __name__ == "__main__":
         help="first run the same figures with the code of this checkout (git archive main)",
     )
     args = parser.parse_args()
+    configure_logging("WARNING")  # stdout carries the JSON lines alone; warnings go to stderr
     if args.baseline is not None:
         run_baseline(args)
     asyncio.run(main(args))
