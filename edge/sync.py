@@ -31,17 +31,17 @@ from shared import (
     EventStatus,
     Heartbeat,
     PrivateKey,
-    Reading,
     Refusal,
     Severity,
     SignedBody,
     seal_batch,
+    seq_problem,
 )
 
 from .cloud_http import cloud_client
 from .config import CloudSection
 from .software import VERSION
-from .store import NewEvent, Store, StoredEvent, StoredReading, from_us
+from .store import NewEvent, Store, StoredEvent, from_us
 
 log = structlog.get_logger(__name__)
 
@@ -79,17 +79,6 @@ class _Outgoing:
     readings_through: int | None  # the cursors to advance when it is acknowledged
     events_through: int | None
     built_at: float  # monotonic
-
-
-def _reading(r: StoredReading) -> Reading:
-    return Reading(
-        seq=r.seq,
-        meter_id=r.meter_id,
-        quantity=r.quantity,
-        ts=from_us(r.ts_us),
-        value=r.value,
-        quality=r.quality,
-    )
 
 
 def _event(e: StoredEvent) -> Event:
@@ -146,7 +135,7 @@ class Syncer:
 
     async def _build(self) -> _Outgoing:
         events = await self._store(Store.pending_events, MAX_BATCH_EVENTS)
-        readings = await self._store(Store.pending_readings, self._limit)
+        readings = await self._store(Store.pending_reading_rows, self._limit)
         unsent_readings, unsent_events, oldest = await self._store(Store.backlog)
         synced, offset = self._clock_state()
         heartbeat = Heartbeat(
@@ -163,23 +152,27 @@ class Syncer:
             disk_budget_bytes=self.disk_budget_bytes,
             config_version=self._config_version(),
         )
-        seqs = [r.seq for r in readings] + [e.seq for e in events]
+        seqs = [r[0] for r in readings] + [e.seq for e in events]
         if seqs:
             first, last = min(seqs), max(seqs)
         else:
             first = last = max(await self._store(lambda s: s.cursors))
-        batch = Batch(
+        problem = seq_problem(first, last, seqs, heartbeat=True)
+        if problem:
+            raise SyncFailed(f"the log's rows do not make a batch: {problem}")
+        # the readings go from their rows straight into the batch's bytes (no model a reading)
+        batch = Batch.model_construct(
             gateway_id=self.gateway_id,
             batch_id=uuid.uuid4(),
             first_seq=first,
             last_seq=last,
             sent_at=datetime.now(UTC),
-            readings=[_reading(r) for r in readings],
+            readings=[],
             events=[_event(e) for e in events],
             heartbeat=heartbeat,
         )
         try:
-            sealed = seal_batch(batch, self.key)
+            sealed = seal_batch(batch, self.key, rows=readings)
             if len(sealed.body) > self.config.batch_bytes:
                 raise BatchTooLarge(f"{len(sealed.body)} bytes")
         except BatchTooLarge:
@@ -191,7 +184,7 @@ class Syncer:
             last_seq=last,
             readings=len(readings),
             events=len(events),
-            readings_through=max((r.seq for r in readings), default=None),
+            readings_through=max((r[0] for r in readings), default=None),
             events_through=max((e.seq for e in events), default=None),
             built_at=time.monotonic(),
         )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         decompress,
         describe_validation_error,
         encode_batch,
+        encode_batch_rows,
         open_batch,
         open_received_batch,
         seal_batch,
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
         Reading,
         Refusal,
         Sample,
+        seq_problem,
     )
     from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
     from ._received import ReadingRow, ReceivedBatch
@@ -189,6 +191,7 @@ __all__ = [
     "decompress",
     "describe_validation_error",
     "encode_batch",
+    "encode_batch_rows",
     "generate_private_key",
     "get_quantity",
     "literal_passwords",
@@ -198,6 +201,7 @@ __all__ = [
     "public_key_text",
     "read_private_key",
     "seal_batch",
+    "seq_problem",
     "sign_body",
     "unseal",
     "verify_body",
@@ -219,6 +223,7 @@ _LOCATIONS = {
         "decompress",
         "describe_validation_error",
         "encode_batch",
+        "encode_batch_rows",
         "open_batch",
         "open_received_batch",
         "seal_batch",
@@ -291,6 +296,7 @@ _LOCATIONS = {
         "Reading",
         "Refusal",
         "Sample",
+        "seq_problem",
     ),
     "_quantities": (
         "QUANTITIES",

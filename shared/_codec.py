@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import math
+import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +23,7 @@ from pydantic import ValidationError
 
 from ._exceptions import BatchInvalid, BatchTooLarge, EncodingError
 from ._models import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, Batch
+from ._quantities import QUANTITIES
 from ._received import ReceivedBatch
 from ._signing import PrivateKey, PublicKey, sign_body, verify_body
 
@@ -35,6 +40,55 @@ def encode_batch(batch: Batch) -> bytes:
     Encoding the same batch twice gives the same bytes, so a resent batch has the same signature.
     """
     return batch.model_dump_json().encode()
+
+
+# (seq, meter_id, quantity, ts in microseconds since the epoch, UTC, value, quality): a reading
+# as a gateway's log keeps it
+ReadingTuple = tuple[int, str, str, int, float, str]
+_NO_READINGS = b'"readings":[],'
+
+
+def encode_batch_rows(envelope: Batch, rows: Sequence[ReadingTuple]) -> bytes:
+    """The bytes of `envelope` with `rows` as its readings, each written straight from its tuple:
+    a gateway's 5,000-reading batch without 5,000 `Reading` models, whose memory the allocator
+    kept after every batch. `envelope` has no readings and its seqs span the rows' too (made
+    with `Batch.model_construct`; the caller checks them with `seq_problem`). The cloud reads
+    the same batch as from `encode_batch` of it with `Reading` models (tests hold them equal);
+    the text differs only in how a float's exponent is written (1e-07, not 1e-7)."""
+    raw = encode_batch(envelope)
+    at = raw.index(_NO_READINGS)  # the fields before it are ids, counts and a time
+    return b"".join(
+        (raw[:at], b'"readings":[', _readings_json(rows), b"],", raw[at + len(_NO_READINGS) :])
+    )
+
+
+def _readings_json(rows: Sequence[ReadingTuple]) -> bytes:
+    texts: dict[str, str] = {}  # meter ids, quantities, units, qualities: JSON strings
+    seconds: dict[int, str] = {}  # whole seconds: their ISO text
+
+    def text(value: str) -> str:
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = json.dumps(value)
+        return found
+
+    out = []
+    for seq, meter_id, quantity, ts_us, value, quality in rows:
+        if not math.isfinite(value):
+            raise ValueError(f"reading {seq}: {value} is not a finite number")
+        if quantity not in QUANTITIES:
+            raise ValueError(f"reading {seq}: {quantity!r} is not a quantity code")
+        whole, micros = divmod(ts_us, 1_000_000)
+        stamp = seconds.get(whole)
+        if stamp is None:
+            stamp = seconds[whole] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        ts = f"{stamp}.{micros:06d}Z" if micros else f"{stamp}Z"
+        out.append(
+            f'{{"meter_id":{text(meter_id)},"quantity":{text(quantity)},"ts":"{ts}",'
+            f'"value":{float(value)!r},"unit":{text(QUANTITIES[quantity].unit)},'
+            f'"quality":{text(quality)},"seq":{seq}}}'
+        )
+    return ",".join(out).encode()
 
 
 def compress(raw: bytes, encoding: ContentEncoding) -> bytes:
@@ -118,10 +172,16 @@ class SignedBody:
 
 
 def seal_batch(
-    batch: Batch, private_key: PrivateKey, encoding: ContentEncoding = "zstd"
+    batch: Batch,
+    private_key: PrivateKey,
+    encoding: ContentEncoding = "zstd",
+    *,
+    rows: Sequence[ReadingTuple] | None = None,
 ) -> SignedBody:
-    """Encode, compress and sign a batch; the signature covers the compressed body as sent."""
-    body = compress(encode_batch(batch), encoding)
+    """Encode, compress and sign a batch; the signature covers the compressed body as sent.
+    With `rows`, they are its readings (`encode_batch_rows`)."""
+    raw = encode_batch(batch) if rows is None else encode_batch_rows(batch, rows)
+    body = compress(raw, encoding)
     if len(body) > MAX_BODY_BYTES:
         raise BatchTooLarge(
             f"batch body is {len(body)} bytes, over the limit of {MAX_BODY_BYTES}; send fewer rows"

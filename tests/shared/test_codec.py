@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+from datetime import UTC, datetime
 
 import pytest
 import zstandard
@@ -13,13 +14,19 @@ from hypothesis import strategies as st
 
 from shared import (
     GATEWAY_HEADER,
+    QUANTITIES,
     SIGNATURE_HEADER,
     BatchInvalid,
     BatchTooLarge,
     EncodingError,
+    Quality,
+    Reading,
     SignatureInvalid,
     compress,
+    decode_batch,
     decompress,
+    encode_batch,
+    encode_batch_rows,
     generate_private_key,
     open_batch,
     seal_batch,
@@ -177,3 +184,54 @@ def test_random_bytes_never_escape_as_untyped_errors(body: bytes, encoding: str)
             signature=sign_body(key, body),
             public_key=key.public_key(),
         )
+
+
+_ROW_QUANTITIES = sorted(QUANTITIES)
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["m-1", "meter:7", "A.b_c-9"]),
+        st.sampled_from(_ROW_QUANTITIES),
+        # 2000-01-01 .. 2100-01-01, any microsecond
+        st.integers(946_684_800_000_000, 4_102_444_800_000_000),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from([q.value for q in Quality]),
+    ),
+    max_size=40,
+)
+
+
+@given(_ROWS)
+@settings(max_examples=200, deadline=None)
+def test_readings_written_from_rows_read_as_the_models_would(rows: list) -> None:
+    """A batch whose readings are written straight from a gateway's rows parses to the batch
+    built of `Reading` models from the same rows: any float, any microsecond."""
+    template = make_batch(readings=0)
+    readings = [
+        Reading(
+            seq=template.last_seq + 1 + i,
+            meter_id=meter,
+            quantity=quantity,
+            ts=datetime.fromtimestamp(ts_us // 1_000_000, UTC).replace(
+                microsecond=ts_us % 1_000_000
+            ),
+            value=value,
+            quality=quality,
+        )
+        for i, (meter, quantity, ts_us, value, quality) in enumerate(rows)
+    ]
+    last = template.last_seq + len(rows)
+    whole = template.model_copy(update={"readings": readings, "last_seq": last})
+    envelope = template.model_copy(update={"last_seq": last})
+    tuples = [
+        (r.seq, r.meter_id, r.quantity, ts_us, r.value, r.quality.value)
+        for r, (_, _, ts_us, _, _) in zip(readings, rows, strict=True)
+    ]
+    assert decode_batch(encode_batch_rows(envelope, tuples)) == decode_batch(encode_batch(whole))
+
+
+def test_rows_the_contract_refuses_are_named() -> None:
+    envelope = make_batch(readings=0)
+    with pytest.raises(ValueError, match="reading 9: nan"):
+        encode_batch_rows(envelope, [(9, "m-1", "1.8.0", 0, float("nan"), "ok")])
+    with pytest.raises(ValueError, match=r"reading 9: '99\.9\.9' is not a quantity"):
+        encode_batch_rows(envelope, [(9, "m-1", "99.9.9", 0, 1.0, "ok")])
