@@ -146,8 +146,9 @@ class NewEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReading:
+class StoredReading(NamedTuple):
+    """A reading as the log holds it; the tuple `shared.encode_batch_rows` writes a batch from."""
+
     seq: int
     meter_id: str
     quantity: str
@@ -385,21 +386,18 @@ class Store:
     def pending_readings(self, limit: int) -> list[StoredReading]:
         """Readings above the cursor, in seq order, stopping before the first one whose time is
         still unknown (taken with the clock unsynchronised and not corrected yet)."""
-        return [StoredReading(*row) for row in self.pending_reading_rows(limit)]
-
-    def pending_reading_rows(self, limit: int) -> list[tuple[int, str, str, int, float, str]]:
-        """`pending_readings` as SQLite hands them: (seq, meter_id, quantity, ts_us, value,
-        quality) tuples, what the sync writes into a batch (`shared.encode_batch_rows`)."""
         cursor, _ = self.cursors
         rows = self._conn.execute(
             "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (cursor, limit),
         ).fetchall()
-        for index, row in enumerate(rows):
+        out = []
+        for row in rows:
             if row[5] == Quality.CLOCK_UNSYNCED.value:
-                return rows[:index]
-        return rows
+                break
+            out.append(StoredReading(*row))
+        return out
 
     def acknowledge(self, readings_through: int | None, events_through: int | None) -> None:
         """Advance the cursors (never backwards) once the cloud has acknowledged a batch."""

@@ -135,7 +135,7 @@ class Syncer:
 
     async def _build(self) -> _Outgoing:
         events = await self._store(Store.pending_events, MAX_BATCH_EVENTS)
-        readings = await self._store(Store.pending_reading_rows, self._limit)
+        readings = await self._store(Store.pending_readings, self._limit)
         unsent_readings, unsent_events, oldest = await self._store(Store.backlog)
         synced, offset = self._clock_state()
         heartbeat = Heartbeat(
@@ -152,7 +152,7 @@ class Syncer:
             disk_budget_bytes=self.disk_budget_bytes,
             config_version=self._config_version(),
         )
-        seqs = [r[0] for r in readings] + [e.seq for e in events]
+        seqs = [r.seq for r in readings] + [e.seq for e in events]
         if seqs:
             first, last = min(seqs), max(seqs)
         else:
@@ -184,7 +184,7 @@ class Syncer:
             last_seq=last,
             readings=len(readings),
             events=len(events),
-            readings_through=max((r[0] for r in readings), default=None),
+            readings_through=readings[-1].seq if readings else None,  # in seq order
             events_through=max((e.seq for e in events), default=None),
             built_at=time.monotonic(),
         )

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
         encode_batch,
         encode_batch_rows,
         open_batch,
-        open_received_batch,
         seal_batch,
         unseal,
     )
@@ -197,7 +196,6 @@ __all__ = [
     "literal_passwords",
     "load_public_key",
     "open_batch",
-    "open_received_batch",
     "public_key_text",
     "read_private_key",
     "seal_batch",
@@ -225,7 +223,6 @@ _LOCATIONS = {
         "encode_batch",
         "encode_batch_rows",
         "open_batch",
-        "open_received_batch",
         "seal_batch",
         "unseal",
     ),

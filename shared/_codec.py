@@ -1,9 +1,10 @@
 """Batch bytes: canonical encoding, compression, bounded decompression, decoding.
 
-The order of work on the receiving side matters and is fixed by `open_batch` (and its twin for
-the cloud, `open_received_batch`, which parses into `ReceivedBatch`): check the body size, verify
-the signature over the exact body bytes, decompress with a hard output bound, then parse. Nothing
-unauthenticated is ever decompressed or parsed. `unseal` is the part before the parse.
+The order of work on the receiving side matters and is fixed by `open_batch`: check the body
+size, verify the signature over the exact body bytes, decompress with a hard output bound, then
+parse. Nothing unauthenticated is ever decompressed or parsed. `unseal` is the part before the
+parse, for the cloud, which looks at the verified bytes (it knows a batch it took before by their
+digest) and then parses them into `ReceivedBatch` (`decode_received_batch`).
 """
 
 from __future__ import annotations
@@ -215,28 +216,6 @@ def open_batch(
         max_decompressed_bytes=max_decompressed_bytes,
     )
     return decode_batch(raw)
-
-
-def open_received_batch(
-    body: bytes,
-    *,
-    content_encoding: str | None,
-    signature: str | None,
-    public_key: PublicKey,
-    max_body_bytes: int = MAX_BODY_BYTES,
-    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES,
-) -> ReceivedBatch:
-    """`open_batch` for the cloud: the same checks in the same order, parsed into the receiving
-    shape (`ReceivedBatch`, readings as dicts)."""
-    raw = unseal(
-        body,
-        content_encoding=content_encoding,
-        signature=signature,
-        public_key=public_key,
-        max_body_bytes=max_body_bytes,
-        max_decompressed_bytes=max_decompressed_bytes,
-    )
-    return decode_received_batch(raw)
 
 
 def unseal(

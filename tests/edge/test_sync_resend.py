@@ -84,6 +84,14 @@ def syncer(store: Store, gateway: EnrolledGateway, transport: httpx.AsyncBaseTra
     )
 
 
+async def drained(sync: Syncer) -> int:
+    """Everything pending sent (`Syncer.drain`), then the client closed."""
+    try:
+        return await sync.drain()
+    finally:
+        await sync.close()
+
+
 async def stored(cloud: Cloud, gateway: EnrolledGateway) -> tuple[int, int, int]:
     """(readings, events, batches) the cloud holds for the gateway."""
     async with cloud.pool.connection() as conn:
@@ -112,10 +120,7 @@ async def test_a_lost_acknowledgement_sends_the_same_bytes_again(
 
     transport = AnswerLost(cloud.client._transport, lose=2, during_outage=alert_raised)
     sync = syncer(store, gateway, transport)
-    try:
-        assert await sync.drain() == 61
-    finally:
-        await sync.close()
+    assert await drained(sync) == 61
     assert len(transport.bodies) == 4
     assert transport.bodies[0] == transport.bodies[1] == transport.bodies[2]
     # the cloud took it once; the repeats were answered from its record, under the same id
@@ -139,10 +144,7 @@ async def test_past_the_resend_window_the_batch_is_built_afresh(
     store = filled_store(tmp_path)
     transport = AnswerLost(cloud.client._transport, lose=1)
     sync = syncer(store, gateway, transport)
-    try:
-        assert await sync.drain() == 60
-    finally:
-        await sync.close()
+    assert await drained(sync) == 60
     assert len(transport.bodies) == 2
     assert transport.bodies[0] != transport.bodies[1]
     assert transport.answers[0]["batch_id"] != transport.answers[1]["batch_id"]

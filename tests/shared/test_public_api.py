@@ -71,7 +71,6 @@ EXPECTED = {
     "get_quantity",
     "load_public_key",
     "open_batch",
-    "open_received_batch",
     "public_key_text",
     "read_private_key",
     "seal_batch",
