@@ -58,10 +58,11 @@ def run(config: Path = ConfigOption) -> None:
 
     Example: gridgate edge run --config /etc/gridgate/edge.toml
     """
-    from .daemon import Daemon
+    from .daemon import run_from_file
 
-    loaded = _load(config)
-    asyncio.run(Daemon(loaded).run())
+    code = run_from_file(config)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

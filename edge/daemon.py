@@ -21,11 +21,13 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -50,7 +52,7 @@ from shared import (
 from . import meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
-from .config import BusSection, EdgeConfig, MeterSection
+from .config import BusSection, ConfigError, EdgeConfig, MeterSection, load_config
 from .recent_log import RecentLog
 from .refusal import CommandRefused
 from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters, is_dlms
@@ -979,3 +981,16 @@ class Daemon:
             self.store.shutdown()
             self.recent_log.remove()
             log.info("edge daemon stopped", taken=self.taken)
+
+
+def run_from_file(path: Path) -> int:
+    """`gridgate edge run --config PATH`: run the daemon until it is stopped; 2, with each
+    problem on stderr as FILE:LINE: key: problem, when the configuration cannot be used."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"gridgate edge: {problem}", file=sys.stderr)
+        return 2
+    asyncio.run(Daemon(config).run())
+    return 0

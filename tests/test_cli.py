@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from gridgate.cli import mount, runs_the_daemon
+from gridgate.cli import DaemonOptions, daemon_options
+from gridgate.commands import mount
 
 app = mount()
 
@@ -17,19 +19,29 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize(
-    ("args", "daemon"),
+    ("args", "options"),
     [
-        (["edge", "run", "--config", "edge.toml"], True),
-        (["--log-level", "ERROR", "edge", "run", "-c", "edge.toml"], True),
-        (["edge", "run", "--help"], False),
-        (["edge", "status", "--config", "run"], False),
-        (["edge", "read", "--port", "/dev/ttyUSB0"], False),
-        (["cloud", "serve"], False),
-        (["demo"], False),
+        (["edge", "run", "--config", "e.toml"], ("INFO", None, "e.toml")),
+        (["edge", "run", "-c", "e.toml"], ("INFO", None, "e.toml")),
+        (["edge", "run", "--config=e.toml"], ("INFO", None, "e.toml")),
+        (["--log-level", "ERROR", "--json-logs", "edge", "run", "-c", "e"], ("ERROR", True, "e")),
+        (["--log-level=DEBUG", "--console-logs", "edge", "run", "-c", "e"], ("DEBUG", False, "e")),
+        # anything else is typer's to read, with its messages
+        (["edge", "run"], None),
+        (["edge", "run", "--config"], None),
+        (["edge", "run", "--config", "a", "--config", "b"], None),
+        (["edge", "run", "--config", "e.toml", "extra"], None),
+        (["edge", "run", "--confg", "e.toml"], None),
+        (["--version", "edge", "run", "-c", "e"], None),
+        (["--log-level"], None),
+        (["edge", "status", "--config", "e.toml"], None),
     ],
 )
-def test_which_command_lines_run_the_daemon(args: list[str], daemon: bool) -> None:
-    assert runs_the_daemon(args) is daemon
+def test_the_daemon_starts_without_typer_on_the_command_lines_typer_would_accept(
+    args: list[str], options: tuple[str, bool | None, str] | None
+) -> None:
+    expected = None if options is None else DaemonOptions(*options[:2], Path(options[2]))
+    assert daemon_options(args) == expected
 
 
 LOADED = """
@@ -52,17 +64,23 @@ def loaded_by(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, set[st
     return done, set(line.split()[1:])
 
 
-def test_the_daemon_process_loads_no_terminal_renderer(tmp_path) -> None:
-    """structlog and httpx import rich (and httpx pygments) whenever they are installed; the
-    daemon's process refuses them. The daemon's modules are all loaded before its
-    configuration is read, so a missing configuration still shows what it would load."""
+def test_the_daemon_process_loads_no_terminal_renderer_nor_typer(tmp_path) -> None:
+    """structlog and httpx import rich, pygments, greenlet and click whenever they are
+    installed; the daemon's process refuses them, and starts without typer. The daemon's
+    modules are all loaded before its configuration is read, so a missing configuration still
+    shows what it would load."""
     done, loaded = loaded_by(
         tmp_path, "--log-level", "ERROR", "edge", "run", "--config", "missing.toml"
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "missing.toml" in done.stderr
     assert {"edge.daemon", "structlog", "httpx"} <= loaded
-    assert not {m for m in loaded if m.partition(".")[0] in ("rich", "pygments")}
+    refused = ("rich", "pygments", "greenlet", "click", "typer")
+    assert not {m for m in loaded if m.partition(".")[0] in refused}
+    # a command line only typer reads (an unknown option) still gets typer's message
+    done, loaded = loaded_by(tmp_path, "edge", "run", "--config", "missing.toml", "--fast")
+    assert done.returncode == 2
+    assert "No such option: --fast" in done.stderr
     # a technician's command keeps its tables
     done, loaded = loaded_by(tmp_path, "edge", "status", "--config", "missing.toml")
     assert done.returncode == 2, done.stderr[-2000:]
