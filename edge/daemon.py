@@ -49,7 +49,7 @@ from shared import (
     Severity,
 )
 
-from . import meter_events, systemd
+from . import malloc, meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
 from .config import BusSection, ConfigError, EdgeConfig, MeterSection, load_config
@@ -992,5 +992,6 @@ def run_from_file(path: Path) -> int:
         for problem in exc.problems:
             print(f"gridgate edge: {problem}", file=sys.stderr)
         return 2
+    malloc.keep_large_blocks_mapped()  # a process of months: no megabytes kept per batch
     asyncio.run(Daemon(config).run())
     return 0
