@@ -94,6 +94,7 @@ _OPEN_ROWS_MAX = 4 * 50_000  # rows of intervals still open a pass holds in memo
 HIGH_WATER = 0.90  # act above this share of the budget ...
 LOW_WATER = 0.75  # ... until usage is back under this one
 _CHUNK = 50_000
+CACHE_KIB = 512  # SQLite's page cache (its default: 2,000 KiB, a daemon's RSS)
 
 
 def to_us(ts: datetime) -> int:
@@ -205,6 +206,8 @@ class Store:
             # the WAL counts against the disk budget: checkpoint it every ~1 MB
             conn.execute("PRAGMA wal_autocheckpoint = 256")
             conn.execute("PRAGMA journal_size_limit = 1048576")
+            # the log is appended at its end and read in order: a small cache holds what is hot
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             if not fresh:
                 result = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if result != "ok":
