@@ -43,7 +43,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from shared import QUANTITIES, EventStatus, Quality, Severity
+from shared import QUANTITIES, EncodedReadings, EventStatus, Quality, Severity, encode_readings
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +148,7 @@ class NewEvent:
 
 
 class StoredReading(NamedTuple):
-    """A reading as the log holds it; the tuple `shared.encode_batch_rows` writes a batch from."""
+    """A reading as the log holds it; the tuple `shared.encode_readings` writes a batch from."""
 
     seq: int
     meter_id: str
@@ -386,21 +386,27 @@ class Store:
         ).fetchall()
         return [StoredEvent(*row[:8], json.loads(row[8])) for row in rows]
 
-    def pending_readings(self, limit: int) -> list[StoredReading]:
+    def pending_readings(self, limit: int) -> Iterator[StoredReading]:
         """Readings above the cursor, in seq order, stopping before the first one whose time is
-        still unknown (taken with the clock unsynchronised and not corrected yet)."""
+        still unknown (taken with the clock unsynchronised and not corrected yet). Read one by
+        one: iterate in the store's thread."""
         cursor, _ = self.cursors
         rows = self._conn.execute(
             "SELECT seq, meter_id, quantity, ts_us, value, quality FROM readings"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (cursor, limit),
-        ).fetchall()
-        out = []
-        for row in rows:
-            if row[5] == Quality.CLOCK_UNSYNCED.value:
-                break
-            out.append(StoredReading(*row))
-        return out
+        )
+        try:
+            for row in rows:
+                if row[5] == Quality.CLOCK_UNSYNCED.value:
+                    return
+                yield StoredReading(*row)
+        finally:
+            rows.close()  # its read transaction ends here, however far it was read
+
+    def pending_batch_readings(self, limit: int) -> EncodedReadings:
+        """The pending readings (`pending_readings`) written for a batch, row by row."""
+        return encode_readings(self.pending_readings(limit))
 
     def acknowledge(self, readings_through: int | None, events_through: int | None) -> None:
         """Advance the cursors (never backwards) once the cloud has acknowledged a batch."""

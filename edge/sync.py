@@ -135,7 +135,7 @@ class Syncer:
 
     async def _build(self) -> _Outgoing:
         events = await self._store(Store.pending_events, MAX_BATCH_EVENTS)
-        readings = await self._store(Store.pending_readings, self._limit)
+        readings = await self._store(Store.pending_batch_readings, self._limit)
         unsent_readings, unsent_events, oldest = await self._store(Store.backlog)
         synced, offset = self._clock_state()
         heartbeat = Heartbeat(
@@ -152,7 +152,7 @@ class Syncer:
             disk_budget_bytes=self.disk_budget_bytes,
             config_version=self._config_version(),
         )
-        seqs = [r.seq for r in readings] + [e.seq for e in events]
+        seqs = [*readings.seqs, *(e.seq for e in events)]
         if seqs:
             first, last = min(seqs), max(seqs)
         else:
@@ -160,7 +160,7 @@ class Syncer:
         problem = seq_problem(first, last, seqs, heartbeat=True)
         if problem:
             raise SyncFailed(f"the log's rows do not make a batch: {problem}")
-        # the readings go from their rows straight into the batch's bytes (no model a reading)
+        # the readings were written from the log's rows in the store's thread (no model a row)
         batch = Batch.model_construct(
             gateway_id=self.gateway_id,
             batch_id=uuid.uuid4(),
@@ -172,19 +172,19 @@ class Syncer:
             heartbeat=heartbeat,
         )
         try:
-            sealed = seal_batch(batch, self.key, rows=readings)
+            sealed = seal_batch(batch, self.key, readings=readings)
             if len(sealed.body) > self.config.batch_bytes:
                 raise BatchTooLarge(f"{len(sealed.body)} bytes")
         except BatchTooLarge:
-            self._limit = max(1, len(readings) // 2)
+            self._limit = max(1, readings.count // 2)
             raise SyncFailed(f"batch over the byte limit; next holds {self._limit}") from None
         return _Outgoing(
             sealed=sealed,
             batch_id=batch.batch_id,
             last_seq=last,
-            readings=len(readings),
+            readings=readings.count,
             events=len(events),
-            readings_through=readings[-1].seq if readings else None,  # in seq order
+            readings_through=readings.seqs[-1] if readings.seqs else None,  # in seq order
             events_through=max((e.seq for e in events), default=None),
             built_at=time.monotonic(),
         )

@@ -15,9 +15,10 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import zstandard
 from pydantic import ValidationError
@@ -47,23 +48,32 @@ def encode_batch(batch: Batch) -> bytes:
 # as a gateway's log keeps it
 ReadingTuple = tuple[int, str, str, int, float, str]
 _NO_READINGS = b'"readings":[],'
+_JOIN_EVERY = 256  # readings written, then joined into one piece of text
 
 
-def encode_batch_rows(envelope: Batch, rows: Sequence[ReadingTuple]) -> bytes:
-    """The bytes of `envelope` with `rows` as its readings, each written straight from its tuple:
-    a gateway's 5,000-reading batch without 5,000 `Reading` models, whose memory the allocator
-    kept after every batch. `envelope` has no readings and its seqs span the rows' too (made
-    with `Batch.model_construct`; the caller checks them with `seq_problem`). The cloud reads
-    the same batch as from `encode_batch` of it with `Reading` models (tests hold them equal);
-    the text differs only in how a float's exponent is written (1e-07, not 1e-7)."""
-    raw = encode_batch(envelope)
-    at = raw.index(_NO_READINGS)  # the fields before it are ids, counts and a time
-    return b"".join(
-        (raw[:at], b'"readings":[', _readings_json(rows), b"],", raw[at + len(_NO_READINGS) :])
-    )
+class EncodedReadings(NamedTuple):
+    """Readings written for a batch (`encode_readings`): `text` is the inside of its
+    "readings" array, `seqs` their seqs in increasing order."""
+
+    text: bytes
+    seqs: array[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.seqs)
 
 
-def _readings_json(rows: Sequence[ReadingTuple]) -> bytes:
+NO_READINGS = EncodedReadings(b"", array("q"))
+
+
+def encode_readings(rows: Iterable[ReadingTuple]) -> EncodedReadings:
+    """Write readings as the contract's JSON, one row at a time, straight from a gateway's log
+    (rows in increasing seq): no `Reading` model a row, and no row kept once written. A
+    5,000-reading batch built from a list of rows and a list of their texts left the allocator
+    a few megabytes the daemon kept; rows read one by one from SQLite and their texts joined
+    every `_JOIN_EVERY` leave it next to nothing. The cloud reads them as it reads `Reading`
+    models' JSON (tests hold them equal); the text differs only in how a float's exponent is
+    written (1e-07, not 1e-7)."""
     texts: dict[str, str] = {}  # meter ids, quantities, units, qualities: JSON strings
     seconds: dict[int, str] = {}  # whole seconds: their ISO text
 
@@ -73,8 +83,12 @@ def _readings_json(rows: Sequence[ReadingTuple]) -> bytes:
             found = texts[value] = json.dumps(value)
         return found
 
-    out = []
+    seqs = array("q")
+    pieces: list[str] = []
+    written: list[str] = []
     for seq, meter_id, quantity, ts_us, value, quality in rows:
+        if seqs and seq <= seqs[-1]:
+            raise ValueError(f"reading {seq}: its seq is not after the one before ({seqs[-1]})")
         if not math.isfinite(value):
             raise ValueError(f"reading {seq}: {value} is not a finite number")
         if quantity not in QUANTITIES:
@@ -84,12 +98,29 @@ def _readings_json(rows: Sequence[ReadingTuple]) -> bytes:
         if stamp is None:
             stamp = seconds[whole] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         ts = f"{stamp}.{micros:06d}Z" if micros else f"{stamp}Z"
-        out.append(
+        written.append(
             f'{{"meter_id":{text(meter_id)},"quantity":{text(quantity)},"ts":"{ts}",'
             f'"value":{float(value)!r},"unit":{text(QUANTITIES[quantity].unit)},'
             f'"quality":{text(quality)},"seq":{seq}}}'
         )
-    return ",".join(out).encode()
+        seqs.append(seq)
+        if len(written) == _JOIN_EVERY:
+            pieces.append(",".join(written))
+            written.clear()
+    if written:
+        pieces.append(",".join(written))
+    return EncodedReadings(",".join(pieces).encode(), seqs)
+
+
+def encode_batch_rows(envelope: Batch, readings: EncodedReadings) -> bytes:
+    """The bytes of `envelope` with `readings` as its readings: a gateway's batch without a
+    `Reading` model a reading. `envelope` has no readings and its seqs span the readings' too
+    (made with `Batch.model_construct`; the caller checks them with `seq_problem`)."""
+    raw = encode_batch(envelope)
+    at = raw.index(_NO_READINGS)  # the fields before it are ids, counts and a time
+    return b"".join(
+        (raw[:at], b'"readings":[', readings.text, b"],", raw[at + len(_NO_READINGS) :])
+    )
 
 
 def compress(raw: bytes, encoding: ContentEncoding) -> bytes:
@@ -177,11 +208,11 @@ def seal_batch(
     private_key: PrivateKey,
     encoding: ContentEncoding = "zstd",
     *,
-    rows: Sequence[ReadingTuple] | None = None,
+    readings: EncodedReadings | None = None,
 ) -> SignedBody:
     """Encode, compress and sign a batch; the signature covers the compressed body as sent.
-    With `rows`, they are its readings (`encode_batch_rows`)."""
-    raw = encode_batch(batch) if rows is None else encode_batch_rows(batch, rows)
+    With `readings`, they are its readings (`encode_batch_rows`)."""
+    raw = encode_batch(batch) if readings is None else encode_batch_rows(batch, readings)
     body = compress(raw, encoding)
     if len(body) > MAX_BODY_BYTES:
         raise BatchTooLarge(

@@ -39,7 +39,7 @@ def test_cursors_advance_per_log_and_never_back(tmp_path: Path) -> None:
     store = Store(tmp_path / "edge.sqlite")
     store.append([NewReading("m1", "1.7.0", T0 + timedelta(seconds=i), i) for i in range(5)])
     store.append(events=[_event()])
-    readings = store.pending_readings(3)
+    readings = list(store.pending_readings(3))
     store.acknowledge(readings[-1].seq, None)
     assert [r.value for r in store.pending_readings(10)] == [3, 4]
     assert len(store.pending_events(10)) == 1
@@ -60,7 +60,7 @@ def test_unsynced_readings_wait_for_the_clock_and_are_restamped(tmp_path: Path) 
     assert [r.value for r in store.pending_readings(10)] == [1.0]  # held back at the unknown
     now = T0 + timedelta(minutes=1)
     assert store.correct_unsynced(to_us(now), mono_now_us=70_000_000) == 1
-    pending = store.pending_readings(10)
+    pending = list(store.pending_readings(10))
     assert [r.value for r in pending] == [1.0, 2.0, 3.0]
     assert from_us(pending[1].ts_us) == T0  # taken 60 s before "now" by the monotonic clock
     assert pending[1].quality == "ok"

@@ -27,6 +27,7 @@ from shared import (
     decompress,
     encode_batch,
     encode_batch_rows,
+    encode_readings,
     generate_private_key,
     open_batch,
     seal_batch,
@@ -226,12 +227,15 @@ def test_readings_written_from_rows_read_as_the_models_would(rows: list) -> None
         (r.seq, r.meter_id, r.quantity, ts_us, r.value, r.quality.value)
         for r, (_, _, ts_us, _, _) in zip(readings, rows, strict=True)
     ]
-    assert decode_batch(encode_batch_rows(envelope, tuples)) == decode_batch(encode_batch(whole))
+    written = encode_readings(iter(tuples))
+    assert list(written.seqs) == [r.seq for r in readings]
+    assert decode_batch(encode_batch_rows(envelope, written)) == decode_batch(encode_batch(whole))
 
 
 def test_rows_the_contract_refuses_are_named() -> None:
-    envelope = make_batch(readings=0)
     with pytest.raises(ValueError, match="reading 9: nan"):
-        encode_batch_rows(envelope, [(9, "m-1", "1.8.0", 0, float("nan"), "ok")])
+        encode_readings([(9, "m-1", "1.8.0", 0, float("nan"), "ok")])
     with pytest.raises(ValueError, match=r"reading 9: '99\.9\.9' is not a quantity"):
-        encode_batch_rows(envelope, [(9, "m-1", "99.9.9", 0, 1.0, "ok")])
+        encode_readings([(9, "m-1", "99.9.9", 0, 1.0, "ok")])
+    with pytest.raises(ValueError, match=r"reading 9: its seq is not after the one before \(9\)"):
+        encode_readings([(9, "m-1", "1.8.0", 0, 1.0, "ok"), (9, "m-1", "1.8.0", 1, 1.0, "ok")])
