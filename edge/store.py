@@ -48,11 +48,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 
-from shared import QUANTITIES, EncodedReadings, EventStatus, Quality, Severity, encode_readings
+from shared import QUANTITIES, EventStatus, Quality, Severity
+
+if TYPE_CHECKING:
+    from shared import EncodedReadings
 
 log = structlog.get_logger(__name__)
 
@@ -406,6 +409,8 @@ class Store:
 
     def pending_batch_readings(self, limit: int) -> EncodedReadings:
         """The pending readings (`pending_readings`) written for a batch, row by row."""
+        from shared import encode_readings  # the batch codec: a gateway that syncs loads it
+
         return encode_readings(self.pending_readings(limit))
 
     def acknowledge(self, readings_through: int | None, events_through: int | None) -> None:
