@@ -39,6 +39,7 @@ earlier version can still open this one after a rollback).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -411,7 +412,9 @@ class Store:
         """The pending readings (`pending_readings`) written for a batch, row by row."""
         from shared import encode_readings  # the batch codec: a gateway that syncs loads it
 
-        return encode_readings(self.pending_readings(limit))
+        # closed however the writing ends: a row it refuses must not hold the read transaction
+        with contextlib.closing(self.pending_readings(limit)) as rows:
+            return encode_readings(rows)
 
     def acknowledge(self, readings_through: int | None, events_through: int | None) -> None:
         """Advance the cursors (never backwards) once the cloud has acknowledged a batch."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from edge.store import NewEvent, NewReading, Store, from_us, to_us
 from shared import EventStatus, Quality, Severity
@@ -47,6 +50,21 @@ def test_cursors_advance_per_log_and_never_back(tmp_path: Path) -> None:
     assert [r.value for r in store.pending_readings(10)] == [3, 4]
     assert store.pending_events(10) == []
     assert store.backlog()[:2] == (2, 0)
+
+
+def test_a_row_the_batch_refuses_leaves_no_read_transaction_open(tmp_path: Path) -> None:
+    """A reading the batch writer refuses (a quantity this software does not know) raises,
+    and the log is not left locked by the half-read rows: the store still checkpoints and
+    closes."""
+    store = Store(tmp_path / "edge.sqlite")
+    store.append([NewReading("m1", "1.7.0", T0, 1.0), NewReading("m1", "99.9.9", T0, 2.0)])
+    with pytest.raises(ValueError, match="not a quantity code"):
+        store.pending_batch_readings(10)
+    other = sqlite3.connect(tmp_path / "edge.sqlite")
+    busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    other.close()
+    assert busy == 0
+    store.close()
 
 
 def test_unsynced_readings_wait_for_the_clock_and_are_restamped(tmp_path: Path) -> None:
