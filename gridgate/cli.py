@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 GROUPS = ("demo", "sim", "edge", "cloud")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # click: httpx imports its command line (click first) whenever click is installed
 DAEMON_REFUSES = ("rich", "pygments", "greenlet", "click")
 
@@ -57,11 +58,20 @@ def daemon_options(args: list[str]) -> DaemonOptions | None:
             config = rest.pop(0)
         elif arg.startswith("--config=") and config is None:
             config = arg.partition("=")[2]
+        elif arg.startswith("-c") and len(arg) > 2 and config is None:
+            config = arg[2:]
         else:
             return None
     if not config:
         return None
     return DaemonOptions(log_level, json_logs, Path(config))
+
+
+def log_level_problem(level: str) -> str | None:
+    """Why `--log-level` cannot be `level`, or None (any case: `info` is INFO)."""
+    if level.upper() in LOG_LEVELS:
+        return None
+    return f"{level!r} is not one of {', '.join(LOG_LEVELS)}"
 
 
 def _refuse(names: tuple[str, ...]) -> None:
@@ -74,6 +84,10 @@ def main() -> None:
     args = sys.argv[1:]
     options = daemon_options(args)
     if options is not None:
+        problem = log_level_problem(options.log_level)
+        if problem:
+            print(f"gridgate: invalid value for --log-level: {problem}", file=sys.stderr)
+            sys.exit(2)
         _refuse(DAEMON_REFUSES)
         from edge.daemon import run_from_file
         from shared import configure_logging

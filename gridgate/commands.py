@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from gridgate import __version__
+from gridgate.cli import log_level_problem
 
-GROUPS = ("demo", "sim", "edge", "cloud")
 app = typer.Typer(
     rich_markup_mode="markdown",
     name="gridgate",
@@ -27,9 +27,18 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _check_log_level(level: str) -> str:
+    problem = log_level_problem(level)
+    if problem:
+        raise typer.BadParameter(problem)
+    return level
+
+
 @app.callback()
 def _root(
-    log_level: str = typer.Option("INFO", help="Log level: DEBUG, INFO, WARNING, ERROR."),
+    log_level: str = typer.Option(
+        "INFO", callback=_check_log_level, help="Log level: DEBUG, INFO, WARNING, ERROR."
+    ),
     json_logs: bool | None = typer.Option(
         None, "--json-logs/--console-logs", help="Log format (default: JSON unless a terminal)."
     ),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ runner = CliRunner()
         (["edge", "run", "--config", "e.toml"], ("INFO", None, "e.toml")),
         (["edge", "run", "-c", "e.toml"], ("INFO", None, "e.toml")),
         (["edge", "run", "--config=e.toml"], ("INFO", None, "e.toml")),
+        (["edge", "run", "-ce.toml"], ("INFO", None, "e.toml")),
         (["--log-level", "ERROR", "--json-logs", "edge", "run", "-c", "e"], ("ERROR", True, "e")),
         (["--log-level=DEBUG", "--console-logs", "edge", "run", "-c", "e"], ("DEBUG", False, "e")),
         # anything else is typer's to read, with its messages
@@ -85,6 +87,19 @@ def test_the_daemon_process_loads_no_terminal_renderer_nor_typer(tmp_path) -> No
     done, loaded = loaded_by(tmp_path, "edge", "status", "--config", "missing.toml")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "rich" in loaded
+
+
+def test_a_log_level_that_does_not_exist_is_named_on_either_path(tmp_path) -> None:
+    for args in (["edge", "run", "-c", "e.toml"], ["edge", "status", "-c", "e.toml"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gridgate", "--log-level", "LOUD", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "COLUMNS": "200"},  # typer's box keeps the message on one line
+        )
+        assert done.returncode == 2, args
+        assert "'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in done.stderr, args
 
 
 def test_help_lists_every_group() -> None:
