@@ -2,12 +2,12 @@
 
 glibc serves a request of 128 KiB or more with a mapping of its own, given back to the system
 when freed, until a freed block tells it that such sizes are common: it then raises that
-threshold (up to 32 MiB) and serves them from its heaps, where the pages stay, fragmented,
-once freed. The daemon builds each batch in blocks of about a megabyte (the JSON, its
-compressed copy): with the threshold raised, an offline gateway's RSS rose by 2–4 MB at every
-rebuild (17.8 MB/h over 14 minutes of `bench/edge_store.py --soak-minutes`); with it fixed, the
-same run stayed flat (0.14 MB/h). Setting the threshold switches the adjustment off
-(mallopt(3)).
+threshold (up to 32 MiB on a 64-bit system, 512 KiB on a 32-bit one) and serves them from its
+heaps, where the pages stay, fragmented, once freed. The daemon builds each batch in blocks of
+about a megabyte (the JSON, its compressed copy): on a 64-bit system, with the threshold
+raised, an offline gateway's RSS rose by 2–4 MB at every rebuild (17.8 MB/h over 14 minutes of
+`bench/edge_store.py --soak-minutes`); with it fixed, the same run stayed flat (0.14 MB/h).
+Setting the threshold switches the adjustment off (mallopt(3)).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value
 def is_glibc() -> bool:
     try:
         return bool(os.confstr("CS_GNU_LIBC_VERSION"))
-    except (ValueError, OSError):  # the name is unknown where the C library is another
+    except (ValueError, OSError, AttributeError):  # another C library (no confstr: Windows)
         return False
 
 
