@@ -299,7 +299,8 @@ async def bench_rss(folder: Path, soak_minutes: float, warm_minutes: float | Non
     write_private_key(key_path, generate_private_key())
     # the daemon as installed: pip byte-compiles a wheel's modules, so a gateway never compiles
     # one at start. Compiling ours (PYTHONDONTWRITEBYTECODE, a checkout) leaves the compiler's
-    # garbage in the process, some 1.2 MB; the code's packages are compiled first, as pip would.
+    # garbage in the process, some 1.2 MB; the code's packages are compiled first, as pip would
+    # (into their __pycache__ folders, which git ignores).
     env = {**os.environ, "PYTHONPATH": str(CODE_ROOT)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     packages = [str(CODE_ROOT / name) for name in ("shared", "protocols", "edge", "gridgate")]

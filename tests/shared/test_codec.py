@@ -232,6 +232,19 @@ def test_readings_written_from_rows_read_as_the_models_would(rows: list) -> None
     assert decode_batch(encode_batch_rows(envelope, written)) == decode_batch(encode_batch(whole))
 
 
+def test_readings_past_one_joined_piece_keep_every_row_once() -> None:
+    """`encode_readings` joins its texts every 256 rows: a batch of several pieces and a
+    remainder reads back whole, in order."""
+    count = 600
+    tuples = [(i + 1, "m-1", "1.8.0", 1_000_000 * i, float(i), "ok") for i in range(count)]
+    envelope = make_batch(readings=0, events=0).model_copy(
+        update={"first_seq": 1, "last_seq": count}
+    )
+    batch = decode_batch(encode_batch_rows(envelope, encode_readings(tuples)))
+    assert [r.seq for r in batch.readings] == list(range(1, count + 1))
+    assert [r.value for r in batch.readings] == [float(i) for i in range(count)]
+
+
 def test_rows_the_contract_refuses_are_named() -> None:
     with pytest.raises(ValueError, match="reading 9: nan"):
         encode_readings([(9, "m-1", "1.8.0", 0, float("nan"), "ok")])
