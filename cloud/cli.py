@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -102,6 +103,7 @@ def serve(
     import uvicorn
 
     from .app import create_app
+    from .metrics import MULTIPROCESS_VARIABLE
     from .served import FACTORY, PLAN_VARIABLE, worker_plan
 
     given = (("host", host), ("port", port), ("workers", workers))
@@ -137,7 +139,11 @@ def serve(
             log_level=logging.get("log_level") or "INFO",
             json_logs=logging.get("json_logs"),
         )
-        uvicorn.run(FACTORY, factory=True, workers=settings.workers, **served)
+        # the workers' metrics, summed at every scrape (cloud/metrics.py); a fresh folder at
+        # every start, so the counts are the service's since it started
+        with tempfile.TemporaryDirectory(prefix="gridgate-metrics-") as metrics_folder:
+            os.environ[MULTIPROCESS_VARIABLE] = metrics_folder
+            uvicorn.run(FACTORY, factory=True, workers=settings.workers, **served)
 
 
 @admin.command("create-state")

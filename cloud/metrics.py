@@ -1,20 +1,30 @@
 """Prometheus metrics, one registry per app (no process-global state): requests by route and
-status, request latency, and what ingest stored."""
+status, request latency, and what ingest stored.
+
+Under `gridgate cloud serve --workers N` each worker counts for itself and a scrape reaches one
+of them: the service then gives its workers one folder (`MULTIPROCESS_VARIABLE`, set before
+they start), prometheus_client keeps each process's values in files there, and `/metrics` sums
+every worker's, those of a worker that died and was replaced included (they are counts since
+the service started)."""
 
 from __future__ import annotations
 
 import hmac
+import os
 import time
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as render
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .settings import CloudSettings
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# prometheus_client's: read when it is imported, so set before a worker process starts
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -44,7 +54,11 @@ class Metrics:
         )
 
     def render(self) -> Response:
-        return Response(render(self.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if os.environ.get(MULTIPROCESS_VARIABLE):  # every worker's values, from their files
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class MeasureRequests:

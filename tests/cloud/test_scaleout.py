@@ -125,6 +125,14 @@ def job_intervals(url: str) -> dict:
     return found
 
 
+def health_answers(port: int) -> float:
+    """The service's count of /health requests answered 200, as one scrape of /metrics has it."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    wanted = 'gridgate_http_requests_total{method="GET",route="/health",status="200"} '
+    line = next((line for line in text.splitlines() if line.startswith(wanted)), None)
+    return 0.0 if line is None else float(line.split()[1])  # None: no /health answered yet
+
+
 def embedded_url(data_dir: Path) -> str:
     lines = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()
     return f"postgresql://postgres@/postgres?host={lines[4]}&port={lines[3]}"
@@ -132,7 +140,11 @@ def embedded_url(data_dir: Path) -> str:
 
 def test_workers_share_the_port_on_one_embedded_postgresql(tmp_path: Path) -> None:
     data_dir, port, log = tmp_path / "cloud", free_tcp_port(), tmp_path / "cloud.log"
-    env = {"GRIDGATE_DATA_DIR": str(data_dir), "GRIDGATE_JOBS_INTERVAL_S": "1"}
+    env = {
+        "GRIDGATE_DATA_DIR": str(data_dir),
+        "GRIDGATE_JOBS_INTERVAL_S": "1",
+        "GRIDGATE_METRICS_PUBLIC": "true",
+    }
     parent = launch(port, log, env, "--workers", "2")
     with stopped_at_end(parent):
         wait_healthy(parent, port, log)
@@ -155,6 +167,12 @@ def test_workers_share_the_port_on_one_embedded_postgresql(tmp_path: Path) -> No
         ran = job_intervals(url)
         assert {w for jobs in ran.values() for w, _ in jobs.values()} <= names
         assert {o for jobs in ran.values() for _, o in jobs.values()} <= {"ok", None}
+
+        # /metrics counts every worker's requests, whichever worker a scrape reaches
+        before = health_answers(port)
+        for _ in range(40):  # each on a new connection: the kernel deals them to both workers
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        assert {health_answers(port) for _ in range(8)} == {before + 40}
 
         # a worker killed outright is replaced; the port keeps answering meanwhile
         victim = min(workers)
