@@ -12,11 +12,30 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import clock_state
+from edge.clock import clock_state, kernel_synchronised
 from edge.config import load_config
 from edge.store import Store
 
 NOW = datetime(2026, 11, 27, 15, 6, tzinfo=UTC)
+
+
+def test_asking_the_kernel_for_ntp_starts_no_process() -> None:
+    """The daemon asks every 5 s. Finding the C library by name runs `ldconfig -p`: a process
+    started each time from the event loop, and the daemon's RSS grew by some 0.2 MB an hour."""
+    started: list[object] = []
+    listening = [True]
+
+    def hook(event: str, args: tuple) -> None:
+        if listening[0] and event == "subprocess.Popen":
+            started.append(args)
+
+    sys.addaudithook(hook)  # for the rest of this process: `listening` switches it off
+    try:
+        answers = {kernel_synchronised() for _ in range(3)}
+    finally:
+        listening[0] = False
+    assert started == []
+    assert len(answers) == 1  # the same kernel, the same answer (None off Linux)
 
 
 def test_the_clock_is_trusted_by_one_definition() -> None:
