@@ -63,9 +63,6 @@ class EncodedReadings(NamedTuple):
         return len(self.seqs)
 
 
-NO_READINGS = EncodedReadings(b"", array("q"))
-
-
 def encode_readings(rows: Iterable[ReadingTuple]) -> EncodedReadings:
     """Write readings as the contract's JSON, one row at a time, straight from a gateway's log
     (rows in increasing seq): no `Reading` model a row, and no row kept once written. A
