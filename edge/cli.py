@@ -19,7 +19,7 @@ from protocols.modbus.timing import LineSettings
 from shared import QUANTITIES, BusSettings
 
 from .clock import GatewayClock
-from .config import ConfigError, EdgeConfig, load_config
+from .config import EdgeConfig, load_or_report
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -33,12 +33,10 @@ ConfigOption = typer.Option(..., "--config", "-c", help="The gateway's TOML conf
 
 
 def _load(path: Path) -> EdgeConfig:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(f"gridgate edge: {problem}", err=True)
-        raise typer.Exit(2) from None
+    loaded = load_or_report(path)
+    if loaded is None:
+        raise typer.Exit(2)
+    return loaded
 
 
 @app.command("check-config")

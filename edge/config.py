@@ -32,6 +32,7 @@ A DLMS meter read with HLS-GMAC names its key file (owner-only; see edge/meter_k
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -322,3 +323,14 @@ def load_config(path: Path | str) -> EdgeConfig:
             ]
         )
     return config
+
+
+def load_or_report(path: Path) -> EdgeConfig | None:
+    """`load_config`, or None with each problem on stderr as `gridgate edge: FILE:LINE: key:
+    problem` (the daemon's start and the technician's commands say them alike)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"gridgate edge: {problem}", file=sys.stderr)
+        return None

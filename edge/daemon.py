@@ -21,7 +21,6 @@ import contextlib
 import functools
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,7 +51,7 @@ from shared import (
 from . import malloc, meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
-from .config import BusSection, ConfigError, EdgeConfig, MeterSection, load_config
+from .config import BusSection, EdgeConfig, MeterSection, load_or_report
 from .recent_log import RecentLog
 from .refusal import CommandRefused
 from .scheduler import BusScheduler, MeterEventsHook, MqttBus, build_meters, is_dlms
@@ -986,11 +985,8 @@ class Daemon:
 def run_from_file(path: Path) -> int:
     """`gridgate edge run --config PATH`: run the daemon until it is stopped; 2, with each
     problem on stderr as FILE:LINE: key: problem, when the configuration cannot be used."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"gridgate edge: {problem}", file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return 2
     malloc.keep_large_blocks_mapped()  # a process of months: no megabytes kept per batch
     asyncio.run(Daemon(config).run())
