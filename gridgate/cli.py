@@ -35,8 +35,8 @@ class DaemonOptions(NamedTuple):
 
 def daemon_options(args: list[str]) -> DaemonOptions | None:
     """The options of `gridgate [--log-level L] [--json-logs|--console-logs] edge run
-    --config PATH` (also `--log-level=L`, `-c PATH`, `--config=PATH`), read as typer reads
-    them; None for any other command line."""
+    --config PATH` (also `--log-level=L`, `-c PATH`, `-cPATH`, `--config=PATH`), read as
+    typer reads them; None for any other command line."""
     log_level, json_logs, config = "INFO", None, None
     rest = list(args)
     while rest and rest[0] != "edge":
