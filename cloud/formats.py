@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 SYMBOLS = {"INR": "₹", "USD": "$", "EUR": "€", "GBP": "£"}
@@ -39,6 +40,26 @@ def money(value: object, currency: str = "INR") -> str:
     if text.startswith("−"):
         return f"−{symbol}{text[1:]}" if symbol else f"{text} {currency}"
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+# digits as people type them: plain (4.50, 1200), or grouped by commas the Western way
+# (1,234,567.5) or the Indian way (12,34,567.5); the decimal separator is a point
+_TYPED_NUMBER = re.compile(
+    r"^(?:\d+|\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})*,\d{3})(?:\.\d+)?$|^\.\d+$"
+)
+
+
+def typed_decimal(text: str) -> Decimal | None:
+    """A number typed in a form, exactly, or None when it is not one. A comma must group
+    digits: "4,50" is refused rather than read as 450 (a decimal comma, as much of the world
+    writes it, would otherwise multiply a rate by a hundred)."""
+    typed = text.strip()
+    if not _TYPED_NUMBER.match(typed):
+        return None
+    try:
+        return Decimal(typed.replace(",", ""))
+    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
+        return None
 
 
 def quantity(value: object, unit: str, decimals: int = 1) -> str:

@@ -9,7 +9,7 @@ shows the page again with what was wrong and everything the person typed."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ..access import Permission, Principal
 from ..billing.tariff import EnergyCharge, TariffSpec
 from ..errors import CloudError
+from ..formats import typed_decimal
 from ..services import tariff_overrides, tariffs
 from ..services.scoped import BOARDS, TARIFFS, list_rows
 from .web import csrf_ok, int_or_none, not_allowed, render, viewer, words
@@ -222,11 +223,8 @@ def _read(form: dict[str, str], t) -> tuple[dict[str, Any] | None, str | None]:
     """The override the form describes, or the first thing wrong with it, in words."""
     if form.get("kind") not in KINDS:
         return None, t("tariffs.error_kind")
-    try:
-        value = Decimal(form.get("value", "").strip().replace(",", ""))
-    except InvalidOperation:
-        return None, t("tariffs.error_value", value=form.get("value", ""))
-    if not value.is_finite() or value < 0 or value > Decimal("1e6"):
+    value = typed_decimal(form.get("value", ""))
+    if value is None or value > Decimal("1e6"):
         return None, t("tariffs.error_value", value=form.get("value", ""))
     days = {}
     for name in ("starts_on", "last_day"):

@@ -203,6 +203,18 @@ async def test_tariffs_are_explained_and_overrides_set_and_taken_off(
         "heat wave",
     )
     assert "'one point two' is not a rate or multiplier" in await page.inner_text("#tariff-error")
+    # a decimal comma: refused, not read as a rate a hundred times larger
+    await _fill(
+        page,
+        "domestic",
+        "energy_rate",
+        "4,50",
+        today + timedelta(days=30),
+        today + timedelta(days=40),
+        "heat wave",
+    )
+    assert "'4,50' is not a rate or multiplier" in await page.inner_text("#tariff-error")
+    assert "with a point before the decimals" in await page.inner_text("#tariff-error")
     assert len(await _db(cloud, "SELECT 1 FROM tariff_overrides WHERE board_id = %s", board)) == 1
     visit.errors.clear()  # Chromium logs the 4xx answers themselves as failed resources
 
