@@ -434,16 +434,20 @@ async def _bill_last_month(url: str, cloud_url: str) -> dict:
 
 
 async def _ask_support(cloud_url: str) -> int:
-    """The demo consumer, who allows automatic answers, asks why last month's bill is what it
-    is and reports a flickering meter display, through the API as the portal would: the first
-    is answered at once from their bill, the second waits in the agent's queue with a draft.
-    Asked once per demo; how many queries the desk holds."""
+    """The demo consumer, who allows automatic answers and suggestions from their usage (the
+    ways to pay less on their home page), asks why last month's bill is what it is and reports a
+    flickering meter display, through the API as the portal would: the first is answered at once
+    from their bill, the second waits in the agent's queue with a draft. Asked once per demo;
+    how many queries the desk holds."""
     async with httpx.AsyncClient(base_url=cloud_url, timeout=30) as client:
         login = await client.post(
             "/api/v1/auth/login", json={"email": CONSUMER[0], "password": CONSUMER[1]}
         )
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        consent = {"kind": "usage_insights", "granted": True}  # recorded once: a change only
+        response = await client.post("/api/v1/users/me/consents", json=consent, headers=headers)
+        response.raise_for_status()
         asked = await client.get("/api/v1/support/queries", headers=headers)
         asked.raise_for_status()
         if asked.json()["total"]:

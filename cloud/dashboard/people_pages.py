@@ -102,12 +102,16 @@ async def _consumer(
             offset=0,
         )
         estimate = tariff = usage = forecast = advice = None
+        advice_off = False  # the household has not allowed its usage to be used for them
         notes: list[str] = []
         if can_bills and section != "bills":
             try:
                 estimate = await estimates.estimate(conn, principal, consumer["id"])
                 forecast, advice = await insights.cycle_and_advice(conn, principal, consumer["id"])
-                advice = await _stored_advice(conn, principal, consumer["id"], advice)
+                if advice is None:
+                    advice_off = True
+                else:
+                    advice = await _stored_advice(conn, principal, consumer["id"], advice)
             except InvalidInput as exc:
                 notes.append(str(exc))
             try:
@@ -169,6 +173,7 @@ async def _consumer(
         estimate=estimate,
         forecast=forecast,
         advice=advice,
+        advice_off=advice_off,
         tariff=tariff,
         usage=usage,
         balance=balance,

@@ -31,10 +31,17 @@ from ..billing import recommendations as recommending
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
 from ..billing.engine import Bill, TariffVersion, compute_bill, local_midnight
 from ..billing.overrides import TariffOverride
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
 from .billing_runs import max_demand
+from .preferences import household_consents
 from .scoped import CONSUMERS, get_row
+
+INSIGHTS_CONSENT = "usage_insights"
+NO_INSIGHTS_CONSENT = (
+    "the household has not allowed its usage to be used to suggest ways to pay less"
+    " (consent usage_insights, which its online account gives in its profile)"
+)
 
 HISTORY_DAYS = forecasting.WINDOW_DAYS + 2  # whole days before today, and a read before them
 DEMAND_YEAR = timedelta(days=365)  # the record the sanctioned load is weighed against
@@ -186,18 +193,23 @@ async def recommendations(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """Ways to pay less this billing period, each with the saving the engine prices (worked
-    out now; `cloud.services.recommendations` stores them)."""
+    out now; `cloud.services.recommendations` stores them). Conflict when the household has
+    not allowed its usage to be used for them (consent `usage_insights`)."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
+    if not await household_consents(conn, consumer_id, INSIGHTS_CONSENT):
+        raise Conflict(NO_INSIGHTS_CONSENT)
     return await _recommendations_of(conn, cycle)
 
 
 async def cycle_and_advice(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The forecast (with the next period's) and the recommendations worked out now, from one
-    reading of the consumer's registers."""
+    reading of the consumer's registers (None without the household's consent to them)."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
     forecast_now = {**_forecast_of(cycle), "next": await _next_of(conn, cycle)}
+    if not await household_consents(conn, consumer_id, INSIGHTS_CONSENT):
+        return forecast_now, None
     return forecast_now, await _recommendations_of(conn, cycle)
 
 

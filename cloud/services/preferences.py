@@ -3,9 +3,13 @@
 Consents follow SmartMettr's model: one row per grant or revocation, never changed, so the full
 history stays; the latest row of a kind is in force, and no row means not given. Features that
 depend on one ask `has_consent` (the automated answers to support queries ask for
-`automated_support`). Preferences say how a user wants to hear of things — channels, the lowest
-alert severity, kinds they opted out of, quiet hours in their zone — and are what the
-notifications service delivers by; a user who never chose has the defaults.
+`automated_support`, the opener's own word), or `household_consents` for the kinds about a
+household's usage (`HOUSEHOLD_KINDS`), where the latest word of any of its online users holds
+(the ways to pay less ask for `usage_insights`: the engine reads the household's hours to find
+them, so a household that did not allow it gets none, whoever looks).
+Preferences say how a user wants to hear of things — channels, the lowest alert severity, kinds
+they opted out of, quiet hours in their zone — and are what the notifications service delivers
+by; a user who never chose has the defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from ..errors import InvalidInput
 from . import audit
 
 CONSENT_KINDS = ("energy_tracking", "automated_support", "usage_insights")
+# about the household's usage: any of its online users speaks for it, the latest word holds
+HOUSEHOLD_KINDS = ("energy_tracking", "usage_insights")
 CHANNELS = ("in_app", "email", "sms")
 OPT_OUTS = ("bills", "alerts", "tariff_changes", "support_replies", "reports", "announcements")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -36,10 +42,12 @@ DEFAULTS: dict[str, Any] = {
 
 
 async def consents(conn: AsyncConnection, principal: Principal) -> dict[str, Any]:
-    """Each kind's state now ({kind: {granted, at}}) and the whole history, newest first."""
+    """Each kind's state now ({kind: {granted, at}}) and the whole history, newest first: the
+    user's own words, and for a household's kinds (`HOUSEHOLD_KINDS`) its other users' too."""
     cursor = await conn.execute(
-        "SELECT kind, granted, at FROM consents WHERE user_id = %s ORDER BY at DESC, id DESC",
-        (principal.user_id,),
+        "SELECT kind, granted, at FROM consents WHERE user_id = %s"
+        " OR (consumer_id = %s AND kind = ANY(%s)) ORDER BY at DESC, id DESC",
+        (principal.user_id, principal.consumer_id, list(HOUSEHOLD_KINDS)),
     )
     history = await cursor.fetchall()
     current: dict[str, Any] = {kind: {"granted": False, "at": None} for kind in CONSENT_KINDS}
@@ -51,13 +59,24 @@ async def consents(conn: AsyncConnection, principal: Principal) -> dict[str, Any
 async def set_consent(
     conn: AsyncConnection, principal: Principal, *, kind: str, granted: bool
 ) -> dict[str, Any]:
-    """Grant or revoke; recorded (and audited) only when it changes what is in force."""
+    """Grant or revoke; recorded (and audited) only when it changes what is in force (for a
+    household's kinds, what the household's users said last)."""
+    household = kind in HOUSEHOLD_KINDS and principal.consumer_id is not None
     async with conn.transaction():
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('consent ' || %s, 0))",
-            (principal.user_id,),
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (
+                f"consent household {principal.consumer_id}"
+                if household
+                else f"consent {principal.user_id}",
+            ),
         )
-        if await has_consent(conn, principal.user_id, kind) != granted:
+        in_force = (
+            await household_consents(conn, principal.consumer_id, kind)
+            if household and principal.consumer_id is not None
+            else await has_consent(conn, principal.user_id, kind)
+        )
+        if in_force != granted:
             await conn.execute(
                 "INSERT INTO consents (user_id, consumer_id, kind, granted)"
                 " VALUES (%s, %s, %s, %s)",
@@ -75,10 +94,23 @@ async def set_consent(
 
 
 async def has_consent(conn: AsyncConnection, user_id: int, kind: str) -> bool:
+    """The user's own latest word on `kind` (the automated answers ask the query's opener)."""
     cursor = await conn.execute(
         "SELECT granted FROM consents WHERE user_id = %s AND kind = %s"
         " ORDER BY at DESC, id DESC LIMIT 1",
         (user_id, kind),
+    )
+    row = await cursor.fetchone()
+    return bool(row and row["granted"])
+
+
+async def household_consents(conn: AsyncConnection, consumer_id: int, kind: str) -> bool:
+    """Whether the household's latest word on `kind`, from any of its online users, is yes
+    (a household with no online account has given none)."""
+    cursor = await conn.execute(
+        "SELECT granted FROM consents WHERE consumer_id = %s AND kind = %s"
+        " ORDER BY at DESC, id DESC LIMIT 1",
+        (consumer_id, kind),
     )
     row = await cursor.fetchone()
     return bool(row and row["granted"])

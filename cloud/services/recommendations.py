@@ -25,6 +25,7 @@ from psycopg import AsyncConnection, sql
 from ..access import Principal, scope_filter
 from ..errors import Conflict, NotFound
 from . import audit, insights
+from .preferences import household_consents
 from .scoped import CONSUMERS, actor, get_row
 
 STATUSES = ("new", "seen", "done", "dismissed")
@@ -92,6 +93,8 @@ async def store(
 ) -> dict[str, Any]:
     """Store recommendations worked out already (`insights.recommendations`, or the portal's
     `insights.cycle_and_advice`), as `generate` does."""
+    if not await household_consents(conn, consumer_id, insights.INSIGHTS_CONSENT):
+        raise Conflict(insights.NO_INSIGHTS_CONSENT)  # withdrawn since they were worked out
     start, end = advice["period_start"], advice["period_end"]
     created, updated = [], []
     async with conn.transaction():

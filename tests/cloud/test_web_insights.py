@@ -118,6 +118,11 @@ async def _household(cloud: Cloud, board: str, spec: dict = SLABS) -> tuple[int,
             actor="test",
             consumer_id=consumer,
         )
+        await conn.execute(  # the household allows its usage to be used for ways to pay less
+            "INSERT INTO consents (user_id, consumer_id, kind, granted)"
+            " SELECT id, consumer_id, 'usage_insights', true FROM users WHERE email = %s",
+            (consumer_email,),
+        )
         admin_email = f"admin-{tag}@example.in"
         await auth.create_user(
             conn,
@@ -259,3 +264,59 @@ async def test_the_consumer_answers_each_way_to_pay_less(
     shift = page.locator("#advice li.r-shift_to_off_peak .status")
     assert "Done" in await shift.inner_text()
     await page.context.close()
+
+
+async def test_withdrawing_consent_takes_the_ways_to_pay_less_away(
+    cloud: Cloud, served: httpx.AsyncClient, board: str, browser
+) -> None:
+    """The household unticks "Use my usage to suggest ways to save energy" in its profile: its
+    home and the staff's page of it say why there are none, and none are worked out."""
+    consumer, _, consumer_email, admin_email = await _household(cloud, board)
+    assert (await _generate(served, consumer_email, consumer))["items"]
+    for viewport in ("desktop", "phone"):
+        visit = await _visit(browser, served, viewport)
+        await visit.sign_in(consumer_email)
+        await visit.open("/dashboard/profile", f"insights-consent-{viewport}")
+        page = visit.page
+        box = page.locator("#consents input[name=usage_insights]")
+        if viewport == "desktop":
+            assert await box.is_checked()
+            await box.uncheck()
+            await page.locator("#consents button[type=submit]").click()
+            await page.wait_for_load_state()
+            assert not await page.locator("#consents input[name=usage_insights]").is_checked()
+        await visit.open("/dashboard/home", f"insights-off-{viewport}")
+        assert await page.locator("#advice li").count() == 0
+        off = await page.locator("#advice-off").inner_text()
+        assert "you have not allowed us to use your usage" in off, off
+        await page.locator("#advice-off a").click()
+        await page.wait_for_url("**/dashboard/profile#consents")
+        assert not visit.errors, visit.errors
+        await page.context.close()
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(admin_email)
+    await visit.open(f"/dashboard/consumers/{consumer}", "insights-off-staff")
+    off = await visit.page.locator("#advice-off").inner_text()
+    assert "the household has not allowed its usage to be used" in off, off
+    await visit.page.context.close()
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT max(updated_at) AS last FROM recommendations WHERE consumer_id = %s",
+            (consumer,),
+        )
+        before = (await cursor.fetchone())["last"]
+    token = await served.post(
+        "/api/v1/auth/login", json={"email": admin_email, "password": PASSWORD}
+    )
+    refused = await served.post(
+        f"/api/v1/consumers/{consumer}/recommendations/generate",
+        json={},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert refused.status_code == 409, refused.text
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT max(updated_at) AS last FROM recommendations WHERE consumer_id = %s",
+            (consumer,),
+        )
+        assert (await cursor.fetchone())["last"] == before

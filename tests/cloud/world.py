@@ -132,6 +132,18 @@ async def _board_objects(
         "consumers", board_id=board, account_no=b.unique("acct"), name=f"Consumer {site.name}"
     )
     o["consumer"] = at(consumer, consumer)
+    # the household's online account, which allowed its usage to be used for the ways to pay
+    # less (without it the engine works none out, whoever asks)
+    household = await b.insert(
+        "users",
+        email=f"{b.unique('household')}@example.in".lower(),
+        password_hash=_password_hash(),
+        role="CONSUMER",
+        consumer_id=consumer,
+    )
+    await b.insert(
+        "consents", user_id=household, consumer_id=consumer, kind="usage_insights", granted=True
+    )
     if with_board_spares:
         o["gateway"] = at(
             await b.insert(

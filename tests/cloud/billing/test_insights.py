@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cloud.billing.forecast import forecast_units
+from cloud.services.passwords import hash_password_blocking
 from tests.cloud.billing.test_invoices import (
     Board,
     add_reads,
@@ -23,6 +24,7 @@ from tests.cloud.billing.test_invoices import (
 from tests.cloud.conftest import Cloud
 
 IST = ZoneInfo("Asia/Kolkata")
+PASSWORD_HASH = hash_password_blocking("a household's own password")  # nobody signs in with it
 AS_OF = datetime(2026, 11, 16, tzinfo=IST)  # a Monday, midnight: 15 days of November read
 SLABS = {
     "effective_from": "2026-01-01",
@@ -88,7 +90,11 @@ def hourly_reads(first: date, until: datetime) -> list[tuple[datetime, float]]:
     return reads
 
 
-async def consumer(cloud: Cloud, board: Board, until: datetime = AS_OF) -> int:
+async def consumer(
+    cloud: Cloud, board: Board, until: datetime = AS_OF, *, insights_allowed: bool = True
+) -> int:
+    """A household with hourly reads up to `until`; with `insights_allowed`, its online account
+    has allowed its usage to be used for the ways to pay less (consent usage_insights)."""
     tag = uuid.uuid4().hex[:8]
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
@@ -96,6 +102,18 @@ async def consumer(cloud: Cloud, board: Board, until: datetime = AS_OF) -> int:
             (board.id, f"AC-{tag}"),
         )
         consumer_id = (await cursor.fetchone())["id"]
+        if insights_allowed:
+            cursor = await conn.execute(
+                "INSERT INTO users (email, password_hash, role, consumer_id)"
+                " VALUES (%s, %s, 'CONSUMER', %s) RETURNING id",
+                (f"ac-{tag}@example.in", PASSWORD_HASH, consumer_id),
+            )
+            user_id = (await cursor.fetchone())["id"]
+            await conn.execute(
+                "INSERT INTO consents (user_id, consumer_id, kind, granted)"
+                " VALUES (%s, %s, 'usage_insights', true)",
+                (user_id, consumer_id),
+            )
         cursor = await conn.execute(
             "INSERT INTO meters (board_id, external_id, consumer_id) VALUES (%s, %s, %s)"
             " RETURNING id",

@@ -155,6 +155,49 @@ async def test_the_consumer_answers_and_regenerating_keeps_the_answers(
     assert foreign.status_code == 404
 
 
+async def test_no_ways_to_pay_less_without_the_households_consent(
+    cloud: Cloud, here: Board
+) -> None:
+    """The engine reads the household's hours: a household that never allowed it, or withdrew,
+    gets none worked out or stored, whoever asks; allowed again, it gets them again."""
+    await tariff(cloud, here, [SLABS])
+    path = "/api/v1/consumers/{}/recommendations/generate"
+    never = await consumer(cloud, here, insights_allowed=False)
+    response = await cloud.client.post(
+        path.format(never), json={"as_of": AS_OF.isoformat()}, headers=here.admin
+    )
+    assert response.status_code == 409, response.text
+    assert "has not allowed its usage to be used" in response.text
+    assert await count_stored(cloud, never) == 0
+
+    consumer_id = await consumer(cloud, here)
+    home = await consumer_user(cloud, consumer_id)
+    assert (await generate(cloud, here, consumer_id))["items"]
+    consents = "/api/v1/users/me/consents"
+    withdrawn = await cloud.client.post(
+        consents, json={"kind": "usage_insights", "granted": False}, headers=home
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    for headers in (here.admin, home):  # the board's admin and the household alike
+        response = await cloud.client.post(
+            path.format(consumer_id), json={"as_of": AS_OF.isoformat()}, headers=headers
+        )
+        assert response.status_code == 409, response.text
+    allowed = await cloud.client.post(
+        consents, json={"kind": "usage_insights", "granted": True}, headers=home
+    )
+    assert allowed.status_code == 200, allowed.text
+    assert (await generate(cloud, here, consumer_id))["items"]
+
+
+async def count_stored(cloud: Cloud, consumer_id: int) -> int:
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM recommendations WHERE consumer_id = %s", (consumer_id,)
+        )
+        return (await cursor.fetchone())["n"]
+
+
 async def demand_reads(cloud: Cloud, meter: int, since: date, peak_kw: float) -> None:
     """A 1.5.0 read at noon every day from `since` to AS_OF: 1.2 kW, and `peak_kw` once."""
     async with cloud.pool.connection() as conn:
