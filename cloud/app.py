@@ -11,9 +11,11 @@ from urllib.parse import quote
 import psycopg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .api import (
     account,
@@ -44,6 +46,7 @@ from .api import (
 )
 from .api.limits import RateLimit
 from .dashboard import routes as dashboard
+from .dashboard.web import unknown_page
 from .db import open_pool
 from .errors import CloudError
 from .jobs import run_jobs
@@ -210,6 +213,19 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         )
 
     app.mount("/dashboard/static", dashboard.static, name="dashboard-static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # a person who mistypes a page's address gets the app's page, a program the JSON
+        path = request.url.path
+        if (
+            exc.status_code == 404
+            and request.method == "GET"
+            and (path == "/dashboard" or path.startswith("/dashboard/"))
+            and not path.startswith("/dashboard/static/")
+        ):
+            return await unknown_page(request)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(dashboard.LoginNeeded)
     async def login_needed(_request: Request, exc: dashboard.LoginNeeded) -> RedirectResponse:

@@ -128,7 +128,28 @@ def not_allowed(request: Request, principal: Principal, permission: Permission) 
         principal,
         status=403,
         title=t("page.not_allowed"),
-        message=t("page.not_allowed_text", permission=permission.value),
+        message=t("page.not_allowed_text", permission=t("perm." + permission.value)),
+    )
+
+
+async def unknown_page(request: Request) -> Response:
+    """An address under /dashboard that no page answers: the not-found page, in the app's
+    frame (signed in or not), rather than the API's JSON."""
+    principal = None
+    token = request.cookies.get(ACCESS_COOKIE)
+    if token:
+        try:
+            principal = await authenticate(request, token)
+        except Unauthorized:
+            principal = None
+    t = translator(pick_language(request.headers.get("accept-language")))
+    return render(
+        request,
+        "message.html",
+        principal,
+        status=404,
+        title=t("page.not_found"),
+        message=t("page.no_such_page"),
     )
 
 

@@ -230,5 +230,8 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     response = await customer.page.goto(f"{base}/dashboard/broadcasts")
     assert response.status == 403  # consumers do not broadcast
     assert "Not allowed" in await customer.page.inner_text("main")
+    # the permission in words, not its code
+    assert "Send announcements to a board" in await customer.page.inner_text("main")
+    assert "notification:broadcast" not in await customer.page.inner_text("main")
     customer.errors.clear()  # Chromium reports the 403 on the console
     await check(customer, "phone-consumer-refused")

@@ -59,6 +59,7 @@ async def test_every_kind_of_response_carries_the_headers(cloud: Cloud, board: s
         "API error 404": cloud.client.get("/api/v1/meters/999999999", headers=bearer),
         "API error 422": cloud.client.get("/api/v1/meters?limit=0", headers=bearer),
         "unknown path": cloud.client.get("/no/such/page"),
+        "unknown page": cloud.client.get("/dashboard/no/such/page"),
         "dashboard HTML": cloud.client.get("/dashboard/login"),
         "redirect": cloud.client.get("/"),
         "static file": cloud.client.get("/dashboard/static/app.js"),
@@ -71,6 +72,25 @@ async def test_every_kind_of_response_carries_the_headers(cloud: Cloud, board: s
     for what, call in cases.items():
         _check_headers(await call, what)
     assert "strict-transport-security" not in (await cloud.client.get("/health")).headers
+
+
+async def test_a_mistyped_page_address_gets_the_apps_page_and_the_api_its_json(
+    cloud: Cloud, board: str
+) -> None:
+    page = await cloud.client.get("/dashboard/no-such-page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "No page of the app has this address" in page.text
+    token = await _admin_token(cloud, board)
+    # signed in: the page has the app's navigation
+    signed_in = await cloud.client.get(
+        "/dashboard/meterz", headers={"Cookie": f"gg_access={token}"}
+    )
+    assert signed_in.status_code == 404
+    assert 'href="/dashboard/meters"' in signed_in.text, signed_in.text
+    api = await cloud.client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404
+    assert api.json() == {"detail": "Not Found"}
 
 
 async def test_hsts_over_https(cloud: Cloud) -> None:
