@@ -32,14 +32,35 @@ def number(value: object, decimals: int = 0, *, indian: bool = False) -> str:
     return f"{sign}{grouped}.{fraction}" if decimals else f"{sign}{grouped}"
 
 
-def money(value: object, currency: str = "INR") -> str:
+def money(value: object, currency: str = "INR", decimals: int = 2) -> str:
     if value is None:
         return "—"
-    text = number(value, 2, indian=currency == "INR")
+    text = number(value, decimals, indian=currency == "INR")
     symbol = SYMBOLS.get(currency)
     if text.startswith("−"):
         return f"−{symbol}{text[1:]}" if symbol else f"{text} {currency}"
     return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def fine_decimals(value: object, most: int = 4) -> int:
+    """How many decimals a rate needs: two (paise), or as many as the tariff gives, up to
+    `most` (a fuel adjustment of 0.1234 a unit)."""
+    exponent = Decimal(str(value)).normalize().as_tuple().exponent
+    return min(most, max(2, -exponent if isinstance(exponent, int) else 2))
+
+
+def line_rate(rate: object, unit: str, currency: str = "INR") -> str:
+    """A bill line's rate as a person reads it: '₹4.00 / kWh', '₹100.00 / month', or '5 %'
+    where the line is a share of an amount (a tax, a load-based adjustment: its unit is the
+    currency)."""
+    if rate is None:
+        return "—"
+    value = Decimal(str(rate))
+    if unit == currency:
+        percent = (value * 100).normalize()
+        return f"{number(percent, fine_decimals(percent, 2) if percent % 1 else 0)} %"
+    text = money(value, currency, fine_decimals(value))
+    return f"{text} / {unit}" if unit else text
 
 
 # digits as people type them: plain (4.50, 1200), or grouped by commas the Western way

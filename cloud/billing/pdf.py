@@ -23,6 +23,8 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
 
+from ..formats import fine_decimals, line_rate
+
 
 def _chart(daily: list[tuple[date, Decimal]]) -> io.BytesIO:
     figure = Figure(figsize=(7, 2.4), dpi=110)
@@ -61,10 +63,13 @@ def _amount(value: object, places: int = 2) -> str:
     return f"{Decimal(str(value)):,.{places}f}"
 
 
-def _rate(value: object) -> str:
-    """A rate to its paise, or finer where the tariff is finer: 4.00, 7.30, 0.1234."""
+def _rate(value: object, unit: str, currency: str) -> str:
+    """A rate to its paise, or finer where the tariff is finer: 4.00, 7.30, 0.1234; a share of
+    an amount (a tax: its unit is the currency) as a percentage, 5 %."""
+    if unit == currency:
+        return line_rate(value, unit, currency)
     rate = Decimal(str(value))
-    return _amount(rate, max(2, -rate.normalize().as_tuple().exponent))
+    return _amount(rate, fine_decimals(rate))
 
 
 def render_invoice(
@@ -122,7 +127,7 @@ def render_invoice(
             [
                 Paragraph(line["description"], styles["BodyText"]),
                 f"{_amount(line['quantity'])} {line['unit']}".strip(),
-                "" if explains else _rate(line["rate"]),
+                "" if explains else _rate(line["rate"], line["unit"], currency),
                 "" if explains else _amount(line["amount"]),
             ]
         )

@@ -32,7 +32,17 @@ from .i18n import client_strings, pick_language, translator
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-for _name in ("number", "money", "quantity", "local_time", "local_date", "ago", "change", "period"):
+for _name in (
+    "number",
+    "money",
+    "quantity",
+    "local_time",
+    "local_date",
+    "ago",
+    "change",
+    "period",
+    "line_rate",
+):
     templates.env.filters[_name] = getattr(formats, _name)
 templates.env.filters["month_name"] = formats.month_name
 # a service's message ("the code is wrong; 4 tries left") as a sentence on a page

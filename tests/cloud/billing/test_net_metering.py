@@ -420,6 +420,8 @@ async def test_a_settlement_bill_reads_well_in_the_browser(
             "−₹62.69",
             "Credit carried to the next bill",
             "25.075 kWh",
+            "/ kWh",  # each rate with its unit and currency, not a bare 4.0000
         ):
             assert words in text, (words, text)
+        assert "0000" not in text, text
         await context.close()
