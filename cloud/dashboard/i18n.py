@@ -47,7 +47,9 @@ def translator(language: str) -> Callable[..., str]:
     words = catalog(language)
 
     def t(key: str, default: str | None = None, **values: object) -> str:
-        text = words.get(key)
+        # a count of one takes the key's singular where it has one ("1 bill", not "1 bills")
+        text = words.get(key + "_one") if str(values.get("n")) == "1" else None
+        text = text if text is not None else words.get(key)
         if text is None and key.startswith("quantity."):
             quantity = QUANTITIES.get(key.removeprefix("quantity."))
             text = quantity.description if quantity else None

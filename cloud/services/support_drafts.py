@@ -318,7 +318,8 @@ async def _outage(
         last = _when(facts["meters"][-1]["last_reading_at"], zone)
         lines.append(f"Your meter {meter['external_id']} last reported at {last}.")
         if gaps:
-            lines.append(f"In the last 24 hours its readings stopped {len(gaps)} time(s):")
+            times = "once" if len(gaps) == 1 else f"{len(gaps)} times"
+            lines.append(f"In the last 24 hours its readings stopped {times}:")
             for gap in gaps:
                 lines.append(
                     f"- from {_when(gap['from'], zone)} to {_when(gap['to'], zone)}"

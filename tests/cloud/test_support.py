@@ -404,7 +404,7 @@ async def test_outage_and_meter_fault_drafts_name_the_meters_records(cloud: Clou
     assert len(facts["gaps"]) == 1
     assert 70 <= facts["gaps"][0]["minutes"] <= 80
     assert sorted(a["id"] for a in facts["open_alerts"]) == open_alerts
-    assert "stopped 1 time(s)" in detail["draft"]
+    assert "stopped once:" in detail["draft"]
     assert "Open alert: outage (high)" in detail["draft"]
 
     fault = (

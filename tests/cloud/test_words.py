@@ -3,6 +3,8 @@ the catalog: a person never reads `perm.query:open` or `support.status.closed`."
 
 from __future__ import annotations
 
+import re
+
 from cloud.access import Permission
 from cloud.dashboard.i18n import catalog
 from cloud.dashboard.support_pages import CATEGORIES
@@ -36,3 +38,19 @@ def test_every_support_and_command_name_has_words() -> None:
 
 def test_every_way_a_payment_comes_has_words() -> None:
     assert missing([f"payment_via.{via}" for via in ("office", razorpay.PROVIDER)]) == []
+
+
+def test_a_count_of_one_reads_in_the_singular() -> None:
+    from cloud.dashboard.i18n import translator
+
+    t = translator("en")
+    assert t("billing.n_bills", n=1) == "1 bill"
+    assert t("billing.n_bills", n=3) == "3 bills"
+    assert t("billing.outstanding", amount="₹10.00", n=1).endswith("1 bill disputed.")
+    assert t("gateways.bus", n=1, failing=0, transactions=5, timeouts=0, crc=0).startswith(
+        "1 meter (0 failing)"
+    )
+    # each singular names the same values as its plural, less the count it spells out
+    for key in [k for k in WORDS if k.endswith("_one") and k.removesuffix("_one") in WORDS]:
+        plural = set(re.findall(r"{(\w+)}", WORDS[key.removesuffix("_one")])) - {"n"}
+        assert set(re.findall(r"{(\w+)}", WORDS[key])) - {"n"} == plural, key

@@ -4,7 +4,8 @@
 export const strings = JSON.parse(document.getElementById("strings")?.textContent || "{}");
 
 export function t(key, values = {}) {
-  let text = strings[key] ?? key;
+  // a count of one takes the key's singular where it has one ("1 bill", not "1 bills")
+  let text = (String(values.n) === "1" && strings[`${key}_one`]) || strings[key] || key;
   for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{${name}}`, value);
   return text;
 }

@@ -19,7 +19,7 @@ export async function loadChart(id, data, days) {
                   values: x.map(() => Number(data.capacity_kw)) });
   }
   timeSeries(id, { x, series, zone: data.time_zone, step: STEP[interval],
-                   empty: t("chart.no_load", { days }) });
+                   empty: t("chart.no_load", { n: days }) });
 }
 
 export function start() {
