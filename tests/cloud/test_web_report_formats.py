@@ -63,6 +63,8 @@ async def a_board(pool) -> tuple[int, str]:
         for email, role, name in (
             (admin, "BOARD_ADMIN", "Asha Menon"),
             (f"ravi-{uuid.uuid4().hex[:6]}@example.in", "TECHNICIAN", "Ravi Kumar"),
+            # no name given, and a long address: said once, and it wraps on a phone
+            (f"billing-and-revenue-assurance-{code.lower()}@example.in", "BOARD_ADMIN", None),
         ):
             await auth.create_user(
                 conn, email=email, password=PASSWORD, role=role, board_code=code, actor="t"
@@ -110,6 +112,8 @@ async def test_a_board_admin_makes_a_format_and_a_schedule(browser, site) -> Non
     await page.click("#setup-link")
     await page.wait_for_load_state("networkidle")
     assert "No formats yet" in await page.inner_text("#formats-table")
+    recipients = await page.inner_text("#schedule-form")
+    assert recipients.count("billing-and-revenue-assurance-") == 1, recipients
     assert "No schedules yet" in await page.inner_text("#schedules-table")
     await check(admin, "desktop-empty")
 
