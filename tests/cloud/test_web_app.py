@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -512,6 +513,15 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
         history = await visit.page.locator("#tariff-history").inner_text()
         assert "1 Apr 2024 to 31 Mar 2025" in history, history
         assert "in force now" in history, history
+        # the daily-use chart puts each day's bar over its own date's tick: the axis names
+        # dates (in UTC), so a day is drawn at its midnight there, not half a day later
+        await visit.page.wait_for_function(
+            "window.gridgateCharts && window.gridgateCharts['usage-chart']"
+        )
+        days = await visit.page.evaluate("window.gridgateCharts['usage-chart'].x")
+        first = datetime.now(ZoneInfo("Asia/Kolkata")).date().replace(day=1)
+        assert days[0] == datetime(first.year, first.month, 1, tzinfo=UTC).timestamp(), days
+        assert all(day % 86400 == 0 for day in days), days
     token = await served.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     listed = await served.get(
         "/api/v1/tariffs",

@@ -53,9 +53,9 @@ export function start() {
   const data = pageData();
   const usage = data.usage;
   if (!usage) return;
-  // each day of this month at noon in the board's zone, approximated as noon UTC + offset 0:
-  // the axis shows dates, so the hour does not matter
-  const x = usage.days.map((d) => Date.parse(`${d.day}T12:00:00Z`) / 1000);
+  // each day of this month as its date (midnight on an axis in UTC, which only names dates):
+  // a bar stands centred over its own day's label, as the overview's daily charts do
+  const x = usage.days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000);
   const pick = (days) => usage.days.map((_, i) => (days[i] ? days[i].energy_kwh : null));
   timeSeries("usage-chart", {
     x,
