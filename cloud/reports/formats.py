@@ -51,6 +51,8 @@ class ReportData:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):  # as XML Schema and JSON write them, not Python's True
+        return "true" if value else "false"
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -392,3 +392,18 @@ async def _schedule(cloud: Cloud, board: Board) -> int:
         f"/api/v1/boards/{board.id}/report-schedules", headers=board.admin
     )
     return response.json()[0]["id"]
+
+
+def test_yes_and_no_are_written_as_files_write_them() -> None:
+    """A gateway's clock_synced is 'true' in XML, JSON and CSV, not Python's 'True'."""
+    from cloud.reports.formats import ReportData, to_csv, to_json, to_xml
+
+    data = ReportData(title="Fleet", columns=["gateway", "clock_synced"], rows=[["gw-1", True]])
+    data.rows.append(["gw-2", False])
+    root = ET.fromstring(to_xml(data))
+    assert [e.text for e in root.iter("clock_synced")] == ["true", "false"]
+    assert [r["clock_synced"] for r in json.loads(to_json(data))["rows"]] == ["true", "false"]
+    assert list(csv.reader(io.StringIO(to_csv(data).decode())))[1:] == [
+        ["gw-1", "true"],
+        ["gw-2", "false"],
+    ]
