@@ -204,9 +204,19 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
             (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
         ]
+        # `errors` keeps the whole location for programs; the sentence a page shows a person
+        # names the field as its form does: not "body.emails.1", but "emails"
+        said = [
+            (
+                ".".join(str(p) for p in e["loc"][1:] if not isinstance(p, int))
+                or str(e["loc"][0]),
+                m,
+            )
+            for e, (_, m) in zip(exc.errors(), problems, strict=True)
+        ]
         return JSONResponse(
             {
-                "detail": "; ".join(f"{f}: {m}" for f, m in problems[:10]),
+                "detail": "; ".join(f"{f}: {m}" for f, m in said[:10]),
                 "errors": [{"field": f, "message": m} for f, m in problems],
             },
             status_code=422,

@@ -36,7 +36,7 @@ _ADDRESS = re.compile(r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$")
 
 def _address(value: str) -> str:
     if not _ADDRESS.match(value):
-        raise ValueError("is not an e-mail address (it looks like name@example.in)")
+        raise ValueError(f"{value[:80]!r} is not an e-mail address (it looks like name@example.in)")
     return value
 
 

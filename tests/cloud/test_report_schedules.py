@@ -424,7 +424,12 @@ BAD_SCHEDULES = [  # (change, field named, words of the message)
     ({"user_ids": [], "emails": []}, "user_ids", ["at least one recipient"]),
     ({"kind": None}, "format_id", ["format", "kind"]),
     ({"emails": [f"p{n}@example.org" for n in range(11)]}, "body.emails", ["at most 10"]),
-    ({"emails": ["not an address"]}, "body.emails.0", ["e-mail address"]),
+    # the person reads the address that is wrong, and the field as the form names it
+    (
+        {"emails": ["ok@example.org", "not an address"]},
+        "body.emails.1",
+        ["emails: 'not an address' is not an e-mail address"],
+    ),
     ({"at_time": "25:00"}, "body.at_time", []),
     ({"at_time": "07:00+05:30"}, "body.at_time", ["without an offset"]),
     ({"weekday": 7}, "body.weekday", []),
@@ -466,6 +471,7 @@ async def test_bad_schedules_are_refused_naming_what_is_wrong(cloud: Cloud) -> N
             assert field in [e["field"] for e in problem["errors"]], (change, problem)
         for word in words:
             assert word in problem["detail"], (change, problem)
+        assert "body." not in problem["detail"], (change, problem)
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT count(*) AS n FROM report_schedules WHERE board_id = %s", (board,)
