@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import formats
 from ..access import Permission, allowed
 from ..errors import InvalidInput, NotFound
 from ..services import analytics
@@ -74,14 +75,15 @@ async def overview(request: Request, board_id: str | None = None) -> Response:
 
 
 def _period(request: Request, tz: ZoneInfo) -> tuple[date, date]:
-    """The period of the query string (`from`, `to`, local days), else the last 30 days."""
+    """The period of the query string (`from`, and `to`: the last day, included; local days)
+    as [start, end), else the last 30 days up to today."""
     today = datetime.now(UTC).astimezone(tz).date()
     try:
         start = date.fromisoformat(request.query_params.get("from", ""))
-        end = date.fromisoformat(request.query_params.get("to", ""))
+        last = date.fromisoformat(request.query_params.get("to", ""))
     except ValueError:
-        return today - timedelta(days=30), today + timedelta(days=1)
-    return start, end
+        return today - timedelta(days=29), today + timedelta(days=1)
+    return start, last + timedelta(days=1)
 
 
 @router.get("/analytics", response_class=HTMLResponse)
@@ -106,6 +108,14 @@ async def analytics_page(request: Request) -> Response:
         start, end = _period(request, tz)
         error = None
         try:
+            if end <= start:
+                raise InvalidInput(
+                    t(
+                        "analytics.backwards",
+                        start=formats.local_date(start),
+                        last=formats.local_date(end - timedelta(days=1)),
+                    )
+                )
             table = await analytics.consumption(
                 conn,
                 principal,
@@ -161,6 +171,7 @@ async def analytics_page(request: Request) -> Response:
                 "capacity_kw": board["capacity_kw"],
                 "from": start,
                 "to": end,
+                "error": error is not None,  # nothing to draw: the period cannot be asked for
                 "start_instant": datetime.combine(start, datetime.min.time(), tz),
                 "end_instant": datetime.combine(end, datetime.min.time(), tz),
             }

@@ -295,6 +295,26 @@ async def test_charts_draw_what_the_api_answered(
     assert "No readings from this meter" in await visit.page.inner_text("main")
 
 
+async def test_analytics_takes_the_last_day_as_people_say_it_and_refuses_a_backward_period(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(email)
+    await visit.open("/dashboard/analytics?from=2026-10-01&to=2026-10-31", "analytics-october")
+    page = visit.page
+    assert "1 Oct 2026 to 31 Oct 2026" in await page.inner_text("main")
+    assert await page.input_value("input[name=to]") == "2026-10-31"  # as typed: included
+    for link in await page.locator(".table-foot a[download]").all():  # the table's CSV
+        assert "to=2026-10-31" in (await link.get_attribute("href") or "")
+    await visit.open("/dashboard/analytics?from=2026-10-31&to=2026-10-01", "analytics-backwards")
+    error = await page.inner_text("#analytics-error")
+    assert "ends on 1 Oct 2026, before it starts on 31 Oct 2026" in error, error
+    assert await page.locator("#daily-load-chart, #profile-chart").count() == 0
+    assert not visit.errors, visit.errors  # no chart asked the API for an impossible period
+
+
 async def test_alerts_change_live_and_reports_download(
     cloud: Cloud, served: httpx.AsyncClient, world: World, browser
 ) -> None:

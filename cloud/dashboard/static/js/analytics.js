@@ -5,6 +5,7 @@ import { seconds, timeSeries } from "./charts.js";
 
 export async function start() {
   const data = pageData();
+  if (data.error) return;  // the page says what is wrong with the period; nothing to draw
   const load = await get("/api/v1/analytics/load", {
     board_id: data.board_id, from: data.start_instant, to: data.end_instant, interval: "hour",
   });
