@@ -4,7 +4,7 @@ where). The audit log has its own module, `audit_pages`."""
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
@@ -96,7 +96,7 @@ async def reports_page(request: Request) -> Response:
         format_names={f["id"]: f["name"] for f in formats},
         zone=zone,
         start=today.replace(day=1).isoformat(),
-        end=(today + timedelta(days=1)).isoformat(),
+        last_day=today.isoformat(),  # the form names the last day; its script adds one
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -189,7 +189,7 @@ async def test_a_board_admin_makes_a_format_and_a_schedule(browser, site) -> Non
     await page.select_option("#report-form select[name=format_id]", str(made["id"]))
     assert await page.is_hidden("#report-form select[name=kind]")
     await page.fill("#report-form input[name=period_start]", "2026-10-01")
-    await page.fill("#report-form input[name=period_end]", "2026-11-01")
+    await page.fill("#report-form input[name=period_end]", "2026-10-31")  # the last day
     await page.click("#report-form button[type=submit]")
     link = page.locator("#report-download")
     await link.wait_for()
@@ -197,10 +197,18 @@ async def test_a_board_admin_makes_a_format_and_a_schedule(browser, site) -> Non
     await check(admin, "desktop-report")
     async with pool.connection() as conn:
         cursor = await conn.execute(
-            "SELECT kind, format, format_id FROM reports WHERE board_id = %s", (board,)
+            "SELECT kind, format, format_id, period_start, period_end FROM reports"
+            " WHERE board_id = %s",
+            (board,),
         )
-        assert await cursor.fetchall() == [
-            {"kind": "consumption", "format": "pdf", "format_id": made["id"]}
+        assert await cursor.fetchall() == [  # October whole: its last day included
+            {
+                "kind": "consumption",
+                "format": "pdf",
+                "format_id": made["id"],
+                "period_start": date(2026, 10, 1),
+                "period_end": date(2026, 11, 1),
+            }
         ]
 
     # on a phone: the same page, the schedule opened for editing, then deleted

@@ -21,6 +21,10 @@ export function start() {
     event.preventDefault();
     const data = Object.fromEntries(new FormData(form).entries());
     data.board_id = Number(data.board_id);
+    // the form names the last day, as people do; the API takes the first day after it
+    const after = new Date(`${data.period_end}T00:00:00Z`);
+    after.setUTCDate(after.getUTCDate() + 1);
+    data.period_end = after.toISOString().slice(0, 10);
     if (data.format_id) {
       data.format_id = Number(data.format_id);
       delete data.kind;
