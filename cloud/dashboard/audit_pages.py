@@ -6,6 +6,7 @@ named rows (at most 10,000)."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from psycopg import sql
 
+from .. import formats
 from ..access import Permission, allowed
 from ..errors import CloudError, NotFound
 from ..services import audit
@@ -127,8 +129,11 @@ async def audit_entry_page(request: Request, entry_id: int) -> Response:
             return not_found(request, principal, t("audit.entry", id=entry_id))
         zone = await viewer_zone(conn, principal)
         await _name(conn, [entry])
+        users = await _user_names(conn, entry["changes"])
     for change in entry["changes"]:
-        change["old"], change["new"] = _shown(change["old"]), _shown(change["new"])
+        change["field"] = change["key"].replace("_", " ").replace(".", " › ").capitalize()
+        change["old"] = _shown(change["old"], zone, users)
+        change["new"] = _shown(change["new"], zone, users)
     return render(
         request,
         "audit_entry.html",
@@ -139,11 +144,41 @@ async def audit_entry_page(request: Request, entry_id: int) -> Response:
     )
 
 
-def _shown(value: Any) -> str | None:
-    """A value as a person reads it: text as it is, anything else as compact JSON."""
-    if value is None or isinstance(value, str):
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)$")
+_ACTOR = re.compile(r"^user:(\d+)$")
+
+
+def _shown(value: Any, zone: str, users: dict[str, str]) -> str | None:
+    """A value as a person reads it: an instant in the viewer's zone, a user by address, a
+    list of plain values as a list, other text as it is, anything else as compact JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if _INSTANT.match(value):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return formats.local_time(moment, zone, seconds=True)
+        if actor := _ACTOR.match(value):
+            return users.get(actor.group(1), value)
         return value
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value) if value else "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+async def _user_names(conn, changes: list[dict[str, Any]]) -> dict[str, str]:
+    """The e-mail of each user an entry's values name as `user:<id>` (created_by, ...)."""
+    ids = {
+        actor.group(1)
+        for change in changes
+        for value in (change["old"], change["new"])
+        if isinstance(value, str) and (actor := _ACTOR.match(value))
+    }
+    if not ids:
+        return {}
+    cursor = await conn.execute(
+        "SELECT id::text, email FROM users WHERE id::text = ANY(%s)", (sorted(ids),)
+    )
+    return {row["id"]: row["email"] for row in await cursor.fetchall()}
 
 
 async def _name(conn, rows: list[dict[str, Any]]) -> None:
@@ -180,6 +215,14 @@ _NAMES = {
         "replace(i.kind, '_', ' ') || coalesce(' on ' || m.external_id, ' on ' || g.gateway_code,"
         " '') || coalesce(' (' || c.name || ')', '')",
     ),
+    "support_query": ("support_queries", "'“' || subject || '”'"),
+    "tariff_override": ("tariff_overrides", "category || ': ' || reason"),
+    "report_schedule": ("report_schedules", "name"),
+    "report_format": ("report_formats", "name"),
+    "api_key": ("api_keys", "name"),
+    "broadcast": ("broadcasts", "title"),
+    "software_release": ("software_releases", "version"),
+    "recommendation": ("recommendations", "replace(kind, '_', ' ')"),
 }
 
 

@@ -156,7 +156,13 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
         entity="meter",
         entity_id=tag,
         before={"model": "EM-1"},
-        after={"model": "EM-2", "phases": 3},
+        after={
+            "model": "EM-2",
+            "phases": 3,
+            "confirmed_at": "2026-11-29T00:41:13.004392+00:00",
+            "created_by": actor,
+            "kinds": ["spike", "drop"],
+        },
     )
     cloud.client.cookies.set("gg_access", token)
     page = await cloud.client.get(
@@ -176,5 +182,10 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
     changes = entry.text[entry.text.index('id="audit-changes"') :]
     assert "<del>EM-1</del>" in changes
     assert "<ins>EM-2</ins>" in changes
-    assert "<code>phases</code>" in changes
+    assert ">Phases</td>" in changes
+    # a time in the viewer's zone, a user by address, a list as a list: no raw values
+    assert "29 Nov 2026, 06:11:13 IST" in changes, changes
+    assert ">Created by</td>" in changes
+    assert "user:" not in changes
+    assert "<ins>spike, drop</ins>" in changes
     assert (await cloud.client.get("/dashboard/audit/999999999999")).status_code == 404

@@ -54,3 +54,25 @@ def test_a_count_of_one_reads_in_the_singular() -> None:
     for key in [k for k in WORDS if k.endswith("_one") and k.removesuffix("_one") in WORDS]:
         plural = set(re.findall(r"{(\w+)}", WORDS[key.removesuffix("_one")])) - {"n"}
         assert set(re.findall(r"{(\w+)}", WORDS[key])) - {"n"} == plural, key
+
+
+def test_every_audited_action_and_thing_has_words() -> None:
+    """The audit log shows each action and kind of thing in words ('Command sent to the
+    gateway', 'tariff override'), never `queue_command` or `tariff_override`: every name the
+    code records, read from its source, is in the catalog."""
+    from pathlib import Path
+
+    from shared import ConfigState
+
+    source = "\n".join(
+        path.read_text() for path in (Path(__file__).parents[2] / "cloud").rglob("*.py")
+    )
+    actions = set(re.findall(r'\baction\s*=\s*"([a-z_]+)"', source))
+    actions |= set(re.findall(r'_audit\(\s*conn,\s*[\w.]+,\s*"([a-z_]+)"', source))
+    actions.discard("config_")  # "config_" + the state the gateway reported
+    actions |= {f"config_{state.value}" for state in ConfigState}
+    entities = set(re.findall(r'\bentity\s*=\s*"([a-z_]+)"', source))
+    assert len(actions) > 40  # the scan finds what it looks for
+    assert len(entities) > 20
+    assert missing(sorted(f"event.{a}" for a in actions)) == []
+    assert missing(sorted(f"entity.{e}" for e in entities)) == []
