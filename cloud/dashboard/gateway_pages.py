@@ -135,7 +135,8 @@ def _log_line(line: str) -> dict[str, Any]:
     level = str(entry.pop("level", ""))
     event = str(entry.pop("event", ""))
     entry.pop("logger", None)
-    rest = " ".join(f"{key}={value}" for key, value in entry.items())
+    # what the line does not know (meter=None) says nothing: left out
+    rest = " ".join(f"{key}={value}" for key, value in entry.items() if value is not None)
     return {"at": moment, "level": level, "event": event, "rest": rest}
 
 

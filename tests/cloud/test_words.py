@@ -76,3 +76,17 @@ def test_every_audited_action_and_thing_has_words() -> None:
     assert len(entities) > 20
     assert missing(sorted(f"event.{a}" for a in actions)) == []
     assert missing(sorted(f"entity.{e}" for e in entities)) == []
+
+
+def test_a_gateway_log_line_leaves_out_what_it_does_not_know() -> None:
+    from cloud.dashboard.gateway_pages import _log_line
+
+    line = _log_line(
+        '{"timestamp": "2026-11-29T00:41:13Z", "level": "warning", "event": "read failed",'
+        ' "bus": "rtu-1", "meter": null, "tries": 3}'
+    )
+    assert (line["level"], line["event"], line["rest"]) == (
+        "warning",
+        "read failed",
+        "bus=rtu-1 tries=3",
+    )
