@@ -24,12 +24,12 @@ from .sms.errors import SmsConfigError
 
 app = typer.Typer(
     rich_markup_mode="markdown",
-    help="The cloud service: serve, migrate, admin.",
+    help="The cloud service: serve, migrate, admin, billing.",
     no_args_is_help=True,
 )
 admin = typer.Typer(
     rich_markup_mode="markdown",
-    help="Create states, boards and enrollment tokens.",
+    help="States, boards, users, gateways' enrollment tokens, and revoking a gateway.",
     no_args_is_help=True,
 )
 app.add_typer(admin, name="admin")
@@ -204,7 +204,13 @@ def create_user(
     ),
     state: str | None = typer.Option(None, help="State code (STATE_ADMIN)."),
     board: str | None = typer.Option(None, help="Board code (board-scoped roles)."),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    password: str | None = typer.Option(
+        None,
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        help="Asked for twice when not given (better than leaving it in the shell's history).",
+    ),
 ) -> None:
     """Create a user (the password is asked for).
 
@@ -214,7 +220,7 @@ def create_user(
         lambda conn: auth.create_user(
             conn,
             email=email,
-            password=password,
+            password=password or "",
             role=role.upper(),
             state_code=state,
             board_code=board,

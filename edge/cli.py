@@ -374,7 +374,7 @@ def read(
         None, "--hdlc-address", help="Read a DLMS/COSEM meter at this HDLC address instead."
     ),
     password: str | None = typer.Option(None, "--password", help="DLMS LLS password."),
-    timeout_s: float = typer.Option(1.0, "--timeout"),
+    timeout_s: float = typer.Option(1.0, "--timeout", help="Seconds to wait for each answer."),
     as_json: bool = JsonOption,
 ) -> None:
     """Read one meter fully: every quantity with its unit.

@@ -77,3 +77,27 @@ def test_a_billing_run_from_the_command_line(database_url: str) -> None:
     unknown = gridgate(database_url, "billing", "run", "--board", "NOPE", "--period", "2026-10")
     assert unknown.returncode == 2
     assert "NOPE" in unknown.stderr
+
+
+def test_create_user_asks_for_the_password_twice_and_never_needs_it_on_the_line(
+    database_url: str,
+) -> None:
+    env = {**os.environ, "GRIDGATE_DATABASE_URL": database_url}
+    email = f"cli-{os.getpid()}@example.in"
+    command = [*GRIDGATE, "admin", "create-user", "--email", email, "--role", "SUPER_ADMIN"]
+    helped = gridgate(database_url, "admin", "create-user", "--help")
+    assert "Asked for twice" in helped.stdout, helped.stdout
+    assert "[required]" not in helped.stdout.split("--password")[1].split("\n")[0]
+    made = subprocess.run(
+        command,
+        env=env,
+        input="lantern orchard pebble\nlantern orchard pebble\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT role FROM users WHERE email = %s", (email,)).fetchone()
+    assert row == ("SUPER_ADMIN",)
