@@ -211,10 +211,11 @@ async def thread_page(
 ) -> Response:
     if not principal.may(Permission.QUERY_READ):
         return not_allowed(request, principal, Permission.QUERY_READ)
-    saved = request.query_params.get("saved") == "1"
-    return await _thread(
-        request, principal, query_id, notice=words(request)("support.saved") if saved else None
+    t = words(request)
+    done = {"1": t("support.saved"), "sent": t("support.sent")}.get(
+        request.query_params.get("saved", "")
     )
+    return await _thread(request, principal, query_id, notice=done)
 
 
 @router.get("/{query_id}/{action}", include_in_schema=False)
@@ -293,6 +294,8 @@ async def act(
         return await _thread(
             request, principal, query_id, error=str(exc), typed=form, status=exc.status_code
         )
+    if action in ("write", "answer"):  # said so on the thread: the message went
+        return RedirectResponse(f"{here}?saved=sent", status_code=303)
     return RedirectResponse(here, status_code=303)
 
 

@@ -47,18 +47,23 @@ class BroadcastsLimited(TooManyRequests):
         super().__init__(message, errors=[("board_id", "too many broadcasts this hour")])
 
 
+# the fields as the form and the message's reader name them
+_SAID = {"title": "title", "body": "message"}
+
+
 def _checked_text(field: str, value: str, limit: int, control: re.Pattern[str]) -> str:
     text = value.replace("\r\n", "\n").strip()  # a browser's form sends CRLF line ends
+    said = _SAID.get(field, field)
     if not text:
-        raise InvalidInput(f"the {field} is empty", errors=[(field, "empty")])
+        raise InvalidInput(f"the {said} is empty", errors=[(field, "empty")])
     if len(text) > limit:
         raise InvalidInput(
-            f"the {field} is {len(text)} characters long; at most {limit} fit",
+            f"the {said} is {len(text)} characters long; at most {limit} fit",
             errors=[(field, f"longer than {limit} characters")],
         )
     if control.search(text):
         kind = "a line break or control character" if field == "title" else "a control character"
-        raise InvalidInput(f"the {field} holds {kind}", errors=[(field, "control character")])
+        raise InvalidInput(f"the {said} holds {kind}", errors=[(field, "control character")])
     return text
 
 

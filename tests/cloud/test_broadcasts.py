@@ -301,7 +301,7 @@ async def test_bad_input_is_named(cloud: Cloud) -> None:
     assert (status, fields) == (422, ["body.body"])
     status, fields, _ = await refused({"body": "nul \x00 here"})
     assert (status, fields) == (422, ["body.body"])
-    assert await refused({"body": "   "}) == (422, ["body"], "the body is empty")
+    assert await refused({"body": "   "}) == (422, ["body"], "the message is empty")
     status, fields, _ = await refused({"audience": "all"})
     assert (status, fields) == (422, ["body.audience"])
     status, fields, _ = await refused({"sender": "someone else"})

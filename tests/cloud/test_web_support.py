@@ -166,6 +166,7 @@ async def test_a_high_bill_asked_about_answered_escalated_and_answered_by_a_pers
     await desk.click("#answer button[type=submit]")
     await desk.wait_for_load_state("networkidle")
     assert "Ravi · Support team" in await desk.inner_text("ol.thread")
+    assert await desk.inner_text("main .notice.good") == "Sent."  # said, not left to guess
     await desk.screenshot(path=ARTIFACTS / "support-desk-thread.png", full_page=True)
     assert not agent.errors, agent.errors
 
