@@ -89,10 +89,12 @@ def quantity(value: object, unit: str, decimals: int = 1) -> str:
     return f"{number(value, decimals)} {unit}".strip()
 
 
-def local_time(moment: datetime | None, zone: str, *, seconds: bool = False) -> str:
-    """'27 Nov 2026, 18:05 IST' in the board's zone."""
+def local_time(moment: datetime | str | None, zone: str, *, seconds: bool = False) -> str:
+    """'27 Nov 2026, 18:05 IST' in the board's zone (an ISO instant kept as text, too)."""
     if moment is None:
         return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     local = moment.astimezone(ZoneInfo(zone))
     text = local.strftime("%d %b %Y, %H:%M:%S" if seconds else "%d %b %Y, %H:%M").lstrip("0")
     return f"{text} {local.tzname()}"

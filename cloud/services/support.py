@@ -323,7 +323,12 @@ async def _attach_draft(
     )
     await conn.execute(
         "UPDATE support_queries SET draft = %s, draft_facts = %s, updated_at = now() WHERE id = %s",
-        (made.body if made else None, Jsonb(made.facts) if made else None, query["id"]),
+        (
+            made.body if made else None,
+            # when its figures were read: an agent who comes later knows how old they are
+            Jsonb({**made.facts, "drafted_at": datetime.now(UTC).isoformat()}) if made else None,
+            query["id"],
+        ),
     )
     await _audit(
         conn, principal, "draft", query["id"], after={"category": category, "drafted": bool(made)}

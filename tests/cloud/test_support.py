@@ -392,6 +392,8 @@ async def test_outage_and_meter_fault_drafts_name_the_meters_records(cloud: Clou
         await cloud.client.get(f"/api/v1/support/queries/{query['id']}", headers=agent)
     ).json()
     facts = detail["draft_facts"]["meters"][0]
+    drafted = datetime.fromisoformat(detail["draft_facts"]["drafted_at"])  # how old it is
+    assert abs((datetime.now(UTC) - drafted).total_seconds()) < 600
     async with cloud.pool.connection() as conn:
         cursor = await conn.execute("SELECT last_reading_at FROM meters WHERE id = %s", (meter,))
         last = (await cursor.fetchone())["last_reading_at"]
