@@ -147,6 +147,9 @@ async def test_every_page_as_each_person(
     await visit.sign_in(email)
     for name, path in _pages(world, role).items():
         await visit.open(path, f"{role.lower()}-{viewport}-{name}")
+        if name == "users":  # who may not invite is told who may
+            note = visit.page.locator("#users-read-only")
+            assert await note.count() == (1 if role == "BOARD_ADMIN" else 0), role
     nav = await visit.page.text_content("header")  # the menu is folded on a phone
     if role == "CONSUMER":
         assert "Billing" not in nav
