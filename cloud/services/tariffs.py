@@ -23,6 +23,8 @@ from ..formats import local_date
 from . import audit, cycle_reads, notifications, tariff_overrides
 from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 
+COMING_DAYS = 31  # how far ahead a consumer is told of an override set for their category
+
 
 async def create(
     conn: AsyncConnection, principal: Principal, *, board_id: int, category: str, name: str
@@ -286,7 +288,8 @@ async def for_consumer(
     """The tariff a consumer is billed under this month, as they would read it: the energy
     charge (one rate, slabs or time-of-day periods with their local hours on a weekday), fixed
     charges, taxes, how much they have used so far this month (which slab they stand in, and
-    what the next one costs), the tariff's versions, and a temporary override in force today."""
+    what the next one costs), the tariff's versions, a temporary override in force today, and
+    the next one set to begin within `COMING_DAYS` (`override_coming`)."""
     consumer = await get_row(conn, principal, CONSUMERS, consumer_id)
     cursor = await conn.execute(
         "SELECT time_zone FROM boards WHERE id = %s", (consumer["board_id"],)
@@ -346,6 +349,19 @@ async def for_consumer(
     overrides = await tariff_overrides.in_force(
         conn, consumer["board_id"], consumer["category"], today, today + timedelta(days=1), tz
     )
+    # the next one set for the coming month: a consumer hears of it before it changes the bill
+    coming = [
+        o
+        for o in await tariff_overrides.in_force(
+            conn,
+            consumer["board_id"],
+            consumer["category"],
+            today + timedelta(days=1),
+            today + timedelta(days=COMING_DAYS),
+            tz,
+        )
+        if o.start > today
+    ]
     return {
         "consumer_id": consumer_id,
         "category": consumer["category"],
@@ -384,6 +400,17 @@ async def for_consumer(
                 "reason": overrides[0].reason,
             }
             if overrides
+            else None
+        ),
+        "override_coming": (
+            {
+                "kind": coming[0].kind,
+                "value": coming[0].value,
+                "from": coming[0].start,
+                "until": coming[0].end - timedelta(days=1),
+                "reason": coming[0].reason,
+            }
+            if coming
             else None
         ),
         "fixed": version.spec.fixed.model_dump(mode="json"),

@@ -509,6 +509,13 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
             " 'heat wave relief', 'test')",
             (board, datetime.now(UTC) - timedelta(days=2), datetime.now(UTC) + timedelta(days=5)),
         )
+        coming = datetime.now(UTC) + timedelta(days=12)  # set for later: told ahead
+        await conn.execute(
+            "INSERT INTO tariff_overrides (board_id, category, kind, value, starts_at, ends_at,"
+            " reason, created_by) VALUES (%s, 'commercial', 'energy_rate', 4.5, %s, %s,"
+            " 'festival relief', 'test')",
+            (board, coming, coming + timedelta(days=3)),
+        )
         email = await add_actor(conn, world, "CONSUMER")
         await conn.commit()
     for viewport in ("phone", "desktop"):
@@ -533,6 +540,10 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
             assert last.startswith("You are in the last slab"), last
         override = await visit.page.locator("#tariff-override").inner_text()
         assert "multiplied by 1.10 (heat wave relief)" in override, override
+        coming_text = await visit.page.locator("#tariff-override-coming").inner_text()
+        assert coming_text.startswith("Coming: from "), coming_text
+        assert "every unit will cost ₹4.50 per kWh" in coming_text, coming_text
+        assert "(festival relief)" in coming_text, coming_text
         history = await visit.page.locator("#tariff-history").inner_text()
         assert "1 Apr 2024 to 31 Mar 2025" in history, history
         assert "in force now" in history, history
