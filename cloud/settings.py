@@ -86,6 +86,8 @@ class CloudSettings(BaseSettings):
     mail_from: str = Field(default="GridGate <no-reply@gridgate.invalid>", max_length=254)
     # the address people reach this service at, for the links in e-mails; unset: http://host:port
     public_url: str | None = Field(default=None, max_length=500)
+    # a sentence at the top of every page of the web app (a maintenance window, a test system)
+    notice: str | None = Field(default=None, max_length=300)
     mail_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     mail_retry_base_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     mail_retry_max_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0

@@ -680,9 +680,21 @@ async def run(
             jobs_interval_s=30,
             smtp_url=smtp_url,
             public_url=f"http://127.0.0.1:{port}",
+            notice=_notice(speed),
         )
         await _run(data_dir, settings, mail_dir, stop, speed, offline_for_min, duration_s)
     console.print("demo stopped; run it again to carry on where it left off")
+
+
+def _notice(speed: float) -> str:
+    """What every page of the demo's web app says at its top."""
+    said = "A demonstration: simulated meters, households and bills."
+    if speed != 1:
+        said += (
+            f" Its Modbus meters run {speed:g} times faster than life, so their loads and daily"
+            f" energy read {speed:g} times what a home uses."
+        )
+    return said
 
 
 async def _run(

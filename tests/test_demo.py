@@ -145,6 +145,8 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
             base = found.group(1) if found else None
         assert base, "the demo printed no dashboard address"
         with httpx.Client(base_url=base, timeout=30) as client:
+            # every page says it is a demonstration
+            assert "A demonstration: simulated meters" in client.get("/dashboard/login").text
             token = client.post(
                 "/api/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}
             ).json()["access_token"]
@@ -226,3 +228,11 @@ def test_the_live_line_fits_the_terminal_and_ends_with_the_link(width: int) -> N
     assert line.endswith("link OFFLINE")  # the last words, whatever the width
     for count in ("taken 12,345,678", "synced 12,345,001", "cloud 98,765,432", "alerts 123"):
         assert any(count in part for part in line.splitlines())  # whole, on one line
+
+
+def test_the_demos_notice_says_how_much_faster_its_meters_run() -> None:
+    from gridgate.demo import _notice
+
+    assert "faster" not in _notice(1)
+    assert "run 60 times faster than life" in _notice(60)
+    assert "read 60 times what a home uses" in _notice(60)

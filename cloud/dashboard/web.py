@@ -123,6 +123,8 @@ def render(
             "strings": _strings_json(language),
             "now": datetime.now(UTC),
             "path": request.url.path,
+            "site_notice": getattr(request.app.state, "settings", None)
+            and request.app.state.settings.notice,
             **context,
         },
     )

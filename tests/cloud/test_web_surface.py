@@ -243,3 +243,15 @@ async def test_the_console_takes_a_wheel_as_large_as_the_api_does(cloud: Cloud) 
     too_big = b"x" * (50 * 1024 * 1024 + 65 * 1024)
     refused = await cloud.client.post("/dashboard/software/wheels", content=too_big, headers=kind)
     assert refused.status_code == 413
+
+
+async def test_a_deployments_notice_is_at_the_top_of_every_page(
+    database_url: str, tmp_path: Path
+) -> None:
+    notice = "Maintenance tonight, 22:00-23:00 IST: the app may not answer."
+    async with open_cloud(database_url, tmp_path / "n", notice=notice) as cloud:
+        for path in ("/dashboard/login", "/dashboard/no-such-page"):
+            page = await cloud.client.get(path)
+            assert f'<p class="notice" id="site-notice" role="note">{notice}</p>' in page.text
+    async with open_cloud(database_url, tmp_path / "quiet") as cloud:
+        assert 'id="site-notice"' not in (await cloud.client.get("/dashboard/login")).text
