@@ -50,6 +50,9 @@ from shared import (
     StoreSettings,
     SyncSettings,
     check_unique,
+    line_of,
+    toml_problem,
+    validation_message,
 )
 
 if TYPE_CHECKING:
@@ -239,46 +242,6 @@ class EdgeConfig(_Section):
         return self.data_dir / "cloud.pub"
 
 
-def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """The line a key path such as ("buses", 0, "meters", 2, "unit") points at: the key's own
-    line if it is in the file, else the header of the deepest table that contains it."""
-    wanted = list(loc)
-    current: list[str | int] = []
-    counters: dict[tuple, int] = {}  # array-of-tables path (with parent indexes) -> last index
-    best: tuple[int, int] | None = None  # (depth, line)
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        header = re.match(r"^(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
-        if header:
-            current = []
-            for depth, name in enumerate(header.group(2).split(".")):
-                current.append(name)
-                last = depth == len(header.group(2).split(".")) - 1
-                key = tuple(current)
-                if last and header.group(1) == "[[":
-                    counters[key] = counters.get(key, -1) + 1
-                    for other in [k for k in counters if k[: len(key)] == key and k != key]:
-                        del counters[other]
-                if key in counters:
-                    current.append(counters[key])
-            if wanted[: len(current)] == current and (best is None or len(current) > best[0]):
-                best = (len(current), number)
-            elif (
-                wanted
-                and current[: len(wanted)] == wanted
-                and (best is None or best[0] < len(wanted))
-            ):
-                best = (len(wanted), number)  # the key is an array of tables: its first header
-            continue
-        assignment = re.match(r"^([A-Za-z0-9_-]+)\s*=", stripped)
-        if assignment and [*current, assignment.group(1)] == wanted[: len(current) + 1]:
-            if len(current) + 1 == len(wanted):
-                return number
-            if best is None or len(current) + 1 > best[0]:
-                best = (len(current) + 1, number)
-    return best[1] if best else None
-
-
 def load_config(path: Path | str) -> EdgeConfig:
     """Read and validate a configuration file; ConfigError lists every problem with its line."""
     path = Path(path)
@@ -289,14 +252,14 @@ def load_config(path: Path | str) -> EdgeConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+        raise ConfigError([f"{path}: not valid TOML: {toml_problem(exc)}"]) from exc
     try:
         config = EdgeConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             loc = tuple(error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
+            message = validation_message(error)
             # a bus-level check names the meter it is about: point at that meter
             extra = re.match(r"^meters\.(\d+)(?:\.(\w+))?: ", message)
             named = re.match(r"^(buses(?:\.\w+)+): ", message)
@@ -308,7 +271,7 @@ def load_config(path: Path | str) -> EdgeConfig:
                     (extra.group(2),) if extra.group(2) else ()
                 )
                 message = message[extra.end() :]
-            line = _line_of(text, loc)
+            line = line_of(text, loc)
             where = f"{path}:{line}" if line else str(path)
             dotted = ".".join(str(p) for p in loc) or "(top level)"
             problems.append(f"{where}: {dotted}: {message}")
@@ -318,7 +281,7 @@ def load_config(path: Path | str) -> EdgeConfig:
     if key_problems:
         raise ConfigError(
             [
-                f"{path}:{_line_of(text, loc) or ''}: {'.'.join(map(str, loc))}: {message}"
+                f"{path}:{line_of(text, loc) or ''}: {'.'.join(map(str, loc))}: {message}"
                 for loc, message in key_problems
             ]
         )

@@ -99,6 +99,7 @@ if TYPE_CHECKING:
     )
     from ._quantities import QUANTITIES, QUANTITY_CODES, Quantity, QuantityKind, get_quantity
     from ._received import ReadingRow, ReceivedBatch
+    from ._settings_text import line_of, toml_problem, validation_message
     from ._signing import (
         PrivateKey,
         PublicKey,
@@ -197,6 +198,7 @@ __all__ = [
     "encode_readings",
     "generate_private_key",
     "get_quantity",
+    "line_of",
     "literal_passwords",
     "load_public_key",
     "open_batch",
@@ -205,7 +207,9 @@ __all__ = [
     "seal_batch",
     "seq_problem",
     "sign_body",
+    "toml_problem",
     "unseal",
+    "validation_message",
     "verify_body",
     "write_private_key",
 ]
@@ -232,6 +236,7 @@ _LOCATIONS = {
         "seal_batch",
         "unseal",
     ),
+    "_settings_text": ("line_of", "toml_problem", "validation_message"),
     "_control": (
         "CLOUD_SIGNATURE_HEADER",
         "DEFAULT_MAX_DRIFT_S",

@@ -27,6 +27,7 @@ from ._exceptions import BatchInvalid, BatchTooLarge, EncodingError
 from ._models import MAX_BODY_BYTES, MAX_DECOMPRESSED_BYTES, Batch
 from ._quantities import QUANTITIES
 from ._received import ReceivedBatch
+from ._settings_text import validation_message
 from ._signing import PrivateKey, PublicKey, sign_body, verify_body
 
 ContentEncoding = Literal["zstd", "gzip", "identity"]
@@ -188,7 +189,7 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
     described = []
     for error in exc.errors(include_url=False):
         path = ".".join(str(part) for part in error["loc"]) or "(body)"
-        described.append((path, error["msg"]))
+        described.append((path, validation_message(error)))
     return described
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from shared import GatewaySettings, describe_validation_error
+from shared import GatewaySettings, describe_validation_error, line_of, toml_problem
 
 from ..access import Permission, Principal
 from ..errors import CloudError, NotFound
@@ -49,11 +49,12 @@ def as_toml(settings: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def _describe(settings_dict: dict[str, Any], exc: ValidationError) -> list[str]:
-    """Each problem by where it is, with the bus and meter named as the text names them."""
+def _describe(settings_dict: dict[str, Any], exc: ValidationError, text: str) -> list[str]:
+    """Each problem by where it is: the line of the text, and the bus and meter named as the
+    text names them."""
     problems = []
     for where, said in describe_validation_error(exc):
-        message = said.removeprefix("Value error, ")
+        message = said
         inner = _INNER.match(message)
         if inner and where.count(".") == 1:  # a bus's check naming one of its meters
             where, message = f"{where}.{inner['where']}", inner["message"]
@@ -72,7 +73,9 @@ def _describe(settings_dict: dict[str, Any], exc: ValidationError) -> list[str]:
                     named += (": " + ".".join(parts[4:])) if parts[4:] else ""
                 else:
                     named += (": " + ".".join(parts[2:])) if parts[2:] else ""
-        problems.append(f"{named}: {message}")
+        loc = tuple(int(part) if part.isdigit() else part for part in where.split("."))
+        line = line_of(text, loc) if where != "(body)" else None
+        problems.append(f"line {line}: {named}: {message}" if line else f"{named}: {message}")
     return problems
 
 
@@ -141,7 +144,7 @@ async def send_config(
             request,
             principal,
             gateway_id,
-            error=t("config.not_toml", why=str(exc)),
+            error=t("config.not_toml", why=toml_problem(exc)),
             typed=typed,
             status=422,
         )
@@ -153,7 +156,7 @@ async def send_config(
             principal,
             gateway_id,
             error=t("config.invalid"),
-            problems=_describe(data, exc),
+            problems=_describe(data, exc, typed["toml"]),
             typed=typed,
             status=422,
         )

@@ -143,7 +143,22 @@ async def test_settings_are_read_edited_and_a_found_meter_given_in_the_browser(
     assert "pump-house" in problems
     assert "sdm999" in problems
     assert "sdm630" in problems  # the models it knows
+    typed = toml.replace('"sdm630"', '"sdm999"').splitlines()
+    at = next(n for n, text in enumerate(typed, start=1) if '"sdm999"' in text)
+    assert f"line {at}: " in problems, (at, problems)  # where it is in the text
     assert "sdm999" in await page.input_value("textarea[name=toml]")  # what was typed stays
+    # a key misspelt and a table declared twice: said in words, with their lines
+    await page.fill("textarea[name=toml]", toml + "\n[checks]\nspike_ratioo = 2\n")
+    await page.click("form[action$='/config'] button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    problems = await page.inner_text("#config-problems")
+    assert "spike_ratioo: not a setting known here" in problems, problems
+    await page.fill("textarea[name=toml]", toml + "\n[checks]\n[checks]\n")
+    await page.click("form[action$='/config'] button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    alert = await page.inner_text("[role=alert]")
+    assert "Cannot declare checks twice (at line" in alert, alert
+    assert "('checks',)" not in alert
     assert [v["version"] for v in await _versions(cloud, gateway)] == [1, 2]
     visit.errors.clear()  # the 422 answer itself is logged by Chromium as a failed resource
     await _fits(visit, f"admin-{viewport}-invalid")

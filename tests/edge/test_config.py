@@ -64,7 +64,7 @@ def test_a_good_file_loads_with_paths_beside_it(tmp_path: Path) -> None:
         (('kind = "modbus-rtu"', 'kind = "rs232"'), 10, "buses.0.kind", "modbus-rtu"),
         (("phases = 1", "phases = 2"), 22, "buses.0.meters.1.phases", "1 or 3"),
         (('url = "https://cloud.example.in"', 'url = "ftp://x"'), 6, "cloud.url", "pattern"),
-        (("[[buses.meters]]", "[[buses.meter]]"), 18, "buses.0.meter", "Extra inputs"),
+        (("[[buses.meters]]", "[[buses.meter]]"), 18, "buses.0.meter", "not a setting known here"),
     ],
 )
 def test_every_problem_names_file_line_and_key(

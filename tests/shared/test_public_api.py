@@ -66,6 +66,9 @@ EXPECTED = {
     "decode_received_batch",
     "decompress",
     "describe_validation_error",
+    "validation_message",  # settings people write: pydantic's and TOML's words, and the line
+    "line_of",
+    "toml_problem",
     "encode_batch",
     "encode_batch_rows",
     "encode_readings",

@@ -60,7 +60,7 @@ def test_defaults_apply_and_a_good_profile_parses() -> None:
     [
         (
             ('quantity = "1.8.0"', 'quantity = "1.8.9"'),
-            "registers.1: Value error, unknown quantity",
+            "registers.1: unknown quantity",
         ),
         (('data_type = "float32"', 'data_type = "float16"'), "registers.0.data_type"),
         (("address = 10", "address = 1"), "overlap"),
@@ -68,7 +68,7 @@ def test_defaults_apply_and_a_good_profile_parses() -> None:
         (("phases = 1", "phases = 2"), "phases"),
         (("address = 10", "address = 70000"), "registers.1.address"),
         (("[defaults]", "[defaults]\npoll = 3"), "[defaults] may only set"),
-        (('vendor = "Test"', 'vendor = "Test"\nfirmware = 1'), "firmware: Extra inputs"),
+        (('vendor = "Test"', 'vendor = "Test"\nfirmware = 1'), "firmware: not a setting"),
         (
             (
                 "[[registers]]",
