@@ -71,6 +71,13 @@ from .sms.webhook import WebhookTarget
 log = structlog.get_logger(__name__)
 
 
+def _a_page(path: str) -> bool:
+    """An address of the web app's pages (not its static files, not the API)."""
+    return (path == "/dashboard" or path.startswith("/dashboard/")) and not path.startswith(
+        "/dashboard/static/"
+    )
+
+
 class GridgateApp(FastAPI):
     """FastAPI with the security headers outermost: they reach every response, a server
     error's too (Starlette's error middleware otherwise sits outside every other)."""
@@ -199,7 +206,9 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
+        if request.method == "GET" and _a_page(request.url.path):
+            return await unknown_page(request)  # /dashboard/consumers/abc: no such page
         problems = [
             (".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
@@ -227,13 +236,7 @@ def create_app(settings: CloudSettings, database_url: str) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # a person who mistypes a page's address gets the app's page, a program the JSON
-        path = request.url.path
-        if (
-            exc.status_code == 404
-            and request.method == "GET"
-            and (path == "/dashboard" or path.startswith("/dashboard/"))
-            and not path.startswith("/dashboard/static/")
-        ):
+        if exc.status_code == 404 and request.method == "GET" and _a_page(request.url.path):
             return await unknown_page(request)
         return await http_exception_handler(request, exc)
 

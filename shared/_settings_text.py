@@ -67,6 +67,11 @@ def toml_problem(exc: tomllib.TOMLDecodeError) -> str:
 # pydantic's words where they are not a person's
 _SAID = {
     "extra_forbidden": "not a setting known here (is it spelt right, and in the right section?)",
+    "float_parsing": "not a number (write it like 0.5 or 230)",
+    "int_parsing": "not a whole number",
+    "int_from_float": "not a whole number",
+    "bool_parsing": "not true or false",
+    "string_type": "not text (put it in quotes)",
 }
 
 

@@ -174,6 +174,7 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
     assert export in page.text  # the CSV with the page's filters (from midnight, local)
     other = await cloud.client.get("/dashboard/audit", params={"entity_id": uuid.uuid4().hex})
     assert f'href="/dashboard/audit/{changed}"' not in other.text
+    assert "No entries match these filters." in other.text
     refused = await cloud.client.get("/dashboard/audit", params={"from": "yesterday"})
     assert refused.status_code == 200
     assert "a date such as 2026-10-01" in refused.text

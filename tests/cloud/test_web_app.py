@@ -147,6 +147,8 @@ async def test_every_page_as_each_person(
     await visit.sign_in(email)
     for name, path in _pages(world, role).items():
         await visit.open(path, f"{role.lower()}-{viewport}-{name}")
+        if name == "meter" and role == "CONSUMER":  # no link to a page they may not open
+            assert await visit.page.locator("a[href^='/dashboard/gateways/']").count() == 0
         if name == "users":  # who may not invite is told who may
             note = visit.page.locator("#users-read-only")
             assert await note.count() == (1 if role == "BOARD_ADMIN" else 0), role

@@ -88,6 +88,10 @@ async def test_a_mistyped_page_address_gets_the_apps_page_and_the_api_its_json(
     )
     assert signed_in.status_code == 404
     assert 'href="/dashboard/meters"' in signed_in.text, signed_in.text
+    for mistyped in ("/dashboard/consumers/abc", "/dashboard/meters/1e9x"):  # not an id
+        wrong = await cloud.client.get(mistyped)
+        assert wrong.status_code == 404, mistyped
+        assert "No page of the app has this address" in wrong.text, mistyped
     api = await cloud.client.get("/api/v1/no-such-thing")
     assert api.status_code == 404
     assert api.json() == {"detail": "Not Found"}

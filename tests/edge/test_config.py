@@ -65,6 +65,7 @@ def test_a_good_file_loads_with_paths_beside_it(tmp_path: Path) -> None:
         (("phases = 1", "phases = 2"), 22, "buses.0.meters.1.phases", "1 or 3"),
         (('url = "https://cloud.example.in"', 'url = "ftp://x"'), 6, "cloud.url", "pattern"),
         (("[[buses.meters]]", "[[buses.meter]]"), 18, "buses.0.meter", "not a setting known here"),
+        (("unit = 2", 'unit = "two"'), 20, "buses.0.meters.1.unit", "not a whole number"),
     ],
 )
 def test_every_problem_names_file_line_and_key(
