@@ -130,9 +130,11 @@ def change(current: object, before: object) -> str:
     """'+12 %' / '−3 %' / '—' when there is nothing to compare with."""
     if current is None or before in (None, 0):
         return "—"
-    pct = (float(current) - float(before)) / float(before) * 100
-    sign = "+" if pct >= 0 else "−"
-    return f"{sign}{abs(pct):.0f} %"
+    pct = round((float(current) - float(before)) / float(before) * 100)
+    if pct == 0:  # a change too small to show has no sign ("−0 %" reads as a fall)
+        return "0 %"
+    sign = "+" if pct > 0 else "−"
+    return f"{sign}{abs(pct)} %"
 
 
 def period(start: date, end: date) -> str:

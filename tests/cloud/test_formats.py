@@ -1,11 +1,12 @@
-"""A bill line's rate as a person reads it: money with its unit, or a percentage for a share
-of an amount, never a bare '4.0000' or '0.0500'."""
+"""Figures as a person reads them: a bill line's rate as money with its unit, or a percentage
+for a share of an amount (never a bare '4.0000' or '0.0500'); a change with a sign only when
+it shows."""
 
 from __future__ import annotations
 
 import pytest
 
-from cloud.formats import line_rate
+from cloud.formats import change, line_rate
 
 
 @pytest.mark.parametrize(
@@ -26,3 +27,11 @@ from cloud.formats import line_rate
 )
 def test_rates_in_words(rate: str, unit: str, currency: str, shown: str) -> None:
     assert line_rate(rate, unit, currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "shown"),
+    [(112, 100, "+12 %"), (97, 100, "−3 %"), (99.8, 100, "0 %"), (100.3, 100, "0 %"), (5, 0, "—")],
+)
+def test_a_change_in_percent_has_a_sign_only_when_it_shows(now, before, shown) -> None:
+    assert change(now, before) == shown
