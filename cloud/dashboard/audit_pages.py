@@ -21,6 +21,7 @@ from ..access import Permission, allowed
 from ..errors import CloudError, NotFound
 from ..services import audit
 from .admin_pages import viewer_zone
+from .i18n import client_strings, pick_language
 from .web import csv_download, listing, not_allowed, not_found, render, viewer, wants_csv, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -100,11 +101,26 @@ async def audit_page(request: Request) -> Response:
             {"when_utc": "at", "who": "who", "action": "action", "kind": "entity", "what": "what"},
             rows,
         )
+    # the kinds and actions the filters offer, in words, by what the catalog names (a code
+    # from an address the catalog does not know is offered as itself, so the form says it)
+    catalog = client_strings(pick_language(request.headers.get("accept-language")))
+    for prefix, name in (("entity.", "entity"), ("event.", "action")):
+        chosen = state.filters.get(name)
+        if chosen and prefix + chosen not in catalog:
+            catalog = {**catalog, prefix + chosen: chosen}
     return render(
         request,
         "audit.html",
         principal,
         title=words(request)("nav.audit"),
+        kinds=sorted(
+            ((k.removeprefix("entity."), w) for k, w in catalog.items() if k.startswith("entity.")),
+            key=lambda pair: pair[1].lower(),
+        ),
+        actions=sorted(
+            ((k.removeprefix("event."), w) for k, w in catalog.items() if k.startswith("event.")),
+            key=lambda pair: pair[1].lower(),
+        ),
         state=state,
         page_rows=rows,
         total=total,

@@ -175,6 +175,10 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
     other = await cloud.client.get("/dashboard/audit", params={"entity_id": uuid.uuid4().hex})
     assert f'href="/dashboard/audit/{changed}"' not in other.text
     assert "No entries match these filters." in other.text
+    # kinds and actions are chosen by their words, not typed as codes
+    kinds = await cloud.client.get("/dashboard/audit", params={"entity": "tariff_override"})
+    assert '<option value="tariff_override" selected>Tariff override</option>' in kinds.text
+    assert '<option value="queue_command">Command sent to the gateway</option>' in kinds.text
     refused = await cloud.client.get("/dashboard/audit", params={"from": "yesterday"})
     assert refused.status_code == 200
     assert "a date such as 2026-10-01" in refused.text
