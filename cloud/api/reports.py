@@ -4,6 +4,7 @@ download and delete — within scope."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -96,7 +97,9 @@ async def download_report(
 ) -> Response:
     async with pool.connection() as conn:
         report, body = await reports.download(conn, principal, _storage(request), report_id)
-    name = f"{report['kind']}-{report['period_start']}.{report['format']}"
+    # the period as people name it, its last day included: consumption-2026-10-01-to-2026-10-31
+    last = report["period_end"] - timedelta(days=1)
+    name = f"{report['kind']}-{report['period_start']}-to-{last}.{report['format']}"
     return Response(
         body,
         media_type=MEDIA_TYPES[report["format"]],

@@ -47,6 +47,20 @@ async def download(cloud: Cloud, headers: dict, report: dict) -> bytes:
     return response.content
 
 
+async def test_a_downloaded_report_is_named_by_its_kind_and_its_whole_period(
+    cloud: Cloud,
+    setup: Board,  # noqa: F811
+) -> None:
+    report = await make_report(
+        cloud, setup.admin, kind="alerts", format="csv", board_id=setup.id, **OCTOBER
+    )
+    response = await cloud.client.get(
+        f"/api/v1/reports/{report['id']}/download", headers=setup.admin
+    )
+    disposition = response.headers["content-disposition"]
+    assert disposition == 'attachment; filename="alerts-2026-10-01-to-2026-10-31.csv"'
+
+
 async def test_reports_in_every_format_match_the_database(cloud: Cloud, setup: Board) -> None:  # noqa: F811
     headers = setup.admin
     await tariff(
