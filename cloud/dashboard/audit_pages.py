@@ -148,8 +148,8 @@ async def audit_entry_page(request: Request, entry_id: int) -> Response:
         users = await _user_names(conn, entry["changes"])
     for change in entry["changes"]:
         change["field"] = change["key"].replace("_", " ").replace(".", " › ").capitalize()
-        change["old"] = _shown(change["old"], zone, users)
-        change["new"] = _shown(change["new"], zone, users)
+        change["old"] = _shown(change["old"], zone, users, t)
+        change["new"] = _shown(change["new"], zone, users, t)
     return render(
         request,
         "audit_entry.html",
@@ -164,11 +164,14 @@ _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\
 _ACTOR = re.compile(r"^user:(\d+)$")
 
 
-def _shown(value: Any, zone: str, users: dict[str, str]) -> str | None:
-    """A value as a person reads it: an instant in the viewer's zone, a user by address, a
-    list of plain values as a list, other text as it is, anything else as compact JSON."""
+def _shown(value: Any, zone: str, users: dict[str, str], t: Any) -> str | None:
+    """A value as a person reads it: yes or no, an instant in the viewer's zone, a user by
+    address, a list of plain values as a list, other text as it is, anything else as compact
+    JSON."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        return t("audit.yes") if value else t("audit.no")
     if isinstance(value, str):
         if _INSTANT.match(value):
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -162,6 +162,7 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
             "confirmed_at": "2026-11-29T00:41:13.004392+00:00",
             "created_by": actor,
             "kinds": ["spike", "drop"],
+            "enabled": False,
         },
     )
     cloud.client.cookies.set("gg_access", token)
@@ -193,4 +194,5 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
     assert ">Created by</td>" in changes
     assert "user:" not in changes
     assert "<ins>spike, drop</ins>" in changes
+    assert "<ins>no</ins>" in changes  # not "false"
     assert (await cloud.client.get("/dashboard/audit/999999999999")).status_code == 404
