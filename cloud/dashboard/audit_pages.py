@@ -192,6 +192,11 @@ async def _user_names(conn, changes: list[dict[str, Any]]) -> dict[str, str]:
         for value in (change["old"], change["new"])
         if isinstance(value, str) and (actor := _ACTOR.match(value))
     }
+    return await _emails(conn, ids)
+
+
+async def _emails(conn, ids: set[str]) -> dict[str, str]:
+    """Each user's e-mail by id (as text, as `user:<id>` names them)."""
     if not ids:
         return {}
     cursor = await conn.execute(
@@ -203,10 +208,7 @@ async def _user_names(conn, changes: list[dict[str, Any]]) -> dict[str, str]:
 async def _name(conn, rows: list[dict[str, Any]]) -> None:
     """Give each row `who` (a user's e-mail, else the actor) and `what` (the object's name)."""
     users = {r["actor"].split(":", 1)[1] for r in rows if r["actor"].startswith("user:")}
-    cursor = await conn.execute(
-        "SELECT id::text, email FROM users WHERE id::text = ANY(%s)", (list(users),)
-    )
-    emails = {row["id"]: row["email"] for row in await cursor.fetchall()}
+    emails = await _emails(conn, users)
     named = await _entity_names(conn, rows)
     for row in rows:
         kind, _, who = row["actor"].partition(":")

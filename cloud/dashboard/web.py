@@ -154,6 +154,12 @@ async def unknown_page(request: Request) -> Response:
             principal = await authenticate(request, token)
         except Unauthorized:
             principal = None
+    return not_found(request, principal, None)
+
+
+def not_found(request: Request, principal: Principal | None, what: str | None) -> Response:
+    """The not-found page: `what` is not here for the viewer, or (None) no page has this
+    address."""
     t = translator(pick_language(request.headers.get("accept-language")))
     return render(
         request,
@@ -161,19 +167,7 @@ async def unknown_page(request: Request) -> Response:
         principal,
         status=404,
         title=t("page.not_found"),
-        message=t("page.no_such_page"),
-    )
-
-
-def not_found(request: Request, principal: Principal, what: str) -> Response:
-    t = translator(pick_language(request.headers.get("accept-language")))
-    return render(
-        request,
-        "message.html",
-        principal,
-        status=404,
-        title=t("page.not_found"),
-        message=t("page.not_found_text", what=what),
+        message=t("page.not_found_text", what=what) if what else t("page.no_such_page"),
     )
 
 

@@ -18,7 +18,7 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from ..access import Principal
 from ..errors import InvalidInput
@@ -95,22 +95,23 @@ async def set_consent(
 
 async def has_consent(conn: AsyncConnection, user_id: int, kind: str) -> bool:
     """The user's own latest word on `kind` (the automated answers ask the query's opener)."""
-    cursor = await conn.execute(
-        "SELECT granted FROM consents WHERE user_id = %s AND kind = %s"
-        " ORDER BY at DESC, id DESC LIMIT 1",
-        (user_id, kind),
-    )
-    row = await cursor.fetchone()
-    return bool(row and row["granted"])
+    return await _latest_word(conn, "user_id", user_id, kind)
 
 
 async def household_consents(conn: AsyncConnection, consumer_id: int, kind: str) -> bool:
     """Whether the household's latest word on `kind`, from any of its online users, is yes
     (a household with no online account has given none)."""
+    return await _latest_word(conn, "consumer_id", consumer_id, kind)
+
+
+async def _latest_word(conn: AsyncConnection, whose: str, who: int, kind: str) -> bool:
+    """Whether the latest consent row of `kind` for `whose` (a user or a household) says yes."""
     cursor = await conn.execute(
-        "SELECT granted FROM consents WHERE consumer_id = %s AND kind = %s"
-        " ORDER BY at DESC, id DESC LIMIT 1",
-        (consumer_id, kind),
+        sql.SQL(
+            "SELECT granted FROM consents WHERE {} = %s AND kind = %s"
+            " ORDER BY at DESC, id DESC LIMIT 1"
+        ).format(sql.Identifier(whose)),
+        (who, kind),
     )
     row = await cursor.fetchone()
     return bool(row and row["granted"])

@@ -26,6 +26,17 @@ from .scoped import BOARDS, CONSUMERS, TARIFFS, actor, get_row
 COMING_DAYS = 31  # how far ahead a consumer is told of an override set for their category
 
 
+def _override_shown(override: tariff_overrides.TariffOverride) -> dict[str, Any]:
+    """An override as the consumer's tariff panel says it: its last day, not the day after."""
+    return {
+        "kind": override.kind,
+        "value": override.value,
+        "from": override.start,
+        "until": override.end - timedelta(days=1),
+        "reason": override.reason,
+    }
+
+
 async def create(
     conn: AsyncConnection, principal: Principal, *, board_id: int, category: str, name: str
 ) -> dict[str, Any]:
@@ -391,28 +402,8 @@ async def for_consumer(
             else None
         ),
         "history": history,
-        "override": (
-            {
-                "kind": overrides[0].kind,
-                "value": overrides[0].value,
-                "from": overrides[0].start,
-                "until": overrides[0].end - timedelta(days=1),
-                "reason": overrides[0].reason,
-            }
-            if overrides
-            else None
-        ),
-        "override_coming": (
-            {
-                "kind": coming[0].kind,
-                "value": coming[0].value,
-                "from": coming[0].start,
-                "until": coming[0].end - timedelta(days=1),
-                "reason": coming[0].reason,
-            }
-            if coming
-            else None
-        ),
+        "override": _override_shown(overrides[0]) if overrides else None,
+        "override_coming": _override_shown(coming[0]) if coming else None,
         "fixed": version.spec.fixed.model_dump(mode="json"),
         "taxes": [t.model_dump(mode="json") for t in version.spec.taxes],
         "fuel_adjustment_per_unit": version.spec.fuel_adjustment_per_unit,
