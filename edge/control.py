@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 from pydantic import ValidationError
 
@@ -52,7 +51,7 @@ from shared import (
     verify_body,
 )
 
-from .cloud_http import cloud_client
+from .cloud_http import CloudAnswered, CloudUnreachable, Transport, cloud_client
 from .refusal import CommandRefused
 from .store import Store
 
@@ -93,7 +92,7 @@ class Controller:
         store_call,  # async callable running a Store method in the store's thread
         actions: Actions,
         timeout_s: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.gateway_id = gateway_id
         self.key = key
@@ -263,16 +262,12 @@ class Controller:
             },
         )
         if response.status_code != 200:
-            raise httpx.HTTPStatusError(
-                f"the cloud answered {response.status_code}: {response.text[:200]}",
-                request=response.request,
-                response=response,
-            )
+            raise CloudAnswered(response)
         try:
             verify_body(
                 await self._cloud_public_key(),
                 response.content,
-                response.headers.get(CLOUD_SIGNATURE_HEADER),
+                response.header(CLOUD_SIGNATURE_HEADER),
             )
         except (SignatureInvalid, KeyInvalid) as exc:
             raise SignatureInvalid(f"the commands are not signed by the cloud: {exc}") from exc
@@ -396,7 +391,13 @@ class Controller:
             try:
                 await self.exchange()
                 self.last_error = None
-            except (httpx.HTTPError, SignatureInvalid, KeyInvalid, ValidationError) as exc:
+            except (
+                CloudUnreachable,
+                CloudAnswered,
+                SignatureInvalid,
+                KeyInvalid,
+                ValidationError,
+            ) as exc:
                 self.last_error = str(exc)[:300]
                 log.warning("command exchange failed", error=self.last_error)
             self.wake.clear()

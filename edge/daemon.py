@@ -60,15 +60,14 @@ from .store import NewEvent, ReadingRow, Store, to_us
 from .updater import Layout, detect_layout
 
 # a gateway loads what its configuration uses: the DLMS stack for DLMS buses, the cloud's
-# sync and commands (httpx, signatures) once it is enrolled
+# sync and commands (HTTP, signatures) once it is enrolled
 if TYPE_CHECKING:
-    import httpx
-
     from protocols.dlms.is15959 import Log
     from protocols.dlms.profiles import MeterEvent
     from protocols.dlms.security import CounterLedger
     from protocols.reader import Value
 
+    from .cloud_http import Transport
     from .control import Controller
     from .sync import Syncer
 
@@ -110,7 +109,7 @@ class Daemon:
         config: EdgeConfig,
         *,
         clock: GatewayClock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.local = config  # the file, as written
         self.config = config  # what runs: the file, with the cloud's settings where it allows

@@ -24,11 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 
 from . import updater
-from .cloud_http import cloud_client
+from .cloud_http import CloudUnreachable, Transport, cloud_client
 from .refusal import CommandRefused
 from .updater import Layout
 
@@ -56,7 +55,7 @@ class SoftwareAgent:
         key: PrivateKey | None,
         cloud_url: str | None,
         timeout_s: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.layout = layout
         self.running = running
@@ -118,25 +117,35 @@ class SoftwareAgent:
         await asyncio.to_thread(layout.downloads.mkdir, parents=True, exist_ok=True)
         path = layout.downloads / f"gridgate-{version}-py3-none-any.whl"
         digest, size = hashlib.sha256(), 0
-        async with self._client.stream(
-            "POST",
-            "/api/v1/control/software/wheel",
-            content=body.encode(),
-            headers=self._signed(body.encode()),
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise updater.UpdateError(
-                    f"the cloud answered {response.status_code} for the wheel of {version}:"
-                    f" {response.text[:200]}"
+        with path.open("wb") as sink:
+
+            def take(chunk: bytes) -> None:
+                nonlocal size
+                size += len(chunk)
+                if size > MAX_WHEEL_BYTES:
+                    raise updater.UpdateError(f"the wheel is over {MAX_WHEEL_BYTES} bytes")
+                digest.update(chunk)
+                sink.write(chunk)
+
+            try:
+                response = await self._client.download(
+                    "/api/v1/control/software/wheel",
+                    body.encode(),
+                    self._signed(body.encode()),
+                    take,
                 )
-            with path.open("wb") as sink:
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_WHEEL_BYTES:
-                        raise updater.UpdateError(f"the wheel is over {MAX_WHEEL_BYTES} bytes")
-                    digest.update(chunk)
-                    sink.write(chunk)
+            except CloudUnreachable as exc:
+                path.unlink(missing_ok=True)
+                raise updater.UpdateError(f"the wheel of {version} did not arrive: {exc}") from exc
+            except BaseException:  # over the size, or stopped: no half wheel left behind
+                path.unlink(missing_ok=True)
+                raise
+        if response.status_code != 200:
+            path.unlink(missing_ok=True)
+            raise updater.UpdateError(
+                f"the cloud answered {response.status_code} for the wheel of {version}:"
+                f" {response.text[:200]}"
+            )
         if digest.hexdigest() != sha256:
             path.unlink(missing_ok=True)
             raise updater.HashMismatch(
@@ -233,7 +242,7 @@ class SoftwareAgent:
             response = await self._client.post(
                 "/api/v1/control/software/report", content=body, headers=self._signed(body)
             )
-        except httpx.HTTPError as exc:
+        except CloudUnreachable as exc:
             log.warning("update outcome not reported yet", error=str(exc)[:200])
             return False
         if response.status_code in (200, 404, 409, 422):  # taken, or never takeable

@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 import structlog
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
@@ -38,7 +37,7 @@ from shared import (
     seq_problem,
 )
 
-from .cloud_http import cloud_client
+from .cloud_http import CloudUnreachable, Transport, cloud_client
 from .config import CloudSection
 from .software import VERSION
 from .store import NewEvent, Store, StoredEvent, from_us
@@ -104,7 +103,7 @@ class Syncer:
         key: PrivateKey,
         store_call,  # async callable running a Store method in the store's thread
         clock_state,  # () -> (synchronised, offset_s)
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         bus_health=lambda: [],  # () -> [BusHealth]: each bus's counts, for the heartbeat
         on_commands=lambda: None,  # () -> None: the cloud says commands wait for us
         meter_health=lambda: [],  # () -> [MeterHealth]: each polled meter's last good read
@@ -208,9 +207,9 @@ class Syncer:
                 content=outgoing.sealed.body,
                 headers=outgoing.sealed.headers,
             )
-        except httpx.HTTPError as exc:
+        except CloudUnreachable as exc:
             self._unanswered = outgoing
-            raise SyncFailed(f"cloud unreachable: {type(exc).__name__}: {exc}") from exc
+            raise SyncFailed(f"cloud unreachable: {exc}") from exc
         if response.status_code >= 500:
             self._unanswered = outgoing  # it may have been taken before the error
         else:

@@ -10,8 +10,9 @@ runs for months on a Raspberry Pi, so its process goes further:
   and `--help`, goes through typer as usual, with its messages.
 - that process refuses modules its libraries import whenever they are installed, for things
   the daemon never does (`DAEMON_REFUSES`): rich and pygments (structlog's pretty tracebacks
-  and httpx's command line, ~5 MB), greenlet (structlog's deprecated greenlet-local context; a
-  C++ runtime, ~1 MB), click (httpx's command line again). None in `sys.modules` is Python's
+  and httpx's command line, ~5 MB; the daemon's `doctor` command loads httpx), greenlet
+  (structlog's deprecated greenlet-local context; a C++ runtime, ~1 MB), click (httpx's
+  command line again). None in `sys.modules` is Python's
   way to refuse an import: the importers fall back, as where those packages are not installed.
 """
 

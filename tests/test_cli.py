@@ -67,17 +67,17 @@ def loaded_by(tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, set[st
 
 
 def test_the_daemon_process_loads_no_terminal_renderer_nor_typer(tmp_path) -> None:
-    """structlog and httpx import rich, pygments, greenlet and click whenever they are
-    installed; the daemon's process refuses them, and starts without typer. The daemon's
-    modules are all loaded before its configuration is read, so a missing configuration still
-    shows what it would load."""
+    """structlog imports rich, pygments and greenlet whenever they are installed (httpx, in
+    the doctor, click); the daemon's process refuses them, and starts without typer. Its HTTP is
+    h11's, without httpx, httpcore and anyio (~5 MB). The daemon's modules are all loaded before
+    its configuration is read, so a missing configuration still shows what it would load."""
     done, loaded = loaded_by(
         tmp_path, "--log-level", "ERROR", "edge", "run", "--config", "missing.toml"
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "missing.toml" in done.stderr
-    assert {"edge.daemon", "structlog", "httpx"} <= loaded
-    refused = ("rich", "pygments", "greenlet", "click", "typer")
+    assert {"edge.daemon", "edge.cloud_http", "structlog", "h11"} <= loaded
+    refused = ("rich", "pygments", "greenlet", "click", "typer", "httpx", "httpcore", "anyio")
     assert not {m for m in loaded if m.partition(".")[0] in refused}
     # a command line only typer reads (an unknown option) still gets typer's message
     done, loaded = loaded_by(tmp_path, "edge", "run", "--config", "missing.toml", "--fast")

@@ -26,6 +26,7 @@ from tests.cloud.conftest import (
     staff_headers,
     staff_token,
 )
+from tests.support.cloud_link import link
 
 URL = "/api/v1/ingest/batches"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
@@ -169,7 +170,7 @@ async def test_the_gateway_records_a_refusal_as_an_event(
         key=mine.key,
         store_call=store_call,
         clock_state=lambda: (True, 0.0),
-        transport=httpx.ASGITransport(app=cloud.client._transport.app),  # type: ignore[attr-defined]
+        transport=link(httpx.ASGITransport(app=cloud.client._transport.app)),  # type: ignore[attr-defined]
     )
     await sync.drain()  # the readings: one meter's are refused, and the gateway notes it
     await sync.drain()  # the note goes up as an event, like any other

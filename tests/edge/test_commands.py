@@ -22,6 +22,7 @@ from shared import CLOUD_SIGNATURE_HEADER, configure_logging
 from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 from tests.edge.conftest import Field
 from tests.edge.test_daemon import write_config
+from tests.support.cloud_link import link
 
 
 class Cable(httpx.AsyncBaseTransport):
@@ -66,7 +67,7 @@ async def start(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.cloud_key_path.write_text(gateway.cloud_key + "\n")  # as enrollment leaves it
     cable = Cable(httpx.ASGITransport(app=cloud.client._transport.app))
-    daemon = Daemon(config, transport=cable)
+    daemon = Daemon(config, transport=link(cable))
     task = asyncio.create_task(daemon.run())
 
     async def meter_known() -> list[dict]:

@@ -26,6 +26,7 @@ from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 from tests.edge.conftest import Field
 from tests.edge.test_commands import Cable, rows, until
 from tests.edge.test_daemon import write_config
+from tests.support.cloud_link import link
 
 PASSWORD = "mgmt-1234"
 
@@ -70,7 +71,9 @@ timeout_s = 2.0
     config = load_config(write_config(tmp_path, gateway, field, extra))
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.cloud_key_path.write_text(gateway.cloud_key + "\n")
-    daemon = Daemon(config, transport=Cable(httpx.ASGITransport(app=cloud.client._transport.app)))
+    daemon = Daemon(
+        config, transport=link(Cable(httpx.ASGITransport(app=cloud.client._transport.app)))
+    )
     task = asyncio.create_task(daemon.run())
     try:
 

@@ -17,6 +17,7 @@ from edge.store import Store, to_us
 from shared import write_private_key
 from tests.cloud.conftest import Cloud, EnrolledGateway
 from tests.edge.conftest import Field
+from tests.support.cloud_link import link
 
 
 def write_config(tmp_path: Path, gateway: EnrolledGateway, field: Field, extra: str = "") -> Path:
@@ -47,7 +48,7 @@ require_ntp = false
 
 async def drain(config_path: Path, transport: httpx.AsyncBaseTransport | None = None) -> None:
     """Send everything the store holds, as the daemon's syncer does, without polling."""
-    daemon = Daemon(load_config(config_path), transport=transport)
+    daemon = Daemon(load_config(config_path), transport=link(transport) if transport else None)
     daemon._open_store()
     daemon.syncer = daemon._make_syncer()
     assert daemon.syncer is not None
@@ -95,7 +96,7 @@ async def test_every_reading_arrives_once_with_equal_values(
 ) -> None:
     config = load_config(write_config(tmp_path, gateway, field))
     transport = httpx.ASGITransport(app=cloud.client._transport.app)  # the real cloud app
-    daemon = Daemon(config, transport=transport)
+    daemon = Daemon(config, transport=link(transport))
     task = asyncio.create_task(daemon.run())
     # the store is readable while the daemon runs: wait until it holds a reading of every
     # meter and the cloud has heard of each polled meter's good read, however slow the machine

@@ -32,6 +32,7 @@ from protocols.modbus.timing import LineSettings
 from shared import write_private_key
 from tests.cloud.conftest import Cloud, EnrolledGateway
 from tests.edge.test_daemon import drain
+from tests.support.cloud_link import link
 
 HEAD = """
 [gateway]
@@ -201,7 +202,7 @@ fast_s = 0.3
             return (await cursor.fetchone())["n"]
 
     transport = httpx.ASGITransport(app=cloud.client._transport.app)
-    daemon = Daemon(config, clock=clock, transport=transport)
+    daemon = Daemon(config, clock=clock, transport=link(transport))
     task = asyncio.create_task(daemon.run())
     try:
         # readings of unknown time wait in the store while the daemon keeps syncing: two

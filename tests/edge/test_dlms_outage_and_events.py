@@ -31,6 +31,7 @@ from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 from tests.edge.conftest import Field
 from tests.edge.test_commands import rows, until
 from tests.edge.test_daemon import write_config
+from tests.support.cloud_link import link
 
 DAY = timedelta(days=1)
 
@@ -71,7 +72,7 @@ timeout_s = 2.0
 def start(cloud: Cloud, config_path: Path) -> tuple[Daemon, asyncio.Task]:
     config = load_config(config_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    daemon = Daemon(config, transport=httpx.ASGITransport(app=cloud.client._transport.app))
+    daemon = Daemon(config, transport=link(httpx.ASGITransport(app=cloud.client._transport.app)))
     return daemon, asyncio.create_task(daemon.run())
 
 

@@ -20,6 +20,7 @@ from firmware_sim.clock import ManualClock
 from firmware_sim.fleet import physics_for
 from shared import Quality, Sample, read_private_key, write_private_key
 from tests.cloud.conftest import Cloud, EnrolledGateway
+from tests.support.cloud_link import link
 
 START = datetime(2026, 9, 30, 18, 30, tzinfo=UTC)  # 1 October, 00:00 in India
 DAYS = 30
@@ -117,7 +118,7 @@ async def test_thirty_days_offline_lose_no_energy(
         key=read_private_key(config.key_path),
         store_call=daemon.store,
         clock_state=lambda: (True, 0.0),
-        transport=httpx.ASGITransport(app=cloud.client._transport.app),
+        transport=link(httpx.ASGITransport(app=cloud.client._transport.app)),
     )
     await sync.drain()
     await sync.close()

@@ -19,6 +19,7 @@ from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 from tests.edge.conftest import Field
 from tests.edge.test_commands import rows, until
 from tests.edge.test_daemon import drain, write_config
+from tests.support.cloud_link import link
 
 GRACE_S = 4.0
 
@@ -31,7 +32,7 @@ async def start(
     config = load_config(path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.cloud_key_path.write_text(gateway.cloud_key + "\n")  # as enrollment leaves it
-    daemon = Daemon(config, transport=httpx.ASGITransport(app=cloud.client._transport.app))
+    daemon = Daemon(config, transport=link(httpx.ASGITransport(app=cloud.client._transport.app)))
     task = asyncio.create_task(daemon.run())
 
     async def reported() -> list[dict]:

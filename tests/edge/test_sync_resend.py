@@ -16,6 +16,7 @@ from edge.store import NewEvent, NewReading, Store
 from edge.sync import Syncer
 from shared import EventStatus, Severity
 from tests.cloud.conftest import Cloud, EnrolledGateway
+from tests.support.cloud_link import link
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
@@ -80,7 +81,7 @@ def syncer(store: Store, gateway: EnrolledGateway, transport: httpx.AsyncBaseTra
         key=gateway.key,
         store_call=store_call,
         clock_state=lambda: (True, 0.0),
-        transport=transport,
+        transport=link(transport),
     )
 
 

@@ -20,6 +20,7 @@ from firmware_sim.tcp_server import ModbusTcpServer
 from shared import write_private_key
 from tests.cloud.conftest import Cloud, EnrolledGateway, staff_headers
 from tests.edge.test_commands import rows, until
+from tests.support.cloud_link import link
 
 
 async def test_scan_report_assign_and_the_readings_follow(
@@ -56,7 +57,7 @@ apply_grace_s = 30
     )
     config = load_config(path)
     config.cloud_key_path.write_text(gateway.cloud_key + "\n")
-    daemon = Daemon(config, transport=httpx.ASGITransport(app=cloud.client._transport.app))
+    daemon = Daemon(config, transport=link(httpx.ASGITransport(app=cloud.client._transport.app)))
     task = asyncio.create_task(daemon.run())
     try:
         [row] = await until(
