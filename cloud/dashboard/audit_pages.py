@@ -5,6 +5,7 @@ named rows (at most 10,000)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import date, datetime, time, timedelta
@@ -147,7 +148,12 @@ async def audit_entry_page(request: Request, entry_id: int) -> Response:
         await _name(conn, [entry])
         users = await _user_names(conn, entry["changes"])
     for change in entry["changes"]:
-        change["field"] = change["key"].replace("_", " ").replace(".", " › ").capitalize()
+        key = change["key"]
+        head, dot, name = key.rpartition(".")
+        if name in _EXCLUSIVE_ENDS:  # stored as the first day no longer covered
+            key = head + dot + _EXCLUSIVE_ENDS[name]
+            change["old"], change["new"] = _day_before(change["old"]), _day_before(change["new"])
+        change["field"] = key.replace("_", " ").replace(".", " › ").capitalize()
         change["old"] = _shown(change["old"], zone, users, t)
         change["new"] = _shown(change["new"], zone, users, t)
     return render(
@@ -160,6 +166,10 @@ async def audit_entry_page(request: Request, entry_id: int) -> Response:
     )
 
 
+# a window's end as the API takes it (the first day it no longer applies, as tariff overrides'
+# `ends_on`), and the name of the day people read instead: the last day it applies
+_EXCLUSIVE_ENDS = {"ends_on": "last_day"}
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)$")
 _ACTOR = re.compile(r"^user:(\d+)$")
 
@@ -176,12 +186,23 @@ def _shown(value: Any, zone: str, users: dict[str, str], t: Any) -> str | None:
         if _INSTANT.match(value):
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             return formats.local_time(moment, zone, seconds=True)
+        if _DAY.match(value):
+            with contextlib.suppress(ValueError):
+                return formats.local_date(date.fromisoformat(value))
         if actor := _ACTOR.match(value):
             return users.get(actor.group(1), value)
         return value
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         return ", ".join(str(v) for v in value) if value else "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _day_before(value: Any) -> Any:
+    """The day before a stored day (anything else as it is)."""
+    if isinstance(value, str) and _DAY.match(value):
+        with contextlib.suppress(ValueError):
+            return (date.fromisoformat(value) - timedelta(days=1)).isoformat()
+    return value
 
 
 async def _user_names(conn, changes: list[dict[str, Any]]) -> dict[str, str]:

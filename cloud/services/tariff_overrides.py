@@ -11,7 +11,7 @@ day it was taken off (that day is priced as usual).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -113,7 +113,7 @@ async def create(
             if other_start < ends_on and starts_on < other_end:
                 raise Conflict(
                     f"the window overlaps override {other['id']} ({other_start:%d %b %Y} to"
-                    f" {other_end:%d %b %Y}); take that one off first"
+                    f" {other_end - timedelta(days=1):%d %b %Y}); take that one off first"
                 )
         cursor = await conn.execute(
             "INSERT INTO tariff_overrides (board_id, category, kind, value, starts_at, ends_at,"

@@ -163,6 +163,8 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
             "created_by": actor,
             "kinds": ["spike", "drop"],
             "enabled": False,
+            "starts_on": "2026-12-01",
+            "ends_on": "2026-12-11",  # a window's end as the API takes it: the day after
         },
     )
     cloud.client.cookies.set("gg_access", token)
@@ -195,4 +197,10 @@ async def test_the_audit_page_filters_links_each_entry_and_shows_its_changes(
     assert "user:" not in changes
     assert "<ins>spike, drop</ins>" in changes
     assert "<ins>no</ins>" in changes  # not "false"
+    # days in words, and a window's last day, not the first day it no longer covers
+    assert "<ins>1 Dec 2026</ins>" in changes
+    assert ">Last day</td>" in changes
+    assert "<ins>10 Dec 2026</ins>" in changes
+    assert "11 Dec" not in changes
+    assert ">Ends on</td>" not in changes
     assert (await cloud.client.get("/dashboard/audit/999999999999")).status_code == 404

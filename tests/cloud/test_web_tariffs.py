@@ -191,6 +191,8 @@ async def test_tariffs_are_explained_and_overrides_set_and_taken_off(
     )
     alert = await page.inner_text("#tariff-error")
     assert f"overlaps override {scheduled['id']}" in alert
+    # the other window by its first and last days (it ends before the day stored as its end)
+    assert f"{today + timedelta(days=19):%d %b %Y})" in alert
     assert await page.input_value("#override-form input[name=reason]") == "heat wave"
     # a value that is no number: refused, named
     await _fill(
