@@ -6,7 +6,8 @@ lines (a rounding line makes up any difference the total's own rounding rule ask
 
 Energy is priced one of four ways:
 - flat: every unit at one rate;
-- telescopic slabs: each slab's units at that slab's rate (0-200 at 4.00, the next 200 at 5.95...);
+- telescopic slabs: each slab's units at that slab's rate (0 to 200 at 4.00, the next 200 at
+  5.95...);
 - non-telescopic slabs: all units at the rate of the slab the consumption falls in;
 - time of day: each period's units at its rate, periods from a 12 x 24 month-by-hour matrix for
   weekdays and one for weekends and holidays, read in the board's time zone.
@@ -472,7 +473,9 @@ def _energy_lines(
         in_slab = (usage.units if upper is None else min(usage.units, upper)) - lower
         if in_slab <= 0:
             break
-        span = f"{_limit(lower)}-{_limit(upper)}" if upper is not None else f"above {_limit(lower)}"
+        span = (
+            f"{_limit(lower)} to {_limit(upper)}" if upper is not None else f"above {_limit(lower)}"
+        )
         lines.append(line(f"Energy, slab {span} {unit}{why_slabs}", in_slab, slab.rate))
         if upper is None or upper >= usage.units:
             break

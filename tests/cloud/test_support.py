@@ -146,8 +146,8 @@ async def test_a_consented_high_bill_query_is_answered_from_the_records(
         date(2026, 10, 1),
         "210",
         [
-            ("Energy, slab 0-200 kWh", "200", "4.5"),
-            ("Energy, slab 200-400 kWh", "10", "6.0"),
+            ("Energy, slab 0 to 200 kWh", "200", "4.5"),
+            ("Energy, slab 200 to 400 kWh", "10", "6.0"),
         ],
     )
     october = await add_bill(
@@ -157,8 +157,8 @@ async def test_a_consented_high_bill_query_is_answered_from_the_records(
         date(2026, 11, 1),
         "434",
         [
-            ("Energy, slab 0-200 kWh", "200", "4.5"),
-            ("Energy, slab 200-400 kWh", "200", "6.0"),
+            ("Energy, slab 0 to 200 kWh", "200", "4.5"),
+            ("Energy, slab 200 to 400 kWh", "200", "6.0"),
             ("Energy, slab above 400 kWh", "34", "7.5"),
         ],
         estimated=True,

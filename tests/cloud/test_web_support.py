@@ -43,7 +43,7 @@ async def bill(pool, world: World, start: date, end: date, units: str, status: s
     for upper, rate in ((Decimal(200), "4.50"), (Decimal(400), "6.00"), (None, "7.50")):
         part = rest if upper is None else min(rest, upper - lower)
         if part > 0:
-            span = f"{lower}-{upper}" if upper else f"above {lower}"
+            span = f"{lower} to {upper}" if upper else f"above {lower}"
             slabs.append((f"Energy, slab {span} kWh", part, Decimal(rate)))
         rest -= part
         lower = upper or lower

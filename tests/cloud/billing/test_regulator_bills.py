@@ -148,7 +148,7 @@ async def test_kseb_a_month_at_the_orders_examples(cloud: Cloud, board: str) -> 
         (D(30), D("6.40"), D("192.00")),
     ]
     assert lines_of(invoices["180"])[0][0] == (
-        "Energy, slab 0-50 kWh (180 units: up to 250, each slab at its rate)"
+        "Energy, slab 0 to 50 kWh (180 units: up to 250, each slab at its rate)"
     )
 
 
@@ -166,7 +166,7 @@ async def test_kseb_two_months_doubles_the_limits(cloud: Cloud, board: str) -> N
         D("384.00"),
     ]
     assert lines_of(invoices["360"])[3][0] == (
-        "Energy, slab 300-400 kWh (360 units: up to 500, each slab at its rate)"
+        "Energy, slab 300 to 400 kWh (360 units: up to 500, each slab at its rate)"
         " (limits for 2 months)"
     )
     # 500 units: 1549.00 + 40 x 6.40 + 100 x 7.60
@@ -229,7 +229,7 @@ async def test_a_part_period_pro_rates_the_limits_by_days(cloud: Cloud, board: s
     assert [a for *_, a in lines_of(invoices["120"])] == hand
     assert D(invoices["120"]["total"]) == D("524.45")
     assert lines_of(invoices["120"])[0][0] == (
-        "Energy, slab 0-32.26 kWh (120 units: up to 161.29, each slab at its rate)"
+        "Energy, slab 0 to 32.26 kWh (120 units: up to 161.29, each slab at its rate)"
         " (limits for 20 of 31 days of October)"
     )
     # 200 units: past 300 x 20/31 = 193.55, within 350 x 20/31 = 225.81: all at 6.60

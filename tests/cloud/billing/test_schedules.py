@@ -72,7 +72,7 @@ def test_kseb_lines_say_which_schedule_applied_and_why() -> None:
     why = "(250 units: up to 250, each slab at its rate)"
     assert [line[0] for line in lines] == [
         f"Energy, slab {span} kWh {why}"
-        for span in ("0-50", "50-100", "100-150", "150-200", "200-250")
+        for span in ("0 to 50", "50 to 100", "100 to 150", "150 to 200", "200 to 250")
     ]
 
 
@@ -113,7 +113,7 @@ def test_tangedco_below_and_above_500_units() -> None:
     # a month is half a cycle: the limits are halved (250 units is the line)
     assert total(TANGEDCO, "240", "1") == 50 * D("2.25") + 100 * D("4.50") + 40 * D(6)
     assert energy(TANGEDCO, "520", "2")[0][0] == (
-        "Energy, slab 0-100 kWh (520 units: above 500, each slab at its rate)"
+        "Energy, slab 0 to 100 kWh (520 units: above 500, each slab at its rate)"
     )
 
 

@@ -61,7 +61,7 @@ async def test_a_run_prices_the_window_under_a_multiplier(cloud: Cloud, board: s
 
     assert lines_of(invoice) == [
         (
-            f"Energy, slab 0-32.26 kWh (limits for 10 of 31 days of October) ({window})",
+            f"Energy, slab 0 to 32.26 kWh (limits for 10 of 31 days of October) ({window})",
             stored(limit_first),
             D("3.300"),
             D("106.45"),
@@ -74,7 +74,7 @@ async def test_a_run_prices_the_window_under_a_multiplier(cloud: Cloud, board: s
         ),
         (f"Fixed charge per connection ({window})", stored(D(10) / 31), D(60), D("19.35")),
         (
-            "Energy, slab 0-67.74 kWh (limits for 21 of 31 days of October) (11 Oct-31 Oct)",
+            "Energy, slab 0 to 67.74 kWh (limits for 21 of 31 days of October) (11 Oct-31 Oct)",
             stored(limit_rest),
             D(3),
             D("203.23"),
