@@ -9,7 +9,7 @@ from collections import OrderedDict
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..access import Permission, allowed
+from ..access import Permission, Principal, allowed
 from ..errors import CloudError, Conflict, NotFound
 from ..services import listings, meters, readings
 from ..services.scoped import METERS, get_row
@@ -97,7 +97,19 @@ async def meters_page(request: Request) -> Response:
 
 @router.get("/meters/{meter_id}", response_class=HTMLResponse)
 async def meter_page(request: Request, meter_id: int) -> Response:
-    principal = await viewer(request)
+    return await meter_view(request, await viewer(request), meter_id)
+
+
+async def meter_view(
+    request: Request,
+    principal: Principal,
+    meter_id: int,
+    *,
+    supply: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    """The meter page; `supply`: a supply form that was refused (its action, its reason, why),
+    shown open with what was typed."""
     t = words(request)
     async with request.app.state.pool.connection() as conn:
         try:
@@ -129,6 +141,8 @@ async def meter_page(request: Request, meter_id: int) -> Response:
         request,
         "meter.html",
         principal,
+        status=status,
+        supply=supply,
         page="meter",
         title=t("meter.title", meter=meter["external_id"]),
         meter=named,

@@ -22,6 +22,7 @@ from shared import QUANTITIES
 from ..access import Permission, Principal
 from ..errors import CloudError, NotFound
 from ..services import gateway_control, ingest, listings, software
+from .fleet_pages import meter_view
 from .web import csrf_ok, int_or_none, not_allowed, not_found, render, viewer, words
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -282,9 +283,14 @@ async def switch_supply(
             )
     except NotFound:
         return not_found(request, principal, t("what.meter", id=meter_id))
-    except CloudError as exc:
-        code = "reason" if "reason" in str(exc) else "refused"
-        return RedirectResponse(f"{here}?supply_error={code}", status_code=303)
+    except CloudError as exc:  # the page again, the form open with what was typed and why
+        supply = {
+            "action": action,
+            "reason": form.get("reason", "")[:500],
+            "error": "reason" if "reason" in str(exc) else "refused",
+            "detail": str(exc),
+        }
+        return await meter_view(request, principal, meter_id, supply=supply, status=exc.status_code)
     return RedirectResponse(
         f"/dashboard/gateways/{command['gateway_id']}#commands", status_code=303
     )

@@ -156,3 +156,31 @@ async def test_the_meter_pages_show_filter_and_change_the_status(
     assert f'href="/dashboard/meters/{meter}"' in listed.text
     others = await cloud.client.get("/dashboard/meters", params={"status": "inactive"})
     assert f'href="/dashboard/meters/{meter}"' not in others.text
+
+
+async def test_a_refused_supply_switch_keeps_what_was_typed_and_says_why(
+    cloud: Cloud, gateway: EnrolledGateway
+) -> None:
+    await send(
+        cloud,
+        gateway,
+        readings=[Reading(seq=40, meter_id="s-1", quantity="1.8.0", ts=NOW, value=1.0)],
+    )
+    meter = (await meter_ids(cloud, gateway.board))["s-1"]
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE gateways SET status = 'revoked' WHERE gateway_code = %s", (gateway.code,)
+        )
+    cloud.client.cookies.set("gg_access", await staff_token(cloud, gateway.board))
+    cloud.client.cookies.set(CSRF_COOKIE, "form-token")
+    reason = "Dues paid at the counter, receipt 4411"
+    refused = await cloud.client.post(
+        f"/dashboard/meters/{meter}/supply",
+        data={"csrf": "form-token", "action": "reconnect", "reason": reason},
+    )
+    assert refused.status_code == 409
+    form = refused.text[refused.text.index('id="supply"') :]
+    assert f'value="{reason}"' in form  # not typed again
+    assert '<option value="reconnect" selected>' in form
+    assert "The command could not be queued" in form
+    assert f"gateway {gateway.code} is revoked: it takes no commands" in form
