@@ -7,13 +7,17 @@ httpcore, urllib's and http's modules, and anyio's asyncio backend, which httpco
 every lock. The daemon asks one server one question at a time, a few paths, no redirects,
 cookies or proxies (it connects to its cloud directly), so the part it needs is small: h11
 (httpcore's own HTTP/1.1 engine, MIT, 0.3 MB) speaks the protocol, and this module moves the
-bytes, bounds every wait by the configured timeout and every answer by its size, and says
-why a request went unanswered (`CloudUnreachable`).
+bytes, bounds every wait by the configured timeout, every exchange by four of them (a
+download by half an hour) and every answer by its size, and says why a request went
+unanswered (`CloudUnreachable`).
 
-A connection is reused while it is idle for less than `REUSE_IDLE_S` and the server has not
-closed it; a request whose reused connection turns out closed before any answer began is sent
-once more on a new one (the server had closed it while idle, as servers do). The trust store
-is certifi's CA bundle, loaded once per process.
+A connection is reused while it is idle for less than `REUSE_IDLE_S` and the server has sent
+nothing on it since its last answer (an idle connection is watched: a byte or a close there
+retires it, so no stale byte is ever read as the next answer); a request whose reused
+connection turns out closed before any byte of an answer came is sent once more on a new one
+(the server had closed it while idle, as servers do). Addresses are tried Happy Eyeballs
+fashion (an IPv6 route that does not answer is not waited out). The trust store is certifi's
+CA bundle, loaded once per process.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +38,9 @@ import certifi
 import h11
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # an answer held in memory (commands carry configurations)
+EXCHANGE_TIMEOUTS = 4  # a whole exchange takes at most this many `timeout_s`
+DOWNLOAD_S = 30 * 60.0  # a wheel of 50 MB at 30 kB/s
+MAX_INFORMATIONAL = 10  # 1xx answers before the real one
 REUSE_IDLE_S = 4.0  # uvicorn closes a connection idle for 5 s
 CHUNK = 64 * 1024
 USER_AGENT = "gridgate-edge"
@@ -69,7 +77,8 @@ class Answer:
         return json.loads(self.content)
 
     def raise_for_status(self) -> None:
-        if self.status_code >= 400:
+        """CloudAnswered unless the answer is a success (2xx: redirects are not followed)."""
+        if not 200 <= self.status_code < 300:
             raise CloudAnswered(self)
 
 
@@ -90,6 +99,13 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+def proxy_settings() -> list[str]:
+    """The proxy variables set in this environment, which the daemon does not follow (it
+    connects to its cloud directly; the field tools, on httpx, do follow them)."""
+    names = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+    return [name for name in (*names, *(n.lower() for n in names)) if os.environ.get(name)]
+
+
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """The trust store httpx uses by default (certifi's CA bundle), made once."""
@@ -98,24 +114,58 @@ def tls_context() -> ssl.SSLContext:
 
 @dataclass(slots=True)
 class _Link:
-    """One open connection: its streams, its HTTP state, and since when it has been idle."""
+    """One open connection: its streams, its HTTP state, and, while it is idle, since when and
+    a read that notices anything the server sends or closes meanwhile."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     http: h11.Connection
     idle_since: float = 0.0
+    watch: asyncio.Task[bytes] | None = None
+    answered: bool = False  # a byte of the current exchange's answer has come
 
-    def reusable(self) -> bool:
+    def rest(self) -> None:
+        """The exchange is over: idle from now, watched."""
+        self.idle_since = time.monotonic()
+        self.answered = False
+        self.watch = asyncio.ensure_future(self.reader.read(1))
+
+    async def take(self) -> bool:
+        """Whether the connection can carry the next request (then it is no longer idle): the
+        server has sent nothing and closed nothing since the last answer — a byte there now
+        would be read as the next request's answer."""
+        watch, self.watch = self.watch, None
+        if watch is None:
+            return False
+        if not watch.done():
+            watch.cancel()
+            await asyncio.wait([watch])  # the reader is free again once the read has given up
+        if not watch.cancelled():  # it read a byte, or the end, or failed: not to be reused
+            watch.exception()  # (looked at, so that asyncio does not report it)
+            return False
         return (
             self.http.our_state is h11.IDLE
-            and not self.reader.at_eof()
+            and not self.http.trailing_data[0]
             and not self.writer.is_closing()
             and time.monotonic() - self.idle_since < REUSE_IDLE_S
         )
 
+    def drop(self) -> None:
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            if watch.done() and not watch.cancelled():
+                watch.exception()
+            watch.cancel()
+        self.writer.close()
+
 
 class Connection:
-    """HTTP/1.1 to the server of `base_url` (http or https), one request at a time."""
+    """HTTP/1.1 to the server of `base_url` (http or https), one request at a time.
+
+    Every POST the daemon makes must be safe to receive twice (a batch is taken once by its id,
+    a command result once by its command, an update report once by its update): a request is
+    sent again on a new connection when its kept connection turns out closed before any byte
+    of an answer came, and a server may have acted on a request and died before answering."""
 
     def __init__(self, base_url: str, timeout_s: float) -> None:
         parts = urlsplit(base_url)
@@ -133,24 +183,35 @@ class Connection:
     async def exchange(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes, into: Writer | None
     ) -> Answer:
+        # the whole exchange is bounded too: a server that sends a byte now and then never
+        # holds a part of the daemon for longer (a download, larger, has its own bound)
+        deadline = DOWNLOAD_S if into is not None else EXCHANGE_TIMEOUTS * self._timeout_s
         async with self._lock:
-            # an idle connection the server closed is found so before any answer began: the
-            # request is sent once more, on a new connection
-            for fresh in (False, True):
-                link = self._link
-                if link is None or not link.reusable():
-                    await self._close()
-                    link, fresh = await self._connect(), True
-                try:
-                    return await self._exchange(link, method, path, headers, body, into)
-                except _ClosedBeforeAnswer as exc:
-                    await self._close()
-                    if fresh:
-                        raise CloudUnreachable(str(exc)) from None
-                except BaseException:
-                    await self._close()  # a connection left mid-exchange cannot carry another
-                    raise
-            raise AssertionError("unreachable: the second try is on a fresh connection")
+            try:
+                async with asyncio.timeout(deadline):
+                    return await self._exchange_once_or_twice(method, path, headers, body, into)
+            except TimeoutError:
+                await self._close()
+                raise CloudUnreachable(f"no whole answer within {deadline:g} s") from None
+
+    async def _exchange_once_or_twice(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, into: Writer | None
+    ) -> Answer:
+        for fresh in (False, True):
+            link = self._link
+            if link is None or not await link.take():
+                await self._close()
+                link, fresh = await self._connect(), True
+            try:
+                return await self._exchange(link, method, path, headers, body, into)
+            except _ClosedBeforeAnswer as exc:
+                await self._close()
+                if fresh:
+                    raise CloudUnreachable(str(exc)) from None
+            except BaseException:
+                await self._close()  # a connection left mid-exchange cannot carry another
+                raise
+        raise AssertionError("unreachable: the second try is on a fresh connection")
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -165,54 +226,60 @@ class Connection:
         body: bytes,
         into: Writer | None,
     ) -> Answer:
-        fields = [
-            ("Host", self._authority),
-            ("User-Agent", USER_AGENT),
-            ("Accept", "*/*"),
-            ("Content-Length", str(len(body))),
-            *((name, value) for name, value in headers.items() if name.lower() != "host"),
-        ]
+        fields = [("Host", self._authority), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
+        if body or method != "GET":
+            fields.append(("Content-Length", str(len(body))))
+        fields += [(name, value) for name, value in headers.items() if name.lower() != "host"]
         try:
-            wire = link.http.send(
+            head = link.http.send(
                 h11.Request(method=method, target=self._prefix + path, headers=fields)
             )
-            wire += link.http.send(h11.Data(data=body)) if body else b""
-            wire += link.http.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
-            raise ValueError(f"not a request HTTP can carry: {exc}") from exc
-        try:
-            link.writer.write(wire)
+            pieces = [head, *(body[i : i + CHUNK] for i in range(0, len(body), CHUNK))]
+            for piece in pieces:
+                wire = piece if piece is head else link.http.send(h11.Data(data=piece))
+                link.writer.write(wire)
+                await self._wait(link.writer.drain(), "sending")
+            link.writer.write(link.http.send(h11.EndOfMessage()))
             await self._wait(link.writer.drain(), "sending")
+        except h11.LocalProtocolError as exc:
+            raise CloudUnreachable(f"not a request HTTP can carry: {exc}") from exc
         except OSError as exc:
             raise _ClosedBeforeAnswer(f"the connection closed while sending: {exc}") from exc
         return await self._answer(link, into)
 
     async def _answer(self, link: _Link, into: Writer | None) -> Answer:
         response: h11.Response | None = None
-        held: list[bytes] = []
-        size = 0
+        held = bytearray()
+        informational = 0
         while True:
-            event = await self._next_event(link, started=response is not None)
-            if isinstance(event, h11.Response):
+            event = await self._next_event(link)
+            if isinstance(event, h11.InformationalResponse):
+                informational += 1
+                if informational > MAX_INFORMATIONAL:
+                    raise CloudUnreachable(f"over {MAX_INFORMATIONAL} informational answers")
+            elif isinstance(event, h11.Response):
                 response = event
-            elif isinstance(event, h11.Data) and response is not None:
-                if into is not None and response.status_code == 200:
-                    into(bytes(event.data))
-                    continue
-                size += len(event.data)
-                if size > MAX_ANSWER_BYTES:
+                length = _content_length(event)
+                if (
+                    length is not None
+                    and length > MAX_ANSWER_BYTES
+                    and not _downloading(event, into)
+                ):
                     raise CloudUnreachable(f"the answer is over {MAX_ANSWER_BYTES} bytes")
-                held.append(bytes(event.data))
+            elif isinstance(event, h11.Data) and response is not None:
+                if _downloading(response, into):
+                    into(bytes(event.data))  # type: ignore[misc]
+                    continue
+                if len(held) + len(event.data) > MAX_ANSWER_BYTES:
+                    raise CloudUnreachable(f"the answer is over {MAX_ANSWER_BYTES} bytes")
+                held += event.data
             elif isinstance(event, h11.EndOfMessage) and response is not None:
                 break
             elif isinstance(event, h11.ConnectionClosed):
-                raise CloudUnreachable(
-                    "the cloud closed the connection in the middle of its answer"
-                )
-            # an informational (1xx) answer comes before the real one
+                raise CloudUnreachable(CUT)
         if link.http.our_state is h11.DONE and link.http.their_state is h11.DONE:
             link.http.start_next_cycle()
-            link.idle_since = time.monotonic()
+            link.rest()
         else:  # the server said it will close (Connection: close)
             await self._close()
         return Answer(
@@ -221,10 +288,12 @@ class Connection:
                 name.decode("latin-1").lower(): value.decode("latin-1")
                 for name, value in response.headers
             },
-            b"".join(held),
+            bytes(held),
         )
 
-    async def _next_event(self, link: _Link, started: bool) -> Any:
+    async def _next_event(self, link: _Link) -> Any:
+        """The next event of the answer. Until a byte of it has come, a closed connection is
+        `_ClosedBeforeAnswer` (the request may go again); after, it is a cut answer."""
         ended = False  # the server closed its side
         while True:
             try:
@@ -234,17 +303,18 @@ class Connection:
                     raise CloudUnreachable(CUT) from exc
                 raise CloudUnreachable(f"the answer is not HTTP/1.1: {exc}") from exc
             if event is not h11.NEED_DATA:
-                if isinstance(event, h11.ConnectionClosed) and not started:
+                if isinstance(event, h11.ConnectionClosed) and not link.answered:
                     raise _ClosedBeforeAnswer("the cloud closed the connection without answering")
                 return event
             try:
                 data = await self._wait(link.reader.read(CHUNK), "waiting for its answer")
             except OSError as exc:
-                if started:
+                if link.answered:
                     raise CloudUnreachable(f"the connection broke in its answer: {exc}") from exc
                 raise _ClosedBeforeAnswer(f"the connection broke before an answer: {exc}") from exc
-            if not data and not started:
+            if not data and not link.answered:
                 raise _ClosedBeforeAnswer("the cloud closed the connection without answering")
+            link.answered = link.answered or bool(data)
             ended = not data
             try:
                 link.http.receive_data(data)
@@ -260,6 +330,10 @@ class Connection:
                     ssl=tls_context() if self._tls else None,
                     server_hostname=self._host if self._tls else None,
                     limit=CHUNK,
+                    # an address that does not answer (IPv6 broken on a cellular link) is not
+                    # waited out before the next is tried
+                    happy_eyeballs_delay=0.25,
+                    interleave=1,
                 ),
                 f"connecting to {self._host}:{self._port}",
             )
@@ -267,6 +341,8 @@ class Connection:
             raise CloudUnreachable(
                 f"cannot connect to {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
+        except (UnicodeError, ValueError) as exc:  # a host name DNS cannot carry
+            raise CloudUnreachable(f"cannot connect to {self._host!r}: {exc}") from exc
         self._link = _Link(reader, writer, h11.Connection(h11.CLIENT))
         return self._link
 
@@ -281,10 +357,21 @@ class Connection:
         link, self._link = self._link, None
         if link is None:
             return
-        link.writer.close()
+        link.drop()
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(1.0):
                 await link.writer.wait_closed()
+
+
+def _content_length(response: h11.Response) -> int | None:
+    for name, value in response.headers:
+        if name == b"content-length":
+            return int(value)  # h11 has checked it is a number
+    return None
+
+
+def _downloading(response: h11.Response, into: Writer | None) -> bool:
+    return into is not None and response.status_code == 200
 
 
 class _ClosedBeforeAnswer(Exception):

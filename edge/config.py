@@ -36,8 +36,17 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared import (
     IDENTIFIER_PATTERN,
@@ -86,6 +95,24 @@ class CloudSection(SyncSettings):
 
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
     timeout_s: Seconds = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _reachable_address(cls, url: str | None) -> str | None:
+        """A host DNS can carry and a port that exists (else the daemon could not even try)."""
+        if url is None:
+            return url
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 (urllib checks the port when it is read)
+        except ValueError:
+            raise ValueError(f"the port in {url!r} is not a number from 0 to 65535") from None
+        host = parts.hostname or ""
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise ValueError(f"{host!r} in {url!r} is not a host name") from None
+        return url
 
 
 class ClockSection(_Section):

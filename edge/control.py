@@ -153,7 +153,10 @@ class Controller:
             if not await asyncio.to_thread(path.exists):
                 response = await self._client.get("/api/v1/control/cloud-key")
                 response.raise_for_status()
-                text = response.json()["public_key"]
+                try:
+                    text = str(response.json()["public_key"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise KeyInvalid(f"the cloud's answer holds no public key: {exc!r}") from exc
                 load_public_key(text)
                 await asyncio.to_thread(path.write_text, text + "\n")
                 log.warning(

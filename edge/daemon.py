@@ -51,6 +51,7 @@ from shared import (
 from . import malloc, meter_events, systemd
 from .checks import Checker, MeterProfile
 from .clock import GatewayClock
+from .cloud_http import proxy_settings
 from .config import BusSection, EdgeConfig, MeterSection, load_or_report
 from .recent_log import RecentLog
 from .refusal import CommandRefused
@@ -935,6 +936,11 @@ class Daemon:
         systemd.notify("READY=1")
         if self.software is not None:
             tasks.append(asyncio.create_task(self._watch_software(), name="software"))
+        if self.syncer is not None and (proxies := proxy_settings()):
+            log.warning(
+                "the daemon connects to its cloud directly: proxy settings are not used",
+                variables=proxies,
+            )
         log.info(
             "edge daemon running",
             gateway=self.config.gateway.id,

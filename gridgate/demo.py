@@ -19,6 +19,7 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +42,7 @@ from cloud.mail.maildrop import maildrop
 from cloud.migrate import migrate
 from cloud.services import aggregates, audit, auth, billing_runs, enrollment, fleet, invoices
 from cloud.settings import CloudSettings
+from edge.cloud_http import Answer, CloudUnreachable, Connection, Writer
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.refusal import CommandRefused
@@ -84,17 +86,24 @@ GENERATION_ID = f"pv-{GENERATION_METER[0]}-{GENERATION_METER[1]}"
 NET_METERING = {"feed_in_rate": "3.00", "settlement_month": 3, "surplus": "carry"}
 
 
-class CableTransport(httpx.AsyncHTTPTransport):
-    """The gateway's network link, which the demo can unplug."""
+class CableTransport:
+    """The gateway's network link, which the demo can unplug: the daemon's own HTTP connection
+    (`edge.cloud_http`), refusing while unplugged."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        self.inner = Connection(base_url, timeout_s)
         self.unplugged_until = 0.0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def exchange(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes, into: Writer | None
+    ) -> Answer:
         if time.monotonic() < self.unplugged_until:
-            raise httpx.ConnectError("the demo unplugged the gateway's network", request=request)
-        return await super().handle_async_request(request)
+            await self.inner.aclose()
+            raise CloudUnreachable("the demo unplugged the gateway's network")
+        return await self.inner.exchange(method, path, headers, body, into)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass
@@ -788,7 +797,7 @@ async def _run(
             config = load_config(
                 _edge_config(data_dir / "edge", cloud_url, link, dlms.port, mqtt_port, speed)
             )
-            cable = CableTransport()
+            cable = CableTransport(cloud_url, config.cloud.timeout_s)
             if offline_for_min:
                 cable.unplugged_until = time.monotonic() + offline_for_min * 60
             daemon = Daemon(config, transport=cable)

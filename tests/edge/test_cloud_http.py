@@ -343,3 +343,108 @@ async def test_https_is_verified_against_the_trust_store(
         assert (await client.post("/api/v1/ingest/batches", b"readings")).content == b"readings"
         await client.aclose()
     assert [t for _, t, _, _ in server.requests] == ["/api/v1/ingest/batches"]
+
+
+async def test_bytes_the_server_sent_with_an_answer_are_never_read_as_the_next_one() -> None:
+    """A server that writes more than its answer: the extra bytes stay with the old connection,
+    and the next request goes on a new one (not answered by a stale 408)."""
+    stale = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+
+    async def answer_and_more(request, body, writer, conn) -> bool:
+        writer.write(answer(200, b"first") + stale)
+        await writer.drain()
+        return False
+
+    async with serving([answer_and_more]) as server:
+        client = cloud_client(f"http://127.0.0.1:{server.port}", 5.0)
+        assert (await client.get("/one")).text == "first"
+        assert (await client.get("/two")).text == "/two"
+        await client.aclose()
+    assert [t for _, t, _, _ in server.requests] == ["/one", "/two"]
+
+
+async def test_an_answer_the_server_sends_while_the_connection_is_idle_retires_it() -> None:
+    """A server may say 408 (and close) to an idle connection; that is no answer to the next
+    request, which goes on a new connection."""
+    idle = asyncio.Event()
+
+    async def then_time_out(request, body, writer, conn) -> bool:
+        await echo(request, body, writer, conn)
+        await idle.wait()
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        return False
+
+    async with serving([then_time_out]) as server:
+        client = cloud_client(f"http://127.0.0.1:{server.port}", 5.0)
+        assert (await client.get("/one")).text == "/one"
+        link = client._transport._link  # the kept connection, idle and watched
+        idle.set()
+        await asyncio.wait([link.watch])  # the 408 has reached the client
+        assert (await client.get("/two")).text == "/two"
+        await client.aclose()
+    assert server.connections == 2
+    assert [t for _, t, _, _ in server.requests] == ["/one", "/two"]
+
+
+async def test_an_answer_cut_after_it_began_is_not_sent_again() -> None:
+    async with serving([echo, raw(b"HTTP/1.1 200 OK\r\nContent-")]) as server:
+        client = cloud_client(f"http://127.0.0.1:{server.port}", 5.0)
+        assert (await client.post("/one", b"1")).content == b"1"
+        with pytest.raises(CloudUnreachable, match="in the middle of its answer"):
+            await client.post("/two", b"2")
+        await client.aclose()
+    assert [t for _, t, _, _ in server.requests] == ["/one", "/two"], "the server may have acted"
+
+
+async def test_a_server_that_drips_its_answer_is_given_up_as_a_whole() -> None:
+    """Each byte within the timeout, the answer never whole: the exchange has its own bound
+    (four timeouts), so one slow server cannot hold a part of the daemon."""
+
+    async def drip(request, body, writer, conn) -> bool:
+        for byte in answer(200, b"x" * 100):
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the misbehaviour itself: a byte every 0.1 s
+        return False
+
+    async with serving([drip]) as server:
+        client = cloud_client(f"http://127.0.0.1:{server.port}", 0.4)
+        with pytest.raises(CloudUnreachable, match=r"no whole answer within 1\.6 s"):
+            await client.get("/slow")
+        await client.aclose()
+
+
+async def test_endless_informational_answers_and_an_announced_oversize_are_refused() -> None:
+    early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 50
+    huge = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n")
+    async with serving([raw(early_hints), huge]) as server:
+        client = cloud_client(f"http://127.0.0.1:{server.port}", 5.0)
+        with pytest.raises(CloudUnreachable, match="over 10 informational answers"):
+            await client.get("/hints")
+        # refused as its head arrives: no waiting for a body that may never come
+        with pytest.raises(CloudUnreachable, match=r"the answer is over \d+ bytes"):
+            await client.get("/huge")
+        await client.aclose()
+
+
+async def test_an_address_dns_cannot_carry_is_unreachable_not_a_crash() -> None:
+    client = cloud_client("http://a..b", 2.0)
+    with pytest.raises(CloudUnreachable, match=r"cannot connect to 'a\.\.b'"):
+        await client.get("/health")
+    await client.aclose()
+
+
+async def test_a_redirect_is_not_a_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CloudAnswered, match="answered 302"):
+        Answer(302, {"location": "/login"}, b"").raise_for_status()
+    Answer(204).raise_for_status()
+
+
+def test_proxy_settings_are_named_for_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    assert edge.cloud_http.proxy_settings() == []
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    assert edge.cloud_http.proxy_settings() == ["https_proxy"]

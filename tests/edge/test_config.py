@@ -64,6 +64,8 @@ def test_a_good_file_loads_with_paths_beside_it(tmp_path: Path) -> None:
         (('kind = "modbus-rtu"', 'kind = "rs232"'), 10, "buses.0.kind", "modbus-rtu"),
         (("phases = 1", "phases = 2"), 22, "buses.0.meters.1.phases", "1 or 3"),
         (('url = "https://cloud.example.in"', 'url = "ftp://x"'), 6, "cloud.url", "pattern"),
+        (("cloud.example.in", "cloud..example.in"), 6, "cloud.url", "is not a host name"),
+        (("cloud.example.in", "cloud.example.in:99999"), 6, "cloud.url", "0 to 65535"),
         (("[[buses.meters]]", "[[buses.meter]]"), 18, "buses.0.meter", "not a setting known here"),
         (("unit = 2", 'unit = "two"'), 20, "buses.0.meters.1.unit", "not a whole number"),
     ],
