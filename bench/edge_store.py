@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -382,6 +383,15 @@ FIGURES = ("store", "downsample", "intake", "drain", "rss")
 
 
 async def main(args: argparse.Namespace) -> None:
+    # a SIGTERM (a `timeout`, a closed session) stops the figures as Ctrl-C does, so that the
+    # daemon and the servers started are stopped too, not left running on a shared machine
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGTERM,
+        # once: `timeout` signals this process and then its group, which would cancel the stop
+        lambda: None if main_task.cancelling() else main_task.cancel(),
+    )
     figures = set(args.figures.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -439,4 +449,7 @@ if __name__ == "__main__":
     configure_logging("WARNING")  # stdout carries the JSON lines alone; warnings go to stderr
     if args.baseline is not None:
         run_baseline(args)
-    asyncio.run(main(args))
+    try:
+        asyncio.run(main(args))
+    except asyncio.CancelledError:
+        sys.exit("edge_store: stopped (SIGTERM); the daemon and the meters it read are stopped")
