@@ -187,7 +187,8 @@ async def test_the_forecast_and_ways_to_pay_less_read_in_the_browser(
             assert f"times in {zone}" in basis, basis
             assert f"{quantity(working, 'kWh')} on a working day" in basis, basis
             assert f"{quantity(weekend, 'kWh')} on a weekend day" in basis, basis
-            assert f"{Decimal(forecast['expected']['units']):,.1f} kWh" in basis, basis
+            expected_units = quantity(Decimal(forecast["expected"]["units"]), "kWh")
+            assert f"About {expected_units} by" in basis, basis
             assert heading in await page.locator("h2#save").inner_text()
             items = page.locator("#advice li")
             assert await items.count() == len(advice["items"])
