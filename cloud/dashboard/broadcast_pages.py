@@ -1,7 +1,11 @@
 """The broadcasts page, for admins and support agents: a plain form (carrying the session's CSRF
 token) that announces to a board's consumers, staff or both through the same service as the API,
-and the broadcasts sent before in the viewer's scope. A refused form shows the page again with
-what was wrong and everything the person typed."""
+and the broadcasts sent before in the viewer's scope.
+
+Nothing goes out from the form itself: it answers with a review (the message as it will read,
+how many people it reaches and how many opted out), from which the person sends it or goes back
+to change it. A refused form shows the page again with what was wrong and everything the person
+typed."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from ..services import broadcasts, notifications
 from .web import csrf_ok, int_or_none, not_allowed, render, viewer, words
 
 router = APIRouter(prefix="/dashboard/broadcasts", include_in_schema=False)
-FIELDS = ("csrf", "board_id", "audience", "category", "title", "body", "urgent")
+FIELDS = ("csrf", "step", "board_id", "audience", "category", "title", "body", "urgent")
+STEPS = ("review", "send", "edit")  # what the form's buttons ask for; review unless said
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -33,6 +38,7 @@ async def _page(
     *,
     error: str | None = None,
     typed: dict[str, str] | None = None,
+    review: dict[str, object] | None = None,
     status: int = 200,
 ) -> Response:
     async with request.app.state.pool.connection() as conn:
@@ -56,6 +62,7 @@ async def _page(
         max_body=broadcasts.MAX_BODY_CHARS,
         error=error,
         typed=typed or {},
+        review=review,
     )
 
 
@@ -74,6 +81,9 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
     t = words(request)
     if not csrf_ok(request, form.get("csrf", "")):
         return await _page(request, principal, error=t("form.expired"), typed=form, status=403)
+    step = form.get("step") if form.get("step") in STEPS else "review"
+    if step == "edit":
+        return await _page(request, principal, typed=form)
     board_id = int_or_none(form.get("board_id"))
     audience = form.get("audience", "")
     problem = None
@@ -83,21 +93,29 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
         problem = t("broadcasts.error_audience")
     if problem:
         return await _page(request, principal, error=problem, typed=form, status=422)
+    fields = {
+        "board_id": board_id,
+        "audience": audience,
+        "category": form.get("category") or None,
+        "title": form.get("title", ""),
+        "body": form.get("body", ""),
+    }
     try:
         async with request.app.state.pool.connection() as conn:
-            sent = await broadcasts.send(
-                conn,
-                principal,
-                board_id=board_id,
-                audience=audience,
-                category=form.get("category") or None,
-                title=form.get("title", ""),
-                body=form.get("body", ""),
-                urgent=form.get("urgent") == "1",
-                base_url=notifications.base_url(request.app.state.settings),
-            )
+            if step == "review":
+                reach = await broadcasts.preview(conn, principal, **fields)
+            else:
+                sent = await broadcasts.send(
+                    conn,
+                    principal,
+                    **fields,
+                    urgent=form.get("urgent") == "1",
+                    base_url=notifications.base_url(request.app.state.settings),
+                )
     except CloudError as exc:
         return await _page(request, principal, error=str(exc), typed=form, status=exc.status_code)
+    if step == "review":
+        return await _page(request, principal, typed=form, review=reach)
     return RedirectResponse(
         f"/dashboard/broadcasts?told={sent['recipients']}&skipped={sent['opted_out']}",
         status_code=303,

@@ -9,8 +9,10 @@ length without control characters, an audience that reaches somebody (422 saying
 at most `MAX_PER_BOARD_PER_HOUR` broadcasts per board in any hour (429), so a script gone wrong
 or a double click cannot flood a board's inboxes and phones.
 
-`recent` lists the broadcasts in the caller's scope with who sent them; `audiences` gives the
-boards in scope with their consumers' categories, for a form.
+`preview` answers the same fields with whom they would reach, sending nothing, so a person
+can check before a board's inboxes fill. `recent` lists the broadcasts in the caller's scope
+with who sent them; `audiences` gives the boards in scope with their consumers' categories, for
+a form.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def _checked_category(category: str | None) -> str | None:
 
 
 async def _board(conn: AsyncConnection, board_id: int) -> dict[str, Any]:
-    cursor = await conn.execute("SELECT id, code, state_id FROM boards WHERE id = %s", (board_id,))
+    cursor = await conn.execute(
+        "SELECT id, code, name, state_id FROM boards WHERE id = %s", (board_id,)
+    )
     return await cursor.fetchone()
 
 
@@ -174,6 +178,92 @@ async def _why_nobody(
     )
 
 
+def _checked(
+    principal: Principal, audience: str, category: str | None, title: str, body: str
+) -> tuple[str | None, str, str]:
+    """The category, title and body as stored, or the 403/422 saying what is wrong."""
+    if not principal.may(Permission.NOTIFICATION_BROADCAST):
+        raise Forbidden(f"role {principal.role} may not {Permission.NOTIFICATION_BROADCAST.value}")
+    if audience not in AUDIENCES:
+        raise InvalidInput(
+            f"the audience is one of {', '.join(AUDIENCES)}", errors=[("audience", audience)]
+        )
+    title = _checked_text("title", title, MAX_TITLE_CHARS, _TITLE_CONTROL)
+    body = _checked_text("body", body, MAX_BODY_CHARS, _BODY_CONTROL)
+    category = _checked_category(category)
+    if category is not None and audience == "staff":
+        raise InvalidInput(
+            "a category chooses consumers; a broadcast to staff has none",
+            errors=[("category", "not for staff")],
+        )
+    return category, title, body
+
+
+async def _recipients(
+    conn: AsyncConnection, board: dict[str, Any], audience: str, category: str | None
+) -> tuple[list[int], list[int]]:
+    """The consumers' and the staff's accounts the audience reaches (422 when none), checked
+    against the hour's allowance; inside the caller's transaction."""
+    if category is not None and (refused := await _category_refused(conn, board, category)):
+        raise refused
+    await _within_limit(conn, board)
+    consumers = await _consumer_users(conn, board, category) if audience != "staff" else []
+    staff = await _staff_users(conn, board) if audience != "consumers" else []
+    if not consumers and not staff:
+        raise await _why_nobody(conn, board, audience, category)
+    return consumers, staff
+
+
+def _all_opted_out(people: int) -> InvalidInput:
+    everyone = "the one person" if people == 1 else f"all {people} people"
+    return InvalidInput(
+        f"{everyone} this would reach opted out of announcements",
+        errors=[("audience", "everyone opted out")],
+    )
+
+
+async def preview(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    board_id: int,
+    audience: str,
+    category: str | None,
+    title: str,
+    body: str,
+) -> dict[str, Any]:
+    """What `send` would do with the same fields, without sending: the board, the accounts it
+    reaches (`consumers`, `staff`), how many of those opted out of announcements and how many
+    would be told; refused (403, 422, 429) exactly as `send` would refuse it now."""
+    category, title, body = _checked(principal, audience, category, title, body)
+    await resolve_in_scope(conn, principal, {"board": [board_id]})
+    async with conn.transaction():
+        board = await _board(conn, board_id)
+        consumers, staff = await _recipients(conn, board, audience, category)
+        users = sorted(set(consumers) | set(staff))
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM notification_preferences"
+            " WHERE user_id = ANY(%s) AND %s = ANY(opted_out)",
+            (users, notifications.TOPICS["broadcast"]),
+        )
+        opted_out = (await cursor.fetchone())["n"]
+    if opted_out == len(users):
+        raise _all_opted_out(len(users))
+    return {
+        "board_id": board_id,
+        "board_code": board["code"],
+        "board_name": board["name"],
+        "audience": audience,
+        "category": category,
+        "title": title,
+        "body": body,
+        "consumers": len(consumers),
+        "staff": len(staff),
+        "opted_out": opted_out,
+        "told": len(users) - opted_out,
+    }
+
+
 async def send(
     conn: AsyncConnection,
     principal: Principal,
@@ -189,34 +279,12 @@ async def send(
     """Broadcast to the board's `audience` (consumers only of `category`, when given); the
     broadcast as `recent` lists it, with `opted_out`: how many of those it would have reached
     chose not to hear announcements."""
-    if not principal.may(Permission.NOTIFICATION_BROADCAST):
-        raise Forbidden(f"role {principal.role} may not {Permission.NOTIFICATION_BROADCAST.value}")
-    if audience not in AUDIENCES:
-        raise InvalidInput(
-            f"the audience is one of {', '.join(AUDIENCES)}", errors=[("audience", audience)]
-        )
-    title = _checked_text("title", title, MAX_TITLE_CHARS, _TITLE_CONTROL)
-    body = _checked_text("body", body, MAX_BODY_CHARS, _BODY_CONTROL)
-    category = _checked_category(category)
-    if category is not None and audience == "staff":
-        raise InvalidInput(
-            "a category chooses consumers; a broadcast to staff has none",
-            errors=[("category", "not for staff")],
-        )
+    category, title, body = _checked(principal, audience, category, title, body)
     await resolve_in_scope(conn, principal, {"board": [board_id]})
     async with conn.transaction():
         board = await _board(conn, board_id)
-        if category is not None and (refused := await _category_refused(conn, board, category)):
-            raise refused
-        await _within_limit(conn, board)
-        users: list[int] = []
-        if audience in ("consumers", "everyone"):
-            users += await _consumer_users(conn, board, category)
-        if audience in ("staff", "everyone"):
-            users += await _staff_users(conn, board)
-        users = sorted(set(users))
-        if not users:
-            raise await _why_nobody(conn, board, audience, category)
+        consumers, staff = await _recipients(conn, board, audience, category)
+        users = sorted(set(consumers) | set(staff))
         cursor = await conn.execute(
             "INSERT INTO broadcasts (board_id, category, audience, title, body, urgent, sent_by,"
             " recipients) VALUES (%s, %s, %s, %s, %s, %s, %s, 0) RETURNING id",
@@ -237,11 +305,7 @@ async def send(
             base_url=base_url,
         )
         if not told:
-            everyone = "the one person" if len(users) == 1 else f"all {len(users)} people"
-            raise InvalidInput(
-                f"{everyone} this would reach opted out of announcements",
-                errors=[("audience", "everyone opted out")],
-            )
+            raise _all_opted_out(len(users))
         await conn.execute(
             "UPDATE broadcasts SET recipients = %s WHERE id = %s", (told, broadcast_id)
         )

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from cloud.services import auth
+from cloud.access import Principal
+from cloud.errors import InvalidInput
+from cloud.services import auth, broadcasts
 from tests.cloud.conftest import Cloud, open_cloud
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
 from tests.support.sms import SmsReceiver, sms_receiver
@@ -229,19 +231,26 @@ async def test_people_who_opted_out_are_skipped(cloud: Cloud) -> None:
             "/api/v1/users/me/preferences", json={"opted_out": ["announcements"]}, headers=headers
         )
         assert response.status_code == 200, response.text
-    response = await cloud.client.post(
-        BROADCASTS,
-        json={
-            "board_id": world.boards["A"],
-            "audience": "everyone",
-            "title": "New payment counter",
-            "body": "A payment counter opens at the board's office.",
-        },
-        headers=admin,
+    fields = {
+        "board_id": world.boards["A"],
+        "audience": "everyone",
+        "title": "New payment counter",
+        "body": "A payment counter opens at the board's office.",
+    }
+    # the review the web form shows first: whom it reaches and who opted out, nothing sent
+    board_admin = Principal(
+        world.users["BOARD_ADMIN"].id, "BOARD_ADMIN", world.states["S1"], world.boards["A"], None
     )
+    async with cloud.pool.connection() as conn:
+        reach = await broadcasts.preview(conn, board_admin, category=None, **fields)
+    assert not await rows(cloud, "SELECT 1 FROM broadcasts WHERE board_id = %s", fields["board_id"])
+    assert (reach["board_code"], reach["opted_out"]) == (f"A-{world.tag}", 2)
+    response = await cloud.client.post(BROADCASTS, json=fields, headers=admin)
     assert response.status_code == 201, response.text
     sent = response.json()
     assert sent["opted_out"] == 2
+    assert reach["told"] == sent["recipients"]
+    assert reach["consumers"] + reach["staff"] == sent["recipients"] + 2
     reached = await told(cloud, sent["id"])
     assert world.users["CONSUMER"].id not in reached
     assert farmer_id not in reached
@@ -265,6 +274,13 @@ async def test_people_who_opted_out_are_skipped(cloud: Cloud) -> None:
     assert response.json()["detail"] == (
         "the one person this would reach opted out of announcements"
     )
+    with pytest.raises(InvalidInput, match=r"^the one person this would reach opted out"):
+        async with cloud.pool.connection() as conn:
+            await broadcasts.preview(
+                conn,
+                board_admin,
+                **(fields | {"audience": "consumers", "category": "agricultural"}),
+            )
     after = await rows(cloud, "SELECT count(*) AS n FROM broadcasts WHERE board_id = %s", farm)
     assert after == before
     audited = await rows(

@@ -1,8 +1,9 @@
 """Broadcasts in a real Chromium, with a real SMTP server and a real SMS webhook: a board admin at
 a desktop announces to the board's shops, is first told what was wrong (and keeps what they
-typed), then sends; the shop's e-mail arrives, and the consumer's page shows the desk how each
-channel went — the e-mail sent, the text not sent for want of a phone number. A support agent on
-a phone sees the same pages. Screenshots go to tests/artifacts/web (broadcast-*.png)."""
+typed), reviews whom it reaches, goes back to change it and sends; the shop's e-mail arrives,
+and the consumer's page shows the desk how each channel went — the e-mail sent, the text not
+sent for want of a phone number. A support agent on a phone sees the same pages and reviews one
+of their own. Screenshots go to tests/artifacts/web (broadcast-*.png)."""
 
 from __future__ import annotations
 
@@ -167,18 +168,55 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     admin.errors.clear()
     await check(admin, "desktop-error")
 
+    # the form answers with a review: whom it reaches, the message as it will read; nothing sent
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM users WHERE consumer_id = %s AND active", (own,)
+        )
+        accounts = (await cursor.fetchone())["n"]
+    people = "1 person" if accounts == 1 else f"{accounts} people"
     await page.select_option("#broadcast-form select[name=audience]", "consumers")
     await page.click("#broadcast-form button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    reach = await page.inner_text("#review-reach")
+    assert reach == (
+        f"This will tell {people} of board A-{world.tag} — Board A. Nothing has been sent yet."
+    )
+    facts = await page.inner_text("#review-facts")
+    assert f"Consumers' accounts\n{accounts} · only those in Commercial" in facts, facts
+    assert "Opted out of announcements, so not told\n0" in facts, facts
+    assert "even in their quiet hours" in facts, facts
+    assert "Staff accounts" not in facts, facts
+    shown = await page.inner_text("#review-message")
+    assert title in shown, shown
+    assert body.splitlines()[1] in shown, shown
+    assert not await page.locator("#broadcast-form").count()
+    await check(admin, "desktop-review")
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM broadcasts WHERE board_id = %s", (world.boards["A"],)
+        )
+        assert (await cursor.fetchone())["n"] == 0
+
+    # going back to change it keeps everything typed
+    await page.click("#broadcast-confirm button[value=edit]")
+    await page.wait_for_load_state("networkidle")
+    assert await page.input_value("#broadcast-form input[name=title]") == title
+    assert await page.input_value("#broadcast-form textarea[name=body]") == body
+    assert await page.is_checked("#broadcast-form input[name=urgent]")
+    assert await page.input_value("#broadcast-form select[name=category]") == "commercial"
+    assert await page.input_value("#broadcast-form select[name=audience]") == "consumers"
+    await page.click("#broadcast-form button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    send = page.locator("#broadcast-confirm button[value=send]")
+    assert await send.inner_text() == f"Send to {people}"
+    await send.click()
     await page.wait_for_url(re.compile(r".*/dashboard/broadcasts\?told=\d+&skipped=0$"))
     async with pool.connection() as conn:
         cursor = await conn.execute(
             "SELECT * FROM broadcasts WHERE board_id = %s", (world.boards["A"],)
         )
         [sent] = await cursor.fetchall()
-        cursor = await conn.execute(
-            "SELECT count(*) AS n FROM users WHERE consumer_id = %s AND active", (own,)
-        )
-        accounts = (await cursor.fetchone())["n"]
     assert (sent["audience"], sent["category"], sent["title"]) == ("consumers", "commercial", title)
     assert sent["body"] == body  # the form's CRLF line ends kept as one \n each
     assert sent["urgent"] is True
@@ -216,6 +254,17 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     await agent.page.wait_for_load_state("networkidle")
     assert title in await agent.page.inner_text("#broadcasts-table")
     await check(agent, "phone-list")
+    # the agent's review on a phone, left unsent
+    await agent.page.select_option("#broadcast-form select[name=audience]", "everyone")
+    await agent.page.fill("#broadcast-form input[name=title]", "Office closed on Monday")
+    await agent.page.fill("#broadcast-form textarea[name=body]", "The office reopens Tuesday.")
+    await agent.page.click("#broadcast-form button[type=submit]")
+    await agent.page.wait_for_load_state("networkidle")
+    facts = await agent.page.inner_text("#review-facts")
+    assert "Staff accounts" in facts, facts
+    assert "Consumers' accounts" in facts, facts
+    assert "no texts (only urgent announcements are texted)" in facts, facts
+    await check(agent, "phone-review")
     await agent.page.goto(f"{base}/dashboard/consumers/{own}")
     await agent.page.wait_for_load_state("networkidle")
     assert "Text not sent: no phone number on the account" in await agent.page.inner_text(
