@@ -437,7 +437,8 @@ async def delete_row(
                 )
         except errors.ForeignKeyViolation as exc:
             raise Conflict(
-                f"{table.entity} {row_id} is still referred to ({exc.diag.table_name});"
+                f"{table.entity} {row_id} is still referred to by its"
+                f" {(exc.diag.table_name or 'rows').replace('_', ' ')};"
                 " remove or reassign those first"
             ) from exc
         await audit.record(

@@ -116,11 +116,13 @@ def _pages(world: World, role: str) -> dict[str, str]:
         "support": "/dashboard/support",
         "support_query": f"/dashboard/support/{own.support_query.id}",
         "broadcasts": "/dashboard/broadcasts",
+        "boards": "/dashboard/boards",
+        "board": f"/dashboard/boards/{world.boards['A']}",
     }
     allowed = {
-        "BOARD_ADMIN": set(staff) - {"audit"},
+        "BOARD_ADMIN": set(staff) - {"audit", "boards", "board"},
         "STATE_ADMIN": set(staff),
-        "SUPPORT_AGENT": set(staff) - {"users", "audit", "reports"},
+        "SUPPORT_AGENT": set(staff) - {"users", "audit", "reports", "boards", "board"},
     }
     if role == "CONSUMER":
         return {
