@@ -4,8 +4,9 @@ and the broadcasts sent before in the viewer's scope.
 
 Nothing goes out from the form itself: it answers with a review (the message as it will read,
 how many people it reaches and how many opted out), from which the person sends it or goes back
-to change it. A refused form shows the page again with what was wrong and everything the person
-typed."""
+to change it. The review hands out a key that its send carries: the same review sent twice (a
+double click, Back and Send again) tells nobody twice and shows the broadcast that went. A
+refused form shows the page again with what was wrong and everything the person typed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..services import broadcasts, notifications
 from .web import csrf_ok, int_or_none, not_allowed, render, viewer, words
 
 router = APIRouter(prefix="/dashboard/broadcasts", include_in_schema=False)
-FIELDS = ("csrf", "step", "board_id", "audience", "category", "title", "body", "urgent")
+FIELDS = ("csrf", "step", "once", "board_id", "audience", "category", "title", "body", "urgent")
 STEPS = ("review", "send", "edit")  # what the form's buttons ask for; review unless said
 
 
@@ -45,6 +46,7 @@ async def _page(
         boards = await broadcasts.audiences(conn, principal)
         sent = await broadcasts.recent(conn, principal, board_id=None, limit=50, offset=0)
     query = request.query_params
+    already = int_or_none(query.get("already"))
     return render(
         request,
         "broadcasts.html",
@@ -63,6 +65,8 @@ async def _page(
         error=error,
         typed=typed or {},
         review=review,
+        # a review sent a second time: the broadcast that went the first time
+        already=next((b for b in sent["items"] if b["id"] == already), None),
     )
 
 
@@ -82,6 +86,8 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
     if not csrf_ok(request, form.get("csrf", "")):
         return await _page(request, principal, error=t("form.expired"), typed=form, status=403)
     step = form.get("step") if form.get("step") in STEPS else "review"
+    if step == "send" and not form.get("once"):
+        step = "review"  # a send comes from a review, with the key it handed out
     if step == "edit":
         return await _page(request, principal, typed=form)
     board_id = int_or_none(form.get("board_id"))
@@ -111,10 +117,16 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
                     **fields,
                     urgent=form.get("urgent") == "1",
                     base_url=notifications.base_url(request.app.state.settings),
+                    form_key=form["once"],
                 )
+    except broadcasts.AlreadySent as exc:
+        return RedirectResponse(
+            f"/dashboard/broadcasts?already={exc.broadcast['id']}", status_code=303
+        )
     except CloudError as exc:
         return await _page(request, principal, error=str(exc), typed=form, status=exc.status_code)
     if step == "review":
+        reach["once"] = broadcasts.new_form_key()
         return await _page(request, principal, typed=form, review=reach)
     return RedirectResponse(
         f"/dashboard/broadcasts?told={sent['recipients']}&skipped={sent['opted_out']}",

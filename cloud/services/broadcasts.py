@@ -18,13 +18,14 @@ a form.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
 
 from ..access import Permission, Principal, resolve_in_scope, scope_filter
-from ..errors import Forbidden, InvalidInput, TooManyRequests
+from ..errors import Conflict, Forbidden, InvalidInput, TooManyRequests
 from . import audit, notifications
 
 Audience = Literal["consumers", "staff", "everyone"]
@@ -34,11 +35,25 @@ MAX_BODY_CHARS = 2000
 MAX_CATEGORY_CHARS = 64
 MAX_PER_BOARD_PER_HOUR = 10
 WINDOW = timedelta(hours=1)
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what `new_form_key` hands a review
 LINK = "/dashboard/inbox"  # a page every recipient can open, whatever their role
 
 # a title is one line; a body may break lines and indent with tabs
 _TITLE_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class AlreadySent(Conflict):
+    """The review this send came from was sent already; `broadcast` is that one, as `recent`
+    lists it."""
+
+    def __init__(self, broadcast: dict[str, Any]) -> None:
+        self.broadcast = broadcast
+        super().__init__(
+            f"this broadcast was sent already (broadcast {broadcast['id']}), so nobody was told"
+            " twice",
+            errors=[("form_key", "sent already")],
+        )
 
 
 class BroadcastsLimited(TooManyRequests):
@@ -82,13 +97,18 @@ async def _board(conn: AsyncConnection, board_id: int) -> dict[str, Any]:
     return await cursor.fetchone()
 
 
-async def _within_limit(conn: AsyncConnection, board: dict[str, Any]) -> None:
-    """Refuse a broadcast beyond the hour's allowance. Broadcasts to one board are counted
-    one at a time (an advisory lock until the transaction ends), so two at once cannot both
-    take the last place."""
+async def _lock(conn: AsyncConnection, board: dict[str, Any]) -> None:
+    """Broadcasts to one board go one at a time, until the transaction ends (taken again by
+    the same transaction, it is held once more, not waited for)."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('broadcast ' || %s, 0))", (board["id"],)
     )
+
+
+async def _within_limit(conn: AsyncConnection, board: dict[str, Any]) -> None:
+    """Refuse a broadcast beyond the hour's allowance. Broadcasts to one board are counted
+    one at a time (`_lock`), so two at once cannot both take the last place."""
+    await _lock(conn, board)
     cursor = await conn.execute(
         "SELECT count(*) AS n, min(created_at) AS oldest FROM broadcasts"
         " WHERE board_id = %s AND created_at > now() - %s",
@@ -222,6 +242,11 @@ def _all_opted_out(people: int) -> InvalidInput:
     )
 
 
+def new_form_key() -> str:
+    """A key for one review of a broadcast, sent back with it (`send(form_key=...)`)."""
+    return secrets.token_urlsafe(24)
+
+
 async def preview(
     conn: AsyncConnection,
     principal: Principal,
@@ -275,20 +300,34 @@ async def send(
     body: str,
     urgent: bool,
     base_url: str,
+    form_key: str | None = None,
 ) -> dict[str, Any]:
     """Broadcast to the board's `audience` (consumers only of `category`, when given); the
     broadcast as `recent` lists it, with `opted_out`: how many of those it would have reached
-    chose not to hear announcements."""
+    chose not to hear announcements. With `form_key` (what a review handed out), a second send
+    of the same key by the same person is refused with the first (`AlreadySent`)."""
     category, title, body = _checked(principal, audience, category, title, body)
+    if form_key is not None and not FORM_KEY.fullmatch(form_key):
+        raise InvalidInput("the form's key is not one a review gave", errors=[("form_key", "")])
     await resolve_in_scope(conn, principal, {"board": [board_id]})
     async with conn.transaction():
         board = await _board(conn, board_id)
+        if form_key is not None:
+            await _lock(conn, board)
+            cursor = await conn.execute(
+                "SELECT x.id FROM broadcasts x WHERE x.sent_by = %s AND x.form_key = %s",
+                (principal.user_id, form_key),
+            )
+            if first := await cursor.fetchone():
+                [row] = await _rows(conn, sql.SQL("x.id = %s"), [first["id"]], limit=1, offset=0)
+                row.pop("_total")
+                raise AlreadySent(row)
         consumers, staff = await _recipients(conn, board, audience, category)
         users = sorted(set(consumers) | set(staff))
         cursor = await conn.execute(
             "INSERT INTO broadcasts (board_id, category, audience, title, body, urgent, sent_by,"
-            " recipients) VALUES (%s, %s, %s, %s, %s, %s, %s, 0) RETURNING id",
-            (board_id, category, audience, title, body, urgent, principal.user_id),
+            " recipients, form_key) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s) RETURNING id",
+            (board_id, category, audience, title, body, urgent, principal.user_id, form_key),
         )
         broadcast_id = (await cursor.fetchone())["id"]
         told = await notifications.notify(

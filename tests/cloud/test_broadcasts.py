@@ -481,3 +481,43 @@ async def test_staff_see_what_became_of_each_channel(
     elsewhere = world.site("other_board").consumer.id
     response = await cloud.client.get(f"/api/v1/consumers/{elsewhere}/notifications", headers=agent)
     assert response.status_code == 404
+
+
+async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -> None:
+    """The web page's double click: two sends of one review's key race; one broadcast goes, the
+    other finds it and tells nobody. Another review's key is another broadcast."""
+    async with cloud.pool.connection() as conn:
+        world = await build_world(conn)
+        await add_actor(conn, world, "BOARD_ADMIN")
+    admin = Principal(
+        world.users["BOARD_ADMIN"].id, "BOARD_ADMIN", world.states["S1"], world.boards["A"], None
+    )
+    key = broadcasts.new_form_key()
+
+    async def send(form_key: str) -> dict[str, Any]:
+        async with cloud.pool.connection() as conn:
+            return await broadcasts.send(
+                conn,
+                admin,
+                board_id=world.boards["A"],
+                audience="everyone",
+                category=None,
+                title="Meter reading visits next week",
+                body="Readers visit from Monday.",
+                urgent=False,
+                base_url="https://portal.example.in",
+                form_key=form_key,
+            )
+
+    first, second = await asyncio.gather(send(key), send(key), return_exceptions=True)
+    [sent] = [r for r in (first, second) if isinstance(r, dict)]
+    [again] = [r for r in (first, second) if isinstance(r, broadcasts.AlreadySent)]
+    assert again.broadcast["id"] == sent["id"]
+    assert again.broadcast["recipients"] == sent["recipients"]
+    assert len(await told(cloud, sent["id"])) == sent["recipients"]
+    found = await rows(cloud, "SELECT id FROM broadcasts WHERE board_id = %s", world.boards["A"])
+    assert [r["id"] for r in found] == [sent["id"]]
+    other = await send(broadcasts.new_form_key())
+    assert other["id"] != sent["id"]
+    with pytest.raises(InvalidInput, match=r"^the form's key is not one a review gave$"):
+        await send("short")

@@ -1,9 +1,10 @@
 """Broadcasts in a real Chromium, with a real SMTP server and a real SMS webhook: a board admin at
 a desktop announces to the board's shops, is first told what was wrong (and keeps what they
-typed), reviews whom it reaches, goes back to change it and sends; the shop's e-mail arrives,
-and the consumer's page shows the desk how each channel went — the e-mail sent, the text not
-sent for want of a phone number. A support agent on a phone sees the same pages and reviews one
-of their own. Screenshots go to tests/artifacts/web (broadcast-*.png)."""
+typed), reviews whom it reaches, goes back to change it and sends (once, however often the
+review is sent); the shop's e-mail arrives, and the consumer's page shows the desk how each
+channel went — the e-mail sent, the text not sent for want of a phone number. A support agent
+on a phone sees the same pages and reviews one of their own. Screenshots go to
+tests/artifacts/web (broadcast-*.png)."""
 
 from __future__ import annotations
 
@@ -222,6 +223,26 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     assert sent["urgent"] is True
     assert sent["recipients"] == accounts
     assert await page.inner_text("#broadcast-sent") == f"Sent. People told: {accounts}."
+
+    # the browser's Back to the review and Send again tells nobody twice
+    await page.go_back()
+    await page.wait_for_load_state("networkidle")
+    await page.click("#broadcast-confirm button[value=send]")
+    await page.wait_for_url(re.compile(rf".*/dashboard/broadcasts\?already={sent['id']}$"))
+    notice = await page.inner_text("#broadcast-already")
+    assert notice.startswith("This broadcast went already, at "), notice
+    assert notice.endswith(f" IST, to {people}, so nobody was told twice."), notice
+    async with pool.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM broadcasts WHERE board_id = %s", (world.boards["A"],)
+        )
+        assert (await cursor.fetchone())["n"] == 1
+        cursor = await conn.execute(
+            "SELECT count(*) AS n FROM notifications WHERE event_key LIKE 'broadcast:%%'"
+            " AND user_id = %s",
+            (shop["id"],),
+        )
+        assert (await cursor.fetchone())["n"] == 1
     row = await page.inner_text("#broadcasts-table tbody tr")
     assert title in row
     assert "Asha Menon" in row
