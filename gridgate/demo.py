@@ -564,6 +564,10 @@ spike_high_ratio = 4.0
 drop_ratio = 0.8
 drop_medium_ratio = 0.9
 min_samples = 30
+# the meters' physics steps once a minute of its own time (five weeks of history integrate in
+# moments that way): read every 5 s, a meter that shows whole numbers of tenths of a volt (the
+# EM24) repeats a step's values up to 12 times; only more than that is a stuck meter
+stale_reads = 15
 
 [[buses]]
 name = "rs485-1"
