@@ -484,13 +484,14 @@ async def reply(
 
 
 async def desk_users(conn: AsyncConnection, query: dict[str, Any]) -> list[dict[str, Any]]:
-    """Who may take the query: the board's agents and admins, its state's admins."""
+    """Who may take the query: the board's agents and admins, its state's admins; and whoever
+    holds it now (an operator who answered it takes it too), so a desk's form shows them."""
     cursor = await conn.execute(
         "SELECT u.id, u.name, u.email, u.role FROM users u, boards b WHERE b.id = %s"
-        " AND u.active AND ((u.board_id = b.id AND u.role IN ('SUPPORT_AGENT', 'BOARD_ADMIN'))"
-        " OR (u.role = 'STATE_ADMIN' AND u.state_id = b.state_id))"
+        " AND ((u.active AND ((u.board_id = b.id AND u.role IN ('SUPPORT_AGENT', 'BOARD_ADMIN'))"
+        " OR (u.role = 'STATE_ADMIN' AND u.state_id = b.state_id))) OR u.id = %s)"
         " ORDER BY u.role = 'SUPPORT_AGENT' DESC, coalesce(u.name, u.email) LIMIT 200",
-        (query["board_id"],),
+        (query["board_id"], query.get("assignee_id")),
     )
     return await cursor.fetchall()
 

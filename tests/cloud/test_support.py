@@ -533,3 +533,34 @@ async def test_bad_moves_and_bad_input_are_named(cloud: Cloud) -> None:
             "SELECT deleted_at FROM support_queries WHERE id = %s", (other["id"],)
         )
         assert (await cursor.fetchone())["deleted_at"] is not None
+
+
+async def test_whoever_answers_holds_the_query_and_the_desk_shows_them(cloud: Cloud) -> None:
+    """An operator outside the board's desk answers: the query is theirs, and the desk's list of
+    who may hold it (the thread page's form) names them rather than showing it held by nobody."""
+    world, consumer, _agent, _ = await desk(cloud, consent=False)
+    async with cloud.pool.connection() as conn:
+        operator = await signed_in(cloud, await add_actor(conn, world, "SUPER_ADMIN"))
+    query = (
+        await cloud.client.post(
+            "/api/v1/support/queries",
+            json={"text": "My meter's display is blank since this morning."},
+            headers=consumer,
+        )
+    ).json()
+    async with cloud.pool.connection() as conn:
+        before = await support.desk_users(conn, {"board_id": world.boards["A"]})
+    operator_id = world.users["SUPER_ADMIN"].id
+    assert operator_id not in [u["id"] for u in before]
+    response = await cloud.client.post(
+        f"/api/v1/support/queries/{query['id']}/answers",
+        json={"body": "A technician visits today between 2 and 5 pm."},
+        headers=operator,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["assignee_id"] == operator_id
+    async with cloud.pool.connection() as conn:
+        held = await support.desk_users(
+            conn, {"board_id": world.boards["A"], "assignee_id": operator_id}
+        )
+    assert [u["id"] for u in held if u["id"] not in {b["id"] for b in before}] == [operator_id]

@@ -153,7 +153,7 @@ async def test_a_high_bill_asked_about_answered_escalated_and_answered_by_a_pers
     aside = await desk.inner_text("main")
     assert "Latest bills" in aside
     assert "October 2026: 465 kWh, ₹2,587.50" in aside
-    assert "named in the query" in aside
+    assert "the one the query is about" in aside
     assert await desk.input_value("#answer textarea[name=body]") == ""  # answered already
     await desk.select_option("select[name=assignee_id]", str(world.users["SUPPORT_AGENT"].id))
     await desk.click(f"form[action='/dashboard/support/{query_id}/change'] button")
