@@ -19,6 +19,7 @@ Every change is audited; a query taken off the desk (`delete`, admins) is kept f
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,9 +70,26 @@ _COLUMNS = sql.SQL(
 _PRIVATE = ("predicted", "confidence", "model_version", "draft", "draft_facts", "assignee_id")
 
 
+SUBJECT_CHARS = 80
+_FIRST_SENTENCE = re.compile(r".{12,}?[.?!](?=\s|$)")  # "Hi." is a greeting, not a subject
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text` within `limit` characters: whole when it fits, else cut after a word with '…'."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    if " " in head.strip():
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(" ,;:-") + "…"
+
+
 def subject_of(text: str) -> str:
+    """A query's subject, for lists, headings and notices: its first sentence (of its first
+    line), shortened after a word to `SUBJECT_CHARS`."""
     first = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
-    return first if len(first) <= 120 else first[:117].rstrip() + "…"
+    sentence = _FIRST_SENTENCE.match(first)
+    return shortened(sentence.group() if sentence else first, SUBJECT_CHARS)
 
 
 async def _classify(text: str) -> classifier.Prediction:
@@ -350,7 +368,7 @@ async def _answer_automatically(
         conn,
         query,
         message_id,
-        f"An answer to your query #{query['id']}: {query['subject'][:80]}",
+        f"An answer to your query #{query['id']}: {shortened(query['subject'], SUBJECT_CHARS)}",
         "We answered your query from your records. Not what you needed? Ask for a person.",
         base_url,
     )
@@ -444,7 +462,7 @@ async def reply(
                 conn,
                 row,
                 message_id,
-                f"A reply to your query #{query_id}: {row['subject'][:80]}",
+                f"A reply to your query #{query_id}: {shortened(row['subject'], SUBJECT_CHARS)}",
                 body,
                 base_url,
             )

@@ -564,3 +564,26 @@ async def test_whoever_answers_holds_the_query_and_the_desk_shows_them(cloud: Cl
             conn, {"board_id": world.boards["A"], "assignee_id": operator_id}
         )
     assert [u["id"] for u in held if u["id"] not in {b["id"] for b in before}] == [operator_id]
+
+
+@pytest.mark.parametrize(
+    ("text", "subject"),
+    [
+        (
+            "My supply keeps tripping every evening around 7pm when I switch on the geyser."
+            " Can someone check the line? It has happened for a week now.",
+            "My supply keeps tripping every evening around 7pm when I switch on the geyser.",
+        ),
+        ("Hi. Why is my bill so high this month?", "Hi. Why is my bill so high this month?"),
+        (
+            "mera bill is mahine bahut zyada aaya hai aur meter bhi tez chal raha hai lagta hai"
+            " koi gadbad hai kripya dekhiye",
+            "mera bill is mahine bahut zyada aaya hai aur meter bhi tez chal raha hai lagta…",
+        ),
+        ("Bill\nIt is wrong.", "Bill"),
+        ("x" * 100, "x" * 79 + "…"),
+    ],
+)
+def test_a_subject_is_the_first_sentence_cut_after_a_word(text: str, subject: str) -> None:
+    assert support.subject_of(text) == subject
+    assert len(support.subject_of(text)) <= support.SUBJECT_CHARS
