@@ -127,6 +127,8 @@ async def meters(
                    m.installed_at, m.replaced_at, m.confirmed_at, m.last_reading_at,
                    m.status, m.status_reason, m.consumer_id, m.gateway_id,
                    c.name AS consumer_name, c.account_no,
+                   pv.id AS panels_of_id, pv.name AS panels_of_name,
+                   pv.account_no AS panels_of_account,
                    g.gateway_code, b.code AS board_code, b.time_zone,
                    CASE WHEN m.replaced_at IS NOT NULL THEN 'replaced'
                         WHEN m.confirmed_at IS NULL THEN 'awaiting_confirmation'
@@ -135,6 +137,11 @@ async def meters(
                         ELSE 'offline' END AS health
             FROM meters m JOIN boards b ON b.id = m.board_id
             LEFT JOIN consumers c ON c.id = m.consumer_id
+            -- a generation meter: the household whose panels it measures
+            LEFT JOIN LATERAL (
+                SELECT p.id, p.name, p.account_no FROM consumers p
+                WHERE p.generation_meter_id = m.id ORDER BY p.id LIMIT 1
+            ) pv ON true
             LEFT JOIN gateways g ON g.id = m.gateway_id
             WHERE {}
             """

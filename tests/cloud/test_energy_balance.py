@@ -6,6 +6,7 @@ at desktop and phone sizes (screenshots in tests/artifacts/web/balance-*.png).""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal as D
@@ -281,6 +282,22 @@ async def test_the_portal_shows_the_days_at_desktop_and_phone_sizes(
             assert cells[0] == datetime.fromisoformat(yesterday).strftime("%d %b %Y").lstrip("0")
             first = [c.strip() for c in await rows.nth(DAYS - 1).locator("td").all_inner_texts()]
             assert first[0] == home["first_day"].strftime("%d %b %Y").lstrip("0")
+            if who == "staff":  # the meters list names whose panels the generation meter reads
+                async with cloud.pool.connection() as conn:
+                    cursor = await conn.execute(
+                        "SELECT m.external_id, c.name FROM meters m, consumers c"
+                        " WHERE m.id = %s AND c.id = %s",
+                        (home["meters"]["solar"], home["consumer_id"]),
+                    )
+                    solar = await cursor.fetchone()
+                await visit.open(
+                    f"/dashboard/meters?q={solar['external_id']}", f"balance-meters-{viewport}"
+                )
+                row = page.locator("#meters-table tbody tr").filter(
+                    has_text=re.compile(rf"^\s*{re.escape(solar['external_id'])}\s")
+                )
+                said = await row.inner_text()
+                assert f"Solar panels of {solar['name']}" in said, said
             await context.close()
     # a household whose panels were just connected, with no readings yet: a clear empty state
     empty = await cloud.client.post(
