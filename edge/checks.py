@@ -265,12 +265,22 @@ class Checker:
             state.last_values = values
             run.clear("stale_value")
         if state.same_reads + 1 >= self.config.stale_reads:
-            run.raise_(
-                "stale_value", message=f"the same values {state.same_reads + 1} reads running"
-            )
+            if "stale_value" not in state.open:
+                run.raise_("stale_value", **_stuck(readings, state.same_reads + 1))
             for reading in readings:
                 if reading.quantity in VARYING:
                     run.flag(reading)
+
+
+def _stuck(readings: list[ReadingRow], reads: int) -> dict[str, Any]:
+    """A stale-value alert's words and details: which values stood still, and at what."""
+    stuck = {r.quantity: r.value for r in readings if r.quantity in VARYING}
+    named = "; ".join(f"{_named(q)} {_value(q, v)}" for q, v in list(stuck.items())[:2])
+    more = f" and {len(stuck) - 2} more" if len(stuck) > 2 else ""
+    return {
+        "message": f"the same values {reads} reads running ({named}{more})",
+        "details": {"reads": reads, **dict(list(stuck.items())[:12])},  # a dozen say enough
+    }
 
 
 def _rollover(before: float, after: float) -> bool:

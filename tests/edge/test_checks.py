@@ -100,7 +100,14 @@ def test_stale_values_and_communication_loss() -> None:
     frozen = {"1.7.0": 1.234, "32.7.0": 231.1}
     events = feed(checker, [frozen, frozen, frozen])
     assert kinds(events, EventStatus.RAISED) == ["stale_value"]
-    events = feed(checker, [{"1.7.0": 1.3, "32.7.0": 231.0}], start=3)
+    [raised] = events  # which values stood still, in words and in its details
+    assert raised.message == (
+        "the same values 3 reads running (Active power import 1.234 kW;"
+        " Voltage, phase L1 to neutral 231.100 V)"
+    ), raised.message
+    assert raised.details == {"reads": 3, "1.7.0": 1.234, "32.7.0": 231.1}
+    assert feed(checker, [frozen], start=3) == []  # still stuck: raised once
+    events = feed(checker, [{"1.7.0": 1.3, "32.7.0": 231.0}], start=4)
     assert kinds(events, EventStatus.CLEARED) == ["stale_value"]
     lost = checker.communication("m1", False, T0, "timeout")
     assert kinds(lost, EventStatus.RAISED) == ["communication_loss"]
