@@ -21,10 +21,24 @@ from psycopg import AsyncConnection
 from ..access import Principal
 from ..billing.consumption import Consumption, consumption
 from ..billing.engine import NetInput, compute_bill, local_midnight
+from ..billing.tariff import Line
 from ..errors import InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
 from .billing_runs import banks, max_demand
 from .scoped import CONSUMERS, get_row
+
+QUANTITY_STEP = Decimal("0.001")  # a line's units as people read them: to the watt-hour
+
+
+def round_line(line: Line) -> dict[str, Any]:
+    """A projected bill's line as the API answers it: a quantity finer than a thousandth (units
+    scaled to a whole cycle, months pro-rated by days) rounded to three decimals, the rate and
+    amount as the engine made them. Only what is shown is rounded: the amount was priced on the
+    exact units."""
+    quantity = line.quantity
+    if quantity.as_tuple().exponent < -3:
+        quantity = quantity.quantize(QUANTITY_STEP)
+    return {**line.__dict__, "quantity": quantity}
 
 
 async def estimate(
@@ -90,5 +104,5 @@ async def estimate(
         "projected_units": round(projected, 3),
         "projected_total": bill.total,
         "currency": board["currency"],
-        "lines": [line.__dict__ for line in bill.lines],
+        "lines": [round_line(line) for line in bill.lines],
     }

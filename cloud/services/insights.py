@@ -11,6 +11,13 @@ also looks one period ahead (`next`): the period after this one, from the same w
 seasonal factor from the household's own days a year back when it has them (the daily
 rollups, which outlive raw readings).
 
+A net-metered household (a generation source, and net-metering terms in the tariff) is billed
+on its import less its export and its bank, so its forecast is too: the export so far from the
+export register (2.8.0), the rest expected from that register's last four weeks as the import
+is, both handed to the billing engine with the bank the last bill left, as a billing run does
+(`NetInput`). The range pairs the least import with the most export and the other way round:
+a cloudy week raises the one and lowers the other, so their deviations add.
+
 Both read one consumer's register reads for the weeks before (a few thousand rows), never a
 board's; the scope is the consumer's, so a consumer reaches only their own.
 """
@@ -29,11 +36,13 @@ from ..access import Principal
 from ..billing import forecast as forecasting
 from ..billing import recommendations as recommending
 from ..billing.consumption import Consumption, MeterSpan, Read, consumption, to_decimal
-from ..billing.engine import Bill, TariffVersion, compute_bill, local_midnight
+from ..billing.engine import Bill, NetInput, TariffVersion, compute_bill, local_midnight
+from ..billing.net_metering import Bank, NetOutcome
 from ..billing.overrides import TariffOverride
 from ..errors import Conflict, InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
-from .billing_runs import max_demand
+from .billing_runs import banks, max_demand
+from .estimates import round_line
 from .preferences import household_consents
 from .scoped import CONSUMERS, get_row
 
@@ -45,6 +54,17 @@ NO_INSIGHTS_CONSENT = (
 
 HISTORY_DAYS = forecasting.WINDOW_DAYS + 2  # whole days before today, and a read before them
 DEMAND_YEAR = timedelta(days=365)  # the record the sanctioned load is weighed against
+
+
+@dataclass(frozen=True)
+class _Export:
+    """A net-metered household's export over the cycle (register 2.8.0): measured so far and
+    expected for the rest as the import is, and what the bank held when the cycle began."""
+
+    units: forecasting.UnitsForecast
+    by_hour: dict[datetime, Decimal]  # the export's hours before its latest read
+    covered_from: datetime
+    bank: Bank
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,7 @@ class _Cycle:
     max_demand_kw: Decimal | None
     quantity: str  # the register billed: 1.8.0, or 9.8.0 for kVAh
     covered_from: datetime  # from when every meter's register is known
+    export: _Export | None  # None: not net metered
 
     @property
     def sanctioned_kw(self) -> Decimal:
@@ -72,6 +93,8 @@ class _Cycle:
         hours: dict[datetime, Decimal] | None = None,
         sanctioned_kw: Decimal | None = None,
     ) -> Bill:
+        """The cycle priced for `units` imported and nothing exported (what the ways to pay
+        less compare)."""
         return forecasting.price_units(
             self.units,
             units,
@@ -83,6 +106,24 @@ class _Cycle:
             cycle_months=self.cycle_months,
             max_demand_kw=self.max_demand_kw,
             overrides=self.overrides,
+        )
+
+    def net_bill(self, units: Decimal, exported: Decimal) -> Bill:
+        """The cycle priced as a net-metered bill: `units` imported, `exported` exported,
+        netted with the bank the last bill left (the engine's net metering, as a run bills)."""
+        bank = self.export.bank if self.export is not None else Bank()
+        return compute_bill(
+            period_start=self.units.cycle_start,
+            period_end=self.units.cycle_end,
+            tz=self.tz,
+            consumption=Consumption(units, self.units.scaled_hours(units), True, []),
+            versions=self.versions,
+            sanctioned_kw=self.sanctioned_kw,
+            holidays=self.holidays,
+            cycle_months=self.cycle_months,
+            max_demand_kw=self.max_demand_kw,
+            overrides=self.overrides,
+            net=NetInput(Consumption(exported, {}, True, []), bank),
         )
 
 
@@ -127,6 +168,9 @@ async def _cycle(
         tz=tz,
         holidays=holidays,
     )
+    export = None
+    if _net_metered(consumer, versions, end):
+        export = await _export_of(conn, consumer_id, units, now, tz, holidays)
     return _Cycle(
         consumer,
         board,
@@ -140,7 +184,45 @@ async def _cycle(
         demand,
         quantity,
         covered_from,
+        export,
     )
+
+
+def _net_metered(consumer: dict[str, Any], versions: list[TariffVersion], end: date) -> bool:
+    """Whether the cycle's bill nets the consumer's export: a generation source connected
+    before the cycle ends, and net-metering terms in the version in force at its end."""
+    since = consumer["generation_since"]
+    return since is not None and since < end and versions[-1].spec.net_metering is not None
+
+
+async def _export_of(
+    conn: AsyncConnection,
+    consumer_id: int,
+    imported: forecasting.UnitsForecast,
+    now: datetime,
+    tz: ZoneInfo,
+    holidays: set[date],
+) -> _Export:
+    """The cycle's export: so far from the export register, the rest expected from its own
+    last four weeks by kind of day (as `imported`, the import's forecast, was), and the bank."""
+    start, end = imported.cycle_start, imported.cycle_end
+    from_midnight = local_midnight(start, tz)
+    spans = await cycle_reads.spans_so_far(conn, consumer_id, "2.8.0", from_midnight, now)
+    so_far = consumption(spans, tz).units if spans else Decimal(0)
+    as_of = max(span.end for span in spans) if spans else imported.as_of
+    history, covered_from = await _hours_before(conn, consumer_id, "2.8.0", as_of, tz)
+    units = forecasting.forecast_units(
+        by_hour=history,
+        covered_from=covered_from,
+        as_of=as_of,
+        so_far=so_far,
+        cycle_start=start,
+        cycle_end=end,
+        tz=tz,
+        holidays=holidays,
+    )
+    bank = (await banks(conn, [consumer_id], start)).get(consumer_id, Bank())
+    return _Export(units, history, covered_from, bank)
 
 
 async def _hours_before(
@@ -180,13 +262,28 @@ def _bill(bill: Bill) -> dict[str, Any]:
     return {"total": bill.total, "units": round(bill.units, 3)}
 
 
+def _bills_of(cycle: _Cycle) -> tuple[Bill, Bill, Bill]:
+    """The cycle's expected bill and its 80 % range. A net-metered one nets the expected
+    export; its low bill takes the least import with the most export, its high the other way
+    round (a cloudy week raises the import as it lowers the export)."""
+    units, export = cycle.units, cycle.export
+    if export is None:
+        return cycle.bill(units.expected), cycle.bill(units.low), cycle.bill(units.high)
+    sent = export.units
+    return (
+        cycle.net_bill(units.expected, sent.expected),
+        cycle.net_bill(units.low, sent.high),
+        cycle.net_bill(units.high, sent.low),
+    )
+
+
 async def forecast(
     conn: AsyncConnection, principal: Principal, consumer_id: int, *, now: datetime | None = None
 ) -> dict[str, Any]:
     """The current billing period's forecast bill, with its range and what it rests on, and
     the next period's (`next`)."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
-    return {**_forecast_of(cycle), "next": await _next_of(conn, cycle)}
+    return await _forecast_and_next(conn, cycle)
 
 
 async def recommendations(
@@ -207,16 +304,28 @@ async def cycle_and_advice(
     """The forecast (with the next period's) and the recommendations worked out now, from one
     reading of the consumer's registers (None without the household's consent to them)."""
     cycle = await _cycle(conn, principal, consumer_id, now or datetime.now(UTC))
-    forecast_now = {**_forecast_of(cycle), "next": await _next_of(conn, cycle)}
+    forecast_now = await _forecast_and_next(conn, cycle)
     if not await household_consents(conn, consumer_id, INSIGHTS_CONSENT):
         return forecast_now, None
     return forecast_now, await _recommendations_of(conn, cycle)
 
 
-async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | None:
+async def _forecast_and_next(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any]:
+    expected, low, high = _bills_of(cycle)
+    return {
+        **_forecast_of(cycle, expected, low, high),
+        "next": await _next_of(conn, cycle, expected.net),
+    }
+
+
+async def _next_of(
+    conn: AsyncConnection, cycle: _Cycle, net_now: NetOutcome | None
+) -> dict[str, Any] | None:
     """The period after this one: units from the recent weeks (and the season a year back),
-    priced under the versions in force then. None without a whole day of history or a tariff
-    for it."""
+    priced under the versions in force then; a net-metered household's export from its own
+    recent weeks (no season: the daily rollups are of the import), netted with what this
+    period's expected bill leaves in the bank (`net_now`). None without a whole day of history
+    or a tariff for it."""
     units = cycle.units
     start, end, months = await cycle_reads.period_holding(conn, cycle.board["id"], units.cycle_end)
     if not cycle.by_hour:
@@ -251,6 +360,15 @@ async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | Non
         )
     except ValueError:
         return None
+    net, export_units = None, None
+    if (
+        cycle.export is not None
+        and net_now is not None
+        and _net_metered(cycle.consumer, versions, end)
+    ):
+        export_units = _export_next(cycle.export, cycle.tz, cycle.holidays, start, end)
+        bank = Bank(net_now.banked_out_kwh, net_now.credit_out)
+        net = NetInput(Consumption(export_units, {}, True, []), bank)
     bill = compute_bill(
         period_start=start,
         period_end=end,
@@ -262,6 +380,7 @@ async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | Non
         cycle_months=months,
         max_demand_kw=cycle.max_demand_kw,
         overrides=overrides,
+        net=net,
     )
     return {
         "period_start": start,
@@ -275,7 +394,28 @@ async def _next_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any] | Non
         "basis": "recent_weeks_and_season"
         if ahead.seasonal_factor is not None
         else "recent_weeks_only",
+        "expected_export": export_units,
     }
+
+
+def _export_next(
+    export: _Export, tz: ZoneInfo, holidays: set[date], start: date, end: date
+) -> Decimal:
+    """The next period's export from the export register's recent weeks (0 without a whole
+    day of them)."""
+    try:
+        ahead = forecasting.forecast_next(
+            by_hour=export.by_hour,
+            covered_from=export.covered_from,
+            as_of=export.units.as_of,
+            period_start=start,
+            period_end=end,
+            tz=tz,
+            holidays=holidays,
+        )
+    except ValueError:
+        return Decimal(0)
+    return ahead.expected
 
 
 async def _daily_year_ago(
@@ -345,9 +485,23 @@ async def _power_factor_of(conn: AsyncConnection, cycle: _Cycle) -> recommending
     return recommending.PowerFactor(kwh, kvah, days)
 
 
-def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
-    units = cycle.units
-    expected, low, high = cycle.bill(units.expected), cycle.bill(units.low), cycle.bill(units.high)
+def _forecast_of(cycle: _Cycle, expected: Bill, low: Bill, high: Bill) -> dict[str, Any]:
+    units, export = cycle.units, cycle.export
+    net = None
+    if export is not None:
+        sent = export.units
+        net = {
+            "imported_so_far": round(units.so_far, 3),
+            "exported_so_far": round(sent.so_far, 3),
+            "expected_import": round(units.expected, 3),
+            "expected_export": round(sent.expected, 3),
+            "export_to_come": round(sent.expected - sent.so_far, 3),
+            "export_weekday_units": sent.weekday_units,
+            "export_rest_day_units": sent.rest_day_units,
+            "export_history_days": sent.history_days,
+            "banked_kwh": export.bank.units,
+        }
+    so_far = units.so_far - (export.units.so_far if export is not None else 0)
     return {
         "consumer_id": cycle.consumer["id"],
         "period_start": units.cycle_start,
@@ -358,7 +512,7 @@ def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
         "as_of": units.as_of,
         "currency": cycle.board["currency"],
         "energy_unit": cycle.versions[-1].spec.energy_unit,
-        "units_so_far": round(units.so_far, 3),
+        "units_so_far": round(so_far, 3),  # a net-metered household's net of its export
         "remaining_days": units.remaining_days,
         "history_days": units.history_days,
         "weekday_units": units.weekday_units,
@@ -367,7 +521,8 @@ def _forecast_of(cycle: _Cycle) -> dict[str, Any]:
         "low": _bill(low),
         "high": _bill(high),
         "range_pct": 80,
-        "lines": [line.__dict__ for line in expected.lines],
+        "net_metering": net,
+        "lines": [round_line(line) for line in expected.lines],
     }
 
 
