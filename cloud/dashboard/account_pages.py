@@ -439,13 +439,18 @@ async def profile_page(
     principal: Principal = Depends(viewer),
     changed: bool = False,
     saved: bool = False,
+    preferences_saved: bool = False,
     no_phone: bool = False,
 ) -> Response:
     t = _t(request)
     notice = t("profile.password_changed") if changed else (t("profile.saved") if saved else None)
-    if saved and no_phone:
-        notice = t("preferences.no_phone")
-    return await _profile_page(request, principal, notice=notice)
+    # said in the preferences' box, where the page opens after their Save
+    preferences_notice = None
+    if preferences_saved:
+        preferences_notice = t("preferences.no_phone") if no_phone else t("profile.saved")
+    return await _profile_page(
+        request, principal, notice=notice, preferences_notice=preferences_notice
+    )
 
 
 @router.post("/profile", response_class=HTMLResponse)
@@ -575,15 +580,21 @@ async def change_preferences(request: Request, principal: Principal = Depends(vi
             request,
             principal,
             preferences_error=t(f"hint.{field}"),
+            preferences_field=field,
             typed_chosen=_typed_chosen(raw),
         )
     except CloudError as exc:
         return await _profile_page(
-            request, principal, preferences_error=str(exc), typed_chosen=_typed_chosen(raw)
+            request,
+            principal,
+            preferences_error=str(exc),
+            preferences_field=exc.errors[0][0] if exc.errors else None,
+            typed_chosen=_typed_chosen(raw),
         )
+    saved = "/dashboard/profile?preferences_saved=1"
     if "sms" in chosen["channels"]:
         async with request.app.state.pool.connection() as conn:
             me = await accounts.profile(conn, principal)
         if not me.get("phone"):
-            return RedirectResponse("/dashboard/profile?saved=1&no_phone=1", status_code=303)
-    return RedirectResponse("/dashboard/profile?saved=1", status_code=303)
+            saved += "&no_phone=1"
+    return RedirectResponse(f"{saved}#preferences", status_code=303)

@@ -138,13 +138,13 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
     await page.fill("input[name=quiet_until]", "07:00")
     await page.uncheck("input[name=channel_email]")
     await page.fill("input[name=zone]", "Mars/Olympus")
-    await page.click("form[action='/dashboard/profile/preferences'] button[type=submit]")
+    await page.click("form[action^='/dashboard/profile/preferences'] button[type=submit]")
     assert await page.query_selector("[role=alert]")  # named; the other choices kept
     assert await page.input_value("input[name=quiet_from]") == "22:00"
     assert not await page.is_checked("input[name=channel_email]")
     assert await page.input_value("input[name=zone]") == "Mars/Olympus"
     await page.fill("input[name=zone]", "Asia/Kolkata")
-    await page.click("form[action='/dashboard/profile/preferences'] button[type=submit]")
+    await page.click("form[action^='/dashboard/profile/preferences'] button[type=submit]")
     assert await page.input_value("input[name=quiet_from]") == "22:00"
     assert not await page.is_checked("input[name=channel_email]")
     await check(visit, "profile")
@@ -181,6 +181,74 @@ async def test_sign_up_then_forget_and_reset_on_a_phone(browser, site, smtp: Smt
             "/api/v1/auth/login", json={"email": email, "password": SECOND}
         )
         assert response.status_code == 200
+
+
+# whether the element is on the screen, all of it, where the page stands now
+IN_VIEW = """(selector) => {
+  const r = document.querySelector(selector).getBoundingClientRect();
+  return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+}"""
+PREFERENCES = "form[action^='/dashboard/profile/preferences']"
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+async def test_a_refused_choice_of_how_we_tell_you_is_in_view(
+    cloud, served: httpx.AsyncClient, browser, viewport: str
+) -> None:
+    """The trial refused a time zone on a phone and said why 1,375 px below the top of the page
+    it reloaded at. The answer now opens at the choices' box with the reason at its head (named
+    at the page's top too, each with a link to the field); nothing typed is lost; saved, it says
+    so in the same place. The quiet hours' heading reads on one line, inside its box."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, await build_world(conn), "CONSUMER")
+    width, height = VIEWPORTS[viewport]
+    context = await browser.new_context(viewport={"width": width, "height": height})
+    visit = Visit(await context.new_page(), str(served.base_url).rstrip("/"))
+    await visit.sign_in(email)
+    page = visit.page
+    await visit.open("/dashboard/profile", f"account-profile-{viewport}")
+    legend = page.locator("fieldset:has(#quiet-hint) > legend")
+    line_px = await legend.evaluate("(e) => parseFloat(getComputedStyle(e).lineHeight)")
+    heading, box = await legend.bounding_box(), await legend.locator("..").bounding_box()
+    assert heading["height"] < 1.5 * line_px, heading  # one line
+    assert heading["x"] + heading["width"] <= box["x"] + box["width"], (heading, box)
+
+    await page.fill("input[name=quiet_from]", "22:00")
+    await page.fill("input[name=quiet_until]", "07:00")
+    await page.uncheck("input[name=channel_email]")
+    await page.fill("input[name=zone]", "Mars/Olympus")
+    await page.click(f"{PREFERENCES} button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/dashboard/profile/preferences#preferences"), page.url
+    reason = await page.inner_text("#preferences [role=alert]")
+    assert "Mars/Olympus is not a time zone (e.g. Asia/Kolkata)" in reason, reason
+    assert await page.evaluate(IN_VIEW, "#preferences-error"), "the reason is out of sight"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"account-prefs-refused-{viewport}-viewport.png")
+    await page.screenshot(path=ARTIFACTS / f"account-prefs-refused-{viewport}.png", full_page=True)
+    top = await page.inner_text("#preferences-refused")
+    assert "were not saved: Mars/Olympus is not a time zone" in top, top
+    for notice in ("#preferences-refused", "#preferences-error"):
+        assert await page.get_attribute(f"{notice} a", "href") == "#pref-zone"
+    assert await page.get_attribute("#pref-zone", "aria-invalid") == "true"
+    # what was typed is still there
+    assert await page.input_value("#pref-zone") == "Mars/Olympus"
+    assert await page.input_value("input[name=quiet_from]") == "22:00"
+    assert not await page.is_checked("input[name=channel_email]")
+    await page.click("#preferences-error a")
+    await page.wait_for_function(IN_VIEW, arg="#pref-zone")
+
+    await page.fill("#pref-zone", "Asia/Dubai")
+    await page.click(f"{PREFERENCES} button[type=submit]")
+    await page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/dashboard/profile?preferences_saved=1#preferences"), page.url
+    assert "Saved." in await page.inner_text("#preferences [role=status]")
+    assert await page.evaluate(IN_VIEW, "#preferences [role=status]"), "saved, out of sight"
+    assert await page.input_value("#pref-zone") == "Asia/Dubai"
+    assert await page.get_attribute("#pref-zone", "aria-invalid") is None
+    assert await page.locator("#preferences-refused").count() == 0
+    await page.screenshot(path=ARTIFACTS / f"account-prefs-saved-{viewport}-viewport.png")
+    assert not visit.errors, visit.errors
 
 
 async def test_an_admin_invites_staff_who_choose_their_password(

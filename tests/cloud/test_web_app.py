@@ -8,6 +8,7 @@ say so."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -302,6 +303,94 @@ async def test_charts_draw_what_the_api_answered(
     assert "No readings from this meter" in await visit.page.inner_text("main")
 
 
+# Each drawn chart's x-axis ticks as uPlot drew them (its splits and their labels) with where each
+# label's widest line falls on the canvas, in CSS pixels: labels are centred on their tick.
+X_TICKS = """(ids) => ids.filter((id) => window.gridgatePlots[id]).map((id) => {
+  const u = window.gridgatePlots[id];
+  const axis = u.axes[0];
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = Array.isArray(axis.font) ? axis.font[0] : axis.font;
+  const ticks = (axis._splits || []).map((split, i) => {
+    const text = String(axis._values[i] ?? "");
+    const lines = text.split("\\n");
+    const px = Math.max(...lines.map((l) => ctx.measureText(l).width)) / uPlot.pxRatio;
+    const at = u.valToPos(split, "x");
+    return { text, left: at - px / 2, right: at + px / 2 };
+  }).filter((tick) => tick.text);
+  return { id, ticks };
+})"""
+
+# every chart on the page redrawn since `window.chartsBefore` was taken (or found no data)
+REDRAWN = """(ids) => ids.every((id) => !window.gridgatePlots[id]
+  || !window.chartsBefore.includes(window.gridgatePlots[id]))
+  && ids.some((id) => window.gridgatePlots[id])"""
+
+
+async def _x_labels_apart(page, ids: list[str], where: str) -> list[dict]:
+    """The charts' x-axis labels, each asserted clear of the next (none run together)."""
+    charts = await page.evaluate(X_TICKS, ids)
+    assert charts, f"{where}: no chart drawn"
+    for chart in charts:
+        ticks = chart["ticks"]
+        assert len(ticks) >= 2, (where, chart)
+        for before, after in itertools.pairwise(ticks):
+            assert before["right"] + 4 <= after["left"], (where, chart["id"], before, after)
+        year = str(datetime.now(UTC).year)
+        assert all(year not in t["text"] for t in ticks), (where, chart)  # this year goes unsaid
+    return charts
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+async def test_chart_dates_never_run_together(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser, viewport: str
+) -> None:
+    """The trial read "28 Nov 202629 Nov" under a meter's voltage chart and the board's load on
+    a phone: at every range and both sizes each tick label stands clear of the next, the date
+    is written where the day changes (and on the first tick), and this year is never written."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    visit = await _visit(browser, served, viewport)
+    await visit.sign_in(email)
+    page = visit.page
+    meter = world.site("own").meter.id
+    await visit.open(f"/dashboard/meters/{meter}", f"chart-dates-meter-{viewport}")
+    ids = await page.evaluate("[...document.querySelectorAll('.chart-box')].map((b) => b.id)")
+    await page.wait_for_function("(ids) => ids.some((id) => window.gridgatePlots[id])", arg=ids)
+    for choice in ("6h", "1d", "7d", "30d"):
+        await page.evaluate("window.chartsBefore = Object.values(window.gridgatePlots)")
+        await page.click(f"button[data-meter-range='{choice}']")
+        await page.wait_for_function(REDRAWN, arg=ids)
+        charts = await _x_labels_apart(page, ids, f"meter {choice} {viewport}")
+        if choice in ("6h", "1d"):  # times of day: the first says which day it is
+            assert all("\n" in c["ticks"][0]["text"] for c in charts), charts
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(
+            path=ARTIFACTS / f"chart-dates-meter-{choice}-{viewport}.png", full_page=True
+        )
+    await visit.open("/dashboard", f"chart-dates-overview-{viewport}")
+    await page.wait_for_function("window.gridgatePlots['load-chart']")
+    for days in ("1", "7", "30"):
+        await page.evaluate("window.chartsBefore = Object.values(window.gridgatePlots)")
+        await page.click(f"button[data-chart='load-chart'][data-range='{days}']")
+        await page.wait_for_function(REDRAWN, arg=["load-chart"])
+        await _x_labels_apart(page, ["load-chart", "alert-chart"], f"load {days} {viewport}")
+        await page.locator("#load-chart").screenshot(
+            path=ARTIFACTS / f"chart-dates-load-{days}-{viewport}.png"
+        )
+    # at any width between: the chart follows its box, its ticks thinning out as it narrows
+    await page.click("button[data-chart='load-chart'][data-range='1']")
+    await page.wait_for_load_state("networkidle")
+    for width in (320, 430, 560, 700, 900, 1100):
+        drawn = await page.evaluate("window.gridgatePlots['load-chart'].width")
+        await page.set_viewport_size({"width": width, "height": VIEWPORTS[viewport][1]})
+        await page.wait_for_function(
+            "(w) => window.gridgatePlots['load-chart'].width !== w", arg=drawn
+        )
+        await page.evaluate("new Promise((done) => requestAnimationFrame(() => done()))")
+        await _x_labels_apart(page, ["load-chart"], f"load 1 at {width} px")
+    assert not visit.errors, visit.errors
+
+
 async def test_analytics_takes_the_last_day_as_people_say_it_and_refuses_a_backward_period(
     cloud: Cloud, served: httpx.AsyncClient, world: World, browser
 ) -> None:
@@ -424,6 +513,19 @@ async def test_api_keys_are_made_shown_once_and_revoked_in_the_browser(
     assert not visit.errors, visit.errors
 
 
+# a checkbox's box and the first line of the words in its label, on the page
+BOX_AND_WORDS = """(selector) => {
+  const input = document.querySelector(selector);
+  const text = [...input.closest("label").childNodes]
+    .find((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+  const range = document.createRange();
+  range.selectNodeContents(text);
+  const box = input.getBoundingClientRect();
+  const words = range.getClientRects()[0];
+  return [box, words].map((r) => ({ left: r.left, right: r.right, top: r.top, bottom: r.bottom }));
+}"""
+
+
 async def test_the_billing_cycle_is_set_and_its_runs_shown_in_the_browser(
     cloud: Cloud, served: httpx.AsyncClient, world: World, browser
 ) -> None:
@@ -435,6 +537,21 @@ async def test_the_billing_cycle_is_set_and_its_runs_shown_in_the_browser(
     admin = await _visit(browser, served, "desktop")
     await admin.sign_in(admin_email)
     await admin.open(f"/dashboard/billing?board_id={board}", "billing-cycle-unset")
+    # no cycle yet: the form's ticks say what saving it does, and the sentence says so too
+    none = await admin.page.inner_text("#cycle-none")
+    assert "no billing cycle" in none, none
+    assert "runs by itself" in none, none
+    assert await admin.page.is_checked("#cycle-form input[name=enabled]")
+    assert not await admin.page.is_checked("#cycle-form input[name=auto_issue]")
+    phone = await _visit(browser, served, "phone")
+    await phone.sign_in(admin_email)
+    await phone.open(f"/dashboard/billing?board_id={board}", "billing-cycle-unset-phone")
+    for page in (admin.page, phone.page):  # each box beside its words, level with them
+        for name in ("auto_issue", "enabled"):
+            box, words = await page.evaluate(BOX_AND_WORDS, f"#cycle-form input[name={name}]")
+            assert box["right"] <= words["left"], (name, box, words)
+            middle = (box["top"] + box["bottom"]) / 2
+            assert words["top"] <= middle <= words["bottom"], (name, box, words)
     await admin.page.fill("#cycle-form input[name=cycle_day]", "1")
     await admin.page.select_option("#cycle-form select[name=cycle]", "monthly")
     await admin.page.check("#cycle-form input[name=auto_issue]")
