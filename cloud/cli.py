@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
+import textwrap
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -29,12 +31,25 @@ app = typer.Typer(
 )
 admin = typer.Typer(
     rich_markup_mode="markdown",
-    help="States, boards, users, gateways' enrollment tokens, and revoking a gateway.",
+    help="States, boards, users and gateways: create-state, create-board, create-user,"
+    " enroll-token, revoke-gateway.",
     no_args_is_help=True,
 )
 app.add_typer(admin, name="admin")
 T = TypeVar("T")
 STOP_GRACE_S = 20  # how long `serve` waits on a stop for the requests in flight
+
+
+@app.callback()
+def _cloud(ctx: typer.Context) -> None:
+    # A one-off command answers a person: its routine steps (the embedded PostgreSQL started,
+    # each migration applied) are not theirs to read unless they ask with --log-level. `serve`
+    # is a service: its log is its output.
+    root = ctx.find_root().params
+    if ctx.invoked_subcommand != "serve" and root.get("log_level") is None:
+        from shared import configure_logging
+
+        configure_logging("INFO", json_output=root.get("json_logs"), terminal_level="WARNING")
 
 
 def _settings(**changes: Any) -> CloudSettings:
@@ -191,7 +206,7 @@ def enroll_token(
         )
     )
     typer.echo(token)
-    typer.echo(f"valid until {expires:%Y-%m-%d %H:%M} UTC, once", err=True)
+    typer.echo(f"valid until {expires.astimezone():%Y-%m-%d %H:%M %Z}, once", err=True)
 
 
 @admin.command("create-user")
@@ -239,7 +254,7 @@ def revoke_gateway(gateway: str = typer.Option(...)) -> None:
 
 billing = typer.Typer(
     rich_markup_mode="markdown",
-    help="Billing runs and overdue marking for a board.",
+    help="A board's bills: run (bill a month), overdue (mark bills past their due date).",
     no_args_is_help=True,
 )
 app.add_typer(billing, name="billing")
@@ -278,15 +293,29 @@ def billing_run(
         )
 
     summary = _with_connection(work)
-    typer.echo(
-        f"{board} {period}: {summary['created']} created, {summary['revised']} revised,"
-        f" {summary['unchanged']} unchanged, {summary['failed']} failed"
-        f" ({summary['estimated']} estimated, {summary['unmeasured']} without a meter)"
-    )
+    width = shutil.get_terminal_size().columns
+    typer.echo(describe_billing_run(board, start, summary, width))
     for error in summary["errors"]:
-        typer.echo(f"  {error}", err=True)
+        typer.echo(
+            textwrap.fill(error, width, initial_indent="  ", subsequent_indent="    "), err=True
+        )
     if summary["failed"]:
         raise typer.Exit(1)
+
+
+def describe_billing_run(board: str, start: date, summary: dict, width: int) -> str:
+    """What a billing run did, in lines of at most `width` characters: the bills made, revised,
+    left as they were and failed; then how many were estimated and how many consumers had no
+    meter to bill from."""
+    lines = [
+        f"{board}, {start:%B %Y}: {summary['created']} created, {summary['revised']} revised,"
+        f" {summary['unchanged']} unchanged, {summary['failed']} failed",
+        f"  {summary['estimated']} of them estimated, {summary['unmeasured']} consumers without"
+        " a meter",
+    ]
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, width, subsequent_indent="  ")) for line in lines
+    )
 
 
 @billing.command("overdue")

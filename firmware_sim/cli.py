@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
@@ -287,8 +289,13 @@ def dlms(
 
 @app.command("faults")
 def list_faults() -> None:
-    """List the faults a simulated meter can be given with --fault."""
+    """List the faults a simulated meter can be given with --fault.
+
+    Example: gridgate sim faults
+    """
     from .faults import FAULTS
 
+    width = shutil.get_terminal_size().columns
     for name, (description, _) in FAULTS.items():
-        typer.echo(f"{name:<14} {description}")
+        # a description too long for the terminal goes on under itself, not under the names
+        typer.echo(textwrap.fill(f"{name:<14} {description}", width, subsequent_indent=" " * 15))

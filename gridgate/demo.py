@@ -241,6 +241,15 @@ async def _ensure_staff(conn: psycopg.AsyncConnection) -> None:
 
 
 INDIA = ZoneInfo("Asia/Kolkata")  # the demo board's zone
+LOG_FILE = "demo.log"  # in the data directory: what the demo's parts log, as JSON lines
+
+
+def _shown(path: Path) -> Path:
+    """`path` as a person types it here: relative to the working directory when inside it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def _anchor(data_dir: Path) -> float:
@@ -806,7 +815,7 @@ async def _run(
                 cable.unplugged_until = time.monotonic() + offline_for_min * 60
             daemon = Daemon(config, transport=cable)
             running = asyncio.create_task(daemon.run())
-            console.print(f"[bold]GridGate demo[/] — data in {data_dir}")
+            console.print(f"[bold]GridGate demo[/] — data in {_shown(data_dir)}")
             console.print(f"{'Dashboard:':15}{cloud_url}/dashboard")
             console.print(f"{'API docs:':15}{cloud_url}/docs")
             for label, (email, password) in (
@@ -820,7 +829,7 @@ async def _run(
                 f"Bills for {billed['month']:%B %Y}: {billed['created']} made,"
                 f" {billed['unchanged']} unchanged, {billed['issued']} issued"
             )
-            console.print(f"{'Meters:':15}4 Modbus RTU on {link}")
+            console.print(f"{'Meters:':15}4 Modbus RTU on {_shown(link)}")
             console.print(
                 f"{'':15}a DLMS meter on 127.0.0.1:{dlms.port}, an MQTT plug on"
                 f" 127.0.0.1:{mqtt_port}"
@@ -833,9 +842,13 @@ async def _run(
             console.print(
                 f"{'Support:':15}{queries} questions from the consumer (one answered by itself)"
             )
-            console.print(f"{'E-mail:':15}kept in {mail_dir} (one .txt per message)")
+            console.print(f"{'E-mail:':15}kept in {_shown(mail_dir)} (one .txt per message)")
             console.print(f"{'Sign up:':15}{cloud_url}/dashboard/signup")
             console.print(f"{'':15}as account {SIGNUP[0]}, {SIGNUP[1]}")
+            gateway_config = _shown(data_dir / "edge" / "edge.toml")
+            console.print(f"{'Gateway:':15}{gateway_config}; what it is doing:")
+            console.print(f"{'':15}gridgate edge status --config {gateway_config}")
+            console.print(f"{'Log:':15}{_shown(data_dir / LOG_FILE)} (warnings shown here too)")
             console.print("Ctrl-C stops everything.")
             started = time.monotonic()
             # The live line's console wraps what it prints itself (no soft wrap), so Live knows

@@ -1,7 +1,10 @@
 """Logging, set up once per process by the command that starts it.
 
-structlog renders JSON lines when stderr is not a terminal (systemd's journal, CI, files) and
-readable coloured lines when it is. The standard library's loggers (uvicorn, pymodbus, amqtt) are
+structlog renders JSON lines when stderr is not a terminal (systemd's journal, CI, files) and,
+when it is, lines a person reads: the local time with its zone, the level, the event and its
+context, wrapped to the terminal's width. A command may show a person less than it keeps: only
+warnings on the terminal, every record at the level in a file of JSON lines (the demo's log).
+The standard library's loggers (uvicorn, pymodbus, amqtt) are
 routed through the same renderer so every line looks alike; libraries that log each routine step
 (HTTP requests, broker state changes) are heard only when they warn, unless the level is DEBUG.
 Libraries whose failures we catch and report ourselves (pymodbus) are heard only at DEBUG, and
@@ -13,7 +16,11 @@ reaches a log.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -60,10 +67,45 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -> None:
-    """Configure structlog and the standard library once, at process start-up.
+class _TerminalLines:
+    """A record as a person reads it: `12:55:02 IST warning: event key=value`, in as many lines
+    as the terminal's width needs (the rest indented), then its traceback if it has one. The
+    logger's name only at DEBUG, where it says which library spoke."""
 
-    `json_output=None` chooses JSON when stderr is not a TTY.
+    def __init__(self, *, show_logger: bool) -> None:
+        self.show_logger = show_logger
+
+    def __call__(self, _logger: Any, _name: str, event: dict[str, Any]) -> str:
+        stamp = event.pop("timestamp", None)
+        level = event.pop("level", "info")
+        logger_name = event.pop("logger", None)
+        text = str(event.pop("event", ""))
+        traceback = event.pop("exception", None)
+        when = datetime.fromisoformat(stamp).astimezone() if stamp else datetime.now().astimezone()
+        words = [f"{when:%H:%M:%S %Z}", text if level == "info" else f"{level}: {text}"]
+        words += [f"{key}={value}" for key, value in event.items()]
+        if self.show_logger and logger_name:
+            words.append(f"[{logger_name}]")
+        width = shutil.get_terminal_size().columns
+        lines = textwrap.wrap(
+            " ".join(words), width, subsequent_indent="    ", break_on_hyphens=False
+        )
+        return "\n".join([*lines, *([traceback] if traceback else [])])
+
+
+def configure_logging(
+    level: str = "INFO",
+    *,
+    json_output: bool | None = None,
+    terminal_level: str | None = None,
+    log_file: Path | None = None,
+) -> None:
+    """Configure structlog and the standard library once, at process start-up (a command may
+    configure it again once it knows what it is).
+
+    `json_output=None` chooses JSON when stderr is not a TTY. `terminal_level` hides from stderr
+    what is below it (a person's command: "WARNING"); `log_file` also keeps every record at
+    `level` in that file, as JSON lines.
     """
     if json_output is None:
         json_output = not sys.stderr.isatty()
@@ -74,31 +116,47 @@ def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json_output
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared_processors,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json_output else (lambda _l, _n, e: e),
-            renderer,
-        ],
-    )
+    level_number = logging.getLevelName(level.upper())
+
+    def formatter(renderer: Any) -> logging.Formatter:
+        return structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+
+    json_lines = structlog.processors.JSONRenderer()
     handler = _StderrHandler()
-    handler.setFormatter(formatter)
-    handler.addFilter(_demote_to_debug)
+    handler.setFormatter(
+        formatter(
+            json_lines if json_output else _TerminalLines(show_logger=level_number <= logging.DEBUG)
+        )
+    )
+    if terminal_level is not None:
+        handler.setLevel(max(level_number, logging.getLevelName(terminal_level.upper())))
+    handlers: list[logging.Handler] = [handler]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        kept = logging.FileHandler(log_file, encoding="utf-8")
+        kept.setFormatter(formatter(json_lines))
+        handlers.append(kept)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    for old in root.handlers:
+        if old not in handlers and isinstance(old, logging.FileHandler):
+            old.close()
+    for each in handlers:
+        each.addFilter(_demote_to_debug)
+    root.handlers[:] = handlers
+    root.setLevel(level_number)
     quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)

@@ -142,3 +142,40 @@ def test_a_bad_serve_setting_names_its_variable() -> None:
     result = runner.invoke(app, ["cloud", "serve"], env={"GRIDGATE_WORKERS": "0"})
     assert result.exit_code == 2
     assert "GRIDGATE_WORKERS: Input should be greater than or equal to 1" in result.output
+
+
+def command_tree() -> list[tuple[list[str], object]]:
+    """Every command and group under `gridgate`, as (words after `gridgate`, click command)."""
+    import typer.main
+
+    found: list[tuple[list[str], object]] = []
+
+    def walk(words: list[str], command: object) -> None:
+        found.append((words, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk([*words, name], sub)
+
+    walk([], typer.main.get_command(app))
+    return found
+
+
+@pytest.mark.parametrize("words", [words for words, _ in command_tree()], ids=" ".join)
+def test_help_fits_80_columns_and_shows_flags_as_flags(words: list[str]) -> None:
+    result = runner.invoke(app, [*words, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    wide = [line for line in result.output.splitlines() if len(line) > 80]
+    assert wide == []
+    assert "<bool>" not in result.output  # --help, --json, --report take no value
+    assert "--help" in result.output
+
+
+def test_each_group_names_every_command_it_holds() -> None:
+    """`gridgate --help` and `gridgate cloud --help` are where a person looks for a command: each
+    group's summary, as its parent lists it, names all of its own."""
+    for words, command in command_tree():
+        held = getattr(command, "commands", {})
+        if not words or not held:
+            continue
+        summary = command.get_short_help_str(limit=1000)
+        missing = [name for name in held if name not in summary]
+        assert missing == [], f"gridgate {' '.join(words)}: {summary!r}"

@@ -5,6 +5,7 @@ have."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,20 +23,41 @@ import pytest
 from gridgate.demo import ADMIN, CONSUMER, ROOT, SIGNUP, SUPPORT, DemoCounts, describe_counts
 
 DEMO = [sys.executable, "-m", "gridgate", "--log-level", "ERROR", "demo"]
+# as a person types it: the log level left to the demo
+DEMO_AS_TYPED = [sys.executable, "-m", "gridgate", "demo"]
 
 
-def demo(data_dir: Path, env: dict[str, str], *args: str) -> str:
+def demo(
+    data_dir: Path,
+    env: dict[str, str],
+    *args: str,
+    command: list[str] = DEMO,
+    cwd: Path | None = None,
+) -> str:
     result = subprocess.run(
-        [*DEMO, "--data-dir", str(data_dir), *args],
+        [*command, "--data-dir", str(data_dir), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
+        cwd=cwd,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+    assert_terminal_shows_no_routine_log(result.stderr)
     return result.stdout
+
+
+def assert_terminal_shows_no_routine_log(err: str) -> None:
+    """Only warnings and errors reach the demo's terminal; the rest is in its log file."""
+    levels = {json.loads(line)["level"] for line in err.splitlines() if line.startswith("{")}
+    assert levels <= {"warning", "error", "critical"}, err
+    assert "migration applied" not in err
+
+
+def banner_of(output: str) -> list[str]:
+    return output.split("Ctrl-C stops everything.")[0].splitlines()
 
 
 def kept_code(mail_dir: Path, deadline: float) -> str | None:
@@ -57,8 +79,18 @@ def final_count(output: str) -> int:
 
 @pytest.mark.slow  # the whole system, in processes
 def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "GRIDGATE_DATABASE_URL": database_url}
-    first = demo(tmp_path / "demo", env, "--duration", "20", "--speed", "60")
+    env = {**os.environ, "GRIDGATE_DATABASE_URL": database_url, "COLUMNS": "80"}
+    # from the folder it runs in, with its data in a folder there: paths as a person types them
+    first = demo(
+        Path("demo"),
+        env,
+        "--duration",
+        "20",
+        "--speed",
+        "60",
+        command=DEMO_AS_TYPED,
+        cwd=tmp_path,
+    )
     url = re.search(r"Dashboard: +(http://127\.0\.0\.1:\d+)/dashboard", first)
     assert url, first
     for email, password in (ROOT, ADMIN, SUPPORT, CONSUMER):  # a login for each kind of user
@@ -103,9 +135,26 @@ def test_the_demo_runs_and_carries_on(database_url: str, tmp_path: Path) -> None
     # flickering meter waiting for an agent with a draft
     assert "Support:       2 questions" in first
     assert "Support:       2 questions" in second
-    banner = first.split("Ctrl-C stops everything.")[0].splitlines()
-    wide = [line for line in banner if len(line) > 80 and str(tmp_path) not in line]
-    assert wide == [], "the banner fits an 80-column terminal (but for this test's long paths)"
+    banner = banner_of(first)
+    assert [line for line in banner if len(line) > 80] == [], "the banner fits 80 columns"
+    # where the gateway's configuration and the demo's log are, and a command that runs as shown
+    assert "Gateway:       demo/edge/edge.toml; what it is doing:" in banner
+    assert "Log:           demo/demo.log (warnings shown here too)" in banner
+    [suggested] = [line.strip() for line in banner if line.strip().startswith("gridgate ")]
+    assert suggested == "gridgate edge status --config demo/edge/edge.toml"
+    status = subprocess.run(
+        [sys.executable, "-m", *suggested.split()],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.startswith("gw-demo · "), status.stdout
+    kept = (tmp_path / "demo" / "demo.log").read_text().splitlines()
+    assert any(json.loads(line)["event"] == "edge daemon running" for line in kept)
     with psycopg.connect(database_url) as conn:
         desk = conn.execute(
             "SELECT q.category, q.status, q.auto_answered_at IS NOT NULL, q.draft IS NOT NULL"
@@ -126,20 +175,23 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
     cloud, a bill can be made, and Ctrl-C stops everything cleanly."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGATE_")}
     env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "80"
     process = subprocess.Popen(
-        [*DEMO, "--data-dir", str(tmp_path / "fresh")],
+        [*DEMO_AS_TYPED, "--data-dir", "fresh"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tmp_path,
     )
     try:
-        base = None
+        base, printed = None, []
         # a fresh start sets up PostgreSQL, imports two months of history and bills one before
         # it prints the address: over two minutes with both cores busy
         deadline = time.monotonic() + 360
         while base is None and time.monotonic() < deadline:
             line = process.stdout.readline()
+            printed.append(line.rstrip("\n"))
             assert line or process.poll() is None, process.stderr.read()
             found = re.search(r"Dashboard: +(http://127\.0\.0\.1:\d+)/dashboard", line)
             base = found.group(1) if found else None
@@ -203,6 +255,14 @@ def test_a_fresh_demo_through_the_cloud_api(tmp_path: Path) -> None:
         assert process.returncode == 0, err
         assert "demo stopped" in out
         assert "Traceback" not in err
+        # a fresh start's routine log (a line per migration, the meters' history brought in) is
+        # in the demo's log file, not between the person and the banner
+        assert_terminal_shows_no_routine_log(err)
+        assert printed[0] == "GridGate demo — data in fresh", printed
+        banner = banner_of("\n".join(printed) + "\n" + out)
+        assert [line for line in banner if len(line) > 80] == [], banner
+        kept = [json.loads(line) for line in (tmp_path / "fresh" / "demo.log").open()]
+        assert sum(record["event"] == "migration applied" for record in kept) > 30
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -92,8 +93,20 @@ def test_modbus_bus_runs_until_stopped(tmp_path: Path) -> None:
     assert not link.exists()  # the symlink is removed on a clean stop
 
 
-def test_faults_are_listed() -> None:
-    done = subprocess.run([*GRIDGATE, "sim", "faults"], capture_output=True, text=True, check=True)
+def test_faults_are_listed_within_80_columns() -> None:
+    done = subprocess.run(
+        [*GRIDGATE, "sim", "faults"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert [line for line in done.stdout.splitlines() if len(line) > 80] == []
+    # a description too long for one line goes on under itself, every word kept
+    assert "clock is this many seconds ahead (negative: behind), from now" in " ".join(
+        done.stdout.split()
+    )
+    assert all(line.startswith(" " * 15) for line in done.stdout.splitlines() if line[0] == " ")
     for name in (
         "no_answer",
         "crc_error",

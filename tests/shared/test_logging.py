@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -91,4 +93,45 @@ def test_pymodbus_is_heard_only_at_debug_and_then_as_debug(
     assert shown == [
         ("send: 0x2 0x3 0x0 0x0 0x0 0x1 0x84 0x39", "debug"),
         ("No response received after 1 retries, continue with next request", "debug"),
+    ]
+
+
+def test_a_terminal_line_is_in_words_at_local_time_within_the_width(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        configure_logging("INFO", json_output=False)
+        structlog.get_logger("edge.sync").warning(
+            "sync failed; retrying", error="cloud unreachable", attempt=2, retry_in_s=2.7
+        )
+        structlog.get_logger("edge.daemon").info("edge daemon running", gateway="gw-1")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 40
+    assert re.match(r"\d\d:\d\d:\d\d IST warning: sync failed;", err), err
+    assert "{" not in err  # words, not a JSON dump
+    said = " ".join(err.split())
+    assert "error=cloud unreachable attempt=2 retry_in_s=2.7" in said
+    assert re.search(r"\d\d:\d\d:\d\d IST edge daemon running gateway=gw-1", said), said
+
+
+def test_a_command_can_keep_its_log_in_a_file_and_show_only_warnings(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    kept = tmp_path / "demo" / "demo.log"
+    configure_logging("INFO", json_output=True, terminal_level="WARNING", log_file=kept)
+    try:
+        structlog.get_logger("cloud.migrate").info("migration applied", migration="0001_core.sql")
+        structlog.get_logger("edge.sync").warning("sync failed; retrying", attempt=1)
+    finally:
+        logging.getLogger().handlers[-1].close()
+    assert [line["event"] for line in lines(capsys.readouterr().err)] == ["sync failed; retrying"]
+    assert [line["event"] for line in lines(kept.read_text())] == [
+        "migration applied",
+        "sync failed; retrying",
     ]

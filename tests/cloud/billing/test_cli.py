@@ -14,7 +14,7 @@ GRIDGATE = [sys.executable, "-m", "gridgate", "--log-level", "WARNING", "cloud"]
 
 
 def gridgate(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GRIDGATE_DATABASE_URL": url}
+    env = {**os.environ, "GRIDGATE_DATABASE_URL": url, "COLUMNS": "80"}
     return subprocess.run(
         [*GRIDGATE, *args], env=env, capture_output=True, text=True, check=False, timeout=120
     )
@@ -68,7 +68,11 @@ def test_a_billing_run_from_the_command_line(database_url: str) -> None:
     assert first.returncode == 0, first.stderr
     assert "1 created" in first.stdout
     second = gridgate(database_url, "billing", "run", "--board", "CLI", "--period", "2026-10")
-    assert "0 created, 0 revised, 1 unchanged" in second.stdout
+    # in two lines that fit an 80-column terminal (the test's COLUMNS), every count kept
+    assert second.stdout.splitlines() == [
+        "CLI, October 2026: 0 created, 0 revised, 1 unchanged, 0 failed",
+        "  0 of them estimated, 0 consumers without a meter",
+    ]
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT total FROM invoices").fetchone()[0] == 500  # 100 units x 5
     bad = gridgate(database_url, "billing", "run", "--board", "CLI", "--period", "October")
@@ -101,3 +105,32 @@ def test_create_user_asks_for_the_password_twice_and_never_needs_it_on_the_line(
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT role FROM users WHERE email = %s", (email,)).fetchone()
     assert row == ("SUPER_ADMIN",)
+
+
+def test_a_billing_runs_summary_wraps_between_counts_never_through_one() -> None:
+    from datetime import date
+
+    from cloud.cli import describe_billing_run
+
+    counts = {
+        "created": 12_345,
+        "revised": 678,
+        "unchanged": 90_123,
+        "failed": 4,
+        "estimated": 567,
+        "unmeasured": 89,
+    }
+    said = describe_billing_run("A-BOARD-CODE-OF-THIRTY-TWO-CHARS", date(2026, 9, 1), counts, 80)
+    lines = said.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) > 2  # the board's long code pushed the counts onto a line of their own
+    words = " ".join(said.split())
+    for fact in (
+        "A-BOARD-CODE-OF-THIRTY-TWO-CHARS, September 2026:",
+        "12345 created,",
+        "678 revised,",
+        "90123 unchanged,",
+        "4 failed",
+        "567 of them estimated, 89 consumers without a meter",
+    ):
+        assert fact in words
