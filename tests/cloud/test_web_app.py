@@ -683,3 +683,55 @@ async def test_a_consumer_reads_their_tariff_explained_in_the_browser(
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
     )
     assert [t["id"] for t in listed.json()["items"]] == [tariff_id]
+
+
+async def test_a_gateway_command_form_asks_only_what_the_command_needs(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """Each command shows its own fields (a meter to read, dates to fill, the drift a clock may
+    have, how many log lines), at both sizes; what is hidden is not sent."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    gateway = world.site("own").gateway.id
+    fields = ("meter_id", "start", "end", "max_drift_s", "lines", "reason")
+    needs = {
+        "read_now": {"meter_id", "reason"},
+        "backfill": {"meter_id", "start", "end", "reason"},
+        "set_clock": {"meter_id", "max_drift_s", "reason"},
+        "doctor": {"reason"},
+        "upload_log": {"lines", "reason"},
+        "restart": {"reason"},
+    }
+    for viewport in VIEWPORTS:
+        visit = await _visit(browser, served, viewport)
+        await visit.sign_in(email)
+        await visit.open(f"/dashboard/gateways/{gateway}", f"gateway-command-{viewport}")
+        form = visit.page.locator("form[action$='/commands']")
+        for kind, wanted in needs.items():
+            await form.locator("select[name=kind]").select_option(kind)
+            shown = {f for f in fields if await form.locator(f"[name={f}]").is_visible()}
+            assert shown == wanted, (kind, shown)
+        await visit.page.context.close()
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(email)
+    await visit.page.goto(f"{visit.base}/dashboard/gateways/{gateway}")
+    form = visit.page.locator("form[action$='/commands']")
+    await form.locator("select[name=kind]").select_option("set_clock")
+    await form.locator("select[name=meter_id]").select_option(index=1)  # chosen, then not wanted
+    await form.locator("select[name=kind]").select_option("upload_log")
+    await form.locator("input[name=lines]").fill("50")
+    await form.locator("input[name=reason]").fill("meters dropping at night")
+    await form.locator("button[type=submit]").click()
+    await visit.page.wait_for_url(f"**/dashboard/gateways/{gateway}#commands")
+    [sent] = await _db(
+        cloud,
+        "SELECT kind, meter_id, args, reason FROM gateway_commands WHERE gateway_id = %s"
+        " ORDER BY id DESC LIMIT 1",
+        gateway,
+    )
+    assert (sent["kind"], sent["meter_id"], sent["reason"]) == (
+        "upload_log",
+        None,
+        "meters dropping at night",
+    )
+    assert sent["args"] == {"lines": 50}, sent["args"]

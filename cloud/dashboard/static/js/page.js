@@ -36,3 +36,20 @@ if (badge) {
     })
     .catch(() => {});
 }
+
+// a form whose fields depend on a choice (a gateway's command: a meter for a read, dates for a
+// backfill): the select carries data-shows, each dependent field data-for="choice choice";
+// only the chosen one's fields show (without scripts every field shows, each saying when it
+// counts). A hidden field is disabled too, so what it holds is not sent.
+for (const chooser of document.querySelectorAll("select[data-shows]")) {
+  const form = chooser.form;
+  const follow = () => {
+    for (const field of form.querySelectorAll("[data-for]")) {
+      const shown = field.dataset.for.split(" ").includes(chooser.value);
+      field.hidden = !shown;
+      for (const input of field.querySelectorAll("input, select, textarea")) input.disabled = !shown;
+    }
+  };
+  chooser.addEventListener("change", follow);
+  follow();
+}
