@@ -23,6 +23,12 @@ habits: their figures are for a whole cycle like this one.
   from the two registers' rises) raised to 0.95 with a capacitor, so each kWh is billed as
   1/0.95 kVAh instead of 1/PF — offered below 0.95.
 
+A net-metered household (rooftop solar) is billed on its import less its export and its bank,
+so both bills are net bills: `bill_of` nets the expected export and the bank, and a change
+alters the import alone (the sun shines as it would have). The slab suggestion looks at the
+net units the slabs bill (`Netting`): the boundary the net is about to pass, the net so far
+below it, and the import that lands the net on it.
+
 A recommendation that would save less than one unit of money is left out. Choosing another
 category is not offered: a consumer's category is set by the board from the connection's use,
 not chosen.
@@ -43,8 +49,9 @@ from .engine import Bill, months_between
 from .forecast import UnitsForecast
 from .tariff import EnergyCharge, TariffSpec
 
-# bill_of(units, hours, sanctioned_kw): the cycle priced; hours None: as the forecast spreads
-# them; sanctioned_kw None: the consumer's own
+# bill_of(units, hours, sanctioned_kw): the cycle priced for `units` imported, as it will be
+# billed (a net-metered household's netted); hours None: as the forecast spreads them;
+# sanctioned_kw None: the consumer's own
 BillOf = Callable[..., Bill]
 
 SHIFT_SHARE = Decimal("0.2")  # of the dearest period's units, movable to the cheapest
@@ -70,6 +77,21 @@ class Recommendation:
     units_per_day: Decimal
     figures: dict = field(default_factory=dict)
     assumption: str = ""  # what the saving rests on, in words
+
+
+@dataclass(frozen=True)
+class Netting:
+    """What a net-metered household's bill sets against its import: the export so far and
+    expected over the cycle (register 2.8.0), and the units its last bill left in the bank."""
+
+    exported_so_far: Decimal
+    expected_export: Decimal
+    banked: Decimal
+
+    @property
+    def offset(self) -> Decimal:
+        """The units taken off the cycle's import before the slabs bill it."""
+        return self.expected_export + self.banked
 
 
 @dataclass(frozen=True)
@@ -107,6 +129,22 @@ class _Context:
     sanctioned_kw: Decimal
     demand: Demand | None
     power_factor: PowerFactor | None
+    net: Netting | None
+
+    @property
+    def billed(self) -> Decimal:
+        """The units the energy charge will bill: the expected import, or its net."""
+        if self.net is None:
+            return self.forecast.expected
+        return max(self.forecast.expected - self.net.offset, Decimal(0))
+
+    @property
+    def billed_so_far(self) -> Decimal:
+        """The units of `billed` already used: the import so far, or it less the export so far
+        and the bank."""
+        if self.net is None:
+            return self.forecast.so_far
+        return self.forecast.so_far - self.net.exported_so_far - self.net.banked
 
 
 def standby_kw(by_hour: dict[datetime, Decimal], tz: ZoneInfo, until: datetime) -> Decimal | None:
@@ -137,11 +175,14 @@ def recommend(
     sanctioned_kw: Decimal = Decimal(1),
     demand: Demand | None = None,
     power_factor: PowerFactor | None = None,
+    net: Netting | None = None,
 ) -> tuple[Bill, list[Recommendation]]:
     """The forecast's bill and the recommendations, best saving first. `bill_of(units, hours,
-    sanctioned_kw)` prices the cycle; `spec_at_end` is the tariff version in force on the
-    cycle's last day (its charges are what a change would meet); `demand` the year's highest
-    recorded demand, `power_factor` the recent weeks' registers (None: not known)."""
+    sanctioned_kw)` prices the cycle for `units` imported as it will be billed; `spec_at_end`
+    is the tariff version in force on the cycle's last day (its charges are what a change
+    would meet); `demand` the year's highest recorded demand, `power_factor` the recent weeks'
+    registers (None: not known); `net` what a net-metered household's bill nets (the same
+    `bill_of` must net it too)."""
     base = bill_of(forecast.expected, None)
     context = _Context(
         forecast,
@@ -155,6 +196,7 @@ def recommend(
         sanctioned_kw,
         demand,
         power_factor,
+        net,
     )
     days = (forecast.cycle_end - forecast.cycle_start).days
     found = []
@@ -179,7 +221,7 @@ def recommend(
 
 def _shift(c: _Context) -> Recommendation | None:
     forecast, holidays, tz = c.forecast, c.holidays, c.tz
-    charge = c.spec.choose_energy(forecast.expected, _months(forecast, c.cycle_months)).charge
+    charge = c.spec.choose_energy(c.billed, _months(forecast, c.cycle_months)).charge
     rates = charge.rates or {}
     if charge.mode != "time_of_day" or len(set(rates.values())) < 2:
         return None
@@ -270,39 +312,55 @@ def _months(forecast: UnitsForecast, cycle_months: Decimal | None) -> Decimal:
 
 
 def _slab(c: _Context) -> Recommendation | None:
-    forecast, spec = c.forecast, c.spec
+    forecast, spec, net = c.forecast, c.spec, c.net
     months = _months(forecast, c.cycle_months)
-    units = forecast.expected
+    units, so_far = c.billed, c.billed_so_far  # the units the slabs bill, a net one's net
     chosen = spec.choose_energy(units, months)
     if chosen.charge.mode not in ("telescopic", "non_telescopic"):
         return None
     scale = spec.limit_scale(months)
     limits = [s.up_to * scale for s in chosen.charge.slabs or [] if s.up_to is not None]
     limits += [s.up_to * scale for s in spec.schedules or [] if s.up_to is not None]
-    # only a boundary not yet passed, and within reach of what is still to be used
-    below = [limit for limit in limits if forecast.so_far < limit < units]
+    # only a boundary not yet passed, and within reach of the import still to come (what the
+    # household can do without)
+    below = [limit for limit in limits if so_far < limit < units]
     if not below:
         return None
     boundary = max(below)
     over = units - boundary
-    if over > (units - forecast.so_far) * SLAB_REACH:
+    if over > (forecast.expected - forecast.so_far) * SLAB_REACH:
         return None
-    after = c.bill_of(boundary, None)
+    # the import that bills `boundary`: a net one's, with the same export and bank against it
+    after = c.bill_of(boundary if net is None else boundary + net.offset, None)
     unit = spec.energy_unit
+    figures = {
+        "boundary": boundary.quantize(Decimal("0.01")),
+        "expected": units,
+        "remaining_days": forecast.remaining_days,
+    }
+    heading = f"the {units} {unit} it is heading for"
+    if net is not None:
+        figures |= {
+            "expected_import": forecast.expected,
+            "expected_export": net.expected_export,
+            "banked": net.banked,
+        }
+        heading = (
+            f"the {units.quantize(UNITS)} {unit} net it is heading for"
+            f" ({forecast.expected.quantize(UNITS)} {unit} imported less"
+            f" {net.expected_export.quantize(UNITS)} exported and {net.banked.quantize(UNITS)}"
+            " banked; the slabs bill the net)"
+        )
     return Recommendation(
         "stay_below_slab",
         "energy_saving",
         c.base.total - after.total,
         over,
         Decimal(0),
-        {
-            "boundary": boundary.quantize(Decimal("0.01")),
-            "expected": units,
-            "remaining_days": forecast.remaining_days,
-        },
+        figures,
         f"{over.quantize(UNITS)} {unit} fewer used over the {forecast.remaining_days} days"
         f" left, so the period ends at {boundary.quantize(Decimal('0.01'))} {unit} instead of"
-        f" the {units} {unit} it is heading for, and no unit reaches the dearer slab.",
+        f" {heading}, and no unit reaches the dearer slab.",
     )
 
 

@@ -5,11 +5,11 @@ calendar month) is heading for: the units used so far, from the registers (the s
 the estimate and the tariff's "you are here"), and the rest expected from the household's own
 last four weeks, weekdays and weekends apart (`cloud.billing.forecast`), priced by the billing
 engine under the versions and overrides in force — with an 80 % range. `recommendations`
-costs what changing one habit would save on that bill (`cloud.billing.recommendations`);
-`cloud.services.recommendations` stores them with the consumer's answer to each. The forecast
-also looks one period ahead (`next`): the period after this one, from the same weeks, with a
-seasonal factor from the household's own days a year back when it has them (the daily
-rollups, which outlive raw readings).
+costs what changing one habit would save on that bill (`cloud.billing.recommendations`), a
+net-metered household's on its net bill; `cloud.services.recommendations` stores them with
+the consumer's answer to each. The forecast also looks one period ahead (`next`): the period
+after this one, from the same weeks, with a seasonal factor from the household's own days a
+year back when it has them (the daily rollups, which outlive raw readings).
 
 A net-metered household (a generation source, and net-metering terms in the tariff) is billed
 on its import less its export and its bank, so its forecast is too: the export so far from the
@@ -93,8 +93,11 @@ class _Cycle:
         hours: dict[datetime, Decimal] | None = None,
         sanctioned_kw: Decimal | None = None,
     ) -> Bill:
-        """The cycle priced for `units` imported and nothing exported (what the ways to pay
-        less compare)."""
+        """The cycle priced for `units` imported as it will be billed: a net-metered household's
+        netted with the export expected and the bank (what the ways to pay less compare, so
+        their base is the forecast's expected bill)."""
+        if self.export is not None:
+            return self.net_bill(units, self.export.units.expected, hours, sanctioned_kw)
         return forecasting.price_units(
             self.units,
             units,
@@ -108,17 +111,26 @@ class _Cycle:
             overrides=self.overrides,
         )
 
-    def net_bill(self, units: Decimal, exported: Decimal) -> Bill:
-        """The cycle priced as a net-metered bill: `units` imported, `exported` exported,
-        netted with the bank the last bill left (the engine's net metering, as a run bills)."""
+    def net_bill(
+        self,
+        units: Decimal,
+        exported: Decimal,
+        hours: dict[datetime, Decimal] | None = None,
+        sanctioned_kw: Decimal | None = None,
+    ) -> Bill:
+        """The cycle priced as a net-metered bill: `units` imported (its hours as the forecast
+        spreads them, or `hours`), `exported` exported, netted with the bank the last bill left
+        (the engine's net metering, as a run bills)."""
         bank = self.export.bank if self.export is not None else Bank()
+        if hours is None:
+            hours = self.units.scaled_hours(units)
         return compute_bill(
             period_start=self.units.cycle_start,
             period_end=self.units.cycle_end,
             tz=self.tz,
-            consumption=Consumption(units, self.units.scaled_hours(units), True, []),
+            consumption=Consumption(units, hours, True, []),
             versions=self.versions,
-            sanctioned_kw=self.sanctioned_kw,
+            sanctioned_kw=sanctioned_kw if sanctioned_kw is not None else self.sanctioned_kw,
             holidays=self.holidays,
             cycle_months=self.cycle_months,
             max_demand_kw=self.max_demand_kw,
@@ -528,6 +540,10 @@ def _forecast_of(cycle: _Cycle, expected: Bill, low: Bill, high: Bill) -> dict[s
 
 async def _recommendations_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str, Any]:
     standby = recommending.standby_kw(cycle.by_hour, cycle.tz, cycle.units.as_of)
+    net = None
+    if cycle.export is not None:  # `cycle.bill` nets the same export and bank
+        sent = cycle.export.units
+        net = recommending.Netting(sent.so_far, sent.expected, cycle.export.bank.units)
     base, found = recommending.recommend(
         cycle.units,
         cycle.bill,
@@ -539,6 +555,7 @@ async def _recommendations_of(conn: AsyncConnection, cycle: _Cycle) -> dict[str,
         sanctioned_kw=cycle.sanctioned_kw,
         demand=await _demand_of_year(conn, cycle),
         power_factor=await _power_factor_of(conn, cycle),
+        net=net,
     )
     return {
         "consumer_id": cycle.consumer["id"],
