@@ -3,19 +3,23 @@ and a zone that does not exist are refused with the reason, what was typed kept,
 stored), changes the board's name, zone and capacity, removes it while it is empty, and removes
 the state. A state admin, on a phone too, sees only their own state's boards, adds one there,
 cannot add one to another state nor open or remove another state's board, and cannot remove a
-board that holds consumers. A board admin is not allowed. Every change is checked in the
+board that holds consumers. A board admin is not allowed; every role is tried on every route,
+on its own state's board and another's. Every change is checked in the
 database and its audit row; screenshots go to tests/artifacts/web (boards-*)."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
-from tests.cloud.conftest import Cloud
+from tests.cloud.conftest import Cloud, client_from, random_address
 from tests.cloud.test_web_app import ARTIFACTS, VIEWPORTS, Visit
-from tests.cloud.world import World, add_actor, build_world
+from tests.cloud.world import PASSWORD, World, add_actor, build_world
 
 pytestmark = [pytest.mark.browser]
 
@@ -301,3 +305,99 @@ async def test_a_board_admin_is_not_allowed(
     assert answer.status == 403
     [board] = await _db(cloud, "SELECT name FROM boards WHERE id = %s", world.boards["A"])
     assert board["name"] == "Board A"
+
+
+ROLES = (
+    "SUPER_ADMIN",
+    "STATE_ADMIN",
+    "BOARD_ADMIN",
+    "SUPPORT_AGENT",
+    "AUDITOR",
+    "TECHNICIAN",
+    "CONSUMER",
+)
+
+
+@asynccontextmanager
+async def _signed_in(cloud: Cloud, email: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A session of the in-process app, signed in through the login form."""
+    app = cloud.client._transport.app  # type: ignore[attr-defined]
+    async with client_from(app, random_address()) as client:
+        page = await client.get("/dashboard/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+        form = {"email": email, "password": PASSWORD, "next": "/dashboard", "login_token": token}
+        answer = await client.post(
+            "/dashboard/login", data=form, headers={"Origin": "http://cloud"}
+        )
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+async def test_every_role_on_its_own_and_another_states_boards(cloud: Cloud, world: World) -> None:
+    """The boards page's routes by every role, on a board of its own state and one of another:
+    403 without the permission, 404 outside the scope, and nothing refused changes a row or
+    leaves an audit entry."""
+    a, c, s2 = world.boards["A"], world.boards["C"], world.states["S2"]
+    manage = {"SUPER_ADMIN", "STATE_ADMIN"}
+
+    def expected(role: str, *, other_state: bool, state_route: bool = False, ok: int) -> int:
+        if role not in (("SUPER_ADMIN",) if state_route else manage):
+            return 403
+        if other_state and role == "STATE_ADMIN":
+            return 404
+        return ok
+
+    before = await _db(
+        cloud, "SELECT * FROM boards WHERE id = ANY(%s) ORDER BY id", [a, c]
+    ) + await _db(cloud, "SELECT * FROM states WHERE id = %s", s2)
+    for role in ROLES:
+        async with cloud.pool.connection() as conn:
+            email = await add_actor(conn, world, role)
+        first_audit = (await _db(cloud, "SELECT coalesce(max(id), 0) AS n FROM audit_log"))[0]["n"]
+        async with _signed_in(cloud, email) as client:
+            csrf = client.cookies["gg_csrf"]
+            calls = [
+                ("GET", "/dashboard/boards", None, expected(role, other_state=False, ok=200)),
+                ("GET", f"/dashboard/boards/{a}", None, expected(role, other_state=False, ok=200)),
+                ("GET", f"/dashboard/boards/{c}", None, expected(role, other_state=True, ok=200)),
+                (  # a name too long: refused by the model, whoever may
+                    "POST",
+                    f"/dashboard/boards/{c}",
+                    {"name": "x" * 201, "time_zone": "UTC", "currency": "INR"},
+                    expected(role, other_state=True, ok=422),
+                ),
+                (  # board C holds consumers: refused, by scope or for what it holds
+                    "POST",
+                    f"/dashboard/boards/{c}/delete",
+                    {},
+                    expected(role, other_state=True, ok=409),
+                ),
+                (
+                    "POST",
+                    f"/dashboard/states/{s2}",
+                    {"name": ""},
+                    expected(role, other_state=True, state_route=True, ok=422),
+                ),
+                (
+                    "POST",
+                    "/dashboard/states",
+                    {"code": "x", "name": "Nowhere"},
+                    expected(role, other_state=False, state_route=True, ok=422),
+                ),
+            ]
+            for method, path, form, status in calls:
+                if method == "GET":
+                    answer = await client.get(path)
+                else:
+                    answer = await client.post(path, data={"csrf": csrf, **form})
+                assert answer.status_code == status, (role, method, path, answer.status_code)
+        after = await _db(
+            cloud, "SELECT * FROM boards WHERE id = ANY(%s) ORDER BY id", [a, c]
+        ) + await _db(cloud, "SELECT * FROM states WHERE id = %s", s2)
+        assert after == before, role
+        audited = await _db(
+            cloud,
+            "SELECT action, entity FROM audit_log WHERE id > %s AND entity IN ('board', 'state')",
+            first_audit,
+        )
+        assert audited == [], (role, audited)
