@@ -78,6 +78,7 @@ new_row = tuple.__new__
 STOP_GRACE_S = 10.0  # how long a stop waits for each part of the daemon to finish
 T = TypeVar("T")
 STALL_S = 120.0  # a bus or the writer silent this long means the daemon is stuck
+TRIM_EVERY_S = 300.0  # how often the heaps' free pages go back to the system (edge/malloc.py)
 # rows held in memory while the store cannot be written; past this, the oldest instantaneous
 # values go first (energy registers are kept: they are the bill)
 MAX_PENDING = 500_000
@@ -284,10 +285,13 @@ class Daemon:
         self._write_failure, self._dropped = None, 0
 
     async def _writer(self) -> None:
-        last_state = 0.0
+        last_state = last_trim = 0.0
         while True:
             await asyncio.sleep(self.config.store.commit_interval_s)
             await self._flush()
+            if time.monotonic() - last_trim > TRIM_EVERY_S:
+                last_trim = time.monotonic()
+                malloc.give_back_free_pages()  # the pages freed blocks left in the heaps
             if time.monotonic() - last_state > self.stats_save_s:
                 last_state = time.monotonic()
                 try:

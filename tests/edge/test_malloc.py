@@ -55,3 +55,47 @@ def test_a_large_block_is_mapped_however_many_came_before() -> None:
     assert mapped_blocks_for_the_next_batch("fixed") == 1
     # glibc's own behaviour, which the setting is there for: the block comes from the heap
     assert mapped_blocks_for_the_next_batch("default") == 0
+
+
+TRIM_PROBE = """
+import ctypes, sys
+from edge.malloc import give_back_free_pages
+
+def rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+# 32 MiB in 64 KiB blocks (below the mmap threshold: from the heap), every other one freed:
+# half the heap free, in holes a block wide, none at its top to shrink it by
+blocks = [libc.malloc(65536) for _ in range(512)]
+for block in blocks:
+    ctypes.memset(block, 1, 65536)
+for block in blocks[::2]:
+    libc.free(block)
+before = rss_kib()
+if sys.argv[1] == "trim":
+    assert give_back_free_pages()
+print(before - rss_kib())
+"""
+
+
+def given_back_kib(action: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENVIRONMENT}
+    done = subprocess.run(
+        [sys.executable, "-c", TRIM_PROBE, action],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return int(done.stdout)
+
+
+def test_the_free_pages_inside_a_heap_go_back_to_the_system() -> None:
+    # 16 MiB is free in holes of 64 KiB: trimmed, nearly all of it leaves the process
+    assert given_back_kib("trim") > 8 * 1024
+    # glibc's own behaviour, which the call is there for: the holes stay resident
+    assert given_back_kib("keep") < 1024
