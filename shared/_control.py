@@ -80,15 +80,15 @@ def backfill_range_problem(
     a meter has no profile for time to come."""
     if start is None or end is None:
         return "say the range to backfill: a start and an end"
-    if start >= end:
+    if start >= end:  # said in the zone the range was given in (a form's, the board's)
         return (
-            f"the range starts ({start:%Y-%m-%d %H:%M}Z) at or after its end"
-            f" ({end:%Y-%m-%d %H:%M}Z)"
+            f"the range starts ({start:%Y-%m-%d %H:%M %Z}) at or after its end"
+            f" ({end:%Y-%m-%d %H:%M %Z})"
         )
     if end - start > MAX_BACKFILL:
         return f"a backfill covers at most {MAX_BACKFILL.days} days; ask for several ranges"
     if now is not None and end > now + timedelta(minutes=1):
-        return f"the range ends in the future ({end:%Y-%m-%d %H:%M}Z): a meter has no profile yet"
+        return f"the range ends in the future ({end:%Y-%m-%d %H:%M %Z}): a meter has no profile yet"
     return None
 
 

@@ -158,8 +158,9 @@ async def queue(
         args = CommandArgs(
             quantities=quantities if kind == "read_now" else None,
             lines=(lines or 200) if kind == "upload_log" else None,
-            start=start if kind == "backfill" else None,
-            end=end if kind == "backfill" else None,
+            # on the wire in UTC, whatever zone the range was given in (a form's is the board's)
+            start=start.astimezone(UTC) if kind == "backfill" and start else None,
+            end=end.astimezone(UTC) if kind == "backfill" and end else None,
             max_drift_s=max_drift_s if kind == "set_clock" else None,
         ).model_dump(mode="json", exclude_none=True)
         now = datetime.now(UTC)

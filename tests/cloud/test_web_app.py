@@ -735,3 +735,33 @@ async def test_a_gateway_command_form_asks_only_what_the_command_needs(
         "meters dropping at night",
     )
     assert sent["args"] == {"lines": 50}, sent["args"]
+
+    # a fill's range is typed in the board's time (IST): a backward one is refused in IST, and
+    # one the right way round goes to the gateway in UTC
+    ist = ZoneInfo("Asia/Kolkata")
+    day = (datetime.now(ist) - timedelta(days=1)).date()
+
+    async def fill(start: str, end: str) -> None:
+        await visit.page.goto(f"{visit.base}/dashboard/gateways/{gateway}")
+        await form.locator("select[name=kind]").select_option("backfill")
+        await form.locator("select[name=meter_id]").select_option(index=1)
+        await form.locator("input[name=start]").fill(f"{day}T{start}")
+        await form.locator("input[name=end]").fill(f"{day}T{end}")
+        await form.locator("button[type=submit]").click()
+        await visit.page.wait_for_load_state("networkidle")
+
+    await fill("10:00", "08:00")
+    refused = await visit.page.inner_text("main .notice.bad")
+    assert refused == (
+        f"The range starts ({day} 10:00 IST) at or after its end ({day} 08:00 IST)"
+    ), refused
+    await fill("08:00", "10:00")
+    [sent] = await _db(
+        cloud,
+        "SELECT kind, args FROM gateway_commands WHERE gateway_id = %s ORDER BY id DESC LIMIT 1",
+        gateway,
+    )
+    assert sent["kind"] == "backfill"
+    start = datetime.combine(day, datetime.min.time().replace(hour=8), ist).astimezone(UTC)
+    assert datetime.fromisoformat(sent["args"]["start"]) == start, sent["args"]
+    assert datetime.fromisoformat(sent["args"]["end"]) == start + timedelta(hours=2)
