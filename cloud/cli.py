@@ -52,6 +52,14 @@ def _cloud(ctx: typer.Context) -> None:
         configure_logging("INFO", json_output=root.get("json_logs"), terminal_level="WARNING")
 
 
+def _refuse(message: str) -> typer.Exit:
+    """Say on stderr why the command stops, wrapped to the terminal (at most 80 columns), and
+    the exit to raise: 2."""
+    width = min(shutil.get_terminal_size().columns, 80)
+    typer.echo(textwrap.fill(f"gridgate cloud: {message}", width, subsequent_indent="  "), err=True)
+    return typer.Exit(2)
+
+
 def _settings(**changes: Any) -> CloudSettings:
     """The settings from the environment and the command line; a bad one stops the command with
     a message naming its variable."""
@@ -78,11 +86,9 @@ def _with_connection(work: Callable[[psycopg.AsyncConnection], Awaitable[T]]) ->
         with database_url(settings) as url:
             return asyncio.run(run(url))
     except CloudError as exc:
-        typer.echo(f"gridgate cloud: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _refuse(str(exc)) from None
     except psycopg.OperationalError as exc:
-        typer.echo(f"gridgate cloud: cannot reach the database: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _refuse(f"cannot reach the database: {exc}") from None
 
 
 @app.command("migrate")
@@ -142,8 +148,7 @@ def serve(
             # and the secrets in the data directory are made before any worker looks for them
             cloud = create_app(settings, url)
         except SmsConfigError as exc:
-            typer.echo(f"gridgate cloud: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise _refuse(str(exc)) from None
         if settings.workers == 1:
             uvicorn.run(cloud, **served)
             return

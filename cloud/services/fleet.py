@@ -6,6 +6,7 @@ first (`cloud.api.fleet`) and passes the caller as the actor.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,25 @@ from psycopg import AsyncConnection, errors
 
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
+
+STATE_CODE = re.compile(r"[A-Z]{2,3}")  # as the API's models and the tables' checks have them
+BOARD_CODE = re.compile(r"[A-Z0-9_-]{2,32}")
+
+
+def check_code(kind: str, code: str) -> None:
+    """A state's or a board's code as the tables take it, or a 422 saying what one looks like
+    (whoever asks: the API checks it first, the command line and the demo here)."""
+    pattern, looks = {
+        "state": (STATE_CODE, "2 or 3 capital letters, such as DL"),
+        "board": (
+            BOARD_CODE,
+            "2 to 32 capital letters, digits, dashes or underscores, such as BRPL",
+        ),
+    }[kind]
+    if not pattern.fullmatch(code):
+        raise InvalidInput(
+            f"{code[:40]!r} is not a {kind}'s code: {looks}", errors=[("code", code[:40])]
+        )
 
 
 async def state_id(conn: AsyncConnection, code: str) -> int:
@@ -37,6 +57,7 @@ async def board_by_code(conn: AsyncConnection, code: str) -> dict[str, Any]:
 async def create_state(
     conn: AsyncConnection, *, code: str, name: str, actor: str
 ) -> dict[str, Any]:
+    check_code("state", code)
     async with conn.transaction():
         try:
             cursor = await conn.execute(
@@ -62,6 +83,7 @@ async def create_board(
     capacity_kw: Decimal | None = None,
     actor: str,
 ) -> dict[str, Any]:
+    check_code("board", code)
     check_time_zone(time_zone)
     async with conn.transaction():
         state = {"id": await state_id(conn, state_code)}

@@ -36,3 +36,27 @@ def test_a_one_off_command_shows_its_answer_and_logs_only_when_asked(tmp_path: P
     assert re.match(r"\d\d:\d\d:\d\d IST embedded postgresql started", lines[0]), lines
     assert max(len(line) for line in lines) <= 80  # this test's long folder goes on below
     assert f"data_dir={tmp_path / 'postgres'}" in "".join(line.strip() for line in lines)
+
+
+def test_a_refusal_is_one_sentence_within_80_columns(tmp_path: Path) -> None:
+    """What a person typed wrong is said, not a traceback; long sentences wrap to the
+    terminal."""
+    state = cloud(tmp_path, "cloud", "admin", "create-state", "--code", "tn", "--name", "Tamil")
+    assert state.returncode == 2, state.stderr
+    assert state.stderr == (
+        "gridgate cloud: 'tn' is not a state's code: 2 or 3 capital letters, such as DL\n"
+    ), state.stderr
+    made = cloud(tmp_path, "cloud", "admin", "create-state", "--code", "TN", "--name", "Tamil")
+    assert made.returncode == 0, made.stderr
+    board = cloud(
+        tmp_path,
+        "cloud", "admin", "create-board", "--state", "TN", "--code", "tneb north", "--name", "N",
+    )  # fmt: skip
+    assert board.returncode == 2, board.stderr
+    said = " ".join(line.strip() for line in board.stderr.splitlines())
+    assert said == (
+        "gridgate cloud: 'tneb north' is not a board's code: 2 to 32 capital letters,"
+        " digits, dashes or underscores, such as BRPL"
+    ), board.stderr
+    assert max(len(line) for line in board.stderr.splitlines()) <= 80
+    assert "Traceback" not in state.stderr + board.stderr
