@@ -397,7 +397,7 @@ async def support_queries(
                    q.draft IS NOT NULL AND q.first_response_at IS NULL
                        AND q.auto_answered_at IS NULL AS draft_waiting,
                    c.name AS consumer_name, c.account_no, b.code AS board_code, b.time_zone,
-                   a.name AS assignee_name,
+                   coalesce(a.name, a.email) AS assignee_name,
                    (SELECT count(*) FROM support_messages m WHERE m.query_id = q.id) AS messages,
                    array_position(ARRAY['urgent', 'high', 'normal', 'low'], q.priority)
                        AS priority_rank

@@ -144,7 +144,8 @@ async def detail(conn: AsyncConnection, principal: Principal, query_id: int) -> 
     row = await _row(conn, query_id)
     cursor = await conn.execute(
         "SELECT c.name AS consumer_name, c.account_no, b.code AS board_code, b.time_zone,"
-        " a.name AS assignee_name FROM consumers c JOIN boards b ON b.id = c.board_id"
+        " coalesce(a.name, a.email) AS assignee_name"
+        " FROM consumers c JOIN boards b ON b.id = c.board_id"
         " LEFT JOIN users a ON a.id = %s WHERE c.id = %s",
         (row["assignee_id"], row["consumer_id"]),
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.services import support
+from cloud.access import Principal
+from cloud.services import listings, support
 from cloud.services.cloud_checks import run_checks
 from tests.cloud.conftest import Cloud, open_cloud
 from tests.cloud.world import PASSWORD, World, add_actor, build_world
@@ -564,6 +565,14 @@ async def test_whoever_answers_holds_the_query_and_the_desk_shows_them(cloud: Cl
             conn, {"board_id": world.boards["A"], "assignee_id": operator_id}
         )
     assert [u["id"] for u in held if u["id"] not in {b["id"] for b in before}] == [operator_id]
+    # the queue names who holds it, by e-mail when the account has no name
+    async with cloud.pool.connection() as conn:
+        queue = await listings.support_queries(
+            conn, Principal(operator_id, "SUPER_ADMIN", None, None, None), assignee_id=operator_id
+        )
+        [row] = [q for q in queue.rows if q["id"] == query["id"]]
+        cursor = await conn.execute("SELECT email FROM users WHERE id = %s", (operator_id,))
+        assert row["assignee_name"] == (await cursor.fetchone())["email"]
 
 
 @pytest.mark.parametrize(
