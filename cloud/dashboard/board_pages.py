@@ -59,6 +59,16 @@ _STATES = sql.SQL(
 )
 
 
+def _shown(board: dict[str, Any]) -> dict[str, Any]:
+    """A board's row with its capacity as it was typed: 125.5, not 125.500 nor 126."""
+    capacity = board["capacity_kw"]
+    if capacity is None:
+        return board
+    exact = capacity.normalize()
+    places = max(0, -exact.as_tuple().exponent)
+    return board | {"capacity_text": f"{exact:f}", "capacity_places": places}
+
+
 @functools.cache
 def time_zones() -> tuple[str, ...]:
     """The IANA zones a board may keep its tariffs in (Area/City names, no aliases)."""
@@ -71,13 +81,28 @@ async def _form(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     return {k: str(v)[:MAX_FIELD].strip() for k, v in form.items() if k in names}
 
 
-def _problem(request: Request, exc: ValidationError) -> str:
-    """The first thing wrong in a form, in words: the field's hint, or the model's message."""
-    error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else ""
+def _problem(
+    request: Request, exc: ValidationError, typed: dict[str, str], *, kind: str = "board"
+) -> str:
+    """Everything wrong in a form at once, in words: each field's hint (a state's code has its
+    own), or the model's message; and a time zone the model let by that is no zone."""
     t = words(request)
-    hint = t(f"boards.hint.{field}", "")
-    return hint or f"{field.replace('_', ' ')}: {error['msg']}"
+    fields: list[str] = []
+    said: list[str] = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in fields:
+            continue
+        fields.append(field)
+        hint = t(f"boards.hint.{kind}_{field}", "") or t(f"boards.hint.{field}", "")
+        said.append(hint or f"{field.replace('_', ' ')}: {error['msg']}")
+    zone = typed.get("time_zone")
+    if zone and "time_zone" not in fields:
+        try:
+            fleet.check_time_zone(zone)
+        except CloudError as zone_error:
+            said.append(str(zone_error)[:1].upper() + str(zone_error)[1:] + ".")
+    return " ".join(said)
 
 
 def _manager(principal: Principal, request: Request) -> Response | None:
@@ -88,7 +113,8 @@ def _manager(principal: Principal, request: Request) -> Response | None:
 
 async def _listing(conn, principal: Principal) -> tuple[list[dict], list[dict]]:
     where, params = scope_filter(principal, "board", "b")
-    boards = await (await conn.execute(_BOARDS.format(where), params)).fetchall()
+    found = await (await conn.execute(_BOARDS.format(where), params)).fetchall()
+    boards = [_shown(board) for board in found]
     where, params = scope_filter(principal, "state", "s")
     states = await (await conn.execute(_STATES.format(where), params)).fetchall()
     return states, boards
@@ -165,7 +191,7 @@ async def add_board(request: Request) -> Response:
                 actor=actor(principal),
             )
     except ValidationError as exc:
-        problem = _problem(request, exc)
+        problem = _problem(request, exc, typed)
         return await _page(request, principal, board_error=problem, typed=typed, status=422)
     except CloudError as exc:
         return await _page(
@@ -195,7 +221,7 @@ async def _board_view(
         cursor = await conn.execute(
             _BOARDS.format(sql.SQL("{} AND b.id = %s").format(where)), [*params, board_id]
         )
-        board = await cursor.fetchone()
+        board = _shown(await cursor.fetchone())
     holds = board["consumers"] + board["meters"] + board["gateways"] + board["staff"]
     return render(
         request,
@@ -240,7 +266,7 @@ async def change_board(request: Request, board_id: int) -> Response:
         async with request.app.state.pool.connection() as conn:
             board = await update_row(conn, principal, BOARDS, board_id, changes)
     except ValidationError as exc:
-        problem = _problem(request, exc)
+        problem = _problem(request, exc, typed)
         return await _board_view(
             request, principal, board_id, error=problem, typed=typed, status=422
         )
@@ -305,7 +331,7 @@ async def add_state(request: Request) -> Response:
                 conn, code=body.code, name=body.name, actor=actor(principal)
             )
     except ValidationError as exc:
-        problem = _problem(request, exc)
+        problem = _problem(request, exc, typed, kind="state")
         return await _page(request, principal, state_error=problem, typed=typed, status=422)
     except CloudError as exc:
         return await _page(
@@ -330,7 +356,9 @@ async def rename_state(request: Request, state_id: int) -> Response:
         async with request.app.state.pool.connection() as conn:
             state = await update_row(conn, principal, STATES, state_id, body.model_dump())
     except ValidationError as exc:
-        return await _page(request, principal, problem=_problem(request, exc), status=422)
+        return await _page(
+            request, principal, problem=_problem(request, exc, typed, kind="state"), status=422
+        )
     except CloudError as exc:
         return await _page(request, principal, problem=str(exc), status=exc.status_code)
     return RedirectResponse(

@@ -108,5 +108,6 @@ def check_time_zone(name: str) -> None:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise InvalidInput(
-            f"{name!r} is not an IANA time zone (e.g. Asia/Kolkata)", errors=[("time_zone", name)]
+            f"{name!r} is not a time zone (one is written like Asia/Kolkata)",
+            errors=[("time_zone", name)],
         ) from exc

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -101,8 +102,7 @@ async def test_a_super_admin_runs_states_and_boards(
     await _submit(visit, "#state-form")
     _refused(visit, 422)
     assert await page.inner_text("#state-error") == (
-        "A code is 2 to 32 capital letters, digits, dashes or underscores (a state's: 2 or 3"
-        " capital letters)."
+        "A state's code is 2 or 3 capital letters, such as DL."
     )
     assert await page.input_value("#state-form input[name=name]") == "Ladakh"
     assert not await _db(cloud, "SELECT 1 FROM states WHERE name = 'Ladakh'")
@@ -113,22 +113,31 @@ async def test_a_super_admin_runs_states_and_boards(
     assert state["name"] == "Ladakh"
     assert await _audited(cloud, "state", state["id"]) == ["create"]
 
-    # a board in it: a zone that does not exist is refused with the reason, all typed kept
+    # a board in it: a code and a zone that are wrong are both named at once, all typed kept;
+    # then the zone alone
     board_code = f"LD-{uuid.uuid4().hex[:6].upper()}"
     await page.click("#add-board summary")
     await page.select_option("#board-form select[name=state_id]", str(state["id"]))
-    await page.fill("#board-form input[name=code]", board_code)
+    await page.fill("#board-form input[name=code]", board_code.lower())
     await page.fill("#board-form input[name=name]", "Ladakh Power Development")
     await page.fill("#board-form input[name=time_zone]", "Asia/Leh")
-    await page.fill("#board-form input[name=capacity_kw]", "45000")
+    await page.fill("#board-form input[name=capacity_kw]", "125.5")
+    await page.evaluate("document.querySelector('#board-form').noValidate = true")
     await _submit(visit, "#board-form")
     _refused(visit, 422)
     assert await page.inner_text("#board-error") == (
-        "'Asia/Leh' is not an IANA time zone (e.g. Asia/Kolkata)"
+        "A board's code is 2 to 32 capital letters, digits, dashes or underscores, such as"
+        " DL-NORTH. 'Asia/Leh' is not a time zone (one is written like Asia/Kolkata)."
+    )
+    await page.fill("#board-form input[name=code]", board_code)
+    await _submit(visit, "#board-form")
+    _refused(visit, 422)
+    assert await page.inner_text("#board-error") == (
+        "'Asia/Leh' is not a time zone (one is written like Asia/Kolkata)"
     )
     assert await page.input_value("#board-form input[name=code]") == board_code
     assert await page.input_value("#board-form select[name=state_id]") == str(state["id"])
-    assert await page.input_value("#board-form input[name=capacity_kw]") == "45000"
+    assert await page.input_value("#board-form input[name=capacity_kw]") == "125.5"
     assert not await _db(cloud, "SELECT 1 FROM boards WHERE code = %s", board_code)
     await _shot(visit, "super-refused", full=False)
     await page.fill("#board-form input[name=time_zone]", "Asia/Kolkata")
@@ -142,16 +151,17 @@ async def test_a_super_admin_runs_states_and_boards(
         "Asia/Kolkata",
         "INR",
     )
-    assert board["capacity_kw"] == 45000
+    assert board["capacity_kw"] == Decimal("125.5")
     row = await page.inner_text(f"#board-{board['id']}")
     assert f"{board_code} — Ladakh Power Development" in row
-    assert "Asia/Kolkata · INR · 45,000 kW" in row
+    assert "Asia/Kolkata · INR · 125.5 kW" in row  # as typed: not 126 kW, nor 125.500
     state_row = page.locator(f"#state-{state['id']}")
     assert "Has boards or admins" in await state_row.inner_text()
 
     # changed: a new name, zone and no capacity
     await page.click(f"#board-{board['id']} a[href='/dashboard/boards/{board['id']}']")
     await page.wait_for_load_state("networkidle")
+    assert await page.input_value("#board-form input[name=capacity_kw]") == "125.5"
     assert "Holds 0 consumers, 0 meters, 0 gateways and 0 staff accounts" in await page.inner_text(
         "main"
     )
