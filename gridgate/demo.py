@@ -687,7 +687,7 @@ async def run(
     duration_s: float | None,
     port: int | None,
 ) -> None:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, highlight=False)
     (data_dir / "edge").mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     mail_dir = data_dir / "mail"
@@ -728,7 +728,7 @@ async def _run(
     offline_for_min: float,
     duration_s: float | None,
 ) -> None:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, highlight=False)
     with database_url(settings) as url, embedded_broker_thread() as mqtt_port:
         await _seed(url)
         app = create_app(settings, url)
@@ -853,7 +853,11 @@ async def _run(
             started = time.monotonic()
             # The live line's console wraps what it prints itself (no soft wrap), so Live knows
             # how many lines it drew and redraws them all; the line is made to fit the width.
-            live = Live(console=Console(), refresh_per_second=2) if console.is_terminal else None
+            live = (
+                Live(console=Console(highlight=False), refresh_per_second=2)
+                if console.is_terminal
+                else None
+            )
             last_line = 0.0
             with live or contextlib.nullcontext():
                 while not stop.is_set() and not running.done():

@@ -267,6 +267,8 @@ async def test_the_portal_shows_the_days_at_desktop_and_phone_sizes(
             page = visit.page
             source = await page.inner_text("#generation-source")
             assert "Rooftop solar, 3.2 kWp" in source, source
+            # the daily chart is of the import, and says so beside the netted bill
+            assert "Energy taken from the grid per day" in await page.inner_text("main")
             assert "1 Apr 2025" in source, source
             intro = await page.inner_text("#energy-balance + p")
             assert "Asia/Kolkata" in intro, intro
