@@ -613,6 +613,9 @@ phases = 1
     return path
 
 
+LOG_WIDTH = 80  # the counts' line when the output is not a terminal: a log a person reads
+
+
 @dataclass(frozen=True)
 class DemoCounts:
     """What the demo's live line tells: readings taken and synced, the cloud's count, the
@@ -868,7 +871,7 @@ async def _run(
                         if live is not None:
                             live.update(describe_counts(counts, live.console.width))
                         elif time.monotonic() - last_line >= 10:  # a log, not a live line
-                            console.print(describe_counts(counts))
+                            console.print(describe_counts(counts, LOG_WIDTH))
                             last_line = time.monotonic()
                     _remember_clock(data_dir, clock)
                     with contextlib.suppress(TimeoutError):
@@ -883,6 +886,8 @@ async def _run(
             await asyncio.wait_for(running, 20)
             _remember_clock(data_dir, clock)
             final = await _counts(url, daemon, cable)
-            console.print(describe_counts(final, console.width if console.is_terminal else None))
+            console.print(
+                describe_counts(final, console.width if console.is_terminal else LOG_WIDTH)
+            )
         server.should_exit = True
         await serving
