@@ -347,7 +347,8 @@ async def test_every_role_on_its_own_and_another_states_boards(cloud: Cloud, wor
     """The boards page's routes by every role, on a board of its own state and one of another:
     403 without the permission, 404 outside the scope, and nothing refused changes a row or
     leaves an audit entry."""
-    a, c, s2 = world.boards["A"], world.boards["C"], world.states["S2"]
+    a, c = world.boards["A"], world.boards["C"]
+    s1, s2 = world.states["S1"], world.states["S2"]
     manage = {"SUPER_ADMIN", "STATE_ADMIN"}
 
     def expected(role: str, *, other_state: bool, state_route: bool = False, ok: int) -> int:
@@ -359,7 +360,7 @@ async def test_every_role_on_its_own_and_another_states_boards(cloud: Cloud, wor
 
     before = await _db(
         cloud, "SELECT * FROM boards WHERE id = ANY(%s) ORDER BY id", [a, c]
-    ) + await _db(cloud, "SELECT * FROM states WHERE id = %s", s2)
+    ) + await _db(cloud, "SELECT * FROM states WHERE id = ANY(%s) ORDER BY id", [s1, s2])
     for role in ROLES:
         async with cloud.pool.connection() as conn:
             email = await add_actor(conn, world, role)
@@ -394,6 +395,44 @@ async def test_every_role_on_its_own_and_another_states_boards(cloud: Cloud, wor
                     {"code": "x", "name": "Nowhere"},
                     expected(role, other_state=False, state_route=True, ok=422),
                 ),
+                (  # its own state's board: a name too long is refused by the model
+                    "POST",
+                    f"/dashboard/boards/{a}",
+                    {"name": "x" * 201, "time_zone": "UTC", "currency": "INR"},
+                    expected(role, other_state=False, ok=422),
+                ),
+                (  # board A holds consumers
+                    "POST",
+                    f"/dashboard/boards/{a}/delete",
+                    {},
+                    expected(role, other_state=False, ok=409),
+                ),
+                (  # a board in its own state, and one in another: a bad code either way,
+                    # another state not offered to a state admin at all
+                    "POST",
+                    "/dashboard/boards",
+                    {"state_id": str(s1), "code": "x", "name": "N", "time_zone": "UTC"},
+                    expected(role, other_state=False, ok=422),
+                ),
+                (  # the form's answer to a state not in its list is 422 ("choose a state
+                    # from the list"), as for any wrong field: nothing says the state exists
+                    "POST",
+                    "/dashboard/boards",
+                    {"state_id": str(s2), "code": "x", "name": "N", "time_zone": "UTC"},
+                    expected(role, other_state=False, ok=422),
+                ),
+                (  # S2 holds boards
+                    "POST",
+                    f"/dashboard/states/{s2}/delete",
+                    {},
+                    expected(role, other_state=True, state_route=True, ok=409),
+                ),
+                (
+                    "POST",
+                    f"/dashboard/states/{s1}/delete",
+                    {},
+                    expected(role, other_state=False, state_route=True, ok=409),
+                ),
             ]
             for method, path, form, status in calls:
                 if method == "GET":
@@ -403,7 +442,7 @@ async def test_every_role_on_its_own_and_another_states_boards(cloud: Cloud, wor
                 assert answer.status_code == status, (role, method, path, answer.status_code)
         after = await _db(
             cloud, "SELECT * FROM boards WHERE id = ANY(%s) ORDER BY id", [a, c]
-        ) + await _db(cloud, "SELECT * FROM states WHERE id = %s", s2)
+        ) + await _db(cloud, "SELECT * FROM states WHERE id = ANY(%s) ORDER BY id", [s1, s2])
         assert after == before, role
         audited = await _db(
             cloud,
