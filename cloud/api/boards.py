@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..access import Permission, Principal
 from ..access.ids import BoardId, StateId
 from ..services import fleet, readings, retention
-from ..services.scoped import BOARDS, STATES, actor, delete_row, get_row, update_row
+from ..services.scoped import BOARDS, STATES, actor, delete_row, update_row
 from .deps import PoolDep, ReadPoolDep, require
 from .paging import Limit, Offset, Order, Page, one, page
 from .scoped_route import ScopedRoute
@@ -131,18 +131,7 @@ async def create_board(
     body: BoardCreate, pool: PoolDep, principal: Principal = require(Permission.BOARD_MANAGE)
 ) -> dict:
     async with pool.connection() as conn:
-        state = await get_row(conn, principal, STATES, body.state_id)  # 404 outside scope
-        board = await fleet.create_board(
-            conn,
-            state_code=state["code"],
-            code=body.code,
-            name=body.name,
-            time_zone=body.time_zone,
-            currency=body.currency,
-            capacity_kw=body.capacity_kw,
-            actor=actor(principal),
-        )
-        return await get_row(conn, principal, BOARDS, board["id"])
+        return await fleet.add_board(conn, principal, **body.model_dump())  # 404 outside scope
 
 
 @router.patch("/boards/{board_id}")

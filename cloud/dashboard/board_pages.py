@@ -174,22 +174,11 @@ async def add_board(request: Request) -> Response:
     try:
         body = BoardCreate.model_validate(fields)
         async with request.app.state.pool.connection() as conn:
-            try:
-                state = await get_row(conn, principal, STATES, body.state_id)
-            except NotFound:
-                return await _page(
-                    request, principal, board_error=t("hint.state_id"), typed=typed, status=422
-                )
-            board = await fleet.create_board(
-                conn,
-                state_code=state["code"],
-                code=body.code,
-                name=body.name,
-                time_zone=body.time_zone,
-                currency=body.currency,
-                capacity_kw=body.capacity_kw,
-                actor=actor(principal),
-            )
+            board = await fleet.add_board(conn, principal, **body.model_dump())
+    except NotFound:  # a state outside the scope is not one of the form's
+        return await _page(
+            request, principal, board_error=t("hint.state_id"), typed=typed, status=422
+        )
     except ValidationError as exc:
         problem = _problem(request, exc, typed)
         return await _page(request, principal, board_error=problem, typed=typed, status=422)

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection, errors
 
+from ..access import Principal
 from ..errors import Conflict, InvalidInput, NotFound
 from . import audit
+from .scoped import BOARDS, STATES, actor, get_row
 
 STATE_CODE = re.compile(r"[A-Z]{2,3}")  # as the API's models and the tables' checks have them
 BOARD_CODE = re.compile(r"[A-Z0-9_-]{2,32}")
@@ -100,6 +102,33 @@ async def create_board(
             conn, actor=actor, action="create", entity="board", entity_id=board["id"], after=board
         )
     return board
+
+
+async def add_board(
+    conn: AsyncConnection,
+    principal: Principal,
+    *,
+    state_id: int,
+    code: str,
+    name: str,
+    time_zone: str,
+    currency: str,
+    capacity_kw: Decimal | None,
+) -> dict[str, Any]:
+    """A board in a state of the caller's scope (NotFound outside it), as the caller sees it:
+    what the API's `POST /boards` and the boards page both do."""
+    state = await get_row(conn, principal, STATES, state_id)
+    board = await create_board(
+        conn,
+        state_code=state["code"],
+        code=code,
+        name=name,
+        time_zone=time_zone,
+        currency=currency,
+        capacity_kw=capacity_kw,
+        actor=actor(principal),
+    )
+    return await get_row(conn, principal, BOARDS, board["id"])
 
 
 def check_time_zone(name: str) -> None:
