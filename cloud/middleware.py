@@ -9,7 +9,10 @@ files, error pages, redirects and the server-sent-events stream alike.
   X-Frame-Options, X-Content-Type-Options, Referrer-Policy, Cross-Origin-Opener-Policy and
   Permissions-Policy; Strict-Transport-Security when the request came over https. The API
   reference (/redoc) also needs inline styles and a worker; SVG images need their inline styles
-  and nothing else.
+  and nothing else. Every answer but the app's own files (scripts, styles, icons, the API
+  reference's assets) is `Cache-Control: no-store`, unless its route chose otherwise: pages,
+  JSON, bills and exports hold someone's data, and a browser keeps none of it, so Back after
+  signing out (or after a form was sent) asks the server again rather than showing a copy.
 - **Bodies.** A request that declares a longer body than its route's bound is answered 413 before
   any of it is read; one that streams more is cut off at the bound with the same answer. Ingest
   has its own, larger bound (`shared.MAX_BODY_BYTES`), and so has a software release's wheel
@@ -52,6 +55,7 @@ HSTS = b"max-age=31536000; includeSubDomains"
 INGEST_PREFIX = "/api/v1/ingest/"
 WHEEL_UPLOAD_PATH = "/api/v1/software/wheels"
 DASHBOARD_WHEEL_PATH = "/dashboard/software/wheels"  # the same wheel as a multipart form's file
+CACHEABLE_PREFIXES = ("/dashboard/static/", "/docs/assets/")  # the app's own files, no one's data
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 MULTIPART_MARGIN_BYTES = 64 * 1024  # the form's boundaries, headers, CSRF token and notes
 
@@ -75,6 +79,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         secure = scope.get("scheme") == "https"
+        cacheable = scope["path"].startswith(CACHEABLE_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -89,6 +94,8 @@ class SecurityHeaders:
                 present = {k.lower() for k, _ in headers}
                 headers.append((b"content-security-policy", _policy(scope["path"], content_type)))
                 headers.extend((k, v) for k, v in _COMMON if k not in present)
+                if b"cache-control" not in present and not cacheable:
+                    headers.append((b"cache-control", b"no-store"))
                 if secure:
                     headers.append((b"strict-transport-security", HSTS))
                 message["headers"] = headers

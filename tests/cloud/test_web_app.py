@@ -513,6 +513,27 @@ async def test_api_keys_are_made_shown_once_and_revoked_in_the_browser(
     assert not visit.errors, visit.errors
 
 
+async def test_back_after_signing_out_shows_the_sign_in_page_not_the_data(
+    cloud: Cloud, served: httpx.AsyncClient, world: World, browser
+) -> None:
+    """A shared computer: someone signs out and walks away; the next person presses Back. The
+    browser kept no copy of the page (no-store), so it asks again and is sent to sign in."""
+    async with cloud.pool.connection() as conn:
+        email = await add_actor(conn, world, "BOARD_ADMIN")
+    visit = await _visit(browser, served, "desktop")
+    await visit.sign_in(email)
+    await visit.open(f"/dashboard/consumers/{world.site('own').consumer.id}", "consumer-signed-in")
+    page = visit.page
+    assert "Consumer own" in await page.content()
+    await page.click("a[href='/dashboard/logout']")
+    await page.wait_for_url("**/dashboard/login**")
+    await page.go_back()
+    await page.wait_for_load_state("networkidle")
+    assert "/dashboard/login" in page.url, page.url
+    assert "Consumer own" not in await page.content()
+    assert await page.locator("input[name=password]").count() == 1
+
+
 # a checkbox's box and the first line of the words in its label, on the page
 BOX_AND_WORDS = """(selector) => {
   const input = document.querySelector(selector);
