@@ -1,7 +1,9 @@
 """The daemon's process keeps glibc from serving megabyte blocks out of its heaps once it has
 freed one (edge/malloc.py): each batch is built in such blocks, and pages of the heap stay with
 the process after the blocks are freed. Seen through glibc's own count of mapped blocks
-(mallinfo2), in a fresh process with and without the setting."""
+(mallinfo2), in a fresh process with and without the setting. Its free pages go back to the
+system when asked, and so do those of Python's objects once they come from glibc too
+(PYTHONMALLOC=malloc), which pymalloc's would not."""
 
 from __future__ import annotations
 
@@ -12,14 +14,19 @@ import sys
 
 import pytest
 
-from edge.malloc import is_glibc
+from edge.malloc import daemon_environment, is_glibc
 
 pytestmark = pytest.mark.skipif(
     not is_glibc() or not hasattr(ctypes.CDLL(None), "mallinfo2"),
     reason="glibc's allocator, 2.33 or later (mallinfo2)",
 )
 # what sets glibc's thresholds from outside, which the probe must not inherit
-MALLOC_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+MALLOC_ENVIRONMENT = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "GLIBC_TUNABLES",
+    "PYTHONMALLOC",
+)
 
 PROBE = """
 import ctypes, sys
@@ -99,3 +106,49 @@ def test_the_free_pages_inside_a_heap_go_back_to_the_system() -> None:
     assert given_back_kib("trim") > 8 * 1024
     # glibc's own behaviour, which the call is there for: the holes stay resident
     assert given_back_kib("keep") < 1024
+
+
+OBJECTS_PROBE = """
+from edge.malloc import give_back_free_pages
+
+def rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4
+
+# some 48 MB of small objects (a reading's floats, strings and tuples are such), of which one
+# in a thousand outlives the rest: every megabyte keeps a few, none is wholly free
+objects = [bytes(200) for _ in range(200_000)]
+kept = objects[::1000]
+del objects
+before = rss_kib()
+assert give_back_free_pages()
+print(before - rss_kib())
+"""
+
+
+def objects_given_back_kib(allocator: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENVIRONMENT}
+    done = subprocess.run(
+        [sys.executable, "-c", OBJECTS_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "PYTHONMALLOC": allocator},
+    )
+    return int(done.stdout)
+
+
+def test_the_pages_of_freed_python_objects_go_back_when_glibc_serves_them() -> None:
+    # the daemon's allocator: all but the pages around the survivors leave the process
+    assert objects_given_back_kib("malloc") > 24 * 1024
+    # pymalloc's (Python's default), which the daemon leaves for that: its arenas stay resident
+    assert objects_given_back_kib("pymalloc") < 4 * 1024
+
+
+def test_the_daemon_runs_on_glibcs_allocator_unless_told_otherwise() -> None:
+    assert daemon_environment({"PATH": "/usr/bin"}) == {
+        "PATH": "/usr/bin",
+        "PYTHONMALLOC": "malloc",
+    }
+    assert daemon_environment({"PYTHONMALLOC": "malloc"}) is None  # already so: no second run
+    assert daemon_environment({"PYTHONMALLOC": "debug"}) is None  # someone's own choice
