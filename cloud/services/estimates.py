@@ -11,7 +11,7 @@ and offsets the projected import with the units its bank holds, as its bill will
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from psycopg import AsyncConnection
 
 from ..access import Principal
 from ..billing.consumption import Consumption, consumption
-from ..billing.engine import NetInput, compute_bill, local_midnight
+from ..billing.engine import NetInput, TariffVersion, compute_bill, local_midnight
 from ..billing.tariff import Line
 from ..errors import InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
@@ -77,7 +77,7 @@ async def estimate(
     cycle_days = Decimal((cycle_end - cycle_start).days)
     projected = so_far.units / elapsed_days * cycle_days if elapsed_days > 0 else Decimal(0)
     net = None
-    if consumer["generation_since"] is not None and versions[-1].spec.net_metering is not None:
+    if nets_export(consumer, versions, cycle_end):
         exported = await cycle_reads.spans_so_far(conn, consumer_id, "2.8.0", start, now)
         export_so_far = consumption(exported, tz).units if exported else Decimal(0)
         export = export_so_far / elapsed_days * cycle_days if elapsed_days > 0 else Decimal(0)
@@ -106,3 +106,11 @@ async def estimate(
         "currency": board["currency"],
         "lines": [round_line(line) for line in bill.lines],
     }
+
+
+def nets_export(consumer: dict[str, Any], versions: list[TariffVersion], end: date) -> bool:
+    """Whether a cycle's bill nets the consumer's export: a generation source connected
+    before the cycle ends, and net-metering terms in the version in force at its end (what
+    the billing run nets: `billing_runs`)."""
+    since = consumer["generation_since"]
+    return since is not None and since < end and versions[-1].spec.net_metering is not None

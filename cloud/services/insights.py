@@ -42,7 +42,7 @@ from ..billing.overrides import TariffOverride
 from ..errors import Conflict, InvalidInput
 from . import cycle_reads, tariff_overrides, tariffs
 from .billing_runs import banks, max_demand
-from .estimates import round_line
+from .estimates import nets_export, round_line
 from .preferences import household_consents
 from .scoped import CONSUMERS, get_row
 
@@ -181,7 +181,7 @@ async def _cycle(
         holidays=holidays,
     )
     export = None
-    if _net_metered(consumer, versions, end):
+    if nets_export(consumer, versions, end):
         export = await _export_of(conn, consumer_id, units, now, tz, holidays)
     return _Cycle(
         consumer,
@@ -198,13 +198,6 @@ async def _cycle(
         covered_from,
         export,
     )
-
-
-def _net_metered(consumer: dict[str, Any], versions: list[TariffVersion], end: date) -> bool:
-    """Whether the cycle's bill nets the consumer's export: a generation source connected
-    before the cycle ends, and net-metering terms in the version in force at its end."""
-    since = consumer["generation_since"]
-    return since is not None and since < end and versions[-1].spec.net_metering is not None
 
 
 async def _export_of(
@@ -376,7 +369,7 @@ async def _next_of(
     if (
         cycle.export is not None
         and net_now is not None
-        and _net_metered(cycle.consumer, versions, end)
+        and nets_export(cycle.consumer, versions, end)
     ):
         export_units = _export_next(cycle.export, cycle.tz, cycle.holidays, start, end)
         bank = Bank(net_now.banked_out_kwh, net_now.credit_out)

@@ -272,6 +272,29 @@ async def test_net_metering_through_the_year_to_the_paisa(cloud: Cloud, board: s
     )
     assert projected.status_code == 200, projected.text
     assert D(projected.json()["projected_total"]) == D("632.47"), projected.json()
+    assert "net_metering" in [line["code"] for line in projected.json()["lines"]]
+    # panels connected only after the cycle: that cycle's bill nets nothing, nor its estimate
+    async with cloud.pool.connection() as conn:
+        cursor = await conn.execute(
+            "UPDATE consumers SET generation_since = '2026-11-05' WHERE id = %s"
+            " RETURNING (SELECT generation_since FROM consumers WHERE id = %s) AS since",
+            (solar, solar),
+        )
+        since = (await cursor.fetchone())["since"]
+        await conn.commit()
+    unnetted = await cloud.client.get(
+        f"/api/v1/consumers/{solar}/estimate",
+        params={"as_of": datetime(2026, 10, 16, tzinfo=IST).isoformat()},
+        headers=admin,
+    )
+    assert unnetted.status_code == 200, unnetted.text
+    assert "net_metering" not in [line["code"] for line in unnetted.json()["lines"]]
+    assert D(unnetted.json()["projected_total"]) > D("632.47")
+    async with cloud.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE consumers SET generation_since = %s WHERE id = %s", (since, solar)
+        )
+        await conn.commit()
 
     # every month billed again, in any order: nothing changes, nothing is carried twice
     for month in (1, 2, 0, 3, 2):
