@@ -96,7 +96,8 @@ def main() -> None:
         from edge.malloc import daemon_environment
 
         environment = daemon_environment(os.environ)
-        if environment is not None and sys.executable:
+        typed = sys.orig_argv[len(sys.orig_argv) - len(args) :] == args  # not main() called
+        if environment is not None and sys.executable and typed:
             # the same interpreter and arguments, this process's id: no shell, nothing typed
             os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)  # noqa: S606
         _refuse(DAEMON_REFUSES)

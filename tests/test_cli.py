@@ -102,6 +102,44 @@ def test_a_log_level_that_does_not_exist_is_named_on_either_path(tmp_path) -> No
         assert "'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in done.stderr, args
 
 
+# a program run as `gridgate` is: its main() reads the arguments it was started with
+TYPED = """
+import os
+print("started with PYTHONMALLOC", os.environ.get("PYTHONMALLOC"), flush=True)
+from gridgate.cli import main
+main()
+"""
+# a program that calls main() with arguments of its own
+CALLED = TYPED.replace(
+    "from gridgate", 'sys.argv = ["gridgate", "edge", "run", "-c", "missing.toml"]\nfrom gridgate'
+).replace("import os", "import os, sys")
+
+
+def test_the_daemon_runs_itself_again_only_when_typed(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+    typed = subprocess.run(
+        [sys.executable, "-c", TYPED, "edge", "run", "--config", "missing.toml"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    # once as started, once again with glibc serving its objects (edge/malloc.py)
+    assert typed.stdout.splitlines() == [
+        "started with PYTHONMALLOC None",
+        "started with PYTHONMALLOC malloc",
+    ], typed.stderr[-2000:]
+    assert typed.returncode == 2  # and the missing configuration named, as ever
+    assert "missing.toml" in typed.stderr
+    called = subprocess.run(
+        [sys.executable, "-c", CALLED], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    # main() called with arguments of the program's own: that program is not run again
+    assert called.stdout.splitlines() == ["started with PYTHONMALLOC None"], called.stderr[-2000:]
+    assert called.returncode == 2
+    assert "missing.toml" in called.stderr
+
+
 def test_help_lists_every_group() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
