@@ -4,9 +4,11 @@ and the broadcasts sent before in the viewer's scope.
 
 Nothing goes out from the form itself: it answers with a review (the message as it will read,
 how many people it reaches and how many opted out), from which the person sends it or goes back
-to change it. The review hands out a key that its send carries: the same review sent twice (a
-double click, Back and Send again) tells nobody twice and shows the broadcast that went. A
-refused form shows the page again with what was wrong and everything the person typed."""
+to change it. The form carries a key from the page that showed it, through its review and
+changes, to the send: the same message sent twice (a double click; Back, where the browser asks
+to send the review's form again, since it keeps no copy of the page, and Send) tells nobody
+twice and shows the broadcast that went. A refused form shows the page again with what was
+wrong and everything the person typed."""
 
 from __future__ import annotations
 
@@ -65,9 +67,17 @@ async def _page(
         error=error,
         typed=typed or {},
         review=review,
+        # the key a new message's form carries to its send, or the one it came with
+        once=_key_of(typed or {}),
         # a review sent a second time: the broadcast that went the first time
         already=next((b for b in sent["items"] if b["id"] == already), None),
     )
+
+
+def _key_of(form: dict[str, str]) -> str:
+    """The key the form came with, when it is one the page hands out; else a new one."""
+    once = form.get("once", "")
+    return once if broadcasts.FORM_KEY.fullmatch(once) else broadcasts.new_form_key()
 
 
 @router.get("", response_class=HTMLResponse)
@@ -126,7 +136,7 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
     except CloudError as exc:
         return await _page(request, principal, error=str(exc), typed=form, status=exc.status_code)
     if step == "review":
-        reach["once"] = broadcasts.new_form_key()
+        reach["once"] = _key_of(form)
         return await _page(request, principal, typed=form, review=reach)
     return RedirectResponse(
         f"/dashboard/broadcasts?told={sent['recipients']}&skipped={sent['opted_out']}",

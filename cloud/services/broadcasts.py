@@ -35,7 +35,7 @@ MAX_BODY_CHARS = 2000
 MAX_CATEGORY_CHARS = 64
 MAX_PER_BOARD_PER_HOUR = 10
 WINDOW = timedelta(hours=1)
-FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what `new_form_key` hands a review
+FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what `new_form_key` hands a message's form
 LINK = "/dashboard/inbox"  # a page every recipient can open, whatever their role
 
 # a title is one line; a body may break lines and indent with tabs
@@ -243,7 +243,8 @@ def _all_opted_out(people: int) -> InvalidInput:
 
 
 def new_form_key() -> str:
-    """A key for one review of a broadcast, sent back with it (`send(form_key=...)`)."""
+    """A key for one message's form, carried through its review to its send
+    (`send(form_key=...)`)."""
     return secrets.token_urlsafe(24)
 
 
@@ -308,7 +309,7 @@ async def send(
     of the same key by the same person is refused with the first (`AlreadySent`)."""
     category, title, body = _checked(principal, audience, category, title, body)
     if form_key is not None and not FORM_KEY.fullmatch(form_key):
-        raise InvalidInput("the form's key is not one a review gave", errors=[("form_key", "")])
+        raise InvalidInput("the form's key is not one the page gave", errors=[("form_key", "")])
     await resolve_in_scope(conn, principal, {"board": [board_id]})
     async with conn.transaction():
         board = await _board(conn, board_id)

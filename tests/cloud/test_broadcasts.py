@@ -519,5 +519,5 @@ async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -
     assert [r["id"] for r in found] == [sent["id"]]
     other = await send(broadcasts.new_form_key())
     assert other["id"] != sent["id"]
-    with pytest.raises(InvalidInput, match=r"^the form's key is not one a review gave$"):
+    with pytest.raises(InvalidInput, match=r"^the form's key is not one the page gave$"):
         await send("short")

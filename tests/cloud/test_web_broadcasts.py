@@ -9,6 +9,7 @@ tests/artifacts/web (broadcast-*.png)."""
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import time
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.async_api import Error as PlaywrightError
 
 from cloud.app import create_app
 from cloud.services import auth
@@ -207,10 +209,16 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     assert await page.is_checked("#broadcast-form input[name=urgent]")
     assert await page.input_value("#broadcast-form select[name=category]") == "commercial"
     assert await page.input_value("#broadcast-form select[name=audience]") == "consumers"
-    await page.click("#broadcast-form button[type=submit]")
+    # the form sent for its review, as the browser sent it (what it sends again when asked)
+    async with page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/dashboard/broadcasts")
+    ) as reviewed:
+        await page.click("#broadcast-form button[type=submit]")
+    review_request = await reviewed.value
     await page.wait_for_load_state("networkidle")
     send = page.locator("#broadcast-confirm button[value=send]")
     assert await send.inner_text() == f"Send to {people}"
+    once = await page.input_value("#broadcast-confirm input[name=once]")
     await send.click()
     await page.wait_for_url(re.compile(r".*/dashboard/broadcasts\?told=\d+&skipped=0$"))
     async with pool.connection() as conn:
@@ -224,11 +232,23 @@ async def test_an_admin_broadcasts_and_the_desk_sees_how_it_went(
     assert sent["recipients"] == accounts
     assert await page.inner_text("#broadcast-sent") == f"Sent. People told: {accounts}."
 
-    # the browser's Back to the review and Send again tells nobody twice
-    await page.go_back()
-    await page.wait_for_load_state("networkidle")
-    await page.click("#broadcast-confirm button[value=send]")
-    await page.wait_for_url(re.compile(rf".*/dashboard/broadcasts\?already={sent['id']}$"))
+    # Back: the browser kept no copy of the review (no-store) and must ask before it sends
+    # its form again; said yes to, the same form comes back with the key of the first, and
+    # its Send tells nobody twice
+    with pytest.raises(PlaywrightError, match="ERR_CACHE_MISS"):
+        await page.go_back()
+    again = await page.request.post(
+        review_request.url,
+        data=review_request.post_data_buffer,
+        headers={"Content-Type": await review_request.header_value("content-type")},
+    )
+    assert again.ok, await again.text()
+    hidden = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', await again.text())
+    fields = {name: html.unescape(value) for name, value in hidden}
+    assert fields["once"] == once
+    resent = await page.request.post(review_request.url, form={**fields, "step": "send"})
+    assert resent.url.endswith(f"/dashboard/broadcasts?already={sent['id']}"), resent.url
+    await page.goto(resent.url)
     notice = await page.inner_text("#broadcast-already")
     assert notice.startswith("This broadcast went already, at "), notice
     assert notice.endswith(f" IST, to {people}, so nobody was told twice."), notice
