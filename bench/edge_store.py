@@ -23,6 +23,10 @@ Prints JSON lines:
 
 Every line says whose code ran ("code"): with --baseline CHECKOUT the same figures are measured
 first with that checkout's code (this script with PYTHONPATH at it), then with this tree's.
+It says the allocator too ("allocator"): the script runs itself again with the daemon's
+(PYTHONMALLOC=malloc, `edge.malloc.daemon_environment`), so the intake and store figures are
+the daemon's; `PYTHONMALLOC=pymalloc python bench/edge_store.py` measures all of them, the
+daemon's RSS too, with Python's default instead.
 
 Database: GRIDGATE_BENCH_DATABASE_URL's server, else an embedded PostgreSQL.
 Run: python bench/edge_store.py [--backlog 1000000] [--samples 300000] [--figures intake,rss]
@@ -51,6 +55,7 @@ from cloud_ingest import cloud_server, fresh_database, setup
 import edge
 from edge.config import load_config
 from edge.daemon import Daemon
+from edge.malloc import daemon_environment
 from edge.store import NewReading, Store
 from edge.sync import Syncer
 from firmware_sim.clock import SimClock
@@ -75,11 +80,12 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 
 
 CODE = os.environ.get("EDGE_STORE_BENCH_CODE", "this tree")  # whose code runs (--baseline)
+ALLOCATOR = os.environ.get("PYTHONMALLOC", "pymalloc")  # Python's objects: whose allocator
 
 
 def emit(figure: str, value: float, unit: str, **extra: object) -> None:
     line = {"bench": "edge_store", "figure": figure, "value": round(value, 2), "unit": unit}
-    print(json.dumps({**line, **extra, "code": CODE}), flush=True)
+    print(json.dumps({**line, **extra, "code": CODE, "allocator": ALLOCATOR}), flush=True)
 
 
 def readings(count: int, meters: int = 32) -> list[NewReading]:
@@ -446,6 +452,9 @@ if __name__ == "__main__":
         help="first run the same figures with the code of this checkout (git archive main)",
     )
     args = parser.parse_args()
+    environment = daemon_environment(os.environ)
+    if environment is not None:  # the daemon's allocator, for every figure (see the doc above)
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
     configure_logging("WARNING")  # stdout carries the JSON lines alone; warnings go to stderr
     if args.baseline is not None:
         run_baseline(args)
