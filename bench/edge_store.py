@@ -55,7 +55,6 @@ from cloud_ingest import cloud_server, fresh_database, setup
 import edge
 from edge.config import load_config
 from edge.daemon import Daemon
-from edge.malloc import daemon_environment
 from edge.store import NewReading, Store
 from edge.sync import Syncer
 from firmware_sim.clock import SimClock
@@ -74,13 +73,20 @@ try:
     from protocols.reader import MeterValue
 except ImportError:  # a checkout from before readers handed plain values on
     MeterValue = None
+try:
+    from edge.malloc import run_again_with_glibc_objects
+except ImportError:  # a checkout from before the daemon chose its allocator
+    run_again_with_glibc_objects = None
 
 CODE_ROOT = Path(edge.__file__).resolve().parents[1]  # whose code runs: the daemon's too
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=20)
 
 
 CODE = os.environ.get("EDGE_STORE_BENCH_CODE", "this tree")  # whose code runs (--baseline)
-ALLOCATOR = os.environ.get("PYTHONMALLOC", "pymalloc")  # Python's objects: whose allocator
+# Python's objects: whose allocator (-E and -I ignore PYTHONMALLOC)
+ALLOCATOR = (
+    "pymalloc" if sys.flags.ignore_environment else os.environ.get("PYTHONMALLOC", "pymalloc")
+)
 
 
 def emit(figure: str, value: float, unit: str, **extra: object) -> None:
@@ -452,9 +458,8 @@ if __name__ == "__main__":
         help="first run the same figures with the code of this checkout (git archive main)",
     )
     args = parser.parse_args()
-    environment = daemon_environment(os.environ)
-    if environment is not None:  # the daemon's allocator, for every figure (see the doc above)
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
+    if run_again_with_glibc_objects is not None:  # the daemon's allocator (the doc above)
+        run_again_with_glibc_objects(sys.argv[1:])
     configure_logging("WARNING")  # stdout carries the JSON lines alone; warnings go to stderr
     if args.baseline is not None:
         run_baseline(args)

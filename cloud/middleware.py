@@ -55,7 +55,8 @@ HSTS = b"max-age=31536000; includeSubDomains"
 INGEST_PREFIX = "/api/v1/ingest/"
 WHEEL_UPLOAD_PATH = "/api/v1/software/wheels"
 DASHBOARD_WHEEL_PATH = "/dashboard/software/wheels"  # the same wheel as a multipart form's file
-CACHEABLE_PREFIXES = ("/dashboard/static/", "/docs/assets/")  # the app's own files, no one's data
+# the app's own files, no one's data: the dashboard's, the API reference's and its start script
+CACHEABLE_PREFIXES = ("/dashboard/static/", "/docs/assets/", "/docs/local/")
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 MULTIPART_MARGIN_BYTES = 64 * 1024  # the form's boundaries, headers, CSRF token and notes
 

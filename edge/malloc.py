@@ -20,17 +20,18 @@ when every object in it is gone. A pool it has once used stays resident while it
 whatever malloc_trim is asked. With the arena count steady, a daemon's RSS still rose 0.1–0.3
 MB an hour for hours (`bench/edge_store.py --soak-minutes`), most of it in the arenas' resident
 pages, while what Python held stayed flat (tracemalloc) and so did SQLite's own memory. The
-daemon therefore runs with PYTHONMALLOC=malloc (`daemon_environment`; its command line runs
-itself again with it, once, before anything is loaded): Python's objects come from glibc's
-heaps too, whose free pages the writer gives back. It costs about 1 MB more at start and some
-8 % more CPU.
+daemon therefore runs with PYTHONMALLOC=malloc (`run_again_with_glibc_objects`: its typed
+command line runs itself again with it, once, before the daemon's modules are loaded):
+Python's objects come from glibc's heaps too, whose free pages the writer gives back. It costs
+about 1 MB more at start and some 8 % more CPU.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 
 M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
 MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value
@@ -63,8 +64,30 @@ def give_back_free_pages() -> bool:
 def daemon_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
     """The environment to run the daemon again in: `environ` with PYTHONMALLOC=malloc, so its
     Python objects come from glibc, whose free pages can be given back (see the module's
-    doc). None when the process already runs so, when whoever started it chose an allocator
-    of their own (PYTHONMALLOC set, e.g. for debugging), or where the C library is not glibc."""
-    if "PYTHONMALLOC" in environ or not is_glibc():
+    doc). None when it is set already (by the run before, or by whoever started the process,
+    e.g. for debugging), when Python would ignore it (-E, -I) or runs in its development mode
+    (-X dev, whose allocator checks it would drop), or where the C library is not glibc."""
+    if "PYTHONMALLOC" in environ or sys.flags.ignore_environment or sys.flags.dev_mode:
+        return None
+    if not is_glibc():
         return None
     return {**environ, "PYTHONMALLOC": "malloc"}
+
+
+def run_again_with_glibc_objects(args: Sequence[str]) -> None:
+    """Run this process again at once, under the same id (execve: systemd and signals see one
+    process), with `daemon_environment`. Only when its command line was typed (`args` end it,
+    not arguments a program handed its main()) and can be run again as typed (not a program
+    read from standard input, not a frozen executable). Returns when it does not, and when the
+    system refuses: the process goes on with Python's own allocator."""
+    environment = daemon_environment(os.environ)
+    argv = sys.orig_argv
+    typed = argv[len(argv) - len(args) :] == list(args)
+    if environment is None or not typed or not sys.executable or argv[1:2] == ["-"]:
+        return
+    if getattr(sys, "frozen", False):
+        return
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]], environment)  # noqa: S606
+    except OSError:
+        return

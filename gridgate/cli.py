@@ -9,8 +9,8 @@ runs for months on a Raspberry Pi, so its process goes further:
   without typer and click (`daemon_options`; ~2.5 MB). Any other spelling of the command line,
   and `--help`, goes through typer as usual, with its messages.
 - that process runs itself again, at once, with Python's objects served by glibc's allocator
-  (PYTHONMALLOC=malloc; `edge.malloc.daemon_environment` says why): the same process id, so
-  systemd and signals see one process.
+  (PYTHONMALLOC=malloc; `edge.malloc` says why and when: a typed command line, on glibc,
+  PYTHONMALLOC not set): the same process id, so systemd and signals see one process.
 - it refuses modules its libraries import whenever they are installed, for things
   the daemon never does (`DAEMON_REFUSES`): rich and pygments (structlog's pretty tracebacks
   and httpx's command line, ~5 MB; the daemon's `doctor` command loads httpx), greenlet
@@ -21,7 +21,6 @@ runs for months on a Raspberry Pi, so its process goes further:
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -93,13 +92,9 @@ def main() -> None:
         if problem:
             print(f"gridgate: invalid value for --log-level: {problem}", file=sys.stderr)
             sys.exit(2)
-        from edge.malloc import daemon_environment
+        from edge.malloc import run_again_with_glibc_objects
 
-        environment = daemon_environment(os.environ)
-        typed = sys.orig_argv[len(sys.orig_argv) - len(args) :] == args  # not main() called
-        if environment is not None and sys.executable and typed:
-            # the same interpreter and arguments, this process's id: no shell, nothing typed
-            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)  # noqa: S606
+        run_again_with_glibc_objects(args)
         _refuse(DAEMON_REFUSES)
         from edge.daemon import run_from_file
         from shared import configure_logging

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from edge.malloc import is_glibc
 from gridgate.cli import DaemonOptions, daemon_options
 from gridgate.commands import mount
 
@@ -115,6 +116,7 @@ CALLED = TYPED.replace(
 ).replace("import os", "import os, sys")
 
 
+@pytest.mark.skipif(not is_glibc(), reason="the daemon chooses glibc's allocator on glibc only")
 def test_the_daemon_runs_itself_again_only_when_typed(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
     typed = subprocess.run(

@@ -97,7 +97,7 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
         return await _page(request, principal, error=t("form.expired"), typed=form, status=403)
     step = form.get("step") if form.get("step") in STEPS else "review"
     if step == "send" and not form.get("once"):
-        step = "review"  # a send comes from a review, with the key it handed out
+        step = "review"  # a send carries the key its form's page handed out
     if step == "edit":
         return await _page(request, principal, typed=form)
     board_id = int_or_none(form.get("board_id"))
@@ -136,7 +136,6 @@ async def send(request: Request, principal: Principal = Depends(viewer)) -> Resp
     except CloudError as exc:
         return await _page(request, principal, error=str(exc), typed=form, status=exc.status_code)
     if step == "review":
-        reach["once"] = _key_of(form)
         return await _page(request, principal, typed=form, review=reach)
     return RedirectResponse(
         f"/dashboard/broadcasts?told={sent['recipients']}&skipped={sent['opted_out']}",

@@ -36,6 +36,7 @@ MAX_CATEGORY_CHARS = 64
 MAX_PER_BOARD_PER_HOUR = 10
 WINDOW = timedelta(hours=1)
 FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what `new_form_key` hands a message's form
+MESSAGE = ("board_id", "audience", "category", "title", "body", "urgent")  # one form's message
 LINK = "/dashboard/inbox"  # a page every recipient can open, whatever their role
 
 # a title is one line; a body may break lines and indent with tabs
@@ -44,8 +45,8 @@ _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class AlreadySent(Conflict):
-    """The review this send came from was sent already; `broadcast` is that one, as `recent`
-    lists it."""
+    """The same message from the same form was sent already; `broadcast` is that one, as
+    `recent` lists it."""
 
     def __init__(self, broadcast: dict[str, Any]) -> None:
         self.broadcast = broadcast
@@ -305,8 +306,10 @@ async def send(
 ) -> dict[str, Any]:
     """Broadcast to the board's `audience` (consumers only of `category`, when given); the
     broadcast as `recent` lists it, with `opted_out`: how many of those it would have reached
-    chose not to hear announcements. With `form_key` (what a review handed out), a second send
-    of the same key by the same person is refused with the first (`AlreadySent`)."""
+    chose not to hear announcements. With `form_key` (what the form's page handed out), the
+    same message sent again with it by the same person is refused with the first
+    (`AlreadySent`); a different message from that form (changed after a resent review) is a
+    broadcast of its own, under a key of its own."""
     category, title, body = _checked(principal, audience, category, title, body)
     if form_key is not None and not FORM_KEY.fullmatch(form_key):
         raise InvalidInput("the form's key is not one the page gave", errors=[("form_key", "")])
@@ -314,15 +317,28 @@ async def send(
     async with conn.transaction():
         board = await _board(conn, board_id)
         if form_key is not None:
+            # one send of a key at a time, whatever the board (its unique index is per sender)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('broadcast key ' || %s || ' ' || %s,"
+                " 0))",
+                (principal.user_id, form_key),
+            )
             await _lock(conn, board)
             cursor = await conn.execute(
-                "SELECT x.id FROM broadcasts x WHERE x.sent_by = %s AND x.form_key = %s",
+                "SELECT x.id, x.board_id, x.audience, x.category, x.title, x.body, x.urgent"
+                " FROM broadcasts x WHERE x.sent_by = %s AND x.form_key = %s",
                 (principal.user_id, form_key),
             )
             if first := await cursor.fetchone():
-                [row] = await _rows(conn, sql.SQL("x.id = %s"), [first["id"]], limit=1, offset=0)
-                row.pop("_total")
-                raise AlreadySent(row)
+                message = (board_id, audience, category, title, body, urgent)
+                if tuple(first[k] for k in MESSAGE) != message:
+                    form_key = new_form_key()
+                else:
+                    [row] = await _rows(
+                        conn, sql.SQL("x.id = %s"), [first["id"]], limit=1, offset=0
+                    )
+                    row.pop("_total")
+                    raise AlreadySent(row)
         consumers, staff = await _recipients(conn, board, audience, category)
         users = sorted(set(consumers) | set(staff))
         cursor = await conn.execute(

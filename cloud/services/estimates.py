@@ -110,7 +110,8 @@ async def estimate(
 
 def nets_export(consumer: dict[str, Any], versions: list[TariffVersion], end: date) -> bool:
     """Whether a cycle's bill nets the consumer's export: a generation source connected
-    before the cycle ends, and net-metering terms in the version in force at its end (what
-    the billing run nets: `billing_runs`)."""
+    before the cycle ends (the billing run's rule: `billing_runs`), and net-metering terms in
+    the version in force at its end (without them the run refuses the bill; an estimate or a
+    forecast leaves the export out)."""
     since = consumer["generation_since"]
     return since is not None and since < end and versions[-1].spec.net_metering is not None

@@ -484,8 +484,9 @@ async def test_staff_see_what_became_of_each_channel(
 
 
 async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -> None:
-    """The web page's double click: two sends of one review's key race; one broadcast goes, the
-    other finds it and tells nobody. Another review's key is another broadcast."""
+    """The web page's double click: two sends of one form's key race; one broadcast goes, the
+    other finds it and tells nobody. Another form's key is another broadcast, and so is another
+    message from the same form."""
     async with cloud.pool.connection() as conn:
         world = await build_world(conn)
         await add_actor(conn, world, "BOARD_ADMIN")
@@ -494,7 +495,7 @@ async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -
     )
     key = broadcasts.new_form_key()
 
-    async def send(form_key: str) -> dict[str, Any]:
+    async def send(form_key: str, title: str = "Meter reading visits next week") -> dict[str, Any]:
         async with cloud.pool.connection() as conn:
             return await broadcasts.send(
                 conn,
@@ -502,7 +503,7 @@ async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -
                 board_id=world.boards["A"],
                 audience="everyone",
                 category=None,
-                title="Meter reading visits next week",
+                title=title,
                 body="Readers visit from Monday.",
                 urgent=False,
                 base_url="https://portal.example.in",
@@ -519,5 +520,13 @@ async def test_one_review_sent_twice_at_once_tells_everyone_once(cloud: Cloud) -
     assert [r["id"] for r in found] == [sent["id"]]
     other = await send(broadcasts.new_form_key())
     assert other["id"] != sent["id"]
+    # the form sent again and changed before its Send: a message of its own, which goes
+    changed = await send(key, title="Meter reading visits moved to Tuesday")
+    assert changed["id"] not in (sent["id"], other["id"])
+    assert changed["recipients"] == sent["recipients"]
+    # the first message from that form once more: still the first, nobody told twice
+    with pytest.raises(broadcasts.AlreadySent) as repeated:
+        await send(key)
+    assert repeated.value.broadcast["id"] == sent["id"]
     with pytest.raises(InvalidInput, match=r"^the form's key is not one the page gave$"):
         await send("short")

@@ -65,6 +65,7 @@ async def test_every_kind_of_response_carries_the_headers(cloud: Cloud, board: s
         "static file": cloud.client.get("/dashboard/static/app.js"),
         "docs page": cloud.client.get("/docs"),
         "docs asset": cloud.client.get("/docs/assets/swagger-ui.css"),
+        "docs script": cloud.client.get("/docs/local/swagger-init.js"),
         "OpenAPI": cloud.client.get("/openapi.json"),
         "health": cloud.client.get("/health"),
         "too large": cloud.client.post("/api/v1/auth/login", content=b"x" * (2 * 1024 * 1024)),
@@ -73,7 +74,7 @@ async def test_every_kind_of_response_carries_the_headers(cloud: Cloud, board: s
         response = await call
         _check_headers(response, what)
         # someone's data is never kept by the browser; the app's own files may be
-        kept = what in ("static file", "docs asset")
+        kept = what in ("static file", "docs asset", "docs script")
         assert (response.headers.get("cache-control") == "no-store") != kept, what
     assert "strict-transport-security" not in (await cloud.client.get("/health")).headers
 
